@@ -1,0 +1,77 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::state::{Definition, ExpectedAsset, Participant};
+use crate::ids::{ComputationId, WorkspaceId};
+
+/// What the application layer found out about the workspace before asking: computations can only be
+/// created in an active workspace. (A workspace archived concurrently is caught by the archive reaction.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkspaceStanding {
+    Active,
+    Archived,
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComputationCommand {
+    Create { id: ComputationId, workspace_id: WorkspaceId, workspace: WorkspaceStanding, definition: Definition },
+    Update(ComputationChanges),
+    Archive { reason: Option<String> },
+}
+
+/// A partial change of the definition; `None` keeps the current value. Lists replace the whole list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputationChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participants: Option<Vec<Participant>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<ExpectedAsset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datasets: Option<Vec<ExpectedAsset>>,
+}
+
+impl ComputationChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub(crate) fn normalised(mut self) -> Self {
+        self.name = self.name.map(|n| n.trim().to_owned());
+        self
+    }
+
+    /// Drops fields whose new value equals the current one, so the event records real changes only.
+    pub(crate) fn without_unchanged(mut self, current: &Definition) -> Self {
+        self.name = self.name.filter(|v| *v != current.name);
+        self.description = self.description.filter(|v| *v != current.description);
+        self.participants = self.participants.filter(|v| *v != current.participants);
+        self.algorithm = self.algorithm.filter(|v| Some(v) != current.algorithm.as_ref());
+        self.datasets = self.datasets.filter(|v| *v != current.datasets);
+        self
+    }
+
+    pub(crate) fn applied_to(self, mut definition: Definition) -> Definition {
+        if let Some(v) = self.name {
+            definition.name = v;
+        }
+        if let Some(v) = self.description {
+            definition.description = v;
+        }
+        if let Some(v) = self.participants {
+            definition.participants = v;
+        }
+        if let Some(v) = self.algorithm {
+            definition.algorithm = Some(v);
+        }
+        if let Some(v) = self.datasets {
+            definition.datasets = v;
+        }
+        definition
+    }
+}

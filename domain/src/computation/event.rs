@@ -1,0 +1,56 @@
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::command::ComputationChanges;
+use super::state::Definition;
+use crate::aggregate::DomainEvent;
+use crate::ids::{Actor, ComputationId, WorkspaceId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum ComputationEvent {
+    Created(ComputationCreated),
+    Updated(ComputationUpdated),
+    Archived(ComputationArchived),
+}
+
+/// A computation was defined in a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputationCreated {
+    pub id: ComputationId,
+    pub workspace_id: WorkspaceId,
+    pub definition: Definition,
+    pub created_by: Actor,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Part of a computation's definition changed; only the changed fields are present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputationUpdated {
+    pub changes: ComputationChanges,
+    pub updated_by: Actor,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A computation was archived, by a user or by the archiving of its workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputationArchived {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub archived_by: Actor,
+    pub archived_at: DateTime<Utc>,
+}
+
+impl DomainEvent for ComputationEvent {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Created(_) => "created",
+            Self::Updated(_) => "updated",
+            Self::Archived(_) => "archived",
+        }
+    }
+}

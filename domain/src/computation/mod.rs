@@ -1,0 +1,89 @@
+//! The computation aggregate: who takes part in which role, which algorithm and datasets (by SHA3-256
+//! digest) are expected, and who receives the result. Later capabilities (runs, uploads, results) extend
+//! this state machine; the definition rules live here.
+
+mod command;
+mod error;
+mod event;
+mod state;
+
+pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
+pub use error::{ComputationError, DefinitionError};
+pub use event::{ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated};
+pub use state::{Computation, ComputationStatus, Definition, ExpectedAsset, Participant, Role};
+
+use crate::aggregate::{Aggregate, CommandContext};
+
+pub const NAME_MAX: usize = 128;
+pub const DESCRIPTION_MAX: usize = 4096;
+pub const PARTICIPANTS_MAX: usize = 256;
+pub const DATASETS_MAX: usize = 256;
+
+impl Aggregate for Computation {
+    const TYPE: &'static str = "computation";
+    type Command = ComputationCommand;
+    type Event = ComputationEvent;
+    type Error = ComputationError;
+
+    fn decide(&self, command: ComputationCommand, ctx: &CommandContext) -> Result<Vec<ComputationEvent>, ComputationError> {
+        use ComputationCommand as C;
+        use ComputationStatus as S;
+        match (self.status, command) {
+            (S::New, C::Create { id, workspace_id, workspace, definition }) => {
+                match workspace {
+                    WorkspaceStanding::Missing => return Err(ComputationError::WorkspaceNotFound),
+                    WorkspaceStanding::Archived => return Err(ComputationError::WorkspaceArchived),
+                    WorkspaceStanding::Active => {}
+                }
+                let definition = definition.normalised();
+                definition.validate()?;
+                Ok(vec![ComputationEvent::Created(ComputationCreated {
+                    id,
+                    workspace_id,
+                    definition,
+                    created_by: ctx.actor.clone(),
+                    created_at: ctx.now,
+                })])
+            }
+            (S::New, _) => Err(ComputationError::NotFound),
+            (_, C::Create { .. }) => Err(ComputationError::AlreadyExists),
+            (S::Archived, C::Archive { .. }) => Err(ComputationError::AlreadyArchived),
+            (S::Archived, C::Update(_)) => Err(ComputationError::Archived),
+            (S::Active, C::Update(changes)) => {
+                let changes = changes.normalised().without_unchanged(&self.definition);
+                if changes.is_empty() {
+                    return Ok(vec![]);
+                }
+                changes.clone().applied_to(self.definition.clone()).validate()?;
+                Ok(vec![ComputationEvent::Updated(ComputationUpdated {
+                    changes,
+                    updated_by: ctx.actor.clone(),
+                    updated_at: ctx.now,
+                })])
+            }
+            (S::Active, C::Archive { reason }) => Ok(vec![ComputationEvent::Archived(ComputationArchived {
+                reason,
+                archived_by: ctx.actor.clone(),
+                archived_at: ctx.now,
+            })]),
+        }
+    }
+
+    fn apply(&mut self, event: &ComputationEvent) {
+        match event {
+            ComputationEvent::Created(e) => {
+                self.status = ComputationStatus::Active;
+                self.id = Some(e.id);
+                self.workspace_id = Some(e.workspace_id);
+                self.definition = e.definition.clone();
+            }
+            ComputationEvent::Updated(e) => {
+                self.definition = e.changes.clone().applied_to(std::mem::take(&mut self.definition));
+            }
+            ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::error::DefinitionError;
+use super::{DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANTS_MAX};
+use crate::ids::{ComputationId, ParticipantId, WorkspaceId};
+use crate::values::{PublicKey, Sha3Digest, check_text};
+
+/// A participant's role in one computation (Prism's computation roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Editor,
+    Runner,
+    Viewer,
+    AlgorithmProvider,
+    DatasetProvider,
+    ResultConsumer,
+}
+
+impl Role {
+    /// Roles whose holder exchanges data with the enclave and so must be identified by a key.
+    pub fn needs_public_key(self) -> bool {
+        matches!(self, Self::AlgorithmProvider | Self::DatasetProvider | Self::ResultConsumer)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Owner => "owner",
+            Self::Editor => "editor",
+            Self::Runner => "runner",
+            Self::Viewer => "viewer",
+            Self::AlgorithmProvider => "algorithm_provider",
+            Self::DatasetProvider => "dataset_provider",
+            Self::ResultConsumer => "result_consumer",
+        };
+        f.write_str(name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Participant {
+    pub id: ParticipantId,
+    pub roles: BTreeSet<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PublicKey>,
+}
+
+/// An asset (the algorithm or one dataset) the enclave will accept only if its SHA3-256 digest matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedAsset {
+    pub provider: ParticipantId,
+    pub hash: Sha3Digest,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub participants: Vec<Participant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<ExpectedAsset>,
+    #[serde(default)]
+    pub datasets: Vec<ExpectedAsset>,
+}
+
+impl Definition {
+    pub(crate) fn normalised(mut self) -> Self {
+        self.name = self.name.trim().to_owned();
+        self
+    }
+
+    pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.id == *id)
+    }
+
+    pub fn has_role(&self, id: &ParticipantId, role: Role) -> bool {
+        self.participant(id).is_some_and(|p| p.roles.contains(&role))
+    }
+
+    /// The participants who may receive the result.
+    pub fn result_consumers(&self) -> impl Iterator<Item = &Participant> {
+        self.participants.iter().filter(|p| p.roles.contains(&Role::ResultConsumer))
+    }
+
+    /// Every rule a complete definition must satisfy, checked in a fixed order so errors are stable.
+    pub fn validate(&self) -> Result<(), DefinitionError> {
+        check_text("name", &self.name, NAME_MAX, true)?;
+        check_text("description", &self.description, DESCRIPTION_MAX, false)?;
+        bounded("participants", self.participants.len(), PARTICIPANTS_MAX)?;
+        bounded("datasets", self.datasets.len(), DATASETS_MAX)?;
+
+        let mut seen = HashSet::new();
+        for p in &self.participants {
+            if !seen.insert(&p.id) {
+                return Err(DefinitionError::DuplicateParticipant(p.id.clone()));
+            }
+            if p.roles.is_empty() {
+                return Err(DefinitionError::NoRole(p.id.clone()));
+            }
+            if p.public_key.is_none()
+                && let Some(role) = p.roles.iter().copied().find(|r| r.needs_public_key())
+            {
+                return Err(DefinitionError::PublicKeyRequired { participant: p.id.clone(), role });
+            }
+        }
+        if !self.participants.iter().any(|p| p.roles.contains(&Role::Owner)) {
+            return Err(DefinitionError::NoOwner);
+        }
+
+        if let Some(algorithm) = &self.algorithm {
+            self.check_provider(&algorithm.provider, Role::AlgorithmProvider)?;
+        }
+        let mut digests = HashSet::new();
+        for dataset in &self.datasets {
+            self.check_provider(&dataset.provider, Role::DatasetProvider)?;
+            if !digests.insert(&dataset.hash) {
+                return Err(DefinitionError::DuplicateDataset(dataset.hash.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_provider(&self, provider: &ParticipantId, role: Role) -> Result<(), DefinitionError> {
+        match self.participant(provider) {
+            None => Err(DefinitionError::UnknownProvider { provider: provider.clone() }),
+            Some(p) if !p.roles.contains(&role) => {
+                Err(DefinitionError::ProviderLacksRole { provider: provider.clone(), role })
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+fn bounded(what: &'static str, count: usize, max: usize) -> Result<(), DefinitionError> {
+    if count > max {
+        return Err(DefinitionError::TooMany { what, count, max });
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ComputationStatus {
+    #[default]
+    New,
+    Active,
+    Archived,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Computation {
+    pub status: ComputationStatus,
+    pub id: Option<ComputationId>,
+    pub workspace_id: Option<WorkspaceId>,
+    pub definition: Definition,
+}

@@ -1,0 +1,214 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::ids::{ComputationId, ParticipantId, WorkspaceId};
+use crate::testing::{ctx, given};
+use crate::values::{PublicKey, Sha3Digest, ValueError};
+
+const KEY: &str = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
+
+fn pid(s: &str) -> ParticipantId {
+    ParticipantId::parse(s).unwrap()
+}
+
+fn participant(id: &str, roles: &[Role], key: bool) -> Participant {
+    Participant {
+        id: pid(id),
+        roles: roles.iter().copied().collect::<BTreeSet<_>>(),
+        public_key: key.then(|| PublicKey::parse(KEY).unwrap()),
+    }
+}
+
+fn definition() -> Definition {
+    Definition {
+        name: "Rare disease study".into(),
+        description: "".into(),
+        participants: vec![
+            participant("alice", &[Role::Owner, Role::AlgorithmProvider], true),
+            participant("bob", &[Role::DatasetProvider], true),
+            participant("carol", &[Role::ResultConsumer], true),
+        ],
+        algorithm: Some(ExpectedAsset { provider: pid("alice"), hash: Sha3Digest::of(b"algo"), name: "".into() }),
+        datasets: vec![ExpectedAsset { provider: pid("bob"), hash: Sha3Digest::of(b"data"), name: "".into() }],
+    }
+}
+
+fn create_with(definition: Definition, workspace: WorkspaceStanding) -> ComputationCommand {
+    ComputationCommand::Create {
+        id: ComputationId(uuid::Uuid::from_u128(1)),
+        workspace_id: WorkspaceId(uuid::Uuid::from_u128(2)),
+        workspace,
+        definition,
+    }
+}
+
+fn created() -> ComputationEvent {
+    ComputationEvent::Created(ComputationCreated {
+        id: ComputationId(uuid::Uuid::from_u128(1)),
+        workspace_id: WorkspaceId(uuid::Uuid::from_u128(2)),
+        definition: definition(),
+        created_by: ctx().actor,
+        created_at: ctx().now,
+    })
+}
+
+fn archived() -> ComputationEvent {
+    ComputationEvent::Archived(ComputationArchived { reason: None, archived_by: ctx().actor, archived_at: ctx().now })
+}
+
+fn rejects_definition(definition: Definition, expected: DefinitionError) {
+    given::<Computation>([])
+        .when(create_with(definition, WorkspaceStanding::Active))
+        .then_rejects(ComputationError::Invalid(expected));
+}
+
+#[test]
+fn a_valid_definition_is_created() {
+    let state = given::<Computation>([])
+        .when(create_with(definition(), WorkspaceStanding::Active))
+        .then_expect([created()]);
+    assert_eq!(state.status, ComputationStatus::Active);
+    assert_eq!(state.definition.result_consumers().count(), 1);
+}
+
+#[test]
+fn computations_are_created_only_in_an_active_workspace() {
+    given::<Computation>([])
+        .when(create_with(definition(), WorkspaceStanding::Archived))
+        .then_rejects(ComputationError::WorkspaceArchived);
+    given::<Computation>([])
+        .when(create_with(definition(), WorkspaceStanding::Missing))
+        .then_rejects(ComputationError::WorkspaceNotFound);
+}
+
+#[test]
+fn a_computation_is_created_once() {
+    given::<Computation>([created()])
+        .when(create_with(definition(), WorkspaceStanding::Active))
+        .then_rejects(ComputationError::AlreadyExists);
+}
+
+#[test]
+fn a_computation_needs_a_name() {
+    let mut d = definition();
+    d.name = " ".into();
+    rejects_definition(d, ValueError::Empty { field: "name" }.into());
+}
+
+#[test]
+fn a_computation_needs_an_owner() {
+    let mut d = definition();
+    d.participants[0].roles.remove(&Role::Owner);
+    rejects_definition(d, DefinitionError::NoOwner);
+}
+
+#[test]
+fn a_participant_is_listed_once() {
+    let mut d = definition();
+    d.participants.push(participant("bob", &[Role::Viewer], false));
+    rejects_definition(d, DefinitionError::DuplicateParticipant(pid("bob")));
+}
+
+#[test]
+fn a_participant_has_at_least_one_role() {
+    let mut d = definition();
+    d.participants.push(participant("dave", &[], false));
+    rejects_definition(d, DefinitionError::NoRole(pid("dave")));
+}
+
+#[test]
+fn a_dataset_provider_needs_a_public_key() {
+    let mut d = definition();
+    d.participants[1].public_key = None;
+    rejects_definition(
+        d,
+        DefinitionError::PublicKeyRequired { participant: pid("bob"), role: Role::DatasetProvider },
+    );
+}
+
+#[test]
+fn a_viewer_needs_no_public_key() {
+    let mut d = definition();
+    d.participants.push(participant("eve", &[Role::Viewer], false));
+    given::<Computation>([]).when(create_with(d, WorkspaceStanding::Active)).outcome().unwrap();
+}
+
+#[test]
+fn a_dataset_provider_cannot_provide_the_algorithm() {
+    let mut d = definition();
+    d.algorithm.as_mut().unwrap().provider = pid("bob");
+    rejects_definition(
+        d,
+        DefinitionError::ProviderLacksRole { provider: pid("bob"), role: Role::AlgorithmProvider },
+    );
+}
+
+#[test]
+fn an_asset_provider_must_be_a_participant() {
+    let mut d = definition();
+    d.datasets[0].provider = pid("mallory");
+    rejects_definition(d, DefinitionError::UnknownProvider { provider: pid("mallory") });
+}
+
+#[test]
+fn a_dataset_digest_is_listed_once() {
+    let mut d = definition();
+    d.datasets.push(d.datasets[0].clone());
+    rejects_definition(d, DefinitionError::DuplicateDataset(Sha3Digest::of(b"data")));
+}
+
+#[test]
+fn an_update_records_only_real_changes_and_is_validated_as_a_whole() {
+    let changes = ComputationChanges {
+        name: Some("Rare disease study".into()),
+        description: Some("Phase 2".into()),
+        ..Default::default()
+    };
+    let state = given::<Computation>([created()])
+        .when(ComputationCommand::Update(changes))
+        .then_expect([ComputationEvent::Updated(ComputationUpdated {
+            changes: ComputationChanges { description: Some("Phase 2".into()), ..Default::default() },
+            updated_by: ctx().actor,
+            updated_at: ctx().now,
+        })]);
+    assert_eq!(state.definition.description, "Phase 2");
+
+    let removes_owner = ComputationChanges {
+        participants: Some(vec![participant("bob", &[Role::DatasetProvider], true)]),
+        ..Default::default()
+    };
+    given::<Computation>([created()])
+        .when(ComputationCommand::Update(removes_owner))
+        .then_rejects(ComputationError::Invalid(DefinitionError::NoOwner));
+}
+
+#[test]
+fn an_update_that_changes_nothing_records_nothing() {
+    let same = ComputationChanges { participants: Some(definition().participants), ..Default::default() };
+    given::<Computation>([created()]).when(ComputationCommand::Update(same)).then_expect([]);
+}
+
+#[test]
+fn an_archived_computation_cannot_change() {
+    given::<Computation>([created(), archived()])
+        .when(ComputationCommand::Update(ComputationChanges { name: Some("x".into()), ..Default::default() }))
+        .then_rejects(ComputationError::Archived);
+    given::<Computation>([created(), archived()])
+        .when(ComputationCommand::Archive { reason: None })
+        .then_rejects(ComputationError::AlreadyArchived);
+}
+
+#[test]
+fn an_unknown_computation_cannot_be_archived() {
+    given::<Computation>([])
+        .when(ComputationCommand::Archive { reason: None })
+        .then_rejects(ComputationError::NotFound);
+}
+
+#[test]
+fn events_round_trip_through_json() {
+    let event = created();
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(json["event"], "created");
+    assert_eq!(serde_json::from_value::<ComputationEvent>(json).unwrap(), event);
+}

@@ -1,0 +1,109 @@
+//! Newtype identifiers, so that one kind of id can never be passed where another is expected.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A workspace: the tenant boundary that owns computations.
+    WorkspaceId
+);
+uuid_id!(
+    /// A computation: one algorithm over several parties' datasets.
+    ComputationId
+);
+
+/// Who acts: a user, an API client or a platform service (`service:<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn service(name: &str) -> Self {
+        Self(format!("service:{name}"))
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A participant of a computation, named by the identity it authenticates with (a user id or e-mail).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
+pub struct ParticipantId(String);
+
+impl ParticipantId {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(value: impl Into<String>) -> Result<Self, crate::values::ValueError> {
+        let value = value.into();
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || "._@+-".contains(c);
+        if value.is_empty() || value.len() > Self::MAX_LEN || !value.chars().all(valid_char) {
+            return Err(crate::values::ValueError::ParticipantId(value));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ParticipantId {
+    type Error = crate::values::ValueError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<ParticipantId> for String {
+    fn from(id: ParticipantId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

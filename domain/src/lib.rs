@@ -1,0 +1,18 @@
+//! Prism's domain: the rules of workspaces and computations, and nothing else.
+//!
+//! Every aggregate is a pure state machine: [`Aggregate::decide`] turns a command into the events that
+//! record the decision (or a domain rejection), and [`Aggregate::apply`] folds an event into the state.
+//! Time, the acting principal and fresh ids come in through [`CommandContext`] and the command itself,
+//! so the same inputs always give the same decision.
+
+pub mod aggregate;
+pub mod computation;
+pub mod ids;
+pub mod reaction;
+pub mod schema;
+pub mod testing;
+pub mod values;
+pub mod workspace;
+
+pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
+pub use ids::{Actor, ComputationId, ParticipantId, WorkspaceId};

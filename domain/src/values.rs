@@ -1,0 +1,207 @@
+//! Validated value types. Each parses once at the edge (deserialisation) so the rest of the domain can
+//! trust its content.
+
+use std::fmt;
+
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use x509_parser::prelude::FromDer as _;
+use x509_parser::public_key::PublicKey as ParsedKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error(
+        "participant id `{0}` is invalid: use 1–254 characters from letters, digits and `._@+-`"
+    )]
+    ParticipantId(String),
+    #[error("`{0}` is not a SHA3-256 digest: expected 64 hexadecimal characters")]
+    Sha3Digest(String),
+    #[error("public key is invalid: {0}")]
+    PublicKey(String),
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} is {len} characters long; the limit is {max}")]
+    TooLong { field: &'static str, len: usize, max: usize },
+}
+
+/// Checks a human-readable text field: trimmed non-empty (when required) and bounded in length.
+pub fn check_text(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), ValueError> {
+    if required && value.trim().is_empty() {
+        return Err(ValueError::Empty { field });
+    }
+    let len = value.chars().count();
+    if len > max {
+        return Err(ValueError::TooLong { field, len, max });
+    }
+    Ok(())
+}
+
+/// A SHA3-256 digest, as Cocos computes for algorithms and datasets; stored as lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha3Digest(String);
+
+impl JsonSchema for Sha3Digest {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Sha3Digest".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "SHA3-256 digest, lowercase hexadecimal"
+        })
+    }
+}
+
+impl Sha3Digest {
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        let lower = value.to_ascii_lowercase();
+        if lower.len() != 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ValueError::Sha3Digest(value.to_owned()));
+        }
+        Ok(Self(lower))
+    }
+
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha3::Digest as _;
+        Self(hex::encode(sha3::Sha3_256::digest(bytes)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sha3Digest {
+    type Error = ValueError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Sha3Digest> for String {
+    fn from(d: Sha3Digest) -> Self {
+        d.0
+    }
+}
+
+impl fmt::Display for Sha3Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A participant's public key (X.509 SubjectPublicKeyInfo: RSA, EC or Ed25519), accepted as PEM
+/// (`-----BEGIN PUBLIC KEY-----`) or as base64 DER, and kept as canonical PEM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
+pub struct PublicKey(String);
+
+impl PublicKey {
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        let trimmed = value.trim();
+        let der = if trimmed.starts_with("-----BEGIN") {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(trimmed.as_bytes())
+                .map_err(|e| ValueError::PublicKey(format!("not valid PEM: {e}")))?;
+            if pem.label != "PUBLIC KEY" {
+                return Err(ValueError::PublicKey(format!(
+                    "PEM label is `{}`; expected `PUBLIC KEY` (SubjectPublicKeyInfo)",
+                    pem.label
+                )));
+            }
+            pem.contents
+        } else {
+            let compact: String = trimmed.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .map_err(|_| ValueError::PublicKey("neither PEM nor base64 DER".into()))?
+        };
+        let (rest, spki) = SubjectPublicKeyInfo::from_der(&der)
+            .map_err(|e| ValueError::PublicKey(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
+        if !rest.is_empty() {
+            return Err(ValueError::PublicKey("trailing bytes after the key".into()));
+        }
+        match spki.parsed() {
+            Ok(ParsedKey::RSA(rsa)) if rsa.key_size() < 2048 => {
+                Err(ValueError::PublicKey(format!("RSA key of {} bits; at least 2048 required", rsa.key_size())))
+            }
+            Ok(ParsedKey::RSA(_) | ParsedKey::EC(_)) => Ok(Self(to_pem(&der))),
+            Ok(ParsedKey::Unknown(_)) if is_ed25519(&spki) => Ok(Self(to_pem(&der))),
+            Ok(_) | Err(_) => Err(ValueError::PublicKey(
+                "unsupported key algorithm: use RSA (≥ 2048 bits), ECDSA or Ed25519".into(),
+            )),
+        }
+    }
+
+    pub fn as_pem(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_ed25519(spki: &SubjectPublicKeyInfo<'_>) -> bool {
+    spki.algorithm.algorithm.to_id_string() == "1.3.101.112" && spki.subject_public_key.data.len() == 32
+}
+
+fn to_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
+}
+
+impl TryFrom<String> for PublicKey {
+    type Error = ValueError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<PublicKey> for String {
+    fn from(k: PublicKey) -> Self {
+        k.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An Ed25519 SubjectPublicKeyInfo (RFC 8410 example key).
+    pub const ED25519_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn pem_and_base64_der_give_the_same_key() {
+        let pem = PublicKey::parse(ED25519_PEM).unwrap();
+        let der = PublicKey::parse("MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=").unwrap();
+        assert_eq!(pem, der);
+        assert_eq!(pem.as_pem(), ED25519_PEM);
+    }
+
+    #[test]
+    fn garbage_and_wrong_labels_are_rejected() {
+        assert!(PublicKey::parse("hello").is_err());
+        assert!(PublicKey::parse("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+        assert!(PublicKey::parse("MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7").is_err());
+    }
+
+    #[test]
+    fn digests_are_normalised_and_checked() {
+        let upper = "A".repeat(64);
+        assert_eq!(Sha3Digest::parse(&upper).unwrap().as_str(), "a".repeat(64));
+        assert!(Sha3Digest::parse("abc").is_err());
+        assert!(Sha3Digest::parse(&"g".repeat(64)).is_err());
+        assert_eq!(
+            Sha3Digest::of(b"").as_str(),
+            "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"
+        );
+    }
+}

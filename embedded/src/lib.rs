@@ -1,0 +1,19 @@
+//! Finds and runs `nats-server` and PostgreSQL as child processes.
+//!
+//! Prism needs both a JetStream-enabled NATS server and PostgreSQL. `prism up` must work on a
+//! fresh machine where neither is configured, and every test wants its own isolated broker and
+//! database so tests can run in parallel without sharing state. This crate covers both cases:
+//! it locates usable binaries (preferring the pip-installable ones, because distro packages are
+//! often too old), writes minimal configuration, starts the processes and waits until they
+//! accept connections.
+
+mod error;
+mod nats;
+mod postgres;
+mod process;
+mod test_db;
+
+pub use error::EmbedError;
+pub use nats::{NatsOptions, NatsServer, find_nats_server};
+pub use postgres::{Postgres, find_postgres_bin_dir};
+pub use test_db::TestDatabase;

@@ -1,0 +1,194 @@
+//! Small process and filesystem helpers shared by the NATS and PostgreSQL launchers.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::EmbedError;
+
+/// Whether `path` is a regular file with an execute bit, i.e. worth trying to run.
+pub(crate) fn is_executable(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Every executable called `name` on `PATH`, in `PATH` order.
+pub(crate) fn all_on_path(name: &str) -> Vec<PathBuf> {
+    let Some(path) = std::env::var_os("PATH") else { return Vec::new() };
+    std::env::split_paths(&path).map(|dir| dir.join(name)).filter(|p| is_executable(p)).collect()
+}
+
+/// Runs a short Python snippet and returns the last line it printed.
+///
+/// Used to ask the interpreter where pip put things; only the last line counts because some
+/// environments print warnings before the answer.
+pub(crate) fn python_stdout(snippet: &str) -> Option<String> {
+    let out = std::process::Command::new("python3").args(["-c", snippet]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().map(str::trim).rfind(|l| !l.is_empty()).map(str::to_owned)
+}
+
+/// The last `lines` lines of a text file, or a note saying why there are none; used to put a
+/// failing server's own explanation into our error message.
+pub(crate) fn tail_file(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+/// Whether this process runs with effective uid 0, where PostgreSQL refuses to start.
+pub(crate) fn is_root() -> bool {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("Uid:"))
+    {
+        // Fields: real, effective, saved, filesystem.
+        return line.split_whitespace().nth(2) == Some("0");
+    }
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Quotes one word for `/bin/sh` so paths with spaces survive `su -c` and watchdog scripts.
+pub(crate) fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A program and its arguments, kept separate from how it is launched so the same command can
+/// be run directly, as another user, or embedded in a shell script.
+#[derive(Debug, Clone)]
+pub(crate) struct Invocation {
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+impl Invocation {
+    pub fn new(program: &Path) -> Self {
+        Self { program: program.to_string_lossy().into_owned(), args: Vec::new() }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<str>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn arg_path(self, path: &Path) -> Self {
+        self.arg(path.to_string_lossy())
+    }
+
+    fn words(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str))
+    }
+
+    /// The command as a single `/bin/sh` line (for logs, `su -c` and scripts).
+    pub fn shell_line(&self) -> String {
+        self.words().map(shell_quote).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Which user a command runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunAs {
+    /// This process's own user.
+    Current,
+    /// `nobody`, via `setpriv` (direct exec, no shell involved).
+    NobodySetpriv,
+    /// `nobody`, via `su` where `setpriv` is missing.
+    NobodySu,
+}
+
+impl RunAs {
+    /// `nobody` when we are root (PostgreSQL refuses uid 0), ourselves otherwise.
+    pub fn for_postgres() -> Self {
+        if !is_root() {
+            Self::Current
+        } else if all_on_path("setpriv").is_empty() {
+            Self::NobodySu
+        } else {
+            Self::NobodySetpriv
+        }
+    }
+
+    /// Wraps `inv` so that it runs as this user.
+    pub fn wrap(self, inv: &Invocation) -> Invocation {
+        match self {
+            Self::Current => inv.clone(),
+            Self::NobodySetpriv => {
+                let mut wrapped = Invocation::new(Path::new("setpriv"))
+                    .arg("--reuid=nobody")
+                    .arg(format!("--regid={}", nobody_gid()))
+                    .arg("--clear-groups")
+                    .arg("--");
+                wrapped.args.extend(inv.words().map(str::to_owned));
+                wrapped
+            }
+            Self::NobodySu => Invocation::new(Path::new("su"))
+                .arg("-s")
+                .arg("/bin/sh")
+                .arg("nobody")
+                .arg("-c")
+                .arg(format!("exec {}", inv.shell_line())),
+        }
+    }
+
+    pub fn std_command(self, inv: &Invocation) -> std::process::Command {
+        let inv = self.wrap(inv);
+        let mut cmd = std::process::Command::new(&inv.program);
+        cmd.args(&inv.args);
+        // `nobody` may not be able to enter our working directory, and PostgreSQL tools
+        // complain if they cannot resolve it.
+        cmd.current_dir("/");
+        cmd
+    }
+}
+
+/// `nobody`'s primary group id: its name differs between distributions (`nogroup`, `nobody`).
+fn nobody_gid() -> String {
+    std::process::Command::new("id")
+        .args(["-g", "nobody"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "65534".to_owned())
+}
+
+/// Runs `inv` as `run_as` to completion; a non-zero exit becomes [`EmbedError::CommandFailed`]
+/// carrying the command's output, since that output is usually the actual explanation.
+pub(crate) async fn run(run_as: RunAs, inv: &Invocation) -> Result<Output, EmbedError> {
+    let line = run_as.wrap(inv).shell_line();
+    let out = tokio::process::Command::from(run_as.std_command(inv))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(EmbedError::io(format!("cannot run `{line}`")))?;
+    if out.status.success() {
+        return Ok(out);
+    }
+    Err(EmbedError::CommandFailed {
+        command: line,
+        status: out.status.to_string(),
+        output: format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)),
+    })
+}
+
+/// Finds the first directory on the way from `/` to `path` (inclusive) that `nobody` cannot
+/// enter, judged by the "other" execute bit.
+///
+/// Checked up front because otherwise PostgreSQL fails with a bare "permission denied" that
+/// does not say which directory is at fault.
+pub(crate) fn first_blocked_for_nobody(path: &Path) -> Option<PathBuf> {
+    let mut dirs: Vec<&Path> = path.ancestors().collect();
+    dirs.reverse();
+    dirs.into_iter()
+        .find(|dir| dir.metadata().is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(Path::to_path_buf)
+}
