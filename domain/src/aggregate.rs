@@ -20,7 +20,7 @@ pub trait Aggregate: Default + Clone + Debug + Send + Sync + 'static {
     /// Stable lowercase name used in subjects (`prism.ev.<TYPE>.<id>`) and event types
     /// (`io.prism.<TYPE>.<event>.v<N>`). Changing it orphans every stored event.
     const TYPE: &'static str;
-    type Command: Debug + Send;
+    type Command: Clone + Debug + Send + Sync;
     type Event: DomainEvent;
     type Error: Rejection;
 
@@ -42,7 +42,9 @@ pub trait Aggregate: Default + Clone + Debug + Send + Sync + 'static {
 
 /// An event payload. Serialised adjacently tagged (`{"event": "<name>", "data": {..}}`) so the event store
 /// can put the name into the CloudEvents `type` and the payload into `data`.
-pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static {
+pub trait DomainEvent:
+    Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
+{
     /// The event's short name, e.g. `created`.
     fn name(&self) -> &'static str;
 
@@ -56,7 +58,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Debug + PartialEq 
     fn upcast(name: &str, version: u32, data: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
         match version {
             1 => Ok(data),
-            _ => Err(UpcastError { event: name.to_owned(), version }),
+            _ => Err(UpcastError {
+                event: name.to_owned(),
+                version,
+            }),
         }
     }
 }

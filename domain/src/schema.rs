@@ -25,8 +25,16 @@ fn payload<T: JsonSchema>(aggregate: &'static str, event: &'static str) -> Event
     let generator = SchemaSettings::draft2020_12().into_generator();
     let mut schema = generator.into_root_schema_for::<T>();
     let event_type = event_type(aggregate, event, 1);
-    schema.insert("$id".into(), format!("https://prism.dev/schemas/{event_type}.json").into());
-    EventSchema { aggregate, event, event_type, schema }
+    schema.insert(
+        "$id".into(),
+        format!("https://prism.dev/schemas/{event_type}.json").into(),
+    );
+    EventSchema {
+        aggregate,
+        event,
+        event_type,
+        schema,
+    }
 }
 
 /// Every event payload schema, one per event type. [`event_names`] guards against a variant missing here.
@@ -48,10 +56,18 @@ where
     A::Event: JsonSchema,
 {
     let schema = serde_json::to_value(schemars::schema_for!(A::Event)).expect("schema serialises");
-    let variants = schema.get("oneOf").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let variants = schema
+        .get("oneOf")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
     variants
         .iter()
-        .filter_map(|v| v.pointer("/properties/event/const").and_then(|c| c.as_str()).map(str::to_owned))
+        .filter_map(|v| {
+            v.pointer("/properties/event/const")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -60,7 +76,11 @@ mod tests {
     use super::*;
 
     fn listed(aggregate: &str) -> Vec<String> {
-        all().into_iter().filter(|s| s.aggregate == aggregate).map(|s| s.event.to_owned()).collect()
+        all()
+            .into_iter()
+            .filter(|s| s.aggregate == aggregate)
+            .map(|s| s.event.to_owned())
+            .collect()
     }
 
     #[test]

@@ -8,16 +8,24 @@ use crate::ids::Actor;
 
 /// A fixed context: tests must not depend on the wall clock.
 pub fn ctx() -> CommandContext {
-    CommandContext { actor: Actor("alice@example.org".into()), now: fixed_time() }
+    CommandContext {
+        actor: Actor("alice@example.org".into()),
+        now: fixed_time(),
+    }
 }
 
 pub fn fixed_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("valid fixed time")
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+        .single()
+        .expect("valid fixed time")
 }
 
 pub fn given<A: Aggregate>(history: impl IntoIterator<Item = A::Event>) -> Given<A> {
     let history: Vec<A::Event> = history.into_iter().collect();
-    Given { state: A::from_events(&history), ctx: ctx() }
+    Given {
+        state: A::from_events(&history),
+        ctx: ctx(),
+    }
 }
 
 #[derive(Debug)]
@@ -34,7 +42,10 @@ impl<A: Aggregate> Given<A> {
 
     pub fn when(self, command: A::Command) -> Then<A> {
         let result = self.state.decide(command, &self.ctx);
-        Then { state: self.state, result }
+        Then {
+            state: self.state,
+            result,
+        }
     }
 }
 

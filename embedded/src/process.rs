@@ -8,13 +8,19 @@ use crate::EmbedError;
 
 /// Whether `path` is a regular file with an execute bit, i.e. worth trying to run.
 pub(crate) fn is_executable(path: &Path) -> bool {
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Every executable called `name` on `PATH`, in `PATH` order.
 pub(crate) fn all_on_path(name: &str) -> Vec<PathBuf> {
-    let Some(path) = std::env::var_os("PATH") else { return Vec::new() };
-    std::env::split_paths(&path).map(|dir| dir.join(name)).filter(|p| is_executable(p)).collect()
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .filter(|p| is_executable(p))
+        .collect()
 }
 
 /// Runs a short Python snippet and returns the last line it printed.
@@ -22,12 +28,18 @@ pub(crate) fn all_on_path(name: &str) -> Vec<PathBuf> {
 /// Used to ask the interpreter where pip put things; only the last line counts because some
 /// environments print warnings before the answer.
 pub(crate) fn python_stdout(snippet: &str) -> Option<String> {
-    let out = std::process::Command::new("python3").args(["-c", snippet]).output().ok()?;
+    let out = std::process::Command::new("python3")
+        .args(["-c", snippet])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().map(str::trim).rfind(|l| !l.is_empty()).map(str::to_owned)
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(str::to_owned)
 }
 
 /// The last `lines` lines of a text file, or a note saying why there are none; used to put a
@@ -72,7 +84,10 @@ pub(crate) struct Invocation {
 
 impl Invocation {
     pub fn new(program: &Path) -> Self {
-        Self { program: program.to_string_lossy().into_owned(), args: Vec::new() }
+        Self {
+            program: program.to_string_lossy().into_owned(),
+            args: Vec::new(),
+        }
     }
 
     pub fn arg(mut self, arg: impl AsRef<str>) -> Self {
@@ -176,7 +191,11 @@ pub(crate) async fn run(run_as: RunAs, inv: &Invocation) -> Result<Output, Embed
     Err(EmbedError::CommandFailed {
         command: line,
         status: out.status.to_string(),
-        output: format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ),
     })
 }
 
@@ -191,4 +210,42 @@ pub(crate) fn first_blocked_for_nobody(path: &Path) -> Option<PathBuf> {
     dirs.into_iter()
         .find(|dir| dir.metadata().is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
         .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        let inv = Invocation::new(Path::new("printf"))
+            .arg("%s|")
+            .arg("it's a path")
+            .arg("");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &inv.shell_line()])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's a path||");
+    }
+
+    #[tokio::test]
+    async fn runs_as_nobody_when_root() {
+        if !is_root() {
+            return;
+        }
+        let inv = Invocation::new(Path::new("sh"))
+            .arg("-c")
+            .arg("id -un; echo \"$1\"")
+            .arg("sh")
+            .arg("a 'b'");
+        for run_as in [RunAs::NobodySetpriv, RunAs::NobodySu] {
+            let out = run(run_as, &inv).await.expect("run as nobody");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "nobody\na 'b'\n",
+                "{run_as:?}"
+            );
+        }
+    }
 }

@@ -15,9 +15,16 @@ pub enum WorkspaceStanding {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComputationCommand {
-    Create { id: ComputationId, workspace_id: WorkspaceId, workspace: WorkspaceStanding, definition: Definition },
+    Create {
+        id: ComputationId,
+        workspace_id: WorkspaceId,
+        workspace: WorkspaceStanding,
+        definition: Definition,
+    },
     Update(ComputationChanges),
-    Archive { reason: Option<String> },
+    Archive {
+        reason: Option<String>,
+    },
 }
 
 /// A partial change of the definition; `None` keeps the current value. Lists replace the whole list.

@@ -41,7 +41,11 @@ pub enum DefinitionError {
     #[error("dataset digest {0} is listed more than once")]
     DuplicateDataset(Sha3Digest),
     #[error("too many {what}: {count} (limit {max})")]
-    TooMany { what: &'static str, count: usize, max: usize },
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
 impl From<ValueError> for ComputationError {

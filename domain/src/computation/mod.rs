@@ -25,11 +25,23 @@ impl Aggregate for Computation {
     type Event = ComputationEvent;
     type Error = ComputationError;
 
-    fn decide(&self, command: ComputationCommand, ctx: &CommandContext) -> Result<Vec<ComputationEvent>, ComputationError> {
+    fn decide(
+        &self,
+        command: ComputationCommand,
+        ctx: &CommandContext,
+    ) -> Result<Vec<ComputationEvent>, ComputationError> {
         use ComputationCommand as C;
         use ComputationStatus as S;
         match (self.status, command) {
-            (S::New, C::Create { id, workspace_id, workspace, definition }) => {
+            (
+                S::New,
+                C::Create {
+                    id,
+                    workspace_id,
+                    workspace,
+                    definition,
+                },
+            ) => {
                 match workspace {
                     WorkspaceStanding::Missing => return Err(ComputationError::WorkspaceNotFound),
                     WorkspaceStanding::Archived => return Err(ComputationError::WorkspaceArchived),

@@ -25,7 +25,10 @@ pub enum Role {
 impl Role {
     /// Roles whose holder exchanges data with the enclave and so must be identified by a key.
     pub fn needs_public_key(self) -> bool {
-        matches!(self, Self::AlgorithmProvider | Self::DatasetProvider | Self::ResultConsumer)
+        matches!(
+            self,
+            Self::AlgorithmProvider | Self::DatasetProvider | Self::ResultConsumer
+        )
     }
 }
 
@@ -92,7 +95,9 @@ impl Definition {
 
     /// The participants who may receive the result.
     pub fn result_consumers(&self) -> impl Iterator<Item = &Participant> {
-        self.participants.iter().filter(|p| p.roles.contains(&Role::ResultConsumer))
+        self.participants
+            .iter()
+            .filter(|p| p.roles.contains(&Role::ResultConsumer))
     }
 
     /// Every rule a complete definition must satisfy, checked in a fixed order so errors are stable.
@@ -113,7 +118,10 @@ impl Definition {
             if p.public_key.is_none()
                 && let Some(role) = p.roles.iter().copied().find(|r| r.needs_public_key())
             {
-                return Err(DefinitionError::PublicKeyRequired { participant: p.id.clone(), role });
+                return Err(DefinitionError::PublicKeyRequired {
+                    participant: p.id.clone(),
+                    role,
+                });
             }
         }
         if !self.participants.iter().any(|p| p.roles.contains(&Role::Owner)) {
@@ -135,10 +143,13 @@ impl Definition {
 
     fn check_provider(&self, provider: &ParticipantId, role: Role) -> Result<(), DefinitionError> {
         match self.participant(provider) {
-            None => Err(DefinitionError::UnknownProvider { provider: provider.clone() }),
-            Some(p) if !p.roles.contains(&role) => {
-                Err(DefinitionError::ProviderLacksRole { provider: provider.clone(), role })
-            }
+            None => Err(DefinitionError::UnknownProvider {
+                provider: provider.clone(),
+            }),
+            Some(p) if !p.roles.contains(&role) => Err(DefinitionError::ProviderLacksRole {
+                provider: provider.clone(),
+                role,
+            }),
             Some(_) => Ok(()),
         }
     }

@@ -28,8 +28,16 @@ fn definition() -> Definition {
             participant("bob", &[Role::DatasetProvider], true),
             participant("carol", &[Role::ResultConsumer], true),
         ],
-        algorithm: Some(ExpectedAsset { provider: pid("alice"), hash: Sha3Digest::of(b"algo"), name: "".into() }),
-        datasets: vec![ExpectedAsset { provider: pid("bob"), hash: Sha3Digest::of(b"data"), name: "".into() }],
+        algorithm: Some(ExpectedAsset {
+            provider: pid("alice"),
+            hash: Sha3Digest::of(b"algo"),
+            name: "".into(),
+        }),
+        datasets: vec![ExpectedAsset {
+            provider: pid("bob"),
+            hash: Sha3Digest::of(b"data"),
+            name: "".into(),
+        }],
     }
 }
 
@@ -53,7 +61,11 @@ fn created() -> ComputationEvent {
 }
 
 fn archived() -> ComputationEvent {
-    ComputationEvent::Archived(ComputationArchived { reason: None, archived_by: ctx().actor, archived_at: ctx().now })
+    ComputationEvent::Archived(ComputationArchived {
+        reason: None,
+        archived_by: ctx().actor,
+        archived_at: ctx().now,
+    })
 }
 
 fn rejects_definition(definition: Definition, expected: DefinitionError) {
@@ -122,7 +134,10 @@ fn a_dataset_provider_needs_a_public_key() {
     d.participants[1].public_key = None;
     rejects_definition(
         d,
-        DefinitionError::PublicKeyRequired { participant: pid("bob"), role: Role::DatasetProvider },
+        DefinitionError::PublicKeyRequired {
+            participant: pid("bob"),
+            role: Role::DatasetProvider,
+        },
     );
 }
 
@@ -130,7 +145,10 @@ fn a_dataset_provider_needs_a_public_key() {
 fn a_viewer_needs_no_public_key() {
     let mut d = definition();
     d.participants.push(participant("eve", &[Role::Viewer], false));
-    given::<Computation>([]).when(create_with(d, WorkspaceStanding::Active)).outcome().unwrap();
+    given::<Computation>([])
+        .when(create_with(d, WorkspaceStanding::Active))
+        .outcome()
+        .unwrap();
 }
 
 #[test]
@@ -139,7 +157,10 @@ fn a_dataset_provider_cannot_provide_the_algorithm() {
     d.algorithm.as_mut().unwrap().provider = pid("bob");
     rejects_definition(
         d,
-        DefinitionError::ProviderLacksRole { provider: pid("bob"), role: Role::AlgorithmProvider },
+        DefinitionError::ProviderLacksRole {
+            provider: pid("bob"),
+            role: Role::AlgorithmProvider,
+        },
     );
 }
 
@@ -147,7 +168,12 @@ fn a_dataset_provider_cannot_provide_the_algorithm() {
 fn an_asset_provider_must_be_a_participant() {
     let mut d = definition();
     d.datasets[0].provider = pid("mallory");
-    rejects_definition(d, DefinitionError::UnknownProvider { provider: pid("mallory") });
+    rejects_definition(
+        d,
+        DefinitionError::UnknownProvider {
+            provider: pid("mallory"),
+        },
+    );
 }
 
 #[test]
@@ -167,7 +193,10 @@ fn an_update_records_only_real_changes_and_is_validated_as_a_whole() {
     let state = given::<Computation>([created()])
         .when(ComputationCommand::Update(changes))
         .then_expect([ComputationEvent::Updated(ComputationUpdated {
-            changes: ComputationChanges { description: Some("Phase 2".into()), ..Default::default() },
+            changes: ComputationChanges {
+                description: Some("Phase 2".into()),
+                ..Default::default()
+            },
             updated_by: ctx().actor,
             updated_at: ctx().now,
         })]);
@@ -184,14 +213,22 @@ fn an_update_records_only_real_changes_and_is_validated_as_a_whole() {
 
 #[test]
 fn an_update_that_changes_nothing_records_nothing() {
-    let same = ComputationChanges { participants: Some(definition().participants), ..Default::default() };
-    given::<Computation>([created()]).when(ComputationCommand::Update(same)).then_expect([]);
+    let same = ComputationChanges {
+        participants: Some(definition().participants),
+        ..Default::default()
+    };
+    given::<Computation>([created()])
+        .when(ComputationCommand::Update(same))
+        .then_expect([]);
 }
 
 #[test]
 fn an_archived_computation_cannot_change() {
     given::<Computation>([created(), archived()])
-        .when(ComputationCommand::Update(ComputationChanges { name: Some("x".into()), ..Default::default() }))
+        .when(ComputationCommand::Update(ComputationChanges {
+            name: Some("x".into()),
+            ..Default::default()
+        }))
         .then_rejects(ComputationError::Archived);
     given::<Computation>([created(), archived()])
         .when(ComputationCommand::Archive { reason: None })

@@ -63,7 +63,11 @@ impl Aggregate for Reaction {
     type Event = ReactionEvent;
     type Error = ReactionError;
 
-    fn decide(&self, command: ReactionCommand, _ctx: &CommandContext) -> Result<Vec<ReactionEvent>, ReactionError> {
+    fn decide(
+        &self,
+        command: ReactionCommand,
+        _ctx: &CommandContext,
+    ) -> Result<Vec<ReactionEvent>, ReactionError> {
         match (&self.failure, command) {
             (Some(_), ReactionCommand::RecordFailure(_)) => Err(ReactionError::AlreadyRecorded),
             (None, ReactionCommand::RecordFailure(failure)) => Ok(vec![ReactionEvent::Failed(failure)]),

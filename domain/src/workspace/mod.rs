@@ -23,9 +23,20 @@ impl Aggregate for Workspace {
     type Event = WorkspaceEvent;
     type Error = WorkspaceError;
 
-    fn decide(&self, command: WorkspaceCommand, ctx: &CommandContext) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+    fn decide(
+        &self,
+        command: WorkspaceCommand,
+        ctx: &CommandContext,
+    ) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
         match (self.status, command) {
-            (WorkspaceStatus::New, WorkspaceCommand::Create { id, name, description }) => {
+            (
+                WorkspaceStatus::New,
+                WorkspaceCommand::Create {
+                    id,
+                    name,
+                    description,
+                },
+            ) => {
                 check_text("name", &name, NAME_MAX, true)?;
                 check_text("description", &description, DESCRIPTION_MAX, false)?;
                 Ok(vec![WorkspaceEvent::Created(WorkspaceCreated {

@@ -1,0 +1,279 @@
+//! The application layer for one aggregate type: load → decide → commit, with retries on conflict.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use chrono::Utc;
+use prism_domain::{Aggregate, CommandContext};
+use sha2::{Digest as _, Sha256};
+use tracing::{debug, instrument};
+
+use crate::envelope::{EventEnvelope, GENESIS_HASH, Metadata};
+use crate::store::{AppendError, EventStore, StoreError, StoredCommit};
+
+/// How often a command is re-decided after losing a race before giving up with [`CommandError::Conflict`].
+const MAX_ATTEMPTS: usize = 64;
+const CACHE_ENTRIES: usize = 10_000;
+
+/// An aggregate as of its last stored commit.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    pub state: A,
+    /// Number of events applied (0: the aggregate does not exist yet).
+    pub version: u64,
+    /// Stream sequence of the aggregate's last commit (0: none).
+    pub last_sequence: u64,
+    pub last_hash: String,
+    /// `Nats-Msg-Id` of every commit → (stream sequence, version after it), to answer a retried command
+    /// with its first result even after JetStream's de-duplication window has passed.
+    committed: HashMap<String, (u64, u64)>,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    fn new() -> Self {
+        Self {
+            state: A::default(),
+            version: 0,
+            last_sequence: 0,
+            last_hash: GENESIS_HASH.into(),
+            committed: HashMap::new(),
+        }
+    }
+
+    fn fold(&mut self, commit: &StoredCommit, events: &[A::Event]) {
+        for event in events {
+            self.state.apply(event);
+        }
+        self.version += events.len() as u64;
+        self.last_sequence = commit.sequence;
+        if let Some(last) = commit.events.last() {
+            self.last_hash.clone_from(&last.hash);
+        }
+        if let Some(id) = &commit.msg_id {
+            self.committed.insert(id.clone(), (commit.sequence, self.version));
+        }
+    }
+}
+
+/// The result of a command that was accepted (or had been accepted before).
+#[derive(Debug, Clone)]
+pub struct CommandOutcome<A: Aggregate> {
+    pub state: A,
+    pub version: u64,
+    /// Stream sequence a reader must wait for to see this command's effect.
+    pub sequence: u64,
+    /// The events this call appended (empty when nothing changed or when `replayed`).
+    pub events: Vec<A::Event>,
+    /// The command had already been committed under the same idempotency key; nothing new was stored.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    #[error(transparent)]
+    Rejected(E),
+    #[error("the aggregate is at version {actual}, not {expected}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("too many concurrent writes to the same aggregate; retry")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug)]
+pub struct Repository<A: Aggregate> {
+    store: EventStore,
+    /// Recently used aggregates. A stale entry is harmless: its commit fails on the expected sequence,
+    /// and the command is re-decided on a fresh load.
+    cache: Mutex<lru::LruCache<String, Loaded<A>>>,
+}
+
+impl<A: Aggregate> Repository<A> {
+    pub fn new(store: EventStore) -> Self {
+        let capacity = NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero");
+        Self {
+            store,
+            cache: Mutex::new(lru::LruCache::new(capacity)),
+        }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// The aggregate's current state, read from the store (never from the cache).
+    pub async fn load(&self, id: &impl Display) -> Result<Loaded<A>, StoreError> {
+        let subject = self.store.subject(A::TYPE, &id.to_string())?;
+        let loaded = self.load_subject(&subject).await?;
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .put(subject, loaded.clone());
+        Ok(loaded)
+    }
+
+    async fn load_subject(&self, subject: &str) -> Result<Loaded<A>, StoreError> {
+        let mut loaded = Loaded::new();
+        for commit in self.store.load(subject).await? {
+            let events = commit
+                .events
+                .iter()
+                .map(|e| e.decode::<A::Event>(A::TYPE))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt {
+                    sequence: commit.sequence,
+                    reason: e.to_string(),
+                })?;
+            loaded.fold(&commit, &events);
+        }
+        Ok(loaded)
+    }
+
+    /// Decides `command` against the aggregate's latest state and appends the resulting events.
+    ///
+    /// * `expected_version` (from `If-Match`) must equal the current version, or nothing happens.
+    /// * `idempotency_key` makes the command safe to retry: once committed, the same key on the same
+    ///   aggregate returns the first outcome and appends nothing.
+    #[instrument(skip(self, command, meta), fields(aggregate = A::TYPE, id = %id))]
+    pub async fn execute(
+        &self,
+        id: &impl Display,
+        command: A::Command,
+        meta: &Metadata,
+        idempotency_key: Option<&str>,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        let id = id.to_string();
+        let subject = self.store.subject(A::TYPE, &id)?;
+        let msg_id = match idempotency_key {
+            Some(key) => hex::encode(Sha256::digest(format!("{subject}\n{key}"))),
+            None => uuid::Uuid::now_v7().simple().to_string(),
+        };
+        let ctx = CommandContext {
+            actor: prism_domain::Actor(meta.actor.clone()),
+            now: Utc::now(),
+        };
+
+        for attempt in 0..MAX_ATTEMPTS {
+            let cached = if attempt == 0 {
+                self.cache.lock().expect("cache lock").get(&subject).cloned()
+            } else {
+                None
+            };
+            let loaded = match cached {
+                Some(loaded) => loaded,
+                None => self.load_subject(&subject).await?,
+            };
+            if let Some(&(sequence, version)) = loaded.committed.get(&msg_id) {
+                return Ok(self.replayed(loaded, sequence, version));
+            }
+            if let Some(expected) = expected_version
+                && expected != loaded.version
+            {
+                return Err(CommandError::VersionMismatch {
+                    expected,
+                    actual: loaded.version,
+                });
+            }
+            let events = loaded
+                .state
+                .decide(command.clone(), &ctx)
+                .map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                let sequence = loaded.last_sequence;
+                let version = loaded.version;
+                return Ok(CommandOutcome {
+                    state: loaded.state,
+                    version,
+                    sequence,
+                    events,
+                    replayed: false,
+                });
+            }
+            let envelopes = self.envelopes(&loaded, &id, &events, &ctx, meta)?;
+            match self
+                .store
+                .append(&subject, loaded.last_sequence, &msg_id, &envelopes)
+                .await
+            {
+                Ok(ack) if ack.duplicate => {
+                    // Committed before under this key, but our view did not show it: reload to answer.
+                    self.cache.lock().expect("cache lock").pop(&subject);
+                    let fresh = self.load_subject(&subject).await?;
+                    let (sequence, version) = fresh
+                        .committed
+                        .get(&msg_id)
+                        .copied()
+                        .unwrap_or((ack.sequence, fresh.version));
+                    return Ok(self.replayed(fresh, sequence, version));
+                }
+                Ok(ack) => {
+                    let mut next = loaded;
+                    let commit = StoredCommit {
+                        sequence: ack.sequence,
+                        subject: subject.clone(),
+                        msg_id: Some(msg_id),
+                        events: envelopes,
+                    };
+                    next.fold(&commit, &events);
+                    self.cache.lock().expect("cache lock").put(subject, next.clone());
+                    return Ok(CommandOutcome {
+                        state: next.state,
+                        version: next.version,
+                        sequence: ack.sequence,
+                        events,
+                        replayed: false,
+                    });
+                }
+                Err(AppendError::Conflict) => {
+                    debug!(attempt, "conflict; re-deciding on fresh state");
+                    self.cache.lock().expect("cache lock").pop(&subject);
+                }
+                Err(AppendError::Store(e)) => {
+                    // The publish may or may not have been stored; forget what we think we know.
+                    self.cache.lock().expect("cache lock").pop(&subject);
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(CommandError::Conflict)
+    }
+
+    fn replayed(&self, loaded: Loaded<A>, sequence: u64, version: u64) -> CommandOutcome<A> {
+        CommandOutcome {
+            state: loaded.state,
+            version,
+            sequence,
+            events: Vec::new(),
+            replayed: true,
+        }
+    }
+
+    fn envelopes(
+        &self,
+        loaded: &Loaded<A>,
+        id: &str,
+        events: &[A::Event],
+        ctx: &CommandContext,
+        meta: &Metadata,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut prev = loaded.last_hash.clone();
+        let mut envelopes = Vec::with_capacity(events.len());
+        let mut correlation = meta.correlation_id.clone();
+        for (i, event) in events.iter().enumerate() {
+            let version = loaded.version + 1 + i as u64;
+            let placeholder = correlation.clone().unwrap_or_default();
+            let mut envelope = EventEnvelope::new(event, A::TYPE, id, version, ctx.now, meta, &placeholder)
+                .map_err(|e| StoreError::Request(format!("event does not serialise: {e}")))?;
+            // A command that starts a conversation correlates everything after it with its first event.
+            let correlation_id = correlation.get_or_insert_with(|| envelope.id.clone());
+            envelope.correlationid.clone_from(correlation_id);
+            envelope.seal(&prev);
+            prev.clone_from(&envelope.hash);
+            envelopes.push(envelope);
+        }
+        Ok(envelopes)
+    }
+}
