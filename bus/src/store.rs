@@ -103,6 +103,17 @@ pub struct EventStore {
 }
 
 impl EventStore {
+    /// Connects to NATS at `url` and opens the stream (see [`EventStore::open`]).
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("prism")
+            .connection_timeout(config.request_timeout)
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to NATS at {url}: {e}")))?;
+        Self::open(client, config).await
+    }
+
     /// Connects to the stream, creating it if missing and refusing to run on one with weaker settings.
     #[instrument(skip(client), fields(stream = %config.stream))]
     pub async fn open(client: async_nats::Client, config: StoreConfig) -> Result<Self, StoreError> {

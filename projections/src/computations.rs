@@ -1,0 +1,121 @@
+use deadpool_postgres::Transaction;
+use prism_bus::StoredCommit;
+use prism_domain::Aggregate as _;
+use prism_domain::computation::{Computation, ComputationEvent, Participant};
+
+use crate::projection_support::{aggregate_uuid, decode, version};
+use crate::{COMPUTATIONS, Projection, ProjectionError};
+
+/// The `computations` and `participants` tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ComputationsProjection;
+
+impl Projection for ComputationsProjection {
+    fn name(&self) -> &'static str {
+        COMPUTATIONS
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["participants", "computations"]
+    }
+
+    async fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        commit: &'a StoredCommit,
+    ) -> Result<(), ProjectionError> {
+        for envelope in commit
+            .events
+            .iter()
+            .filter(|e| e.aggregatetype == Computation::TYPE)
+        {
+            let id = aggregate_uuid(envelope, commit.sequence)?;
+            let v = version(envelope);
+            match decode::<Computation>(envelope, commit.sequence)? {
+                ComputationEvent::Created(e) => {
+                    let d = &e.definition;
+                    tx.execute(
+                        "INSERT INTO computations (id, workspace_id, name, description, status, algorithm, datasets,
+                                                   version, created_by, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $9)",
+                        &[
+                            &id,
+                            &e.workspace_id.as_uuid(),
+                            &d.name,
+                            &d.description,
+                            &d.algorithm.as_ref().map(json),
+                            &json(&d.datasets),
+                            &v,
+                            &e.created_by.0,
+                            &e.created_at,
+                        ],
+                    )
+                    .await?;
+                    replace_participants(tx, id, &d.participants).await?;
+                }
+                ComputationEvent::Updated(e) => {
+                    let c = &e.changes;
+                    tx.execute(
+                        "UPDATE computations SET name = COALESCE($2, name), description = COALESCE($3, description),
+                                algorithm = COALESCE($4, algorithm), datasets = COALESCE($5, datasets),
+                                version = $6, updated_at = $7
+                         WHERE id = $1",
+                        &[
+                            &id,
+                            &c.name,
+                            &c.description,
+                            &c.algorithm.as_ref().map(json),
+                            &c.datasets.as_ref().map(json),
+                            &v,
+                            &e.updated_at,
+                        ],
+                    )
+                    .await?;
+                    if let Some(participants) = &c.participants {
+                        replace_participants(tx, id, participants).await?;
+                    }
+                }
+                ComputationEvent::Archived(e) => {
+                    tx.execute(
+                        "UPDATE computations SET status = 'archived', version = $2, updated_at = $3 WHERE id = $1",
+                        &[&id, &v, &e.archived_at],
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("domain values serialise")
+}
+
+async fn replace_participants(
+    tx: &Transaction<'_>,
+    computation: uuid::Uuid,
+    participants: &[Participant],
+) -> Result<(), ProjectionError> {
+    tx.execute(
+        "DELETE FROM participants WHERE computation_id = $1",
+        &[&computation],
+    )
+    .await?;
+    let insert = tx
+        .prepare(
+            "INSERT INTO participants (computation_id, participant_id, position, roles, public_key)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    for (position, p) in participants.iter().enumerate() {
+        let roles: Vec<String> = p.roles.iter().map(|r| r.to_string()).collect();
+        let key = p.public_key.as_ref().map(|k| k.as_pem().to_owned());
+        tx.execute(
+            &insert,
+            &[&computation, &p.id.as_str(), &(position as i32), &roles, &key],
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! Applies the `.sql` files in `migrations/` once each, in name order. Hand-written because the job is
+//! twenty lines, and a migration crate would bring its own runtime glue and configuration format.
+
+use tokio_postgres::Client;
+
+use crate::ProjectionError;
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_read_models",
+    include_str!("../migrations/0001_read_models.sql"),
+)];
+
+/// Brings the schema up to date. Safe to run from several processes at once (an advisory lock
+/// serialises them).
+pub async fn migrate(client: &mut Client) -> Result<(), ProjectionError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7470726973)", &[])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    for (version, sql) in MIGRATIONS {
+        let applied = tx
+            .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])
+            .await?;
+        if applied.is_none() {
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
+                .await?;
+            tracing::info!(version, "applied migration");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
