@@ -244,7 +244,7 @@ impl EventStore {
                 .await
                 .map_err(unavailable)?;
             next_from = m.sequence + 1;
-            commits.push(decode_stored(
+            commits.push(StoredCommit::decode(
                 m.sequence,
                 m.subject.to_string(),
                 &m.headers,
@@ -291,7 +291,7 @@ impl EventStore {
                 .map_err(|e| StoreError::Request(e.to_string()))?
                 .stream_sequence;
             let headers = m.headers.clone().unwrap_or_default();
-            decode_stored(sequence, m.subject.to_string(), &headers, &m.payload)
+            StoredCommit::decode(sequence, m.subject.to_string(), &headers, &m.payload)
         }))
     }
 
@@ -367,23 +367,27 @@ fn weaknesses(have: &Config, want: &Config) -> Vec<String> {
     problems
 }
 
-fn decode_stored(
-    sequence: u64,
-    subject: String,
-    headers: &HeaderMap,
-    payload: &[u8],
-) -> Result<StoredCommit, StoreError> {
-    let events: Vec<EventEnvelope> = serde_json::from_slice(payload).map_err(|e| StoreError::Corrupt {
-        sequence,
-        reason: e.to_string(),
-    })?;
-    let msg_id = headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
-    Ok(StoredCommit {
-        sequence,
-        subject,
-        msg_id,
-        events,
-    })
+impl StoredCommit {
+    /// Reads a commit from a stream message (from a direct get or any consumer).
+    pub fn decode(
+        sequence: u64,
+        subject: String,
+        headers: &HeaderMap,
+        payload: &[u8],
+    ) -> Result<Self, StoreError> {
+        let events: Vec<EventEnvelope> =
+            serde_json::from_slice(payload).map_err(|e| StoreError::Corrupt {
+                sequence,
+                reason: e.to_string(),
+            })?;
+        let msg_id = headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
+        Ok(Self {
+            sequence,
+            subject,
+            msg_id,
+            events,
+        })
+    }
 }
 
 fn verify_chain(subject: &str, commits: &[StoredCommit]) -> Result<(), StoreError> {
