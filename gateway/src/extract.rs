@@ -1,0 +1,223 @@
+//! Extractors whose rejections are problem documents, replacing axum's plain-text ones.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::problem::{FieldProblem, Problem, ProblemKind};
+
+/// A JSON request body.
+///
+/// Reads the body itself rather than wrapping `axum::Json`, to classify serde's errors the way this API
+/// documents them: syntax errors and unknown fields are 400 (the client sent something this API does
+/// not speak), wrong types and missing fields are 422 with a JSON Pointer to the field.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(request.headers()) {
+            return Err(Problem::new(
+                ProblemKind::UnsupportedMediaType,
+                "send the request body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(bytes_rejection)?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// `application/json`, or any `application/*+json` (e.g. `application/merge-patch+json` for PATCH).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn bytes_rejection(rejection: BytesRejection) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(ProblemKind::PayloadTooLarge, rejection.body_text())
+    } else {
+        Problem::bad_request(rejection.body_text())
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_problem)?;
+    // `deserialize` stops after one value; anything but whitespace after it is malformed JSON.
+    deserializer
+        .end()
+        .map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+fn json_problem(error: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let pointer = json_pointer(error.path());
+    let inner = error.inner();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            Problem::bad_request(format!("malformed JSON: {inner}"))
+        }
+        Category::Data => {
+            let message = inner.to_string();
+            let field = FieldProblem {
+                pointer,
+                detail: message.clone(),
+            };
+            let kind = if message.starts_with("unknown field") {
+                ProblemKind::BadRequest
+            } else {
+                ProblemKind::Validation
+            };
+            Problem::new(kind, message).with_errors(vec![field])
+        }
+    }
+}
+
+/// RFC 6901 JSON Pointer of a serde path, e.g. `/participants/0/roles/1`.
+pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"))
+            }
+            Segment::Unknown => pointer.push('-'),
+        }
+    }
+    pointer
+}
+
+/// Path parameters; a malformed id is a 400 problem.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(path_rejection)
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> Problem {
+    match rejection {
+        PathRejection::FailedToDeserializePathParams(e) => Problem::bad_request(e.body_text()),
+        // Only a route registered with the wrong parameters can get here: a bug, not a bad request.
+        other => Problem::internal(&other),
+    }
+}
+
+/// Query parameters; an unknown or malformed parameter is a 400 problem.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e: QueryRejection| Problem::bad_request(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        count: u32,
+    }
+
+    #[test]
+    fn well_formed_bodies_parse() {
+        let body: Body = parse_json(br#"{"name":"a","items":[{"count":1}]} "#).unwrap();
+        assert_eq!(body.name, "a");
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        for input in [&b"{"[..], b"", b"{\"name\": }", b"{\"name\":\"a\"} x"] {
+            let problem = parse_json::<Body>(input).unwrap_err();
+            assert_eq!(problem.status, 400, "{input:?}");
+            assert!(problem.detail.unwrap().starts_with("malformed JSON"));
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_a_bad_request_with_a_pointer() {
+        let problem = parse_json::<Body>(br#"{"name":"a","items":[{"count":1,"extra":2}]}"#).unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.errors[0].pointer, "/items/0/extra");
+    }
+
+    #[test]
+    fn wrong_types_and_missing_fields_are_unprocessable() {
+        let problem = parse_json::<Body>(br#"{"name":"a","items":[{"count":"x"}]}"#).unwrap_err();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors[0].pointer, "/items/0/count");
+        let problem = parse_json::<Body>(br#"{}"#).unwrap_err();
+        assert_eq!(problem.status, 422);
+        assert!(problem.detail.unwrap().contains("missing field `name`"));
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(v));
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}
