@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use prism_bus::{EventStore, StoreConfig};
 use prism_cli::{Platform, PlatformConfig};
 use prism_embedded::{NatsOptions, NatsServer, Postgres};
@@ -37,6 +37,8 @@ enum Command {
         nats_url: Option<String>,
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
     Serve {
@@ -46,6 +48,8 @@ enum Command {
         nats_url: String,
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Read-model maintenance.
     Projections {
@@ -56,6 +60,27 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", global = true)]
         database_url: Option<String>,
     },
+}
+
+/// Settings of the event stream, applied when Prism creates or opens it.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// How long JetStream remembers a command's idempotency key for de-duplication, in seconds.
+    #[arg(long, env = "PRISM_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    duplicate_window_secs: u64,
+    /// Stream replicas (3 on a JetStream cluster).
+    #[arg(long, env = "PRISM_STREAM_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+}
+
+impl StoreArgs {
+    fn config(&self) -> StoreConfig {
+        StoreConfig {
+            duplicate_window: std::time::Duration::from_secs(self.duplicate_window_secs),
+            replicas: self.replicas,
+            ..StoreConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,13 +108,21 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             nats_url,
             database_url,
-        } => up(http, &data_dir, nats_url, database_url).await,
+            store,
+        } => up(http, &data_dir, nats_url, database_url, store.config()).await,
         Command::Serve {
             http,
             nats_url,
             database_url,
+            store,
         } => {
-            let platform = Platform::start(config(nats_url, database_url, http)).await?;
+            let config = PlatformConfig {
+                nats_url,
+                database_url,
+                http,
+                store: store.config(),
+            };
+            let platform = Platform::start(config).await?;
             info!("API listening on http://{}", platform.addr());
             run_until_stopped(platform).await
         }
@@ -108,20 +141,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn config(nats_url: String, database_url: String, http: SocketAddr) -> PlatformConfig {
-    PlatformConfig {
-        nats_url,
-        database_url,
-        http,
-        store: StoreConfig::default(),
-    }
-}
-
 async fn up(
     http: SocketAddr,
     data_dir: &Path,
     nats_url: Option<String>,
     database_url: Option<String>,
+    store: StoreConfig,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
@@ -159,7 +184,13 @@ async fn up(
         }
     };
 
-    let result = match Platform::start(config(nats_url.clone(), database_url.clone(), http)).await {
+    let config = PlatformConfig {
+        nats_url: nats_url.clone(),
+        database_url: database_url.clone(),
+        http,
+        store,
+    };
+    let result = match Platform::start(config).await {
         Ok(platform) => {
             print_banner(platform.addr(), &nats_url, &database_url, &data_dir);
             run_until_stopped(platform).await

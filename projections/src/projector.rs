@@ -81,7 +81,8 @@ impl<P: Projection> Projector<P> {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.wait_for(|stop| *stop) => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    // Capped low: a projector waiting out an outage that has ended delays every read-your-write.
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
