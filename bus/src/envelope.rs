@@ -74,8 +74,10 @@ impl EventEnvelope {
         meta: &Metadata,
         correlation_id: &str,
     ) -> Result<Self, serde_json::Error> {
-        let tagged = serde_json::to_value(event)?;
-        let data = tagged.get("data").cloned().unwrap_or(serde_json::Value::Null);
+        let data = match serde_json::to_value(event)? {
+            serde_json::Value::Object(mut tagged) => tagged.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
         let id = uuid::Uuid::now_v7().to_string();
         Ok(Self {
             specversion: "1.0".into(),
@@ -106,15 +108,25 @@ impl EventEnvelope {
     /// `serde_json::Value`, whose object keys serialise in a stable order, so the same envelope read back
     /// from the store hashes to the same value.
     pub fn compute_hash(&self) -> String {
+        if self.hash.is_empty() {
+            return self.digest();
+        }
         let mut unsealed = self.clone();
         unsealed.hash.clear();
-        let bytes = serde_json::to_vec(&unsealed).expect("an envelope always serialises");
+        unsealed.digest()
+    }
+
+    /// SHA-256 of the envelope as it serialises now (`hash` is skipped while empty).
+    fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(self).expect("an envelope always serialises");
         hex::encode(Sha256::digest(bytes))
     }
 
+    /// Sets `prevhash` and `hash`. On the write path, so it hashes in place rather than via a copy.
     pub(crate) fn seal(&mut self, prevhash: &str) {
         self.prevhash = prevhash.to_owned();
-        self.hash = self.compute_hash();
+        self.hash.clear();
+        self.hash = self.digest();
     }
 
     /// `(aggregate, event, version)` from `io.prism.<aggregate>.<event>.v<N>`.

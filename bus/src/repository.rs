@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use prism_domain::{Aggregate, CommandContext};
@@ -82,12 +82,17 @@ pub enum CommandError<E> {
     Store(#[from] StoreError),
 }
 
+/// One aggregate's cached state. Commands on the same aggregate in this process take turns on it (they
+/// would only conflict with each other otherwise), and the state is changed in place, never copied: an
+/// aggregate's history of idempotency keys grows with every commit.
+type Slot<A> = Arc<tokio::sync::Mutex<Option<Loaded<A>>>>;
+
 #[derive(Debug)]
 pub struct Repository<A: Aggregate> {
     store: EventStore,
     /// Recently used aggregates. A stale entry is harmless: its commit fails on the expected sequence,
     /// and the command is re-decided on a fresh load.
-    cache: Mutex<lru::LruCache<String, Loaded<A>>>,
+    cache: Mutex<lru::LruCache<String, Slot<A>>>,
 }
 
 impl<A: Aggregate> Repository<A> {
@@ -103,14 +108,19 @@ impl<A: Aggregate> Repository<A> {
         &self.store
     }
 
+    fn slot(&self, subject: &str) -> Slot<A> {
+        let mut cache = self.cache.lock().expect("cache lock");
+        cache.get_or_insert(subject.to_owned(), Slot::default).clone()
+    }
+
     /// The aggregate's current state, read from the store (never from the cache).
     pub async fn load(&self, id: &impl Display) -> Result<Loaded<A>, StoreError> {
         let subject = self.store.subject(A::TYPE, &id.to_string())?;
         let loaded = self.load_subject(&subject).await?;
-        self.cache
-            .lock()
-            .expect("cache lock")
-            .put(subject, loaded.clone());
+        // Refresh the cache unless a command is busy with this aggregate (it keeps its own view current).
+        if let Ok(mut cached) = self.slot(&subject).try_lock() {
+            *cached = Some(loaded.clone());
+        }
         Ok(loaded)
     }
 
@@ -156,18 +166,15 @@ impl<A: Aggregate> Repository<A> {
             now: Utc::now(),
         };
 
+        let slot = self.slot(&subject);
+        let mut cached = slot.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
-            let cached = if attempt == 0 {
-                self.cache.lock().expect("cache lock").get(&subject).cloned()
-            } else {
-                None
-            };
-            let loaded = match cached {
+            let loaded = match &mut *cached {
                 Some(loaded) => loaded,
-                None => self.load_subject(&subject).await?,
+                empty => empty.insert(self.load_subject(&subject).await?),
             };
             if let Some(&(sequence, version)) = loaded.committed.get(&msg_id) {
-                return Ok(self.replayed(loaded, sequence, version));
+                return Ok(replayed(loaded, sequence, version));
             }
             if let Some(expected) = expected_version
                 && expected != loaded.version
@@ -182,17 +189,15 @@ impl<A: Aggregate> Repository<A> {
                 .decide(command.clone(), &ctx)
                 .map_err(CommandError::Rejected)?;
             if events.is_empty() {
-                let sequence = loaded.last_sequence;
-                let version = loaded.version;
                 return Ok(CommandOutcome {
-                    state: loaded.state,
-                    version,
-                    sequence,
+                    state: loaded.state.clone(),
+                    version: loaded.version,
+                    sequence: loaded.last_sequence,
                     events,
                     replayed: false,
                 });
             }
-            let envelopes = self.envelopes(&loaded, &id, &events, &ctx, meta)?;
+            let envelopes = envelopes(loaded, &id, &events, &ctx, meta)?;
             match self
                 .store
                 .append(&subject, loaded.last_sequence, &msg_id, &envelopes)
@@ -200,28 +205,25 @@ impl<A: Aggregate> Repository<A> {
             {
                 Ok(ack) if ack.duplicate => {
                     // Committed before under this key, but our view did not show it: reload to answer.
-                    self.cache.lock().expect("cache lock").pop(&subject);
-                    let fresh = self.load_subject(&subject).await?;
+                    let fresh = cached.insert(self.load_subject(&subject).await?);
                     let (sequence, version) = fresh
                         .committed
                         .get(&msg_id)
                         .copied()
                         .unwrap_or((ack.sequence, fresh.version));
-                    return Ok(self.replayed(fresh, sequence, version));
+                    return Ok(replayed(fresh, sequence, version));
                 }
                 Ok(ack) => {
-                    let mut next = loaded;
                     let commit = StoredCommit {
                         sequence: ack.sequence,
                         subject: subject.clone(),
                         msg_id: Some(msg_id),
                         events: envelopes,
                     };
-                    next.fold(&commit, &events);
-                    self.cache.lock().expect("cache lock").put(subject, next.clone());
+                    loaded.fold(&commit, &events);
                     return Ok(CommandOutcome {
-                        state: next.state,
-                        version: next.version,
+                        state: loaded.state.clone(),
+                        version: loaded.version,
                         sequence: ack.sequence,
                         events,
                         replayed: false,
@@ -229,51 +231,50 @@ impl<A: Aggregate> Repository<A> {
                 }
                 Err(AppendError::Conflict) => {
                     debug!(attempt, "conflict; re-deciding on fresh state");
-                    self.cache.lock().expect("cache lock").pop(&subject);
+                    *cached = None;
                 }
                 Err(AppendError::Store(e)) => {
                     // The publish may or may not have been stored; forget what we think we know.
-                    self.cache.lock().expect("cache lock").pop(&subject);
+                    *cached = None;
                     return Err(e.into());
                 }
             }
         }
         Err(CommandError::Conflict)
     }
+}
 
-    fn replayed(&self, loaded: Loaded<A>, sequence: u64, version: u64) -> CommandOutcome<A> {
-        CommandOutcome {
-            state: loaded.state,
-            version,
-            sequence,
-            events: Vec::new(),
-            replayed: true,
-        }
+fn replayed<A: Aggregate>(loaded: &Loaded<A>, sequence: u64, version: u64) -> CommandOutcome<A> {
+    CommandOutcome {
+        state: loaded.state.clone(),
+        version,
+        sequence,
+        events: Vec::new(),
+        replayed: true,
     }
+}
 
-    fn envelopes(
-        &self,
-        loaded: &Loaded<A>,
-        id: &str,
-        events: &[A::Event],
-        ctx: &CommandContext,
-        meta: &Metadata,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let mut prev = loaded.last_hash.clone();
-        let mut envelopes = Vec::with_capacity(events.len());
-        let mut correlation = meta.correlation_id.clone();
-        for (i, event) in events.iter().enumerate() {
-            let version = loaded.version + 1 + i as u64;
-            let placeholder = correlation.clone().unwrap_or_default();
-            let mut envelope = EventEnvelope::new(event, A::TYPE, id, version, ctx.now, meta, &placeholder)
-                .map_err(|e| StoreError::Request(format!("event does not serialise: {e}")))?;
-            // A command that starts a conversation correlates everything after it with its first event.
-            let correlation_id = correlation.get_or_insert_with(|| envelope.id.clone());
-            envelope.correlationid.clone_from(correlation_id);
-            envelope.seal(&prev);
-            prev.clone_from(&envelope.hash);
-            envelopes.push(envelope);
-        }
-        Ok(envelopes)
+fn envelopes<A: Aggregate>(
+    loaded: &Loaded<A>,
+    id: &str,
+    events: &[A::Event],
+    ctx: &CommandContext,
+    meta: &Metadata,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    let mut prev = loaded.last_hash.clone();
+    let mut envelopes = Vec::with_capacity(events.len());
+    let mut correlation = meta.correlation_id.clone();
+    for (i, event) in events.iter().enumerate() {
+        let version = loaded.version + 1 + i as u64;
+        let placeholder = correlation.clone().unwrap_or_default();
+        let mut envelope = EventEnvelope::new(event, A::TYPE, id, version, ctx.now, meta, &placeholder)
+            .map_err(|e| StoreError::Request(format!("event does not serialise: {e}")))?;
+        // A command that starts a conversation correlates everything after it with its first event.
+        let correlation_id = correlation.get_or_insert_with(|| envelope.id.clone());
+        envelope.correlationid.clone_from(correlation_id);
+        envelope.seal(&prev);
+        prev.clone_from(&envelope.hash);
+        envelopes.push(envelope);
     }
+    Ok(envelopes)
 }
