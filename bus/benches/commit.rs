@@ -10,6 +10,10 @@
 //! * `PRISM_BENCH_N`: commits per round and case (default: sized so a raw round takes about 1.5 s).
 //! * `PRISM_BENCH_SYNC`: `always`, `default` or `both` (the default): which server modes to measure.
 //!
+//! Besides the rates it prints the CPU time (user + system, from `/proc`) per commit of this process
+//! and of nats-server, which says where a ratio below 1 goes. A round stops after 15 s even if it has
+//! not made its commits, so a case that slows down cannot stretch the run without bound (marked `*`).
+//!
 //! It exits non-zero only when something fails, never because a ratio misses its target.
 
 use std::path::PathBuf;
@@ -33,6 +37,9 @@ const CONCURRENCY: usize = 64;
 const DEFAULT_ROUNDS: usize = 5;
 /// A raw round is sized to take about this long.
 const ROUND_TARGET: Duration = Duration::from_millis(1500);
+/// A round stops here even if it has not made its commits yet (its rate is then what it did in this
+/// time), so a case that slows down as history grows cannot stretch the run without bound.
+const ROUND_LIMIT: Duration = Duration::from_secs(15);
 /// Untimed work per case before sizing the rounds: connections, caches and the server's store warm up.
 const WARMUP: Duration = Duration::from_millis(500);
 /// Cold commands in the warm-up that sizes the cold rounds.
@@ -167,29 +174,140 @@ impl Drop for DirGuard {
     }
 }
 
-/// One case's timed rounds, as rates (commits per second).
+/// What one round did.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    commits: usize,
+    elapsed: Duration,
+}
+
+impl Round {
+    fn rate(self) -> f64 {
+        self.commits as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// One timed round as reported.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Commits per second.
+    rate: f64,
+    /// [`ROUND_LIMIT`] stopped the round before its planned commits.
+    cut: bool,
+    /// CPU time (user + system) per commit, in µs, of this process and of nats-server.
+    client_cpu: Option<f64>,
+    server_cpu: Option<f64>,
+}
+
+/// One case's timed rounds.
 #[derive(Debug, Default)]
-struct Rates(Vec<f64>);
+struct Rates(Vec<Sample>);
 
 impl Rates {
-    fn push(&mut self, commits: usize, elapsed: Duration) {
-        self.0.push(commits as f64 / elapsed.as_secs_f64());
+    fn push(&mut self, round: Round, planned: usize, cpu: CpuTimes) {
+        let per_commit = |seconds: Option<f64>| seconds.map(|s| s * 1e6 / round.commits.max(1) as f64);
+        self.0.push(Sample {
+            rate: round.rate(),
+            cut: round.commits < planned,
+            client_cpu: per_commit(cpu.client),
+            server_cpu: per_commit(cpu.server),
+        });
+    }
+
+    fn any_cut(&self) -> bool {
+        self.0.iter().any(|s| s.cut)
     }
 
     fn median(&self) -> f64 {
-        let mut sorted = self.0.clone();
-        sorted.sort_by(f64::total_cmp);
-        let mid = sorted.len() / 2;
-        if sorted.len() % 2 == 1 {
-            sorted[mid]
-        } else {
-            (sorted[mid - 1] + sorted[mid]) / 2.0
-        }
+        median(self.0.iter().map(|s| s.rate).collect()).unwrap_or(0.0)
+    }
+
+    /// Median client and server CPU per commit, `-` where unknown.
+    fn cpu(&self) -> (String, String) {
+        let show = |values: Vec<f64>| median(values).map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        (
+            show(self.0.iter().filter_map(|s| s.client_cpu).collect()),
+            show(self.0.iter().filter_map(|s| s.server_cpu).collect()),
+        )
     }
 
     fn rounds(&self) -> String {
-        self.0.iter().map(|r| thousands(*r)).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(|s| thousands(s.rate) + if s.cut { "*" } else { "" })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+/// CPU seconds (user + system) used so far by this process and by nats-server, read from `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTimes {
+    client: Option<f64>,
+    server: Option<f64>,
+}
+
+#[derive(Debug)]
+struct CpuMeter {
+    server_pid: Option<String>,
+}
+
+impl CpuMeter {
+    /// The server's pid is in the name of its ports file, `<store>/ports/nats-server_<pid>.ports`.
+    fn new(server: &NatsServer) -> Self {
+        let server_pid = std::fs::read_dir(server.store_dir().join("ports"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
+                pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
+            });
+        Self { server_pid }
+    }
+
+    fn now(&self) -> CpuTimes {
+        CpuTimes {
+            client: process_cpu_seconds("self"),
+            server: self.server_pid.as_deref().and_then(process_cpu_seconds),
+        }
+    }
+
+    fn since(&self, before: CpuTimes) -> CpuTimes {
+        let now = self.now();
+        let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        CpuTimes {
+            client: diff(now.client, before.client),
+            server: diff(now.server, before.server),
+        }
+    }
+}
+
+/// `utime + stime` of `/proc/<pid>/stat` (all threads, including finished ones), in seconds. Linux
+/// reports them in USER_HZ ticks, which is 100 per second on every architecture it runs on.
+fn process_cpu_seconds(pid: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (state); utime is field 14.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
 }
 
 #[derive(Debug)]
@@ -198,6 +316,8 @@ struct Report {
     n_sequential: usize,
     per_task: usize,
     n_cold: usize,
+    /// Events in the sequential aggregate before the first and after the last timed round.
+    history: (u64, u64),
     raw_sequential: Rates,
     command_sequential: Rates,
     raw_concurrent: Rates,
@@ -215,7 +335,8 @@ impl Report {
             "case", "raw publish/s", "commands/s", "ratio"
         );
         let row = |case: &str, raw: &Rates, command: &Rates, target: Option<f64>| {
-            let ratio = command.median() / raw.median();
+            // Judged as printed (two decimals), so the verdict never contradicts the number shown.
+            let ratio = (command.median() / raw.median() * 100.0).round() / 100.0;
             let target = match target {
                 Some(t) if ratio >= t => format!(">= {t:.2}  met"),
                 Some(t) => format!(">= {t:.2}  MISSED"),
@@ -252,17 +373,57 @@ impl Report {
             thousands(self.per_task as f64),
             thousands(self.n_cold as f64),
         );
+        println!(
+            "sequential aggregate: {} events before the first timed round, {} after the last",
+            thousands(self.history.0 as f64),
+            thousands(self.history.1 as f64),
+        );
+        println!(
+            "CPU per commit, µs (user+system, median round): {:>12} {:>12} {:>12} {:>12}",
+            "raw client", "raw server", "cmd client", "cmd server"
+        );
+        let cpu_row = |case: &str, raw: &Rates, command: &Rates| {
+            let ((raw_client, raw_server), (command_client, command_server)) = (raw.cpu(), command.cpu());
+            println!(
+                "  {case:<46} {raw_client:>12} {raw_server:>12} {command_client:>12} {command_server:>12}"
+            );
+        };
+        cpu_row(
+            "sequential, 1 client",
+            &self.raw_sequential,
+            &self.command_sequential,
+        );
+        cpu_row(
+            "64 concurrent aggregates",
+            &self.raw_concurrent,
+            &self.command_concurrent,
+        );
+        cpu_row("cold (cmd columns)", &self.raw_sequential, &self.cold);
         println!("rounds, commits/s in run order:");
         println!("  raw sequential         {}", self.raw_sequential.rounds());
         println!("  command sequential     {}", self.command_sequential.rounds());
         println!("  raw concurrent         {}", self.raw_concurrent.rounds());
         println!("  command concurrent     {}", self.command_concurrent.rounds());
         println!("  cold                   {}", self.cold.rounds());
+        let all = [
+            &self.raw_sequential,
+            &self.command_sequential,
+            &self.raw_concurrent,
+            &self.command_concurrent,
+            &self.cold,
+        ];
+        if all.iter().any(|r| r.any_cut()) {
+            println!(
+                "  * stopped at the {} s round limit before its planned commits",
+                ROUND_LIMIT.as_secs()
+            );
+        }
     }
 }
 
 async fn measure(server: &NatsServer, settings: &Settings) -> anyhow::Result<Report> {
     let mut bench = Bench::new(server).await?;
+    let cpu = CpuMeter::new(server);
 
     // Warm up every case, and size the rounds from the warm-up rates.
     let raw_sequential = bench.warm_up(Case::RawSequential).await?;
@@ -283,6 +444,7 @@ async fn measure(server: &NatsServer, settings: &Settings) -> anyhow::Result<Rep
         n_sequential,
         per_task,
         n_cold,
+        history: (bench.sequential_version, 0),
         raw_sequential: Rates::default(),
         command_sequential: Rates::default(),
         raw_concurrent: Rates::default(),
@@ -294,26 +456,38 @@ async fn measure(server: &NatsServer, settings: &Settings) -> anyhow::Result<Rep
         let raw_first = round % 2 == 0;
         for side in [raw_first, !raw_first] {
             if side {
-                let t = bench.raw_sequential(n_sequential).await?;
-                report.raw_sequential.push(n_sequential, t);
+                let before = cpu.now();
+                let done = bench.raw_sequential(n_sequential).await?;
+                report.raw_sequential.push(done, n_sequential, cpu.since(before));
             } else {
-                let t = bench.command_sequential(n_sequential).await?;
-                report.command_sequential.push(n_sequential, t);
+                let before = cpu.now();
+                let done = bench.command_sequential(n_sequential).await?;
+                report
+                    .command_sequential
+                    .push(done, n_sequential, cpu.since(before));
             }
         }
         for side in [raw_first, !raw_first] {
             if side {
-                let t = bench.raw_concurrent(per_task).await?;
-                report.raw_concurrent.push(per_task * CONCURRENCY, t);
+                let before = cpu.now();
+                let done = bench.raw_concurrent(per_task).await?;
+                report
+                    .raw_concurrent
+                    .push(done, per_task * CONCURRENCY, cpu.since(before));
             } else {
-                let t = bench.command_concurrent(per_task).await?;
-                report.command_concurrent.push(per_task * CONCURRENCY, t);
+                let before = cpu.now();
+                let done = bench.command_concurrent(per_task).await?;
+                report
+                    .command_concurrent
+                    .push(done, per_task * CONCURRENCY, cpu.since(before));
             }
         }
         let ids = bench.create_aggregates(n_cold).await?;
-        let t = bench.cold(&ids).await?;
-        report.cold.push(n_cold, t);
+        let before = cpu.now();
+        let done = bench.cold(&ids).await?;
+        report.cold.push(done, n_cold, cpu.since(before));
     }
+    report.history.1 = bench.sequential_version;
     Ok(report)
 }
 
@@ -345,6 +519,8 @@ struct Bench {
     /// A real commit's bytes: the `events` of an update commit loaded back from the stream.
     payload: Bytes,
     sequential: WorkspaceId,
+    /// Events in the sequential aggregate so far (its version).
+    sequential_version: u64,
     concurrent: Vec<WorkspaceId>,
     raw_sequential: RawSubject,
     raw_concurrent: Vec<RawSubject>,
@@ -364,7 +540,7 @@ impl Bench {
 
         let sequential = WorkspaceId(uuid::Uuid::now_v7());
         create(&repo, sequential, &meta).await?;
-        update(&repo, &sequential, &meta, &counter).await?;
+        let sequential_version = update(&repo, &sequential, &meta, &counter).await?;
         let subject = store.subject("workspace", &sequential.to_string())?;
         let commits = store.load(&subject).await?;
         let last = commits.last().context("the update was not stored")?;
@@ -378,6 +554,7 @@ impl Bench {
             counter,
             payload,
             sequential,
+            sequential_version,
             concurrent: Vec::new(),
             raw_sequential: RawSubject {
                 subject: String::new(),
@@ -407,96 +584,116 @@ impl Bench {
         let start = Instant::now();
         let mut done = 0;
         while start.elapsed() < WARMUP {
-            done += match case {
-                Case::RawSequential => {
-                    self.raw_sequential(20).await?;
-                    20
-                }
-                Case::CommandSequential => {
-                    self.command_sequential(20).await?;
-                    20
-                }
-                Case::RawConcurrent => {
-                    self.raw_concurrent(2).await?;
-                    2 * CONCURRENCY
-                }
-                Case::CommandConcurrent => {
-                    self.command_concurrent(2).await?;
-                    2 * CONCURRENCY
-                }
+            let round = match case {
+                Case::RawSequential => self.raw_sequential(20).await?,
+                Case::CommandSequential => self.command_sequential(20).await?,
+                Case::RawConcurrent => self.raw_concurrent(2).await?,
+                Case::CommandConcurrent => self.command_concurrent(2).await?,
                 Case::Cold => {
                     // Creating the aggregates is setup, not part of the cold path: time only the commands.
                     let ids = self.create_aggregates(COLD_WARMUP).await?;
-                    let elapsed = self.cold(&ids).await?;
-                    return Ok(COLD_WARMUP as f64 / elapsed.as_secs_f64());
+                    return Ok(self.cold(&ids).await?.rate());
                 }
             };
+            done += round.commits;
         }
         Ok(done as f64 / start.elapsed().as_secs_f64())
     }
 
-    async fn raw_sequential(&mut self, n: usize) -> anyhow::Result<Duration> {
+    async fn raw_sequential(&mut self, n: usize) -> anyhow::Result<Round> {
         let start = Instant::now();
-        for _ in 0..n {
+        let mut commits = 0;
+        while commits < n && start.elapsed() < ROUND_LIMIT {
             raw_publish(&self.js, &mut self.raw_sequential, &self.payload).await?;
+            commits += 1;
         }
-        Ok(start.elapsed())
+        Ok(Round {
+            commits,
+            elapsed: start.elapsed(),
+        })
     }
 
-    async fn command_sequential(&self, n: usize) -> anyhow::Result<Duration> {
+    async fn command_sequential(&mut self, n: usize) -> anyhow::Result<Round> {
         let start = Instant::now();
-        for _ in 0..n {
-            update(&self.repo, &self.sequential, &self.meta, &self.counter).await?;
+        let mut commits = 0;
+        while commits < n && start.elapsed() < ROUND_LIMIT {
+            self.sequential_version = update(&self.repo, &self.sequential, &self.meta, &self.counter).await?;
+            commits += 1;
         }
-        Ok(start.elapsed())
+        Ok(Round {
+            commits,
+            elapsed: start.elapsed(),
+        })
     }
 
-    async fn raw_concurrent(&mut self, per_task: usize) -> anyhow::Result<Duration> {
+    async fn raw_concurrent(&mut self, per_task: usize) -> anyhow::Result<Round> {
         let mut tasks = JoinSet::new();
         let start = Instant::now();
         for mut subject in std::mem::take(&mut self.raw_concurrent) {
             let js = self.js.clone();
             let payload = self.payload.clone();
             tasks.spawn(async move {
-                for _ in 0..per_task {
+                let mut commits = 0;
+                while commits < per_task && start.elapsed() < ROUND_LIMIT {
                     raw_publish(&js, &mut subject, &payload).await?;
+                    commits += 1;
                 }
-                anyhow::Ok(subject)
+                anyhow::Ok((subject, commits))
             });
         }
-        while let Some(subject) = tasks.join_next().await {
-            self.raw_concurrent.push(subject??);
+        let mut commits = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (subject, done) = done??;
+            self.raw_concurrent.push(subject);
+            commits += done;
         }
-        Ok(start.elapsed())
+        Ok(Round {
+            commits,
+            elapsed: start.elapsed(),
+        })
     }
 
-    async fn command_concurrent(&self, per_task: usize) -> anyhow::Result<Duration> {
+    async fn command_concurrent(&self, per_task: usize) -> anyhow::Result<Round> {
         let mut tasks = JoinSet::new();
         let start = Instant::now();
-        for id in self.concurrent.iter().copied() {
+        for &id in &self.concurrent {
             let (repo, meta, counter) = (self.repo.clone(), self.meta.clone(), self.counter.clone());
             tasks.spawn(async move {
-                for _ in 0..per_task {
+                let mut commits = 0;
+                while commits < per_task && start.elapsed() < ROUND_LIMIT {
                     update(&repo, &id, &meta, &counter).await?;
+                    commits += 1;
                 }
-                anyhow::Ok(())
+                anyhow::Ok(commits)
             });
         }
+        let mut commits = 0;
         while let Some(done) = tasks.join_next().await {
-            done??;
+            commits += done??;
         }
-        Ok(start.elapsed())
+        Ok(Round {
+            commits,
+            elapsed: start.elapsed(),
+        })
     }
 
     /// One update per aggregate, each through a repository that has never seen it: load (with hash
     /// chain check) + decide + commit.
-    async fn cold(&self, ids: &[WorkspaceId]) -> anyhow::Result<Duration> {
+    async fn cold(&self, ids: &[WorkspaceId]) -> anyhow::Result<Round> {
         let start = Instant::now();
+        let mut commits = 0;
         for id in ids {
+            if start.elapsed() >= ROUND_LIMIT {
+                break;
+            }
             let repo = Repository::<Workspace>::new(self.store.clone());
             update(&repo, id, &self.meta, &self.counter).await?;
+            commits += 1;
         }
-        Ok(start.elapsed())
+        Ok(Round {
+            commits,
+            elapsed: start.elapsed(),
+        })
     }
 
     /// `n` new workspaces, created [`CONCURRENCY`] at a time (untimed setup).
@@ -504,7 +701,7 @@ impl Bench {
         let ids: Vec<WorkspaceId> = (0..n).map(|_| WorkspaceId(uuid::Uuid::now_v7())).collect();
         for chunk in ids.chunks(CONCURRENCY) {
             let mut tasks = JoinSet::new();
-            for id in chunk.iter().copied() {
+            for &id in chunk {
                 let (repo, meta) = (self.repo.clone(), self.meta.clone());
                 tasks.spawn(async move { create(&repo, id, &meta).await });
             }
@@ -527,13 +724,14 @@ async fn create(repo: &Repository<Workspace>, id: WorkspaceId, meta: &Metadata) 
     Ok(())
 }
 
-/// One `Update` with a description never used before: exactly one event, one commit.
+/// One `Update` with a description never used before: exactly one event, one commit. Returns the
+/// aggregate's new version.
 async fn update(
     repo: &Repository<Workspace>,
     id: &WorkspaceId,
     meta: &Metadata,
     counter: &AtomicU64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let n = counter.fetch_add(1, Ordering::Relaxed);
     let command = WorkspaceCommand::Update {
         name: None,
@@ -544,7 +742,7 @@ async fn update(
         outcome.events.len() == 1 && !outcome.replayed,
         "update {n} of {id} committed nothing"
     );
-    Ok(())
+    Ok(outcome.version)
 }
 
 /// What `EventStore::append` puts on the wire, minus the command: same headers, a real commit's bytes.

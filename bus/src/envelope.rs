@@ -44,10 +44,11 @@ pub struct EventEnvelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
     pub prevhash: String,
-    /// SHA-256 of this envelope serialised without `hash`; see [`EventEnvelope::compute_hash`].
+    pub data: serde_json::Value,
+    /// SHA-256 of this envelope serialised without `hash`; see [`EventEnvelope::compute_hash`]. Kept
+    /// last, so the sealed JSON is the hashed JSON with this one member appended.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
-    pub data: serde_json::Value,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +123,26 @@ impl EventEnvelope {
         hex::encode(Sha256::digest(bytes))
     }
 
-    /// Sets `prevhash` and `hash`. On the write path, so it hashes in place rather than via a copy.
+    /// Sets `prevhash` and `hash`.
+    #[cfg(test)]
     pub(crate) fn seal(&mut self, prevhash: &str) {
+        self.seal_into(prevhash, &mut Vec::new());
+    }
+
+    /// Sets `prevhash` and `hash`, and appends the sealed envelope's JSON to `out`. The write path
+    /// serialises each envelope once: the bytes that are hashed, plus the `hash` member, are the bytes
+    /// that are stored (the same bytes `serde_json` would give for the sealed envelope).
+    pub(crate) fn seal_into(&mut self, prevhash: &str, out: &mut Vec<u8>) {
         self.prevhash = prevhash.to_owned();
         self.hash.clear();
-        self.hash = self.digest();
+        let start = out.len();
+        serde_json::to_writer(&mut *out, self).expect("an envelope always serialises");
+        self.hash = hex::encode(Sha256::digest(&out[start..]));
+        debug_assert_eq!(out.last(), Some(&b'}'));
+        out.pop();
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(self.hash.as_bytes());
+        out.extend_from_slice(b"\"}");
     }
 
     /// `(aggregate, event, version)` from `io.prism.<aggregate>.<event>.v<N>`.
@@ -186,6 +202,15 @@ mod tests {
         assert_eq!(back.ty, "io.prism.workspace.archived.v1");
         let decoded: WorkspaceEvent = back.decode("workspace").unwrap();
         assert!(matches!(decoded, WorkspaceEvent::Archived(_)));
+    }
+
+    #[test]
+    fn the_stored_bytes_are_what_serde_gives_for_the_sealed_envelope() {
+        let mut e = envelope();
+        let mut out = Vec::new();
+        e.seal_into(GENESIS_HASH, &mut out);
+        assert_eq!(out, serde_json::to_vec(&e).unwrap());
+        assert_eq!(e.compute_hash(), e.hash);
     }
 
     #[test]

@@ -110,6 +110,9 @@ impl<A: Aggregate> Repository<A> {
 
     fn slot(&self, subject: &str) -> Slot<A> {
         let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(slot) = cache.get(subject) {
+            return slot.clone();
+        }
         cache.get_or_insert(subject.to_owned(), Slot::default).clone()
     }
 
@@ -197,12 +200,18 @@ impl<A: Aggregate> Repository<A> {
                     replayed: false,
                 });
             }
-            let envelopes = envelopes(loaded, &id, &events, &ctx, meta)?;
-            match self
+            let (envelopes, payload) = envelopes(loaded, &id, &events, &ctx, meta)?;
+            let appended = self
                 .store
-                .append(&subject, loaded.last_sequence, &msg_id, &envelopes)
-                .await
-            {
+                .append_payload(
+                    &subject,
+                    loaded.last_sequence,
+                    &msg_id,
+                    payload,
+                    meta.traceparent.as_deref(),
+                )
+                .await;
+            match appended {
                 Ok(ack) if ack.duplicate => {
                     // Committed before under this key, but our view did not show it: reload to answer.
                     let fresh = cached.insert(self.load_subject(&subject).await?);
@@ -260,9 +269,12 @@ fn envelopes<A: Aggregate>(
     events: &[A::Event],
     ctx: &CommandContext,
     meta: &Metadata,
-) -> Result<Vec<EventEnvelope>, StoreError> {
+) -> Result<(Vec<EventEnvelope>, Vec<u8>), StoreError> {
     let mut prev = loaded.last_hash.clone();
     let mut envelopes = Vec::with_capacity(events.len());
+    // The commit's message body: a JSON array of the sealed envelopes.
+    let mut payload = Vec::with_capacity(1024 * events.len());
+    payload.push(b'[');
     let mut correlation = meta.correlation_id.clone();
     for (i, event) in events.iter().enumerate() {
         let version = loaded.version + 1 + i as u64;
@@ -272,9 +284,13 @@ fn envelopes<A: Aggregate>(
         // A command that starts a conversation correlates everything after it with its first event.
         let correlation_id = correlation.get_or_insert_with(|| envelope.id.clone());
         envelope.correlationid.clone_from(correlation_id);
-        envelope.seal(&prev);
+        if i > 0 {
+            payload.push(b',');
+        }
+        envelope.seal_into(&prev, &mut payload);
         prev.clone_from(&envelope.hash);
         envelopes.push(envelope);
     }
-    Ok(envelopes)
+    payload.push(b']');
+    Ok((envelopes, payload))
 }

@@ -191,14 +191,28 @@ impl EventStore {
         msg_id: &str,
         events: &[EventEnvelope],
     ) -> Result<AppendAck, AppendError> {
+        let payload = serde_json::to_vec(events).map_err(|e| StoreError::Request(e.to_string()))?;
+        let traceparent = events.first().and_then(|e| e.traceparent.as_deref());
+        self.append_payload(subject, expected_last_sequence, msg_id, payload, traceparent)
+            .await
+    }
+
+    /// [`EventStore::append`] for a commit already serialised as a JSON array of envelopes.
+    pub(crate) async fn append_payload(
+        &self,
+        subject: &str,
+        expected_last_sequence: u64,
+        msg_id: &str,
+        payload: Vec<u8>,
+        traceparent: Option<&str>,
+    ) -> Result<AppendAck, AppendError> {
         // Fail fast while disconnected: the client would otherwise buffer the publish and the caller wait.
         if !self.is_connected() {
             return Err(StoreError::Unavailable("not connected to NATS".into()).into());
         }
-        let payload = serde_json::to_vec(events).map_err(|e| StoreError::Request(e.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert("Content-Type", BATCH_CONTENT_TYPE);
-        if let Some(tp) = events.first().and_then(|e| e.traceparent.as_deref()) {
+        if let Some(tp) = traceparent {
             headers.insert("traceparent", tp);
         }
         let message = PublishMessage::build()
