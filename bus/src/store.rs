@@ -115,7 +115,7 @@ impl EventStore {
     }
 
     /// Connects to the stream, creating it if missing and refusing to run on one with weaker settings.
-    #[instrument(skip(client), fields(stream = %config.stream))]
+    #[instrument(skip(client, config), fields(stream = %config.stream))]
     pub async fn open(client: async_nats::Client, config: StoreConfig) -> Result<Self, StoreError> {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);

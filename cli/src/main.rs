@@ -246,11 +246,12 @@ A first computation:
 Operate it from another shell:
 
   export NATS_URL={nats_url} DATABASE_URL={database_url}
-  prism projections status
+  {prism} projections status
 
 Ctrl-C stops everything; the next `prism up` reuses the data.
 "#,
-        data_dir = data_dir.display()
+        data_dir = data_dir.display(),
+        prism = std::env::current_exe().map_or_else(|_| "prism".into(), |p| p.display().to_string()),
     );
 }
 
