@@ -117,6 +117,7 @@ impl EventStore {
     /// Connects to the stream, creating it if missing and refusing to run on one with weaker settings.
     #[instrument(skip(client, config), fields(stream = %config.stream))]
     pub async fn open(client: async_nats::Client, config: StoreConfig) -> Result<Self, StoreError> {
+        check_server_version(&client.server_info().version)?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);
         let wanted = stream_config(&config);
@@ -324,6 +325,27 @@ impl EventStore {
     }
 }
 
+/// Oldest nats-server accepted: 2.9.15–2.9.20 could accept two concurrent publishes with the same
+/// expected sequence (nats-server #4320), which would break optimistic concurrency silently.
+const MIN_SERVER: (u64, u64) = (2, 10);
+
+fn check_server_version(version: &str) -> Result<(), StoreError> {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().ok());
+    let (major, minor) = (parts.next().flatten(), parts.next().flatten());
+    match (major, minor) {
+        (Some(major), Some(minor)) if (major, minor) >= MIN_SERVER => Ok(()),
+        // Unknown (not yet received) info: the stream requests below will tell.
+        _ if version.is_empty() => Ok(()),
+        _ => Err(StoreError::Unavailable(format!(
+            "nats-server {version} is too old: Prism needs {}.{} or newer with JetStream",
+            MIN_SERVER.0, MIN_SERVER.1
+        ))),
+    }
+}
+
 fn stream_config(config: &StoreConfig) -> Config {
     Config {
         name: config.stream.clone(),
@@ -449,4 +471,18 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 
 fn request(e: impl std::fmt::Display) -> StoreError {
     StoreError::Request(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_server_version;
+
+    #[test]
+    fn old_servers_are_refused() {
+        assert!(check_server_version("2.9.10").is_err());
+        assert!(check_server_version("2.9.20").is_err());
+        assert!(check_server_version("2.10.0").is_ok());
+        assert!(check_server_version("2.15.1").is_ok());
+        assert!(check_server_version("3.0.0-beta").is_ok());
+    }
 }
