@@ -121,7 +121,12 @@ impl<A: Aggregate> Repository<A> {
         let subject = self.store.subject(A::TYPE, &id.to_string())?;
         let loaded = self.load_subject(&subject).await?;
         // Refresh the cache unless a command is busy with this aggregate (it keeps its own view current).
-        if let Ok(mut cached) = self.slot(&subject).try_lock() {
+        // Never replace a newer view with this one (a command may have committed since we read).
+        if let Ok(mut cached) = self.slot(&subject).try_lock()
+            && cached
+                .as_ref()
+                .is_none_or(|c| c.last_sequence <= loaded.last_sequence)
+        {
             *cached = Some(loaded.clone());
         }
         Ok(loaded)
@@ -172,35 +177,50 @@ impl<A: Aggregate> Repository<A> {
         let slot = self.slot(&subject);
         let mut cached = slot.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
-            let loaded = match &mut *cached {
-                Some(loaded) => loaded,
-                empty => empty.insert(self.load_subject(&subject).await?),
+            // Taken out of the slot while in use: if this call is cancelled half-way (the client went
+            // away, a timeout), the slot stays empty and the next command reloads instead of trusting a
+            // view that an append it never saw acknowledged may already have outdated.
+            let (mut loaded, from_cache) = match cached.take() {
+                Some(loaded) => (loaded, true),
+                None => (self.load_subject(&subject).await?, false),
             };
             if let Some(&(sequence, version)) = loaded.committed.get(&msg_id) {
-                return Ok(replayed(loaded, sequence, version));
+                let outcome = replayed(&loaded, sequence, version);
+                *cached = Some(loaded);
+                return Ok(outcome);
             }
-            if let Some(expected) = expected_version
-                && expected != loaded.version
-            {
-                return Err(CommandError::VersionMismatch {
+            let decision = match expected_version {
+                Some(expected) if expected != loaded.version => Err(CommandError::VersionMismatch {
                     expected,
                     actual: loaded.version,
-                });
-            }
-            let events = loaded
-                .state
-                .decide(command.clone(), &ctx)
-                .map_err(CommandError::Rejected)?;
-            if events.is_empty() {
-                return Ok(CommandOutcome {
-                    state: loaded.state.clone(),
-                    version: loaded.version,
-                    sequence: loaded.last_sequence,
-                    events,
-                    replayed: false,
-                });
-            }
-            let (envelopes, payload) = envelopes(loaded, &id, &events, &ctx, meta)?;
+                }),
+                _ => loaded
+                    .state
+                    .decide(command.clone(), &ctx)
+                    .map_err(CommandError::Rejected),
+            };
+            let events = match decision {
+                Ok(events) if !events.is_empty() => events,
+                // An answer that stores nothing rests on our view alone, and no append will tell us if
+                // another process has moved the aggregate on: check that the view is current first.
+                answer => {
+                    if from_cache && self.store.subject_last_sequence(&subject).await? != loaded.last_sequence
+                    {
+                        debug!(attempt, "cached view is stale; reloading");
+                        continue;
+                    }
+                    let outcome = answer.map(|events| CommandOutcome {
+                        state: loaded.state.clone(),
+                        version: loaded.version,
+                        sequence: loaded.last_sequence,
+                        events,
+                        replayed: false,
+                    });
+                    *cached = Some(loaded);
+                    return outcome;
+                }
+            };
+            let (envelopes, payload) = envelopes(&loaded, &id, &events, &ctx, meta)?;
             let appended = self
                 .store
                 .append_payload(
@@ -214,13 +234,15 @@ impl<A: Aggregate> Repository<A> {
             match appended {
                 Ok(ack) if ack.duplicate => {
                     // Committed before under this key, but our view did not show it: reload to answer.
-                    let fresh = cached.insert(self.load_subject(&subject).await?);
+                    let fresh = self.load_subject(&subject).await?;
                     let (sequence, version) = fresh
                         .committed
                         .get(&msg_id)
                         .copied()
                         .unwrap_or((ack.sequence, fresh.version));
-                    return Ok(replayed(fresh, sequence, version));
+                    let outcome = replayed(&fresh, sequence, version);
+                    *cached = Some(fresh);
+                    return Ok(outcome);
                 }
                 Ok(ack) => {
                     let commit = StoredCommit {
@@ -230,23 +252,20 @@ impl<A: Aggregate> Repository<A> {
                         events: envelopes,
                     };
                     loaded.fold(&commit, &events);
-                    return Ok(CommandOutcome {
+                    let outcome = CommandOutcome {
                         state: loaded.state.clone(),
                         version: loaded.version,
                         sequence: ack.sequence,
                         events,
                         replayed: false,
-                    });
+                    };
+                    *cached = Some(loaded);
+                    return Ok(outcome);
                 }
-                Err(AppendError::Conflict) => {
-                    debug!(attempt, "conflict; re-deciding on fresh state");
-                    *cached = None;
-                }
-                Err(AppendError::Store(e)) => {
-                    // The publish may or may not have been stored; forget what we think we know.
-                    *cached = None;
-                    return Err(e.into());
-                }
+                // The slot stays empty: the next attempt decides again on a fresh load.
+                Err(AppendError::Conflict) => debug!(attempt, "conflict; re-deciding on fresh state"),
+                // The publish may or may not have been stored: the slot stays empty, forgetting our view.
+                Err(AppendError::Store(e)) => return Err(e.into()),
             }
         }
         Err(CommandError::Conflict)

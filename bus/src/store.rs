@@ -63,6 +63,8 @@ pub enum StoreError {
     },
     #[error("stored message at stream sequence {sequence} is unreadable: {reason}")]
     Corrupt { sequence: u64, reason: String },
+    #[error("the commit is larger than the event store accepts in one message: {0}")]
+    TooLarge(String),
     #[error("invalid aggregate id `{0}`: it must be a single NATS subject token")]
     InvalidId(String),
     #[error("event store request failed: {0}")]
@@ -225,31 +227,31 @@ impl EventStore {
             .js
             .send_publish(subject.to_owned(), message)
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(publish_error)?
             .await
-            .map_err(|e| match e.kind() {
-                PublishErrorKind::WrongLastSequence => AppendError::Conflict,
-                PublishErrorKind::TimedOut
-                | PublishErrorKind::BrokenPipe
-                | PublishErrorKind::StreamNotFound => StoreError::Unavailable(e.to_string()).into(),
-                _ => StoreError::Request(e.to_string()).into(),
-            })?;
+            .map_err(publish_error)?;
         Ok(AppendAck {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
         })
     }
 
+    /// Stream sequence of the last commit on `subject` (0: none). One round trip.
+    pub async fn subject_last_sequence(&self, subject: &str) -> Result<u64, StoreError> {
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(m) => Ok(m.sequence),
+            Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Every commit of one aggregate, oldest first, with its hash chain and versions verified.
     #[instrument(skip(self))]
     pub async fn load(&self, subject: &str) -> Result<Vec<StoredCommit>, StoreError> {
-        let last = match self.stream.direct_get_last_for_subject(subject).await {
-            Ok(m) => m.sequence,
-            Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(unavailable(e)),
-        };
+        let last = self.subject_last_sequence(subject).await?;
+        if last == 0 {
+            return Ok(Vec::new());
+        }
         let mut commits = Vec::new();
         let mut next_from = 1;
         while next_from <= last && commits.len() < DIRECT_GET_LIMIT {
@@ -459,6 +461,21 @@ fn verify_chain(subject: &str, commits: &[StoredCommit]) -> Result<(), StoreErro
         }
     }
     Ok(())
+}
+
+fn publish_error(e: async_nats::jetstream::context::PublishError) -> AppendError {
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => AppendError::Conflict,
+        // Retrying cannot help a commit the server will never take: it is the request that is wrong.
+        PublishErrorKind::MaxPayloadExceeded => StoreError::TooLarge(e.to_string()).into(),
+        PublishErrorKind::Other | PublishErrorKind::WrongLastMessageId => {
+            StoreError::Request(e.to_string()).into()
+        }
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::StreamNotFound
+        | PublishErrorKind::MaxAckPending => StoreError::Unavailable(e.to_string()).into(),
+    }
 }
 
 fn is_stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {

@@ -380,3 +380,38 @@ async fn commands_fail_fast_while_nats_is_down() {
     }
     assert_eq!(outcome.expect("reconnected").version, 2);
 }
+
+/// Another process moved the aggregate on: answers that store nothing must not come from a stale view.
+#[tokio::test]
+async fn a_stale_cache_never_answers_without_checking() {
+    let server = NatsServer::start_temp().await.unwrap();
+    let a = Repository::<Workspace>::new(store(&server).await);
+    let b = Repository::<Workspace>::new(store(&server).await);
+    let id = new_id();
+    a.execute(&id, create(id), &meta(), None, None).await.unwrap(); // A caches version 1 (name "Hospitals")
+    let rename = |name: &str| WorkspaceCommand::Update {
+        name: Some(name.into()),
+        description: None,
+    };
+    b.execute(&id, rename("Clinics"), &meta(), None, None)
+        .await
+        .unwrap(); // version 2 elsewhere
+
+    // On A's stale view this rename would change nothing; on the real state it is a change.
+    let back = a
+        .execute(&id, rename("Hospitals"), &meta(), None, None)
+        .await
+        .unwrap();
+    assert_eq!((back.version, back.events.len()), (3, 1));
+    assert_eq!(b.load(&id).await.unwrap().state.name, "Hospitals");
+
+    // If-Match with the real version is honoured at once, not refused from a stale view.
+    b.execute(&id, describe("moved on".into()), &meta(), None, None)
+        .await
+        .unwrap(); // version 4
+    let checked = a
+        .execute(&id, describe("again".into()), &meta(), None, Some(4))
+        .await
+        .unwrap();
+    assert_eq!(checked.version, 5);
+}

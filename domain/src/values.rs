@@ -26,9 +26,13 @@ pub enum ValueError {
         len: usize,
         max: usize,
     },
+    #[error("{field} contains a control character (U+{code:04X}); only tab and line breaks are allowed")]
+    ControlCharacter { field: &'static str, code: u32 },
 }
 
-/// Checks a human-readable text field: trimmed non-empty (when required) and bounded in length.
+/// Checks a human-readable text field: trimmed non-empty (when required), bounded in length, and free
+/// of control characters other than tab and line breaks. (A NUL in particular could never be stored
+/// by the read models, and an event, once in the log, can never be taken out again.)
 pub fn check_text(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), ValueError> {
     if required && value.trim().is_empty() {
         return Err(ValueError::Empty { field });
@@ -36,6 +40,15 @@ pub fn check_text(field: &'static str, value: &str, max: usize, required: bool) 
     let len = value.chars().count();
     if len > max {
         return Err(ValueError::TooLong { field, len, max });
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ValueError::ControlCharacter {
+            field,
+            code: u32::from(c),
+        });
     }
     Ok(())
 }
@@ -194,6 +207,18 @@ mod tests {
         assert!(PublicKey::parse("hello").is_err());
         assert!(PublicKey::parse("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
         assert!(PublicKey::parse("MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7").is_err());
+    }
+
+    #[test]
+    fn text_fields_refuse_control_characters() {
+        assert_eq!(
+            check_text("name", "bad\u{0}name", 10, true),
+            Err(ValueError::ControlCharacter {
+                field: "name",
+                code: 0
+            })
+        );
+        assert!(check_text("description", "two\nlines\twith a tab", 100, false).is_ok());
     }
 
     #[test]

@@ -167,4 +167,10 @@ pub fn router(state: AppState) -> Router {
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(middleware::from_fn(problem::fill_instance))
+        // Well below NATS's default 1 MiB message limit, so that a body the gateway accepts always fits
+        // in one commit (the envelope adds a few hundred bytes per event).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
+
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 512 * 1024;

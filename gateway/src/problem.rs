@@ -189,6 +189,10 @@ impl Problem {
                 tracing::warn!(%cause, "event store unavailable");
                 Self::unavailable("the event store is unavailable; retry shortly")
             }
+            StoreError::TooLarge(_) => Self::new(
+                ProblemKind::PayloadTooLarge,
+                "the resulting event is larger than the event store accepts; send less (e.g. fewer or shorter fields)",
+            ),
             other => Self::internal(other),
         }
     }
@@ -227,6 +231,12 @@ impl Problem {
                 tracing::warn!(%cause, "read model database unavailable");
                 Self::unavailable("the read model database is unavailable; retry shortly")
             }
+            // No SQLSTATE: the connection failed (reset, closed, timed out), not the statement.
+            ProjectionError::Database(e) if e.code().is_none() => {
+                tracing::warn!(error = %e, "read model database connection failed");
+                Self::unavailable("the read model database is unavailable; retry shortly")
+            }
+            ProjectionError::Store(e) => Self::store(e),
             other => Self::internal(other),
         }
     }

@@ -73,7 +73,15 @@ impl std::fmt::Debug for ReadModels {
 impl ReadModels {
     /// Builds the pool (connections open lazily) and checks one connection.
     pub async fn connect(database_url: &str) -> Result<Self, ProjectionError> {
-        let config: tokio_postgres::Config = database_url.parse()?;
+        let mut config: tokio_postgres::Config = database_url.parse()?;
+        // A database that vanishes without closing the connection must not hang a request for good:
+        // bound connecting, detect dead peers, and cap every statement (a caller's own URL options win).
+        config.connect_timeout(Duration::from_secs(5));
+        config.keepalives(true).keepalives_idle(Duration::from_secs(15));
+        config.tcp_user_timeout(Duration::from_secs(30));
+        if config.get_options().is_none() {
+            config.options("-c statement_timeout=30000");
+        }
         let manager = Manager::from_config(
             config,
             NoTls,

@@ -256,6 +256,16 @@ async fn bad_input_gets_a_precise_problem_and_stores_nothing() {
         .unwrap();
     problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
+    // A NUL could never be projected, and an event can never leave the log: refused up front.
+    let mut nul = computation();
+    nul["name"] = json!("bad\u{0}name");
+    let body = problem(prism.post(&path, nul).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(body.to_string().contains("control character"), "{body}");
+
+    let mut huge = computation();
+    huge["description"] = json!("x".repeat(600 * 1024));
+    problem(prism.post(&path, huge).await, StatusCode::PAYLOAD_TOO_LARGE).await;
+
     let unknown_ws = uuid::Uuid::now_v7();
     problem(
         prism

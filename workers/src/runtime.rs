@@ -75,9 +75,11 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            max_attempts: 5,
-            backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
+            // With this backoff the last attempt comes ~4 minutes after the first: enough to ride out a
+            // restart of NATS or PostgreSQL before the failure is recorded and the event let go.
+            max_attempts: 10,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
             ack_wait: Duration::from_secs(30),
         }
     }
@@ -179,7 +181,22 @@ impl<R: Reactor> Worker<R> {
                 }
             };
             let span = info_span!("react", worker = name, sequence, attempt);
-            let ack = self.handle(&message, sequence, attempt).instrument(span).await;
+            let handling = self.handle(&message, sequence, attempt).instrument(span);
+            tokio::pin!(handling);
+            // A long reaction tells the server it is alive, so the event is not redelivered to
+            // another worker while this one is still on it.
+            let mut heartbeat = tokio::time::interval(self.config.ack_wait / 3);
+            heartbeat.tick().await;
+            let ack = loop {
+                tokio::select! {
+                    ack = &mut handling => break ack,
+                    _ = heartbeat.tick() => {
+                        if let Err(e) = message.ack_with(AckKind::Progress).await {
+                            warn!(worker = name, sequence, error = %e, "progress signal failed");
+                        }
+                    }
+                }
+            };
             if let Err(e) = message.ack_with(ack).await {
                 // Without the ack the event is simply redelivered; the reaction is idempotent.
                 warn!(worker = name, sequence, error = %e, "acknowledgement failed");

@@ -13,11 +13,14 @@ pub use event::{ComputationArchived, ComputationCreated, ComputationEvent, Compu
 pub use state::{Computation, ComputationStatus, Definition, ExpectedAsset, Participant, Role};
 
 use crate::aggregate::{Aggregate, CommandContext};
+use crate::values::check_text;
 
 pub const NAME_MAX: usize = 128;
 pub const DESCRIPTION_MAX: usize = 4096;
 pub const PARTICIPANTS_MAX: usize = 256;
 pub const DATASETS_MAX: usize = 256;
+pub const ASSET_NAME_MAX: usize = 256;
+pub const REASON_MAX: usize = 1024;
 
 impl Aggregate for Computation {
     const TYPE: &'static str = "computation";
@@ -73,11 +76,16 @@ impl Aggregate for Computation {
                     updated_at: ctx.now,
                 })])
             }
-            (S::Active, C::Archive { reason }) => Ok(vec![ComputationEvent::Archived(ComputationArchived {
-                reason,
-                archived_by: ctx.actor.clone(),
-                archived_at: ctx.now,
-            })]),
+            (S::Active, C::Archive { reason }) => {
+                if let Some(reason) = &reason {
+                    check_text("reason", reason, REASON_MAX, false)?;
+                }
+                Ok(vec![ComputationEvent::Archived(ComputationArchived {
+                    reason,
+                    archived_by: ctx.actor.clone(),
+                    archived_at: ctx.now,
+                })])
+            }
         }
     }
 

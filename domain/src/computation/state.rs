@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::DefinitionError;
-use super::{DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANTS_MAX};
+use super::{ASSET_NAME_MAX, DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANTS_MAX};
 use crate::ids::{ComputationId, ParticipantId, WorkspaceId};
 use crate::values::{PublicKey, Sha3Digest, check_text};
 
@@ -129,10 +129,12 @@ impl Definition {
         }
 
         if let Some(algorithm) = &self.algorithm {
+            check_text("algorithm name", &algorithm.name, ASSET_NAME_MAX, false)?;
             self.check_provider(&algorithm.provider, Role::AlgorithmProvider)?;
         }
         let mut digests = HashSet::new();
         for dataset in &self.datasets {
+            check_text("dataset name", &dataset.name, ASSET_NAME_MAX, false)?;
             self.check_provider(&dataset.provider, Role::DatasetProvider)?;
             if !digests.insert(&dataset.hash) {
                 return Err(DefinitionError::DuplicateDataset(dataset.hash.clone()));

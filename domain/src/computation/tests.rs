@@ -249,3 +249,28 @@ fn events_round_trip_through_json() {
     assert_eq!(json["event"], "created");
     assert_eq!(serde_json::from_value::<ComputationEvent>(json).unwrap(), event);
 }
+
+#[test]
+fn text_with_control_characters_is_refused_before_it_reaches_the_log() {
+    let mut d = definition();
+    d.datasets[0].name = "cohort\u{0}A".into();
+    rejects_definition(
+        d,
+        ValueError::ControlCharacter {
+            field: "dataset name",
+            code: 0,
+        }
+        .into(),
+    );
+    given::<Computation>([created()])
+        .when(ComputationCommand::Archive {
+            reason: Some("done\u{7}".into()),
+        })
+        .then_rejects(
+            ValueError::ControlCharacter {
+                field: "reason",
+                code: 7,
+            }
+            .into(),
+        );
+}
