@@ -11,6 +11,6 @@ mod envelope;
 mod repository;
 mod store;
 
-pub use envelope::{EventEnvelope, GENESIS_HASH, Metadata};
+pub use envelope::{DecodeError, EventEnvelope, GENESIS_HASH, Metadata};
 pub use repository::{CommandError, CommandOutcome, Loaded, Repository};
 pub use store::{AppendAck, AppendError, EventStore, StoreConfig, StoreError, StoredCommit};
