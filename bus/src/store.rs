@@ -1,5 +1,6 @@
 //! JetStream adapter: the stream's settings, appends with optimistic concurrency, loads, ordered reads.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{
@@ -12,6 +13,7 @@ use async_nats::jetstream::{
 use async_nats::{HeaderMap, connection::State};
 use bytes::Bytes;
 use futures::{Stream as FuturesStream, StreamExt as _, TryStreamExt as _};
+use tokio::sync::watch;
 use tracing::{info, instrument};
 
 use crate::envelope::{EventEnvelope, GENESIS_HASH};
@@ -102,18 +104,41 @@ pub struct EventStore {
     js: jetstream::Context,
     stream: Stream,
     config: StoreConfig,
+    /// Counts reconnections to NATS (see [`EventStore::reconnections`]); the sender lives as long as
+    /// any copy of the store, so receivers never see it closed.
+    reconnects: Arc<watch::Sender<u64>>,
 }
 
 impl EventStore {
     /// Connects to NATS at `url` and opens the stream (see [`EventStore::open`]).
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let reconnects = Arc::new(watch::Sender::new(0));
+        let on_event = reconnects.clone();
         let client = async_nats::ConnectOptions::new()
             .name("prism")
             .connection_timeout(config.request_timeout)
+            .event_callback(move |event| {
+                let on_event = on_event.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        on_event.send_modify(|count| *count += 1);
+                    }
+                }
+            })
             .connect(url)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to NATS at {url}: {e}")))?;
-        Self::open(client, config).await
+        let mut store = Self::open(client, config).await?;
+        store.reconnects = reconnects;
+        Ok(store)
+    }
+
+    /// Changes each time the connection to NATS is re-established. Consumers restart on it: after a
+    /// server restart their server-side state is gone, and waiting for missed heartbeats to notice
+    /// would stall read-your-writes for many seconds. (Stores made with [`EventStore::open`] from a
+    /// caller's client never report one.)
+    pub fn reconnections(&self) -> watch::Receiver<u64> {
+        self.reconnects.subscribe()
     }
 
     /// Connects to the stream, creating it if missing and refusing to run on one with weaker settings.
@@ -151,6 +176,7 @@ impl EventStore {
             js,
             stream,
             config,
+            reconnects: Arc::new(watch::Sender::new(0)),
         })
     }
 

@@ -91,8 +91,8 @@ impl<P: Projection> Projector<P> {
     /// Projects everything up to the log's current end, then returns. Used by `projections rebuild`.
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
         let end = self.store.last_sequence().await?;
-        let (checkpoint, _) = self.checkpoint().await?;
-        if checkpoint < end {
+        // `follow` also returns when NATS reconnects; go on until the end is really reached.
+        while self.checkpoint().await?.0 < end {
             self.follow(Some(end)).await?;
         }
         Ok(end)
@@ -107,14 +107,24 @@ impl<P: Projection> Projector<P> {
             .read_from(checkpoint + 1, &filter)
             .await?
             .ready_chunks(BATCH);
-        while let Some(batch) = commits.next().await {
+        let mut reconnected = self.store.reconnections();
+        reconnected.borrow_and_update();
+        loop {
+            let batch = tokio::select! {
+                batch = commits.next() => batch,
+                // A restarted server forgot our consumer: start a new one from the checkpoint now.
+                _ = reconnected.changed() => {
+                    info!(projection = self.projection.name(), "reconnected to NATS; resuming from the checkpoint");
+                    return Ok(());
+                }
+            };
+            let Some(batch) = batch else { return Ok(()) };
             let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
             let last = self.apply_batch(&batch, generation).await?;
             if until.is_some_and(|end| last >= end) {
                 return Ok(());
             }
         }
-        Ok(())
     }
 
     async fn apply_batch(&self, batch: &[StoredCommit], generation: i64) -> Result<u64, ProjectionError> {

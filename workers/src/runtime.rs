@@ -102,6 +102,12 @@ pub fn caused_by(event: &EventEnvelope, worker: &str) -> Metadata {
     }
 }
 
+/// What woke the consume loop.
+enum Wake<M> {
+    Message(Option<M>),
+    Reconnected,
+}
+
 #[derive(Debug)]
 pub struct Worker<R: Reactor> {
     reactor: R,
@@ -157,10 +163,28 @@ impl<R: Reactor> Worker<R> {
             .map_err(|e| consumer_error(&e))?;
         let mut messages = consumer.messages().await.map_err(|e| consumer_error(&e))?;
         info!(worker = name, "worker started");
+        let mut reconnected = self.store.reconnections();
+        reconnected.borrow_and_update();
         loop {
             let next = tokio::select! {
-                m = messages.next() => m,
-                _ = shutdown.wait_for(|stop| *stop) => None,
+                m = messages.next() => Wake::Message(m),
+                _ = reconnected.changed() => Wake::Reconnected,
+                _ = shutdown.wait_for(|stop| *stop) => Wake::Message(None),
+            };
+            let next = match next {
+                Wake::Message(next) => next,
+                // The durable consumer survives a server restart, but our outstanding pulls do not:
+                // renew them now rather than after the missed heartbeats that would reveal it.
+                Wake::Reconnected => {
+                    info!(worker = name, "reconnected to NATS; renewing the pull");
+                    match consumer.messages().await {
+                        Ok(renewed) => messages = renewed,
+                        Err(e) => {
+                            warn!(worker = name, error = %e, "could not renew the pull; keeping the old one")
+                        }
+                    }
+                    continue;
+                }
             };
             let Some(message) = next else {
                 info!(worker = name, "worker stopped");
