@@ -209,7 +209,8 @@ impl<R: Reactor> Worker<R> {
             tokio::pin!(handling);
             // A long reaction tells the server it is alive, so the event is not redelivered to
             // another worker while this one is still on it.
-            let mut heartbeat = tokio::time::interval(self.config.ack_wait / 3);
+            let mut heartbeat =
+                tokio::time::interval((self.config.ack_wait / 3).max(Duration::from_millis(100)));
             heartbeat.tick().await;
             let ack = loop {
                 tokio::select! {
