@@ -340,16 +340,13 @@ impl EventStore {
 
     /// The stream sequence of the newest message in the log (0 when empty).
     pub async fn last_sequence(&self) -> Result<u64, StoreError> {
-        let info = self
+        // `get_stream` already fetched the stream's info; asking for it again would be a second request.
+        let stream = self
             .js
             .get_stream(&self.config.stream)
             .await
-            .map_err(unavailable)?
-            .info()
-            .await
-            .map_err(unavailable)?
-            .clone();
-        Ok(info.state.last_sequence)
+            .map_err(unavailable)?;
+        Ok(stream.cached_info().state.last_sequence)
     }
 }
 
