@@ -132,6 +132,20 @@ impl<A: Aggregate> Repository<A> {
         Ok(loaded)
     }
 
+    /// The aggregate's state as this process last saw it, or from the store when it has not seen it
+    /// exist. It may be behind the log: use it only for facts that never change once the aggregate
+    /// exists (the workspace a computation belongs to), never to decide a command.
+    pub async fn existing_state(&self, id: &impl Display) -> Result<A, StoreError> {
+        let subject = self.store.subject(A::TYPE, &id.to_string())?;
+        if let Ok(cached) = self.slot(&subject).try_lock()
+            && let Some(loaded) = cached.as_ref()
+            && loaded.version > 0
+        {
+            return Ok(loaded.state.clone());
+        }
+        Ok(self.load(id).await?.state)
+    }
+
     async fn load_subject(&self, subject: &str) -> Result<Loaded<A>, StoreError> {
         let mut loaded = Loaded::new();
         for commit in self.store.load(subject).await? {

@@ -279,19 +279,20 @@ pub async fn archive(
 
 /// A computation is addressed through its workspace; one in another workspace is "not found" here, or
 /// a path could change a computation of a workspace it does not name. Checked on the aggregate (the
-/// read model may lag), whose workspace never changes after creation; the load also warms the
-/// repository's cache for the command that follows.
+/// read model may lag). A computation never moves between workspaces, so the repository's cached state
+/// answers it when present, instead of a read of the whole history before every change; otherwise the
+/// load also warms the cache for the command that follows.
 async fn ensure_in_workspace(state: &AppState, workspace: Uuid, id: Uuid) -> Result<(), Problem> {
-    let loaded = state
+    let existing = state
         .bounded(async {
             state
                 .computations
-                .load(&ComputationId(id))
+                .existing_state(&ComputationId(id))
                 .await
                 .map_err(|e| Problem::store(&e))
         })
         .await?;
-    match loaded.state.workspace_id {
+    match existing.workspace_id {
         Some(w) if w.as_uuid() == workspace => Ok(()),
         _ => Err(not_found(id)),
     }
