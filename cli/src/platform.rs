@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prism_bus::{EventStore, Repository, StoreConfig};
 use prism_projections::{ComputationsProjection, Projector, ReadModels, WorkspacesProjection};
+use prism_store::{EventStore, Repository, StoreConfig};
 use prism_workers::{Worker, WorkerConfig, WorkspaceArchiver};
 use tokio::sync::watch;
 use tokio::task::JoinSet;

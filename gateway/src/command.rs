@@ -6,9 +6,9 @@ use std::future::Future;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prism_bus::{CommandError, CommandOutcome, Metadata, Repository};
 use prism_domain::Aggregate;
 use prism_projections::ProjectionError;
+use prism_store::{CommandError, CommandOutcome, Metadata, Repository};
 use serde::Serialize;
 use uuid::Uuid;
 

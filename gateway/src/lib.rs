@@ -19,10 +19,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
-use prism_bus::{EventStore, Repository};
 use prism_domain::computation::Computation;
 use prism_domain::workspace::Workspace;
 use prism_projections::ReadModels;
+use prism_store::{EventStore, Repository};
 use utoipa_swagger_ui::SwaggerUi;
 
 mod command;

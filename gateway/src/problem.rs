@@ -10,9 +10,9 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prism_bus::{CommandError, StoreError};
 use prism_domain::{Rejection, RejectionKind};
 use prism_projections::ProjectionError;
+use prism_store::{CommandError, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -1,7 +1,7 @@
 use deadpool_postgres::Transaction;
-use prism_bus::StoredCommit;
 use prism_domain::Aggregate as _;
 use prism_domain::computation::{Computation, ComputationEvent, Participant};
+use prism_store::StoredCommit;
 
 use crate::projection_support::{aggregate_uuid, decode, version};
 use crate::{COMPUTATIONS, Projection, ProjectionError};

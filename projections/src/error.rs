@@ -5,7 +5,7 @@ pub enum ProjectionError {
     #[error("no database connection: {0}")]
     Pool(String),
     #[error(transparent)]
-    Store(#[from] prism_bus::StoreError),
+    Store(#[from] prism_store::StoreError),
     #[error("projection `{name}` has reached sequence {reached}, not yet {sequence}")]
     Lagging {
         name: String,

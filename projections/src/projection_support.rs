@@ -1,7 +1,7 @@
 //! Small helpers shared by the projections: typed decoding with errors that name the event.
 
-use prism_bus::EventEnvelope;
 use prism_domain::Aggregate;
+use prism_store::EventEnvelope;
 
 use crate::ProjectionError;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Pool, Transaction};
 use futures::StreamExt as _;
-use prism_bus::{EventStore, StoredCommit};
+use prism_store::{EventStore, StoredCommit};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 

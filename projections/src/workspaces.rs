@@ -1,7 +1,7 @@
 use deadpool_postgres::Transaction;
-use prism_bus::StoredCommit;
 use prism_domain::Aggregate as _;
 use prism_domain::workspace::{Workspace, WorkspaceEvent};
+use prism_store::StoredCommit;
 
 use crate::projection_support::{decode, version};
 use crate::{Projection, ProjectionError, WORKSPACES};

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::Transaction;
-use prism_bus::{EventStore, Metadata, Repository, StoreConfig, StoredCommit};
 use prism_domain::computation::{
     Computation, ComputationChanges, ComputationCommand, Definition, Participant, Role, WorkspaceStanding,
 };
@@ -18,6 +17,7 @@ use prism_projections::{
     COMPUTATIONS, ComputationsProjection, PageRequest, Projection, ProjectionError, Projector, ReadModels,
     WORKSPACES, WorkspacesProjection, rebuild,
 };
+use prism_store::{EventStore, Metadata, Repository, StoreConfig, StoredCommit};
 use tokio::sync::watch;
 
 const KEY: &str = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_bus::{CommandError, EventEnvelope, Repository, StoredCommit};
 use prism_domain::computation::{Computation, ComputationCommand, ComputationError, ComputationEvent};
 use prism_domain::workspace::{Workspace, WorkspaceEvent, WorkspaceStatus};
 use prism_domain::{Aggregate as _, ComputationId, WorkspaceId};
 use prism_projections::{COMPUTATIONS, ReadModels};
+use prism_store::{CommandError, EventEnvelope, Repository, StoredCommit};
 use tracing::info;
 
 use crate::runtime::{ReactionError, Reactor, caused_by};

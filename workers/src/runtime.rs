@@ -5,8 +5,8 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use chrono::Utc;
 use futures::StreamExt as _;
-use prism_bus::{CommandError, EventEnvelope, EventStore, Metadata, Repository, StoreError, StoredCommit};
 use prism_domain::reaction::{Reaction, ReactionCommand, ReactionError as RecordError, ReactionFailed};
+use prism_store::{CommandError, EventEnvelope, EventStore, Metadata, Repository, StoreError, StoredCommit};
 use tokio::sync::watch;
 use tracing::{Instrument as _, error, info, info_span, warn};
 

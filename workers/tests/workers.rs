@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use prism_bus::{EventStore, Metadata, Repository, StoreConfig, StoredCommit};
 use prism_domain::computation::{
     Computation, ComputationCommand, ComputationStatus, Definition, Participant, Role, WorkspaceStanding,
 };
@@ -15,6 +14,7 @@ use prism_domain::workspace::{Workspace, WorkspaceCommand};
 use prism_domain::{Aggregate as _, ComputationId, ParticipantId, WorkspaceId};
 use prism_embedded::{NatsServer, TestDatabase};
 use prism_projections::{ComputationsProjection, Projector, ReadModels};
+use prism_store::{EventStore, Metadata, Repository, StoreConfig, StoredCommit};
 use prism_workers::{ReactionError, Reactor, Worker, WorkerConfig, WorkspaceArchiver};
 use tokio::sync::watch;
 

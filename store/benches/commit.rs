@@ -5,7 +5,7 @@
 //! JSON, cache). The raw publish is the same message without that work, so it is the ceiling a
 //! command can reach on a given server; the ratio commands/raw is what the code costs.
 //!
-//! Run with `cargo bench -p prism-bus --bench commit`. Environment overrides:
+//! Run with `cargo bench -p prism-store --bench commit`. Environment overrides:
 //! * `PRISM_BENCH_ROUNDS`: timed rounds per case (default 5); the median round is reported.
 //! * `PRISM_BENCH_N`: commits per round and case (default: sized so a raw round takes about 1.5 s).
 //! * `PRISM_BENCH_SYNC`: `always`, `default` or `both` (the default): which server modes to measure.
@@ -25,10 +25,10 @@ use anyhow::{Context as _, bail, ensure};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
-use prism_bus::{EventStore, Metadata, Repository, StoreConfig};
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
 use prism_embedded::{NatsOptions, NatsServer, find_nats_server};
+use prism_store::{EventStore, Metadata, Repository, StoreConfig};
 use tokio::task::JoinSet;
 
 /// What `EventStore::append` sends as `Content-Type`.

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream::Config};
-use prism_bus::{AppendError, CommandError, EventStore, Metadata, Repository, StoreConfig, StoreError};
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand, WorkspaceError};
 use prism_embedded::NatsServer;
+use prism_store::{AppendError, CommandError, EventStore, Metadata, Repository, StoreConfig, StoreError};
 
 async fn store(server: &NatsServer) -> EventStore {
     let client = async_nats::connect(server.url()).await.expect("connect");
