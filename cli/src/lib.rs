@@ -1,6 +1,8 @@
-//! The `prism` binary's library half: wiring every service into one process, so that the binary, the
-//! end-to-end tests and anyone embedding Prism start the platform the same way.
+//! The `prism` binary's library half: the platform's registry of modules ([`modules`]) and the wiring
+//! of every service into one process ([`Platform`]), so that the binary, the end-to-end tests and anyone
+//! embedding Prism start the platform the same way.
 
+pub mod modules;
 mod platform;
 
-pub use platform::{Platform, PlatformConfig};
+pub use platform::{Platform, PlatformConfig, connect};

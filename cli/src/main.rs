@@ -2,14 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use prism_cli::{Platform, PlatformConfig};
-use prism_store::{EventStore, StoreConfig};
+use prism_cli::{Platform, PlatformConfig, modules};
+use prism_store::{EventLog, EventStore, OpenMode, StoreConfig};
 
 mod up;
-use prism_projections::{ComputationsProjection, Projector, ReadModels, WorkspacesProjection};
+use prism_projections::ReadModels;
 use tracing::info;
 
 #[derive(Debug, Parser)]
@@ -88,7 +89,7 @@ impl StoreArgs {
 enum ProjectionsCommand {
     /// Empties a projection and replays the event log into it from sequence 1.
     Rebuild {
-        /// `workspaces`, `computations` or `all`.
+        /// A projection's name (`prism projections status` lists them) or `all`.
         name: String,
     },
     /// Shows how far each projection has read the log.
@@ -118,10 +119,8 @@ async fn main() -> anyhow::Result<()> {
             store,
         } => {
             let config = PlatformConfig {
-                nats_url,
-                database_url,
-                http,
                 store: store.config(),
+                ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;
             info!("API listening on http://{}", platform.addr());
@@ -156,46 +155,44 @@ pub(crate) async fn run_until_stopped(mut platform: Platform) -> anyhow::Result<
 }
 
 async fn projections(command: ProjectionsCommand, nats_url: &str, database_url: &str) -> anyhow::Result<()> {
-    let store = EventStore::connect(nats_url, StoreConfig::default()).await?;
+    // An operator tool: it uses the stream as it is, never creating it or changing its settings.
+    let store = EventStore::connect_with(nats_url, StoreConfig::default(), OpenMode::Existing).await?;
+    let log: Arc<dyn EventLog> = Arc::new(store);
     let read = ReadModels::connect(database_url).await?;
     read.migrate().await?;
+    let known = modules::projection_names();
     match command {
         ProjectionsCommand::Status => {
-            let end = store.last_sequence().await?;
+            let end = log.last_sequence().await?;
             println!("event log ends at sequence {end}");
-            for name in prism_projections::ALL {
+            for name in &known {
                 let at = read.checkpoint(name).await?;
                 println!("{name:<14} at {at:>10}  ({} behind)", end.saturating_sub(at));
+            }
+            let quarantined = read.quarantined(100).await?;
+            if !quarantined.is_empty() {
+                println!("\n{} quarantined commit(s), newest first:", quarantined.len());
+                for q in quarantined {
+                    println!(
+                        "  {} refused sequence {} ({}): {}",
+                        q.reader, q.sequence, q.subject, q.reason
+                    );
+                }
             }
         }
         ProjectionsCommand::Rebuild { name } => {
             let names: Vec<&str> = match name.as_str() {
-                "all" => prism_projections::ALL.to_vec(),
-                other if prism_projections::ALL.contains(&other) => vec![other],
-                other => bail!(
-                    "unknown projection `{other}`; choose one of {:?} or `all`",
-                    prism_projections::ALL
-                ),
+                "all" => known.clone(),
+                other if known.contains(&other) => vec![other],
+                other => bail!("unknown projection `{other}`; choose one of {known:?} or `all`"),
             };
             for name in names {
-                let end = match name {
-                    prism_projections::WORKSPACES => rebuild(WorkspacesProjection, &read, &store).await?,
-                    _ => rebuild(ComputationsProjection, &read, &store).await?,
-                };
+                let projector = modules::projector(name, read.pool(), &log)
+                    .with_context(|| format!("projection `{name}` is not registered"))?;
+                let end = projector.rebuild().await?;
                 println!("{name}: rebuilt up to sequence {end}");
             }
         }
     }
     Ok(())
-}
-
-async fn rebuild<P: prism_projections::Projection>(
-    projection: P,
-    read: &ReadModels,
-    store: &EventStore,
-) -> anyhow::Result<u64> {
-    prism_projections::rebuild(read.pool(), &projection).await?;
-    Ok(Projector::new(projection, read.pool().clone(), store.clone())
-        .catch_up()
-        .await?)
 }

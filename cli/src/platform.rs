@@ -5,12 +5,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prism_projections::{ComputationsProjection, Projector, ReadModels, WorkspacesProjection};
-use prism_store::{EventStore, Repository, StoreConfig};
-use prism_workers::{Worker, WorkerConfig, WorkspaceArchiver};
+use prism_app::{App, AppConfig};
+use prism_gateway::{AppState, GatewayConfig};
+use prism_projections::ReadModels;
+use prism_store::{
+    EventLog, EventStore, KvIdempotency, KvSnapshots, SignedSnapshots, SnapshotKey, StoreConfig,
+};
+use prism_workers::WorkerConfig;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
+
+use crate::modules::{self, WorkerDeps};
+
+/// JetStream key-value bucket of idempotency records (kept for good: a key is remembered at any age).
+const IDEMPOTENCY_BUCKET: &str = "PRISM_IDEMPOTENCY";
+/// JetStream key-value bucket of aggregate snapshots.
+const SNAPSHOT_BUCKET: &str = "PRISM_SNAPSHOTS";
 
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
@@ -18,58 +29,110 @@ pub struct PlatformConfig {
     pub database_url: String,
     pub http: SocketAddr,
     pub store: StoreConfig,
+    pub app: AppConfig,
+    pub gateway: GatewayConfig,
+    pub workers: WorkerConfig,
+    /// Signs aggregate snapshots; without one, aggregates are always folded from their events.
+    pub snapshot_key: Option<SnapshotKey>,
+}
+
+impl PlatformConfig {
+    pub fn new(nats_url: String, database_url: String, http: SocketAddr) -> Self {
+        Self {
+            nats_url,
+            database_url,
+            http,
+            store: StoreConfig::default(),
+            app: AppConfig::default(),
+            gateway: GatewayConfig::default(),
+            workers: WorkerConfig::default(),
+            snapshot_key: None,
+        }
+    }
 }
 
 /// A running platform. Dropping it does not stop it: call [`Platform::shutdown`].
 #[derive(Debug)]
 pub struct Platform {
     addr: SocketAddr,
+    app: App,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Connects the application layer to NATS and PostgreSQL (applying migrations).
+pub async fn connect(
+    nats_url: &str,
+    database_url: &str,
+    store: StoreConfig,
+    config: AppConfig,
+    snapshot_key: Option<SnapshotKey>,
+) -> anyhow::Result<(EventStore, App)> {
+    let store = EventStore::connect(nats_url, store)
+        .await
+        .with_context(|| format!("cannot open the event log at {nats_url}"))?;
+    let read = ReadModels::connect(database_url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", redact(database_url)))?;
+    read.migrate().await.context("applying database migrations")?;
+    let idempotency = KvIdempotency::open(&store, IDEMPOTENCY_BUCKET, std::time::Duration::ZERO).await?;
+    let mut app = App::builder(Arc::new(store.clone()))
+        .read_models(read)
+        .idempotency(Arc::new(idempotency))
+        .config(config);
+    match snapshot_key {
+        Some(key) => {
+            let bucket = KvSnapshots::open(&store, SNAPSHOT_BUCKET).await?;
+            app = app.snapshots(SignedSnapshots::new(Arc::new(bucket), key));
+        }
+        None => info!("no snapshot key configured: aggregates are folded from their whole history"),
+    }
+    let app = app.build();
+    Ok((store, app))
 }
 
 impl Platform {
     /// Connects to NATS and PostgreSQL, applies migrations, and starts every service.
     pub async fn start(config: PlatformConfig) -> anyhow::Result<Self> {
-        let store = EventStore::connect(&config.nats_url, config.store.clone()).await?;
-        let read = ReadModels::connect(&config.database_url)
-            .await
-            .with_context(|| format!("cannot reach PostgreSQL at {}", redact(&config.database_url)))?;
-        read.migrate().await.context("applying database migrations")?;
+        let (store, app) = connect(
+            &config.nats_url,
+            &config.database_url,
+            config.store,
+            config.app,
+            config.snapshot_key,
+        )
+        .await?;
+        let read = app.read_models()?.clone();
+        let log: Arc<dyn EventLog> = app.log().clone();
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        for projector in [
-            tokio::spawn(
-                Projector::new(WorkspacesProjection, read.pool().clone(), store.clone()).run(stopped.clone()),
-            ),
-            tokio::spawn(
-                Projector::new(ComputationsProjection, read.pool().clone(), store.clone())
-                    .run(stopped.clone()),
-            ),
-        ] {
-            tasks.spawn(async move { projector.await.context("projector panicked") });
+        for projector in modules::projectors(read.pool(), &log) {
+            let stopped = stopped.clone();
+            tasks.spawn(async move {
+                projector.run(stopped).await;
+                Ok(())
+            });
+        }
+        let deps = WorkerDeps {
+            store,
+            app: app.clone(),
+            config: config.workers,
+            shutdown: stopped.clone(),
+        };
+        for (name, worker) in modules::workers(&deps) {
+            tasks.spawn(async move { worker.await.with_context(|| format!("worker {name}")) });
         }
 
-        let archiver = WorkspaceArchiver::new(
-            Arc::new(Repository::new(store.clone())),
-            Arc::new(Repository::new(store.clone())),
-            read.clone(),
-        );
-        let worker = Worker::new(archiver, store.clone(), WorkerConfig::default());
-        let worker_stop = stopped.clone();
-        tasks.spawn(async move { worker.run(worker_stop).await.context("workspace archiver") });
-
-        let state = prism_gateway::build_state(store, read)
-            .await
-            .context("starting the gateway")?;
+        let state = AppState::new(app.clone(), config.gateway);
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("cannot listen on {}", config.http))?;
         let addr = listener.local_addr()?;
         let mut http_stop = stopped;
+        let router = prism_gateway::router(state, modules::routes());
         tasks.spawn(async move {
-            axum::serve(listener, prism_gateway::router(state))
+            axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = http_stop.wait_for(|stop| *stop).await;
                 })
@@ -77,12 +140,22 @@ impl Platform {
                 .context("HTTP server")
         });
         info!(%addr, "platform started");
-        Ok(Self { addr, stop, tasks })
+        Ok(Self {
+            addr,
+            app,
+            stop,
+            tasks,
+        })
     }
 
     /// The address the HTTP API listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The application layer this platform serves.
+    pub fn app(&self) -> &App {
+        &self.app
     }
 
     /// Resolves when a service stops on its own (an error), so the caller can shut down the rest.

@@ -1,8 +1,16 @@
 //! `prism up`: the whole platform on one machine, with embedded NATS and PostgreSQL when none are
 //! configured.
+//!
+//! The embedded servers admit only the platform: each requires a password generated on its first
+//! start and kept in its data directory (mode 0600). `<data dir>/env` (mode 0600, rewritten at
+//! every start) holds the URLs, passwords included, for other shells. The servers run in process
+//! groups of their own, so Ctrl-C in the terminal reaches only this process, which shuts the
+//! platform down first and then stops PostgreSQL and NATS.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use prism_cli::{Platform, PlatformConfig};
@@ -11,6 +19,9 @@ use prism_store::StoreConfig;
 use tracing::info;
 
 use crate::run_until_stopped;
+
+/// In the data directory: `export` lines for the embedded servers' URLs.
+const ENV_FILE: &str = "env";
 
 pub(crate) async fn up(
     http: SocketAddr,
@@ -31,11 +42,14 @@ pub(crate) async fn up(
                 port: None,
                 sync_always: true,
             };
-            let server = NatsServer::start(options)
+            let server = NatsServer::start_authenticated(options)
                 .await
                 .context("starting the embedded nats-server")?;
             let url = server.url();
-            info!(%url, "embedded nats-server started (JetStream, fsync on every write)");
+            info!(
+                url = %redact(&url),
+                "embedded nats-server started (JetStream, fsync on every write, password required)"
+            );
             nats = Some(server);
             url
         }
@@ -49,21 +63,47 @@ pub(crate) async fn up(
                 .context("starting the embedded PostgreSQL")?;
             ensure_database(&server.url("postgres"), "prism").await?;
             let url = server.url("prism");
-            info!(%url, "embedded PostgreSQL started");
+            info!(
+                url = %redact(&url),
+                cluster = %server.cluster_dir().display(),
+                "embedded PostgreSQL started (password required)"
+            );
             postgres = Some(server);
             url
         }
     };
 
+    let mut exports = Vec::new();
+    if nats.is_some() {
+        exports.push(("NATS_URL", nats_url.as_str()));
+    }
+    if postgres.is_some() {
+        exports.push(("DATABASE_URL", database_url.as_str()));
+    }
+    let env_file = if exports.is_empty() {
+        None
+    } else {
+        Some(write_env_file(&data_dir, &exports)?)
+    };
+
     let config = PlatformConfig {
-        nats_url: nats_url.clone(),
-        database_url: database_url.clone(),
-        http,
         store,
+        ..PlatformConfig::new(nats_url.clone(), database_url.clone(), http)
     };
     let result = match Platform::start(config).await {
         Ok(platform) => {
-            print_banner(platform.addr(), &nats_url, &database_url, &data_dir);
+            print_banner(&Banner {
+                addr: platform.addr(),
+                nats_url: &nats_url,
+                database_url: &database_url,
+                data_dir: &data_dir,
+                relocated_cluster: postgres
+                    .as_ref()
+                    .map(Postgres::cluster_dir)
+                    .filter(|dir| !dir.starts_with(&data_dir)),
+                env_file: env_file.as_deref(),
+                exported: &exports.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            });
             run_until_stopped(platform).await
         }
         Err(e) => Err(e),
@@ -92,8 +132,88 @@ async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(addr: SocketAddr, nats_url: &str, database_url: &str, data_dir: &Path) {
-    let api = format!("http://{addr}");
+/// Writes `<data_dir>/env`: `export NAME='url'` lines, passwords included, so the file is created
+/// with mode 0600 (under a fresh name, then renamed over the old one) and never readable by
+/// anyone else, not even for a moment.
+fn write_env_file(data_dir: &Path, exports: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+    let path = data_dir.join(ENV_FILE);
+    let temp = data_dir.join(format!(".{ENV_FILE}.{}", std::process::id()));
+    let mut text = String::from(
+        "# Written by `prism up` at every start: the URLs of its embedded servers, passwords\n\
+         # included. Load it into a shell with `. <this file>`.\n",
+    );
+    for (name, url) in exports {
+        text.push_str(&format!("export {name}={}\n", shell_quote(url)));
+    }
+    let _ = std::fs::remove_file(&temp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(path)
+}
+
+/// One word for `/bin/sh`.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A URL without its password, for logs and the banner.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+struct Banner<'a> {
+    addr: SocketAddr,
+    nats_url: &'a str,
+    database_url: &'a str,
+    data_dir: &'a Path,
+    /// Where the PostgreSQL cluster lives when not under the data directory.
+    relocated_cluster: Option<&'a Path>,
+    env_file: Option<&'a Path>,
+    /// The variables `env_file` sets.
+    exported: &'a [&'a str],
+}
+
+fn print_banner(banner: &Banner<'_>) {
+    let api = format!("http://{}", banner.addr);
+    let cluster = banner.relocated_cluster.map_or_else(String::new, |dir| {
+        format!(
+            "\n  Cluster        {}   (user `nobody`, which runs PostgreSQL, cannot enter the data directory)",
+            dir.display()
+        )
+    });
+    let prism = std::env::current_exe().map_or_else(|_| "prism".into(), |p| p.display().to_string());
+    let (credentials, operate) = match banner.env_file {
+        Some(env) => (
+            format!(
+                "\n  Credentials    {}   (sets {}; readable only by you)",
+                env.display(),
+                banner.exported.join(" and ")
+            ),
+            format!("  . {}\n  {prism} projections status", env.display()),
+        ),
+        None => (
+            String::new(),
+            format!("  # with the same NATS_URL and DATABASE_URL\n  {prism} projections status"),
+        ),
+    };
     println!(
         r#"
 Prism is up.
@@ -101,9 +221,9 @@ Prism is up.
   API            {api}
   API docs       {api}/docs   (OpenAPI: {api}/openapi.json)
   Health         {api}/health
-  NATS           {nats_url}
-  PostgreSQL     {database_url}
-  Data           {data_dir}
+  NATS           {nats}
+  PostgreSQL     {database}
+  Data           {data_dir}{cluster}{credentials}
 
 No sign-in yet: requests are recorded as actor "anonymous" until identity is configured.
 A first computation:
@@ -116,12 +236,39 @@ A first computation:
 
 Operate it from another shell:
 
-  export NATS_URL={nats_url} DATABASE_URL={database_url}
-  {prism} projections status
+{operate}
 
 Ctrl-C stops everything; the next `prism up` reuses the data.
 "#,
-        data_dir = data_dir.display(),
-        prism = std::env::current_exe().map_or_else(|_| "prism".into(), |p| p.display().to_string()),
+        nats = redact(banner.nats_url),
+        database = redact(banner.database_url),
+        data_dir = banner.data_dir.display(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact, shell_quote};
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact("nats://prism:s3cret@127.0.0.1:4222"),
+            "nats://prism:***@127.0.0.1:4222"
+        );
+        assert_eq!(
+            redact("postgres://postgres:s3cret@127.0.0.1:5432/prism"),
+            "postgres://postgres:***@127.0.0.1:5432/prism"
+        );
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {}", shell_quote("a'b c"))])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a'b c");
+    }
 }

@@ -1,7 +1,9 @@
 //! `prism up` as a user runs it: the real binary, embedded nats-server and PostgreSQL, Ctrl-C, and a
 //! second start on the same data.
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,16 +17,43 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(data_dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_prism"))
+fn command(data_dir: &Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_prism"));
+    command
         .args(["up", "--http", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data_dir)
         .env_remove("NATS_URL")
         .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn start(data_dir: &Path, port: u16) -> Child {
+    command(data_dir, port)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("prism starts")
+}
+
+/// `prism up` as a terminal runs it: in a process group of its own (the terminal's foreground
+/// group), with everything it prints (logs and banner) going to `output`.
+fn start_in_own_group(data_dir: &Path, port: u16, output: &Path) -> Child {
+    let out = std::fs::File::create(output).unwrap();
+    let err = out.try_clone().unwrap();
+    command(data_dir, port)
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("prism starts")
+}
+
+/// A temporary directory the embedded PostgreSQL can enter even when it runs as `nobody`.
+fn open_temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
 
 async fn wait_healthy(http: &reqwest::Client, base: &str, child: &mut Child) {
@@ -44,9 +73,20 @@ async fn wait_healthy(http: &reqwest::Client, base: &str, child: &mut Child) {
 }
 
 /// Ctrl-C, then a clean exit within a bounded time.
-fn interrupt(mut child: Child) {
+fn interrupt(child: Child) {
+    let pid = child.id().to_string();
+    interrupt_and_wait(child, &pid);
+}
+
+/// Ctrl-C as a terminal sends it: to every process of the foreground process group.
+fn interrupt_group(child: Child) {
+    let group = format!("-{}", child.id());
+    interrupt_and_wait(child, &group);
+}
+
+fn interrupt_and_wait(mut child: Child, target: &str) {
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", "--", target])
         .status()
         .unwrap();
     assert!(status.success());
@@ -101,4 +141,242 @@ async fn prism_up_serves_stops_cleanly_and_reuses_its_data() {
     );
     assert_eq!(r.json::<Value>().await.unwrap()["name"], "Kept");
     interrupt(second);
+}
+
+/// Processes whose command line mentions `dir` (an embedded server of that data directory).
+fn processes_of(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&needle))
+        .collect()
+}
+
+/// The PostgreSQL cluster of a data directory: in it, or where `cluster-location` says.
+fn cluster_dir(data_dir: &Path) -> PathBuf {
+    match std::fs::read_to_string(data_dir.join("postgres/cluster-location")) {
+        Ok(location) => PathBuf::from(location.trim()),
+        Err(_) => data_dir.join("postgres"),
+    }
+}
+
+/// Ctrl-C in a terminal reaches every process of its foreground group. Only prism must get it: it
+/// shuts the platform down while NATS and PostgreSQL still run, and then stops them itself.
+#[tokio::test]
+async fn ctrl_c_stops_prism_first_and_its_servers_after() {
+    let dir = open_temp_dir();
+    let data_dir = dir.path().join("data");
+    let output = dir.path().join("output");
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut prism = start_in_own_group(&data_dir, port, &output);
+    wait_healthy(&http, &base, &mut prism).await;
+    let r = http
+        .post(format!("{base}/workspaces"))
+        .json(&json!({"name": "Interrupted"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    interrupt_group(prism);
+
+    let printed = std::fs::read_to_string(&output).unwrap();
+    for bad in ["ERROR", "WARN", "panicked"] {
+        assert!(
+            !printed.contains(bad),
+            "prism printed {bad} while stopping:\n{printed}"
+        );
+    }
+    // nats-server was stopped by prism (SIGTERM), not by the terminal's SIGINT.
+    let nats_log = std::fs::read_to_string(data_dir.join("nats/nats-server.log")).unwrap();
+    assert!(
+        nats_log.contains(r#"Trapped "terminated" signal"#) && !nats_log.contains(r#""interrupt""#),
+        "{nats_log}"
+    );
+    let data_dir = data_dir.canonicalize().unwrap();
+    for dir in [data_dir.clone(), cluster_dir(&data_dir)] {
+        let left = processes_of(&dir);
+        assert!(left.is_empty(), "still running after prism exited: {left:?}");
+    }
+}
+
+/// The embedded servers refuse anyone without the generated credentials, which prism uses and
+/// which `<data dir>/env` (mode 0600) gives to other shells.
+#[tokio::test]
+async fn embedded_servers_admit_only_the_platform() {
+    let dir = open_temp_dir();
+    let data_dir = dir.path().join("data");
+    let output = dir.path().join("output");
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut prism = start_in_own_group(&data_dir, port, &output);
+    wait_healthy(&http, &base, &mut prism).await;
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert!(health.status().is_success());
+
+    let env_file = data_dir.join("env");
+    assert_eq!(std::fs::metadata(&env_file).unwrap().mode() & 0o777, 0o600);
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let var = |name: &str| {
+        let prefix = format!("export {name}='");
+        env.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no {name} in {env}"))
+            .to_owned()
+    };
+    let (nats_url, database_url) = (var("NATS_URL"), var("DATABASE_URL"));
+    for file in [
+        "nats/credentials.json",
+        "postgres/credentials.json",
+        "nats/nats-server.conf",
+    ] {
+        let mode = std::fs::metadata(data_dir.join(file)).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+
+    // The banner says where the credentials are, and prints no password.
+    let printed = std::fs::read_to_string(&output).unwrap();
+    let env_path = env_file.canonicalize().unwrap();
+    assert!(
+        printed.contains(&format!(". {}", env_path.display())),
+        "{printed}"
+    );
+    let (nats_user, nats_password, nats_address) = split_credentials(&nats_url);
+    let (_, pg_password, pg_address) = split_credentials(&database_url);
+    assert!(
+        !printed.contains(&nats_password) && !printed.contains(&pg_password),
+        "{printed}"
+    );
+
+    // NATS: nobody without the password, the platform's credentials do.
+    let anonymous = async_nats::connect(format!("nats://{nats_address}")).await;
+    let error = anonymous.expect_err("NATS admitted a client without credentials");
+    assert_eq!(error.kind(), async_nats::ConnectErrorKind::AuthorizationViolation);
+    let client = async_nats::ConnectOptions::with_user_and_password(nats_user, nats_password)
+        .connect(format!("nats://{nats_address}"))
+        .await
+        .expect("the platform's NATS credentials work");
+    client.flush().await.unwrap();
+
+    // PostgreSQL: the same.
+    let anonymous = tokio_postgres::connect(
+        &format!("postgres://postgres@{pg_address}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .map(drop)
+    .expect_err("PostgreSQL admitted a client without a password");
+    assert!(
+        format!("{anonymous:?}").contains("password missing"),
+        "{anonymous:?}"
+    );
+    let wrong = tokio_postgres::connect(
+        &format!("postgres://postgres:wrong@{pg_address}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .map(drop)
+    .expect_err("PostgreSQL admitted a wrong password");
+    assert_eq!(
+        wrong.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)
+    );
+    let (pg, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .expect("the platform's database URL works");
+    tokio::spawn(connection);
+    pg.batch_execute("select 1").await.unwrap();
+    drop(pg);
+
+    interrupt_group(prism);
+}
+
+/// `scheme://user:password@rest` → (user, password, rest).
+fn split_credentials(url: &str) -> (String, String, String) {
+    let rest = &url[url.find("://").unwrap() + 3..];
+    let (credentials, address) = rest.split_once('@').unwrap();
+    let (user, password) = credentials.split_once(':').unwrap();
+    (user.to_owned(), password.to_owned(), address.to_owned())
+}
+
+/// As a new user tries it: root, a clone in a mode-700 directory (`/root`, `mktemp -d`), data in
+/// `.prism` inside it. PostgreSQL runs as `nobody`, which cannot enter it, so the cluster lives in
+/// a place `nobody` can reach, and stays there for the next start.
+#[tokio::test]
+async fn prism_up_as_root_in_a_private_directory() {
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        println!("skipped: only root runs PostgreSQL as `nobody`");
+        return;
+    }
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = private.path().join("prism/.prism");
+    let output = private.path().join("output");
+    let http = reqwest::Client::new();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut prism = start_in_own_group(&data_dir, port, &output);
+    let cleanup = RemoveOnDrop(data_dir.clone());
+    wait_healthy(&http, &base, &mut prism).await;
+    let r = http
+        .post(format!("{base}/workspaces"))
+        .json(&json!({"name": "Private"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    interrupt_group(prism);
+
+    let cluster = cluster_dir(&data_dir);
+    assert!(cluster.starts_with("/var/lib/prism/"), "{}", cluster.display());
+    let printed = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        printed.contains(&cluster.display().to_string()),
+        "the banner does not say where:\n{printed}"
+    );
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut prism = start_in_own_group(&data_dir, port, &output);
+    wait_healthy(&http, &base, &mut prism).await;
+    let r = http.get(format!("{base}/workspaces/{id}")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::OK,
+        "the second start lost the data"
+    );
+    interrupt_group(prism);
+    assert_eq!(cluster_dir(&data_dir), cluster);
+    drop(cleanup);
+}
+
+/// Removes the relocated cluster of a data directory, however the test ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let cluster = cluster_dir(&self.0);
+        if cluster.starts_with("/var/lib/prism/") {
+            let _ = std::fs::remove_dir_all(cluster);
+        }
+    }
 }

@@ -16,10 +16,16 @@ pub struct CommandContext {
 }
 
 /// A consistency boundary: its events are appended atomically and in order, one commit per command.
-pub trait Aggregate: Default + Clone + Debug + Send + Sync + 'static {
+///
+/// The state serialises so that it can be snapshotted; a snapshot is only ever a cache of the fold of
+/// the events, checked against the log when used.
+pub trait Aggregate: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Stable lowercase name used in subjects (`prism.ev.<TYPE>.<id>`) and event types
     /// (`io.prism.<TYPE>.<event>.v<N>`). Changing it orphans every stored event.
     const TYPE: &'static str;
+    /// Bumped whenever the state's shape or meaning changes, so that older snapshots are ignored and the
+    /// state is folded again from the events.
+    const SNAPSHOT_VERSION: u32 = 1;
     type Command: Clone + Debug + Send + Sync;
     type Event: DomainEvent;
     type Error: Rejection;
@@ -50,6 +56,12 @@ pub trait DomainEvent:
 
     /// The schema version of this event's payload; bumped when the payload changes shape.
     fn version(&self) -> u32 {
+        Self::version_of(self.name())
+    }
+
+    /// The current schema version of the event called `name` (every event is at version 1 today).
+    fn version_of(name: &str) -> u32 {
+        let _ = name;
         1
     }
 

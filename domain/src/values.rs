@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use x509_parser::prelude::FromDer as _;
-use x509_parser::public_key::PublicKey as ParsedKey;
-use x509_parser::x509::SubjectPublicKeyInfo;
+
+mod public_key;
+
+pub use public_key::PublicKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
@@ -110,104 +110,9 @@ impl fmt::Display for Sha3Digest {
     }
 }
 
-/// A participant's public key (X.509 SubjectPublicKeyInfo: RSA, EC or Ed25519), accepted as PEM
-/// (`-----BEGIN PUBLIC KEY-----`) or as base64 DER, and kept as canonical PEM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-#[schemars(with = "String")]
-pub struct PublicKey(String);
-
-impl PublicKey {
-    pub fn parse(value: &str) -> Result<Self, ValueError> {
-        let trimmed = value.trim();
-        let der = if trimmed.starts_with("-----BEGIN") {
-            let (_, pem) = x509_parser::pem::parse_x509_pem(trimmed.as_bytes())
-                .map_err(|e| ValueError::PublicKey(format!("not valid PEM: {e}")))?;
-            if pem.label != "PUBLIC KEY" {
-                return Err(ValueError::PublicKey(format!(
-                    "PEM label is `{}`; expected `PUBLIC KEY` (SubjectPublicKeyInfo)",
-                    pem.label
-                )));
-            }
-            pem.contents
-        } else {
-            let compact: String = trimmed.split_whitespace().collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(compact)
-                .map_err(|_| ValueError::PublicKey("neither PEM nor base64 DER".into()))?
-        };
-        let (rest, spki) = SubjectPublicKeyInfo::from_der(&der)
-            .map_err(|e| ValueError::PublicKey(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
-        if !rest.is_empty() {
-            return Err(ValueError::PublicKey("trailing bytes after the key".into()));
-        }
-        match spki.parsed() {
-            Ok(ParsedKey::RSA(rsa)) if rsa.key_size() < 2048 => Err(ValueError::PublicKey(format!(
-                "RSA key of {} bits; at least 2048 required",
-                rsa.key_size()
-            ))),
-            Ok(ParsedKey::RSA(_) | ParsedKey::EC(_)) => Ok(Self(to_pem(&der))),
-            Ok(ParsedKey::Unknown(_)) if is_ed25519(&spki) => Ok(Self(to_pem(&der))),
-            Ok(_) | Err(_) => Err(ValueError::PublicKey(
-                "unsupported key algorithm: use RSA (≥ 2048 bits), ECDSA or Ed25519".into(),
-            )),
-        }
-    }
-
-    pub fn as_pem(&self) -> &str {
-        &self.0
-    }
-}
-
-fn is_ed25519(spki: &SubjectPublicKeyInfo<'_>) -> bool {
-    spki.algorithm.algorithm.to_id_string() == "1.3.101.112" && spki.subject_public_key.data.len() == 32
-}
-
-fn to_pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PUBLIC KEY-----\n");
-    pem
-}
-
-impl TryFrom<String> for PublicKey {
-    type Error = ValueError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<PublicKey> for String {
-    fn from(k: PublicKey) -> Self {
-        k.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // An Ed25519 SubjectPublicKeyInfo (RFC 8410 example key).
-    pub const ED25519_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
-
-    #[test]
-    fn pem_and_base64_der_give_the_same_key() {
-        let pem = PublicKey::parse(ED25519_PEM).unwrap();
-        let der = PublicKey::parse("MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=").unwrap();
-        assert_eq!(pem, der);
-        assert_eq!(pem.as_pem(), ED25519_PEM);
-    }
-
-    #[test]
-    fn garbage_and_wrong_labels_are_rejected() {
-        assert!(PublicKey::parse("hello").is_err());
-        assert!(PublicKey::parse("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
-        assert!(PublicKey::parse("MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7").is_err());
-    }
 
     #[test]
     fn text_fields_refuse_control_characters() {

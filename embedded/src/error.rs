@@ -45,6 +45,9 @@ pub enum EmbedError {
     )]
     PostgresAlreadyRunning { data_dir: PathBuf, pid: u32 },
 
+    #[error("refusing to use {path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
+
     #[error("`{command}` failed ({status}):\n{output}")]
     CommandFailed {
         command: String,

@@ -5,14 +5,22 @@
 //! PyPI package is often the only PostgreSQL on a fresh machine, and when root installed it
 //! with pip it sits somewhere under `/root`, which has mode 700. Rather than loosening
 //! permissions on root's home, the installation is copied once, as root-owned files readable
-//! by everyone, next to the data directory (or into `/var/tmp`), and run from there.
+//! by everyone, next to the cluster (or into `/var/tmp`), and run from there.
+//!
+//! Root does this work, so it is careful about whom it trusts: the copy is only made in a
+//! directory that only root can change (else another user could swap the half-made copy for a
+//! symlink and have root write, or `chmod`, elsewhere), and the source is read through
+//! descriptors opened without following symlinks (else whoever owns a directory of the source
+//! could swap a file for a symlink to, say, `/etc/shadow` and have it copied world-readable).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::EmbedError;
 use crate::postgres::has_tools;
-use crate::process::first_blocked_for_nobody;
+use crate::process::{effective_uid, first_blocked_for_nobody};
+use crate::safe_fs::{DirFd, EntryKind, only_root_can_change};
 
 /// The parts of an installation the server tools need; `include/` (headers, 8 MB) is skipped.
 const INSTALL_PARTS: [&str; 3] = ["bin", "lib", "share"];
@@ -21,8 +29,8 @@ const INSTALL_PARTS: [&str; 3] = ["bin", "lib", "share"];
 /// `nobody` can reach it, else the `bin` directory of a copy of its installation.
 ///
 /// The copy lives in `<data_dir's parent>/postgres-install-<suffix>` when `nobody` can enter
-/// that parent (it has to anyway, to reach the data directory), else in
-/// `/var/tmp/prism-postgres-install-<suffix>`; `<suffix>` is the major version plus a short
+/// that parent (it has to anyway, to reach the data directory) and only root can change it,
+/// else in `/var/tmp/prism-postgres-install-<suffix>`; `<suffix>` is the major version plus a short
 /// hash of the source's path and of its `postgres` binary's size and modification time, so
 /// different installations, and upgrades of one, never share a copy. An existing copy is
 /// reused; a new one is written to a temporary directory beside the target and renamed into
@@ -49,9 +57,13 @@ pub(crate) fn bin_dir_for_nobody(bin_dir: &Path, data_dir: &Path) -> Result<Path
     ];
     let mut last_error = None;
     for target in targets.into_iter().flatten() {
-        if target.parent().and_then(first_blocked_for_nobody).is_some() {
+        let Some(parent) = target.parent().and_then(|p| p.canonicalize().ok()) else {
+            continue;
+        };
+        if first_blocked_for_nobody(&parent).is_some() || !only_root_can_change(&parent) {
             continue;
         }
+        let target = parent.join(target.file_name().unwrap_or_default());
         match ensure_copy(&layout, &target) {
             Ok(()) => return Ok(target.join(&layout.bin)),
             Err(e) => {
@@ -163,10 +175,10 @@ fn major_version(postgres: &Path) -> Option<String> {
     (!major.is_empty()).then_some(major)
 }
 
-/// 64-bit FNV-1a: stable across Rust releases (unlike `DefaultHasher`), so the cache name does
-/// not change, and the copy is not repeated, after a toolchain upgrade.
+/// 64-bit FNV-1a: stable across Rust releases (unlike `DefaultHasher`), so names derived from
+/// it (of this copy, of a relocated cluster) do not change after a toolchain upgrade.
 #[derive(Debug)]
-struct Fnv1a(u64);
+pub(crate) struct Fnv1a(pub u64);
 
 impl Default for Fnv1a {
     fn default() -> Self {
@@ -175,7 +187,7 @@ impl Default for Fnv1a {
 }
 
 impl Fnv1a {
-    fn write(&mut self, bytes: &[u8]) {
+    pub fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
@@ -204,6 +216,7 @@ fn ensure_copy(layout: &Layout, target: &Path) -> Result<(), EmbedError> {
             "cannot create a temporary directory in {}",
             parent.display()
         )))?;
+    let source = DirFd::open(&layout.root)?;
     for part in &layout.parts {
         let dest = temp.path().join(part);
         // Intermediate directories of the auditwheel layout; modes set explicitly so a
@@ -216,7 +229,10 @@ fn ensure_copy(layout: &Layout, target: &Path) -> Result<(), EmbedError> {
             }
             set_mode(&dir, 0o755)?;
         }
-        copy_tree(&layout.root.join(part), &dest)?;
+        let (Some(name), Some(part_parent)) = (part.file_name(), part.parent()) else {
+            continue;
+        };
+        copy_tree(&source.open_dir(part_parent)?, name, &dest)?;
     }
     set_mode(temp.path(), 0o755)?;
 
@@ -243,7 +259,7 @@ fn check_existing(layout: &Layout, target: &Path) -> Result<(), EmbedError> {
         .symlink_metadata()
         .map_err(EmbedError::io(format!("cannot inspect {}", target.display())))?;
     let sound = meta.is_dir()
-        && Some(meta.uid()) == effective_uid()
+        && meta.uid() == effective_uid()
         && meta.mode() & 0o022 == 0
         && has_tools(&target.join(&layout.bin));
     if sound {
@@ -258,49 +274,57 @@ fn check_existing(layout: &Layout, target: &Path) -> Result<(), EmbedError> {
     }
 }
 
-/// Recursively copies `src` to `dest` (which must not exist), keeping symlinks as symlinks and
-/// file modes, widened so everyone can read (and, where the owner can, execute) and narrowed
-/// so only the owner can write. Other file types (sockets, devices) are skipped.
-fn copy_tree(src: &Path, dest: &Path) -> Result<(), EmbedError> {
-    let meta = src
-        .symlink_metadata()
-        .map_err(EmbedError::io(format!("cannot inspect {}", src.display())))?;
-    let file_type = meta.file_type();
-    let mode = meta.mode() & 0o777 & !0o022;
-    if file_type.is_symlink() {
-        let link = std::fs::read_link(src)
-            .map_err(EmbedError::io(format!("cannot read symlink {}", src.display())))?;
-        std::os::unix::fs::symlink(&link, dest).map_err(EmbedError::io(format!(
-            "cannot create symlink {}",
-            dest.display()
-        )))?;
-    } else if file_type.is_dir() {
-        std::fs::create_dir(dest).map_err(EmbedError::io(format!("cannot create {}", dest.display())))?;
-        let entries =
-            std::fs::read_dir(src).map_err(EmbedError::io(format!("cannot list {}", src.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(EmbedError::io(format!("cannot list {}", src.display())))?;
-            copy_tree(&entry.path(), &dest.join(entry.file_name()))?;
+/// Recursively copies the entry `name` of `dir` to `dest` (which must not exist), keeping
+/// symlinks as symlinks and file modes, widened so everyone can read (and, where the owner can,
+/// execute) and narrowed so only the owner can write. Other file types (sockets, devices) are
+/// skipped. Nothing of the source is reached through a symlink, and each file's type and mode
+/// are taken from the descriptor its contents are read from.
+fn copy_tree(dir: &DirFd, name: &OsStr, dest: &Path) -> Result<(), EmbedError> {
+    let src = dir.path().join(name);
+    match dir.kind(name)? {
+        EntryKind::Symlink => {
+            let link = dir.read_link(name)?;
+            std::os::unix::fs::symlink(&link, dest).map_err(EmbedError::io(format!(
+                "cannot create symlink {}",
+                dest.display()
+            )))?;
         }
-        set_mode(dest, mode | 0o555)?;
-    } else if file_type.is_file() {
-        std::fs::copy(src, dest).map_err(EmbedError::io(format!(
-            "cannot copy {} to {}",
-            src.display(),
-            dest.display()
-        )))?;
-        let exec = if mode & 0o100 != 0 { 0o111 } else { 0 };
-        set_mode(dest, mode | 0o444 | exec)?;
+        EntryKind::Dir => {
+            let sub = dir.open_dir(Path::new(name))?;
+            let mode = sub.metadata()?.mode() & 0o777 & !0o022;
+            std::fs::create_dir(dest).map_err(EmbedError::io(format!("cannot create {}", dest.display())))?;
+            for entry in sub.entries()? {
+                copy_tree(&sub, &entry, &dest.join(&entry))?;
+            }
+            set_mode(dest, mode | 0o555)?;
+        }
+        EntryKind::File => {
+            let mut from = dir.open_file(name)?;
+            let meta = from
+                .metadata()
+                .map_err(EmbedError::io(format!("cannot inspect {}", src.display())))?;
+            if !meta.is_file() {
+                // Swapped for something else since it was looked at.
+                return Ok(());
+            }
+            let mode = meta.mode() & 0o777 & !0o022;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+                .map_err(EmbedError::io(format!("cannot create {}", dest.display())))?;
+            std::io::copy(&mut from, &mut to).map_err(EmbedError::io(format!(
+                "cannot copy {} to {}",
+                src.display(),
+                dest.display()
+            )))?;
+            let exec = if mode & 0o100 != 0 { 0o111 } else { 0 };
+            set_mode(dest, mode | 0o444 | exec)?;
+        }
+        EntryKind::Other => {}
     }
     Ok(())
-}
-
-/// This process's effective uid, which owns what it creates.
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    // Fields: real, effective, saved, filesystem.
-    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), EmbedError> {

@@ -7,13 +7,16 @@
 //! often too old), writes minimal configuration, starts the processes and waits until they
 //! accept connections.
 
+mod credentials;
 mod error;
 mod install_copy;
 mod nats;
 mod postgres;
 mod process;
+mod safe_fs;
 mod test_db;
 
+pub use credentials::Credentials;
 pub use error::EmbedError;
 pub use nats::{NatsOptions, NatsServer, find_nats_server};
 pub use postgres::{Postgres, find_postgres_bin_dir};

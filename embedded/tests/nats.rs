@@ -110,3 +110,32 @@ async fn busy_port_fails_with_the_servers_explanation() {
     assert!(message.contains("did not become ready"), "{message}");
     assert!(message.contains("address already in use"), "{message}");
 }
+
+/// The process group of process `pid`, from `/proc/<pid>/stat` ("pid (comm) state ppid pgrp …").
+fn process_group(pid: &str) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 1..];
+    after_comm.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// Ctrl-C in a terminal signals the whole foreground process group: the server must not be in
+/// ours, so that only we get the signal and can stop it after our own shutdown.
+#[tokio::test]
+async fn server_runs_in_a_process_group_of_its_own() {
+    let server = NatsServer::start_temp().await.expect("start");
+    let ports = std::fs::read_dir(server.store_dir().join("ports"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let pid = ports
+        .to_string_lossy()
+        .trim_end_matches(".ports")
+        .rsplit('_')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(process_group(&pid), process_group("self"));
+    assert_eq!(process_group(&pid).to_string(), pid);
+}

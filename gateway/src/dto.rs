@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use prism_domain::ParticipantId;
 use prism_domain::computation::{self, ComputationChanges, Definition};
 use prism_domain::values::{PublicKey, Sha3Digest, ValueError};
-use prism_projections::{ComputationView, WorkspaceView};
+use prism_projections::{ComputationView, QuarantinedView, WorkspaceView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -302,6 +302,42 @@ pub struct ListParams {
 pub struct ArchiveParams {
     /// Why the computation is archived; recorded in the event.
     pub reason: Option<String>,
+}
+
+/// A commit a reader refused to apply.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuarantinedCommit {
+    /// The projection or worker that refused it.
+    pub reader: String,
+    /// Its stream sequence.
+    pub sequence: u64,
+    pub subject: String,
+    pub event_ids: Vec<String>,
+    /// Why it was refused.
+    pub reason: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<QuarantinedView> for QuarantinedCommit {
+    fn from(v: QuarantinedView) -> Self {
+        Self {
+            reader: v.reader,
+            sequence: v.sequence,
+            subject: v.subject,
+            event_ids: v.event_ids,
+            reason: v.reason,
+            recorded_at: v.recorded_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct QuarantineParams {
+    /// How many, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -10,9 +10,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prism_domain::{Rejection, RejectionKind};
-use prism_projections::ProjectionError;
-use prism_store::{CommandError, StoreError};
+use prism_app::{AppError, ErrorKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,6 +25,8 @@ const RETRY_AFTER_SECONDS: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
     BadRequest,
+    Unauthorized,
+    Forbidden,
     UnsupportedMediaType,
     PayloadTooLarge,
     Validation,
@@ -44,6 +44,8 @@ impl ProblemKind {
     pub fn status(self) -> StatusCode {
         match self {
             Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -60,6 +62,8 @@ impl ProblemKind {
     pub fn type_uri(self) -> &'static str {
         match self {
             Self::BadRequest => "urn:prism:problem:bad-request",
+            Self::Unauthorized => "urn:prism:problem:unauthorized",
+            Self::Forbidden => "urn:prism:problem:forbidden",
             Self::UnsupportedMediaType => "urn:prism:problem:unsupported-media-type",
             Self::PayloadTooLarge => "urn:prism:problem:payload-too-large",
             Self::Validation => "urn:prism:problem:validation",
@@ -77,6 +81,8 @@ impl ProblemKind {
     pub fn title(self) -> &'static str {
         match self {
             Self::BadRequest => "Bad request",
+            Self::Unauthorized => "Authentication required",
+            Self::Forbidden => "Forbidden",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge => "Request body too large",
             Self::Validation => "Invalid request",
@@ -173,77 +179,52 @@ impl Problem {
         )
     }
 
-    /// A domain rejection, with the domain's own message (written for the people who sent the command).
-    pub fn rejection<E: Rejection>(error: &E) -> Self {
-        let kind = match error.kind() {
-            RejectionKind::NotFound => ProblemKind::NotFound,
-            RejectionKind::AlreadyExists | RejectionKind::StateConflict => ProblemKind::Conflict,
-            RejectionKind::Invalid => ProblemKind::Validation,
-        };
-        Self::new(kind, error.to_string())
-    }
-
-    pub fn store(error: &StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(%cause, "event store unavailable");
-                Self::unavailable("the event store is unavailable; retry shortly")
-            }
-            StoreError::TooLarge(_) => Self::new(
-                ProblemKind::PayloadTooLarge,
-                "the resulting event is larger than the event store accepts; send less (e.g. fewer or shorter fields)",
-            ),
-            other => Self::internal(other),
+    /// Logs an error's whole chain of causes (they never reach the client).
+    fn log_chain(error: &AppError) {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
         }
-    }
-
-    /// A failed command. `what` names the resource ("workspace", "computation") for readable details.
-    pub fn command<E: Rejection>(what: &str, error: &CommandError<E>) -> Self {
-        match error {
-            CommandError::Rejected(e) => Self::rejection(e),
-            CommandError::VersionMismatch { expected, actual } => Self::new(
-                ProblemKind::PreconditionFailed,
-                format!("the {what} is at version {actual}, not {expected} as If-Match requires"),
-            ),
-            CommandError::Conflict => Self::new(
-                ProblemKind::Conflict,
-                format!("too many concurrent changes to the {what}; retry"),
-            ),
-            CommandError::Store(e) => Self::store(e),
-        }
-    }
-
-    pub fn projection(error: &ProjectionError) -> Self {
-        match error {
-            ProjectionError::Lagging {
-                name,
-                sequence,
-                reached,
-            } => Self::new(
-                ProblemKind::ProjectionLagging,
-                format!(
-                    "the `{name}` read model has reached stream sequence {reached}, not yet {sequence}; retry shortly"
-                ),
-            ),
-            // The pool could not hand out a connection: the database is down or saturated, which
-            // clears up by itself, so tell clients to come back rather than that something broke.
-            ProjectionError::Pool(cause) => {
-                tracing::warn!(%cause, "read model database unavailable");
-                Self::unavailable("the read model database is unavailable; retry shortly")
+        match error.kind {
+            ErrorKind::Internal => {
+                tracing::error!(detail = %error.detail, causes = ?causes, "internal error")
             }
-            // No SQLSTATE: the connection failed (reset, closed, timed out), not the statement.
-            ProjectionError::Database(e) if e.code().is_none() => {
-                tracing::warn!(error = %e, "read model database connection failed");
-                Self::unavailable("the read model database is unavailable; retry shortly")
+            ErrorKind::Unavailable => {
+                tracing::warn!(detail = %error.detail, causes = ?causes, "dependency unavailable")
             }
-            ProjectionError::Store(e) => Self::store(e),
-            other => Self::internal(other),
+            _ => {}
         }
     }
 
     fn body(&self) -> Vec<u8> {
         // Serialising plain strings and numbers cannot fail; the fallback keeps the response well formed.
         serde_json::to_vec(self).unwrap_or_else(|_| br#"{"type":"about:blank","status":500}"#.to_vec())
+    }
+}
+
+/// The one mapping from the application layer's error kinds to HTTP.
+impl From<AppError> for Problem {
+    fn from(error: AppError) -> Self {
+        Self::log_chain(&error);
+        let kind = match error.kind {
+            ErrorKind::BadRequest => ProblemKind::BadRequest,
+            ErrorKind::Invalid => ProblemKind::Validation,
+            ErrorKind::NotFound => ProblemKind::NotFound,
+            ErrorKind::AlreadyExists | ErrorKind::StateConflict | ErrorKind::Contended => {
+                ProblemKind::Conflict
+            }
+            ErrorKind::PreconditionFailed => ProblemKind::PreconditionFailed,
+            ErrorKind::IdempotencyKeyReused => ProblemKind::IdempotencyKeyReused,
+            ErrorKind::Unauthenticated => ProblemKind::Unauthorized,
+            ErrorKind::Forbidden => ProblemKind::Forbidden,
+            ErrorKind::TooLarge => ProblemKind::PayloadTooLarge,
+            ErrorKind::Unavailable => ProblemKind::Unavailable,
+            ErrorKind::Lagging => ProblemKind::ProjectionLagging,
+            ErrorKind::Internal => ProblemKind::Internal,
+        };
+        Self::new(kind, error.detail)
     }
 }
 
@@ -310,63 +291,54 @@ pub async fn method_not_allowed(request: Request) -> Problem {
 #[cfg(test)]
 mod tests {
     use prism_domain::computation::{ComputationError, DefinitionError};
-    use prism_domain::values::ValueError;
     use prism_domain::workspace::WorkspaceError;
+    use prism_store::{CommandError, StoreError};
 
     use super::*;
 
     #[test]
-    fn rejections_map_by_kind() {
-        assert_eq!(Problem::rejection(&WorkspaceError::NotFound).status, 404);
-        assert_eq!(Problem::rejection(&WorkspaceError::AlreadyExists).status, 409);
-        assert_eq!(Problem::rejection(&WorkspaceError::Archived).status, 409);
-        assert_eq!(
-            Problem::rejection(&ComputationError::WorkspaceNotFound).status,
-            404
-        );
-        assert_eq!(
-            Problem::rejection(&ComputationError::WorkspaceArchived).status,
-            409
-        );
-        let invalid = ComputationError::Invalid(DefinitionError::NoOwner);
-        let problem = Problem::rejection(&invalid);
-        assert_eq!(problem.status, 422);
-        assert_eq!(problem.type_uri, "urn:prism:problem:validation");
-        assert_eq!(problem.detail.as_deref(), Some(invalid.to_string().as_str()));
-        let empty = WorkspaceError::Invalid(ValueError::Empty { field: "name" });
-        assert_eq!(
-            Problem::rejection(&empty).detail.as_deref(),
-            Some("name must not be empty")
-        );
+    fn every_error_kind_has_its_status() {
+        for (kind, status) in [
+            (ErrorKind::BadRequest, 400),
+            (ErrorKind::Invalid, 422),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::AlreadyExists, 409),
+            (ErrorKind::StateConflict, 409),
+            (ErrorKind::Contended, 409),
+            (ErrorKind::PreconditionFailed, 412),
+            (ErrorKind::IdempotencyKeyReused, 422),
+            (ErrorKind::Unauthenticated, 401),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::TooLarge, 413),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Lagging, 503),
+            (ErrorKind::Internal, 500),
+        ] {
+            assert_eq!(Problem::from(AppError::new(kind, "x")).status, status, "{kind:?}");
+        }
     }
 
     #[test]
-    fn command_failures_map_to_statuses() {
-        let stale: CommandError<WorkspaceError> = CommandError::VersionMismatch {
-            expected: 1,
-            actual: 3,
-        };
-        let problem = Problem::command("workspace", &stale);
-        assert_eq!(problem.status, 412);
-        assert!(problem.detail.unwrap().contains("version 3"));
+    fn rejections_keep_the_domain_message() {
+        let invalid = ComputationError::Invalid(DefinitionError::NoOwner);
+        let message = invalid.to_string();
+        let problem = Problem::from(AppError::rejected(invalid));
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.type_uri, "urn:prism:problem:validation");
+        assert_eq!(problem.detail.as_deref(), Some(message.as_str()));
         assert_eq!(
-            Problem::command("workspace", &CommandError::<WorkspaceError>::Conflict).status,
+            Problem::from(AppError::rejected(WorkspaceError::Archived)).status,
             409
         );
-        let down = CommandError::<WorkspaceError>::Store(StoreError::Unavailable("no route".into()));
-        let problem = Problem::command("workspace", &down);
-        assert_eq!(problem.status, 503);
-        assert_eq!(problem.retry_after(), Some(1));
-        assert!(!problem.detail.unwrap().contains("no route"));
     }
 
     #[test]
     fn internal_errors_do_not_leak_their_cause() {
         let secret = CommandError::<WorkspaceError>::Store(StoreError::Corrupt {
             sequence: 9,
-            reason: "postgres://admin:hunter2@db".into(),
+            source: "postgres://admin:hunter2@db".into(),
         });
-        let problem = Problem::command("workspace", &secret);
+        let problem = Problem::from(AppError::command("workspace", secret));
         assert_eq!(problem.status, 500);
         let body = String::from_utf8(problem.body()).unwrap();
         assert!(!body.contains("hunter2"), "{body}");
@@ -374,24 +346,14 @@ mod tests {
     }
 
     #[test]
-    fn projection_lag_is_retryable() {
-        let lag = ProjectionError::Lagging {
-            name: "workspaces".into(),
-            sequence: 10,
-            reached: 7,
-        };
-        let problem = Problem::projection(&lag);
-        assert_eq!(problem.status, 503);
-        assert_eq!(problem.type_uri, "urn:prism:problem:projection-lagging");
-        assert_eq!(problem.retry_after(), Some(1));
-        assert_eq!(
-            Problem::projection(&ProjectionError::Pool("down".into())).status,
-            503
-        );
-        assert_eq!(
-            Problem::projection(&ProjectionError::Unknown("x".into())).status,
-            500
-        );
+    fn unavailable_and_lagging_are_retryable() {
+        let down = Problem::from(AppError::from(StoreError::Unavailable("no route".into())));
+        assert_eq!(down.status, 503);
+        assert_eq!(down.retry_after(), Some(1));
+        assert!(!down.detail.unwrap().contains("no route"));
+        let lag = Problem::from(AppError::new(ErrorKind::Lagging, "behind"));
+        assert_eq!(lag.type_uri, "urn:prism:problem:projection-lagging");
+        assert_eq!(lag.retry_after(), Some(1));
     }
 
     #[test]
@@ -415,12 +377,5 @@ mod tests {
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
-    }
-
-    #[test]
-    fn unavailable_responses_carry_retry_after() {
-        let response = Problem::unavailable("down").into_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }

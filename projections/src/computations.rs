@@ -1,9 +1,8 @@
 use deadpool_postgres::Transaction;
-use prism_domain::Aggregate as _;
 use prism_domain::computation::{Computation, ComputationEvent, Participant};
-use prism_store::StoredCommit;
+use prism_store::Recorded;
 
-use crate::projection_support::{aggregate_uuid, decode, version};
+use crate::projection_support::{aggregate_uuid, version};
 use crate::{COMPUTATIONS, Projection, ProjectionError};
 
 /// The `computations` and `participants` tables.
@@ -11,6 +10,8 @@ use crate::{COMPUTATIONS, Projection, ProjectionError};
 pub struct ComputationsProjection;
 
 impl Projection for ComputationsProjection {
+    type Aggregate = Computation;
+
     fn name(&self) -> &'static str {
         COMPUTATIONS
     }
@@ -22,16 +23,12 @@ impl Projection for ComputationsProjection {
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
-        commit: &'a StoredCommit,
+        recorded: &'a Recorded<ComputationEvent>,
     ) -> Result<(), ProjectionError> {
-        for envelope in commit
-            .events
-            .iter()
-            .filter(|e| e.aggregatetype == Computation::TYPE)
         {
-            let id = aggregate_uuid(envelope, commit.sequence)?;
-            let v = version(envelope);
-            match decode::<Computation>(envelope, commit.sequence)? {
+            let id = aggregate_uuid(&recorded.meta)?;
+            let v = version(&recorded.meta);
+            match &recorded.event {
                 ComputationEvent::Created(e) => {
                     let d = &e.definition;
                     tx.execute(

@@ -16,13 +16,11 @@ mod workspaces;
 pub use computations::ComputationsProjection;
 pub use error::ProjectionError;
 pub use migrate::migrate;
-pub use projector::{FaultHook, Projection, Projector, rebuild};
-pub use queries::{ComputationView, Page, PageRequest, ReadModels, WorkspaceView};
+pub use projector::{Projection, Projector, RunProjection, rebuild};
+pub use queries::{ComputationView, Page, PageRequest, QuarantinedView, ReadModels, WorkspaceView};
 pub use workspaces::WorkspacesProjection;
 
 /// Name of the workspaces projection (its checkpoint row and its `prism projections rebuild` name).
 pub const WORKSPACES: &str = "workspaces";
 /// Name of the computations projection (computations and participants).
 pub const COMPUTATIONS: &str = "computations";
-/// Every projection name, for the CLI.
-pub const ALL: &[&str] = &[WORKSPACES, COMPUTATIONS];

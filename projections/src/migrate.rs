@@ -5,10 +5,16 @@ use tokio_postgres::Client;
 
 use crate::ProjectionError;
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_read_models",
-    include_str!("../migrations/0001_read_models.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_read_models",
+        include_str!("../migrations/0001_read_models.sql"),
+    ),
+    (
+        "0002_quarantine",
+        include_str!("../migrations/0002_quarantine.sql"),
+    ),
+];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock
 /// serialises them).

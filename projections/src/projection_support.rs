@@ -1,32 +1,18 @@
-//! Small helpers shared by the projections: typed decoding with errors that name the event.
+//! Small helpers shared by the projections.
 
-use prism_domain::Aggregate;
-use prism_store::EventEnvelope;
+use prism_store::EventMeta;
 
 use crate::ProjectionError;
 
-pub(crate) fn decode<A: Aggregate>(
-    envelope: &EventEnvelope,
-    sequence: u64,
-) -> Result<A::Event, ProjectionError> {
-    envelope
-        .decode::<A::Event>(A::TYPE)
-        .map_err(|e| ProjectionError::Event {
-            event_id: envelope.id.clone(),
-            sequence,
-            reason: e.to_string(),
-        })
-}
-
-pub(crate) fn aggregate_uuid(envelope: &EventEnvelope, sequence: u64) -> Result<uuid::Uuid, ProjectionError> {
-    uuid::Uuid::parse_str(&envelope.aggregateid).map_err(|e| ProjectionError::Event {
-        event_id: envelope.id.clone(),
-        sequence,
-        reason: format!("aggregate id is not a UUID: {e}"),
+/// The aggregate id as the UUID the read models key on.
+pub(crate) fn aggregate_uuid(meta: &EventMeta) -> Result<uuid::Uuid, ProjectionError> {
+    uuid::Uuid::parse_str(&meta.aggregate_id).map_err(|e| ProjectionError::Corrupt {
+        what: format!("event {} at stream sequence {}", meta.id, meta.sequence),
+        source: e.into(),
     })
 }
 
 /// Aggregate versions are u64 in the log and bigint in SQL; they never come near i64::MAX.
-pub(crate) fn version(envelope: &EventEnvelope) -> i64 {
-    envelope.aggregateversion as i64
+pub(crate) fn version(meta: &EventMeta) -> i64 {
+    meta.version as i64
 }

@@ -1,15 +1,17 @@
-//! Runs a projection: reads the log from the projection's checkpoint and applies each batch of commits
-//! in one transaction with the new checkpoint.
+//! Runs a projection: reads the whole log from the projection's checkpoint, verifies every commit, and
+//! applies each batch in one transaction together with the new checkpoint.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
 use futures::StreamExt as _;
-use prism_store::{EventStore, StoredCommit};
+use prism_domain::Aggregate;
+use prism_store::{Checked, EventLog, Recorded, StoreError, Verifier};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::ProjectionError;
 
@@ -17,26 +19,23 @@ use crate::ProjectionError;
 /// a rebuild's transactions short.
 const BATCH: usize = 256;
 
-/// A read model: which tables it owns (emptied by a rebuild) and how one commit changes them.
+/// A read model of one aggregate type: which tables it owns (emptied by a rebuild) and how one event
+/// changes them. It receives verified, decoded events only.
 pub trait Projection: Send + Sync + 'static {
+    type Aggregate: Aggregate;
     fn name(&self) -> &'static str;
     fn tables(&self) -> &'static [&'static str];
     fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
-        commit: &'a StoredCommit,
+        event: &'a Recorded<<Self::Aggregate as Aggregate>::Event>,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a;
 }
-
-/// Called with the last sequence of a batch after its rows are written and before its checkpoint is;
-/// returning `true` aborts the transaction as a crash at that point would. For crash tests.
-pub type FaultHook = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
 pub struct Projector<P: Projection> {
     projection: P,
     pool: Pool,
-    store: EventStore,
-    fault: Option<FaultHook>,
+    log: Arc<dyn EventLog>,
 }
 
 impl<P: Projection> std::fmt::Debug for Projector<P> {
@@ -47,23 +46,174 @@ impl<P: Projection> std::fmt::Debug for Projector<P> {
     }
 }
 
+/// A projector of any projection, for lists of them (the platform's registry, the CLI).
+#[async_trait]
+pub trait RunProjection: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> &'static str;
+    /// Projects until `shutdown` turns true, recovering from errors with a capped backoff.
+    async fn run(&self, shutdown: watch::Receiver<bool>);
+    /// Projects everything up to the log's current end, then returns it.
+    async fn catch_up(&self) -> Result<u64, ProjectionError>;
+    /// Empties the projection, then replays the log into it up to its current end.
+    async fn rebuild(&self) -> Result<u64, ProjectionError>;
+}
+
 impl<P: Projection> Projector<P> {
-    pub fn new(projection: P, pool: Pool, store: EventStore) -> Self {
+    pub fn new(projection: P, pool: Pool, log: Arc<dyn EventLog>) -> Self {
         Self {
             projection,
             pool,
-            store,
-            fault: None,
+            log,
         }
     }
 
-    pub fn with_fault(mut self, hook: FaultHook) -> Self {
-        self.fault = Some(hook);
-        self
+    /// Reads from the checkpoint on; stops after `until` if given, or when NATS reconnects.
+    async fn follow(&self, until: Option<u64>) -> Result<(), ProjectionError> {
+        let (checkpoint, generation) = self.checkpoint().await?;
+        let mut verifier = Verifier::new(self.log.clone());
+        let mut commits = self
+            .log
+            .read(checkpoint + 1, &self.log.subjects().all())
+            .await?
+            .ready_chunks(BATCH);
+        let mut reconnected = self.log.reconnections();
+        reconnected.borrow_and_update();
+        loop {
+            let batch = tokio::select! {
+                batch = commits.next() => batch,
+                // A restarted server forgot our consumer: start a new one from the checkpoint now.
+                _ = reconnected.changed() => {
+                    info!(projection = self.projection.name(), "reconnected to NATS; resuming from the checkpoint");
+                    return Ok(());
+                }
+            };
+            let Some(batch) = batch else { return Ok(()) };
+            let mut checked = Vec::with_capacity(batch.len());
+            for commit in batch {
+                checked.push(verifier.check(commit?).await?);
+            }
+            let last = self.apply_batch(&checked, generation).await?;
+            if until.is_some_and(|end| last >= end) {
+                return Ok(());
+            }
+        }
     }
 
-    /// Projects until `shutdown` turns true, recovering from errors with a capped backoff.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    async fn apply_batch(&self, batch: &[Checked], generation: i64) -> Result<u64, ProjectionError> {
+        let name = self.projection.name();
+        let mut client = self.pool.get().await?;
+        let mut tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "SELECT sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )
+            .await?;
+        let (mut applied, current_generation): (i64, i64) = (row.get(0), row.get(1));
+        if current_generation != generation {
+            return Err(ProjectionError::Superseded(name.into()));
+        }
+        for checked in batch {
+            let sequence = checked.sequence();
+            // Another projector of the same generation may have got here first; never apply twice.
+            if sequence as i64 <= applied {
+                continue;
+            }
+            match checked {
+                Checked::Verified(commit) => {
+                    if let Some(events) = commit.events::<P::Aggregate>() {
+                        match events {
+                            Ok(events) => {
+                                self.apply_commit(&mut tx, sequence, &commit.commit().subject, &events)
+                                    .await?
+                            }
+                            Err(reason) => {
+                                quarantine(
+                                    &tx,
+                                    name,
+                                    sequence,
+                                    &commit.commit().subject,
+                                    &ids(commit.commit()),
+                                    &reason,
+                                )
+                                .await?
+                            }
+                        }
+                    }
+                }
+                Checked::Quarantined { commit, reason } => {
+                    quarantine(&tx, name, sequence, &commit.subject, &ids(commit), reason).await?
+                }
+            }
+            applied = sequence as i64;
+        }
+        tx.execute(
+            "UPDATE projection_checkpoints SET sequence = $2, updated_at = now() WHERE name = $1",
+            &[&name, &applied],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(applied as u64)
+    }
+
+    /// Applies one commit's events inside a savepoint: an event the read model cannot hold (a value the
+    /// database refuses) is quarantined instead of stopping the projection for good.
+    async fn apply_commit(
+        &self,
+        tx: &mut Transaction<'_>,
+        sequence: u64,
+        subject: &str,
+        events: &[Recorded<<P::Aggregate as Aggregate>::Event>],
+    ) -> Result<(), ProjectionError> {
+        let savepoint = tx.savepoint("commit").await?;
+        let mut outcome = Ok(());
+        for event in events {
+            outcome = self.projection.apply(&savepoint, event).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        match outcome {
+            Ok(()) => Ok(savepoint.commit().await?),
+            Err(ProjectionError::Database(e)) if is_data_error(&e) => {
+                savepoint.rollback().await?;
+                let event_ids: Vec<String> = events.iter().map(|e| e.meta.id.clone()).collect();
+                let reason = StoreError::Corrupt {
+                    sequence,
+                    source: e.into(),
+                };
+                quarantine(tx, self.projection.name(), sequence, subject, &event_ids, &reason).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn checkpoint(&self) -> Result<(u64, i64), ProjectionError> {
+        let client = self.pool.get().await?;
+        let name = self.projection.name();
+        client
+            .execute(
+                "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                &[&name],
+            )
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT sequence, generation FROM projection_checkpoints WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    }
+}
+
+#[async_trait]
+impl<P: Projection> RunProjection for Projector<P> {
+    fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = tokio::select! {
@@ -88,9 +238,8 @@ impl<P: Projection> Projector<P> {
         }
     }
 
-    /// Projects everything up to the log's current end, then returns. Used by `projections rebuild`.
-    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
-        let end = self.store.last_sequence().await?;
+    async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let end = self.log.last_sequence().await?;
         // `follow` also returns when NATS reconnects; go on until the end is really reached.
         while self.checkpoint().await?.0 < end {
             self.follow(Some(end)).await?;
@@ -98,94 +247,51 @@ impl<P: Projection> Projector<P> {
         Ok(end)
     }
 
-    /// Reads from the checkpoint on; stops after `until` if given.
-    async fn follow(&self, until: Option<u64>) -> Result<(), ProjectionError> {
-        let (checkpoint, generation) = self.checkpoint().await?;
-        let filter = format!("{}.>", self.store.config().subject_prefix);
-        let mut commits = self
-            .store
-            .read_from(checkpoint + 1, &filter)
-            .await?
-            .ready_chunks(BATCH);
-        let mut reconnected = self.store.reconnections();
-        reconnected.borrow_and_update();
-        loop {
-            let batch = tokio::select! {
-                batch = commits.next() => batch,
-                // A restarted server forgot our consumer: start a new one from the checkpoint now.
-                _ = reconnected.changed() => {
-                    info!(projection = self.projection.name(), "reconnected to NATS; resuming from the checkpoint");
-                    return Ok(());
-                }
-            };
-            let Some(batch) = batch else { return Ok(()) };
-            let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
-            let last = self.apply_batch(&batch, generation).await?;
-            if until.is_some_and(|end| last >= end) {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn apply_batch(&self, batch: &[StoredCommit], generation: i64) -> Result<u64, ProjectionError> {
-        let name = self.projection.name();
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_one(
-                "SELECT sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-                &[&name],
-            )
-            .await?;
-        let (mut applied, current_generation): (i64, i64) = (row.get(0), row.get(1));
-        if current_generation != generation {
-            return Err(ProjectionError::Superseded(name.into()));
-        }
-        for commit in batch {
-            // Another projector of the same generation may have got here first; never apply twice.
-            if commit.sequence as i64 <= applied {
-                continue;
-            }
-            self.projection.apply(&tx, commit).await?;
-            applied = commit.sequence as i64;
-        }
-        if let Some(fault) = &self.fault
-            && fault(applied as u64)
-        {
-            warn!(name, applied, "injected fault: abandoning the transaction");
-            return Err(ProjectionError::Injected(applied as u64));
-        }
-        tx.execute(
-            "UPDATE projection_checkpoints SET sequence = $2, updated_at = now() WHERE name = $1",
-            &[&name, &applied],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(applied as u64)
-    }
-
-    async fn checkpoint(&self) -> Result<(u64, i64), ProjectionError> {
-        let client = self.pool.get().await?;
-        let name = self.projection.name();
-        client
-            .execute(
-                "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-                &[&name],
-            )
-            .await?;
-        let row = client
-            .query_one(
-                "SELECT sequence, generation FROM projection_checkpoints WHERE name = $1",
-                &[&name],
-            )
-            .await?;
-        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    async fn rebuild(&self) -> Result<u64, ProjectionError> {
+        rebuild(&self.pool, &self.projection).await?;
+        self.catch_up().await
     }
 }
 
-/// Empties a projection's tables and resets its checkpoint in one transaction; the next projector run
-/// (or [`Projector::catch_up`]) replays the log from sequence 1. Projectors of the old generation
-/// notice and restart.
+/// SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the event's content,
+/// not the database's health, is the problem, so retrying can never help.
+fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+}
+
+fn ids(commit: &prism_store::StoredCommit) -> Vec<String> {
+    commit.events.iter().map(|e| e.id.clone()).collect()
+}
+
+/// Records a commit this projection will not apply, and says so loudly; the projection goes on.
+async fn quarantine(
+    tx: &Transaction<'_>,
+    reader: &str,
+    sequence: u64,
+    subject: &str,
+    event_ids: &[String],
+    reason: &StoreError,
+) -> Result<(), ProjectionError> {
+    error!(reader, sequence, subject, %reason, "quarantined a commit: it is not applied");
+    tx.execute(
+        "INSERT INTO quarantine (reader, sequence, subject, event_ids, reason) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (reader, sequence) DO NOTHING",
+        &[
+            &reader,
+            &(sequence as i64),
+            &subject,
+            &event_ids,
+            &reason.to_string(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Empties a projection's tables and resets its checkpoint (and forgets what it quarantined) in one
+/// transaction; the next projector run (or [`RunProjection::catch_up`]) replays the log from sequence
+/// 1. Projectors of the old generation notice and restart.
 pub async fn rebuild(pool: &Pool, projection: &impl Projection) -> Result<(), ProjectionError> {
     let name = projection.name();
     let mut client = pool.get().await?;
@@ -204,6 +310,8 @@ pub async fn rebuild(pool: &Pool, projection: &impl Projection) -> Result<(), Pr
         // Table names are static strings owned by the projection, never user input.
         tx.batch_execute(&format!("TRUNCATE {table} CASCADE")).await?;
     }
+    tx.execute("DELETE FROM quarantine WHERE reader = $1", &[&name])
+        .await?;
     tx.execute(
         "UPDATE projection_checkpoints SET sequence = 0, generation = generation + 1, updated_at = now() WHERE name = $1",
         &[&name],

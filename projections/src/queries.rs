@@ -58,6 +58,17 @@ pub struct ComputationView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A commit a reader refused to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedView {
+    pub reader: String,
+    pub sequence: u64,
+    pub subject: String,
+    pub event_ids: Vec<String>,
+    pub reason: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// The query side: a connection pool over the read-model tables.
 #[derive(Clone)]
 pub struct ReadModels {
@@ -94,8 +105,7 @@ impl ReadModels {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| ProjectionError::Pool(e.to_string()))?;
+            .build()?;
         let models = Self { pool };
         models.ping().await?;
         Ok(models)
@@ -217,6 +227,67 @@ impl ReadModels {
         Ok(paged(views, page.limit, |c| c.id.as_uuid()))
     }
 
+    /// Ids of the active computations of a workspace as of stream sequence `sequence` or later, read in
+    /// one snapshot together with the projection's checkpoint; `None` while the computations projection
+    /// has not reached `sequence`. (Waiting first and querying after could be fooled by a rebuild in
+    /// between, which empties the table and resets the checkpoint.)
+    pub async fn active_computation_ids_as_of(
+        &self,
+        workspace: WorkspaceId,
+        sequence: u64,
+    ) -> Result<Option<Vec<ComputationId>>, ProjectionError> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let reached = tx
+            .query_opt(
+                "SELECT sequence FROM projection_checkpoints WHERE name = $1",
+                &[&crate::COMPUTATIONS],
+            )
+            .await?
+            .map_or(0, |r| r.get::<_, i64>(0) as u64);
+        if reached < sequence {
+            return Ok(None);
+        }
+        let rows = tx
+            .query(
+                "SELECT id FROM computations WHERE workspace_id = $1 AND status = 'active' ORDER BY id",
+                &[&workspace.as_uuid()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some(rows.iter().map(|r| ComputationId(r.get(0))).collect()))
+    }
+
+    /// Commits readers refused to apply, newest first.
+    pub async fn quarantined(&self, limit: u32) -> Result<Vec<QuarantinedView>, ProjectionError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT reader, sequence, subject, event_ids, reason, recorded_at FROM quarantine
+                 ORDER BY recorded_at DESC, reader, sequence LIMIT $1",
+                &[&i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| QuarantinedView {
+                reader: r.get(0),
+                sequence: r.get::<_, i64>(1) as u64,
+                subject: r.get(2),
+                event_ids: r.get(3),
+                reason: r.get(4),
+                recorded_at: r.get(5),
+            })
+            .collect())
+    }
+
     /// Ids of the active computations of a workspace, in creation order.
     pub async fn active_computation_ids(
         &self,
@@ -298,22 +369,19 @@ fn workspace_view(row: &Row) -> WorkspaceView {
 }
 
 fn participant(row: &Row) -> Result<Participant, ProjectionError> {
-    let corrupt = |reason: String| ProjectionError::Event {
-        event_id: "-".into(),
-        sequence: 0,
-        reason,
+    let corrupt = |e: prism_store::BoxError| ProjectionError::Corrupt {
+        what: "a participant row".into(),
+        source: e,
     };
-    let id = ParticipantId::parse(row.get::<_, String>(1)).map_err(|e| corrupt(e.to_string()))?;
+    let id = ParticipantId::parse(row.get::<_, String>(1)).map_err(|e| corrupt(e.into()))?;
     let roles = row
         .get::<_, Vec<String>>(2)
         .into_iter()
-        .map(|r| {
-            serde_json::from_value::<Role>(serde_json::Value::String(r)).map_err(|e| corrupt(e.to_string()))
-        })
+        .map(|r| serde_json::from_value::<Role>(serde_json::Value::String(r)).map_err(|e| corrupt(e.into())))
         .collect::<Result<_, _>>()?;
     let public_key = row
         .get::<_, Option<String>>(3)
-        .map(|pem| PublicKey::parse(&pem).map_err(|e| corrupt(e.to_string())))
+        .map(|pem| PublicKey::parse(&pem).map_err(|e| corrupt(e.into())))
         .transpose()?;
     Ok(Participant {
         id,
@@ -325,10 +393,9 @@ fn participant(row: &Row) -> Result<Participant, ProjectionError> {
 fn from_json<T: serde::de::DeserializeOwned>(
     value: impl Into<serde_json::Value>,
 ) -> Result<T, ProjectionError> {
-    serde_json::from_value(value.into()).map_err(|e| ProjectionError::Event {
-        event_id: "-".into(),
-        sequence: 0,
-        reason: e.to_string(),
+    serde_json::from_value(value.into()).map_err(|e| ProjectionError::Corrupt {
+        what: "a JSON column".into(),
+        source: e.into(),
     })
 }
 

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
 use prism_embedded::{NatsOptions, NatsServer, find_nats_server};
-use prism_store::{EventStore, Metadata, Repository, StoreConfig};
+use prism_store::{CommandRequest, EventLog as _, EventStore, Metadata, Repository, StoreConfig};
 use tokio::task::JoinSet;
 
 /// What `EventStore::append` sends as `Content-Type`.
@@ -529,8 +529,9 @@ struct Bench {
 impl Bench {
     async fn new(server: &NatsServer) -> anyhow::Result<Self> {
         let client = async_nats::connect(server.url()).await?;
+        // Raw publishes go over the same connection as the store's.
+        let js = jetstream::new(client.clone());
         let store = EventStore::open(client, StoreConfig::default()).await?;
-        let js = store.jetstream().clone();
         let repo = Arc::new(Repository::<Workspace>::new(store.clone()));
         let meta = Arc::new(Metadata {
             actor: "user:benchmark".into(),
@@ -719,7 +720,9 @@ async fn create(repo: &Repository<Workspace>, id: WorkspaceId, meta: &Metadata) 
         name: "Benchmark hospitals".into(),
         description: String::new(),
     };
-    let outcome = repo.execute(&id, command, meta, None, None).await?;
+    let outcome = repo
+        .execute(CommandRequest::new(&id, command, meta.clone()))
+        .await?;
     ensure!(outcome.version == 1, "workspace {id} already existed");
     Ok(())
 }
@@ -737,7 +740,9 @@ async fn update(
         name: None,
         description: Some(format!("Benchmark description number {n}")),
     };
-    let outcome = repo.execute(id, command, meta, None, None).await?;
+    let outcome = repo
+        .execute(CommandRequest::new(id, command, meta.clone()))
+        .await?;
     ensure!(
         outcome.events.len() == 1 && !outcome.replayed,
         "update {n} of {id} committed nothing"

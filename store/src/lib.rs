@@ -1,16 +1,43 @@
-//! The event store: NATS JetStream as an append-only, hash-chained log of CloudEvents.
+//! The event store: an append-only, hash-chained log of CloudEvents, on NATS JetStream.
 //!
-//! * [`EventStore`] owns the stream: it creates or checks it at start, appends one message per command
-//!   commit with optimistic concurrency (`Nats-Expected-Last-Subject-Sequence`) and de-duplication
-//!   (`Nats-Msg-Id`), loads an aggregate's history (verifying its hash chain), and reads the whole log in
-//!   order from any stream sequence.
-//! * [`Repository`] is the application layer over one aggregate type: load → decide → commit, retrying
-//!   on a concurrent write, keeping domain rejections apart from infrastructure failures.
+//! * [`EventLog`] is the log as the platform sees it: appends with optimistic concurrency and
+//!   de-duplication, loads verified against the hash chain, ordered live reads. [`EventStore`] is the
+//!   JetStream implementation; [`MemoryLog`] keeps the same contract in memory for fast tests.
+//! * [`Repository`] is load → decide → commit for one aggregate type: retries on a concurrent write,
+//!   idempotency keys at any age, snapshots, a cache bounded by size.
+//! * [`chain`] verifies what is read back, for loads and for subscriptions alike.
+//!
+//! **Architecture Invariant:** this is the only crate that depends on `async-nats`
+//! (`tests/nats_boundary.rs` checks the workspace).
 
+pub mod chain;
+mod durable;
 mod envelope;
+mod error;
+mod idempotency;
+mod jetstream;
+mod log;
+mod memory;
 mod repository;
-mod store;
+mod snapshot;
+mod subjects;
+mod subscription;
 
+pub use chain::ChainTip;
+pub use durable::{Delivery, Durable, DurableConfig};
 pub use envelope::{DecodeError, EventEnvelope, GENESIS_HASH, Metadata};
-pub use repository::{CommandError, CommandOutcome, Loaded, Repository};
-pub use store::{AppendAck, AppendError, EventStore, StoreConfig, StoreError, StoredCommit};
+pub use error::{AppendError, BoxError, StoreError};
+pub use idempotency::{
+    Claim, IdempotencyRecord, IdempotencyRecords, KvIdempotency, MemoryIdempotency, RecordedOutcome,
+};
+pub use jetstream::{EventStore, OpenMode, StoreConfig};
+pub use log::{Append, AppendAck, CommitStream, EventLog, StoredCommit};
+pub use memory::MemoryLog;
+pub use repository::{
+    CommandError, CommandOutcome, CommandRequest, Idempotency, Loaded, Repository, RepositoryConfig,
+};
+pub use snapshot::{
+    KeyedCommit, KvSnapshots, MemorySnapshots, SignedSnapshots, Snapshot, SnapshotKey, SnapshotStore,
+};
+pub use subjects::Subjects;
+pub use subscription::{Checked, EventMeta, Recorded, VerifiedCommit, Verifier};

@@ -7,7 +7,10 @@ use async_nats::jetstream::{self, stream::Config};
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand, WorkspaceError};
 use prism_embedded::NatsServer;
-use prism_store::{AppendError, CommandError, EventStore, Metadata, Repository, StoreConfig, StoreError};
+use prism_store::{
+    Append, AppendError, CommandError, CommandRequest, EventLog as _, EventStore, Metadata, Repository,
+    StoreConfig, StoreError,
+};
 
 async fn store(server: &NatsServer) -> EventStore {
     let client = async_nats::connect(server.url()).await.expect("connect");
@@ -47,10 +50,13 @@ async fn commits_are_loaded_back_in_order_with_their_envelopes() {
     let server = NatsServer::start_temp().await.unwrap();
     let repo = Repository::<Workspace>::new(store(&server).await);
     let id = new_id();
-    let created = repo.execute(&id, create(id), &meta(), None, None).await.unwrap();
+    let created = repo
+        .execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap();
     assert_eq!((created.version, created.events.len()), (1, 1));
     let updated = repo
-        .execute(&id, describe("EU only".into()), &meta(), None, None)
+        .execute(CommandRequest::new(&id, describe("EU only".into()), meta()))
         .await
         .unwrap();
     assert!(updated.sequence > created.sequence);
@@ -61,8 +67,12 @@ async fn commits_are_loaded_back_in_order_with_their_envelopes() {
     assert_eq!(loaded.last_sequence, updated.sequence);
     assert_eq!(loaded.state.description, "EU only");
 
-    let subject = fresh.store().subject("workspace", &id.to_string()).unwrap();
-    let commits = fresh.store().load(&subject).await.unwrap();
+    let subject = fresh
+        .log()
+        .subjects()
+        .aggregate("workspace", &id.to_string())
+        .unwrap();
+    let commits = fresh.log().load(&subject).await.unwrap();
     let first = &commits[0].events[0];
     assert_eq!(first.ty, "io.prism.workspace.created.v1");
     assert_eq!(first.specversion, "1.0");
@@ -76,7 +86,7 @@ async fn fifty_concurrent_writers_lose_no_update() {
     let server = NatsServer::start_temp().await.unwrap();
     let id = new_id();
     Repository::<Workspace>::new(store(&server).await)
-        .execute(&id, create(id), &meta(), None, None)
+        .execute(CommandRequest::new(&id, create(id), meta()))
         .await
         .unwrap();
 
@@ -85,9 +95,13 @@ async fn fifty_concurrent_writers_lose_no_update() {
         // A repository per writer, like separate gateway processes: no shared cache to hide a race.
         let repo = Repository::<Workspace>::new(store(&server).await);
         tasks.push(tokio::spawn(async move {
-            repo.execute(&id, describe(format!("writer {writer}")), &meta(), None, None)
-                .await
-                .map(|o| o.version)
+            repo.execute(CommandRequest::new(
+                &id,
+                describe(format!("writer {writer}")),
+                meta(),
+            ))
+            .await
+            .map(|o| o.version)
         }));
     }
     let mut versions = Vec::new();
@@ -102,8 +116,12 @@ async fn fifty_concurrent_writers_lose_no_update() {
     );
 
     let repo = Repository::<Workspace>::new(store(&server).await);
-    let subject = repo.store().subject("workspace", &id.to_string()).unwrap();
-    let commits = repo.store().load(&subject).await.unwrap();
+    let subject = repo
+        .log()
+        .subjects()
+        .aggregate("workspace", &id.to_string())
+        .unwrap();
+    let commits = repo.log().load(&subject).await.unwrap();
     let mut descriptions: Vec<String> = commits[1..]
         .iter()
         .map(|c| c.events[0].data["description"].as_str().unwrap().to_owned())
@@ -122,7 +140,10 @@ async fn only_one_of_many_racing_appends_with_the_same_expectation_wins() {
     let store = Arc::new(store(&server).await);
     let repo = Repository::<Workspace>::new((*store).clone());
     let id = new_id();
-    let created = repo.execute(&id, create(id), &meta(), None, None).await.unwrap();
+    let created = repo
+        .execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap();
     let subject = store.subject("workspace", &id.to_string()).unwrap();
     let template = store.load(&subject).await.unwrap().remove(0).events;
 
@@ -131,7 +152,9 @@ async fn only_one_of_many_racing_appends_with_the_same_expectation_wins() {
         let (store, subject, events) = (store.clone(), subject.clone(), template.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .append(&subject, created.sequence, &format!("racer-{i}"), &events)
+                .append(
+                    Append::envelopes(&subject, created.sequence, &format!("racer-{i}"), &events).unwrap(),
+                )
                 .await
         }));
     }
@@ -152,11 +175,11 @@ async fn a_retried_command_appends_nothing_and_returns_the_first_result() {
     let repo = Repository::<Workspace>::new(store(&server).await);
     let id = new_id();
     let first = repo
-        .execute(&id, create(id), &meta(), Some("key-1"), None)
+        .execute(CommandRequest::new(&id, create(id), meta()).idempotent("key-1", "fingerprint"))
         .await
         .unwrap();
     let again = repo
-        .execute(&id, create(id), &meta(), Some("key-1"), None)
+        .execute(CommandRequest::new(&id, create(id), meta()).idempotent("key-1", "fingerprint"))
         .await
         .unwrap();
     assert!(again.replayed && again.events.is_empty());
@@ -165,7 +188,7 @@ async fn a_retried_command_appends_nothing_and_returns_the_first_result() {
     // Another process, with nothing cached, answers the same.
     let other = Repository::<Workspace>::new(store(&server).await);
     let replay = other
-        .execute(&id, create(id), &meta(), Some("key-1"), None)
+        .execute(CommandRequest::new(&id, create(id), meta()).idempotent("key-1", "fingerprint"))
         .await
         .unwrap();
     assert!(replay.replayed);
@@ -173,7 +196,7 @@ async fn a_retried_command_appends_nothing_and_returns_the_first_result() {
 
     // A different key is a different command, judged on its merits.
     let err = other
-        .execute(&id, create(id), &meta(), Some("key-2"), None)
+        .execute(CommandRequest::new(&id, create(id), meta()).idempotent("key-2", "fingerprint"))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -183,16 +206,16 @@ async fn a_retried_command_appends_nothing_and_returns_the_first_result() {
 
     // The same key after other writes still replays, even though its expected sequence is now stale.
     let update = other
-        .execute(&id, describe("x".into()), &meta(), Some("key-3"), None)
+        .execute(CommandRequest::new(&id, describe("x".into()), meta()).idempotent("key-3", "fingerprint"))
         .await
         .unwrap();
     let stale = repo
-        .execute(&id, describe("x".into()), &meta(), Some("key-3"), None)
+        .execute(CommandRequest::new(&id, describe("x".into()), meta()).idempotent("key-3", "fingerprint"))
         .await
         .unwrap();
     assert!(stale.replayed);
     assert_eq!(stale.sequence, update.sequence);
-    assert_eq!(other.store().last_sequence().await.unwrap(), update.sequence);
+    assert_eq!(other.log().last_sequence().await.unwrap(), update.sequence);
 }
 
 #[tokio::test]
@@ -200,9 +223,11 @@ async fn a_stale_expected_version_is_refused() {
     let server = NatsServer::start_temp().await.unwrap();
     let repo = Repository::<Workspace>::new(store(&server).await);
     let id = new_id();
-    repo.execute(&id, create(id), &meta(), None, None).await.unwrap();
+    repo.execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap();
     let err = repo
-        .execute(&id, describe("x".into()), &meta(), None, Some(7))
+        .execute(CommandRequest::new(&id, describe("x".into()), meta()).expecting_version(Some(7)))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -212,7 +237,7 @@ async fn a_stale_expected_version_is_refused() {
             actual: 1
         }
     ));
-    repo.execute(&id, describe("x".into()), &meta(), None, Some(1))
+    repo.execute(CommandRequest::new(&id, describe("x".into()), meta()).expecting_version(Some(1)))
         .await
         .unwrap();
 }
@@ -223,7 +248,10 @@ async fn tampered_events_are_detected_on_load() {
     let store = store(&server).await;
     let repo = Repository::<Workspace>::new(store.clone());
     let id = new_id();
-    let created = repo.execute(&id, create(id), &meta(), None, None).await.unwrap();
+    let created = repo
+        .execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap();
     let subject = store.subject("workspace", &id.to_string()).unwrap();
     let mut events = store.load(&subject).await.unwrap().remove(0).events;
 
@@ -234,7 +262,7 @@ async fn tampered_events_are_detected_on_load() {
     events[0].data["archived_by"] = "mallory".into();
     events[0].ty = "io.prism.workspace.archived.v1".into();
     store
-        .append(&subject, created.sequence, "forged", &events)
+        .append(Append::envelopes(&subject, created.sequence, "forged", &events).unwrap())
         .await
         .unwrap();
 
@@ -250,7 +278,7 @@ async fn a_forged_event_with_a_valid_hash_but_a_broken_chain_is_detected() {
     let store = store(&server).await;
     let id = new_id();
     let created = Repository::<Workspace>::new(store.clone())
-        .execute(&id, create(id), &meta(), None, None)
+        .execute(CommandRequest::new(&id, create(id), meta()))
         .await
         .unwrap();
     let subject = store.subject("workspace", &id.to_string()).unwrap();
@@ -259,7 +287,7 @@ async fn a_forged_event_with_a_valid_hash_but_a_broken_chain_is_detected() {
     events[0].prevhash = "f".repeat(64);
     events[0].hash = events[0].compute_hash();
     store
-        .append(&subject, created.sequence, "forged", &events)
+        .append(Append::envelopes(&subject, created.sequence, "forged", &events).unwrap())
         .await
         .unwrap();
     match store.load(&subject).await {
@@ -298,17 +326,19 @@ async fn long_aggregates_load_completely() {
     let server = NatsServer::start_temp().await.unwrap();
     let repo = Repository::<Workspace>::new(store(&server).await);
     let id = new_id();
-    repo.execute(&id, create(id), &meta(), None, None).await.unwrap();
+    repo.execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap();
     // Interleave another aggregate so the subject's sequences are not contiguous.
     let other = new_id();
-    repo.execute(&other, create(other), &meta(), None, None)
+    repo.execute(CommandRequest::new(&other, create(other), meta()))
         .await
         .unwrap();
     for i in 0..40 {
-        repo.execute(&id, describe(format!("v{i}")), &meta(), None, None)
+        repo.execute(CommandRequest::new(&id, describe(format!("v{i}")), meta()))
             .await
             .unwrap();
-        repo.execute(&other, describe(format!("v{i}")), &meta(), None, None)
+        repo.execute(CommandRequest::new(&other, describe(format!("v{i}")), meta()))
             .await
             .unwrap();
     }
@@ -327,7 +357,9 @@ async fn acknowledged_commits_survive_a_server_crash() {
     {
         let repo = Repository::<Workspace>::new(store(&server).await);
         for id in &ids {
-            repo.execute(id, create(*id), &meta(), None, None).await.unwrap();
+            repo.execute(CommandRequest::new(id, create(*id), meta()))
+                .await
+                .unwrap();
         }
     }
     server.kill().await.unwrap(); // SIGKILL right after the last acknowledgement
@@ -347,11 +379,13 @@ async fn commands_fail_fast_while_nats_is_down() {
     let mut server = NatsServer::start_temp().await.unwrap();
     let repo = Repository::<Workspace>::new(store(&server).await);
     let id = new_id();
-    repo.execute(&id, create(id), &meta(), None, None).await.unwrap();
+    repo.execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap();
     server.stop().await.unwrap();
     let started = Instant::now();
     let err = repo
-        .execute(&id, describe("x".into()), &meta(), None, None)
+        .execute(CommandRequest::new(&id, describe("x".into()), meta()))
         .await
         .unwrap_err();
     assert!(
@@ -367,7 +401,10 @@ async fn commands_fail_fast_while_nats_is_down() {
     // The client reconnects by itself; the same command then goes through.
     let mut outcome = None;
     for _ in 0..100 {
-        match repo.execute(&id, describe("x".into()), &meta(), None, None).await {
+        match repo
+            .execute(CommandRequest::new(&id, describe("x".into()), meta()))
+            .await
+        {
             Ok(o) => {
                 outcome = Some(o);
                 break;
@@ -388,29 +425,31 @@ async fn a_stale_cache_never_answers_without_checking() {
     let a = Repository::<Workspace>::new(store(&server).await);
     let b = Repository::<Workspace>::new(store(&server).await);
     let id = new_id();
-    a.execute(&id, create(id), &meta(), None, None).await.unwrap(); // A caches version 1 (name "Hospitals")
+    a.execute(CommandRequest::new(&id, create(id), meta()))
+        .await
+        .unwrap(); // A caches version 1 (name "Hospitals")
     let rename = |name: &str| WorkspaceCommand::Update {
         name: Some(name.into()),
         description: None,
     };
-    b.execute(&id, rename("Clinics"), &meta(), None, None)
+    b.execute(CommandRequest::new(&id, rename("Clinics"), meta()))
         .await
         .unwrap(); // version 2 elsewhere
 
     // On A's stale view this rename would change nothing; on the real state it is a change.
     let back = a
-        .execute(&id, rename("Hospitals"), &meta(), None, None)
+        .execute(CommandRequest::new(&id, rename("Hospitals"), meta()))
         .await
         .unwrap();
     assert_eq!((back.version, back.events.len()), (3, 1));
     assert_eq!(b.load(&id).await.unwrap().state.name, "Hospitals");
 
     // If-Match with the real version is honoured at once, not refused from a stale view.
-    b.execute(&id, describe("moved on".into()), &meta(), None, None)
+    b.execute(CommandRequest::new(&id, describe("moved on".into()), meta()))
         .await
         .unwrap(); // version 4
     let checked = a
-        .execute(&id, describe("again".into()), &meta(), None, Some(4))
+        .execute(CommandRequest::new(&id, describe("again".into()), meta()).expecting_version(Some(4)))
         .await
         .unwrap();
     assert_eq!(checked.version, 5);

@@ -1,132 +1,138 @@
-//! Archiving a workspace archives every computation in it. A reaction, not a transaction: the
-//! computations are separate aggregates, and each is archived by its own idempotent command.
+//! Archiving a workspace archives every computation in it. Reactions, not a transaction: the
+//! computations are separate aggregates, and each is archived by its own idempotent command. Two
+//! reactors together leave no computation of an archived workspace active:
+//! * [`WorkspaceArchiver`]: a workspace archived → archive each computation the read model lists as of
+//!   that event;
+//! * [`LateComputationArchiver`]: a computation created → archive it if its workspace is archived by
+//!   now (a creation that raced with the archiving and so is missing from that list).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use prism_domain::computation::{Computation, ComputationCommand, ComputationError, ComputationEvent};
+use prism_app::{App, CommandOptions, ErrorKind};
+use prism_domain::computation::{Computation, ComputationEvent};
 use prism_domain::workspace::{Workspace, WorkspaceEvent, WorkspaceStatus};
-use prism_domain::{Aggregate as _, ComputationId, WorkspaceId};
-use prism_projections::{COMPUTATIONS, ReadModels};
-use prism_store::{CommandError, EventEnvelope, Repository, StoredCommit};
-use tracing::info;
+use prism_domain::{ComputationId, WorkspaceId};
+use prism_store::{EventMeta, Recorded};
+use tracing::{info, warn};
 
 use crate::runtime::{ReactionError, Reactor, caused_by};
 
-const NAME: &str = "workspace-archiver";
-/// How long to wait for the computations projection to reach the archiving event.
-const PROJECTION_WAIT: Duration = Duration::from_secs(10);
+const REASON: &str = "workspace archived";
+/// How often to look again while the computations read model has not reached the archiving event.
+const PROJECTION_POLL: Duration = Duration::from_millis(100);
 
-/// Reacts to two events, which together leave no computation of an archived workspace active:
-/// * a workspace archived → archive each computation the read model lists as of that event;
-/// * a computation created → archive it if its workspace is archived by now (a creation that raced with
-///   the archiving and so is missing from that list).
+/// Archives the computations of an archived workspace.
 #[derive(Debug, Clone)]
 pub struct WorkspaceArchiver {
-    workspaces: Arc<Repository<Workspace>>,
-    computations: Arc<Repository<Computation>>,
-    read: ReadModels,
+    app: App,
 }
 
 impl WorkspaceArchiver {
-    pub fn new(
-        workspaces: Arc<Repository<Workspace>>,
-        computations: Arc<Repository<Computation>>,
-        read: ReadModels,
-    ) -> Self {
-        Self {
-            workspaces,
-            computations,
-            read,
-        }
+    pub fn new(app: App) -> Self {
+        Self { app }
     }
+}
 
-    async fn archive(&self, computation: ComputationId, cause: &EventEnvelope) -> Result<(), ReactionError> {
-        let command = ComputationCommand::Archive {
-            reason: Some("workspace archived".into()),
-        };
-        // The causing event's id is the idempotency key: a redelivered event replays, never re-archives.
-        let key = cause.id.as_str();
-        match self
-            .computations
-            .execute(&computation, command, &caused_by(cause, NAME), Some(key), None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Archived already (by a user, or by the other half of this reactor): nothing to do.
-            Err(CommandError::Rejected(ComputationError::AlreadyArchived | ComputationError::NotFound)) => {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+/// Archives a computation created in a workspace that was archived meanwhile.
+#[derive(Debug, Clone)]
+pub struct LateComputationArchiver {
+    app: App,
+}
+
+impl LateComputationArchiver {
+    pub fn new(app: App) -> Self {
+        Self { app }
     }
+}
 
-    async fn workspace_archived(
-        &self,
-        workspace: WorkspaceId,
-        sequence: u64,
-        cause: &EventEnvelope,
-    ) -> Result<(), ReactionError> {
-        self.read
-            .wait_for(COMPUTATIONS, sequence, PROJECTION_WAIT)
-            .await?;
-        let computations = self.read.active_computation_ids(workspace).await?;
-        info!(%workspace, count = computations.len(), "archiving the computations of an archived workspace");
-        for computation in computations {
-            self.archive(computation, cause).await?;
-        }
-        Ok(())
-    }
-
-    async fn computation_created(
-        &self,
-        workspace: WorkspaceId,
-        computation: ComputationId,
-        cause: &EventEnvelope,
-    ) -> Result<(), ReactionError> {
-        if self.workspaces.load(&workspace).await?.state.status == WorkspaceStatus::Archived {
-            info!(%workspace, %computation, "computation created in an archived workspace; archiving it");
-            self.archive(computation, cause).await?;
-        }
-        Ok(())
+/// Archives one computation because of `cause`; one archived already (by a user, or by the other
+/// reactor) is fine. The causing event's id is the idempotency key: a redelivered event replays,
+/// never re-archives.
+async fn archive(
+    app: &App,
+    worker: &str,
+    workspace: WorkspaceId,
+    computation: ComputationId,
+    cause: &EventMeta,
+) -> Result<(), ReactionError> {
+    let result = app
+        .computations()
+        .archive(
+            &caused_by(cause, worker),
+            &CommandOptions::keyed(cause.id.clone()),
+            workspace,
+            computation,
+            Some(REASON.into()),
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind, ErrorKind::StateConflict | ErrorKind::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
 impl Reactor for WorkspaceArchiver {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+    type Aggregate = Workspace;
+    const NAME: &'static str = "workspace-archiver";
 
-    fn aggregate_types(&self) -> &'static [&'static str] {
-        &[Workspace::TYPE, Computation::TYPE]
-    }
-
-    async fn react<'a>(&'a self, commit: &'a StoredCommit) -> Result<(), ReactionError> {
-        for envelope in &commit.events {
-            let fatal = |e: &dyn std::fmt::Display| {
-                ReactionError::Fatal(format!("undecodable event {}: {e}", envelope.id))
-            };
-            match envelope.aggregatetype.as_str() {
-                Workspace::TYPE => {
-                    if let WorkspaceEvent::Archived(_) = envelope
-                        .decode::<WorkspaceEvent>(Workspace::TYPE)
-                        .map_err(|e| fatal(&e))?
-                    {
-                        let id: WorkspaceId = envelope.aggregateid.parse().map_err(|e| fatal(&e))?;
-                        self.workspace_archived(id, commit.sequence, envelope).await?;
-                    }
-                }
-                Computation::TYPE => {
-                    if let ComputationEvent::Created(created) = envelope
-                        .decode::<ComputationEvent>(Computation::TYPE)
-                        .map_err(|e| fatal(&e))?
-                    {
-                        self.computation_created(created.workspace_id, created.id, envelope)
-                            .await?;
-                    }
-                }
-                _ => {}
+    async fn react<'a>(&'a self, recorded: &'a Recorded<WorkspaceEvent>) -> Result<(), ReactionError> {
+        let WorkspaceEvent::Archived(_) = recorded.event else {
+            return Ok(());
+        };
+        let meta = &recorded.meta;
+        let workspace: WorkspaceId = meta
+            .aggregate_id
+            .parse()
+            .map_err(|e| ReactionError::Fatal(prism_app::AppError::internal(e)))?;
+        // The list must be read as of the archiving event. A read model that lags (or is being rebuilt)
+        // is waited for, never given up on: the runtime keeps telling the server the worker is alive.
+        let read = self.app.read_models()?;
+        let mut waited = Duration::ZERO;
+        let computations = loop {
+            match read.active_computation_ids_as_of(workspace, meta.sequence).await {
+                Ok(Some(ids)) => break ids,
+                Ok(None) => {}
+                Err(e) => return Err(prism_app::AppError::from(e).into()),
             }
+            tokio::time::sleep(PROJECTION_POLL).await;
+            waited += PROJECTION_POLL;
+            if waited.as_secs() > 0 && waited.as_millis() % 30_000 == 0 {
+                warn!(%workspace, sequence = meta.sequence, "still waiting for the computations read model");
+            }
+        };
+        info!(%workspace, count = computations.len(), "archiving the computations of an archived workspace");
+        for computation in computations {
+            archive(&self.app, Self::NAME, workspace, computation, meta).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Reactor for LateComputationArchiver {
+    type Aggregate = Computation;
+    const NAME: &'static str = "late-computation-archiver";
+
+    async fn react<'a>(&'a self, recorded: &'a Recorded<ComputationEvent>) -> Result<(), ReactionError> {
+        let ComputationEvent::Created(created) = &recorded.event else {
+            return Ok(());
+        };
+        let workspace = self
+            .app
+            .repository::<Workspace>()
+            .load(&created.workspace_id)
+            .await
+            .map_err(prism_app::AppError::from)?;
+        if workspace.state.status == WorkspaceStatus::Archived {
+            info!(workspace = %created.workspace_id, computation = %created.id, "computation created in an archived workspace; archiving it");
+            archive(
+                &self.app,
+                Self::NAME,
+                created.workspace_id,
+                created.id,
+                &recorded.meta,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -164,7 +164,8 @@ fn bounded(what: &'static str, count: usize, max: usize) -> Result<(), Definitio
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ComputationStatus {
     #[default]
     New,
@@ -172,7 +173,7 @@ pub enum ComputationStatus {
     Archived,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Computation {
     pub status: ComputationStatus,
     pub id: Option<ComputationId>,

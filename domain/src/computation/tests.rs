@@ -1,45 +1,8 @@
-use std::collections::BTreeSet;
-
 use super::*;
-use crate::ids::{ComputationId, ParticipantId, WorkspaceId};
+use crate::ids::{ComputationId, WorkspaceId};
+use crate::testing::samples::{dataset_digest, participant, pid, sample_definition};
 use crate::testing::{ctx, given};
-use crate::values::{PublicKey, Sha3Digest, ValueError};
-
-const KEY: &str = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
-
-fn pid(s: &str) -> ParticipantId {
-    ParticipantId::parse(s).unwrap()
-}
-
-fn participant(id: &str, roles: &[Role], key: bool) -> Participant {
-    Participant {
-        id: pid(id),
-        roles: roles.iter().copied().collect::<BTreeSet<_>>(),
-        public_key: key.then(|| PublicKey::parse(KEY).unwrap()),
-    }
-}
-
-fn definition() -> Definition {
-    Definition {
-        name: "Rare disease study".into(),
-        description: "".into(),
-        participants: vec![
-            participant("alice", &[Role::Owner, Role::AlgorithmProvider], true),
-            participant("bob", &[Role::DatasetProvider], true),
-            participant("carol", &[Role::ResultConsumer], true),
-        ],
-        algorithm: Some(ExpectedAsset {
-            provider: pid("alice"),
-            hash: Sha3Digest::of(b"algo"),
-            name: "".into(),
-        }),
-        datasets: vec![ExpectedAsset {
-            provider: pid("bob"),
-            hash: Sha3Digest::of(b"data"),
-            name: "".into(),
-        }],
-    }
-}
+use crate::values::ValueError;
 
 fn create_with(definition: Definition, workspace: WorkspaceStanding) -> ComputationCommand {
     ComputationCommand::Create {
@@ -54,7 +17,7 @@ fn created() -> ComputationEvent {
     ComputationEvent::Created(ComputationCreated {
         id: ComputationId(uuid::Uuid::from_u128(1)),
         workspace_id: WorkspaceId(uuid::Uuid::from_u128(2)),
-        definition: definition(),
+        definition: sample_definition(),
         created_by: ctx().actor,
         created_at: ctx().now,
     })
@@ -77,7 +40,7 @@ fn rejects_definition(definition: Definition, expected: DefinitionError) {
 #[test]
 fn a_valid_definition_is_created() {
     let state = given::<Computation>([])
-        .when(create_with(definition(), WorkspaceStanding::Active))
+        .when(create_with(sample_definition(), WorkspaceStanding::Active))
         .then_expect([created()]);
     assert_eq!(state.status, ComputationStatus::Active);
     assert_eq!(state.definition.result_consumers().count(), 1);
@@ -86,51 +49,51 @@ fn a_valid_definition_is_created() {
 #[test]
 fn computations_are_created_only_in_an_active_workspace() {
     given::<Computation>([])
-        .when(create_with(definition(), WorkspaceStanding::Archived))
+        .when(create_with(sample_definition(), WorkspaceStanding::Archived))
         .then_rejects(ComputationError::WorkspaceArchived);
     given::<Computation>([])
-        .when(create_with(definition(), WorkspaceStanding::Missing))
+        .when(create_with(sample_definition(), WorkspaceStanding::Missing))
         .then_rejects(ComputationError::WorkspaceNotFound);
 }
 
 #[test]
 fn a_computation_is_created_once() {
     given::<Computation>([created()])
-        .when(create_with(definition(), WorkspaceStanding::Active))
+        .when(create_with(sample_definition(), WorkspaceStanding::Active))
         .then_rejects(ComputationError::AlreadyExists);
 }
 
 #[test]
 fn a_computation_needs_a_name() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.name = " ".into();
     rejects_definition(d, ValueError::Empty { field: "name" }.into());
 }
 
 #[test]
 fn a_computation_needs_an_owner() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.participants[0].roles.remove(&Role::Owner);
     rejects_definition(d, DefinitionError::NoOwner);
 }
 
 #[test]
 fn a_participant_is_listed_once() {
-    let mut d = definition();
-    d.participants.push(participant("bob", &[Role::Viewer], false));
+    let mut d = sample_definition();
+    d.participants.push(participant("bob", &[Role::Viewer]));
     rejects_definition(d, DefinitionError::DuplicateParticipant(pid("bob")));
 }
 
 #[test]
 fn a_participant_has_at_least_one_role() {
-    let mut d = definition();
-    d.participants.push(participant("dave", &[], false));
+    let mut d = sample_definition();
+    d.participants.push(participant("dave", &[]));
     rejects_definition(d, DefinitionError::NoRole(pid("dave")));
 }
 
 #[test]
 fn a_dataset_provider_needs_a_public_key() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.participants[1].public_key = None;
     rejects_definition(
         d,
@@ -143,8 +106,8 @@ fn a_dataset_provider_needs_a_public_key() {
 
 #[test]
 fn a_viewer_needs_no_public_key() {
-    let mut d = definition();
-    d.participants.push(participant("eve", &[Role::Viewer], false));
+    let mut d = sample_definition();
+    d.participants.push(participant("eve", &[Role::Viewer]));
     given::<Computation>([])
         .when(create_with(d, WorkspaceStanding::Active))
         .outcome()
@@ -153,7 +116,7 @@ fn a_viewer_needs_no_public_key() {
 
 #[test]
 fn a_dataset_provider_cannot_provide_the_algorithm() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.algorithm.as_mut().unwrap().provider = pid("bob");
     rejects_definition(
         d,
@@ -166,7 +129,7 @@ fn a_dataset_provider_cannot_provide_the_algorithm() {
 
 #[test]
 fn an_asset_provider_must_be_a_participant() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.datasets[0].provider = pid("mallory");
     rejects_definition(
         d,
@@ -178,9 +141,9 @@ fn an_asset_provider_must_be_a_participant() {
 
 #[test]
 fn a_dataset_digest_is_listed_once() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.datasets.push(d.datasets[0].clone());
-    rejects_definition(d, DefinitionError::DuplicateDataset(Sha3Digest::of(b"data")));
+    rejects_definition(d, DefinitionError::DuplicateDataset(dataset_digest()));
 }
 
 #[test]
@@ -203,7 +166,7 @@ fn an_update_records_only_real_changes_and_is_validated_as_a_whole() {
     assert_eq!(state.definition.description, "Phase 2");
 
     let removes_owner = ComputationChanges {
-        participants: Some(vec![participant("bob", &[Role::DatasetProvider], true)]),
+        participants: Some(vec![participant("bob", &[Role::DatasetProvider])]),
         ..Default::default()
     };
     given::<Computation>([created()])
@@ -214,7 +177,7 @@ fn an_update_records_only_real_changes_and_is_validated_as_a_whole() {
 #[test]
 fn an_update_that_changes_nothing_records_nothing() {
     let same = ComputationChanges {
-        participants: Some(definition().participants),
+        participants: Some(sample_definition().participants),
         ..Default::default()
     };
     given::<Computation>([created()])
@@ -252,7 +215,7 @@ fn events_round_trip_through_json() {
 
 #[test]
 fn text_with_control_characters_is_refused_before_it_reaches_the_log() {
-    let mut d = definition();
+    let mut d = sample_definition();
     d.datasets[0].name = "cohort\u{0}A".into();
     rejects_definition(
         d,

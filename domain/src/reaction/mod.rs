@@ -44,7 +44,7 @@ impl Rejection for ReactionError {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reaction {
     pub failure: Option<ReactionFailed>,
 }

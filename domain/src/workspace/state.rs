@@ -1,6 +1,9 @@
+use serde::{Deserialize, Serialize};
+
 use crate::ids::WorkspaceId;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WorkspaceStatus {
     /// No event yet: the aggregate does not exist.
     #[default]
@@ -9,7 +12,7 @@ pub enum WorkspaceStatus {
     Archived,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workspace {
     pub status: WorkspaceStatus,
     pub id: Option<WorkspaceId>,

@@ -4,29 +4,31 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prism_domain::computation::{ComputationCommand, WorkspaceStanding};
-use prism_domain::workspace::WorkspaceStatus;
+use prism_app::{AppError, Caller, Executed};
 use prism_domain::{ComputationId, WorkspaceId};
-use prism_projections::{COMPUTATIONS, WORKSPACES};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{page_request, read_error};
-use crate::AppState;
-use crate::command::{Executed, Request};
+use super::{page_request, read_options};
 use crate::cursor;
 use crate::dto::{
     ArchiveParams, CommandAccepted, Computation, ComputationPage, CreateComputation, ListParams, ReadParams,
     UpdateComputation,
 };
 use crate::extract::{JsonBody, Path, Query};
-use crate::headers::{
-    CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag, min_sequence,
-};
+use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
 use crate::problem::Problem;
+use crate::{AppState, Routes};
 
 const WHAT: &str = "computation";
 
-fn location(workspace: Uuid, id: Uuid) -> String {
+pub fn routes() -> Routes {
+    Routes::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, update, archive))
+}
+
+fn location(workspace: Uuid, id: &str) -> String {
     format!("/{workspace}/computations/{id}")
 }
 
@@ -57,40 +59,19 @@ pub async fn create(
     headers: CommandHeaders,
     JsonBody(body): JsonBody<CreateComputation>,
 ) -> Result<Response, Problem> {
-    let definition = body.clone().into_definition()?;
-    // The workspace aggregate itself, not its read model: a workspace created a moment ago may not be
-    // projected yet, and one archived a moment ago must already count as archived.
-    let standing = state
-        .bounded(async {
-            let loaded = state
-                .workspaces
-                .load(&WorkspaceId(workspace))
-                .await
-                .map_err(|e| Problem::store(&e))?;
-            Ok(match loaded.state.status {
-                WorkspaceStatus::New => WorkspaceStanding::Missing,
-                WorkspaceStatus::Active => WorkspaceStanding::Active,
-                WorkspaceStatus::Archived => WorkspaceStanding::Archived,
-            })
-        })
-        .await?;
-    let request = Request {
-        route: format!("POST /{workspace}/computations"),
-        headers: &headers,
-        body: &body,
-        id: Uuid::now_v7(),
-        workspace: Some(workspace),
-        what: WHAT,
-    };
+    let definition = body.into_definition()?;
+    let caller = headers.caller();
     let executed = state
-        .execute(&state.computations, request, |id| ComputationCommand::Create {
-            id: ComputationId(id),
-            workspace_id: WorkspaceId(workspace),
-            workspace: standing,
+        .app()
+        .computations()
+        .create(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
             definition,
-        })
+        )
         .await?;
-    Ok(respond(&state, workspace, &executed, StatusCode::CREATED).await)
+    Ok(respond(&state, &caller, workspace, &executed, StatusCode::CREATED).await)
 }
 
 /// List a workspace's computations, oldest first.
@@ -113,28 +94,16 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<ComputationPage>, Problem> {
     let page = page_request(params.limit, params.cursor.as_deref())?;
-    state
-        .wait_read(
-            &[WORKSPACES, COMPUTATIONS],
-            min_sequence(&headers, params.min_sequence)?,
+    let page = state
+        .app()
+        .computations()
+        .list(
+            &Caller::anonymous(),
+            WorkspaceId(workspace),
+            page,
+            read_options(&headers, params.min_sequence)?,
         )
         .await?;
-    // An unknown workspace is a 404, not an empty list, so a typo in the path is not mistaken for
-    // "no computations yet".
-    if state
-        .read
-        .workspace(WorkspaceId(workspace))
-        .await
-        .map_err(read_error)?
-        .is_none()
-    {
-        return Err(Problem::not_found(format!("workspace {workspace} not found")));
-    }
-    let page = state
-        .read
-        .computations(WorkspaceId(workspace), page)
-        .await
-        .map_err(read_error)?;
     Ok(Json(ComputationPage {
         items: page.items.into_iter().map(Computation::from).collect(),
         next_cursor: page.next_after.map(cursor::encode),
@@ -165,15 +134,16 @@ pub async fn get(
     Query(params): Query<ReadParams>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    state
-        .wait_read(&[COMPUTATIONS], min_sequence(&headers, params.min_sequence)?)
-        .await?;
     let view = state
-        .read
-        .computation(WorkspaceId(workspace), ComputationId(id))
-        .await
-        .map_err(read_error)?
-        .ok_or_else(|| not_found(id))?;
+        .app()
+        .computations()
+        .get(
+            &Caller::anonymous(),
+            WorkspaceId(workspace),
+            ComputationId(id),
+            read_options(&headers, params.min_sequence)?,
+        )
+        .await?;
     Ok((
         [(header::ETAG, etag(view.version))],
         Json(Computation::from(view)),
@@ -212,22 +182,20 @@ pub async fn update(
     headers: CommandHeaders,
     JsonBody(body): JsonBody<UpdateComputation>,
 ) -> Result<Response, Problem> {
-    let changes = body.clone().into_changes()?;
-    ensure_in_workspace(&state, workspace, id).await?;
-    let request = Request {
-        route: format!("PATCH {}", location(workspace, id)),
-        headers: &headers,
-        body: &body,
-        id,
-        workspace: Some(workspace),
-        what: WHAT,
-    };
+    let changes = body.into_changes()?;
+    let caller = headers.caller();
     let executed = state
-        .execute(&state.computations, request, |_| {
-            ComputationCommand::Update(changes)
-        })
+        .app()
+        .computations()
+        .update(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
+            ComputationId(id),
+            changes,
+        )
         .await?;
-    Ok(respond(&state, workspace, &executed, StatusCode::OK).await)
+    Ok(respond(&state, &caller, workspace, &executed, StatusCode::OK).await)
 }
 
 /// Archive a computation (it is kept, read-only, for the audit trail).
@@ -259,69 +227,39 @@ pub async fn archive(
     Query(params): Query<ArchiveParams>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
-    ensure_in_workspace(&state, workspace, id).await?;
-    let reason = params.reason.clone().filter(|r| !r.trim().is_empty());
-    let request = Request {
-        route: format!("DELETE {}", location(workspace, id)),
-        headers: &headers,
-        body: &params,
-        id,
-        workspace: Some(workspace),
-        what: WHAT,
-    };
+    let reason = params.reason.filter(|r| !r.trim().is_empty());
+    let caller = headers.caller();
     let executed = state
-        .execute(&state.computations, request, |_| ComputationCommand::Archive {
+        .app()
+        .computations()
+        .archive(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
+            ComputationId(id),
             reason,
-        })
+        )
         .await?;
-    Ok(respond(&state, workspace, &executed, StatusCode::OK).await)
-}
-
-/// A computation is addressed through its workspace; one in another workspace is "not found" here, or
-/// a path could change a computation of a workspace it does not name. Checked on the aggregate (the
-/// read model may lag). A computation never moves between workspaces, so the repository's cached state
-/// answers it when present, instead of a read of the whole history before every change; otherwise the
-/// load also warms the cache for the command that follows.
-async fn ensure_in_workspace(state: &AppState, workspace: Uuid, id: Uuid) -> Result<(), Problem> {
-    let existing = state
-        .bounded(async {
-            state
-                .computations
-                .existing_state(&ComputationId(id))
-                .await
-                .map_err(|e| Problem::store(&e))
-        })
-        .await?;
-    match existing.workspace_id {
-        Some(w) if w.as_uuid() == workspace => Ok(()),
-        _ => Err(not_found(id)),
-    }
+    Ok(respond(&state, &caller, workspace, &executed, StatusCode::OK).await)
 }
 
 async fn respond(
     state: &AppState,
+    caller: &Caller,
     workspace: Uuid,
     executed: &Executed<prism_domain::computation::Computation>,
     status: StatusCode,
 ) -> Response {
-    let id = ComputationId(executed.id);
+    let read = async {
+        let id = ComputationId(executed.id.parse().map_err(AppError::internal)?);
+        let view = state
+            .app()
+            .computations()
+            .get(caller, WorkspaceId(workspace), id, state.after(executed))
+            .await?;
+        Ok(Computation::from(view))
+    };
     state
-        .respond(
-            executed,
-            COMPUTATIONS,
-            status,
-            location(workspace, executed.id),
-            || async move {
-                Ok(state
-                    .read
-                    .computation(WorkspaceId(workspace), id)
-                    .await?
-                    .map(Computation::from))
-            },
-        )
+        .respond(executed, status, location(workspace, &executed.id), read)
         .await
-}
-
-fn not_found(id: Uuid) -> Problem {
-    Problem::not_found(format!("computation {id} not found"))
 }

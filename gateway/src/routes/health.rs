@@ -5,8 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
+use utoipa_axum::routes;
+
 use crate::dto::Health;
+use crate::{AppState, Routes};
+
+pub fn routes() -> Routes {
+    Routes::new().routes(routes!(health))
+}
 
 /// Liveness of the dependencies: NATS (the event store) and Postgres (the read models).
 #[utoipa::path(
@@ -21,11 +27,14 @@ use crate::dto::Health;
     )
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
-    let nats = state.store.is_connected();
+    let nats = state.app().log().is_available();
     // Bounded: a database that does not answer must make the check fail, not hang the prober.
-    let postgres = tokio::time::timeout(state.config.health_timeout, state.read.ping())
-        .await
-        .is_ok_and(|ping| ping.is_ok());
+    let postgres = match state.app().read_models() {
+        Ok(read) => tokio::time::timeout(state.config().health_timeout, read.ping())
+            .await
+            .is_ok_and(|ping| ping.is_ok()),
+        Err(_) => false,
+    };
     let up = |ok: bool| if ok { "up" } else { "down" }.to_owned();
     let (status, word) = if nats && postgres {
         (StatusCode::OK, "ok")

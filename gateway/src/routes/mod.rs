@@ -1,38 +1,17 @@
-//! Handlers, one module per resource.
+//! Handlers, one module per resource; each module's `routes()` gives its routes with their OpenAPI
+//! description, for the platform's registry.
 
 pub mod computations;
 pub mod health;
+pub mod operations;
 pub mod workspaces;
 
-use prism_projections::ProjectionError;
+use axum::http::HeaderMap;
+use prism_app::ReadOptions;
 
-use crate::AppState;
 use crate::cursor;
+use crate::headers::min_sequence;
 use crate::problem::{FieldProblem, Problem};
-
-impl AppState {
-    /// Read-your-writes: waits until each of `projections` has applied `min_sequence` (if given).
-    pub(crate) async fn wait_read(
-        &self,
-        projections: &[&str],
-        min_sequence: Option<u64>,
-    ) -> Result<(), Problem> {
-        let Some(sequence) = min_sequence else {
-            return Ok(());
-        };
-        for name in projections {
-            self.read
-                .wait_for(name, sequence, self.config.query_read_wait)
-                .await
-                .map_err(|e| Problem::projection(&e))?;
-        }
-        Ok(())
-    }
-}
-
-pub(crate) fn read_error(e: ProjectionError) -> Problem {
-    Problem::projection(&e)
-}
 
 /// The page request of `?limit=&cursor=`.
 pub(crate) fn page_request(
@@ -45,6 +24,14 @@ pub(crate) fn page_request(
         .transpose()
         .map_err(|e| parameter_problem("cursor", e.to_string()))?;
     Ok(prism_projections::PageRequest { after, limit })
+}
+
+/// The read options of a query: `?min_sequence=` or `Prism-Min-Sequence`.
+pub(crate) fn read_options(headers: &HeaderMap, query: Option<u64>) -> Result<ReadOptions, Problem> {
+    Ok(ReadOptions {
+        min_sequence: min_sequence(headers, query)?,
+        wait: None,
+    })
 }
 
 fn parameter_problem(name: &str, detail: String) -> Problem {

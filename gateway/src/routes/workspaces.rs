@@ -4,27 +4,31 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use prism_app::{Caller, NewWorkspace, WorkspaceChanges};
 use prism_domain::WorkspaceId;
-use prism_domain::workspace::WorkspaceCommand;
-use prism_projections::WORKSPACES;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{page_request, read_error};
-use crate::AppState;
-use crate::command::Request;
+use super::{page_request, read_options};
 use crate::cursor;
 use crate::dto::{
     CommandAccepted, CreateWorkspace, ListParams, ReadParams, UpdateWorkspace, Workspace, WorkspacePage,
 };
 use crate::extract::{JsonBody, Path, Query};
-use crate::headers::{
-    CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag, min_sequence,
-};
+use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
 use crate::problem::Problem;
+use crate::{AppState, Routes};
 
 const WHAT: &str = "workspace";
 
-fn location(id: Uuid) -> String {
+pub fn routes() -> Routes {
+    Routes::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, update))
+        .routes(routes!(archive))
+}
+
+fn location(id: &str) -> String {
     format!("/workspaces/{id}")
 }
 
@@ -51,22 +55,17 @@ pub async fn create(
     headers: CommandHeaders,
     JsonBody(body): JsonBody<CreateWorkspace>,
 ) -> Result<Response, Problem> {
-    let request = Request {
-        route: "POST /workspaces".into(),
-        headers: &headers,
-        body: &body,
-        id: Uuid::now_v7(),
-        workspace: None,
-        what: WHAT,
+    let input = NewWorkspace {
+        name: body.name,
+        description: body.description.unwrap_or_default(),
     };
+    let caller = headers.caller();
     let executed = state
-        .execute(&state.workspaces, request, |id| WorkspaceCommand::Create {
-            id: WorkspaceId(id),
-            name: body.name.clone(),
-            description: body.description.clone().unwrap_or_default(),
-        })
+        .app()
+        .workspaces()
+        .create(&caller, &headers.options(WHAT)?, input)
         .await?;
-    Ok(respond(&state, &executed, StatusCode::CREATED).await)
+    Ok(respond(&state, &caller, &executed, StatusCode::CREATED).await)
 }
 
 /// List workspaces, oldest first.
@@ -87,10 +86,15 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<WorkspacePage>, Problem> {
     let page = page_request(params.limit, params.cursor.as_deref())?;
-    state
-        .wait_read(&[WORKSPACES], min_sequence(&headers, params.min_sequence)?)
+    let page = state
+        .app()
+        .workspaces()
+        .list(
+            &Caller::anonymous(),
+            page,
+            read_options(&headers, params.min_sequence)?,
+        )
         .await?;
-    let page = state.read.workspaces(page).await.map_err(read_error)?;
     Ok(Json(WorkspacePage {
         items: page.items.into_iter().map(Workspace::from).collect(),
         next_cursor: page.next_after.map(cursor::encode),
@@ -116,15 +120,15 @@ pub async fn get(
     Query(params): Query<ReadParams>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    state
-        .wait_read(&[WORKSPACES], min_sequence(&headers, params.min_sequence)?)
-        .await?;
     let view = state
-        .read
-        .workspace(WorkspaceId(id))
-        .await
-        .map_err(read_error)?
-        .ok_or_else(|| not_found(id))?;
+        .app()
+        .workspaces()
+        .get(
+            &Caller::anonymous(),
+            WorkspaceId(id),
+            read_options(&headers, params.min_sequence)?,
+        )
+        .await?;
     Ok(([(header::ETAG, etag(view.version))], Json(Workspace::from(view))).into_response())
 }
 
@@ -154,21 +158,17 @@ pub async fn update(
     headers: CommandHeaders,
     JsonBody(body): JsonBody<UpdateWorkspace>,
 ) -> Result<Response, Problem> {
-    let request = Request {
-        route: format!("PATCH {}", location(id)),
-        headers: &headers,
-        body: &body,
-        id,
-        workspace: None,
-        what: WHAT,
+    let changes = WorkspaceChanges {
+        name: body.name,
+        description: body.description,
     };
+    let caller = headers.caller();
     let executed = state
-        .execute(&state.workspaces, request, |_| WorkspaceCommand::Update {
-            name: body.name.clone(),
-            description: body.description.clone(),
-        })
+        .app()
+        .workspaces()
+        .update(&caller, &headers.options(WHAT)?, WorkspaceId(id), changes)
         .await?;
-    Ok(respond(&state, &executed, StatusCode::OK).await)
+    Ok(respond(&state, &caller, &executed, StatusCode::OK).await)
 }
 
 /// Archive a workspace. Final: it accepts no further change, and its computations are archived too.
@@ -193,37 +193,31 @@ pub async fn archive(
     Path(id): Path<Uuid>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
-    let request = Request {
-        route: format!("POST {}/archive", location(id)),
-        headers: &headers,
-        body: &(),
-        id,
-        workspace: None,
-        what: WHAT,
-    };
+    let caller = headers.caller();
     let executed = state
-        .execute(&state.workspaces, request, |_| WorkspaceCommand::Archive)
+        .app()
+        .workspaces()
+        .archive(&caller, &headers.options(WHAT)?, WorkspaceId(id))
         .await?;
-    Ok(respond(&state, &executed, StatusCode::OK).await)
+    Ok(respond(&state, &caller, &executed, StatusCode::OK).await)
 }
 
 async fn respond(
     state: &AppState,
-    executed: &crate::command::Executed<prism_domain::workspace::Workspace>,
+    caller: &Caller,
+    executed: &prism_app::Executed<prism_domain::workspace::Workspace>,
     status: StatusCode,
 ) -> Response {
-    let id = WorkspaceId(executed.id);
+    let read = async {
+        let id = WorkspaceId(executed.id.parse().map_err(prism_app::AppError::internal)?);
+        let view = state
+            .app()
+            .workspaces()
+            .get(caller, id, state.after(executed))
+            .await?;
+        Ok(Workspace::from(view))
+    };
     state
-        .respond(
-            executed,
-            WORKSPACES,
-            status,
-            location(executed.id),
-            || async move { Ok(state.read.workspace(id).await?.map(Workspace::from)) },
-        )
+        .respond(executed, status, location(&executed.id), read)
         .await
-}
-
-fn not_found(id: Uuid) -> Problem {
-    Problem::not_found(format!("workspace {id} not found"))
 }

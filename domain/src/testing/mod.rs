@@ -1,5 +1,13 @@
-//! Given/when/then for aggregates: given past events, when a command, then these events or this
-//! rejection. No runtime and no I/O, so a rule's test runs in microseconds.
+//! The test kit: given/when/then for aggregates (given past events, when a command, then these events
+//! or this rejection — no runtime and no I/O, so a rule's test runs in microseconds), sample public
+//! [`keys`] and sample computation definitions ([`samples`]).
+//!
+//! Built for this crate's tests and, with the `testing` feature, for other crates' tests; never part
+//! of a production build.
+#![cfg(any(test, feature = "testing"))]
+
+pub mod keys;
+pub mod samples;
 
 use chrono::{DateTime, TimeZone, Utc};
 

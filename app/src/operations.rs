@@ -1,0 +1,32 @@
+//! What operators watch: commits readers refused to apply.
+
+use prism_projections::QuarantinedView;
+
+use crate::{Action, App, AppError, Caller};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Operations<'a> {
+    app: &'a App,
+}
+
+impl<'a> Operations<'a> {
+    pub(crate) fn new(app: &'a App) -> Self {
+        Self { app }
+    }
+
+    /// Quarantined commits, newest first.
+    pub async fn quarantined(&self, caller: &Caller, limit: u32) -> Result<Vec<QuarantinedView>, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action {
+                    aggregate: "quarantine",
+                    operation: "list",
+                    workspace: None,
+                    id: None,
+                },
+            )
+            .await?;
+        Ok(self.app.read_models()?.quarantined(limit).await?)
+    }
+}

@@ -1,0 +1,155 @@
+//! The platform's registry: every aggregate with its projections, HTTP routes and workers, in one list.
+//! Adding an aggregate is its domain module, its projection module, its route module, and one entry in
+//! [`modules`] (see ARCHITECTURE.md, "Adding an aggregate").
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use prism_app::App;
+use prism_domain::Aggregate;
+use prism_domain::computation::Computation;
+use prism_domain::reaction::Reaction;
+use prism_domain::schema::{self, EventSchema};
+use prism_domain::workspace::Workspace;
+use prism_gateway::{Routes, routes};
+use prism_projections::{ComputationsProjection, Projection, Projector, RunProjection, WorkspacesProjection};
+use prism_store::{EventLog, EventStore};
+use prism_workers::{LateComputationArchiver, Reactor, Worker, WorkerConfig, WorkspaceArchiver};
+use tokio::sync::watch;
+
+/// The list. Order matters only for reading.
+pub fn modules() -> Vec<Module> {
+    vec![
+        Module::aggregate::<Workspace>()
+            .projection(WorkspacesProjection)
+            .routes(routes::workspaces::routes)
+            .worker(WorkspaceArchiver::new),
+        Module::aggregate::<Computation>()
+            .projection(ComputationsProjection)
+            .routes(routes::computations::routes)
+            .worker(LateComputationArchiver::new),
+        Module::aggregate::<Reaction>().routes(routes::operations::routes),
+    ]
+}
+
+type ProjectionFactory = Box<dyn Fn(Pool, Arc<dyn EventLog>) -> Box<dyn RunProjection> + Send + Sync>;
+type WorkerFactory = Box<dyn Fn(WorkerDeps) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// What a worker is started with.
+#[derive(Debug, Clone)]
+pub struct WorkerDeps {
+    pub store: EventStore,
+    pub app: App,
+    pub config: WorkerConfig,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// One aggregate type and everything the platform runs for it.
+pub struct Module {
+    pub aggregate: &'static str,
+    schemas: fn() -> Vec<EventSchema>,
+    projections: Vec<(&'static str, ProjectionFactory)>,
+    routes: Option<fn() -> Routes>,
+    workers: Vec<(&'static str, WorkerFactory)>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("aggregate", &self.aggregate)
+            .field(
+                "projections",
+                &self.projections.iter().map(|p| p.0).collect::<Vec<_>>(),
+            )
+            .field("workers", &self.workers.iter().map(|w| w.0).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    pub fn aggregate<A: Aggregate>() -> Self
+    where
+        A::Event: schemars::JsonSchema,
+    {
+        Self {
+            aggregate: A::TYPE,
+            schemas: schema::of::<A>,
+            projections: Vec::new(),
+            routes: None,
+            workers: Vec::new(),
+        }
+    }
+
+    pub fn projection<P: Projection + Clone>(mut self, projection: P) -> Self {
+        let name = projection.name();
+        self.projections.push((
+            name,
+            Box::new(move |pool, log| Box::new(Projector::new(projection.clone(), pool, log))),
+        ));
+        self
+    }
+
+    pub fn routes(mut self, routes: fn() -> Routes) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    pub fn worker<R: Reactor>(mut self, make: fn(App) -> R) -> Self {
+        self.workers.push((
+            R::NAME,
+            Box::new(move |deps: WorkerDeps| {
+                let worker = Worker::new(make(deps.app.clone()), deps.store, deps.app, deps.config);
+                Box::pin(async move { Ok(worker.run(deps.shutdown).await?) })
+            }),
+        ));
+        self
+    }
+}
+
+/// Every event payload schema of every registered aggregate.
+pub fn schemas() -> Vec<EventSchema> {
+    modules().iter().flat_map(|m| (m.schemas)()).collect()
+}
+
+/// Every route module, for the gateway.
+pub fn routes() -> Vec<Routes> {
+    modules().iter().filter_map(|m| m.routes.map(|r| r())).collect()
+}
+
+/// The names of every projection, in registry order.
+pub fn projection_names() -> Vec<&'static str> {
+    modules()
+        .iter()
+        .flat_map(|m| m.projections.iter().map(|p| p.0))
+        .collect()
+}
+
+/// A projector for every projection.
+pub fn projectors(pool: &Pool, log: &Arc<dyn EventLog>) -> Vec<Box<dyn RunProjection>> {
+    modules()
+        .iter()
+        .flat_map(|m| {
+            m.projections
+                .iter()
+                .map(|(_, make)| make(pool.clone(), log.clone()))
+        })
+        .collect()
+}
+
+/// The projector of the projection called `name`; `None` if there is no such projection.
+pub fn projector(name: &str, pool: &Pool, log: &Arc<dyn EventLog>) -> Option<Box<dyn RunProjection>> {
+    modules()
+        .iter()
+        .flat_map(|m| m.projections.iter())
+        .find(|(n, _)| *n == name)
+        .map(|(_, make)| make(pool.clone(), log.clone()))
+}
+
+/// Every worker, ready to run.
+pub fn workers(deps: &WorkerDeps) -> Vec<(&'static str, BoxFuture<'static, anyhow::Result<()>>)> {
+    modules()
+        .iter()
+        .flat_map(|m| m.workers.iter().map(|(name, start)| (*name, start(deps.clone()))))
+        .collect()
+}

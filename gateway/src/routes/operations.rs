@@ -1,0 +1,41 @@
+//! `/operations`: what operators watch — commits that readers refused to apply.
+
+use axum::Json;
+use axum::extract::State;
+use prism_app::Caller;
+use utoipa_axum::routes;
+
+use crate::dto::{QuarantineParams, QuarantinedCommit};
+use crate::extract::Query;
+use crate::problem::Problem;
+use crate::{AppState, Routes};
+
+pub fn routes() -> Routes {
+    Routes::new().routes(routes!(quarantine))
+}
+
+/// Commits a projection or worker refused to apply because they failed verification (an event
+/// rewritten, misplaced or not chained to its aggregate's history) or could not be held; newest first.
+#[utoipa::path(
+    get,
+    path = "/operations/quarantine",
+    tag = "operations",
+    params(QuarantineParams),
+    responses(
+        (status = 200, description = "Quarantined commits, newest first", body = Vec<QuarantinedCommit>),
+        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Read model database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn quarantine(
+    State(state): State<AppState>,
+    Query(params): Query<QuarantineParams>,
+) -> Result<Json<Vec<QuarantinedCommit>>, Problem> {
+    let limit = crate::cursor::limit(params.limit).map_err(Problem::bad_request)?;
+    let items = state
+        .app()
+        .operations()
+        .quarantined(&Caller::anonymous(), limit)
+        .await?;
+    Ok(Json(items.into_iter().map(QuarantinedCommit::from).collect()))
+}

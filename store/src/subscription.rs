@@ -1,0 +1,191 @@
+//! What readers (projections, workers) receive: verified, typed events.
+//!
+//! Every commit a reader takes from the log goes through a [`Verifier`] first: each event must sit under
+//! its own aggregate's subject, match its hash, and continue its aggregate's chain from the commit
+//! before it on that subject. A commit that fails is handed over as [`Checked::Quarantined`], never as
+//! events, so no reader acts on a rewritten or misplaced event; the reader records it and goes on.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prism_domain::Aggregate;
+
+use crate::chain::{ChainTip, check_well_formed, verify_commit};
+use crate::log::{EventLog, StoredCommit};
+use crate::{EventEnvelope, StoreError};
+
+/// Everything about a recorded event except its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    /// Stream sequence of the commit the event is part of.
+    pub sequence: u64,
+    /// CloudEvents id.
+    pub id: String,
+    /// CloudEvents type, e.g. `io.prism.workspace.archived.v1`.
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The aggregate's version after this event.
+    pub version: u64,
+    pub time: DateTime<Utc>,
+    pub workspace: Option<String>,
+    pub actor: String,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+impl EventMeta {
+    /// The metadata of `e`, part of the commit at stream sequence `sequence`.
+    pub fn of(sequence: u64, e: &EventEnvelope) -> Self {
+        Self {
+            sequence,
+            id: e.id.clone(),
+            event_type: e.ty.clone(),
+            aggregate_type: e.aggregatetype.clone(),
+            aggregate_id: e.aggregateid.clone(),
+            version: e.aggregateversion,
+            time: e.time,
+            workspace: e.workspace.clone(),
+            actor: e.actor.clone(),
+            correlation_id: e.correlationid.clone(),
+            causation_id: e.causationid.clone(),
+            traceparent: e.traceparent.clone(),
+        }
+    }
+}
+
+/// A verified event, decoded into its aggregate's event type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded<E> {
+    pub meta: EventMeta,
+    pub event: E,
+}
+
+/// A commit that passed verification.
+#[derive(Debug, Clone)]
+pub struct VerifiedCommit(StoredCommit);
+
+impl VerifiedCommit {
+    pub fn sequence(&self) -> u64 {
+        self.0.sequence
+    }
+
+    pub fn commit(&self) -> &StoredCommit {
+        &self.0
+    }
+
+    /// The commit's events as `A`'s events, or `None` when the commit is another aggregate type's.
+    /// An event that does not decode (an unknown version, a payload that does not fit its type) is an
+    /// error: the caller quarantines the commit.
+    pub fn events<A: Aggregate>(&self) -> Option<Result<Vec<Recorded<A::Event>>, StoreError>> {
+        let first = self.0.events.first()?;
+        if first.aggregatetype != A::TYPE {
+            return None;
+        }
+        Some(
+            self.0
+                .events
+                .iter()
+                .map(|e| {
+                    let event = e.decode::<A::Event>(A::TYPE).map_err(|err| StoreError::Corrupt {
+                        sequence: self.0.sequence,
+                        source: err.into(),
+                    })?;
+                    Ok(Recorded {
+                        meta: EventMeta::of(self.0.sequence, e),
+                        event,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The outcome of checking one commit.
+#[derive(Debug)]
+pub enum Checked {
+    Verified(VerifiedCommit),
+    /// The commit must not be acted on; `reason` says why (always a permanent [`StoreError`]).
+    Quarantined {
+        commit: StoredCommit,
+        reason: StoreError,
+    },
+}
+
+impl Checked {
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Self::Verified(c) => c.sequence(),
+            Self::Quarantined { commit, .. } => commit.sequence,
+        }
+    }
+}
+
+/// Checks commits read in stream order. It remembers the chain tip of recently seen aggregates; for
+/// one it has not seen, it asks the log for the commit before on the same subject.
+#[derive(Debug)]
+pub struct Verifier {
+    log: Arc<dyn EventLog>,
+    /// Subject → (sequence of its last verified commit, chain tip after it).
+    tips: lru::LruCache<String, (u64, ChainTip)>,
+}
+
+impl Verifier {
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        Self {
+            log,
+            tips: lru::LruCache::new(NonZeroUsize::new(100_000).expect("non-zero")),
+        }
+    }
+
+    /// Checks `commit`. An `Err` is an infrastructure failure (the log could not be asked about the
+    /// commit before); a bad commit is `Ok(Checked::Quarantined)`.
+    pub async fn check(&mut self, commit: StoredCommit) -> Result<Checked, StoreError> {
+        if let Err(reason) = check_well_formed(self.log.subjects(), &commit) {
+            return Ok(Checked::Quarantined { commit, reason });
+        }
+        let tip = match self.tip_before(&commit).await {
+            Ok(tip) => tip,
+            Err(reason) if reason.is_permanent() => return Ok(Checked::Quarantined { commit, reason }),
+            Err(e) => return Err(e),
+        };
+        match verify_commit(self.log.subjects(), &tip, &commit) {
+            Ok(after) => {
+                self.tips.put(commit.subject.clone(), (commit.sequence, after));
+                Ok(Checked::Verified(VerifiedCommit(commit)))
+            }
+            Err(reason) => Ok(Checked::Quarantined { commit, reason }),
+        }
+    }
+
+    async fn tip_before(&mut self, commit: &StoredCommit) -> Result<ChainTip, StoreError> {
+        if let Some((sequence, tip)) = self.tips.get(&commit.subject)
+            && *sequence < commit.sequence
+        {
+            return Ok(tip.clone());
+        }
+        let first_version = commit.events.first().map_or(1, |e| e.aggregateversion);
+        if first_version == 1 {
+            return Ok(ChainTip::genesis());
+        }
+        let previous = self
+            .log
+            .commit_before(&commit.subject, commit.sequence - 1)
+            .await?
+            .ok_or_else(|| StoreError::Tampered {
+                subject: commit.subject.clone(),
+                sequence: commit.sequence,
+                reason: format!(
+                    "the aggregate's events before version {first_version} are missing from the log"
+                ),
+            })?;
+        check_well_formed(self.log.subjects(), &previous)?;
+        previous.tip().ok_or_else(|| StoreError::Tampered {
+            subject: commit.subject.clone(),
+            sequence: previous.sequence,
+            reason: "a commit without events".into(),
+        })
+    }
+}
