@@ -26,12 +26,7 @@ fn prism(args: &[&str], nats: &NatsServer, db: &TestDatabase) -> String {
 async fn a_rebuild_replays_the_log_into_empty_read_models() {
     let nats = NatsServer::start_temp().await.unwrap();
     let db = TestDatabase::create().await.unwrap();
-    let config = || PlatformConfig {
-        nats_url: nats.url(),
-        database_url: db.url.clone(),
-        http: "127.0.0.1:0".parse().unwrap(),
-        store: Default::default(),
-    };
+    let config = || PlatformConfig::new(nats.url(), db.url.clone(), "127.0.0.1:0".parse().unwrap());
     let http = reqwest::Client::new();
 
     let platform = Platform::start(config()).await.unwrap();

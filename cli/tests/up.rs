@@ -263,14 +263,12 @@ async fn embedded_servers_admit_only_the_platform() {
     );
 
     // NATS: nobody without the password, the platform's credentials do.
-    let anonymous = async_nats::connect(format!("nats://{nats_address}")).await;
-    let error = anonymous.expect_err("NATS admitted a client without credentials");
-    assert_eq!(error.kind(), async_nats::ConnectErrorKind::AuthorizationViolation);
-    let client = async_nats::ConnectOptions::with_user_and_password(nats_user, nats_password)
-        .connect(format!("nats://{nats_address}"))
-        .await
-        .expect("the platform's NATS credentials work");
-    client.flush().await.unwrap();
+    assert_eq!(nats_connect(&nats_address, None).await, "-ERR 'Authorization Violation'");
+    assert_eq!(
+        nats_connect(&nats_address, Some((&nats_user, "wrong"))).await,
+        "-ERR 'Authorization Violation'"
+    );
+    assert_eq!(nats_connect(&nats_address, Some((&nats_user, &nats_password))).await, "PONG");
 
     // PostgreSQL: the same.
     let anonymous = tokio_postgres::connect(
@@ -303,6 +301,32 @@ async fn embedded_servers_admit_only_the_platform() {
     drop(pg);
 
     interrupt_group(prism);
+}
+
+/// Connects to NATS at `address` as a client would (`CONNECT`, then `PING`), with or without a user
+/// and password, and returns the server's answer: `PONG` when admitted.
+async fn nats_connect(address: &str, credentials: Option<(&str, &str)>) -> String {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    let info = lines.next_line().await.unwrap().unwrap();
+    assert!(info.starts_with("INFO "), "{info}");
+    let mut connect = json!({"verbose": false, "pedantic": false, "protocol": 1});
+    if let Some((user, pass)) = credentials {
+        connect["user"] = json!(user);
+        connect["pass"] = json!(pass);
+    }
+    write
+        .write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("an answer in time")
+        .unwrap()
+        .unwrap_or_default();
+    answer.trim().to_owned()
 }
 
 /// `scheme://user:password@rest` → (user, password, rest).

@@ -4,8 +4,10 @@
 //! `synchronous_commit = on`).
 //!
 //! A command is what a cqrs-es application does for every request: `CqrsFramework::execute` loads the
-//! aggregate (its whole history: neither store caches, and postgres-es runs in its event-sourced mode,
-//! `postgres_cqrs`), handles the command, and commits one event.
+//! aggregate, handles the command, and commits one event. postgres-es runs in its event-sourced mode
+//! (`postgres_cqrs`: every load reads the whole history); the JetStream store keeps aggregate states
+//! between commands (its default), so a load is one round trip that checks the kept state against
+//! the subject's last stream sequence.
 //!
 //! Run with `cargo bench -p prism-cqrs --bench cqrs`. Environment overrides:
 //! * `PRISM_BENCH_ROUNDS`: timed rounds per case and store (default 5); the median round is reported.
@@ -131,6 +133,12 @@ async fn run(
         pg.bin_dir.display(),
         pg_settings.join(", "),
         settings.pg_pool
+    );
+    println!(
+        "stores: prism-cqrs JetStreamEventStore (keeps up to {} aggregate states, each checked against \
+         the subject's last sequence per load); postgres-es PersistedEventStore::new_event_store (reads \
+         the whole history per load)",
+        thousands(prism_cqrs::DEFAULT_CACHE_CAPACITY as f64)
     );
     println!("machine: {} cores, {}", cores(), cpu_model());
     println!(

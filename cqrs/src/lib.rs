@@ -129,4 +129,6 @@ mod store;
 pub use error::Error;
 pub use log::{JetStreamLog, StoreConfig};
 pub use mapping::{ACTOR_KEY, CAUSATION_ID_KEY, CORRELATION_ID_KEY, TRACEPARENT_KEY};
-pub use store::{DEFAULT_ACTOR, DEFAULT_SOURCE, JetStreamAggregateContext, JetStreamEventStore};
+pub use store::{
+    DEFAULT_ACTOR, DEFAULT_CACHE_CAPACITY, DEFAULT_SOURCE, JetStreamAggregateContext, JetStreamEventStore,
+};

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use prism_store::EventLog as _;
+use prism_store::chain::{ChainTip, verify_commits};
 
 use crate::error::Error;
 use crate::mapping::Attributes;
@@ -86,10 +87,28 @@ pub(crate) fn subject(log: &JetStreamLog, aggregate_type: &str, aggregate_id: &s
     })
 }
 
-/// The aggregate's events, oldest first, with the hash chain and versions verified by the store.
-pub(crate) async fn read(log: &JetStreamLog, subject: &str) -> Result<(Vec<LoggedEvent>, Head), Error> {
-    let commits = log.load(subject).await.map_err(store_error)?;
-    let mut head = Head::empty();
+/// Stream sequence of the aggregate's last message (0: none). One round trip.
+pub(crate) async fn last_sequence(log: &JetStreamLog, subject: &str) -> Result<u64, Error> {
+    log.subject_last_sequence(subject).await.map_err(store_error)
+}
+
+/// The aggregate's events after `from` ([`Head::empty`]: all of them), oldest first, verified to
+/// continue the hash chain from `from`, and the head after them.
+pub(crate) async fn read_after(
+    log: &JetStreamLog,
+    subject: &str,
+    from: &Head,
+) -> Result<(Vec<LoggedEvent>, Head), Error> {
+    let commits = log
+        .commits_after(subject, from.last_sequence)
+        .await
+        .map_err(store_error)?;
+    let tip = ChainTip {
+        version: from.version,
+        hash: from.last_hash.clone(),
+    };
+    verify_commits(log.subjects(), tip, &commits).map_err(store_error)?;
+    let mut head = from.clone();
     let mut events = Vec::with_capacity(commits.iter().map(|c| c.events.len()).sum());
     for commit in commits {
         head.last_sequence = commit.sequence;
@@ -110,14 +129,14 @@ pub(crate) async fn read(log: &JetStreamLog, subject: &str) -> Result<(Vec<Logge
 
 /// Appends `events` as one message after `head`: versions consecutive from `head.version + 1`, each
 /// event's `prevhash` the previous event's `hash`. Fails with [`Error::Conflict`] when the aggregate
-/// has another message after `head.last_sequence`. Returns the new message's stream sequence.
+/// has another message after `head.last_sequence`. Returns the aggregate's head after the commit.
 pub(crate) async fn append(
     log: &JetStreamLog,
     target: Target<'_>,
     head: &Head,
     attributes: CommitAttributes<'_>,
     events: Vec<NewEvent>,
-) -> Result<u64, Error> {
+) -> Result<Head, Error> {
     let time = chrono::Utc::now();
     let who = attributes.who;
     let mut envelopes = Vec::with_capacity(events.len());
@@ -164,7 +183,11 @@ pub(crate) async fn append(
     };
     match log.append(append).await {
         Ok(ack) if ack.duplicate => Err(Error::Duplicate),
-        Ok(ack) => Ok(ack.sequence),
+        Ok(ack) => Ok(Head {
+            last_sequence: ack.sequence,
+            version: head.version + envelopes.len() as u64,
+            last_hash: prevhash,
+        }),
         Err(prism_store::AppendError::Conflict) => Err(Error::Conflict),
         Err(prism_store::AppendError::Store(e)) => Err(store_error(e)),
     }

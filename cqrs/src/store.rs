@@ -3,7 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use serde_json::Value;
 
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent as _, EventEnvelope, EventStore};
@@ -17,6 +21,22 @@ pub const DEFAULT_SOURCE: &str = "/cqrs-es";
 /// `actor` of the stored CloudEvents when the commit's metadata has no `actor` and
 /// [`JetStreamEventStore::with_default_actor`] sets none.
 pub const DEFAULT_ACTOR: &str = "unknown";
+/// Aggregates whose state [`JetStreamEventStore`] keeps between commands unless
+/// [`JetStreamEventStore::with_cache_capacity`] sets another number.
+pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
+
+/// An aggregate's state as of one position of its history, serialised.
+#[derive(Debug, Clone)]
+struct Cached {
+    head: Head,
+    state: Arc<Value>,
+}
+
+type Cache = Option<Arc<Mutex<LruCache<String, Cached>>>>;
+
+fn new_cache(capacity: usize) -> Cache {
+    NonZeroUsize::new(capacity).map(|c| Arc::new(Mutex::new(LruCache::new(c))))
+}
 
 /// The event store of one aggregate type `A` on the JetStream log: plug it into
 /// [`cqrs_es::CqrsFramework::new`]. Cloning is cheap and shares the connection.
@@ -25,6 +45,7 @@ pub struct JetStreamEventStore<A: Aggregate> {
     upcasters: Arc<[Box<dyn EventUpcaster>]>,
     source: String,
     default_actor: String,
+    cache: Cache,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -46,6 +67,7 @@ impl<A: Aggregate> JetStreamEventStore<A> {
             upcasters: Arc::new([]),
             source: DEFAULT_SOURCE.to_owned(),
             default_actor: DEFAULT_ACTOR.to_owned(),
+            cache: new_cache(DEFAULT_CACHE_CAPACITY),
             _aggregate: PhantomData,
         })
     }
@@ -70,6 +92,19 @@ impl<A: Aggregate> JetStreamEventStore<A> {
         self
     }
 
+    /// How many aggregates' states to keep between commands (least recently used first out; 0: none).
+    ///
+    /// cqrs-es loads the aggregate for every command. With a kept state, a load is one round trip
+    /// (the subject's last stream sequence) when nothing was appended since, plus the new commits
+    /// when something was, checked against the hash chain from the kept position. A kept state is
+    /// never used without that check, so several processes can write the same aggregates. The
+    /// state is kept serialised (`Aggregate: Serialize + DeserializeOwned`), so it must round-trip
+    /// through serde, as cqrs-es snapshots require too.
+    pub fn with_cache_capacity(mut self, aggregates: usize) -> Self {
+        self.cache = new_cache(aggregates);
+        self
+    }
+
     /// The log underneath, e.g. to read every commit in order for a projection.
     pub fn log(&self) -> &JetStreamLog {
         &self.log
@@ -79,14 +114,104 @@ impl<A: Aggregate> JetStreamEventStore<A> {
         log::subject(&self.log, A::TYPE, aggregate_id)
     }
 
-    async fn read(&self, aggregate_id: &str) -> Result<(String, Vec<EventEnvelope<A>>, Head), Error> {
+    /// Every event of the aggregate, oldest first.
+    async fn read_all(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, Error> {
         let subject = self.subject(aggregate_id)?;
-        let (logged, head) = log::read(&self.log, &subject).await?;
-        let events = logged
+        let (logged, _) = log::read_after(&self.log, &subject, &Head::empty()).await?;
+        logged
             .into_iter()
             .map(|event| self.decode(aggregate_id, event))
-            .collect::<Result<_, _>>()?;
-        Ok((subject, events, head))
+            .collect()
+    }
+
+    /// The aggregate as of its last commit: from the kept state plus what was appended since, or
+    /// from its whole history.
+    async fn load(&self, aggregate_id: &str) -> Result<JetStreamAggregateContext<A>, Error> {
+        let subject = self.subject(aggregate_id)?;
+        let (mut aggregate, from) = match self.cached(&subject) {
+            Some(kept) => {
+                let last = log::last_sequence(&self.log, &subject).await?;
+                let state = A::deserialize(kept.state.as_ref()).ok();
+                match state {
+                    Some(state) if last == kept.head.last_sequence => {
+                        return Ok(self.context(aggregate_id, subject, state, kept.head, Some(kept.state)));
+                    }
+                    Some(state) if last > kept.head.last_sequence => (state, kept.head),
+                    _ => (A::default(), Head::empty()),
+                }
+            }
+            None => (A::default(), Head::empty()),
+        };
+        let (logged, head) = log::read_after(&self.log, &subject, &from).await?;
+        for event in logged {
+            aggregate.apply(self.decode(aggregate_id, event)?.payload);
+        }
+        let state = match &self.cache {
+            Some(_) => serde_json::to_value(&aggregate).ok().map(Arc::new),
+            None => None,
+        };
+        if let Some(state) = &state {
+            self.keep(&subject, head.clone(), state.clone());
+        }
+        Ok(self.context(aggregate_id, subject, aggregate, head, state))
+    }
+
+    fn context(
+        &self,
+        aggregate_id: &str,
+        subject: String,
+        aggregate: A,
+        head: Head,
+        loaded_state: Option<Arc<Value>>,
+    ) -> JetStreamAggregateContext<A> {
+        JetStreamAggregateContext {
+            aggregate_id: aggregate_id.to_owned(),
+            subject,
+            aggregate,
+            head,
+            loaded_state,
+        }
+    }
+
+    fn cached(&self, subject: &str) -> Option<Cached> {
+        let mut cache = self.cache.as_ref()?.lock().ok()?;
+        cache.get(subject).cloned()
+    }
+
+    fn keep(&self, subject: &str, head: Head, state: Arc<Value>) {
+        if let Some(mut cache) = self.cache.as_ref().and_then(|c| c.lock().ok()) {
+            // A slower writer must not replace a newer state with an older one.
+            let newer_kept = cache
+                .peek(subject)
+                .is_some_and(|kept| kept.head.last_sequence > head.last_sequence);
+            if !newer_kept {
+                cache.put(subject.to_owned(), Cached { head, state });
+            }
+        }
+    }
+
+    /// Keeps the state after a commit: the state as loaded with the committed events applied. (The
+    /// context's own aggregate is not used: cqrs-es applies events to it while handling a command,
+    /// but a caller of `commit` need not have.)
+    fn keep_committed(
+        &self,
+        subject: &str,
+        loaded_state: Option<Arc<Value>>,
+        events: &[A::Event],
+        head: Head,
+    ) {
+        let Some(loaded) = loaded_state else {
+            return;
+        };
+        let Ok(mut aggregate) = A::deserialize(loaded.as_ref()) else {
+            return;
+        };
+        for event in events {
+            aggregate.apply(event.clone());
+        }
+        if let Ok(state) = serde_json::to_value(&aggregate) {
+            self.keep(subject, head, Arc::new(state));
+        }
     }
 
     fn decode(&self, aggregate_id: &str, event: LoggedEvent) -> Result<EventEnvelope<A>, Error> {
@@ -170,7 +295,8 @@ impl<A: Aggregate> JetStreamEventStore<A> {
             source: &self.source,
             who: &who,
         };
-        log::append(&self.log, target, &context.head, attributes, new_events).await?;
+        let head = log::append(&self.log, target, &context.head, attributes, new_events).await?;
+        self.keep_committed(&context.subject, context.loaded_state, &events, head);
         let first = usize_sequence(context.head.version + 1)?;
         Ok(events
             .into_iter()
@@ -197,29 +323,14 @@ impl<A: Aggregate> EventStore<A> for JetStreamEventStore<A> {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let (_, events, _) = self
-            .read(aggregate_id)
+        self.read_all(aggregate_id)
             .await
-            .map_err(Error::into_aggregate_error)?;
-        Ok(events)
+            .map_err(Error::into_aggregate_error)
     }
 
     /// The aggregate with every event applied, and the position a commit must append at.
     async fn load_aggregate(&self, aggregate_id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
-        let (subject, events, head) = self
-            .read(aggregate_id)
-            .await
-            .map_err(Error::into_aggregate_error)?;
-        let mut aggregate = A::default();
-        for event in events {
-            aggregate.apply(event.payload);
-        }
-        Ok(JetStreamAggregateContext {
-            aggregate_id: aggregate_id.to_owned(),
-            subject,
-            aggregate,
-            head,
-        })
+        self.load(aggregate_id).await.map_err(Error::into_aggregate_error)
     }
 
     /// Appends `events` as one message, only if nothing was appended to the aggregate since
@@ -243,6 +354,7 @@ impl<A: Aggregate> Clone for JetStreamEventStore<A> {
             upcasters: self.upcasters.clone(),
             source: self.source.clone(),
             default_actor: self.default_actor.clone(),
+            cache: self.cache.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -256,6 +368,10 @@ impl<A: Aggregate> fmt::Debug for JetStreamEventStore<A> {
             .field("upcasters", &self.upcasters.len())
             .field("source", &self.source)
             .field("default_actor", &self.default_actor)
+            .field(
+                "cache_capacity",
+                &self.cache.as_ref().and_then(|c| c.lock().ok()).map(|c| c.cap()),
+            )
             .finish()
     }
 }
@@ -267,6 +383,8 @@ pub struct JetStreamAggregateContext<A: Aggregate> {
     subject: String,
     aggregate: A,
     head: Head,
+    /// The aggregate as loaded, serialised, when the store keeps states.
+    loaded_state: Option<Arc<Value>>,
 }
 
 impl<A: Aggregate> JetStreamAggregateContext<A> {

@@ -1,5 +1,6 @@
 //! The contract of cqrs-es's `EventStore` trait, run against every store: cqrs-es's own `MemStore`,
-//! the JetStream store, and postgres-es. Each test starts its own server or database.
+//! the JetStream store (keeping aggregate states between commands, as by default, and not), and
+//! postgres-es. Each test starts its own server or database.
 //!
 //! `MemStore` keeps no concurrency control (it appends whatever a context says, see
 //! `mem_store::accepts_a_stale_writer`), so the cases about concurrent writers run against the two
@@ -13,7 +14,7 @@ use cqrs_es::{AggregateContext, AggregateError, CqrsFramework, EventEnvelope, Ev
 use futures::future::join_all;
 
 use support::account::{Account, AccountCommand, AccountError, AccountEvent};
-use support::backends::{Backend, JetStream, Mem, PostgresEs};
+use support::backends::{Backend, JetStream, JetStreamUncached, Mem, PostgresEs};
 
 type Result<T> = std::result::Result<T, AggregateError<AccountError>>;
 
@@ -304,6 +305,18 @@ contract!(mem_store: Mem =>
 );
 
 contract!(jetstream: JetStream =>
+    an_unknown_aggregate_has_no_events,
+    committed_events_load_in_order_with_their_metadata,
+    sequences_are_consecutive_across_commits,
+    an_empty_commit_stores_nothing,
+    aggregates_are_kept_apart,
+    a_long_history_loads_whole,
+    the_framework_stores_what_commands_decide_and_nothing_of_a_rejection,
+    a_stale_writer_gets_a_conflict_and_stores_nothing,
+    of_racing_writers_exactly_one_commits_and_whole,
+);
+
+contract!(jetstream_uncached: JetStreamUncached =>
     an_unknown_aggregate_has_no_events,
     committed_events_load_in_order_with_their_metadata,
     sequences_are_consecutive_across_commits,

@@ -5,7 +5,9 @@ mod support;
 use std::collections::HashMap;
 
 use cqrs_es::persist::SemanticVersionEventUpcaster;
-use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventStore, event_sink::EventSink};
+use cqrs_es::{
+    Aggregate, AggregateContext as _, AggregateError, DomainEvent, EventStore, event_sink::EventSink,
+};
 use prism_store::{EventLog as _, GENESIS_HASH};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -136,6 +138,90 @@ async fn the_context_carries_the_position_to_append_at() {
     let context = store.load_aggregate("acc-1").await.unwrap();
     assert_eq!(context.aggregate_id(), "acc-1");
     assert_eq!((context.version(), context.last_sequence()), (2, 2));
+}
+
+#[tokio::test]
+async fn a_kept_state_is_checked_against_the_log_before_use() {
+    let backend = JetStream::start().await.unwrap();
+    let (ours, theirs) = (backend.store(), backend.another_store().await.unwrap());
+    let opened = AccountEvent::Opened {
+        owner: "alice".into(),
+    };
+    commit(&ours, "acc-1", vec![opened], HashMap::new())
+        .await
+        .unwrap();
+    commit(
+        &ours,
+        "acc-1",
+        vec![AccountEvent::Deposited { amount: 5 }],
+        HashMap::new(),
+    )
+    .await
+    .unwrap();
+    // Another process appends twice; our kept state is two commits behind.
+    for amount in [7, 11] {
+        commit(
+            &theirs,
+            "acc-1",
+            vec![AccountEvent::Deposited { amount }],
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut context = ours.load_aggregate("acc-1").await.unwrap();
+    assert_eq!((context.version(), context.last_sequence()), (4, 4));
+    assert_eq!(context.aggregate().balance, 23);
+    ours.commit(
+        vec![AccountEvent::Deposited { amount: 1 }],
+        context,
+        HashMap::new(),
+    )
+    .await
+    .unwrap();
+
+    // A context loaded before the other process's commit still loses the race.
+    let stale = ours.load_aggregate("acc-1").await.unwrap();
+    commit(
+        &theirs,
+        "acc-1",
+        vec![AccountEvent::Deposited { amount: 2 }],
+        HashMap::new(),
+    )
+    .await
+    .unwrap();
+    let lost = ours
+        .commit(vec![AccountEvent::Deposited { amount: 3 }], stale, HashMap::new())
+        .await;
+    assert!(matches!(lost, Err(AggregateError::AggregateConflict)), "{lost:?}");
+    let mut context = ours.load_aggregate("acc-1").await.unwrap();
+    assert_eq!(context.aggregate().balance, 26);
+    assert_eq!(context.aggregate().events, 6);
+}
+
+#[tokio::test]
+async fn a_commit_with_a_context_not_handled_by_cqrs_es_keeps_the_right_state() {
+    let backend = JetStream::start().await.unwrap();
+    let store = backend.store();
+    let opened = AccountEvent::Opened {
+        owner: "alice".into(),
+    };
+    // `commit` called directly: the context's aggregate never saw the events.
+    let context = store.load_aggregate("acc-1").await.unwrap();
+    store
+        .commit(
+            vec![opened, AccountEvent::Deposited { amount: 5 }],
+            context,
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    let mut context = store.load_aggregate("acc-1").await.unwrap();
+    assert_eq!(context.aggregate().balance, 5);
+    assert_eq!(context.aggregate().events, 2);
+    let fresh = backend.another_store().await.unwrap();
+    let mut reloaded = fresh.load_aggregate("acc-1").await.unwrap();
+    assert_eq!(reloaded.aggregate(), context.aggregate());
 }
 
 #[tokio::test]

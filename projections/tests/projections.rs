@@ -2,31 +2,30 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::Transaction;
 use prism_domain::computation::{
-    Computation, ComputationChanges, ComputationCommand, Definition, Participant, Role, WorkspaceStanding,
+    Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Role, WorkspaceStanding,
 };
-use prism_domain::values::PublicKey;
+use prism_domain::testing::samples::participant;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
-use prism_domain::{ComputationId, ParticipantId, WorkspaceId};
+use prism_domain::{ComputationId, WorkspaceId};
 use prism_embedded::{NatsServer, TestDatabase};
 use prism_projections::{
     COMPUTATIONS, ComputationsProjection, PageRequest, Projection, ProjectionError, Projector, ReadModels,
-    WORKSPACES, WorkspacesProjection, rebuild,
+    RunProjection as _, WORKSPACES, WorkspacesProjection, rebuild,
 };
-use prism_store::{EventStore, Metadata, Repository, StoreConfig, StoredCommit};
+use prism_store::{CommandRequest, EventLog, EventStore, Metadata, Recorded, Repository, StoreConfig};
 use tokio::sync::watch;
 
-const KEY: &str = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Env {
     _nats: NatsServer,
     _db: TestDatabase,
-    store: EventStore,
+    log: Arc<dyn EventLog>,
     read: ReadModels,
     workspaces: Repository<Workspace>,
     computations: Repository<Computation>,
@@ -43,9 +42,9 @@ async fn env() -> Env {
     Env {
         workspaces: Repository::new(store.clone()),
         computations: Repository::new(store.clone()),
+        log: Arc::new(store),
         _nats: nats,
         _db: db,
-        store,
         read,
     }
 }
@@ -57,29 +56,43 @@ fn meta() -> Metadata {
     }
 }
 
-fn start<P: Projection>(env: &Env, projection: P) -> watch::Sender<bool> {
-    let (stop, stopped) = watch::channel(false);
-    let projector = Projector::new(projection, env.read.pool().clone(), env.store.clone());
-    tokio::spawn(projector.run(stopped));
-    stop
+impl Env {
+    fn projector<P: Projection>(&self, projection: P) -> Projector<P> {
+        Projector::new(projection, self.read.pool().clone(), self.log.clone())
+    }
+
+    /// Runs a projector until the returned sender says stop.
+    fn start<P: Projection>(&self, projection: P) -> watch::Sender<bool> {
+        let (stop, stopped) = watch::channel(false);
+        let projector = self.projector(projection);
+        tokio::spawn(async move { projector.run(stopped).await });
+        stop
+    }
+
+    async fn workspace(&self, id: WorkspaceId, command: WorkspaceCommand) -> u64 {
+        self.workspaces
+            .execute(CommandRequest::new(&id, command, meta()))
+            .await
+            .unwrap()
+            .sequence
+    }
+
+    async fn computation(&self, id: ComputationId, command: ComputationCommand) -> u64 {
+        self.computations
+            .execute(CommandRequest::new(&id, command, meta()))
+            .await
+            .unwrap()
+            .sequence
+    }
 }
 
 fn definition(name: &str) -> Definition {
-    let key = PublicKey::parse(KEY).unwrap();
     Definition {
         name: name.into(),
         description: "study".into(),
         participants: vec![
-            Participant {
-                id: ParticipantId::parse("alice").unwrap(),
-                roles: BTreeSet::from([Role::Owner, Role::ResultConsumer]),
-                public_key: Some(key.clone()),
-            },
-            Participant {
-                id: ParticipantId::parse("bob").unwrap(),
-                roles: BTreeSet::from([Role::DatasetProvider]),
-                public_key: Some(key),
-            },
+            participant("alice", &[Role::Owner, Role::ResultConsumer]),
+            participant("bob", &[Role::DatasetProvider]),
         ],
         algorithm: None,
         datasets: vec![],
@@ -94,23 +107,17 @@ async fn history(env: &Env, n: usize) -> (WorkspaceId, Vec<ComputationId>, u64) 
         name: "Hospitals".into(),
         description: String::new(),
     };
-    env.workspaces
-        .execute(&ws, create, &meta(), None, None)
-        .await
-        .unwrap();
+    env.workspace(ws, create).await;
     let mut ids = Vec::new();
     for i in 0..n {
         let id = ComputationId(uuid::Uuid::now_v7());
-        let cmd = ComputationCommand::Create {
+        let create = ComputationCommand::Create {
             id,
             workspace_id: ws,
             workspace: WorkspaceStanding::Active,
             definition: definition(&format!("c{i}")),
         };
-        env.computations
-            .execute(&id, cmd, &meta(), None, None)
-            .await
-            .unwrap();
+        env.computation(id, create).await;
         ids.push(id);
     }
     let update = ComputationCommand::Update(ComputationChanges {
@@ -118,24 +125,11 @@ async fn history(env: &Env, n: usize) -> (WorkspaceId, Vec<ComputationId>, u64) 
         participants: Some(definition("x").participants[..1].to_vec()),
         ..Default::default()
     });
-    env.computations
-        .execute(&ids[0], update, &meta(), None, None)
-        .await
-        .unwrap();
-    let last = env
-        .computations
-        .execute(
-            &ids[1],
-            ComputationCommand::Archive {
-                reason: Some("done".into()),
-            },
-            &meta(),
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .sequence;
+    env.computation(ids[0], update).await;
+    let archive = ComputationCommand::Archive {
+        reason: Some("done".into()),
+    };
+    let last = env.computation(ids[1], archive).await;
     (ws, ids, last)
 }
 
@@ -154,8 +148,8 @@ async fn dump(read: &ReadModels, table: &str) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn read_models_follow_the_log() {
     let env = env().await;
-    let _w = start(&env, WorkspacesProjection);
-    let _c = start(&env, ComputationsProjection);
+    let _w = env.start(WorkspacesProjection);
+    let _c = env.start(ComputationsProjection);
     let (ws, ids, last) = history(&env, 3).await;
     env.read.wait_for(WORKSPACES, last, WAIT).await.unwrap();
     env.read.wait_for(COMPUTATIONS, last, WAIT).await.unwrap();
@@ -197,7 +191,7 @@ async fn read_models_follow_the_log() {
 #[tokio::test]
 async fn pages_follow_creation_order() {
     let env = env().await;
-    let _c = start(&env, ComputationsProjection);
+    let _c = env.start(ComputationsProjection);
     let (ws, ids, last) = history(&env, 5).await;
     env.read.wait_for(COMPUTATIONS, last, WAIT).await.unwrap();
     let mut seen = Vec::new();
@@ -242,8 +236,8 @@ async fn waiting_for_an_unreached_sequence_times_out_with_the_position() {
 #[tokio::test]
 async fn a_rebuilt_projection_equals_the_live_one() {
     let env = env().await;
-    let w = start(&env, WorkspacesProjection);
-    let c = start(&env, ComputationsProjection);
+    let w = env.start(WorkspacesProjection);
+    let c = env.start(ComputationsProjection);
     let (_, _, last) = history(&env, 4).await;
     env.read.wait_for(WORKSPACES, last, WAIT).await.unwrap();
     env.read.wait_for(COMPUTATIONS, last, WAIT).await.unwrap();
@@ -258,14 +252,10 @@ async fn a_rebuilt_projection_equals_the_live_one() {
     rebuild(env.read.pool(), &ComputationsProjection).await.unwrap();
     rebuild(env.read.pool(), &WorkspacesProjection).await.unwrap();
     assert!(dump(&env.read, "computations").await.is_empty());
-    Projector::new(WorkspacesProjection, env.read.pool().clone(), env.store.clone())
-        .catch_up()
-        .await
-        .unwrap();
-    Projector::new(ComputationsProjection, env.read.pool().clone(), env.store.clone())
-        .catch_up()
-        .await
-        .unwrap();
+    assert!(dump(&env.read, "participants").await.is_empty());
+    assert_eq!(env.read.checkpoint(COMPUTATIONS).await.unwrap(), 0);
+    env.projector(WorkspacesProjection).catch_up().await.unwrap();
+    env.projector(ComputationsProjection).catch_up().await.unwrap();
     let rebuilt = (
         dump(&env.read, "workspaces").await,
         dump(&env.read, "computations").await,
@@ -273,30 +263,73 @@ async fn a_rebuilt_projection_equals_the_live_one() {
     );
     assert_eq!(live, rebuilt);
     assert_eq!(env.read.checkpoint(COMPUTATIONS).await.unwrap(), last);
+
+    // The same through `RunProjection::rebuild`, which resets and replays in one call.
+    assert_eq!(
+        env.projector(ComputationsProjection).rebuild().await.unwrap(),
+        last
+    );
+    assert_eq!(
+        (
+            dump(&env.read, "computations").await,
+            dump(&env.read, "participants").await,
+        ),
+        (live.1, live.2)
+    );
 }
 
-/// Counts every event it applies: a double application or a lost one shows in the count.
-struct Counting;
+/// Records every computation event it applies, one row each: an event applied twice or lost shows.
+/// Its `apply` number `crash_at` (counted from 1) writes its row and then fails the transaction with a
+/// server error that is no fault of the event (SQLSTATE class XX, like a crash of the database), once.
+struct Recording {
+    calls: Arc<AtomicUsize>,
+    crash_at: usize,
+}
 
-impl Projection for Counting {
+impl Projection for Recording {
+    type Aggregate = Computation;
+
     fn name(&self) -> &'static str {
-        "counting"
+        "recording"
     }
+
     fn tables(&self) -> &'static [&'static str] {
-        &["event_counts"]
+        &["applied_events"]
     }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
-        commit: &'a StoredCommit,
+        recorded: &'a Recorded<ComputationEvent>,
     ) -> Result<(), ProjectionError> {
         tx.execute(
-            "UPDATE event_counts SET n = n + $1",
-            &[&(commit.events.len() as i64)],
+            "INSERT INTO applied_events (event_id, sequence) VALUES ($1, $2)",
+            &[&recorded.meta.id, &(recorded.meta.sequence as i64)],
         )
         .await?;
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.crash_at {
+            tx.batch_execute("DO $$ BEGIN RAISE EXCEPTION 'crash' USING ERRCODE = 'XX001'; END $$")
+                .await?;
+        }
         Ok(())
     }
+}
+
+/// `(event id, stream sequence)` of every row of `applied_events`.
+async fn applied(read: &ReadModels) -> Vec<(String, i64)> {
+    read.pool()
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT event_id, sequence FROM applied_events ORDER BY sequence, event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
 }
 
 #[tokio::test]
@@ -307,45 +340,67 @@ async fn a_crash_between_rows_and_checkpoint_applies_nothing_twice() {
         .get()
         .await
         .unwrap()
-        .batch_execute("CREATE TABLE event_counts (n bigint); INSERT INTO event_counts VALUES (0)")
+        .batch_execute("CREATE TABLE applied_events (event_id text NOT NULL, sequence bigint NOT NULL)")
         .await
         .unwrap();
-    let (_, _, last) = history(&env, 6).await;
-    let events: i64 = 1 + 6 + 1 + 1;
+    let (_, ids, last) = history(&env, 6).await;
+    let mut events = Vec::new();
+    for id in &ids {
+        let subject = env
+            .log
+            .subjects()
+            .aggregate("computation", &id.to_string())
+            .unwrap();
+        for commit in env.log.load(&subject).await.unwrap() {
+            events.extend(commit.events.iter().map(|e| (e.id.clone(), commit.sequence as i64)));
+        }
+    }
+    events.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    assert_eq!(events.len(), 6 + 1 + 1);
 
-    // The first batch's rows are written, then the process "dies" before its checkpoint.
-    let crashed = Arc::new(AtomicBool::new(false));
-    let flag = crashed.clone();
-    let faulty = Projector::new(Counting, env.read.pool().clone(), env.store.clone())
-        .with_fault(Arc::new(move |_| !flag.swap(true, Ordering::SeqCst)));
-    let err = faulty.catch_up().await.unwrap_err();
-    assert!(matches!(err, ProjectionError::Injected(_)), "{err}");
-    let count = |read: ReadModels| async move {
-        read.pool()
-            .get()
-            .await
-            .unwrap()
-            .query_one("SELECT n FROM event_counts", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
+    // The last event's row is written, then the transaction dies before its checkpoint.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let crashing = env.projector(Recording {
+        calls: calls.clone(),
+        crash_at: events.len(),
+    });
+    let err = crashing.catch_up().await.unwrap_err();
+    assert!(
+        matches!(&err, ProjectionError::Database(e) if e.code().is_some_and(|c| c.code() == "XX001")),
+        "{err}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), events.len());
+    let checkpoint = env.read.checkpoint("recording").await.unwrap();
+    assert!(checkpoint < last, "the failed batch moved the checkpoint");
+    let upto = |checkpoint: u64| -> Vec<(String, i64)> {
+        events
+            .iter()
+            .filter(|(_, s)| *s as u64 <= checkpoint)
+            .cloned()
+            .collect()
     };
     assert_eq!(
-        count(env.read.clone()).await,
-        0,
+        applied(&env.read).await,
+        upto(checkpoint),
         "rows of the failed transaction must not persist"
     );
-    assert_eq!(env.read.checkpoint("counting").await.unwrap(), 0);
+    assert!(
+        env.read.quarantined(10).await.unwrap().is_empty(),
+        "a failure of the database is no reason to quarantine the event"
+    );
 
-    // The restarted projector resumes from the checkpoint: every event counted exactly once.
-    faulty.catch_up().await.unwrap();
-    assert_eq!(env.read.checkpoint("counting").await.unwrap(), last);
-    assert_eq!(count(env.read.clone()).await, events);
+    // The restarted projector resumes from the checkpoint: every event applied exactly once.
+    crashing.catch_up().await.unwrap();
+    assert_eq!(env.read.checkpoint("recording").await.unwrap(), last);
+    assert_eq!(applied(&env.read).await, events);
 
     // Running it again over the same log changes nothing.
-    Projector::new(Counting, env.read.pool().clone(), env.store.clone())
-        .catch_up()
-        .await
-        .unwrap();
-    assert_eq!(count(env.read.clone()).await, events);
+    env.projector(Recording {
+        calls: Arc::new(AtomicUsize::new(0)),
+        crash_at: 0,
+    })
+    .catch_up()
+    .await
+    .unwrap();
+    assert_eq!(applied(&env.read).await, events);
 }

@@ -22,12 +22,7 @@ impl Prism {
     async fn start() -> Self {
         let nats = NatsServer::start_temp().await.unwrap();
         let db = TestDatabase::create().await.unwrap();
-        let platform = Platform::start(PlatformConfig {
-            nats_url: nats.url(),
-            database_url: db.url.clone(),
-            http: "127.0.0.1:0".parse().unwrap(),
-            store: Default::default(),
-        })
+        let platform = Platform::start(PlatformConfig::new(nats.url(), db.url.clone(), "127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
         let base = format!("http://{}", platform.addr());

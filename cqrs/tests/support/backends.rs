@@ -52,6 +52,12 @@ impl JetStream {
         Ok(Self { store, server })
     }
 
+    /// A store of its own on the same server, as another process would have: its own connection
+    /// and its own kept states.
+    pub async fn another_store(&self) -> anyhow::Result<JetStreamEventStore<Account>> {
+        Ok(JetStreamEventStore::connect(&self.server.url(), StoreConfig::default()).await?)
+    }
+
     pub fn jetstream_store(&self) -> &JetStreamEventStore<Account> {
         &self.store
     }
@@ -66,6 +72,22 @@ impl Backend for JetStream {
 
     fn store(&self) -> JetStreamEventStore<Account> {
         self.store.clone()
+    }
+}
+
+/// The JetStream store keeping no aggregate states: every load reads the whole history.
+#[derive(Debug)]
+pub struct JetStreamUncached(JetStream);
+
+impl Backend for JetStreamUncached {
+    type Store = JetStreamEventStore<Account>;
+
+    async fn start() -> anyhow::Result<Self> {
+        Ok(Self(JetStream::start().await?))
+    }
+
+    fn store(&self) -> JetStreamEventStore<Account> {
+        self.0.store().with_cache_capacity(0)
     }
 }
 

@@ -1,19 +1,19 @@
-//! The router against a real nats-server and PostgreSQL (own server and database per test), driven
-//! in-process: routes, status codes, headers and problem documents.
+//! The HTTP API of every registered module against a real nats-server and PostgreSQL (own server and
+//! database per test), driven in-process: routes, status codes, headers and problem documents.
 
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use prism_app::AppConfig;
+use prism_cli::modules;
+use prism_domain::testing::keys::ED25519_BASE64_DER as ED25519;
 use prism_embedded::{NatsServer, TestDatabase};
-use prism_projections::{ComputationsProjection, Projector, ReadModels, WorkspacesProjection};
-use prism_store::{EventStore, StoreConfig};
+use prism_gateway::{AppState, GatewayConfig};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
-
-const ED25519: &str = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
 
 struct Env {
     app: Router,
@@ -23,34 +23,25 @@ struct Env {
 }
 
 async fn env() -> Env {
-    env_with(true, prism_gateway::GatewayConfig::default()).await
+    env_with(true, GatewayConfig::default(), AppConfig::default()).await
 }
 
-async fn env_with(projecting: bool, config: prism_gateway::GatewayConfig) -> Env {
+async fn env_with(projecting: bool, config: GatewayConfig, app_config: AppConfig) -> Env {
     let nats = NatsServer::start_temp().await.expect("nats");
     let db = TestDatabase::create().await.expect("database");
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(nats.url())
+    let (_store, app) = prism_cli::connect(&nats.url(), &db.url, Default::default(), app_config, None)
         .await
-        .expect("connect");
-    let store = EventStore::open(client, StoreConfig::default())
-        .await
-        .expect("store");
-    let read = ReadModels::connect(&db.url).await.expect("read models");
-    read.migrate().await.expect("migrate");
+        .expect("application");
     let (stop, stopped) = watch::channel(false);
     if projecting {
-        tokio::spawn(
-            Projector::new(WorkspacesProjection, read.pool().clone(), store.clone()).run(stopped.clone()),
-        );
-        tokio::spawn(Projector::new(ComputationsProjection, read.pool().clone(), store.clone()).run(stopped));
+        let read = app.read_models().expect("read models");
+        for projector in modules::projectors(read.pool(), app.log()) {
+            let stopped = stopped.clone();
+            tokio::spawn(async move { projector.run(stopped).await });
+        }
     }
-    let state = prism_gateway::build_state_with(store, read, config)
-        .await
-        .expect("state");
     Env {
-        app: prism_gateway::router(state),
+        app: prism_gateway::router(AppState::new(app, config), modules::routes()),
         nats,
         _db: db,
         _stop: stop,
@@ -451,12 +442,15 @@ async fn commands_fail_fast_while_nats_is_down() {
 
 #[tokio::test]
 async fn a_lagging_read_model_gives_202_on_commands_and_503_on_queries() {
-    let config = prism_gateway::GatewayConfig {
+    let config = GatewayConfig {
         command_read_wait: Duration::from_millis(100),
-        query_read_wait: Duration::from_millis(100),
         ..Default::default()
     };
-    let env = env_with(false, config).await;
+    let app_config = AppConfig {
+        read_wait: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let env = env_with(false, config, app_config).await;
     let key = [("idempotency-key", "k")];
     let accepted = call(
         &env.app,
