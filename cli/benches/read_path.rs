@@ -127,7 +127,12 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     let base = format!("http://{}", platform.addr());
     let http = reqwest::Client::new();
 
-    let workspace = post(&http, &format!("{base}/workspaces"), json!({"name": "Hospitals", "description": "EU"})).await?;
+    let workspace = post(
+        &http,
+        &format!("{base}/workspaces"),
+        json!({"name": "Hospitals", "description": "EU"}),
+    )
+    .await?;
     let ws = workspace["id"].as_str().context("workspace id")?.to_owned();
     let created = post(&http, &format!("{base}/{ws}/computations"), computation()).await?;
     let id = created["id"].as_str().context("computation id")?.to_owned();
@@ -138,7 +143,11 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
 
     // The exact response Prism gives, served by the ceiling server.
     let response = http.get(format!("{base}{path}")).send().await?;
-    ensure!(response.status().is_success(), "GET {path}: {}", response.status());
+    ensure!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
     let etag = response
         .headers()
         .get(header::ETAG)
@@ -151,7 +160,10 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     let backends = Backends::connect(&db.url).await?;
 
     println!("machine: {} cores, {}", cores(), cpu_model());
-    println!("load: {}", tool_version(&wrk, &["-v"]).unwrap_or_else(|| wrk.display().to_string()));
+    println!(
+        "load: {}",
+        tool_version(&wrk, &["-v"]).unwrap_or_else(|| wrk.display().to_string())
+    );
     println!(
         "GET {path}: {} bytes of JSON; {} connections, {} wrk threads, {} s per round, {} rounds, cases interleaved (order flips every round); median round reported",
         body.len(),
@@ -161,7 +173,10 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
         settings.rounds
     );
     match &pgbench {
-        Ok(bin) => println!("pgbench: {}", tool_version(bin, &["--version"]).unwrap_or_default()),
+        Ok(bin) => println!(
+            "pgbench: {}",
+            tool_version(bin, &["--version"]).unwrap_or_default()
+        ),
         Err(why) => println!("pgbench: not measured ({why})"),
     }
 
@@ -169,7 +184,14 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     let prism_min_url = format!("{base}{path}?min_sequence={sequence}");
     let ceiling_url = format!("http://{ceiling}{path}");
     let wrk_run = |url: &str, seconds: u64| {
-        run_wrk(&wrk, url, settings.connections, settings.threads, seconds, &backends)
+        run_wrk(
+            &wrk,
+            url,
+            settings.connections,
+            settings.threads,
+            seconds,
+            &backends,
+        )
     };
 
     // Warm-up: connections, pools, caches, CPU frequency.
@@ -201,7 +223,13 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     }
 
     let median_of = |case: Case, f: &dyn Fn(&Round) -> f64| {
-        median(rounds.iter().filter(|(c, _)| *c == case).map(|(_, r)| f(r)).collect())
+        median(
+            rounds
+                .iter()
+                .filter(|(c, _)| *c == case)
+                .map(|(_, r)| f(r))
+                .collect(),
+        )
     };
     let ceiling_rate = median_of(Case::Ceiling, &|r| r.rate);
     println!();
@@ -217,7 +245,12 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
             Case::Ceiling => "(ceiling)".to_owned(),
             _ => "none (information)".to_owned(),
         };
-        println!("{:<32} {:>12} {:>8.2}   {target}", case.label(), thousands(rate), ratio);
+        println!(
+            "{:<32} {:>12} {:>8.2}   {target}",
+            case.label(),
+            thousands(rate),
+            ratio
+        );
     }
     println!("CPU per request, µs (user+system, median round):  this process    wrk   postgres");
     for case in &cases {
@@ -344,7 +377,12 @@ async fn pgbench_ready(url: &str) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-async fn run_pgbench(bin: &Path, url: &str, settings: &Settings, backends: &Backends) -> anyhow::Result<Round> {
+async fn run_pgbench(
+    bin: &Path,
+    url: &str,
+    settings: &Settings,
+    backends: &Backends,
+) -> anyhow::Result<Round> {
     let args = [
         "-S".to_owned(),
         "-n".to_owned(),
@@ -356,7 +394,8 @@ async fn run_pgbench(bin: &Path, url: &str, settings: &Settings, backends: &Back
         url.to_owned(),
     ];
     let (output, cpu) = measured(bin, &args, backends).await?;
-    let rate = parse_after(&output, "tps =").with_context(|| format!("no tps in pgbench's output:\n{output}"))?;
+    let rate =
+        parse_after(&output, "tps =").with_context(|| format!("no tps in pgbench's output:\n{output}"))?;
     let requests = parse_after(&output, "number of transactions actually processed:")
         .unwrap_or(rate * settings.seconds as f64);
     Ok(Round {
@@ -383,15 +422,26 @@ async fn measured(program: &Path, args: &[String], backends: &Backends) -> anyho
         use std::io::Read as _;
         let mut child = child;
         let mut stdout = String::new();
-        child.stdout.take().context("stdout")?.read_to_string(&mut stdout)?;
+        child
+            .stdout
+            .take()
+            .context("stdout")?
+            .read_to_string(&mut stdout)?;
         let mut stderr = String::new();
-        child.stderr.take().context("stderr")?.read_to_string(&mut stderr)?;
+        child
+            .stderr
+            .take()
+            .context("stderr")?
+            .read_to_string(&mut stderr)?;
         // Both pipes are closed: the process is exiting. Wait (without reaping) for the zombie.
         let mut cpu = 0.0;
         for _ in 0..200 {
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
                 cpu = process_cpu_seconds(&pid).unwrap_or(cpu);
-                if stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')) {
+                if stat
+                    .rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                {
                     break;
                 }
             }
@@ -452,7 +502,11 @@ fn process_cpu_seconds(pid: &str) -> Option<f64> {
 
 fn parse_after(output: &str, label: &str) -> Option<f64> {
     let line = output.lines().find(|l| l.trim_start().starts_with(label))?;
-    line.trim_start()[label.len()..].split_whitespace().next()?.parse().ok()
+    line.trim_start()[label.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

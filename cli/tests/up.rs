@@ -263,12 +263,18 @@ async fn embedded_servers_admit_only_the_platform() {
     );
 
     // NATS: nobody without the password, the platform's credentials do.
-    assert_eq!(nats_connect(&nats_address, None).await, "-ERR 'Authorization Violation'");
+    assert_eq!(
+        nats_connect(&nats_address, None).await,
+        "-ERR 'Authorization Violation'"
+    );
     assert_eq!(
         nats_connect(&nats_address, Some((&nats_user, "wrong"))).await,
         "-ERR 'Authorization Violation'"
     );
-    assert_eq!(nats_connect(&nats_address, Some((&nats_user, &nats_password))).await, "PONG");
+    assert_eq!(
+        nats_connect(&nats_address, Some((&nats_user, &nats_password))).await,
+        "PONG"
+    );
 
     // PostgreSQL: the same.
     let anonymous = tokio_postgres::connect(

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use deadpool_postgres::Transaction;
 use prism_domain::computation::{
-    Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Role, WorkspaceStanding,
+    Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Role,
+    WorkspaceStanding,
 };
 use prism_domain::testing::samples::participant;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
@@ -352,7 +353,12 @@ async fn a_crash_between_rows_and_checkpoint_applies_nothing_twice() {
             .aggregate("computation", &id.to_string())
             .unwrap();
         for commit in env.log.load(&subject).await.unwrap() {
-            events.extend(commit.events.iter().map(|e| (e.id.clone(), commit.sequence as i64)));
+            events.extend(
+                commit
+                    .events
+                    .iter()
+                    .map(|e| (e.id.clone(), commit.sequence as i64)),
+            );
         }
     }
     events.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));

@@ -9,16 +9,18 @@ use std::time::Duration;
 
 use prism_domain::computation::{Computation, ComputationCommand, WorkspaceStanding};
 use prism_domain::testing::{fixed_time, samples};
-use prism_domain::workspace::{Workspace, WorkspaceCommand, WorkspaceCreated, WorkspaceEvent, WorkspaceUpdated};
+use prism_domain::workspace::{
+    Workspace, WorkspaceCommand, WorkspaceCreated, WorkspaceEvent, WorkspaceUpdated,
+};
 use prism_domain::{Actor, Aggregate, ComputationId, DomainEvent, WorkspaceId};
 use prism_embedded::{NatsServer, TestDatabase};
 use prism_projections::{
     COMPUTATIONS, ComputationsProjection, Projection, Projector, QuarantinedView, ReadModels,
-    RunProjection as _, WORKSPACES, WorkspacesProjection, WorkspaceView, rebuild,
+    RunProjection as _, WORKSPACES, WorkspaceView, WorkspacesProjection, rebuild,
 };
 use prism_store::{
-    Append, ChainTip, CommandRequest, EventEnvelope, EventLog, EventStore, GENESIS_HASH, Metadata, Repository,
-    StoreConfig,
+    Append, ChainTip, CommandRequest, EventEnvelope, EventLog, EventStore, GENESIS_HASH, Metadata,
+    Repository, StoreConfig,
 };
 use tokio::sync::watch;
 
@@ -159,7 +161,12 @@ impl Env {
 }
 
 /// The unsealed envelope of `event`, as the repository would write it for aggregate `id` at `version`.
-fn envelope<E: DomainEvent>(aggregate_type: &str, id: &impl ToString, version: u64, event: &E) -> EventEnvelope {
+fn envelope<E: DomainEvent>(
+    aggregate_type: &str,
+    id: &impl ToString,
+    version: u64,
+    event: &E,
+) -> EventEnvelope {
     let id = id.to_string();
     let data = serde_json::to_value(event).unwrap()["data"].take();
     EventEnvelope {
@@ -257,7 +264,12 @@ async fn commits_that_fail_verification_are_quarantined_and_the_projection_goes_
     let w2 = env.workspace().await;
     let w3 = env.workspace().await;
     let s3 = env.subject::<Workspace>(&w3);
-    let misplaced = renamed(&w2, 2, "Misplaced", &env.tip(&env.subject::<Workspace>(&w2)).await.hash);
+    let misplaced = renamed(
+        &w2,
+        2,
+        "Misplaced",
+        &env.tip(&env.subject::<Workspace>(&w2)).await.hash,
+    );
     let at_misplaced = env.forge(&s3, std::slice::from_ref(&misplaced)).await;
 
     // Not chained to the event before it: another previous hash, or a version skipped.
@@ -360,7 +372,13 @@ async fn a_reader_starting_mid_history_checks_the_link_to_the_commit_before() {
     );
     assert_quarantined(&records, at_unchained, &s2, &unchained, "does not chain");
     assert_quarantined(&records, at_gap, &s3, &gap, "has version 3, expected 2");
-    assert_quarantined(&records, at_onto_rewritten, &s4, &onto_rewritten, "does not match its hash");
+    assert_quarantined(
+        &records,
+        at_onto_rewritten,
+        &s4,
+        &onto_rewritten,
+        "does not match its hash",
+    );
 }
 
 #[tokio::test]
@@ -428,7 +446,11 @@ async fn an_event_the_read_model_cannot_hold_is_quarantined_not_retried() {
             quarantined (projections/src/projector.rs, Projector::apply_commit)"]
 async fn an_event_whose_aggregate_id_is_not_a_uuid_is_quarantined_not_retried() {
     let env = env().await;
-    let s = env.log.subjects().aggregate(Workspace::TYPE, "not-a-uuid").unwrap();
+    let s = env
+        .log
+        .subjects()
+        .aggregate(Workspace::TYPE, "not-a-uuid")
+        .unwrap();
     let odd = created("not-a-uuid", "Hospitals");
     let at_odd = env.forge(&s, std::slice::from_ref(&odd)).await;
     let w = env.workspace().await;
@@ -457,11 +479,13 @@ async fn a_rebuild_forgets_what_the_projection_quarantined_and_replays_it() {
         Computation::TYPE,
         &c,
         2,
-        &prism_domain::computation::ComputationEvent::Archived(prism_domain::computation::ComputationArchived {
-            reason: None,
-            archived_by: Actor("mallory".into()),
-            archived_at: fixed_time(),
-        }),
+        &prism_domain::computation::ComputationEvent::Archived(
+            prism_domain::computation::ComputationArchived {
+                reason: None,
+                archived_by: Actor("mallory".into()),
+                archived_at: fixed_time(),
+            },
+        ),
     );
     archived = sealed(archived, &env.tip(&sc).await.hash);
     archived.data["reason"] = "rewritten".into();
@@ -474,23 +498,49 @@ async fn a_rebuild_forgets_what_the_projection_quarantined_and_replays_it() {
     let others = env.quarantined(COMPUTATIONS).await;
     assert!(before.contains_key(&at_rewritten));
     assert!(!others.is_empty());
-    let rows = env.read.workspaces(prism_projections::PageRequest { after: None, limit: 10 }).await.unwrap();
+    let rows = env
+        .read
+        .workspaces(prism_projections::PageRequest {
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
 
     rebuild(env.read.pool(), &WorkspacesProjection).await.unwrap();
     assert!(env.quarantined(WORKSPACES).await.is_empty());
-    assert_eq!(env.quarantined(COMPUTATIONS).await, others, "another reader's records were touched");
+    assert_eq!(
+        env.quarantined(COMPUTATIONS).await,
+        others,
+        "another reader's records were touched"
+    );
     assert_eq!(env.read.checkpoint(WORKSPACES).await.unwrap(), 0);
 
     assert_eq!(workspaces.catch_up().await.unwrap(), last);
     let after = env.quarantined(WORKSPACES).await;
-    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
     for (sequence, record) in &after {
         let earlier = &before[sequence];
-        assert_eq!((&record.reason, &record.event_ids), (&earlier.reason, &earlier.event_ids));
-        assert!(record.recorded_at > earlier.recorded_at, "not recorded again by the replay");
+        assert_eq!(
+            (&record.reason, &record.event_ids),
+            (&earlier.reason, &earlier.event_ids)
+        );
+        assert!(
+            record.recorded_at > earlier.recorded_at,
+            "not recorded again by the replay"
+        );
     }
     assert_eq!(
-        env.read.workspaces(prism_projections::PageRequest { after: None, limit: 10 }).await.unwrap(),
+        env.read
+            .workspaces(prism_projections::PageRequest {
+                after: None,
+                limit: 10
+            })
+            .await
+            .unwrap(),
         rows
     );
     assert_eq!(env.row(w).await, Some(("Hospitals".into(), 1)));

@@ -22,7 +22,11 @@ impl Prism {
     async fn start() -> Self {
         let nats = NatsServer::start_temp().await.unwrap();
         let db = TestDatabase::create().await.unwrap();
-        let platform = Platform::start(PlatformConfig::new(nats.url(), db.url.clone(), "127.0.0.1:0".parse().unwrap()))
+        let platform = Platform::start(PlatformConfig::new(
+            nats.url(),
+            db.url.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
         .await
         .unwrap();
         let base = format!("http://{}", platform.addr());
@@ -195,6 +199,39 @@ async fn lists_are_paged_with_a_cursor() {
         StatusCode::BAD_REQUEST,
     )
     .await;
+    prism.stop().await;
+}
+
+/// A read-your-writes wait for a sequence the log has not reached can never succeed: it is refused at
+/// once, not after the wait and as unavailable.
+#[tokio::test]
+async fn a_wait_for_a_sequence_beyond_the_log_is_refused_at_once() {
+    let prism = Prism::start().await;
+    let ws = prism.workspace().await;
+    for path in [
+        format!("/workspaces/{ws}?min_sequence=1000000"),
+        format!("/{ws}/computations?min_sequence=1000000"),
+    ] {
+        let started = Instant::now();
+        let body = problem(prism.get(&path).await, StatusCode::BAD_REQUEST).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("beyond the end"),
+            "{body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    let r = prism
+        .http
+        .get(prism.url(&format!("/workspaces/{ws}")))
+        .header("prism-min-sequence", "1000000")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
     prism.stop().await;
 }
 

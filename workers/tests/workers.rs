@@ -87,7 +87,11 @@ impl Env {
         Running { stop, task }
     }
 
-    fn start<R: Reactor>(&self, reactor: R, config: WorkerConfig) -> Running<Result<(), prism_workers::WorkerError>> {
+    fn start<R: Reactor>(
+        &self,
+        reactor: R,
+        config: WorkerConfig,
+    ) -> Running<Result<(), prism_workers::WorkerError>> {
         let (stop, stopped) = watch::channel(false);
         let worker = Worker::new(reactor, self.store.clone(), self.app.clone(), config);
         Running {
@@ -202,7 +206,8 @@ impl Env {
             };
             if commit.subject.starts_with(&reactions) {
                 for event in &commit.events {
-                    let ReactionEvent::Failed(failure) = event.decode::<ReactionEvent>(Reaction::TYPE).unwrap();
+                    let ReactionEvent::Failed(failure) =
+                        event.decode::<ReactionEvent>(Reaction::TYPE).unwrap();
                     failures.push(failure);
                 }
             }
@@ -303,7 +308,10 @@ async fn each_computation_is_archived_exactly_once_even_when_the_worker_dies_mid
     );
 
     let second = env.start_archiver();
-    eventually("every computation is archived", async || env.all_archived(&ids).await).await;
+    eventually("every computation is archived", async || {
+        env.all_archived(&ids).await
+    })
+    .await;
     for id in &ids {
         assert_eq!(
             env.archived_events(*id).await,
@@ -375,7 +383,10 @@ async fn the_archiver_is_not_fooled_by_a_rebuild_of_the_read_model_it_waits_for(
         rebuilding.rebuild().await.unwrap();
     }
     let _projector = env.start_projector();
-    eventually("every computation is archived", async || env.all_archived(&ids).await).await;
+    eventually("every computation is archived", async || {
+        env.all_archived(&ids).await
+    })
+    .await;
     archiver.stop().await.unwrap();
     for id in &ids {
         assert_eq!(env.archived_events(*id).await, 1);
@@ -398,10 +409,19 @@ async fn a_reaction_waiting_for_a_lagging_read_model_is_not_given_up() {
     for id in &ids {
         assert_eq!(env.status(*id).await, ComputationStatus::Active);
     }
-    assert!(env.read.checkpoint(prism_projections::COMPUTATIONS).await.unwrap() < archived);
+    assert!(
+        env.read
+            .checkpoint(prism_projections::COMPUTATIONS)
+            .await
+            .unwrap()
+            < archived
+    );
 
     let _projector = env.start_projector();
-    eventually("every computation is archived", async || env.all_archived(&ids).await).await;
+    eventually("every computation is archived", async || {
+        env.all_archived(&ids).await
+    })
+    .await;
     archiver.stop().await.unwrap();
     assert_eq!(env.failures().await, vec![]);
 }
@@ -508,7 +528,11 @@ impl Reactor for Recorder {
 async fn created_events(env: &Env, workspaces: &[WorkspaceId]) -> Vec<String> {
     let mut ids = Vec::new();
     for ws in workspaces {
-        let commits = env.log.commits_after(&env.subject::<Workspace>(ws), 0).await.unwrap();
+        let commits = env
+            .log
+            .commits_after(&env.subject::<Workspace>(ws), 0)
+            .await
+            .unwrap();
         ids.push(commits[0].events[0].id.clone());
     }
     ids
@@ -537,7 +561,10 @@ async fn a_commit_that_fails_verification_is_never_reacted_to_and_its_failure_is
         recorder.seen().contains(&valid[3])
     })
     .await;
-    eventually("both failures are recorded", async || env.failures().await.len() == 2).await;
+    eventually("both failures are recorded", async || {
+        env.failures().await.len() == 2
+    })
+    .await;
     worker.stop().await.unwrap();
 
     assert_eq!(recorder.seen(), valid);
