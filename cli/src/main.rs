@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use prism_app::{AppConfig, Caller, CommandOptions, ReadOptions};
 use prism_cli::{Platform, PlatformConfig, modules};
 use prism_store::{EventLog, EventStore, OpenMode, StoreConfig};
 
@@ -53,14 +54,56 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Reactions workers gave up on: list them, retry one.
+    Reactions {
+        #[command(subcommand)]
+        command: ReactionsCommand,
+        #[command(flatten)]
+        servers: Servers,
+    },
     /// Read-model maintenance.
     Projections {
         #[command(subcommand)]
         command: ProjectionsCommand,
-        #[arg(long, env = "NATS_URL", global = true)]
-        nats_url: Option<String>,
-        #[arg(long, env = "DATABASE_URL", global = true)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        servers: Servers,
+    },
+}
+
+/// Where an operator command finds the platform.
+#[derive(Debug, Args)]
+struct Servers {
+    #[arg(long, env = "NATS_URL", global = true)]
+    nats_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+impl Servers {
+    fn urls(&self) -> anyhow::Result<(&str, &str)> {
+        match (&self.nats_url, &self.database_url) {
+            (Some(nats), Some(database)) => Ok((nats, database)),
+            _ => bail!(
+                "set NATS_URL and DATABASE_URL (as printed by `prism up`) or pass --nats-url/--database-url"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ReactionsCommand {
+    /// Lists the reactions workers gave up on, newest first.
+    List {
+        /// Only those in this state: `failed`, `retry_requested` or `resolved`.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Asks the worker to try a failed reaction's event again.
+    Retry {
+        /// The reaction's id, as `list` shows it.
+        id: String,
     },
 }
 
@@ -126,17 +169,13 @@ async fn main() -> anyhow::Result<()> {
             info!("API listening on http://{}", platform.addr());
             run_until_stopped(platform).await
         }
-        Command::Projections {
-            command,
-            nats_url,
-            database_url,
-        } => {
-            let (Some(nats_url), Some(database_url)) = (nats_url, database_url) else {
-                bail!(
-                    "set NATS_URL and DATABASE_URL (as printed by `prism up`) or pass --nats-url/--database-url"
-                );
-            };
-            projections(command, &nats_url, &database_url).await
+        Command::Reactions { command, servers } => {
+            let (nats_url, database_url) = servers.urls()?;
+            reactions(command, nats_url, database_url).await
+        }
+        Command::Projections { command, servers } => {
+            let (nats_url, database_url) = servers.urls()?;
+            projections(command, nats_url, database_url).await
         }
     }
 }
@@ -152,6 +191,47 @@ pub(crate) async fn run_until_stopped(mut platform: Platform) -> anyhow::Result<
         }
     }
     platform.shutdown().await
+}
+
+async fn reactions(command: ReactionsCommand, nats_url: &str, database_url: &str) -> anyhow::Result<()> {
+    let (_, app) = prism_cli::connect(
+        nats_url,
+        database_url,
+        StoreConfig::default(),
+        AppConfig::default(),
+        None,
+    )
+    .await?;
+    let caller = Caller::service("cli");
+    match command {
+        ReactionsCommand::List { status, limit } => {
+            let limit = limit.clamp(1, 100);
+            let items = app
+                .reactions()
+                .list(&caller, status.as_deref(), limit, ReadOptions::default())
+                .await?;
+            if items.is_empty() {
+                println!("no failed reactions");
+            }
+            for r in items {
+                println!(
+                    "{}  {:<15}  sequence {}  {} attempt(s)  {}\n    {}",
+                    r.id, r.status, r.stream_sequence, r.attempts, r.failed_at, r.error
+                );
+            }
+        }
+        ReactionsCommand::Retry { id } => {
+            let executed = app
+                .reactions()
+                .retry(&caller, &CommandOptions::default(), &id)
+                .await?;
+            println!(
+                "retry of {id} requested at sequence {}; `prism reactions list` shows how it ends",
+                executed.outcome.sequence
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn projections(command: ProjectionsCommand, nats_url: &str, database_url: &str) -> anyhow::Result<()> {

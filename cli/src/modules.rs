@@ -13,7 +13,9 @@ use prism_domain::reaction::Reaction;
 use prism_domain::schema::{self, EventSchema};
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
-use prism_projections::{ComputationsProjection, Projection, Projector, RunProjection, WorkspacesProjection};
+use prism_projections::{
+    ComputationsProjection, Projection, Projector, ReactionsProjection, RunProjection, WorkspacesProjection,
+};
 use prism_store::{EventLog, EventStore};
 use prism_workers::{LateComputationArchiver, Reactor, Worker, WorkerConfig, WorkspaceArchiver};
 use tokio::sync::watch;
@@ -29,7 +31,10 @@ pub fn modules() -> Vec<Module> {
             .projection(ComputationsProjection)
             .routes(routes::computations::routes)
             .worker(LateComputationArchiver::new),
-        Module::aggregate::<Reaction>().routes(routes::operations::routes),
+        Module::aggregate::<Reaction>()
+            .projection(ReactionsProjection)
+            .routes(routes::reactions::routes)
+            .routes(routes::operations::routes),
     ]
 }
 
@@ -50,7 +55,7 @@ pub struct Module {
     pub aggregate: &'static str,
     schemas: fn() -> Vec<EventSchema>,
     projections: Vec<(&'static str, ProjectionFactory)>,
-    routes: Option<fn() -> Routes>,
+    routes: Vec<fn() -> Routes>,
     workers: Vec<(&'static str, WorkerFactory)>,
 }
 
@@ -76,7 +81,7 @@ impl Module {
             aggregate: A::TYPE,
             schemas: schema::of::<A>,
             projections: Vec::new(),
-            routes: None,
+            routes: Vec::new(),
             workers: Vec::new(),
         }
     }
@@ -91,7 +96,7 @@ impl Module {
     }
 
     pub fn routes(mut self, routes: fn() -> Routes) -> Self {
-        self.routes = Some(routes);
+        self.routes.push(routes);
         self
     }
 
@@ -114,7 +119,10 @@ pub fn schemas() -> Vec<EventSchema> {
 
 /// Every route module, for the gateway.
 pub fn routes() -> Vec<Routes> {
-    modules().iter().filter_map(|m| m.routes.map(|r| r())).collect()
+    modules()
+        .iter()
+        .flat_map(|m| m.routes.iter().map(|r| r()))
+        .collect()
 }
 
 /// The names of every projection, in registry order.

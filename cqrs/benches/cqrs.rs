@@ -11,7 +11,7 @@
 //!
 //! Run with `cargo bench -p prism-cqrs --bench cqrs`. Environment overrides:
 //! * `PRISM_BENCH_ROUNDS`: timed rounds per case and store (default 5); the median round is reported.
-//! * `PRISM_BENCH_COMMANDS`: commands per aggregate and round (default 100). Every round starts on
+//! * `PRISM_BENCH_COMMANDS`: commands per aggregate and round (default 50). Every round starts on
 //!   fresh aggregates, so histories grow from 1 to this many + 1 events in every round, alike for both
 //!   stores.
 //! * `PRISM_BENCH_PG_POOL`: connections in postgres-es's pool (default 10, what postgres-es's
@@ -41,7 +41,7 @@ use account::{Account, AccountCommand};
 
 const CONCURRENCY: usize = 64;
 const DEFAULT_ROUNDS: usize = 5;
-const DEFAULT_COMMANDS: usize = 100;
+const DEFAULT_COMMANDS: usize = 50;
 /// What postgres-es's `default_postgress_pool` opens.
 const DEFAULT_PG_POOL: u32 = 10;
 /// A round stops here even if it has not made its commands yet (its rate is then what it did).
@@ -104,7 +104,13 @@ async fn run(
     nats: &NatsServer,
     pg: &EmbeddedPostgres,
 ) -> anyhow::Result<()> {
-    let jetstream = JetStreamEventStore::<Account>::connect(&nats.url(), StoreConfig::default()).await?;
+    // A saturated server can take longer than the default 5 s to answer one request; a benchmark
+    // waits rather than fails.
+    let config = StoreConfig {
+        request_timeout: Duration::from_secs(60),
+        ..StoreConfig::default()
+    };
+    let jetstream = JetStreamEventStore::<Account>::connect(&nats.url(), config).await?;
     let pool = PgPoolOptions::new()
         .max_connections(settings.pg_pool)
         .connect(&pg.url)
@@ -140,7 +146,12 @@ async fn run(
          the whole history per load)",
         thousands(prism_cqrs::DEFAULT_CACHE_CAPACITY as f64)
     );
-    println!("machine: {} cores, {}", cores(), cpu_model());
+    println!(
+        "machine: {} cores, {}; load average at start: {}",
+        cores(),
+        cpu_model(),
+        load_average()
+    );
     println!(
         "{} rounds per case, stores interleaved; median round reported; {} commands per aggregate and round",
         settings.rounds, settings.commands
@@ -184,6 +195,7 @@ async fn run(
         }
     }
     report.print(settings);
+    println!("load average at end: {}", load_average());
     pool.close().await;
     Ok(())
 }
@@ -577,6 +589,13 @@ fn command_output(binary: &Path, arg: &str) -> anyhow::Result<String> {
         bail!("{} {arg} failed", binary.display());
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine shows in every rate.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
 }
 
 fn cores() -> String {

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_quarantine",
         include_str!("../migrations/0002_quarantine.sql"),
     ),
+    ("0004_reactions", include_str!("../migrations/0004_reactions.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

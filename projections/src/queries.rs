@@ -58,6 +58,23 @@ pub struct ComputationView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A reaction a worker gave up on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReactionView {
+    pub id: String,
+    pub worker: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub stream_sequence: u64,
+    pub attempts: u64,
+    pub error: String,
+    /// `failed`, `retry_requested` or `resolved`.
+    pub status: String,
+    pub failed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
 /// A commit a reader refused to apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantinedView {
@@ -261,6 +278,41 @@ impl ReadModels {
             .await?;
         tx.commit().await?;
         Ok(Some(rows.iter().map(|r| ComputationId(r.get(0))).collect()))
+    }
+
+    /// Failed reactions, newest failure first; only those in `status` when given.
+    pub async fn reactions(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ReactionView>, ProjectionError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT id, worker, event_id, event_type, stream_sequence, attempts, error, status, failed_at,
+                        updated_at, version
+                 FROM reactions WHERE ($1::text IS NULL OR status = $1) ORDER BY failed_at DESC, id LIMIT $2",
+                &[&status, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ReactionView {
+                id: r.get(0),
+                worker: r.get(1),
+                event_id: r.get(2),
+                event_type: r.get(3),
+                stream_sequence: r.get::<_, i64>(4) as u64,
+                attempts: r.get::<_, i64>(5) as u64,
+                error: r.get(6),
+                status: r.get(7),
+                failed_at: r.get(8),
+                updated_at: r.get(9),
+                version: r.get::<_, i64>(10) as u64,
+            })
+            .collect())
     }
 
     /// Commits readers refused to apply, newest first.

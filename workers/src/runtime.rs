@@ -7,11 +7,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
-use prism_app::{App, AppError, Caller, ErrorKind};
+use prism_app::{App, AppError, Caller, CommandOptions, ErrorKind};
 use prism_domain::Aggregate;
-use prism_domain::reaction::ReactionFailed;
+use prism_domain::reaction::{Reaction, ReactionEvent, ReactionFailed};
 use prism_store::{
-    Checked, Delivery, Durable, DurableConfig, EventStore, Recorded, StoreError, StoredCommit, Verifier,
+    Checked, Delivery, Durable, DurableConfig, EventMeta, EventStore, Recorded, StoreError, StoredCommit,
+    Verifier,
 };
 use tokio::sync::watch;
 use tracing::{Instrument as _, error, info, info_span, warn};
@@ -101,6 +102,16 @@ enum Settle {
     GiveUp,
 }
 
+impl Settle {
+    /// A retry request is done with once the failure is recorded again (the record is the outcome).
+    fn acked(self) -> Self {
+        match self {
+            Self::GiveUp => Self::Ack,
+            other => other,
+        }
+    }
+}
+
 impl<R: Reactor> Worker<R> {
     pub fn new(reactor: R, store: EventStore, app: App, config: WorkerConfig) -> Self {
         Self {
@@ -111,22 +122,27 @@ impl<R: Reactor> Worker<R> {
         }
     }
 
-    /// Consumes until `shutdown` turns true. A reaction in progress is finished (and acknowledged)
-    /// before returning, so a graceful stop never leaves work half done.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
-        let name = R::NAME;
-        let mut durable: Durable = self
-            .store
+    /// Consumes until `shutdown` turns true: the events of the reactor's aggregate type, and the retries
+    /// operators ask for of the events it gave up on. A reaction in progress is finished (and
+    /// acknowledged) before returning, so a graceful stop never leaves work half done.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+        tokio::try_join!(self.consume(shutdown.clone()), self.consume_retries(shutdown)).map(drop)
+    }
+
+    async fn subscribe(&self, name: String, aggregate_type: &str) -> Result<Durable, WorkerError> {
+        self.store
             .durable(DurableConfig {
-                name: name.into(),
-                aggregate_types: vec![R::Aggregate::TYPE.into()],
+                name: name.clone(),
+                aggregate_types: vec![aggregate_type.into()],
                 ack_wait: self.config.ack_wait,
             })
             .await
-            .map_err(|source| WorkerError {
-                worker: name.into(),
-                source,
-            })?;
+            .map_err(|source| WorkerError { worker: name, source })
+    }
+
+    async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+        let name = R::NAME;
+        let mut durable = self.subscribe(name.into(), R::Aggregate::TYPE).await?;
         let mut verifier = Verifier::new(self.app.log().clone());
         info!(worker = name, "worker started");
         loop {
@@ -144,23 +160,135 @@ impl<R: Reactor> Worker<R> {
                 delivered = delivery.delivered
             );
             let handling = self.handle(&delivery, &mut verifier).instrument(span);
-            tokio::pin!(handling);
-            // A long reaction tells the server it is alive, so the event is not redelivered to another
-            // worker while this one is still on it.
-            let mut heartbeat =
-                tokio::time::interval((self.config.ack_wait / 3).max(Duration::from_millis(100)));
-            heartbeat.tick().await;
-            let settle = loop {
-                tokio::select! {
-                    settle = &mut handling => break settle,
-                    _ = heartbeat.tick() => delivery.still_working().await,
-                }
-            };
-            match settle {
-                Settle::Ack => delivery.ack().await,
-                Settle::RetryAfter(delay) => delivery.retry_after(delay).await,
-                Settle::GiveUp => delivery.give_up().await,
+            self.settle(&delivery, handling).await;
+        }
+    }
+
+    /// Waits for `handling` while telling the server the worker is still on the delivery (so it is not
+    /// delivered elsewhere meanwhile), then settles it.
+    async fn settle(&self, delivery: &Delivery, handling: impl Future<Output = Settle>) {
+        tokio::pin!(handling);
+        let mut heartbeat = tokio::time::interval((self.config.ack_wait / 3).max(Duration::from_millis(100)));
+        heartbeat.tick().await;
+        let settle = loop {
+            tokio::select! {
+                settle = &mut handling => break settle,
+                _ = heartbeat.tick() => delivery.still_working().await,
             }
+        };
+        match settle {
+            Settle::Ack => delivery.ack().await,
+            Settle::RetryAfter(delay) => delivery.retry_after(delay).await,
+            Settle::GiveUp => delivery.give_up().await,
+        }
+    }
+
+    /// Follows the reaction records: a retry asked of this worker fetches the event it gave up on,
+    /// verifies it, and reacts again; success resolves the record, failure records it again.
+    async fn consume_retries(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+        let name = format!("{}-retries", R::NAME);
+        let mut durable = self.subscribe(name.clone(), Reaction::TYPE).await?;
+        let mut verifier = Verifier::new(self.app.log().clone());
+        loop {
+            let delivery = tokio::select! {
+                d = durable.next() => d,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            };
+            let span = info_span!("retry", worker = %name, sequence = delivery.sequence);
+            let handling = self.handle_retry(&delivery, &mut verifier).instrument(span);
+            self.settle(&delivery, handling).await;
+        }
+    }
+
+    async fn handle_retry(&self, delivery: &Delivery, verifier: &mut Verifier) -> Settle {
+        let Ok(commit) = &delivery.commit else {
+            return Settle::Ack;
+        };
+        let requests = match verifier.check(commit.clone()).await {
+            Ok(Checked::Verified(verified)) => match verified.events::<Reaction>() {
+                Some(Ok(events)) => events,
+                _ => return Settle::Ack,
+            },
+            // A record that fails verification is another reader's quarantine to report; not ours.
+            Ok(Checked::Quarantined { .. }) => return Settle::Ack,
+            Err(e) => {
+                warn!(error = %e, "cannot verify the retry request now; will retry");
+                return Settle::RetryAfter(self.delay(delivery.delivered));
+            }
+        };
+        for request in requests {
+            let ReactionEvent::RetryRequested(retry) = &request.event else {
+                continue;
+            };
+            if retry.worker != R::NAME {
+                continue;
+            }
+            info!(
+                sequence = retry.stream_sequence,
+                "retrying an event an operator asked for"
+            );
+            let settle = self.retry(&request.meta, retry.stream_sequence, verifier).await;
+            if !matches!(settle, Settle::Ack) {
+                return settle;
+            }
+        }
+        Settle::Ack
+    }
+
+    /// One retry of the event at `sequence`, asked for by the event `request`.
+    async fn retry(&self, request: &EventMeta, sequence: u64, verifier: &mut Verifier) -> Settle {
+        let commit = match self.app.log().commit_at(sequence).await {
+            Ok(Some(commit)) => commit,
+            Ok(None) => {
+                return self
+                    .give_up(None, sequence, 1, "the event to retry is not in the log")
+                    .await
+                    .acked();
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the event to retry now");
+                return Settle::RetryAfter(self.config.backoff);
+            }
+        };
+        let outcome = match verifier.check(commit.clone()).await {
+            Ok(Checked::Verified(verified)) => match verified.events::<R::Aggregate>() {
+                Some(Ok(events)) => {
+                    let mut outcome = Ok(());
+                    for event in &events {
+                        outcome = self.reactor.react(event).await.map_err(|e| e.to_string());
+                        if outcome.is_err() {
+                            break;
+                        }
+                    }
+                    outcome
+                }
+                Some(Err(reason)) => Err(format!("quarantined: {reason}")),
+                None => Err("the event to retry is not one this worker reacts to".into()),
+            },
+            Ok(Checked::Quarantined { reason, .. }) => Err(format!("quarantined: {reason}")),
+            Err(e) => {
+                warn!(error = %e, "cannot verify the event to retry now");
+                return Settle::RetryAfter(self.config.backoff);
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                let caller = Caller::reacting_to(request, R::NAME);
+                let options = CommandOptions::keyed(request.id.clone());
+                match self
+                    .app
+                    .reactions()
+                    .resolve(&caller, &options, &request.aggregate_id)
+                    .await
+                {
+                    Ok(()) => Settle::Ack,
+                    Err(e) => {
+                        warn!(error = %e, "could not record the resolved retry; will try again");
+                        Settle::RetryAfter(self.config.backoff)
+                    }
+                }
+            }
+            Err(error) => self.give_up(Some(&commit), sequence, 1, &error).await.acked(),
         }
     }
 

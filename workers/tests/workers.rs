@@ -186,33 +186,23 @@ impl Env {
     async fn failure(&self, worker: &str, event_id: &str) -> Option<ReactionFailed> {
         let subject = self.subject::<Reaction>(&format!("{worker}-{event_id}"));
         let commits = self.log.load(&subject).await.unwrap();
-        let events: Vec<&EventEnvelope> = commits.iter().flat_map(|c| &c.events).collect();
-        assert!(events.len() <= 1, "a failure recorded twice: {events:?}");
-        events.first().map(|e| {
-            assert_eq!(e.ty, "io.prism.reaction.failed.v1");
-            match e.decode::<ReactionEvent>(Reaction::TYPE).unwrap() {
-                ReactionEvent::Failed(failure) => failure,
-            }
-        })
+        let mut failures = failed(commits.iter().flat_map(|c| &c.events));
+        assert!(failures.len() <= 1, "a failure recorded twice: {failures:?}");
+        failures.pop()
     }
 
     /// Every reaction failure recorded so far, whoever recorded it.
     async fn failures(&self) -> Vec<ReactionFailed> {
         let reactions = format!("{}.{}.", self.log.subjects().prefix(), Reaction::TYPE);
-        let mut failures = Vec::new();
+        let mut events = Vec::new();
         for sequence in 1..=self.log.last_sequence().await.unwrap() {
-            let Some(commit) = self.log.commit_at(sequence).await.unwrap() else {
-                continue;
-            };
-            if commit.subject.starts_with(&reactions) {
-                for event in &commit.events {
-                    let ReactionEvent::Failed(failure) =
-                        event.decode::<ReactionEvent>(Reaction::TYPE).unwrap();
-                    failures.push(failure);
-                }
+            if let Some(commit) = self.log.commit_at(sequence).await.unwrap()
+                && commit.subject.starts_with(&reactions)
+            {
+                events.extend(commit.events);
             }
         }
-        failures
+        failed(&events)
     }
 
     /// Appends `events` as one commit on `subject`, after whatever is stored there, as anyone who can
@@ -229,6 +219,18 @@ impl Env {
         let commits = self.log.commits_after(subject, 0).await.unwrap();
         commits.last().unwrap().events.last().unwrap().hash.clone()
     }
+}
+
+/// The `io.prism.reaction.failed.v1` events among `events`.
+fn failed<'a>(events: impl IntoIterator<Item = &'a EventEnvelope>) -> Vec<ReactionFailed> {
+    events
+        .into_iter()
+        .filter(|e| e.ty == "io.prism.reaction.failed.v1")
+        .map(|e| match e.decode::<ReactionEvent>(Reaction::TYPE).unwrap() {
+            ReactionEvent::Failed(failure) => failure,
+            other => panic!("a `failed` event decodes as {other:?}"),
+        })
+        .collect()
 }
 
 /// A sealed `updated` event renaming workspace `id`, at `version`, chained after `prevhash`.

@@ -1,61 +1,18 @@
-//! Reaction failures: a worker that gave up on an event records why, so nothing is dropped silently.
-//! One aggregate per (worker, causing event); the record is written once and never changes.
+//! Reaction failures: a worker that gave up on an event records why, so nothing is dropped silently,
+//! and an operator can ask for another attempt. One aggregate per (worker, causing event):
+//! Failed → RetryRequested → Resolved, or Failed again.
 
-use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+mod command;
+mod error;
+mod event;
+mod state;
 
-use crate::aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind};
+pub use command::ReactionCommand;
+pub use error::ReactionError;
+pub use event::{ReactionEvent, ReactionFailed, ReactionResolved, ReactionRetryRequested};
+pub use state::{Reaction, ReactionStatus};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReactionCommand {
-    RecordFailure(ReactionFailed),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "event", content = "data", rename_all = "snake_case")]
-pub enum ReactionEvent {
-    Failed(ReactionFailed),
-}
-
-/// A worker gave up on an event after its bounded number of attempts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReactionFailed {
-    pub worker: String,
-    /// The CloudEvents id of the event the worker could not handle.
-    pub event_id: String,
-    pub event_type: String,
-    pub stream_sequence: u64,
-    pub attempts: u64,
-    pub error: String,
-    pub failed_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReactionError {
-    #[error("this failure is already recorded")]
-    AlreadyRecorded,
-}
-
-impl Rejection for ReactionError {
-    fn kind(&self) -> RejectionKind {
-        RejectionKind::AlreadyExists
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reaction {
-    pub failure: Option<ReactionFailed>,
-}
-
-impl DomainEvent for ReactionEvent {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Failed(_) => "failed",
-        }
-    }
-}
+use crate::aggregate::{Aggregate, CommandContext};
 
 impl Aggregate for Reaction {
     const TYPE: &'static str = "reaction";
@@ -66,17 +23,46 @@ impl Aggregate for Reaction {
     fn decide(
         &self,
         command: ReactionCommand,
-        _ctx: &CommandContext,
+        ctx: &CommandContext,
     ) -> Result<Vec<ReactionEvent>, ReactionError> {
-        match (&self.failure, command) {
-            (Some(_), ReactionCommand::RecordFailure(_)) => Err(ReactionError::AlreadyRecorded),
-            (None, ReactionCommand::RecordFailure(failure)) => Ok(vec![ReactionEvent::Failed(failure)]),
+        use ReactionCommand as C;
+        use ReactionStatus as S;
+        match (self.status, command) {
+            // A failure is recorded once; recorded again only after a retry that failed too.
+            (S::New | S::RetryRequested, C::RecordFailure(failure)) => {
+                Ok(vec![ReactionEvent::Failed(failure)])
+            }
+            (S::Failed | S::Resolved, C::RecordFailure(_)) => Err(ReactionError::AlreadyRecorded),
+            (S::Failed, C::Retry) => {
+                let failure = self.failure.as_ref().ok_or(ReactionError::NotFound)?;
+                Ok(vec![ReactionEvent::RetryRequested(ReactionRetryRequested {
+                    worker: failure.worker.clone(),
+                    stream_sequence: failure.stream_sequence,
+                    requested_by: ctx.actor.clone(),
+                    requested_at: ctx.now,
+                })])
+            }
+            (S::New, C::Retry | C::Resolve) => Err(ReactionError::NotFound),
+            (S::RetryRequested, C::Retry) => Err(ReactionError::RetryPending),
+            (S::Resolved, C::Retry | C::Resolve) => Err(ReactionError::Resolved),
+            (S::Failed, C::Resolve) => Err(ReactionError::NoRetryPending),
+            (S::RetryRequested, C::Resolve) => Ok(vec![ReactionEvent::Resolved(ReactionResolved {
+                resolved_at: ctx.now,
+            })]),
         }
     }
 
     fn apply(&mut self, event: &ReactionEvent) {
         match event {
-            ReactionEvent::Failed(f) => self.failure = Some(f.clone()),
+            ReactionEvent::Failed(f) => {
+                self.status = ReactionStatus::Failed;
+                self.failure = Some(f.clone());
+            }
+            ReactionEvent::RetryRequested(_) => self.status = ReactionStatus::RetryRequested,
+            ReactionEvent::Resolved(_) => self.status = ReactionStatus::Resolved,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 pub mod computations;
 pub mod health;
 pub mod operations;
+pub mod reactions;
 pub mod workspaces;
 
 use axum::http::HeaderMap;

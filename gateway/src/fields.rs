@@ -1,0 +1,214 @@
+//! Schemas of the values whose rules the API enforces, built from the domain's own limits so that the
+//! OpenAPI description says exactly what the server accepts — no more (a client would be refused a
+//! value the description allows) and no less (a client could not know why a value is refused).
+//!
+//! Patterns are ECMA-262 regular expressions, as JSON Schema specifies; lengths count characters
+//! (Unicode scalar values), as both JSON Schema and the domain do.
+
+use prism_domain::computation;
+use prism_domain::workspace;
+use prism_domain::ParticipantId;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{Ref, Schema};
+
+/// Text without control characters other than tab, line feed and carriage return (Unicode `Cc`).
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$";
+
+/// [`TEXT_PATTERN`] with at least one character that is not white space (Unicode `White_Space`), so
+/// that nothing is left blank once surrounding white space is trimmed.
+pub const NAME_PATTERN: &str = concat!(
+    r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*",
+    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+);
+
+/// A participant id (see [`ParticipantId`]).
+pub const PARTICIPANT_ID_PATTERN: &str = r"^[A-Za-z0-9._@+-]{1,254}$";
+
+/// A SHA3-256 digest in hexadecimal, either case.
+pub const SHA3_DIGEST_PATTERN: &str = r"^[0-9a-fA-F]{64}$";
+
+/// A public key as PEM (`-----BEGIN PUBLIC KEY-----`) or as base64 DER. The pattern gives the format
+/// only: whether the bytes are a key Prism accepts is checked by parsing them (422 if not).
+pub const PUBLIC_KEY_PATTERN: &str =
+    r"^\s*(?:-----BEGIN PUBLIC KEY-----[\s\S]*-----END PUBLIC KEY-----|[A-Za-z0-9+/\s]+={0,2})\s*$";
+
+fn string(nullable: bool) -> ObjectBuilder {
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    ObjectBuilder::new().schema_type(schema_type)
+}
+
+/// Free text of at most `max` characters.
+fn text(max: usize, nullable: bool, description: &str) -> Schema {
+    string(nullable)
+        .max_length(Some(max))
+        .pattern(Some(TEXT_PATTERN))
+        .description(Some(format!(
+            "{description} Up to {max} characters; no control characters except tab and line breaks."
+        )))
+        .into()
+}
+
+/// A name: 1 to `max` characters, not blank; surrounding white space is trimmed.
+fn name(max: usize, nullable: bool, example: &str) -> Schema {
+    string(nullable)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(NAME_PATTERN))
+        .description(Some(format!(
+            "1–{max} characters, not all white space (surrounding white space is trimmed); no control \
+             characters except tab and line breaks."
+        )))
+        .examples([example])
+        .into()
+}
+
+pub fn workspace_name() -> Schema {
+    name(workspace::NAME_MAX, false, "Hospital consortium")
+}
+
+pub fn workspace_name_change() -> Schema {
+    name(workspace::NAME_MAX, true, "Hospital consortium")
+}
+
+pub fn workspace_description() -> Schema {
+    text(workspace::DESCRIPTION_MAX, true, "What the workspace is for.")
+}
+
+pub fn computation_name() -> Schema {
+    name(computation::NAME_MAX, false, "Joint survival study")
+}
+
+pub fn computation_name_change() -> Schema {
+    name(computation::NAME_MAX, true, "Joint survival study")
+}
+
+pub fn computation_description() -> Schema {
+    text(computation::DESCRIPTION_MAX, true, "What the computation does.")
+}
+
+pub fn asset_name() -> Schema {
+    text(
+        computation::ASSET_NAME_MAX,
+        true,
+        "A label for the asset, e.g. its file name.",
+    )
+}
+
+pub fn archive_reason() -> Schema {
+    text(
+        computation::REASON_MAX,
+        true,
+        "Why the computation is archived; recorded in the event. Blank is the same as absent.",
+    )
+}
+
+pub fn participant_id() -> Schema {
+    string(false)
+        .min_length(Some(1))
+        .max_length(Some(ParticipantId::MAX_LEN))
+        .pattern(Some(PARTICIPANT_ID_PATTERN))
+        .description(Some(format!(
+            "The identity the participant authenticates with (user id or e-mail): 1–{} characters from \
+             letters, digits and `._@+-`.",
+            ParticipantId::MAX_LEN
+        )))
+        .examples(["alice@example.org"])
+        .into()
+}
+
+pub fn sha3_digest() -> Schema {
+    string(false)
+        .min_length(Some(64))
+        .max_length(Some(64))
+        .pattern(Some(SHA3_DIGEST_PATTERN))
+        .description(Some(
+            "SHA3-256 digest: 64 hexadecimal characters, either case (responses give lowercase).",
+        ))
+        .examples(["a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"])
+        .into()
+}
+
+pub fn public_key() -> Schema {
+    string(true)
+        .min_length(Some(1))
+        .pattern(Some(PUBLIC_KEY_PATTERN))
+        .description(Some(
+            "An X.509 SubjectPublicKeyInfo as PEM (`-----BEGIN PUBLIC KEY-----`) or base64 DER: RSA of 2048 \
+             to 16384 bits with an odd exponent of at least 65537, EC on P-256, P-384 or P-521 (a named \
+             curve), or Ed25519. Required for `algorithm_provider`, `dataset_provider` and \
+             `result_consumer`. A value that is not such a key is refused with 422 and a pointer to it. \
+             Responses give canonical PEM.",
+        ))
+        .examples(["MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="])
+        .into()
+}
+
+/// A participant's roles: at least one; a role listed twice counts once.
+pub fn roles() -> Schema {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name("Role"))
+        .min_items(Some(1))
+        .description(Some("At least one role."))
+        .into()
+}
+
+fn list(item: &str, max: usize, nullable: bool, min: usize, description: String) -> Schema {
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::Array, Type::Null])
+    } else {
+        SchemaType::new(Type::Array)
+    };
+    ArrayBuilder::new()
+        .schema_type(schema_type)
+        .items(Ref::from_schema_name(item))
+        .min_items(Some(min))
+        .max_items(Some(max))
+        .unique_items(true)
+        .description(Some(description))
+        .into()
+}
+
+fn participants_description() -> String {
+    format!(
+        "1–{} participants, each listed once (by `id`), at least one of them an `owner`.",
+        computation::PARTICIPANTS_MAX
+    )
+}
+
+pub fn participants() -> Schema {
+    list(
+        "Participant",
+        computation::PARTICIPANTS_MAX,
+        false,
+        1,
+        participants_description(),
+    )
+}
+
+pub fn participants_change() -> Schema {
+    list(
+        "Participant",
+        computation::PARTICIPANTS_MAX,
+        true,
+        1,
+        format!("Replaces the whole list: {}", participants_description()),
+    )
+}
+
+pub fn datasets() -> Schema {
+    list(
+        "Asset",
+        computation::DATASETS_MAX,
+        true,
+        0,
+        format!(
+            "Up to {} datasets, each digest listed once, each provided by a `dataset_provider`.",
+            computation::DATASETS_MAX
+        ),
+    )
+}
