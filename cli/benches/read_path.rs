@@ -183,20 +183,17 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     let prism_url = format!("{base}{path}");
     let prism_min_url = format!("{base}{path}?min_sequence={sequence}");
     let ceiling_url = format!("http://{ceiling}{path}");
-    let wrk_run = |url: &str, seconds: u64| {
-        run_wrk(
-            &wrk,
-            url,
-            settings.connections,
-            settings.threads,
-            seconds,
-            &backends,
-        )
+    let load = Load {
+        wrk: &wrk,
+        connections: settings.connections,
+        threads: settings.threads,
+        backends: &backends,
     };
+    let wrk_run = |url: String, seconds: u64| load.run(url, seconds);
 
     // Warm-up: connections, pools, caches, CPU frequency.
-    wrk_run(&prism_url, WARMUP_SECONDS).await?;
-    wrk_run(&ceiling_url, WARMUP_SECONDS).await?;
+    wrk_run(prism_url.clone(), WARMUP_SECONDS).await?;
+    wrk_run(ceiling_url.clone(), WARMUP_SECONDS).await?;
 
     let mut cases = vec![Case::Ceiling, Case::Prism, Case::PrismMinSequence];
     if pgbench.is_ok() {
@@ -210,9 +207,9 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
         }
         for case in order {
             let round = match case {
-                Case::Ceiling => wrk_run(&ceiling_url, settings.seconds).await?,
-                Case::Prism => wrk_run(&prism_url, settings.seconds).await?,
-                Case::PrismMinSequence => wrk_run(&prism_min_url, settings.seconds).await?,
+                Case::Ceiling => wrk_run(ceiling_url.clone(), settings.seconds).await?,
+                Case::Prism => wrk_run(prism_url.clone(), settings.seconds).await?,
+                Case::PrismMinSequence => wrk_run(prism_min_url.clone(), settings.seconds).await?,
                 Case::Postgres => {
                     let bin = pgbench.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
                     run_pgbench(bin, &db.url, &settings, &backends).await?
@@ -323,36 +320,39 @@ async fn serve_bytes(body: Bytes, etag: HeaderValue) -> anyhow::Result<std::net:
     Ok(addr)
 }
 
-async fn run_wrk(
-    wrk: &Path,
-    url: &str,
+/// `wrk` with the benchmark's connections and threads.
+struct Load<'a> {
+    wrk: &'a Path,
     connections: usize,
     threads: usize,
-    seconds: u64,
-    backends: &Backends,
-) -> anyhow::Result<Round> {
-    let args = [
-        format!("-t{threads}"),
-        format!("-c{connections}"),
-        format!("-d{seconds}s"),
-        url.to_owned(),
-    ];
-    let (output, cpu) = measured(wrk, &args, backends).await?;
-    let rate = parse_after(&output, "Requests/sec:")
-        .with_context(|| format!("no Requests/sec in wrk's output:\n{output}"))?;
-    if let Some(line) = output.lines().find(|l| l.contains("Non-2xx or 3xx responses")) {
-        bail!("{url}: {}", line.trim());
+    backends: &'a Backends,
+}
+
+impl Load<'_> {
+    async fn run(&self, url: String, seconds: u64) -> anyhow::Result<Round> {
+        let args = [
+            format!("-t{}", self.threads),
+            format!("-c{}", self.connections),
+            format!("-d{seconds}s"),
+            url.clone(),
+        ];
+        let (output, cpu) = measured(self.wrk, &args, self.backends).await?;
+        let rate = parse_after(&output, "Requests/sec:")
+            .with_context(|| format!("no Requests/sec in wrk's output:\n{output}"))?;
+        if let Some(line) = output.lines().find(|l| l.contains("Non-2xx or 3xx responses")) {
+            bail!("{url}: {}", line.trim());
+        }
+        let requests = output
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(rate * seconds as f64);
+        Ok(Round {
+            rate,
+            requests,
+            ..cpu
+        })
     }
-    let requests = output
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(rate * seconds as f64);
-    Ok(Round {
-        rate,
-        requests,
-        ..cpu
-    })
 }
 
 /// `pgbench` next to the PostgreSQL binaries, with its tables initialised in the benchmark's database.

@@ -14,6 +14,13 @@
 //!   event's `hash` (SHA-256), checked on every load.
 //! * **Durability.** The server acknowledges a commit once stored; with JetStream's
 //!   `sync_interval: always` (as `prism up` and Prism's tests run it) only after an fsync.
+//! * **Loads without replaying the log.** cqrs-es loads the aggregate for every command. The store
+//!   keeps recently used aggregates' states (serialised, [`DEFAULT_CACHE_CAPACITY`] of them, see
+//!   [`JetStreamEventStore::with_cache_capacity`]) with the position they were taken at. A load
+//!   asks the server for the subject's last stream sequence (one round trip); if nothing was
+//!   appended since, the kept state is used, otherwise only the newer commits are read and checked
+//!   against the hash chain from the kept position. A kept state is never used unchecked, so
+//!   several processes can serve the same aggregates.
 //!
 //! # Usage
 //!
@@ -109,17 +116,27 @@
 //!   load to the commit. `PersistedEventStore`'s context is a fixed struct with only the cqrs-es
 //!   sequence, and `persist` gets no context, so every commit would first have to read the
 //!   aggregate's last message again.
+//! * **States kept between commands.** The context also carries the state as loaded, so that after
+//!   a commit the store keeps the new state at the new position without reading anything back.
 //! * **Snapshots cannot be atomic here.** The repository trait's snapshot and aggregate-store
 //!   modes write the snapshot in the same transaction as the events. A JetStream commit is one
 //!   message on one subject, and the log is append-only (no purge, no rollup), so a snapshot
-//!   could only be a second, separate write. This store is event-sourced only: `load_aggregate`
-//!   replays the whole history, as postgres-es's default `postgres_cqrs` does.
+//!   could only be a second, separate write. The states this store keeps live in memory instead,
+//!   and are checked against the log at every load.
 //!
 //! What `PersistedEventStore` adds on top of a repository, upcasting, is supported:
 //! [`JetStreamEventStore::with_upcasters`] takes cqrs-es [`cqrs_es::persist::EventUpcaster`]s.
 //!
 //! Failures map to cqrs-es's [`cqrs_es::AggregateError`] as [`Error::into_aggregate_error`]
 //! describes.
+//!
+//! # Limits
+//!
+//! * A whole history (`load_events`, or the first load of an aggregate this process keeps no state
+//!   for) is read with direct gets up to 16 commits, and beyond that with an ordered consumer. The
+//!   server keeps such a consumer until it has been idle for a while, and nats-server 2.15 allows
+//!   1,000 consumers per stream unless the stream sets another limit: many loads of long histories
+//!   in a short time can fail as unavailable. Kept states avoid it for repeated loads.
 
 mod error;
 mod log;

@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 const FORMAT_V1: u8 = 1;
 
+/// Every string this matches is a cursor [`decode`] accepts, and no other: `A` and a character from
+/// `Q`–`f` spell the format byte 1, the last character carries 4 bits and two zero bits.
+pub const PATTERN: &str = r"^A[Q-Za-f][A-Za-z0-9_-]{20}[AEIMQUYcgkosw048]$";
+
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 

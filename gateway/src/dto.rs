@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::fields;
 use crate::problem::{FieldProblem, Problem, ProblemKind};
 
 // ---------------------------------------------------------------------------------------------------
@@ -23,11 +24,10 @@ use crate::problem::{FieldProblem, Problem, ProblemKind};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
-    /// 1–128 characters; surrounding whitespace is trimmed.
-    #[schema(example = "Hospital consortium")]
+    #[schema(schema_with = fields::workspace_name)]
     pub name: String,
-    /// Up to 2048 characters.
     #[serde(default)]
+    #[schema(schema_with = fields::workspace_description)]
     pub description: Option<String>,
 }
 
@@ -36,8 +36,10 @@ pub struct CreateWorkspace {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspace {
     #[serde(default)]
+    #[schema(schema_with = fields::workspace_name_change)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = fields::workspace_description)]
     pub description: Option<String>,
 }
 
@@ -130,14 +132,12 @@ impl From<computation::Role> for Role {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Participant {
-    /// The identity the participant authenticates with (user id or e-mail): 1–254 characters from
-    /// letters, digits and `._@+-`.
-    #[schema(example = "alice@example.org")]
+    #[schema(schema_with = fields::participant_id)]
     pub id: String,
+    #[schema(schema_with = fields::roles)]
     pub roles: Vec<Role>,
-    /// X.509 SubjectPublicKeyInfo (RSA ≥ 2048 bits, ECDSA or Ed25519) as PEM or base64 DER. Required for
-    /// `algorithm_provider`, `dataset_provider` and `result_consumer`. Responses give canonical PEM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = fields::public_key)]
     pub public_key: Option<String>,
 }
 
@@ -145,28 +145,31 @@ pub struct Participant {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
-    /// The participant who uploads it (needs the matching provider role).
+    /// The participant who uploads it: one of the participants, holding the provider role
+    /// (`algorithm_provider` for the algorithm, `dataset_provider` for a dataset).
+    #[schema(schema_with = fields::participant_id)]
     pub provider: String,
-    /// SHA3-256 digest, 64 hexadecimal characters.
-    #[schema(example = "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a")]
+    #[schema(schema_with = fields::sha3_digest)]
     pub hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = fields::asset_name)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateComputation {
-    /// 1–128 characters; surrounding whitespace is trimmed.
+    #[schema(schema_with = fields::computation_name)]
     pub name: String,
-    /// Up to 4096 characters.
     #[serde(default)]
+    #[schema(schema_with = fields::computation_description)]
     pub description: Option<String>,
-    /// At least one `owner`; each participant once.
+    #[schema(schema_with = fields::participants)]
     pub participants: Vec<Participant>,
     #[serde(default)]
     pub algorithm: Option<Asset>,
     #[serde(default)]
+    #[schema(schema_with = fields::datasets)]
     pub datasets: Option<Vec<Asset>>,
 }
 
@@ -175,14 +178,18 @@ pub struct CreateComputation {
 #[serde(deny_unknown_fields)]
 pub struct UpdateComputation {
     #[serde(default)]
+    #[schema(schema_with = fields::computation_name_change)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = fields::computation_description)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = fields::participants_change)]
     pub participants: Option<Vec<Participant>>,
     #[serde(default)]
     pub algorithm: Option<Asset>,
     #[serde(default)]
+    #[schema(schema_with = fields::datasets)]
     pub datasets: Option<Vec<Asset>>,
 }
 
@@ -279,8 +286,7 @@ pub struct Health {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReadParams {
-    /// Wait (up to a few seconds) until the read model has applied this stream sequence, e.g. the
-    /// `Prism-Sequence` of a command just sent; 503 if it does not get there in time.
+    #[param(schema_with = fields::min_sequence)]
     pub min_sequence: Option<u64>,
 }
 
@@ -288,11 +294,11 @@ pub struct ReadParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Page size, 1–100 (default 20).
+    #[param(schema_with = fields::limit)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    #[param(schema_with = fields::cursor)]
     pub cursor: Option<String>,
-    /// See `min_sequence` on single reads.
+    #[param(schema_with = fields::min_sequence)]
     pub min_sequence: Option<u64>,
 }
 
@@ -300,7 +306,7 @@ pub struct ListParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ArchiveParams {
-    /// Why the computation is archived; recorded in the event.
+    #[param(schema_with = fields::archive_reason)]
     pub reason: Option<String>,
 }
 
@@ -335,8 +341,7 @@ impl From<QuarantinedView> for QuarantinedCommit {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct QuarantineParams {
-    /// How many, 1–100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
+    #[param(schema_with = fields::limit)]
     pub limit: Option<u32>,
 }
 

@@ -5,9 +5,10 @@
 //! Patterns are ECMA-262 regular expressions, as JSON Schema specifies; lengths count characters
 //! (Unicode scalar values), as both JSON Schema and the domain do.
 
-use prism_domain::computation;
-use prism_domain::workspace;
 use prism_domain::ParticipantId;
+use prism_domain::{computation, workspace};
+
+use crate::cursor;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{Ref, Schema};
 
@@ -211,4 +212,44 @@ pub fn datasets() -> Schema {
             computation::DATASETS_MAX
         ),
     )
+}
+
+/// `limit` of a page.
+pub fn limit() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(cursor::MAX_LIMIT))
+        .default(Some(cursor::DEFAULT_LIMIT.into()))
+        .description(Some(format!(
+            "Page size, 1–{} (default {}).",
+            cursor::MAX_LIMIT,
+            cursor::DEFAULT_LIMIT
+        )))
+        .into()
+}
+
+/// `cursor` of a page.
+pub fn cursor() -> Schema {
+    string(false)
+        .pattern(Some(cursor::PATTERN))
+        .description(Some(
+            "`next_cursor` of the previous page, unchanged (opaque; its pattern is given so that a \
+             malformed one is recognised without asking).",
+        ))
+        .into()
+}
+
+/// `min_sequence` of a read.
+pub fn min_sequence() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX))
+        .description(Some(
+            "Wait (up to a few seconds) until the read model has applied this stream sequence, e.g. the \
+             `Prism-Sequence` of a command just sent; 503 if it does not get there in time. A sequence \
+             beyond the end of the event log is refused at once with 400.",
+        ))
+        .into()
 }

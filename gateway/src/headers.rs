@@ -5,6 +5,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use utoipa::IntoParams;
+use utoipa::openapi::Schema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::problem::Problem;
 
@@ -42,8 +44,9 @@ pub enum IfMatch {
 
 impl IfMatch {
     /// Parses an `If-Match` value (RFC 9110 §13.1.1). Weak tags never match, because `If-Match` uses
-    /// the strong comparison. A list naming several versions is refused: the event store checks one
-    /// expected version atomically, and no client has a reason to send more than its last `ETag`.
+    /// the strong comparison. A list naming several versions (strong tags of digits) is refused: the
+    /// event store checks one expected version atomically, and no client has a reason to send more
+    /// than its last `ETag`. [`IF_MATCH_PATTERN`] says the same.
     pub fn parse(value: &str) -> Result<Self, String> {
         let value = value.trim();
         if value == "*" {
@@ -66,14 +69,15 @@ impl IfMatch {
             if weak {
                 continue;
             }
-            if let Ok(version) = opaque.parse::<u64>() {
-                versions.push(version);
+            // A version too large to be one of ours still names a version: it never matches.
+            if !opaque.is_empty() && opaque.bytes().all(|b| b.is_ascii_digit()) {
+                versions.push(opaque.parse::<u64>().ok());
             }
         }
         match versions.as_slice() {
             [] if value.split(',').all(|t| t.trim().is_empty()) => Err("If-Match is empty".into()),
-            [] => Ok(Self::Never),
-            [version] => Ok(Self::Version(*version)),
+            [] | [None] => Ok(Self::Never),
+            [Some(version)] => Ok(Self::Version(*version)),
             _ => Err("If-Match may name only one version".into()),
         }
     }
@@ -177,7 +181,9 @@ pub fn min_sequence(headers: &HeaderMap, query: Option<u64>) -> Result<Option<u6
         .map(|v| {
             v.to_str()
                 .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(|| Problem::bad_request("Prism-Min-Sequence must be a stream sequence number"))
         })
         .transpose()?;
@@ -189,15 +195,11 @@ pub fn min_sequence(headers: &HeaderMap, query: Option<u64>) -> Result<Option<u6
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct CommandHeaderParams {
-    /// Makes the command safe to retry: a retry with the same key and body answers the first result
-    /// (and, for creates, names the same new resource); the same key with another body is refused (422).
-    #[param(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", schema_with = idempotency_key_schema)]
     idempotency_key: Option<String>,
-    /// Correlates the events this command records with the caller's own request id.
-    #[param(rename = "X-Request-Id")]
+    #[param(rename = "X-Request-Id", schema_with = request_id_schema)]
     request_id: Option<String>,
-    /// W3C trace context, recorded on the events.
-    #[param(rename = "traceparent")]
+    #[param(rename = "traceparent", schema_with = traceparent_schema)]
     traceparent: Option<String>,
 }
 
@@ -206,8 +208,7 @@ pub struct CommandHeaderParams {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct ConditionalHeaderParams {
-    /// Applies the change only if the resource is still at this version (its `ETag`), else 412.
-    #[param(rename = "If-Match", example = "\"3\"")]
+    #[param(rename = "If-Match", schema_with = if_match_schema)]
     if_match: Option<String>,
 }
 
@@ -216,9 +217,85 @@ pub struct ConditionalHeaderParams {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct QueryHeaderParams {
-    /// Same as the `min_sequence` query parameter.
-    #[param(rename = "Prism-Min-Sequence")]
+    #[param(rename = "Prism-Min-Sequence", schema_with = min_sequence_schema)]
     min_sequence: Option<u64>,
+}
+
+/// What [`parse_idempotency_key`] accepts.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = r"^[!-~]{1,255}$";
+
+/// What [`IfMatch::parse`] accepts: `*`, or a comma-separated list of entity tags (weak or strong) of
+/// which at most one is a strong tag of digits (a version). Empty list elements are allowed.
+pub const IF_MATCH_PATTERN: &str = concat!(
+    r#"^(?:[ \t]*\*[ \t]*|"#,
+    // Elements that name no version, or nothing at all, before…
+    r#"(?:[ \t]*(?:W/"[!#-~]*"|"(?:[!#-~]*[!#-/:-~][!#-~]*)?")?[ \t]*,)*"#,
+    // …one element that is there, a version or not…
+    r#"[ \t]*(?:"[0-9]+"|W/"[!#-~]*"|"(?:[!#-~]*[!#-/:-~][!#-~]*)?")[ \t]*"#,
+    // …and after it.
+    r#"(?:,[ \t]*(?:W/"[!#-~]*"|"(?:[!#-~]*[!#-/:-~][!#-~]*)?")?[ \t]*)*)$"#,
+);
+
+fn string_schema(pattern: Option<&str>, description: String) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(pattern)
+        .description(Some(description))
+        .into()
+}
+
+fn idempotency_key_schema() -> Schema {
+    string_schema(
+        Some(IDEMPOTENCY_KEY_PATTERN),
+        format!(
+            "Makes the command safe to retry: a retry with the same key and body answers the first result \
+             (and, for creates, names the same new resource); the same key with another body is refused \
+             (422). 1–{IDEMPOTENCY_KEY_MAX} visible ASCII characters; anything else is refused (400)."
+        ),
+    )
+}
+
+fn request_id_schema() -> Schema {
+    string_schema(
+        None,
+        format!(
+            "Correlates the events this command records with the caller's own request id: 1–{REQUEST_ID_MAX} \
+             visible ASCII characters. Any other value is ignored, never truncated."
+        ),
+    )
+}
+
+fn traceparent_schema() -> Schema {
+    string_schema(
+        None,
+        "W3C Trace Context (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), recorded on the \
+         events. A value that is not one is ignored, as Trace Context asks."
+            .into(),
+    )
+}
+
+fn if_match_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(IF_MATCH_PATTERN))
+        .description(Some(
+            "Applies the change only if the resource is still at this version (its `ETag`, e.g. `\"3\"`), \
+             else 412; `*` applies it to any version. Weak tags and tags that are no version of ours never \
+             match (412). A list may name at most one version; a malformed value is refused (400).",
+        ))
+        .examples(["\"3\""])
+        .into()
+}
+
+fn min_sequence_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX))
+        .description(Some(
+            "Same as the `min_sequence` query parameter (the larger of the two applies); decimal digits.",
+        ))
+        .into()
 }
 
 #[cfg(test)]

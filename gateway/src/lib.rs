@@ -28,10 +28,12 @@ mod command;
 pub mod cursor;
 pub mod dto;
 pub mod extract;
+pub mod fields;
 pub mod grpc_status;
 pub mod headers;
 mod openapi;
 pub mod problem;
+pub mod responses;
 pub mod routes;
 
 pub use problem::{Problem, ProblemKind};

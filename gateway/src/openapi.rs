@@ -2,6 +2,8 @@
 
 use utoipa::OpenApi;
 
+use crate::responses::ProblemComponents;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -16,7 +18,8 @@ use utoipa::OpenApi;
             Errors are RFC 9457 problem documents (`application/problem+json`).\n\n\
             There is no authentication yet: every command is recorded as made by `anonymous`."
     ),
-    components(schemas(crate::problem::Problem, crate::problem::FieldProblem)),
+    components(schemas(crate::problem::Problem, crate::problem::FieldProblem, crate::dto::CommandAccepted)),
+    modifiers(&ProblemComponents),
     tags(
         (name = "workspaces", description = "Tenants that own computations"),
         (name = "computations", description = "Computations: participants, roles, expected algorithm and datasets"),

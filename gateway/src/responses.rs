@@ -20,7 +20,7 @@ use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{ContentBuilder, KnownFormat, OpenApi, Ref, RefOr};
-use utoipa::{IntoResponses, Modify, ToSchema};
+use utoipa::{IntoResponses, Modify, ToResponse, ToSchema};
 
 use crate::MAX_BODY_BYTES;
 use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind};
@@ -100,7 +100,7 @@ impl ProblemResponse {
             Self::UnsupportedMediaType => "The body is not sent as JSON: send it with `Content-Type: \
                 application/json` (or another `application/*+json` type)."
                 .into(),
-            Self::Unprocessable => "The body is JSON but breaks a rule: a field missing or of the wrong \
+            Self::Unprocessable => "A value breaks a rule: a field of the body missing or of the wrong \
                 type, or a value outside the constraints of the schema (`errors[].pointer` locates each); \
                 or the `Idempotency-Key` was first used with a different request."
                 .into(),
@@ -116,10 +116,7 @@ impl ProblemResponse {
         match self {
             Self::Unavailable => response.header(
                 "Retry-After",
-                header(
-                    integer(0),
-                    "Seconds to wait before retrying.",
-                ),
+                header(integer(0), "Seconds to wait before retrying."),
             ),
             _ => response,
         }
@@ -146,6 +143,33 @@ impl Modify for ProblemComponents {
         }
     }
 }
+
+/// One type per [`ProblemResponse`], for a route that names a single status:
+/// `responses((status = 404, response = NotFound))`.
+macro_rules! problem_response_types {
+    ($($name:ident),* $(,)?) => {$(
+        #[doc = concat!("The [`ProblemResponse::", stringify!($name), "`] component.")]
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (ProblemResponse::$name.name(), ProblemResponse::$name.component().into())
+            }
+        }
+    )*};
+}
+
+problem_response_types!(
+    BadRequest,
+    NotFound,
+    Conflict,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+    Unavailable,
+);
 
 /// A problem response of a route's own, for a status whose shared description is too vague.
 pub fn own_problem(description: &str, kind: ProblemKind) -> RefOr<Response> {
@@ -220,7 +244,8 @@ impl IntoResponses for BodyProblems {
     }
 }
 
-/// What a command on an existing resource may answer: 404, 409 and 412.
+/// What a conditional command on an existing resource may answer: 404, 409 (its state) and 412
+/// (`If-Match`).
 #[derive(Debug)]
 pub struct ChangeProblems;
 
@@ -329,14 +354,14 @@ fn integer(minimum: u64) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-        .minimum(Some(minimum as f64))
+        .minimum(Some(minimum))
 }
 
 fn location(description: &str) -> Header {
     header(
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::UriReference))),
+            .format(Some(SchemaFormat::Custom("uri-reference".into()))),
         description,
     )
 }

@@ -15,7 +15,7 @@ use async_nats::jetstream::{
 use async_nats::{HeaderMap, connection::State};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::StreamExt as _;
 use tokio::sync::watch;
 use tracing::{info, instrument};
 
@@ -27,9 +27,9 @@ use crate::{AppendError, StoreError};
 const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 /// Header carrying the request fingerprint of a command sent with an idempotency key.
 const FINGERPRINT_HEADER: &str = "Prism-Request-Fingerprint";
-/// Above this many messages an aggregate is read with an ordered consumer instead of direct gets:
-/// one direct get is a round trip (~170 µs), a consumer drains ~170k msgs/s after a slower start.
-const DIRECT_GET_LIMIT: usize = 16;
+/// Commits asked for in one batched direct get. One direct get is a round trip (~170 µs); a batch
+/// streams its messages back without one per message, and leaves no consumer behind on the server.
+const DIRECT_BATCH: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -186,6 +186,72 @@ impl EventStore {
         )
     }
 
+    /// Up to `max` commits on `subject` from stream sequence `from` on, in one batched direct get
+    /// (`next_by_subj` with `batch`, nats-server ≥ 2.11): the server streams the messages to an inbox
+    /// and ends with an end-of-batch status. async-nats has no API for batched gets, so the request is
+    /// written here.
+    async fn direct_batch(
+        &self,
+        subject: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(StoreError::unavailable)?;
+        let request = serde_json::json!({ "seq": from, "next_by_subj": subject, "batch": max });
+        self.client
+            .publish_with_reply(
+                format!("$JS.API.DIRECT.GET.{}", self.config.stream),
+                inbox,
+                Bytes::from(serde_json::to_vec(&request).map_err(StoreError::request)?),
+            )
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut commits = Vec::new();
+        loop {
+            let reply = tokio::time::timeout(self.config.request_timeout, replies.next())
+                .await
+                .map_err(|_| StoreError::unavailable("a batched direct get timed out"))?
+                .ok_or_else(|| {
+                    StoreError::unavailable("the connection closed during a batched direct get")
+                })?;
+            match reply.status.map(|s| s.as_u16()) {
+                None => {}
+                // End of the batch (204), or nothing (more) on the subject (404).
+                Some(204 | 404) => break,
+                Some(status) => {
+                    return Err(StoreError::request(format!(
+                        "batched direct get answered {status}: {}",
+                        reply.description.unwrap_or_default()
+                    )));
+                }
+            }
+            let headers = reply.headers.as_ref();
+            let sequence = headers
+                .and_then(|h| h.get("Nats-Sequence"))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .ok_or_else(|| StoreError::request("direct get answer without Nats-Sequence"))?;
+            let found_subject = headers
+                .and_then(|h| h.get("Nats-Subject"))
+                .map_or_else(|| subject.to_owned(), |v| v.as_str().to_owned());
+            commits.push(Self::decode_message(
+                sequence,
+                found_subject,
+                headers,
+                &reply.payload,
+            )?);
+            if commits.len() >= max {
+                break;
+            }
+        }
+        let _ = replies.unsubscribe().await;
+        Ok(commits)
+    }
+
     /// The newest commit on `subject` at or below `at_most`, asked of the server directly: a batched
     /// direct get (`multi_last` with `up_to_seq`, nats-server ≥ 2.11) of one message. The server
     /// ignores `up_to_seq` beside a plain `last_by_subj`, and async-nats has no builder for batched
@@ -288,29 +354,11 @@ impl EventLog for EventStore {
         let last = self.subject_last_sequence(subject).await?;
         let mut commits = Vec::new();
         let mut next_from = after + 1;
-        while next_from <= last && commits.len() < DIRECT_GET_LIMIT {
-            let m = self
-                .stream
-                .direct_get_next_for_subject(subject, Some(next_from))
-                .await
-                .map_err(StoreError::unavailable)?;
-            next_from = m.sequence + 1;
-            commits.push(Self::decode_message(
-                m.sequence,
-                m.subject.to_string(),
-                Some(&m.headers),
-                &m.payload,
-            )?);
-        }
-        if next_from <= last {
-            let mut rest = self.read(next_from, subject).await?;
-            while let Some(commit) = rest.try_next().await? {
-                let done = commit.sequence >= last;
-                commits.push(commit);
-                if done {
-                    break;
-                }
-            }
+        while next_from <= last {
+            let batch = self.direct_batch(subject, next_from, DIRECT_BATCH).await?;
+            let Some(newest) = batch.last() else { break };
+            next_from = newest.sequence + 1;
+            commits.extend(batch.into_iter().filter(|c| c.sequence <= last));
         }
         Ok(commits)
     }
@@ -331,7 +379,13 @@ impl EventLog for EventStore {
         if at_most == 0 {
             return Ok(None);
         }
-        self.direct_last_up_to(subject, at_most).await
+        // A batched get with `up_to_seq` past the end of the stream finds nothing: when the subject's
+        // last commit is at or below `at_most`, it is the answer.
+        match self.subject_last_sequence(subject).await? {
+            0 => Ok(None),
+            last if last <= at_most => self.commit_at(last).await,
+            _ => self.direct_last_up_to(subject, at_most).await,
+        }
     }
 
     async fn last_sequence(&self) -> Result<u64, StoreError> {

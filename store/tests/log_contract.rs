@@ -57,15 +57,12 @@ contract!(
     commits_after_returns_exactly_the_later_commits_in_order,
     commits_after_reads_long_histories_completely,
     commit_at_returns_the_commit_at_that_sequence,
-    commit_at_sequence_zero_is_none
-        => jetstream #[ignore = "a direct get of sequence 0 is an error, not None"],
-    commit_before_returns_the_newest_commit_of_the_subject_at_or_below
-        => jetstream #[ignore = "the server ignores up_to_seq beside last_by_subj"],
+    commit_at_sequence_zero_is_none,
+    commit_before_returns_the_newest_commit_of_the_subject_at_or_below,
     the_last_sequence_is_the_newest_commit_of_the_log,
     fingerprint_and_message_id_come_back_on_every_read,
     read_yields_matching_commits_in_order_then_live_ones,
-    a_read_from_past_the_end_starts_at_its_start_sequence
-        => memory #[ignore = "the memory log restarts a read past the end at the end"],
+    a_read_from_past_the_end_starts_at_its_start_sequence,
     load_accepts_an_intact_chain,
     load_refuses_an_event_stored_under_another_aggregate,
     load_refuses_an_event_that_does_not_match_its_hash,

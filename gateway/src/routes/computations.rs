@@ -1,35 +1,71 @@
 //! `/{workspace}/computations`: computations defined in a workspace.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prism_app::{AppError, Caller, Executed};
 use prism_domain::{ComputationId, WorkspaceId};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoResponses, OpenApi};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{page_request, read_options};
 use crate::cursor;
 use crate::dto::{
-    ArchiveParams, CommandAccepted, Computation, ComputationPage, CreateComputation, ListParams, ReadParams,
-    UpdateComputation,
+    ArchiveParams, Asset, Computation, ComputationPage, CreateComputation, ListParams, Participant,
+    ReadParams, Role, UpdateComputation,
 };
 use crate::extract::{JsonBody, Path, Query};
 use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemKind};
+use crate::responses::{
+    BodyProblems, ChangeProblems, Changed, CommandProblems, Conflict, Created, Found, NotFound,
+    QueryProblems, own_problem,
+};
 use crate::{AppState, Routes};
 
 const WHAT: &str = "computation";
 
+/// The schemas this module's requests and responses refer to.
+#[derive(OpenApi)]
+#[openapi(components(schemas(Computation, ComputationPage, Participant, Asset, Role)))]
+struct Schemas;
+
 pub fn routes() -> Routes {
-    Routes::new()
+    Routes::with_openapi(Schemas::openapi())
         .routes(routes!(create, list))
         .routes(routes!(get, update, archive))
 }
 
 fn location(workspace: Uuid, id: &str) -> String {
     format!("/{workspace}/computations/{id}")
+}
+
+/// The 422 of a definition (new, or as a change leaves it): the rules no schema can state.
+struct DefinitionProblems;
+
+impl IntoResponses for DefinitionProblems {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let description = "The definition breaks a rule. Besides a field of the body missing or of the \
+            wrong type, or a value outside the constraints of the schema (`errors[].pointer` locates each), \
+            a definition (as a change leaves it) must:\n\n\
+            * have at least one participant with the `owner` role;\n\
+            * list each participant once (by `id`);\n\
+            * give a `public_key` to every `algorithm_provider`, `dataset_provider` and `result_consumer`, \
+              and only keys Prism accepts (see `Participant.public_key`);\n\
+            * name as the algorithm's `provider` a participant with the `algorithm_provider` role, and as \
+              each dataset's a participant with the `dataset_provider` role;\n\
+            * list each dataset digest once.\n\n\
+            Also 422: the `Idempotency-Key` was first used with a different request.";
+        BTreeMap::from([(
+            "422".to_owned(),
+            own_problem(description, ProblemKind::Validation),
+        )])
+    }
 }
 
 /// Define a computation in a workspace.
@@ -40,17 +76,12 @@ fn location(workspace: Uuid, id: &str) -> String {
     params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams),
     request_body = CreateComputation,
     responses(
-        (status = 201, description = "Created; the body is the computation as the read model shows it.", body = Computation,
-            headers(("Location" = String), ("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 202, description = "Created, but the read model has not caught up yet.", body = CommandAccepted,
-            headers(("Location" = String), ("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 400, description = "Malformed JSON, unknown field or bad header", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The workspace is archived", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid definition (e.g. no owner, bad public key or digest), or Idempotency-Key reused with another body",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        Created<Computation>,
+        CommandProblems,
+        BodyProblems,
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        DefinitionProblems,
     )
 )]
 pub async fn create(
@@ -82,9 +113,8 @@ pub async fn create(
     params(("workspace" = Uuid, Path, description = "Workspace id"), ListParams, QueryHeaderParams),
     responses(
         (status = 200, description = "One page", body = ComputationPage),
-        (status = 400, description = "Bad id, limit, cursor or parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind `min_sequence`, or unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        QueryProblems,
+        (status = 404, response = NotFound),
     )
 )]
 pub async fn list(
@@ -121,12 +151,7 @@ pub async fn list(
         ReadParams,
         QueryHeaderParams
     ),
-    responses(
-        (status = 200, description = "The computation", body = Computation, headers(("ETag" = String))),
-        (status = 400, description = "Malformed id or parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such computation in this workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind `min_sequence`, or unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses(Found<Computation>, QueryProblems, (status = 404, response = NotFound))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -164,16 +189,11 @@ pub async fn get(
     ),
     request_body = UpdateComputation,
     responses(
-        (status = 200, description = "Updated (or unchanged); the computation as the read model shows it", body = Computation,
-            headers(("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 202, description = "Updated, but the read model has not caught up yet", body = CommandAccepted),
-        (status = 400, description = "Malformed JSON, unknown field or bad header", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such computation in this workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The computation is archived", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        Changed<Computation>,
+        CommandProblems,
+        BodyProblems,
+        ChangeProblems,
+        DefinitionProblems,
     )
 )]
 pub async fn update(
@@ -210,16 +230,7 @@ pub async fn update(
         CommandHeaderParams,
         ConditionalHeaderParams
     ),
-    responses(
-        (status = 200, description = "Archived; the computation as the read model shows it", body = Computation,
-            headers(("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 202, description = "Archived, but the read model has not caught up yet", body = CommandAccepted),
-        (status = 400, description = "Bad header or parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such computation in this workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already archived", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses(Changed<Computation>, CommandProblems, ChangeProblems)
 )]
 pub async fn archive(
     State(state): State<AppState>,

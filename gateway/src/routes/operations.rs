@@ -8,6 +8,7 @@ use utoipa_axum::routes;
 use crate::dto::{QuarantineParams, QuarantinedCommit};
 use crate::extract::Query;
 use crate::problem::Problem;
+use crate::responses::QueryProblems;
 use crate::{AppState, Routes};
 
 pub fn routes() -> Routes {
@@ -23,8 +24,7 @@ pub fn routes() -> Routes {
     params(QuarantineParams),
     responses(
         (status = 200, description = "Quarantined commits, newest first", body = Vec<QuarantinedCommit>),
-        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        QueryProblems,
     )
 )]
 pub async fn quarantine(

@@ -6,23 +6,30 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prism_app::{Caller, NewWorkspace, WorkspaceChanges};
 use prism_domain::WorkspaceId;
+use utoipa::OpenApi;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{page_request, read_options};
 use crate::cursor;
-use crate::dto::{
-    CommandAccepted, CreateWorkspace, ListParams, ReadParams, UpdateWorkspace, Workspace, WorkspacePage,
-};
+use crate::dto::{CreateWorkspace, ListParams, ReadParams, UpdateWorkspace, Workspace, WorkspacePage};
 use crate::extract::{JsonBody, Path, Query};
 use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
 use crate::problem::Problem;
+use crate::responses::{
+    BodyProblems, ChangeProblems, Changed, CommandProblems, Created, Found, NotFound, QueryProblems,
+};
 use crate::{AppState, Routes};
 
 const WHAT: &str = "workspace";
 
+/// The schemas this module's responses refer to.
+#[derive(OpenApi)]
+#[openapi(components(schemas(Workspace, WorkspacePage)))]
+struct Schemas;
+
 pub fn routes() -> Routes {
-    Routes::new()
+    Routes::with_openapi(Schemas::openapi())
         .routes(routes!(create, list))
         .routes(routes!(get, update))
         .routes(routes!(archive))
@@ -39,16 +46,7 @@ fn location(id: &str) -> String {
     tag = "workspaces",
     params(CommandHeaderParams),
     request_body = CreateWorkspace,
-    responses(
-        (status = 201, description = "Created; the body is the workspace as the read model shows it.", body = Workspace,
-            headers(("Location" = String), ("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 202, description = "Created, but the read model has not caught up yet.", body = CommandAccepted,
-            headers(("Location" = String), ("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 400, description = "Malformed JSON, unknown field or bad header", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid value, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses(Created<Workspace>, CommandProblems, BodyProblems)
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -74,11 +72,7 @@ pub async fn create(
     path = "/workspaces",
     tag = "workspaces",
     params(ListParams, QueryHeaderParams),
-    responses(
-        (status = 200, description = "One page", body = WorkspacePage),
-        (status = 400, description = "Bad limit, cursor or parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind `min_sequence`, or unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "One page", body = WorkspacePage), QueryProblems)
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -107,12 +101,7 @@ pub async fn list(
     path = "/workspaces/{workspace}",
     tag = "workspaces",
     params(("workspace" = Uuid, Path, description = "Workspace id"), ReadParams, QueryHeaderParams),
-    responses(
-        (status = 200, description = "The workspace", body = Workspace, headers(("ETag" = String))),
-        (status = 400, description = "Malformed id or parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind `min_sequence`, or unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses(Found<Workspace>, QueryProblems, (status = 404, response = NotFound))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -139,18 +128,7 @@ pub async fn get(
     tag = "workspaces",
     params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams, ConditionalHeaderParams),
     request_body = UpdateWorkspace,
-    responses(
-        (status = 200, description = "Updated (or unchanged); the workspace as the read model shows it", body = Workspace,
-            headers(("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 202, description = "Updated, but the read model has not caught up yet", body = CommandAccepted),
-        (status = 400, description = "Malformed JSON, unknown field or bad header", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The workspace is archived", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid value", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses(Changed<Workspace>, CommandProblems, BodyProblems, ChangeProblems)
 )]
 pub async fn update(
     State(state): State<AppState>,
@@ -177,16 +155,7 @@ pub async fn update(
     path = "/workspaces/{workspace}/archive",
     tag = "workspaces",
     params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams, ConditionalHeaderParams),
-    responses(
-        (status = 200, description = "Archived; the workspace as the read model shows it", body = Workspace,
-            headers(("ETag" = String), ("Prism-Sequence" = u64))),
-        (status = 202, description = "Archived, but the read model has not caught up yet", body = CommandAccepted),
-        (status = 400, description = "Bad header", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already archived", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
+    responses(Changed<Workspace>, CommandProblems, ChangeProblems)
 )]
 pub async fn archive(
     State(state): State<AppState>,
