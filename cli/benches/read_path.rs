@@ -280,11 +280,11 @@ fn computation() -> Value {
         "name": "Rare disease study",
         "description": "phase 1",
         "participants": [
-            {"id": "alice@example.org", "roles": ["owner", "algorithm_provider"], "public_key": KEY},
-            {"id": "bob@example.org", "roles": ["dataset_provider"]}
+            {"id": "alice@example.org", "roles": ["owner", "algorithm_provider", "dataset_provider"], "public_key": KEY},
+            {"id": "bob@example.org", "roles": ["viewer"]}
         ],
         "algorithm": {"provider": "alice@example.org", "hash": HASH},
-        "datasets": [{"provider": "bob@example.org", "hash": HASH, "name": "cohort A"}]
+        "datasets": [{"provider": "alice@example.org", "hash": HASH, "name": "cohort A"}]
     })
 }
 
