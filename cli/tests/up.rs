@@ -28,25 +28,60 @@ fn command(data_dir: &Path, port: u16) -> Command {
     command
 }
 
-fn start(data_dir: &Path, port: u16) -> Child {
-    command(data_dir, port)
+/// A running `prism up`. A test that fails before stopping it interrupts it here (and waits for
+/// it), so that its servers do not outlive the test.
+struct Prism(Option<Child>);
+
+impl Prism {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(data_dir: &Path, port: u16) -> Prism {
+    let child = command(data_dir, port)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("prism starts")
+        .expect("prism starts");
+    Prism(Some(child))
 }
 
 /// `prism up` as a terminal runs it: in a process group of its own (the terminal's foreground
 /// group), with everything it prints (logs and banner) going to `output`.
-fn start_in_own_group(data_dir: &Path, port: u16, output: &Path) -> Child {
+fn start_in_own_group(data_dir: &Path, port: u16, output: &Path) -> Prism {
     let out = std::fs::File::create(output).unwrap();
     let err = out.try_clone().unwrap();
-    command(data_dir, port)
+    let child = command(data_dir, port)
         .stdout(out)
         .stderr(err)
         .process_group(0)
         .spawn()
-        .expect("prism starts")
+        .expect("prism starts");
+    Prism(Some(child))
 }
 
 /// A temporary directory the embedded PostgreSQL can enter even when it runs as `nobody`.
@@ -56,10 +91,10 @@ fn open_temp_dir() -> tempfile::TempDir {
     dir
 }
 
-async fn wait_healthy(http: &reqwest::Client, base: &str, child: &mut Child) {
+async fn wait_healthy(http: &reqwest::Client, base: &str, prism: &mut Prism) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = prism.child().try_wait().unwrap() {
             panic!("prism up exited early: {status}");
         }
         if let Ok(r) = http.get(format!("{base}/health")).send().await
@@ -73,13 +108,15 @@ async fn wait_healthy(http: &reqwest::Client, base: &str, child: &mut Child) {
 }
 
 /// Ctrl-C, then a clean exit within a bounded time.
-fn interrupt(child: Child) {
+fn interrupt(prism: Prism) {
+    let child = prism.take();
     let pid = child.id().to_string();
     interrupt_and_wait(child, &pid);
 }
 
 /// Ctrl-C as a terminal sends it: to every process of the foreground process group.
-fn interrupt_group(child: Child) {
+fn interrupt_group(prism: Prism) {
+    let child = prism.take();
     let group = format!("-{}", child.id());
     interrupt_and_wait(child, &group);
 }

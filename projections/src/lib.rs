@@ -12,6 +12,7 @@ mod projection_support;
 mod projector;
 mod queries;
 mod reactions;
+mod read_cache;
 mod workspaces;
 
 pub use computations::ComputationsProjection;

@@ -14,6 +14,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_quarantine",
         include_str!("../migrations/0002_quarantine.sql"),
     ),
+    (
+        "0003_change_notifications",
+        include_str!("../migrations/0003_change_notifications.sql"),
+    ),
     ("0004_reactions", include_str!("../migrations/0004_reactions.sql")),
 ];
 
