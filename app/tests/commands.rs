@@ -199,9 +199,6 @@ impl EventLog for Gated {
     async fn commit_at(&self, sequence: u64) -> Result<Option<StoredCommit>, StoreError> {
         self.log.commit_at(sequence).await
     }
-    async fn commit_before(&self, subject: &str, at_most: u64) -> Result<Option<StoredCommit>, StoreError> {
-        self.log.commit_before(subject, at_most).await
-    }
     async fn last_sequence(&self) -> Result<u64, StoreError> {
         self.log.last_sequence().await
     }
@@ -480,9 +477,6 @@ impl EventLog for Counting {
     }
     async fn commit_at(&self, sequence: u64) -> Result<Option<StoredCommit>, StoreError> {
         self.log.commit_at(sequence).await
-    }
-    async fn commit_before(&self, subject: &str, at_most: u64) -> Result<Option<StoredCommit>, StoreError> {
-        self.log.commit_before(subject, at_most).await
     }
     async fn last_sequence(&self) -> Result<u64, StoreError> {
         self.log.last_sequence().await

@@ -116,8 +116,8 @@ impl Postgres {
     /// server stopped, and every start rewrites `pg_hba.conf`, so no `trust` rule survives.
     ///
     /// As root the tools run as `nobody`, because PostgreSQL refuses to run as root, and the
-    /// cluster is handed to `nobody` (see [`DirFd::hand_over`]; only root's own symlinks are
-    /// followed on the way to `data_dir`). When `nobody` cannot reach `data_dir` (it lies in a
+    /// cluster is handed to `nobody`, by a walk that never follows a symlink or gives away a
+    /// hard-linked file (only root's own symlinks are followed on the way to `data_dir`). When `nobody` cannot reach `data_dir` (it lies in a
     /// mode-700 directory such as `/root` or one from `mktemp -d`), the cluster lives in
     /// `/var/lib/prism/postgres-<hash of data_dir's path>` instead; `data_dir` then holds the
     /// credentials and a `cluster-location` file naming that directory, so later starts find

@@ -7,7 +7,10 @@ use crate::ProjectionError;
 /// The aggregate id as the UUID the read models key on.
 pub(crate) fn aggregate_uuid(meta: &EventMeta) -> Result<uuid::Uuid, ProjectionError> {
     uuid::Uuid::parse_str(&meta.aggregate_id).map_err(|e| ProjectionError::Corrupt {
-        what: format!("event {} at stream sequence {}", meta.id, meta.sequence),
+        what: format!(
+            "the aggregate id `{}` of event {} (not a UUID)",
+            meta.aggregate_id, meta.id
+        ),
         source: e.into(),
     })
 }

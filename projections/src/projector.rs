@@ -173,19 +173,20 @@ impl<P: Projection> Projector<P> {
                 break;
             }
         }
-        match outcome {
-            Ok(()) => Ok(savepoint.commit().await?),
-            Err(ProjectionError::Database(e)) if is_data_error(&e) => {
-                savepoint.rollback().await?;
-                let event_ids: Vec<String> = events.iter().map(|e| e.meta.id.clone()).collect();
-                let reason = StoreError::Corrupt {
-                    sequence,
-                    source: e.into(),
-                };
-                quarantine(tx, self.projection.name(), sequence, subject, &event_ids, &reason).await
-            }
-            Err(e) => Err(e),
-        }
+        let reason = match outcome {
+            Ok(()) => return Ok(savepoint.commit().await?),
+            Err(ProjectionError::Database(e)) if is_data_error(&e) => data_error(&e),
+            // The event itself is unusable (an aggregate id the read model cannot key on, …).
+            Err(ProjectionError::Corrupt { what, source }) => format!("{what} cannot be read: {source}"),
+            Err(e) => return Err(e),
+        };
+        savepoint.rollback().await?;
+        let event_ids: Vec<String> = events.iter().map(|e| e.meta.id.clone()).collect();
+        let reason = StoreError::Corrupt {
+            sequence,
+            source: reason.into(),
+        };
+        quarantine(tx, self.projection.name(), sequence, subject, &event_ids, &reason).await
     }
 
     async fn checkpoint(&self) -> Result<(u64, i64), ProjectionError> {
@@ -258,6 +259,19 @@ impl<P: Projection> RunProjection for Projector<P> {
 fn is_data_error(e: &tokio_postgres::Error) -> bool {
     e.code()
         .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+}
+
+/// What PostgreSQL said about a refused value: its SQLSTATE and message (the client error's own text
+/// is only "db error").
+fn data_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "the read model refused it: {} ({})",
+            db.message(),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    }
 }
 
 fn ids(commit: &prism_store::StoredCommit) -> Vec<String> {

@@ -296,9 +296,7 @@ impl ReadModels {
         let rows = match page.after {
             None => {
                 let statement = client.prepare_cached(COMPUTATIONS_FIRST).await?;
-                client
-                    .query(&statement, &[&workspace.as_uuid(), &limit])
-                    .await?
+                client.query(&statement, &[&workspace.as_uuid(), &limit]).await?
             }
             Some(after) => {
                 let statement = client.prepare_cached(COMPUTATIONS_AFTER).await?;
@@ -307,10 +305,7 @@ impl ReadModels {
                     .await?
             }
         };
-        let views = rows
-            .iter()
-            .map(computation_view)
-            .collect::<Result<Vec<_>, _>>()?;
+        let views = rows.iter().map(computation_view).collect::<Result<Vec<_>, _>>()?;
         Ok(paged(views, page.limit, |c| c.id.as_uuid()))
     }
 

@@ -184,10 +184,7 @@ impl State {
                     debug!(payload, "ignoring a malformed checkpoint notification");
                     return false;
                 };
-                let at = Position {
-                    generation,
-                    sequence,
-                };
+                let at = Position { generation, sequence };
                 match self.listened.get(name) {
                     Some(current) if at.generation < current.generation => return false,
                     Some(current) if at.generation == current.generation => {
@@ -307,10 +304,7 @@ impl ReadCache {
         });
         let (stop, stopped) = watch::channel(());
         tokio::spawn(listen(shared.clone(), config, stopped));
-        Self {
-            shared,
-            _stop: stop,
-        }
+        Self { shared, _stop: stop }
     }
 
     /// Whether memory answers at all (listening, and the database announces changes).
@@ -512,19 +506,43 @@ mod tests {
         assert!(s.apply("checkpoint 1 10 computations"));
         assert!(!s.apply("checkpoint 1 9 computations"));
         assert!(s.apply("checkpoint 1 11 computations"));
-        assert_eq!(s.listened[COMPUTATIONS], Position { generation: 1, sequence: 11 });
+        assert_eq!(
+            s.listened[COMPUTATIONS],
+            Position {
+                generation: 1,
+                sequence: 11
+            }
+        );
         // A rebuild starts again from zero.
         assert!(s.apply("checkpoint 2 0 computations"));
-        assert_eq!(s.listened[COMPUTATIONS], Position { generation: 2, sequence: 0 });
+        assert_eq!(
+            s.listened[COMPUTATIONS],
+            Position {
+                generation: 2,
+                sequence: 0
+            }
+        );
         assert!(!s.apply("checkpoint 1 50 computations"));
-        assert_eq!(s.listened[COMPUTATIONS], Position { generation: 2, sequence: 0 });
+        assert_eq!(
+            s.listened[COMPUTATIONS],
+            Position {
+                generation: 2,
+                sequence: 0
+            }
+        );
     }
 
     #[test]
     fn memory_answers_only_once_it_has_heard_what_was_handed_out() {
         let mut s = state();
         s.apply("checkpoint 1 10 computations");
-        s.required.insert(COMPUTATIONS.into(), Position { generation: 1, sequence: 12 });
+        s.required.insert(
+            COMPUTATIONS.into(),
+            Position {
+                generation: 1,
+                sequence: 12,
+            },
+        );
         assert!(!s.serving(COMPUTATIONS));
         s.apply("checkpoint 1 12 computations");
         assert!(s.serving(COMPUTATIONS));

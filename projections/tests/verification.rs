@@ -382,8 +382,6 @@ async fn a_reader_starting_mid_history_checks_the_link_to_the_commit_before() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a reader that has not seen an aggregate yet takes a commit's own claim to be version 1 \
-            (store/src/subscription.rs, Verifier::tip_before)"]
 async fn a_reader_starting_mid_history_refuses_a_second_first_commit() {
     let env = env().await;
     let w = env.workspace().await;
@@ -401,8 +399,6 @@ async fn a_reader_starting_mid_history_refuses_a_second_first_commit() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a reader that has not seen an aggregate yet checks one link back only, so a commit chained \
-            onto a quarantined, self-consistent one passes (store/src/subscription.rs, Verifier::tip_before)"]
 async fn a_reader_starting_mid_history_refuses_a_commit_chained_onto_a_quarantined_one() {
     let env = env().await;
     let w = env.workspace().await;
@@ -449,8 +445,6 @@ async fn an_event_the_read_model_cannot_hold_is_quarantined_not_retried() {
 }
 
 #[tokio::test]
-#[ignore = "bug: the quarantine reason of an event the read model refuses is `db error`, without \
-            PostgreSQL's message or SQLSTATE (projections/src/projector.rs, Projector::apply_commit)"]
 async fn the_quarantine_record_of_an_event_the_read_model_cannot_hold_says_why() {
     let env = env().await;
     let (at_nul, s, nul) = project_an_unholdable_event(&env).await;
@@ -459,8 +453,6 @@ async fn the_quarantine_record_of_an_event_the_read_model_cannot_hold_says_why()
 }
 
 #[tokio::test]
-#[ignore = "bug: an aggregate id the read model cannot key on fails the batch for good instead of being \
-            quarantined (projections/src/projector.rs, Projector::apply_commit)"]
 async fn an_event_whose_aggregate_id_is_not_a_uuid_is_quarantined_not_retried() {
     let env = env().await;
     let s = env

@@ -251,45 +251,6 @@ impl EventStore {
         let _ = replies.unsubscribe().await;
         Ok(commits)
     }
-
-    /// The newest commit on `subject` at or below `at_most`, asked of the server directly: a batched
-    /// direct get (`multi_last` with `up_to_seq`, nats-server ≥ 2.11) of one message. The server
-    /// ignores `up_to_seq` beside a plain `last_by_subj`, and async-nats has no builder for batched
-    /// gets, so the request is written here; the end-of-batch marker after the message is not read.
-    async fn direct_last_up_to(
-        &self,
-        subject: &str,
-        at_most: u64,
-    ) -> Result<Option<StoredCommit>, StoreError> {
-        let request = serde_json::json!({ "multi_last": [subject], "up_to_seq": at_most, "batch": 1 });
-        let reply = self
-            .client
-            .request(
-                format!("$JS.API.DIRECT.GET.{}", self.config.stream),
-                Bytes::from(serde_json::to_vec(&request).map_err(StoreError::request)?),
-            )
-            .await
-            .map_err(StoreError::unavailable)?;
-        if let Some(status) = reply.status {
-            if status == async_nats::StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            return Err(StoreError::request(format!(
-                "direct get answered {status}: {}",
-                reply.description.unwrap_or_default()
-            )));
-        }
-        let headers = reply.headers.as_ref();
-        let sequence = headers
-            .and_then(|h| h.get("Nats-Sequence"))
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-            .ok_or_else(|| StoreError::request("direct get answer without Nats-Sequence"))?;
-        let found_subject = headers
-            .and_then(|h| h.get("Nats-Subject"))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
-        Self::decode_message(sequence, found_subject, headers, &reply.payload).map(Some)
-    }
 }
 
 #[async_trait]
@@ -375,19 +336,6 @@ impl EventLog for EventStore {
         }
     }
 
-    async fn commit_before(&self, subject: &str, at_most: u64) -> Result<Option<StoredCommit>, StoreError> {
-        if at_most == 0 {
-            return Ok(None);
-        }
-        // A batched get with `up_to_seq` past the end of the stream finds nothing: when the subject's
-        // last commit is at or below `at_most`, it is the answer.
-        match self.subject_last_sequence(subject).await? {
-            0 => Ok(None),
-            last if last <= at_most => self.commit_at(last).await,
-            _ => self.direct_last_up_to(subject, at_most).await,
-        }
-    }
-
     async fn last_sequence(&self) -> Result<u64, StoreError> {
         // `get_stream` fetches the stream's info in its one request.
         let stream = self
@@ -423,7 +371,7 @@ impl EventLog for EventStore {
 
 /// Oldest nats-server accepted: 2.9.15–2.9.20 could accept two concurrent publishes with the same
 /// expected sequence (nats-server #4320), which would break optimistic concurrency silently, and
-/// readers verifying the chain need batched direct gets with `up_to_seq` (2.11).
+/// histories are read with batched direct gets (2.11).
 const MIN_SERVER: (u64, u64) = (2, 11);
 
 fn check_server_version(version: &str) -> Result<(), StoreError> {

@@ -128,9 +128,6 @@ pub trait EventLog: Send + Sync + Debug + 'static {
     /// The commit at one stream sequence, if there is one.
     async fn commit_at(&self, sequence: u64) -> Result<Option<StoredCommit>, StoreError>;
 
-    /// The last commit on `subject` at or below stream sequence `at_most` (0: none).
-    async fn commit_before(&self, subject: &str, at_most: u64) -> Result<Option<StoredCommit>, StoreError>;
-
     /// The stream sequence of the newest commit in the log (0 when empty).
     async fn last_sequence(&self) -> Result<u64, StoreError>;
 

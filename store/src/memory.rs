@@ -142,15 +142,6 @@ impl EventLog for MemoryLog {
             .and_then(|i| self.state().commits.get(i as usize).cloned()))
     }
 
-    async fn commit_before(&self, subject: &str, at_most: u64) -> Result<Option<StoredCommit>, StoreError> {
-        let state = self.state();
-        Ok(state
-            .by_subject
-            .get(subject)
-            .and_then(|s| s.iter().rev().find(|&&s| s <= at_most))
-            .map(|&s| state.commits[s as usize - 1].clone()))
-    }
-
     async fn last_sequence(&self) -> Result<u64, StoreError> {
         Ok(self.state().commits.len() as u64)
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use prism_domain::Aggregate;
 
-use crate::chain::{ChainTip, check_well_formed, verify_commit};
+use crate::chain::{ChainTip, check_well_formed, verify_commit, verify_commits};
 use crate::log::{EventLog, StoredCommit};
 use crate::{EventEnvelope, StoreError};
 
@@ -160,32 +160,22 @@ impl Verifier {
         }
     }
 
+    /// The chain tip before `commit`: the cached one when this verifier saw the aggregate's previous
+    /// commit, else the tip of the aggregate's history before `commit`, verified from its first event
+    /// (once per aggregate: a claim to be version 1 is only believed if nothing came before it).
     async fn tip_before(&mut self, commit: &StoredCommit) -> Result<ChainTip, StoreError> {
         if let Some((sequence, tip)) = self.tips.get(&commit.subject)
             && *sequence < commit.sequence
         {
             return Ok(tip.clone());
         }
-        let first_version = commit.events.first().map_or(1, |e| e.aggregateversion);
-        if first_version == 1 {
-            return Ok(ChainTip::genesis());
-        }
-        let previous = self
+        let history: Vec<StoredCommit> = self
             .log
-            .commit_before(&commit.subject, commit.sequence - 1)
+            .commits_after(&commit.subject, 0)
             .await?
-            .ok_or_else(|| StoreError::Tampered {
-                subject: commit.subject.clone(),
-                sequence: commit.sequence,
-                reason: format!(
-                    "the aggregate's events before version {first_version} are missing from the log"
-                ),
-            })?;
-        check_well_formed(self.log.subjects(), &previous)?;
-        previous.tip().ok_or_else(|| StoreError::Tampered {
-            subject: commit.subject.clone(),
-            sequence: previous.sequence,
-            reason: "a commit without events".into(),
-        })
+            .into_iter()
+            .take_while(|c| c.sequence < commit.sequence)
+            .collect();
+        verify_commits(self.log.subjects(), ChainTip::genesis(), &history)
     }
 }

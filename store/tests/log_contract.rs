@@ -58,7 +58,6 @@ contract!(
     commits_after_reads_long_histories_completely,
     commit_at_returns_the_commit_at_that_sequence,
     commit_at_sequence_zero_is_none,
-    commit_before_returns_the_newest_commit_of_the_subject_at_or_below,
     the_last_sequence_is_the_newest_commit_of_the_log,
     fingerprint_and_message_id_come_back_on_every_read,
     read_yields_matching_commits_in_order_then_live_ones,
@@ -219,45 +218,6 @@ async fn commit_at_sequence_zero_is_none(log: &dyn EventLog) {
     a.commit(log).await;
     let found = log.commit_at(0).await;
     assert!(matches!(found, Ok(None)), "{found:?}");
-}
-
-/// The stream sequence `commit_before` answers, checking that the commit is on `subject`.
-async fn before(log: &dyn EventLog, subject: &str, at_most: u64) -> Option<u64> {
-    let commit = log.commit_before(subject, at_most).await.unwrap()?;
-    assert_eq!(commit.subject, subject);
-    Some(commit.sequence)
-}
-
-async fn commit_before_returns_the_newest_commit_of_the_subject_at_or_below(log: &dyn EventLog) {
-    let (mut a, mut b) = (Writer::workspace(log), Writer::workspace(log));
-    let a1 = a
-        .append(log, a.next_events(1), "a1", Some("fingerprint-a1"))
-        .await
-        .unwrap()
-        .sequence; // 1
-    let b1 = b.commit(log).await; // 2
-    let a2 = a.commit(log).await; // 3
-    let b2 = b.commit(log).await; // 4
-    let b3 = b.commit(log).await; // 5
-    assert_eq!(before(log, &a.subject, b3 + 10).await, Some(a2));
-    assert_eq!(before(log, &a.subject, b3).await, Some(a2));
-    assert_eq!(before(log, &a.subject, b2).await, Some(a2));
-    assert_eq!(before(log, &a.subject, a2).await, Some(a2));
-    assert_eq!(before(log, &a.subject, b1).await, Some(a1));
-    assert_eq!(before(log, &a.subject, a1).await, Some(a1));
-    assert_eq!(before(log, &a.subject, 0).await, None);
-    assert_eq!(
-        before(log, &b.subject, a1).await,
-        None,
-        "below the subject's first commit"
-    );
-    assert_eq!(before(log, &b.subject, a2).await, Some(b1));
-    assert_eq!(before(log, "prism.ev.workspace.nobody", b3).await, None);
-
-    let first = log.commit_before(&a.subject, b1).await.unwrap().expect("present");
-    assert_eq!(first.msg_id.as_deref(), Some("a1"));
-    assert_eq!(first.fingerprint.as_deref(), Some("fingerprint-a1"));
-    assert_eq!(first.events[0].aggregateversion, 1);
 }
 
 async fn the_last_sequence_is_the_newest_commit_of_the_log(log: &dyn EventLog) {

@@ -146,10 +146,6 @@ impl EventLog for Observed {
         self.log.commit_at(sequence).await
     }
 
-    async fn commit_before(&self, subject: &str, at_most: u64) -> Result<Option<StoredCommit>, StoreError> {
-        self.log.commit_before(subject, at_most).await
-    }
-
     async fn last_sequence(&self) -> Result<u64, StoreError> {
         self.log.last_sequence().await
     }
@@ -426,7 +422,10 @@ async fn a_large_cache_keeps_every_aggregate() {
     let (bytes, count) = repo.cache_usage();
     assert_eq!(count, 50);
     // Each entry costs its commits plus a fixed overhead for its subject and slot.
-    assert!(bytes >= total && bytes <= total + 50 * 1024, "{bytes} bytes for {total} of commits");
+    assert!(
+        bytes >= total && bytes <= total + 50 * 1024,
+        "{bytes} bytes for {total} of commits"
+    );
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ use crate::runtime::{ReactionError, Reactor, caused_by};
 const REASON: &str = "workspace archived";
 /// How often to look again while the computations read model has not reached the archiving event.
 const PROJECTION_POLL: Duration = Duration::from_millis(100);
+/// A warning every 30 s of waiting.
+const WARN_EVERY_POLLS: u64 = 300;
 
 /// Archives the computations of an archived workspace.
 #[derive(Debug, Clone)]
@@ -88,18 +90,18 @@ impl Reactor for WorkspaceArchiver {
         // The list must be read as of the archiving event. A read model that lags (or is being rebuilt)
         // is waited for, never given up on: the runtime keeps telling the server the worker is alive.
         let read = self.app.read_models()?;
-        let mut waited = Duration::ZERO;
+        let mut polls: u64 = 0;
         let computations = loop {
             match read.active_computation_ids_as_of(workspace, meta.sequence).await {
                 Ok(Some(ids)) => break ids,
                 Ok(None) => {}
                 Err(e) => return Err(prism_app::AppError::from(e).into()),
             }
-            tokio::time::sleep(PROJECTION_POLL).await;
-            waited += PROJECTION_POLL;
-            if waited.as_secs() > 0 && waited.as_millis() % 30_000 == 0 {
+            polls += 1;
+            if polls.is_multiple_of(WARN_EVERY_POLLS) {
                 warn!(%workspace, sequence = meta.sequence, "still waiting for the computations read model");
             }
+            tokio::time::sleep(PROJECTION_POLL).await;
         };
         info!(%workspace, count = computations.len(), "archiving the computations of an archived workspace");
         for computation in computations {

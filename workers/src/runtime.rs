@@ -250,9 +250,11 @@ impl<R: Reactor> Worker<R> {
                 return Settle::RetryAfter(self.config.backoff);
             }
         };
+        let mut trusted = false;
         let outcome = match verifier.check(commit.clone()).await {
             Ok(Checked::Verified(verified)) => match verified.events::<R::Aggregate>() {
                 Some(Ok(events)) => {
+                    trusted = true;
                     let mut outcome = Ok(());
                     for event in &events {
                         outcome = self.reactor.react(event).await.map_err(|e| e.to_string());
@@ -288,7 +290,10 @@ impl<R: Reactor> Worker<R> {
                     }
                 }
             }
-            Err(error) => self.give_up(Some(&commit), sequence, 1, &error).await.acked(),
+            Err(error) => {
+                let commit = trusted.then_some(&commit);
+                self.give_up(commit, sequence, 1, &error).await.acked()
+            }
         }
     }
 
@@ -312,11 +317,12 @@ impl<R: Reactor> Worker<R> {
         };
         let verified = match checked {
             Checked::Verified(verified) => verified,
-            Checked::Quarantined { commit, reason } => {
+            // Recorded under its stream sequence, not under ids the bad commit itself claims.
+            Checked::Quarantined { reason, .. } => {
                 error!(%reason, "quarantined a commit: it is not acted on");
                 return self
                     .give_up(
-                        Some(&commit),
+                        None,
                         delivery.sequence,
                         attempt,
                         &format!("quarantined: {reason}"),
@@ -331,7 +337,7 @@ impl<R: Reactor> Worker<R> {
                 error!(%reason, "quarantined a commit whose events do not decode");
                 return self
                     .give_up(
-                        Some(verified.commit()),
+                        None,
                         delivery.sequence,
                         attempt,
                         &format!("quarantined: {reason}"),
