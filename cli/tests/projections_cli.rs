@@ -77,3 +77,33 @@ async fn a_rebuild_replays_the_log_into_empty_read_models() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown projection"));
 }
+
+/// An operator tool uses the stream as it is: `prism projections status` with the default settings must
+/// not bring a stream configured otherwise to them.
+#[tokio::test]
+async fn projections_status_never_changes_the_streams_settings() {
+    let nats = NatsServer::start_temp().await.unwrap();
+    let db = TestDatabase::create().await.unwrap();
+    let window = std::time::Duration::from_secs(7);
+    let config = prism_store::StoreConfig {
+        duplicate_window: window,
+        ..Default::default()
+    };
+    let store = prism_store::EventStore::connect(&nats.url(), config).await.unwrap();
+    assert_eq!(store.duplicate_window().await.unwrap(), window);
+
+    let status = prism(&["projections", "status"], &nats, &db);
+    assert!(status.contains("event log ends at sequence 0"), "{status}");
+    assert_eq!(store.duplicate_window().await.unwrap(), window);
+
+    // On a server without the stream it says so instead of creating it.
+    let empty = NatsServer::start_temp().await.unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["projections", "status"])
+        .env("NATS_URL", empty.url())
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+}

@@ -161,6 +161,16 @@ impl EventStore {
         &self.config
     }
 
+    /// The de-duplication window the stream has now (as the server reports it).
+    pub async fn duplicate_window(&self) -> Result<Duration, StoreError> {
+        let stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(stream.cached_info().config.duplicate_window)
+    }
+
     pub(crate) fn jetstream(&self) -> &jetstream::Context {
         &self.js
     }
