@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use prism_app::{AppConfig, Caller, CommandOptions, ReadOptions};
 use prism_cli::{Platform, PlatformConfig, modules};
-use prism_store::{EventLog, EventStore, OpenMode, StoreConfig};
+use prism_store::{EventLog, EventStore, OpenMode, SnapshotKey, StoreConfig};
 
 mod up;
 use prism_projections::ReadModels;
@@ -28,7 +28,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Brings the whole platform up in one process. Without NATS_URL / DATABASE_URL it starts an
-    /// embedded nats-server and a private PostgreSQL cluster with their data under --data-dir.
+    /// embedded nats-server and a private PostgreSQL cluster with their data under --data-dir; both
+    /// admit only the platform (their URLs, passwords included, are in <data dir>/env).
     Up {
         /// HTTP listen address of the API.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -116,9 +117,24 @@ struct StoreArgs {
     /// Stream replicas (3 on a JetStream cluster).
     #[arg(long, env = "PRISM_STREAM_REPLICAS", default_value_t = 1)]
     replicas: usize,
+    /// Key that signs aggregate snapshots (hexadecimal, at least 32 bytes), the same for every process
+    /// of one platform. Without it `prism serve` takes no snapshots; `prism up` keeps one in its data
+    /// directory.
+    #[arg(long, env = "PRISM_SNAPSHOT_KEY", hide_env_values = true)]
+    snapshot_key: Option<String>,
 }
 
 impl StoreArgs {
+    fn snapshot_key(&self) -> anyhow::Result<Option<SnapshotKey>> {
+        self.snapshot_key
+            .as_deref()
+            .map(|hex_key| {
+                let bytes = hex::decode(hex_key.trim()).context("PRISM_SNAPSHOT_KEY is not hexadecimal")?;
+                Ok(SnapshotKey::new(bytes)?)
+            })
+            .transpose()
+    }
+
     fn config(&self) -> StoreConfig {
         StoreConfig {
             duplicate_window: std::time::Duration::from_secs(self.duplicate_window_secs),
@@ -154,7 +170,10 @@ async fn main() -> anyhow::Result<()> {
             nats_url,
             database_url,
             store,
-        } => up::up(http, &data_dir, nats_url, database_url, store.config()).await,
+        } => {
+            let key = store.snapshot_key()?;
+            up::up(http, &data_dir, nats_url, database_url, store.config(), key).await
+        }
         Command::Serve {
             http,
             nats_url,
@@ -163,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let config = PlatformConfig {
                 store: store.config(),
+                snapshot_key: store.snapshot_key()?,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;

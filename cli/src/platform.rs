@@ -70,7 +70,7 @@ pub async fn connect(
 ) -> anyhow::Result<(EventStore, App)> {
     let store = EventStore::connect(nats_url, store)
         .await
-        .with_context(|| format!("cannot open the event log at {nats_url}"))?;
+        .with_context(|| format!("cannot open the event log at {}", redact(nats_url)))?;
     let read = ReadModels::connect(database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", redact(database_url)))?;

@@ -15,13 +15,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use prism_cli::{Platform, PlatformConfig};
 use prism_embedded::{NatsOptions, NatsServer, Postgres};
-use prism_store::StoreConfig;
+use prism_store::{SnapshotKey, StoreConfig};
 use tracing::info;
 
 use crate::run_until_stopped;
 
 /// In the data directory: `export` lines for the embedded servers' URLs.
 const ENV_FILE: &str = "env";
+/// The key that signs snapshots, in the data directory.
+const SNAPSHOT_KEY_FILE: &str = "snapshot.key";
 
 pub(crate) async fn up(
     http: SocketAddr,
@@ -29,9 +31,14 @@ pub(crate) async fn up(
     nats_url: Option<String>,
     database_url: Option<String>,
     store: StoreConfig,
+    snapshot_key: Option<SnapshotKey>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
+    let snapshot_key = match snapshot_key {
+        Some(key) => key,
+        None => snapshot_key_in(&data_dir)?,
+    };
 
     let mut nats = None;
     let nats_url = match nats_url {
@@ -88,6 +95,7 @@ pub(crate) async fn up(
 
     let config = PlatformConfig {
         store,
+        snapshot_key: Some(snapshot_key),
         ..PlatformConfig::new(nats_url.clone(), database_url.clone(), http)
     };
     let result = match Platform::start(config).await {
@@ -116,6 +124,35 @@ pub(crate) async fn up(
     }
     info!("stopped");
     result
+}
+
+/// The key that signs this platform's snapshots: `<data_dir>/snapshot.key` (hexadecimal), made once
+/// from the operating system's randomness, created with mode 0600 and never readable by others.
+fn snapshot_key_in(data_dir: &Path) -> anyhow::Result<SnapshotKey> {
+    let path = data_dir.join(SNAPSHOT_KEY_FILE);
+    let hex_key = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("no randomness for a snapshot key: {e}"))?;
+            let hex_key = hex::encode(bytes);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut file| {
+                    file.write_all(hex_key.as_bytes())?;
+                    file.sync_all()
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
+            hex_key
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bytes = hex::decode(&hex_key).with_context(|| format!("{} is not hexadecimal", path.display()))?;
+    Ok(SnapshotKey::new(bytes)?)
 }
 
 async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {

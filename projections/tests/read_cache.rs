@@ -192,7 +192,10 @@ async fn reads_right_after_a_write_see_the_write() {
     }
     reader.await.unwrap();
 
-    let participants = vec![participant("dave", &[Role::Owner])];
+    // Reordered, and one more: the view follows the new list in its order.
+    let mut participants = sample_definition().participants;
+    participants.reverse();
+    participants.push(participant("dave", &[Role::Viewer]));
     let update = ComputationCommand::Update(ComputationChanges {
         participants: Some(participants.clone()),
         ..Default::default()

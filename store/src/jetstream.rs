@@ -77,6 +77,44 @@ pub struct EventStore {
     reconnects: Arc<watch::Sender<u64>>,
 }
 
+/// Options for connecting to `url` (one URL or a comma-separated list) with the user and password,
+/// or token, written in its first URL (`nats://user:password@host:port`): async-nats 0.51 parses
+/// them but does not send them.
+fn connect_options(url: &str) -> async_nats::ConnectOptions {
+    let first = url.split(',').next().unwrap_or_default().trim();
+    let Ok(addr) = first.parse::<async_nats::ServerAddr>() else {
+        return async_nats::ConnectOptions::new();
+    };
+    match (
+        addr.username().map(percent_decode),
+        addr.password().map(percent_decode),
+    ) {
+        (Some(user), Some(password)) => async_nats::ConnectOptions::with_user_and_password(user, password),
+        (Some(token), None) => async_nats::ConnectOptions::with_token(token),
+        _ => async_nats::ConnectOptions::new(),
+    }
+}
+
+/// A URL's user or password with its `%XX` escapes undone.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|&b| char::from(b).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(high), Some(low)) = (hex(i + 1), hex(i + 2))
+        {
+            out.push((high * 16 + low) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl EventStore {
     /// Connects to NATS at `url` and opens the stream, creating it if needed (see [`EventStore::open`]).
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
@@ -86,7 +124,7 @@ impl EventStore {
     pub async fn connect_with(url: &str, config: StoreConfig, mode: OpenMode) -> Result<Self, StoreError> {
         let reconnects = Arc::new(watch::Sender::new(0));
         let on_event = reconnects.clone();
-        let client = async_nats::ConnectOptions::new()
+        let client = connect_options(url)
             .name("prism")
             .connection_timeout(config.request_timeout)
             .event_callback(move |event| {

@@ -454,3 +454,25 @@ async fn a_stale_cache_never_answers_without_checking() {
         .unwrap();
     assert_eq!(checked.version, 5);
 }
+
+/// A URL may carry the user and password a server demands (async-nats parses but does not send them).
+#[tokio::test]
+async fn connect_takes_the_credentials_in_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = prism_embedded::NatsServer::start_authenticated(prism_embedded::NatsOptions {
+        store_dir: dir.path().join("nats"),
+        port: None,
+        sync_always: true,
+    })
+    .await
+    .unwrap();
+    EventStore::connect(&server.url(), StoreConfig::default())
+        .await
+        .expect("the URL's user and password are used");
+    let anonymous = format!("nats://127.0.0.1:{}", server.port());
+    assert!(
+        EventStore::connect(&anonymous, StoreConfig::default())
+            .await
+            .is_err()
+    );
+}
