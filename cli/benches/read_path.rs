@@ -7,6 +7,10 @@
 //! reference it also runs PostgreSQL's own single-row lookups (`pgbench -S`, prepared statements)
 //! against the same server, when `pgbench` sits next to the embedded PostgreSQL binaries.
 //!
+//! Two more Prism cases, for information: the same GET with `?min_sequence=` (the read-your-writes
+//! path: the application layer checks the projection's checkpoint before reading), and the
+//! workspace's list of computations (one item), which always reads the database.
+//!
 //! Run with `cargo bench -p prism-cli --bench read_path` (needs `wrk`: `apt-get install wrk`).
 //! Environment overrides:
 //! * `PRISM_BENCH_ROUNDS`: timed rounds per case (default 5); the median round is reported.
@@ -75,6 +79,7 @@ enum Case {
     Ceiling,
     Prism,
     PrismMinSequence,
+    PrismList,
     Postgres,
 }
 
@@ -84,6 +89,7 @@ impl Case {
             Case::Ceiling => "axum, same bytes from memory",
             Case::Prism => "Prism GET computation",
             Case::PrismMinSequence => "Prism GET, ?min_sequence=",
+            Case::PrismList => "Prism GET list (1 item)",
             Case::Postgres => "PostgreSQL pgbench -S",
         }
     }
@@ -182,6 +188,7 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
 
     let prism_url = format!("{base}{path}");
     let prism_min_url = format!("{base}{path}?min_sequence={sequence}");
+    let list_url = format!("{base}/{ws}/computations");
     let ceiling_url = format!("http://{ceiling}{path}");
     let load = Load {
         wrk: &wrk,
@@ -195,7 +202,12 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     wrk_run(prism_url.clone(), WARMUP_SECONDS).await?;
     wrk_run(ceiling_url.clone(), WARMUP_SECONDS).await?;
 
-    let mut cases = vec![Case::Ceiling, Case::Prism, Case::PrismMinSequence];
+    let mut cases = vec![
+        Case::Ceiling,
+        Case::Prism,
+        Case::PrismMinSequence,
+        Case::PrismList,
+    ];
     if pgbench.is_ok() {
         cases.push(Case::Postgres);
     }
@@ -210,6 +222,7 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
                 Case::Ceiling => wrk_run(ceiling_url.clone(), settings.seconds).await?,
                 Case::Prism => wrk_run(prism_url.clone(), settings.seconds).await?,
                 Case::PrismMinSequence => wrk_run(prism_min_url.clone(), settings.seconds).await?,
+                Case::PrismList => wrk_run(list_url.clone(), settings.seconds).await?,
                 Case::Postgres => {
                     let bin = pgbench.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
                     run_pgbench(bin, &db.url, &settings, &backends).await?
@@ -252,12 +265,20 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     println!("CPU per request, µs (user+system, median round):  this process    wrk   postgres");
     for case in &cases {
         let per = |f: &dyn Fn(&Round) -> f64| median_of(*case, &|r| f(r) / r.requests * 1e6);
+        let (server, postgres) = match case {
+            // pgbench's backends come and go with it, out of reach of the before/after readings.
+            Case::Postgres => ("-".to_owned(), "-".to_owned()),
+            _ => (
+                format!("{:.1}", per(&|r| r.cpu_self)),
+                format!("{:.1}", per(&|r| r.cpu_postgres)),
+            ),
+        };
         println!(
-            "  {:<32} {:>22.1} {:>6.1} {:>10.1}",
+            "  {:<32} {:>22} {:>6.1} {:>10}",
             case.label(),
-            per(&|r| r.cpu_self),
+            server,
             per(&|r| r.cpu_load),
-            per(&|r| r.cpu_postgres),
+            postgres,
         );
     }
     println!("rounds, requests/s in run order:");

@@ -1,8 +1,9 @@
-//! The OpenAPI description: its shape, and the constraints it promises, checked against the rules the
-//! server enforces.
+//! The OpenAPI description: every route with its methods and the statuses it can answer, and the
+//! constraints the server enforces, stated with the domain's own limits.
 
-use prism_gateway::routes;
-use serde_json::Value;
+use prism_domain::{ParticipantId, computation, workspace};
+use prism_gateway::{MAX_BODY_BYTES, cursor, fields, headers, routes};
+use serde_json::{Value, json};
 
 fn document() -> Value {
     let api = prism_gateway::openapi([
@@ -13,11 +14,323 @@ fn document() -> Value {
     serde_json::to_value(api).unwrap()
 }
 
+/// The value at an RFC 6901 pointer, which must exist.
+fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
+    value
+        .pointer(pointer)
+        .unwrap_or_else(|| panic!("nothing at {pointer}"))
+}
+
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => at(doc, reference.trim_start_matches('#')),
+        None => value,
+    }
+}
+
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut all = Vec::new();
+    for (path, item) in at(doc, "/paths").as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            all.push((path.clone(), method.clone(), operation));
+        }
+    }
+    all
+}
+
+fn statuses(operation: &Value) -> Vec<&str> {
+    operation["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn parameter<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    let operation = at(doc, &format!("/paths/{}/{method}", path.replace('/', "~1")));
+    operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
+}
+
+/// The schema of a request body property (following a `$ref` to its component).
+fn property<'a>(doc: &'a Value, schema: &str, name: &str) -> &'a Value {
+    resolve(doc, at(doc, &format!("/components/schemas/{schema}/properties/{name}")))
+}
+
 #[test]
-fn dump() {
-    std::fs::write(
-        "/tmp/prism-openapi.json",
-        serde_json::to_string_pretty(&document()).unwrap(),
+fn it_is_openapi_3_1_with_every_route() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut routes: Vec<String> = operations(&doc)
+        .iter()
+        .map(|(path, method, _)| format!("{} {path}", method.to_uppercase()))
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            "DELETE /{workspace}/computations/{computation}",
+            "GET /health",
+            "GET /operations/quarantine",
+            "GET /workspaces",
+            "GET /workspaces/{workspace}",
+            "GET /{workspace}/computations",
+            "GET /{workspace}/computations/{computation}",
+            "PATCH /workspaces/{workspace}",
+            "PATCH /{workspace}/computations/{computation}",
+            "POST /workspaces",
+            "POST /workspaces/{workspace}/archive",
+            "POST /{workspace}/computations",
+        ]
+    );
+}
+
+#[test]
+fn every_reference_resolves() {
+    fn walk(doc: &Value, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    assert!(
+                        doc.pointer(reference.trim_start_matches('#')).is_some(),
+                        "unresolved {reference}"
+                    );
+                }
+                map.values().for_each(|v| walk(doc, v));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(doc, v)),
+            _ => {}
+        }
+    }
+    let doc = document();
+    walk(&doc, &doc);
+}
+
+#[test]
+fn every_route_documents_the_statuses_it_can_answer() {
+    let doc = document();
+    for (path, method, operation) in operations(&doc) {
+        if path == "/health" {
+            continue;
+        }
+        let statuses = statuses(operation);
+        let route = format!("{method} {path}");
+        let mut expected = vec!["400", "503"];
+        if path.contains('{') {
+            // A path id may name nothing.
+            expected.push("404");
+        }
+        if method != "get" {
+            // Idempotency-Key reused with another request.
+            expected.extend(["422", "409"]);
+        }
+        if operation.get("requestBody").is_some() {
+            expected.extend(["413", "415", "422"]);
+        }
+        if operation["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match"))
+        {
+            expected.push("412");
+        }
+        for status in expected {
+            // Creating a workspace depends on no other resource's state.
+            if route == "post /workspaces" && status == "409" {
+                continue;
+            }
+            assert!(statuses.contains(&status), "{route} does not document {status}");
+        }
+        assert!(
+            statuses.iter().any(|s| s.starts_with('2')),
+            "{route} documents no success"
+        );
+    }
+}
+
+#[test]
+fn problems_are_problem_documents_shared_as_components() {
+    let doc = document();
+    for (path, method, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            if !status.starts_with('4') && !(status.starts_with('5') && path != "/health") {
+                continue;
+            }
+            let response = resolve(&doc, response);
+            let content = &response["content"]["application/problem+json"];
+            assert_eq!(
+                resolve(&doc, &content["schema"]),
+                at(&doc, "/components/schemas/Problem"),
+                "{method} {path} {status}"
+            );
+        }
+    }
+    assert_eq!(
+        at(&doc, "/components/responses/Unavailable/headers/Retry-After/schema/type"),
+        "integer"
+    );
+    assert!(
+        at(&doc, "/components/responses/PayloadTooLarge/description")
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} KiB", MAX_BODY_BYTES / 1024))
+    );
+    // The computation routes state the definition rules no schema can.
+    let rules = at(
+        &doc,
+        "/paths/~1{workspace}~1computations/post/responses/422/description",
     )
+    .as_str()
     .unwrap();
+    for rule in ["`owner`", "once", "public_key", "`algorithm_provider` role", "digest"] {
+        assert!(rules.contains(rule), "{rule}");
+    }
+}
+
+#[test]
+fn commands_answer_with_their_headers() {
+    let doc = document();
+    let created = at(&doc, "/paths/~1workspaces/post/responses/201");
+    for header in ["Location", "ETag", "Prism-Sequence"] {
+        assert!(created["headers"].get(header).is_some(), "{header}");
+    }
+    assert_eq!(
+        created["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Workspace"
+    );
+    let accepted = at(&doc, "/paths/~1workspaces~1{workspace}/patch/responses/202");
+    assert_eq!(
+        accepted["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CommandAccepted"
+    );
+}
+
+#[test]
+fn text_fields_state_their_limits() {
+    let doc = document();
+    for (schema, max) in [
+        ("CreateWorkspace", workspace::NAME_MAX),
+        ("UpdateWorkspace", workspace::NAME_MAX),
+        ("CreateComputation", computation::NAME_MAX),
+        ("UpdateComputation", computation::NAME_MAX),
+    ] {
+        let name = property(&doc, schema, "name");
+        assert_eq!(name["maxLength"], json!(max), "{schema}");
+        assert_eq!(name["minLength"], 1, "{schema}");
+        assert_eq!(name["pattern"], fields::NAME_PATTERN, "{schema}");
+    }
+    for (schema, max) in [
+        ("CreateWorkspace", workspace::DESCRIPTION_MAX),
+        ("UpdateWorkspace", workspace::DESCRIPTION_MAX),
+        ("CreateComputation", computation::DESCRIPTION_MAX),
+        ("UpdateComputation", computation::DESCRIPTION_MAX),
+    ] {
+        let description = property(&doc, schema, "description");
+        assert_eq!(description["maxLength"], json!(max), "{schema}");
+        assert_eq!(description["pattern"], fields::TEXT_PATTERN, "{schema}");
+    }
+    let asset_name = property(&doc, "Asset", "name");
+    assert_eq!(asset_name["maxLength"], json!(computation::ASSET_NAME_MAX));
+    let reason = parameter(
+        &doc,
+        "/{workspace}/computations/{computation}",
+        "delete",
+        "reason",
+    );
+    assert_eq!(reason["schema"]["maxLength"], json!(computation::REASON_MAX));
+    assert_eq!(reason["schema"]["pattern"], fields::TEXT_PATTERN);
+}
+
+#[test]
+fn identifiers_and_digests_have_their_patterns() {
+    let doc = document();
+    let id = property(&doc, "Participant", "id");
+    assert_eq!(id["pattern"], "^[A-Za-z0-9._@+-]{1,254}$");
+    assert_eq!(id["maxLength"], json!(ParticipantId::MAX_LEN));
+    assert_eq!(property(&doc, "Asset", "provider")["pattern"], id["pattern"]);
+    assert_eq!(
+        property(&doc, "Asset", "hash")["pattern"],
+        "^[0-9a-fA-F]{64}$"
+    );
+    let key = property(&doc, "Participant", "public_key");
+    assert_eq!(key["pattern"], fields::PUBLIC_KEY_PATTERN);
+    assert!(key["description"].as_str().unwrap().contains("422"));
+    assert_eq!(property(&doc, "Participant", "roles")["minItems"], 1);
+}
+
+#[test]
+fn lists_state_their_sizes() {
+    let doc = document();
+    for schema in ["CreateComputation", "UpdateComputation"] {
+        let participants = property(&doc, schema, "participants");
+        assert_eq!(participants["minItems"], 1, "{schema}");
+        assert_eq!(
+            participants["maxItems"],
+            json!(computation::PARTICIPANTS_MAX),
+            "{schema}"
+        );
+        assert_eq!(participants["uniqueItems"], true, "{schema}");
+        let datasets = property(&doc, schema, "datasets");
+        assert_eq!(
+            datasets["maxItems"],
+            json!(computation::DATASETS_MAX),
+            "{schema}"
+        );
+        assert_eq!(datasets["uniqueItems"], true, "{schema}");
+    }
+    assert_eq!(
+        at(&doc, "/components/schemas/CreateComputation/required"),
+        &json!(["name", "participants"])
+    );
+    for schema in ["CreateWorkspace", "Participant", "Asset", "UpdateComputation"] {
+        assert_eq!(
+            at(&doc, &format!("/components/schemas/{schema}/additionalProperties")),
+            false,
+            "{schema}: unknown fields are refused"
+        );
+    }
+}
+
+#[test]
+fn parameters_state_their_ranges_and_formats() {
+    let doc = document();
+    for (path, method) in [
+        ("/workspaces", "get"),
+        ("/{workspace}/computations", "get"),
+        ("/operations/quarantine", "get"),
+    ] {
+        let limit = &parameter(&doc, path, method, "limit")["schema"];
+        assert_eq!(limit["minimum"], 1, "{path}");
+        assert_eq!(limit["maximum"], json!(cursor::MAX_LIMIT), "{path}");
+    }
+    let cursor_schema = &parameter(&doc, "/workspaces", "get", "cursor")["schema"];
+    assert_eq!(cursor_schema["pattern"], cursor::PATTERN);
+    for (path, method) in [
+        ("/workspaces", "get"),
+        ("/workspaces/{workspace}", "get"),
+        ("/{workspace}/computations/{computation}", "get"),
+    ] {
+        assert_eq!(
+            parameter(&doc, path, method, "min_sequence")["schema"]["minimum"],
+            0
+        );
+        let header = &parameter(&doc, path, method, "Prism-Min-Sequence");
+        assert_eq!(header["in"], "header");
+        assert_eq!(header["schema"]["type"], "integer");
+    }
+    let key = parameter(&doc, "/workspaces", "post", "Idempotency-Key");
+    assert_eq!(key["in"], "header");
+    assert_eq!(key["schema"]["pattern"], headers::IDEMPOTENCY_KEY_PATTERN);
+    let if_match = parameter(&doc, "/workspaces/{workspace}", "patch", "If-Match");
+    assert_eq!(if_match["schema"]["pattern"], headers::IF_MATCH_PATTERN);
+    for name in ["X-Request-Id", "traceparent"] {
+        let header = parameter(&doc, "/workspaces", "post", name);
+        assert!(header["schema"]["description"].as_str().unwrap().contains("ignored"));
+    }
+    let id = parameter(&doc, "/workspaces/{workspace}", "get", "workspace");
+    assert_eq!(id["schema"]["format"], "uuid");
 }

@@ -8,16 +8,63 @@ use chrono::{DateTime, Utc};
 use prism_app::Caller;
 use prism_projections::ReactionView;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::Schema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::routes;
 
 use crate::extract::{Path, Query};
-use crate::headers::{CommandHeaderParams, CommandHeaders, PRISM_SEQUENCE};
+use crate::fields;
+use crate::headers::{
+    CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, PRISM_SEQUENCE, QueryHeaderParams,
+};
 use crate::problem::Problem;
+use crate::responses::{ChangeProblems, CommandProblems, QueryProblems};
 use crate::{AppState, Routes};
 
+/// Longest reaction id accepted (`<worker>-<event id>` is far shorter).
+const ID_MAX: usize = 200;
+
+/// The schemas this module's requests and responses refer to.
+#[derive(OpenApi)]
+#[openapi(components(schemas(FailedReaction, RetryAccepted, ReactionStatus)))]
+struct Schemas;
+
 pub fn routes() -> Routes {
-    Routes::new().routes(routes!(list)).routes(routes!(retry))
+    Routes::with_openapi(Schemas::openapi())
+        .routes(routes!(list))
+        .routes(routes!(retry))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ReactionPath {
+    #[param(schema_with = reaction_id)]
+    reaction: String,
+}
+
+fn reaction_id() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(ID_MAX))
+        // One token of an event log subject.
+        .pattern(Some(format!("^[A-Za-z0-9_-]{{1,{ID_MAX}}}$")))
+        .description(Some(format!(
+            "The failed reaction's id (`<worker>-<event id>`): 1–{ID_MAX} letters, digits, `-` and `_`."
+        )))
+        .into()
+}
+
+/// A path id that cannot name a reaction is malformed (400), like any other.
+fn check_id(id: &str) -> Result<(), Problem> {
+    let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if id.is_empty() || id.len() > ID_MAX || !id.bytes().all(valid) {
+        return Err(Problem::bad_request(format!(
+            "`{id}` is not a reaction id: 1–{ID_MAX} letters, digits, `-` and `_`"
+        )));
+    }
+    Ok(())
 }
 
 /// A reaction a worker gave up on.
@@ -92,10 +139,10 @@ impl ReactionStatus {
 pub struct ReactionParams {
     /// Only reactions in this state.
     pub status: Option<ReactionStatus>,
-    /// How many, 1–100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
+    #[param(schema_with = fields::limit)]
     pub limit: Option<u32>,
     /// Wait until the list has applied this stream sequence (e.g. a retry's `Prism-Sequence`).
+    #[param(schema_with = fields::min_sequence)]
     pub min_sequence: Option<u64>,
 }
 
@@ -104,11 +151,10 @@ pub struct ReactionParams {
     get,
     path = "/operations/reactions",
     tag = "operations",
-    params(ReactionParams),
+    params(ReactionParams, QueryHeaderParams),
     responses(
         (status = 200, description = "Failed reactions, newest first", body = Vec<FailedReaction>),
-        (status = 400, description = "Bad parameter, or `min_sequence` beyond the end of the event log", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind `min_sequence`, or unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        QueryProblems,
     )
 )]
 pub async fn list(
@@ -137,20 +183,25 @@ pub async fn list(
     post,
     path = "/operations/reactions/{reaction}/retry",
     tag = "operations",
-    params(("reaction" = String, Path, description = "The failed reaction's id"), CommandHeaderParams),
+    params(
+        ReactionPath,
+        CommandHeaderParams,
+        ConditionalHeaderParams
+    ),
     responses(
-        (status = 202, description = "Retry requested; follow it in the list with `min_sequence`", body = RetryAccepted, headers(("Prism-Sequence" = u64))),
-        (status = 400, description = "Bad id or header", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such failed reaction", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A retry is already pending, or the reaction is resolved", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Event store unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Retry requested; follow it in the list with `min_sequence`", body = RetryAccepted,
+            headers(("Prism-Sequence" = u64, description = "Stream sequence of the request"))),
+        CommandProblems,
+        // 409: a retry is already pending, or the reaction is resolved.
+        ChangeProblems,
     )
 )]
 pub async fn retry(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ReactionPath { reaction: id }): Path<ReactionPath>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
+    check_id(&id)?;
     let executed = state
         .app()
         .reactions()

@@ -1,0 +1,74 @@
+"""Checks of Prism's own for schemathesis (loaded through SCHEMATHESIS_HOOKS by run.sh).
+
+A request that the OpenAPI description allows may still be refused, but only for a rule that no schema
+can state and that the description documents instead. `schemathesis.toml` lets the built-in
+`positive_data_acceptance` check pass 400, 412 and 422 so that this check can tell those rules from a
+constraint the description forgot.
+"""
+
+import re
+
+import schemathesis
+from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
+
+# 422 for rules of a computation's definition that relate values to each other, or that only parsing
+# a key can tell (documented on the computation routes).
+DEFINITION_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^public key is invalid: ",
+        r"^a computation needs at least one participant with the `owner` role$",
+        r"^participant `[^`]*` is listed more than once$",
+        r"^participant `[^`]*` has the `[a-z_]+` role and so needs a public key$",
+        r"^`[^`]*` provides an asset but is not a participant$",
+        r"^`[^`]*` provides an asset but lacks the `[a-z_]+` role$",
+        r"^dataset digest [0-9a-f]{64} is listed more than once$",
+    )
+]
+
+# 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
+BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
+
+
+def _problem(response):
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _reason(case, response):
+    """Why a schema-valid request was refused, if the description documents that reason."""
+    problem = _problem(response)
+    if problem is None:
+        return None
+    detail = problem.get("detail") or ""
+    status = response.status_code
+    if status == 400 and BEYOND_THE_LOG.match(detail):
+        return "min_sequence beyond the end of the event log"
+    if status == 412 and any(name.lower() == "if-match" for name in (case.headers or {})):
+        return "If-Match names another version"
+    if status == 422 and problem.get("type") == "urn:prism:problem:idempotency-key-reused":
+        return "Idempotency-Key reused with another request"
+    if status == 422 and "/computations" in case.operation.path:
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):
+            return "a rule of the definition"
+    return None
+
+
+@schemathesis.check
+def refusal_has_a_documented_reason(ctx, response, case):
+    """A schema-valid request is refused only for a documented rule that no schema can state."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or is_unexpected_http_status_case(case):
+        return None
+    if response.status_code not in (400, 412, 422):
+        return None
+    if _reason(case, response) is None:
+        raise AssertionError(
+            f"A request the schema allows was refused with {response.status_code} for a reason the "
+            f"description does not state: {response.text[:500]}"
+        )
+    return None
