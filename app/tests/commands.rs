@@ -14,11 +14,7 @@ use prism_domain::computation::{Computation, ComputationChanges, ComputationStat
 use prism_domain::testing::samples::{minimal_definition, sample_definition};
 use prism_domain::workspace::Workspace;
 use prism_domain::{Actor, ComputationId, WorkspaceId};
-use prism_store::{
-    Append, AppendAck, AppendError, CommitStream, EventLog, MemoryIdempotency, MemoryLog, StoreError,
-    StoredCommit, Subjects,
-};
-use tokio::sync::{Semaphore, watch};
+use prism_store::{EventLog, MemoryIdempotency, MemoryLog, Subjects};
 
 fn app(log: &MemoryLog) -> App {
     App::builder(Arc::new(log.clone())).build()
@@ -168,45 +164,6 @@ async fn a_key_whose_first_use_changed_nothing_answers_the_same_and_stores_nothi
     assert_eq!(other.kind, ErrorKind::IdempotencyKeyReused);
 }
 
-/// A log whose appends wait until the test lets them through.
-#[derive(Debug, Clone)]
-struct Gated {
-    log: MemoryLog,
-    gate: Arc<Semaphore>,
-}
-
-#[async_trait]
-impl EventLog for Gated {
-    fn subjects(&self) -> &Subjects {
-        self.log.subjects()
-    }
-    fn is_available(&self) -> bool {
-        true
-    }
-    fn reconnections(&self) -> watch::Receiver<u64> {
-        self.log.reconnections()
-    }
-    async fn append(&self, append: Append) -> Result<AppendAck, AppendError> {
-        let _permit = self.gate.acquire().await.expect("gate open");
-        self.log.append(append).await
-    }
-    async fn subject_last_sequence(&self, subject: &str) -> Result<u64, StoreError> {
-        self.log.subject_last_sequence(subject).await
-    }
-    async fn commits_after(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, StoreError> {
-        self.log.commits_after(subject, after).await
-    }
-    async fn commit_at(&self, sequence: u64) -> Result<Option<StoredCommit>, StoreError> {
-        self.log.commit_at(sequence).await
-    }
-    async fn last_sequence(&self) -> Result<u64, StoreError> {
-        self.log.last_sequence().await
-    }
-    async fn read(&self, start: u64, filter: &str) -> Result<CommitStream, StoreError> {
-        self.log.read(start, filter).await
-    }
-}
-
 /// Two processes share the log and the idempotency records. The first use of a key is still in flight
 /// when a retry of it is rejected: the retry must not free the key, or a third request with another
 /// body could take it.
@@ -215,14 +172,11 @@ async fn a_rejected_retry_never_frees_a_key_whose_first_attempt_is_in_flight() {
     let log = MemoryLog::default();
     let records = Arc::new(MemoryIdempotency::default());
     let id = workspace(&app(&log)).await;
-    let gate = Arc::new(Semaphore::new(0));
-    let slow = App::builder(Arc::new(Gated {
-        log: log.clone(),
-        gate: gate.clone(),
-    }))
-    .idempotency(records.clone())
-    .build();
+    let slow = App::builder(Arc::new(log.clone()))
+        .idempotency(records.clone())
+        .build();
     let other = App::builder(Arc::new(log.clone())).idempotency(records).build();
+    log.hold_appends();
 
     let key = CommandOptions::keyed("rename-1");
     let first = tokio::spawn({
@@ -252,7 +206,7 @@ async fn a_rejected_retry_never_frees_a_key_whose_first_attempt_is_in_flight() {
         .unwrap_err();
     assert_eq!(hijack.kind, ErrorKind::IdempotencyKeyReused);
 
-    gate.add_permits(1);
+    log.release_appends();
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.outcome.state.name, "Clinics");
 }
@@ -430,15 +384,13 @@ async fn events_carry_the_actor_the_correlation_and_the_workspace() {
 async fn a_command_that_cannot_finish_in_time_is_unavailable_not_a_hang() {
     let log = MemoryLog::default();
     let id = workspace(&app(&log)).await;
-    let stuck = App::builder(Arc::new(Gated {
-        log: log.clone(),
-        gate: Arc::new(Semaphore::new(0)),
-    }))
-    .config(AppConfig {
-        command_timeout: Duration::from_millis(50),
-        ..AppConfig::default()
-    })
-    .build();
+    log.hold_appends();
+    let stuck = App::builder(Arc::new(log.clone()))
+        .config(AppConfig {
+            command_timeout: Duration::from_millis(50),
+            ..AppConfig::default()
+        })
+        .build();
     let error = stuck
         .workspaces()
         .update(&alice(), &CommandOptions::default(), id, rename("Clinics"))
@@ -447,52 +399,10 @@ async fn a_command_that_cannot_finish_in_time_is_unavailable_not_a_hang() {
     assert_eq!(error.kind, ErrorKind::Unavailable);
 }
 
-/// A log that counts how far back each read of an aggregate's commits starts.
-#[derive(Debug, Clone)]
-struct Counting {
-    log: MemoryLog,
-    reads: Arc<Mutex<Vec<(String, u64)>>>,
-}
-
-#[async_trait]
-impl EventLog for Counting {
-    fn subjects(&self) -> &Subjects {
-        self.log.subjects()
-    }
-    fn is_available(&self) -> bool {
-        true
-    }
-    fn reconnections(&self) -> watch::Receiver<u64> {
-        self.log.reconnections()
-    }
-    async fn append(&self, append: Append) -> Result<AppendAck, AppendError> {
-        self.log.append(append).await
-    }
-    async fn subject_last_sequence(&self, subject: &str) -> Result<u64, StoreError> {
-        self.log.subject_last_sequence(subject).await
-    }
-    async fn commits_after(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, StoreError> {
-        self.reads.lock().unwrap().push((subject.to_owned(), after));
-        self.log.commits_after(subject, after).await
-    }
-    async fn commit_at(&self, sequence: u64) -> Result<Option<StoredCommit>, StoreError> {
-        self.log.commit_at(sequence).await
-    }
-    async fn last_sequence(&self) -> Result<u64, StoreError> {
-        self.log.last_sequence().await
-    }
-    async fn read(&self, start: u64, filter: &str) -> Result<CommitStream, StoreError> {
-        self.log.read(start, filter).await
-    }
-}
-
 #[tokio::test]
 async fn a_command_on_a_computation_never_replays_its_workspaces_whole_history() {
-    let counting = Counting {
-        log: MemoryLog::default(),
-        reads: Arc::default(),
-    };
-    let app = App::builder(Arc::new(counting.clone())).build();
+    let log = MemoryLog::default();
+    let app = App::builder(Arc::new(log.clone())).build();
     let none = CommandOptions::default();
     let id = workspace(&app).await;
     for i in 0..20 {
@@ -507,15 +417,12 @@ async fn a_command_on_a_computation_never_replays_its_workspaces_whole_history()
             .await
             .unwrap();
     }
-    let subject = counting
-        .log
+    let subject = log
         .subjects()
         .aggregate(Workspace::TYPE, &id.to_string())
         .unwrap();
-    let from_the_start = counting
-        .reads
-        .lock()
-        .unwrap()
+    let from_the_start = log
+        .take_history_reads()
         .iter()
         .filter(|(s, after)| *s == subject && *after == 0)
         .count();

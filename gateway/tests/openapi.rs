@@ -59,7 +59,10 @@ fn parameter<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Va
 
 /// The schema of a request body property (following a `$ref` to its component).
 fn property<'a>(doc: &'a Value, schema: &str, name: &str) -> &'a Value {
-    resolve(doc, at(doc, &format!("/components/schemas/{schema}/properties/{name}")))
+    resolve(
+        doc,
+        at(doc, &format!("/components/schemas/{schema}/properties/{name}")),
+    )
 }
 
 #[test]
@@ -170,7 +173,10 @@ fn problems_are_problem_documents_shared_as_components() {
         }
     }
     assert_eq!(
-        at(&doc, "/components/responses/Unavailable/headers/Retry-After/schema/type"),
+        at(
+            &doc,
+            "/components/responses/Unavailable/headers/Retry-After/schema/type"
+        ),
         "integer"
     );
     assert!(
@@ -186,7 +192,13 @@ fn problems_are_problem_documents_shared_as_components() {
     )
     .as_str()
     .unwrap();
-    for rule in ["`owner`", "once", "public_key", "`algorithm_provider` role", "digest"] {
+    for rule in [
+        "`owner`",
+        "once",
+        "public_key",
+        "`algorithm_provider` role",
+        "digest",
+    ] {
         assert!(rules.contains(rule), "{rule}");
     }
 }
@@ -252,10 +264,7 @@ fn identifiers_and_digests_have_their_patterns() {
     assert_eq!(id["pattern"], "^[A-Za-z0-9._@+-]{1,254}$");
     assert_eq!(id["maxLength"], json!(ParticipantId::MAX_LEN));
     assert_eq!(property(&doc, "Asset", "provider")["pattern"], id["pattern"]);
-    assert_eq!(
-        property(&doc, "Asset", "hash")["pattern"],
-        "^[0-9a-fA-F]{64}$"
-    );
+    assert_eq!(property(&doc, "Asset", "hash")["pattern"], "^[0-9a-fA-F]{64}$");
     let key = property(&doc, "Participant", "public_key");
     assert_eq!(key["pattern"], fields::PUBLIC_KEY_PATTERN);
     assert!(key["description"].as_str().unwrap().contains("422"));
@@ -275,11 +284,7 @@ fn lists_state_their_sizes() {
         );
         assert_eq!(participants["uniqueItems"], true, "{schema}");
         let datasets = property(&doc, schema, "datasets");
-        assert_eq!(
-            datasets["maxItems"],
-            json!(computation::DATASETS_MAX),
-            "{schema}"
-        );
+        assert_eq!(datasets["maxItems"], json!(computation::DATASETS_MAX), "{schema}");
         assert_eq!(datasets["uniqueItems"], true, "{schema}");
     }
     assert_eq!(
@@ -288,7 +293,10 @@ fn lists_state_their_sizes() {
     );
     for schema in ["CreateWorkspace", "Participant", "Asset", "UpdateComputation"] {
         assert_eq!(
-            at(&doc, &format!("/components/schemas/{schema}/additionalProperties")),
+            at(
+                &doc,
+                &format!("/components/schemas/{schema}/additionalProperties")
+            ),
             false,
             "{schema}: unknown fields are refused"
         );
@@ -329,7 +337,12 @@ fn parameters_state_their_ranges_and_formats() {
     assert_eq!(if_match["schema"]["pattern"], headers::IF_MATCH_PATTERN);
     for name in ["X-Request-Id", "traceparent"] {
         let header = parameter(&doc, "/workspaces", "post", name);
-        assert!(header["schema"]["description"].as_str().unwrap().contains("ignored"));
+        assert!(
+            header["schema"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("ignored")
+        );
     }
     let id = parameter(&doc, "/workspaces/{workspace}", "get", "workspace");
     assert_eq!(id["schema"]["format"], "uuid");

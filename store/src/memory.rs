@@ -28,6 +28,10 @@ pub struct MemoryLog {
     subjects: Subjects,
     duplicate_window: Duration,
     state: Arc<Mutex<State>>,
+    /// Appends wait while this is true (see [`MemoryLog::hold_appends`]).
+    held: Arc<watch::Sender<bool>>,
+    /// `(subject, after)` of every `commits_after` (see [`MemoryLog::take_history_reads`]).
+    history_reads: Arc<Mutex<Vec<(String, u64)>>>,
     /// The last sequence, for live readers to wait on.
     last: Arc<watch::Sender<u64>>,
     reconnects: Arc<watch::Sender<u64>>,
@@ -45,6 +49,8 @@ impl MemoryLog {
             subjects,
             duplicate_window,
             state: Arc::default(),
+            held: Arc::new(watch::Sender::new(false)),
+            history_reads: Arc::default(),
             last: Arc::new(watch::Sender::new(0)),
             reconnects: Arc::new(watch::Sender::new(0)),
         }
@@ -53,6 +59,21 @@ impl MemoryLog {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data (every write is a single push/insert).
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes every append wait until [`MemoryLog::release_appends`] (for tests of commands in flight).
+    pub fn hold_appends(&self) {
+        self.held.send_replace(true);
+    }
+
+    pub fn release_appends(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// The `(subject, after)` of every `commits_after` since the last call (for tests of how much of
+    /// an aggregate's history is read).
+    pub fn take_history_reads(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.history_reads.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Replaces the stored commit at `sequence` (for tests of what readers do with a rewritten log).
@@ -78,6 +99,8 @@ impl EventLog for MemoryLog {
     }
 
     async fn append(&self, append: Append) -> Result<AppendAck, AppendError> {
+        // The sender lives as long as the log, so waiting cannot fail.
+        let _ = self.held.subscribe().wait_for(|held| !held).await;
         let mut state = self.state();
         let last_on_subject = state
             .by_subject
@@ -125,6 +148,10 @@ impl EventLog for MemoryLog {
     }
 
     async fn commits_after(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, StoreError> {
+        self.history_reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((subject.to_owned(), after));
         let state = self.state();
         Ok(state
             .by_subject

@@ -152,9 +152,7 @@ async fn only_one_of_many_racing_appends_with_the_same_expectation_wins() {
         let (store, subject, events) = (store.clone(), subject.clone(), template.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .append(
-                    Append::envelopes(&subject, created.sequence, format!("racer-{i}"), &events).unwrap(),
-                )
+                .append(Append::envelopes(&subject, created.sequence, format!("racer-{i}"), &events).unwrap())
                 .await
         }));
     }

@@ -1,17 +1,14 @@
 //! The repository's rules, on the memory log: one test per rule, milliseconds each.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand, WorkspaceStatus};
 use prism_store::{
-    Append, AppendAck, AppendError, CommandError, CommandOutcome, CommandRequest, CommitStream, EventLog,
-    MemoryLog, MemorySnapshots, Metadata, Repository, RepositoryConfig, SignedSnapshots, Snapshot,
-    SnapshotKey, SnapshotStore, StoreError, StoredCommit, Subjects,
+    CommandError, CommandOutcome, CommandRequest, EventLog, MemoryLog, MemorySnapshots, Metadata, Repository,
+    RepositoryConfig, SignedSnapshots, Snapshot, SnapshotKey, SnapshotStore, StoreError, Subjects,
 };
-use tokio::sync::watch;
 
 /// How long a test waits for a snapshot written in the background.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -98,60 +95,6 @@ async fn snapshot_at(snapshots: &MemorySnapshots, subject: &str, version: u64) -
         }
         assert!(Instant::now() < deadline, "no snapshot at version {version}");
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// The memory log, recording which commits readers ask for.
-#[derive(Debug, Clone, Default)]
-struct Observed {
-    log: MemoryLog,
-    reads: Arc<Mutex<Vec<(String, u64)>>>,
-}
-
-impl Observed {
-    /// The `(subject, after)` of every `commits_after` since the last call.
-    fn take_reads(&self) -> Vec<(String, u64)> {
-        std::mem::take(&mut *self.reads.lock().unwrap())
-    }
-}
-
-#[async_trait]
-impl EventLog for Observed {
-    fn subjects(&self) -> &Subjects {
-        self.log.subjects()
-    }
-
-    fn is_available(&self) -> bool {
-        self.log.is_available()
-    }
-
-    fn reconnections(&self) -> watch::Receiver<u64> {
-        self.log.reconnections()
-    }
-
-    async fn append(&self, append: Append) -> Result<AppendAck, AppendError> {
-        self.log.append(append).await
-    }
-
-    async fn subject_last_sequence(&self, subject: &str) -> Result<u64, StoreError> {
-        self.log.subject_last_sequence(subject).await
-    }
-
-    async fn commits_after(&self, subject: &str, after: u64) -> Result<Vec<StoredCommit>, StoreError> {
-        self.reads.lock().unwrap().push((subject.to_owned(), after));
-        self.log.commits_after(subject, after).await
-    }
-
-    async fn commit_at(&self, sequence: u64) -> Result<Option<StoredCommit>, StoreError> {
-        self.log.commit_at(sequence).await
-    }
-
-    async fn last_sequence(&self) -> Result<u64, StoreError> {
-        self.log.last_sequence().await
-    }
-
-    async fn read(&self, start_sequence: u64, filter: &str) -> Result<CommitStream, StoreError> {
-        self.log.read(start_sequence, filter).await
     }
 }
 
@@ -430,14 +373,14 @@ async fn a_large_cache_keeps_every_aggregate() {
 
 #[tokio::test]
 async fn a_load_after_another_writer_reads_only_the_new_commits() {
-    let observed = Observed::default();
+    let observed = MemoryLog::default();
     let repo = Repository::<Workspace>::with(Arc::new(observed.clone()), None, RepositoryConfig::default());
-    let other = Repository::<Workspace>::new(observed.log.clone());
+    let other = Repository::<Workspace>::new(observed.clone());
     let id = created(&repo).await;
     let seen = update(&repo, id, "mine").await;
     update(&other, id, "theirs").await;
     let newest = update(&other, id, "theirs again").await;
-    observed.take_reads();
+    observed.take_history_reads();
 
     let loaded = repo.load(&id).await.unwrap();
     assert_eq!(
@@ -448,11 +391,11 @@ async fn a_load_after_another_writer_reads_only_the_new_commits() {
         ),
         (4, newest.sequence, "theirs again")
     );
-    assert_eq!(observed.take_reads(), [(subject(id), seen.sequence)]);
+    assert_eq!(observed.take_history_reads(), [(subject(id), seen.sequence)]);
 
     // Nothing new: one question, no commit.
     assert_eq!(repo.load(&id).await.unwrap().version, 4);
-    assert_eq!(observed.take_reads(), [(subject(id), newest.sequence)]);
+    assert_eq!(observed.take_history_reads(), [(subject(id), newest.sequence)]);
 }
 
 /// A workspace with 1 + `updates` events (the last description `v{updates - 1}`), another one
@@ -477,11 +420,11 @@ async fn snapshotted(
 
 #[tokio::test]
 async fn a_load_from_a_snapshot_gives_the_state_of_the_whole_history() {
-    let observed = Observed::default();
+    let observed = MemoryLog::default();
     let snapshots = MemorySnapshots::default();
-    let (id, _, snapshot) = snapshotted(&observed.log, &snapshots, 35).await;
+    let (id, _, snapshot) = snapshotted(&observed, &snapshots, 35).await;
     assert_eq!(snapshot.version, 30);
-    observed.take_reads();
+    observed.take_history_reads();
 
     let fresh = Repository::<Workspace>::with(
         Arc::new(observed.clone()),
@@ -492,11 +435,11 @@ async fn a_load_from_a_snapshot_gives_the_state_of_the_whole_history() {
     assert_eq!((loaded.version, loaded.state.description.as_str()), (36, "v34"));
     assert_eq!(loaded.state.status, WorkspaceStatus::Active);
     assert_eq!(
-        observed.take_reads(),
+        observed.take_history_reads(),
         [(subject(id), snapshot.sequence)],
         "only the commits after the snapshot are read"
     );
-    let full = Repository::<Workspace>::new(observed.log.clone())
+    let full = Repository::<Workspace>::new(observed.clone())
         .load(&id)
         .await
         .unwrap();
@@ -522,15 +465,8 @@ async fn assert_not_trusted(
         s.state["status"] = "archived".into();
         forge(s);
     });
-    let observed = Observed {
-        log: log.clone(),
-        ..Default::default()
-    };
-    let fresh = Repository::<Workspace>::with(
-        Arc::new(observed.clone()),
-        Some(signed(&forged)),
-        snapshotting(10),
-    );
+    log.take_history_reads();
+    let fresh = Repository::<Workspace>::with(Arc::new(log.clone()), Some(signed(&forged)), snapshotting(10));
     let loaded = fresh.load(&id).await.unwrap();
     assert_eq!(
         (
@@ -541,7 +477,7 @@ async fn assert_not_trusted(
         (13, "v11", WorkspaceStatus::Active)
     );
     assert_eq!(
-        observed.take_reads(),
+        log.take_history_reads(),
         [(subject(id), 0)],
         "the whole history is folded"
     );
