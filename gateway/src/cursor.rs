@@ -78,6 +78,25 @@ mod tests {
     }
 
     #[test]
+    fn the_pattern_matches_exactly_the_cursors_decode_accepts() {
+        let pattern = regex::Regex::new(PATTERN).unwrap();
+        let alphabet: Vec<char> = ('A'..='Z')
+            .chain('a'..='z')
+            .chain('0'..='9')
+            .chain("-_=+/".chars())
+            .collect();
+        let mut samples = crate::strings::over(&alphabet, 2, 20_000, 25);
+        // Cursors with the right format byte and length, and their last characters varied.
+        for c in &alphabet {
+            samples.push(format!("{}{c}", &encode(Uuid::now_v7())[..22]));
+            samples.push(format!("A{c}{}", &encode(Uuid::now_v7())[2..]));
+        }
+        for s in samples {
+            assert_eq!(pattern.is_match(&s), decode(&s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
     fn limits_are_bounded() {
         assert_eq!(limit(None), Ok(20));
         assert_eq!(limit(Some(1)), Ok(1));

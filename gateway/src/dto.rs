@@ -18,11 +18,16 @@ use uuid::Uuid;
 use crate::fields;
 use crate::problem::{FieldProblem, Problem, ProblemKind};
 
+/// An Ed25519 key and a digest for the examples of the description.
+const EXAMPLE_KEY: &str = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
+const EXAMPLE_DIGEST: &str = "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a";
+
 // ---------------------------------------------------------------------------------------------------
 // Workspaces
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Hospital consortium", "description": "Oncology research across three hospitals"})))]
 pub struct CreateWorkspace {
     #[schema(schema_with = fields::workspace_name)]
     pub name: String,
@@ -34,6 +39,7 @@ pub struct CreateWorkspace {
 /// A partial update: absent fields keep their value.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"description": "Oncology and cardiology research across four hospitals"})))]
 pub struct UpdateWorkspace {
     #[serde(default)]
     #[schema(schema_with = fields::workspace_name_change)]
@@ -145,9 +151,7 @@ pub struct Participant {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
-    /// The participant who uploads it: one of the participants, holding the provider role
-    /// (`algorithm_provider` for the algorithm, `dataset_provider` for a dataset).
-    #[schema(schema_with = fields::participant_id)]
+    #[schema(schema_with = fields::provider)]
     pub provider: String,
     #[schema(schema_with = fields::sha3_digest)]
     pub hash: String,
@@ -158,6 +162,16 @@ pub struct Asset {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "name": "Joint survival study",
+    "description": "Survival analysis over both hospitals' cohorts",
+    "participants": [
+        {"id": "alice@example.org", "roles": ["owner", "algorithm_provider"], "public_key": EXAMPLE_KEY},
+        {"id": "bob@example.org", "roles": ["dataset_provider", "result_consumer"], "public_key": EXAMPLE_KEY}
+    ],
+    "algorithm": {"provider": "alice@example.org", "hash": EXAMPLE_DIGEST, "name": "survival.py"},
+    "datasets": [{"provider": "bob@example.org", "hash": EXAMPLE_DIGEST, "name": "cohort.csv"}]
+})))]
 pub struct CreateComputation {
     #[schema(schema_with = fields::computation_name)]
     pub name: String,
@@ -176,6 +190,7 @@ pub struct CreateComputation {
 /// A partial update: absent fields keep their value; lists replace the whole list.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Joint survival study, second cohort"})))]
 pub struct UpdateComputation {
     #[serde(default)]
     #[schema(schema_with = fields::computation_name_change)]

@@ -7,10 +7,12 @@
 
 use prism_domain::ParticipantId;
 use prism_domain::{computation, workspace};
-
-use crate::cursor;
+use serde_json::json;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{Ref, Schema};
+
+use crate::cursor;
 
 /// Text without control characters other than tab, line feed and carriage return (Unicode `Cc`).
 pub const TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$";
@@ -108,18 +110,28 @@ pub fn archive_reason() -> Schema {
     )
 }
 
-pub fn participant_id() -> Schema {
+fn participant(description: &str) -> Schema {
     string(false)
         .min_length(Some(1))
         .max_length(Some(ParticipantId::MAX_LEN))
         .pattern(Some(PARTICIPANT_ID_PATTERN))
         .description(Some(format!(
-            "The identity the participant authenticates with (user id or e-mail): 1–{} characters from \
-             letters, digits and `._@+-`.",
+            "{description} 1–{} characters from letters, digits and `._@+-`.",
             ParticipantId::MAX_LEN
         )))
         .examples(["alice@example.org"])
         .into()
+}
+
+pub fn participant_id() -> Schema {
+    participant("The identity the participant authenticates with (user id or e-mail).")
+}
+
+pub fn provider() -> Schema {
+    participant(
+        "The participant who uploads the asset: one of the participants, holding the provider role \
+         (`algorithm_provider` for the algorithm, `dataset_provider` for a dataset).",
+    )
 }
 
 pub fn sha3_digest() -> Schema {
@@ -158,7 +170,7 @@ pub fn roles() -> Schema {
         .into()
 }
 
-fn list(item: &str, max: usize, nullable: bool, min: usize, description: String) -> Schema {
+fn list(item: &str, max: usize, nullable: bool, min: usize, description: String) -> ArrayBuilder {
     let schema_type = if nullable {
         SchemaType::from_iter([Type::Array, Type::Null])
     } else {
@@ -171,7 +183,6 @@ fn list(item: &str, max: usize, nullable: bool, min: usize, description: String)
         .max_items(Some(max))
         .unique_items(true)
         .description(Some(description))
-        .into()
 }
 
 fn participants_description() -> String {
@@ -179,6 +190,15 @@ fn participants_description() -> String {
         "1–{} participants, each listed once (by `id`), at least one of them an `owner`.",
         computation::PARTICIPANTS_MAX
     )
+}
+
+/// At least one participant with the `owner` role. utoipa has no builder for `contains`, which JSON
+/// Schema 2020-12 has; it goes in as an extension, written beside the other keywords.
+fn an_owner() -> Extensions {
+    Extensions::from_iter([(
+        "contains",
+        json!({"properties": {"roles": {"contains": {"const": "owner"}}}}),
+    )])
 }
 
 pub fn participants() -> Schema {
@@ -189,6 +209,8 @@ pub fn participants() -> Schema {
         1,
         participants_description(),
     )
+    .extensions(Some(an_owner()))
+    .into()
 }
 
 pub fn participants_change() -> Schema {
@@ -199,6 +221,8 @@ pub fn participants_change() -> Schema {
         1,
         format!("Replaces the whole list: {}", participants_description()),
     )
+    .extensions(Some(an_owner()))
+    .into()
 }
 
 pub fn datasets() -> Schema {
@@ -212,6 +236,7 @@ pub fn datasets() -> Schema {
             computation::DATASETS_MAX
         ),
     )
+    .into()
 }
 
 /// `limit` of a page.
@@ -252,4 +277,80 @@ pub fn min_sequence() -> Schema {
              beyond the end of the event log is refused at once with 400.",
         ))
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use prism_domain::values::{Sha3Digest, check_text};
+    use regex::Regex;
+
+    use super::*;
+    use crate::strings;
+
+    /// Characters the text rules treat differently: every control character, every kind of white
+    /// space, and ordinary characters inside and beyond ASCII.
+    fn text_alphabet() -> Vec<char> {
+        let mut alphabet: Vec<char> = ('\u{0}'..='\u{a1}').collect();
+        alphabet.extend(
+            "\u{1680}\u{2000}\u{200a}\u{200b}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}\u{feff}é€😀\u{e000}"
+                .chars(),
+        );
+        alphabet
+    }
+
+    #[test]
+    fn the_text_pattern_is_the_domains_rule() {
+        let pattern = Regex::new(TEXT_PATTERN).unwrap();
+        for s in strings::over(&text_alphabet(), 2, 5000, 8) {
+            let domain = check_text("text", &s, usize::MAX, false).is_ok();
+            assert_eq!(pattern.is_match(&s), domain, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_name_pattern_is_the_domains_rule_for_required_text() {
+        let pattern = Regex::new(NAME_PATTERN).unwrap();
+        for s in strings::over(&text_alphabet(), 2, 5000, 8) {
+            let domain = check_text("name", &s, usize::MAX, true).is_ok();
+            assert_eq!(pattern.is_match(&s), domain, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_participant_id_pattern_is_the_domains_rule() {
+        let pattern = Regex::new(PARTICIPANT_ID_PATTERN).unwrap();
+        let alphabet: Vec<char> = "aZ09._@+-/ :é\u{0}".chars().collect();
+        let mut samples = strings::over(&alphabet, 3, 2000, 12);
+        samples.extend(["a".repeat(254), "a".repeat(255)]);
+        for s in samples {
+            assert_eq!(pattern.is_match(&s), ParticipantId::parse(&s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_digest_pattern_is_the_domains_rule() {
+        let pattern = Regex::new(SHA3_DIGEST_PATTERN).unwrap();
+        let digest = "ab".repeat(32);
+        for s in [
+            digest.clone(),
+            digest.to_uppercase(),
+            digest[1..].to_owned(),
+            format!("{digest}0"),
+            format!("{}g", &digest[1..]),
+            String::new(),
+        ] {
+            assert_eq!(pattern.is_match(&s), Sha3Digest::parse(&s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_public_key_prism_accepts_matches_the_pattern() {
+        let pattern = Regex::new(PUBLIC_KEY_PATTERN).unwrap();
+        let der = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
+        let pem = prism_domain::values::PublicKey::parse(der).unwrap();
+        for key in [der, pem.as_pem()] {
+            assert!(pattern.is_match(key), "{key}");
+        }
+        assert!(!pattern.is_match("not a key!"));
+    }
 }

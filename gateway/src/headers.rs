@@ -225,15 +225,16 @@ pub struct QueryHeaderParams {
 pub const IDEMPOTENCY_KEY_PATTERN: &str = r"^[!-~]{1,255}$";
 
 /// What [`IfMatch::parse`] accepts: `*`, or a comma-separated list of entity tags (weak or strong) of
-/// which at most one is a strong tag of digits (a version). Empty list elements are allowed.
+/// which at most one is a strong tag of digits (a version). Empty list elements are allowed; a comma
+/// inside a tag is not (the list is split at every comma).
 pub const IF_MATCH_PATTERN: &str = concat!(
     r#"^(?:[ \t]*\*[ \t]*|"#,
     // Elements that name no version, or nothing at all, before…
-    r#"(?:[ \t]*(?:W/"[!#-~]*"|"(?:[!#-~]*[!#-/:-~][!#-~]*)?")?[ \t]*,)*"#,
+    r#"(?:[ \t]*(?:W/"[!#-+\x2D-~]*"|"(?:[!#-+\x2D-~]*[!#-+\x2D-/:-~][!#-+\x2D-~]*)?")?[ \t]*,)*"#,
     // …one element that is there, a version or not…
-    r#"[ \t]*(?:"[0-9]+"|W/"[!#-~]*"|"(?:[!#-~]*[!#-/:-~][!#-~]*)?")[ \t]*"#,
+    r#"[ \t]*(?:"[0-9]+"|W/"[!#-+\x2D-~]*"|"(?:[!#-+\x2D-~]*[!#-+\x2D-/:-~][!#-+\x2D-~]*)?")[ \t]*"#,
     // …and after it.
-    r#"(?:,[ \t]*(?:W/"[!#-~]*"|"(?:[!#-~]*[!#-/:-~][!#-~]*)?")?[ \t]*)*)$"#,
+    r#"(?:,[ \t]*(?:W/"[!#-+\x2D-~]*"|"(?:[!#-+\x2D-~]*[!#-+\x2D-/:-~][!#-+\x2D-~]*)?")?[ \t]*)*)$"#,
 );
 
 fn string_schema(pattern: Option<&str>, description: String) -> Schema {
@@ -315,6 +316,7 @@ mod tests {
     #[test]
     fn if_match_tags_that_cannot_match_fail_the_precondition() {
         assert_eq!(IfMatch::parse("W/\"3\""), Ok(IfMatch::Never));
+        assert_eq!(IfMatch::parse("\"99999999999999999999\""), Ok(IfMatch::Never));
         assert_eq!(IfMatch::parse("\"abc\""), Ok(IfMatch::Never));
         assert_eq!(IfMatch::parse("\"-1\""), Ok(IfMatch::Never));
     }
@@ -344,6 +346,53 @@ mod tests {
         assert!(parse_idempotency_key(&HeaderValue::from_static("a b")).is_err());
         let long = HeaderValue::from_str(&"k".repeat(256)).unwrap();
         assert!(parse_idempotency_key(&long).is_err());
+    }
+
+    /// Header values as HTTP delivers them: without white space around them.
+    fn header_values(alphabet: &str, exhaustive: usize, random: usize, max_len: usize) -> Vec<String> {
+        let alphabet: Vec<char> = alphabet.chars().collect();
+        crate::strings::over(&alphabet, exhaustive, random, max_len)
+            .into_iter()
+            .filter(|s| s.trim() == s)
+            .collect()
+    }
+
+    #[test]
+    fn the_idempotency_key_pattern_is_the_rule() {
+        let pattern = regex::Regex::new(IDEMPOTENCY_KEY_PATTERN).unwrap();
+        let mut samples = header_values("a Z~!\t\"", 3, 1000, 8);
+        samples.extend(["k".repeat(255), "k".repeat(256)]);
+        for s in samples {
+            let value = HeaderValue::from_str(&s).unwrap();
+            assert_eq!(
+                pattern.is_match(&s),
+                parse_idempotency_key(&value).is_ok(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_if_match_pattern_is_the_rule() {
+        let pattern = regex::Regex::new(IF_MATCH_PATTERN).unwrap();
+        let mut samples = header_values("\"W/*, \t0a!#", 4, 50_000, 14);
+        samples.extend(
+            [
+                "\"1\"",
+                "\"99999999999999999999999\"",
+                "\"1\", \"99999999999999999999999\"",
+                "W/\"1\", \"2\"",
+                "\"a\", ,\"2\",",
+                "\"1\",\"2\"",
+                "*",
+                " * ",
+                "*,\"1\"",
+            ]
+            .map(String::from),
+        );
+        for s in samples {
+            assert_eq!(pattern.is_match(&s), IfMatch::parse(&s).is_ok(), "{s:?}");
+        }
     }
 
     #[test]
@@ -386,7 +435,9 @@ mod tests {
         assert_eq!(min_sequence(&headers, Some(4)).unwrap(), Some(4));
         headers.insert(PRISM_MIN_SEQUENCE, HeaderValue::from_static("9"));
         assert_eq!(min_sequence(&headers, Some(4)).unwrap(), Some(9));
-        headers.insert(PRISM_MIN_SEQUENCE, HeaderValue::from_static("x"));
-        assert_eq!(min_sequence(&headers, None).unwrap_err().status, 400);
+        for bad in ["x", "+9", "-1", "1e3", ""] {
+            headers.insert(PRISM_MIN_SEQUENCE, HeaderValue::from_static(bad));
+            assert_eq!(min_sequence(&headers, None).unwrap_err().status, 400, "{bad}");
+        }
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! Route modules ([`routes`]) each return their routes with their OpenAPI description; the platform's
 //! registry lists which are served ([`router`]). The OpenAPI 3.1 description is served at
-//! `/openapi.json` and Swagger UI at `/docs`.
+//! `/openapi.json` and Swagger UI at `/docs`. It states every constraint the server enforces: the
+//! responses routes share are described once ([`responses`]), and the schemas of values are built from
+//! the domain's own limits ([`fields`]).
 //!
 //! **Architecture Invariant:** this is the only crate that knows HTTP; nothing depends on it but the
 //! platform's wiring (`prism-cli`).
@@ -35,6 +37,8 @@ mod openapi;
 pub mod problem;
 pub mod responses;
 pub mod routes;
+#[cfg(test)]
+mod strings;
 
 pub use problem::{Problem, ProblemKind};
 

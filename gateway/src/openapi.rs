@@ -15,7 +15,11 @@ use crate::responses::ProblemComponents;
             instead. Queries accept `min_sequence` (or `Prism-Min-Sequence`) to wait for a sequence before \
             reading; a sequence beyond the end of the event log is refused at once (400). `If-Match` makes a \
             change conditional on the version; `Idempotency-Key` makes any command safe to retry, at any age. \
-            Errors are RFC 9457 problem documents (`application/problem+json`).\n\n\
+            Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `type` URN; \
+            a field of the body that this API does not know, or a malformed parameter or header, is 400; a \
+            value that breaks a rule is 422, with a JSON Pointer to it in `errors`. Bodies are JSON of at \
+            most 512 KiB (413 beyond, 415 if not JSON). A method a path does not list is answered 405 with \
+            `Allow`.\n\n\
             There is no authentication yet: every command is recorded as made by `anonymous`."
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldProblem, crate::dto::CommandAccepted)),

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use serde_json::json;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::link::{Link, LinkBuilder};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{ContentBuilder, KnownFormat, OpenApi, Ref, RefOr};
@@ -90,8 +92,8 @@ impl ProblemResponse {
                 that is not JSON, or has a field this API does not know (`errors[].pointer` locates it)."
                 .into(),
             Self::NotFound => "Nothing exists at the ids in the path.".into(),
-            Self::Conflict => "The resource's state does not allow the change (it is archived), or it \
-                had too many concurrent changes (retry)."
+            Self::Conflict => "The state of the resource (or of the one it belongs to) does not allow \
+                this, e.g. it is archived; or it had too many concurrent changes (retry)."
                 .into(),
             Self::PreconditionFailed => {
                 "`If-Match` does not name the resource's current version (its `ETag`).".into()
@@ -214,8 +216,8 @@ impl IntoResponses for QueryProblems {
     }
 }
 
-/// What any command may answer besides its result: 400 (a malformed header), 422 (an
-/// `Idempotency-Key` first used with another request), 503.
+/// What any command may answer besides its result: 400 (a malformed header), 409 (too many
+/// concurrent changes), 422 (an `Idempotency-Key` first used with another request), 503.
 #[derive(Debug)]
 pub struct CommandProblems;
 
@@ -223,6 +225,7 @@ impl IntoResponses for CommandProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         problems([
             ProblemResponse::BadRequest,
+            ProblemResponse::Conflict,
             ProblemResponse::Unprocessable,
             ProblemResponse::Unavailable,
         ])
@@ -259,19 +262,41 @@ impl IntoResponses for ChangeProblems {
     }
 }
 
+/// A resource that responses carry, and the operations a client can follow from it (OpenAPI links,
+/// which also let a fuzzer reach the resource it just created).
+pub trait Linked: ToSchema {
+    /// `(name, link)`; see [`link`].
+    fn links() -> Vec<(&'static str, Link)>;
+}
+
+/// A link to the operation `operation_id`, its parameters taken from the response body: each value
+/// is a JSON Pointer into it, e.g. `("workspace", "/id")`.
+pub fn link(operation_id: &str, parameters: &[(&str, &str)]) -> Link {
+    // `LinkBuilder::operation_id` would be written as `operation_id`; OpenAPI spells it `operationId`.
+    let operation = Extensions::from_iter([("operationId", operation_id)]);
+    parameters
+        .iter()
+        .fold(
+            LinkBuilder::new().extensions(Some(operation)),
+            |link, (name, pointer)| link.parameter(*name, format!("$response.body#{pointer}")),
+        )
+        .build()
+}
+
+fn with_links<T: Linked>(response: ResponseBuilder) -> ResponseBuilder {
+    T::links()
+        .into_iter()
+        .fold(response, |response, (name, link)| response.link(name, link))
+}
+
 /// A read of one resource: `200` with it and its `ETag`.
 #[derive(Debug)]
 pub struct Found<T>(PhantomData<T>);
 
-impl<T: ToSchema> IntoResponses for Found<T> {
+impl<T: Linked> IntoResponses for Found<T> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses([(
-            200,
-            body::<T>(&format!("The {}.", T::name().to_lowercase()))
-                .header("ETag", etag())
-                .build()
-                .into(),
-        )])
+        let found = body::<T>(&format!("The {}.", T::name().to_lowercase())).header("ETag", etag());
+        responses([(200, with_links::<T>(found).build().into())])
     }
 }
 
@@ -280,7 +305,7 @@ impl<T: ToSchema> IntoResponses for Found<T> {
 #[derive(Debug)]
 pub struct Created<T>(PhantomData<T>);
 
-impl<T: ToSchema> IntoResponses for Created<T> {
+impl<T: Linked> IntoResponses for Created<T> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         let created = body::<T>(&format!(
             "Created; the body is the new {} as the read model shows it.",
@@ -290,7 +315,10 @@ impl<T: ToSchema> IntoResponses for Created<T> {
         .header("ETag", etag())
         .header("Prism-Sequence", sequence())
         .header("Idempotent-Replayed", replayed());
-        responses([(201, created.build().into()), (202, accepted("Created"))])
+        responses([
+            (201, with_links::<T>(created).build().into()),
+            (202, accepted("Created")),
+        ])
     }
 }
 
@@ -299,7 +327,7 @@ impl<T: ToSchema> IntoResponses for Created<T> {
 #[derive(Debug)]
 pub struct Changed<T>(PhantomData<T>);
 
-impl<T: ToSchema> IntoResponses for Changed<T> {
+impl<T: Linked> IntoResponses for Changed<T> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         let changed = body::<T>(&format!(
             "Done (or nothing to change); the body is the {} as the read model shows it.",
@@ -309,7 +337,10 @@ impl<T: ToSchema> IntoResponses for Changed<T> {
         .header("ETag", etag())
         .header("Prism-Sequence", sequence())
         .header("Idempotent-Replayed", replayed());
-        responses([(200, changed.build().into()), (202, accepted("Done"))])
+        responses([
+            (200, with_links::<T>(changed).build().into()),
+            (202, accepted("Done")),
+        ])
     }
 }
 

@@ -129,7 +129,7 @@ fn every_route_documents_the_statuses_it_can_answer() {
             expected.push("404");
         }
         if method != "get" {
-            // Idempotency-Key reused with another request.
+            // Idempotency-Key reused with another request; concurrent changes.
             expected.extend(["422", "409"]);
         }
         if operation.get("requestBody").is_some() {
@@ -142,10 +142,6 @@ fn every_route_documents_the_statuses_it_can_answer() {
             expected.push("412");
         }
         for status in expected {
-            // Creating a workspace depends on no other resource's state.
-            if route == "post /workspaces" && status == "409" {
-                continue;
-            }
             assert!(statuses.contains(&status), "{route} does not document {status}");
         }
         assert!(
@@ -160,7 +156,8 @@ fn problems_are_problem_documents_shared_as_components() {
     let doc = document();
     for (path, method, operation) in operations(&doc) {
         for (status, response) in operation["responses"].as_object().unwrap() {
-            if !status.starts_with('4') && !(status.starts_with('5') && path != "/health") {
+            let problem = status.starts_with('4') || (status.starts_with('5') && path != "/health");
+            if !problem {
                 continue;
             }
             let response = resolve(&doc, response);
@@ -179,12 +176,13 @@ fn problems_are_problem_documents_shared_as_components() {
         ),
         "integer"
     );
-    assert!(
-        at(&doc, "/components/responses/PayloadTooLarge/description")
-            .as_str()
-            .unwrap()
-            .contains(&format!("{} KiB", MAX_BODY_BYTES / 1024))
-    );
+    let limit = format!("{} KiB", MAX_BODY_BYTES / 1024);
+    for pointer in [
+        "/components/responses/PayloadTooLarge/description",
+        "/info/description",
+    ] {
+        assert!(at(&doc, pointer).as_str().unwrap().contains(&limit), "{pointer}");
+    }
     // The computation routes state the definition rules no schema can.
     let rules = at(
         &doc,
@@ -346,4 +344,81 @@ fn parameters_state_their_ranges_and_formats() {
     }
     let id = parameter(&doc, "/workspaces/{workspace}", "get", "workspace");
     assert_eq!(id["schema"]["format"], "uuid");
+}
+
+#[test]
+fn operation_ids_are_unique_and_links_reach_them() {
+    let doc = document();
+    let mut ids = std::collections::BTreeMap::new();
+    for (path, method, operation) in operations(&doc) {
+        let id = operation["operationId"].as_str().unwrap().to_owned();
+        let parameters: Vec<String> = operation["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            ids.insert(id.clone(), parameters).is_none(),
+            "{method} {path}: operationId {id} is not unique"
+        );
+    }
+    let mut links = 0;
+    for (path, method, operation) in operations(&doc) {
+        for response in operation["responses"].as_object().unwrap().values() {
+            for link in resolve(&doc, response)["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, l)| l)
+            {
+                let target = link["operationId"].as_str().unwrap();
+                let parameters = ids
+                    .get(target)
+                    .unwrap_or_else(|| panic!("{method} {path} links to unknown {target}"));
+                for name in link["parameters"].as_object().unwrap().keys() {
+                    assert!(parameters.contains(name), "{target} has no parameter {name}");
+                }
+                links += 1;
+            }
+        }
+    }
+    assert!(links > 0);
+    // A new workspace leads to the computations created in it.
+    assert_eq!(
+        at(
+            &doc,
+            "/paths/~1workspaces/post/responses/201/links/CreateComputation/parameters/workspace"
+        ),
+        "$response.body#/id"
+    );
+}
+
+#[test]
+fn the_examples_are_requests_the_server_accepts() {
+    use prism_gateway::dto::{CreateComputation, CreateWorkspace, UpdateComputation, UpdateWorkspace};
+    let doc = document();
+    let example = |schema: &str| at(&doc, &format!("/components/schemas/{schema}/examples/0")).clone();
+    let definition: CreateComputation = serde_json::from_value(example("CreateComputation")).unwrap();
+    let definition = definition.into_definition().unwrap();
+    definition.validate().unwrap();
+    assert!(definition.algorithm.is_some() && !definition.datasets.is_empty());
+    let _: CreateWorkspace = serde_json::from_value(example("CreateWorkspace")).unwrap();
+    let _: UpdateWorkspace = serde_json::from_value(example("UpdateWorkspace")).unwrap();
+    let change: UpdateComputation = serde_json::from_value(example("UpdateComputation")).unwrap();
+    change.into_changes().unwrap();
+}
+
+#[test]
+fn a_computation_needs_an_owner_in_the_schema_too() {
+    let doc = document();
+    for schema in ["CreateComputation", "UpdateComputation"] {
+        assert_eq!(
+            property(&doc, schema, "participants")["contains"],
+            json!({"properties": {"roles": {"contains": {"const": "owner"}}}}),
+            "{schema}"
+        );
+    }
 }

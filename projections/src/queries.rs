@@ -310,19 +310,27 @@ impl ReadModels {
     }
 
     /// Ids of the active computations of a workspace as of stream sequence `sequence` or later, read in
-    /// one snapshot together with the projection's checkpoint (one statement); `None` while the
-    /// computations projection has not reached `sequence`. (Waiting first and querying after could be
-    /// fooled by a rebuild in between, which empties the table and resets the checkpoint.)
+    /// one snapshot together with the projection's checkpoint; `None` while the computations projection
+    /// has not reached `sequence`. (Waiting first and querying after could be fooled by a rebuild in
+    /// between, which empties the table and resets the checkpoint.)
     pub async fn active_computation_ids_as_of(
         &self,
         workspace: WorkspaceId,
         sequence: u64,
     ) -> Result<Option<Vec<ComputationId>>, ProjectionError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(ACTIVE_COMPUTATIONS_AS_OF).await?;
-        let row = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // TRUNCATE is not MVCC-safe: a snapshot taken while a rebuild is under way would pair the old
+        // checkpoint with the emptied table once the rebuild commits. Holding the table lock first
+        // means the snapshot below is taken before a rebuild empties the table (it then waits for this
+        // transaction) or after the rebuild has committed (its checkpoint reset included).
+        tx.batch_execute("LOCK TABLE computations IN ACCESS SHARE MODE")
+            .await?;
+        let statement = tx.prepare_cached(ACTIVE_COMPUTATIONS_AS_OF).await?;
+        let row = tx
             .query_one(&statement, &[&workspace.as_uuid(), &crate::COMPUTATIONS])
             .await?;
+        tx.commit().await?;
         if (row.get::<_, i64>(0) as u64) < sequence {
             return Ok(None);
         }

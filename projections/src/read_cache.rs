@@ -14,7 +14,9 @@
 //! **Filling under a lease.** Before a view is read from the database its slot is marked with a fresh
 //! token; the view is stored only if the mark is still there. A change the read did not see committed
 //! after the read began, so its notification arrives after the mark was made: it removes the mark
-//! (nothing is stored) or, arriving later, the stored view.
+//! (nothing is stored) or, arriving later, the stored view. One read at a time holds a slot's lease
+//! (concurrent misses read the database without one), so a busy view is not kept from filling by
+//! ever newer leases; a lease given up (an error, a cancelled request) frees the slot.
 //!
 //! **Read-your-writes.** A caller that learnt from the database that a projection reached sequence `s`
 //! (`ReadModels::checkpoint`, `ReadModels::wait_for`) must then read every commit up to `s`. Such
@@ -22,6 +24,11 @@
 //! or past them; meanwhile (for the fraction of a millisecond a notification takes) reads go to the
 //! database. While the listening connection is down, or the database lacks the migration, memory
 //! neither answers nor stores anything.
+//!
+//! **Liveness.** Memory answers only while notifications demonstrably arrive: the listener sends
+//! itself a probe before it starts and every few seconds after, and stops answering from memory when
+//! one does not come back. (A connection pooler in transaction mode, which cannot carry `LISTEN`, thus
+//! leaves every read to the database rather than to a deaf cache.)
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -120,11 +127,29 @@ pub(crate) enum Lookup<V> {
     Miss(Option<Lease>),
 }
 
-#[derive(Debug)]
+/// The right to store what one database read finds; given up on drop unless used.
 #[must_use]
 pub(crate) struct Lease {
+    shared: Arc<Shared>,
+    model: Model,
     id: Uuid,
     token: u64,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("model", &self.model)
+            .field("id", &self.id)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.shared.lock().release(self.model, &self.id, self.token);
+    }
 }
 
 pub(crate) struct State {
@@ -139,6 +164,17 @@ pub(crate) struct State {
 }
 
 impl State {
+    fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            live: false,
+            listened: HashMap::new(),
+            required: HashMap::new(),
+            workspaces: LruCache::new(capacity),
+            computations: LruCache::new(capacity),
+            next_token: 0,
+        }
+    }
+
     fn serving(&self, projection: &str) -> bool {
         let listened = self.listened.get(projection).copied().unwrap_or_default();
         self.required.get(projection).is_none_or(|r| listened >= *r)
@@ -164,6 +200,19 @@ impl State {
             Model::Computations => {
                 self.computations.pop(id);
             }
+        }
+    }
+
+    /// Frees a slot still marked with `token` (a read that stored nothing).
+    fn release(&mut self, model: Model, id: &Uuid, token: u64) {
+        fn release_in<V>(entries: &mut LruCache<Uuid, Slot<V>>, id: &Uuid, token: u64) {
+            if matches!(entries.peek(id), Some(Slot::Filling(t)) if *t == token) {
+                entries.pop(id);
+            }
+        }
+        match model {
+            Model::Workspaces => release_in(&mut self.workspaces, id, token),
+            Model::Computations => release_in(&mut self.computations, id, token),
         }
     }
 
@@ -204,24 +253,27 @@ impl State {
                 self.listened.insert(name.to_owned(), at);
                 true
             }
+            // Models this process does not hold are none of its business.
             "row" => {
-                let parsed = rest
-                    .split_once(' ')
-                    .and_then(|(model, id)| Some((Model::parse(model)?, Uuid::parse_str(id).ok()?)));
-                match parsed {
-                    Some((model, id)) => self.forget(model, &id),
-                    // Whatever it names, it cannot be trusted to leave anything untouched.
-                    None => self.clear_all(),
+                let Some((model, id)) = rest.split_once(' ') else {
+                    return false;
+                };
+                match (Model::parse(model), Uuid::parse_str(id)) {
+                    (Some(model), Ok(id)) => self.forget(model, &id),
+                    // Whatever it names, it cannot be trusted to leave the model untouched.
+                    (Some(model), Err(_)) => self.clear(model),
+                    (None, _) => {}
                 }
                 false
             }
             "truncate" => {
-                match Model::parse(rest) {
-                    Some(model) => self.clear(model),
-                    None => self.clear_all(),
+                if let Some(model) = Model::parse(rest) {
+                    self.clear(model);
                 }
                 false
             }
+            // Another listener checking its connection.
+            "probe" => false,
             _ => {
                 debug!(payload, "ignoring an unknown notification");
                 false
@@ -291,14 +343,7 @@ impl ReadCache {
     pub(crate) fn start(config: tokio_postgres::Config) -> Self {
         let capacity = NonZeroUsize::new(CAPACITY).expect("capacity is not zero");
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                live: false,
-                listened: HashMap::new(),
-                required: HashMap::new(),
-                workspaces: LruCache::new(capacity),
-                computations: LruCache::new(capacity),
-                next_token: 0,
-            }),
+            state: Mutex::new(State::new(capacity)),
             moved: watch::Sender::new(0),
             wake: Notify::new(),
         });
@@ -324,8 +369,12 @@ impl ReadCache {
     /// it until it has heard as much.
     pub(crate) fn handed_out(&self, projection: &str, at: Position) {
         let mut state = self.shared.lock();
-        let required = state.required.entry(projection.to_owned()).or_default();
-        *required = (*required).max(at);
+        match state.required.get_mut(projection) {
+            Some(required) => *required = (*required).max(at),
+            None => {
+                state.required.insert(projection.to_owned(), at);
+            }
+        }
     }
 
     /// Changes of the listened checkpoints (and of liveness), for waiting without polling.
@@ -343,31 +392,36 @@ impl ReadCache {
         if !state.live || !state.serving(V::MODEL.projection()) {
             return Lookup::Miss(None);
         }
-        if let Some(Slot::Ready(view)) = V::entries(&mut state).get(&id) {
-            return Lookup::Hit(view.clone());
+        match V::entries(&mut state).get(&id) {
+            Some(Slot::Ready(view)) => return Lookup::Hit(view.clone()),
+            // Another read holds the lease; this one just reads.
+            Some(Slot::Filling(_)) => return Lookup::Miss(None),
+            None => {}
         }
         state.next_token += 1;
         let token = state.next_token;
         V::entries(&mut state).put(id, Slot::Filling(token));
-        Lookup::Miss(Some(Lease { id, token }))
+        Lookup::Miss(Some(Lease {
+            shared: self.shared.clone(),
+            model: V::MODEL,
+            id,
+            token,
+        }))
     }
 
     /// Stores what the leased read found (nothing for `None`), unless a change came in meanwhile.
     pub(crate) fn fill<V: Cached>(&self, lease: Lease, view: Option<&V>) {
+        debug_assert_eq!(lease.model, V::MODEL);
         let mut state = self.shared.lock();
-        let entries = V::entries(&mut state);
-        let Some(slot) = entries.peek_mut(&lease.id) else {
-            return;
-        };
-        if !matches!(slot, Slot::Filling(token) if *token == lease.token) {
-            return;
+        if let Some(view) = view
+            && let Some(slot) = V::entries(&mut state).peek_mut(&lease.id)
+            && matches!(slot, Slot::Filling(token) if *token == lease.token)
+        {
+            *slot = Slot::Ready(Arc::new(view.clone()));
         }
-        match view {
-            Some(view) => *slot = Slot::Ready(Arc::new(view.clone())),
-            None => {
-                entries.pop(&lease.id);
-            }
-        }
+        // Dropping the lease (after the lock is released) frees a slot left unfilled.
+        drop(state);
+        drop(lease);
     }
 }
 
@@ -433,6 +487,19 @@ async fn session(shared: &Shared, config: &tokio_postgres::Config) -> Result<(),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
+    // Notifications must demonstrably arrive before memory may answer. What arrives meanwhile is
+    // covered by the positions read below, and memory is empty.
+    let probe = send_probe(&client).await?;
+    tokio::time::timeout(PING, async {
+        while let Some(notification) = received.recv().await {
+            if notification?.payload() == probe {
+                return Ok(());
+            }
+        }
+        Err::<(), BoxError>("the listening connection closed".into())
+    })
+    .await
+    .map_err(|_| "a notification sent to itself did not arrive")??;
     let checkpoints = client
         .query(
             "SELECT name, sequence, generation FROM projection_checkpoints",
@@ -454,6 +521,8 @@ async fn session(shared: &Shared, config: &tokio_postgres::Config) -> Result<(),
     let mut ping = tokio::time::interval(PING);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
+    // The probe last sent and not yet back.
+    let mut awaited: Option<String> = None;
     loop {
         tokio::select! {
             first = received.recv() => {
@@ -463,10 +532,17 @@ async fn session(shared: &Shared, config: &tokio_postgres::Config) -> Result<(),
                 let mut moved = false;
                 {
                     let mut state = shared.lock();
-                    moved |= state.apply(first?.payload());
+                    let mut take = |notification: Notification| {
+                        if awaited.as_deref() == Some(notification.payload()) {
+                            awaited = None;
+                        } else {
+                            moved |= state.apply(notification.payload());
+                        }
+                    };
+                    take(first?);
                     for _ in 0..DRAIN {
                         match received.try_recv() {
-                            Ok(next) => moved |= state.apply(next?.payload()),
+                            Ok(next) => take(next?),
                             Err(_) => break,
                         }
                     }
@@ -476,12 +552,25 @@ async fn session(shared: &Shared, config: &tokio_postgres::Config) -> Result<(),
                 }
             }
             _ = ping.tick() => {
-                tokio::time::timeout(PING, client.simple_query(""))
+                if awaited.is_some() {
+                    return Err("notifications stopped arriving".into());
+                }
+                let probe = tokio::time::timeout(PING, send_probe(&client))
                     .await
                     .map_err(|_| "the listening connection did not answer")??;
+                awaited = Some(probe);
             }
         }
     }
+}
+
+/// Sends a notification only this listener will recognise; returns its payload.
+async fn send_probe(client: &tokio_postgres::Client) -> Result<String, tokio_postgres::Error> {
+    let payload = format!("probe {}", Uuid::now_v7());
+    client
+        .batch_execute(&format!("NOTIFY {CHANNEL}, '{payload}'"))
+        .await?;
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -489,15 +578,95 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        let capacity = NonZeroUsize::new(4).unwrap();
-        State {
-            live: true,
-            listened: HashMap::new(),
-            required: HashMap::new(),
-            workspaces: LruCache::new(capacity),
-            computations: LruCache::new(capacity),
-            next_token: 0,
+        let mut state = State::new(NonZeroUsize::new(4).unwrap());
+        state.live = true;
+        state
+    }
+
+    /// A cache that hears nothing: notifications are applied by hand.
+    fn offline() -> ReadCache {
+        let (stop, _) = watch::channel(());
+        ReadCache {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state()),
+                moved: watch::Sender::new(0),
+                wake: Notify::new(),
+            }),
+            _stop: stop,
         }
+    }
+
+    fn view(id: Uuid, name: &str) -> WorkspaceView {
+        let now = chrono::Utc::now();
+        WorkspaceView {
+            id: prism_domain::WorkspaceId(id),
+            name: name.into(),
+            description: String::new(),
+            status: "active".into(),
+            version: 1,
+            created_by: "alice".into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn hit(cache: &ReadCache, id: Uuid) -> Option<String> {
+        match cache.get::<WorkspaceView>(id) {
+            Lookup::Hit(view) => Some(view.name.clone()),
+            Lookup::Miss(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_read_overtaken_by_a_change_stores_nothing() {
+        let cache = offline();
+        let id = Uuid::now_v7();
+        let Lookup::Miss(Some(lease)) = cache.get::<WorkspaceView>(id) else {
+            panic!("expected a lease");
+        };
+        cache.shared.lock().apply(&format!("row workspaces {id}"));
+        cache.fill(lease, Some(&view(id, "old")));
+        assert_eq!(hit(&cache, id), None);
+
+        let Lookup::Miss(Some(lease)) = cache.get::<WorkspaceView>(id) else {
+            panic!("expected a lease");
+        };
+        cache.fill(lease, Some(&view(id, "new")));
+        assert_eq!(hit(&cache, id).as_deref(), Some("new"));
+        cache.shared.lock().apply(&format!("row workspaces {id}"));
+        assert_eq!(hit(&cache, id), None);
+    }
+
+    #[test]
+    fn one_read_at_a_time_holds_the_lease_and_gives_it_up_when_dropped() {
+        let cache = offline();
+        let id = Uuid::now_v7();
+        let Lookup::Miss(Some(first)) = cache.get::<WorkspaceView>(id) else {
+            panic!("expected a lease");
+        };
+        assert!(matches!(cache.get::<WorkspaceView>(id), Lookup::Miss(None)));
+        drop(first);
+        let Lookup::Miss(Some(second)) = cache.get::<WorkspaceView>(id) else {
+            panic!("a dropped lease must free the slot");
+        };
+        // Found nothing: the slot is freed, not left marked.
+        cache.fill::<WorkspaceView>(second, None);
+        assert!(matches!(cache.get::<WorkspaceView>(id), Lookup::Miss(Some(_))));
+    }
+
+    #[test]
+    fn nothing_is_answered_or_stored_while_not_live() {
+        let cache = offline();
+        let id = Uuid::now_v7();
+        let Lookup::Miss(Some(lease)) = cache.get::<WorkspaceView>(id) else {
+            panic!("expected a lease");
+        };
+        cache.fill(lease, Some(&view(id, "kept")));
+        assert_eq!(hit(&cache, id).as_deref(), Some("kept"));
+        cache.shared.go_dark();
+        assert!(matches!(cache.get::<WorkspaceView>(id), Lookup::Miss(None)));
+        cache.shared.go_live(HashMap::new());
+        assert_eq!(hit(&cache, id), None, "going dark forgets everything");
     }
 
     #[test]
@@ -550,11 +719,17 @@ mod tests {
     }
 
     #[test]
-    fn malformed_row_notifications_empty_everything() {
+    fn a_row_notification_that_names_no_row_empties_its_model() {
         let mut s = state();
-        let id = Uuid::now_v7();
-        s.workspaces.put(id, Slot::Filling(1));
+        let (w, c) = (Uuid::now_v7(), Uuid::now_v7());
+        s.workspaces.put(w, Slot::Filling(1));
+        s.computations.put(c, Slot::Filling(2));
+        s.apply("row reactions worker-1");
+        s.apply("truncate reactions");
+        assert_eq!((s.workspaces.len(), s.computations.len()), (1, 1));
         s.apply("row workspaces not-a-uuid");
-        assert!(s.workspaces.is_empty());
+        assert_eq!((s.workspaces.len(), s.computations.len()), (0, 1));
+        s.apply("truncate computations");
+        assert!(s.computations.is_empty());
     }
 }

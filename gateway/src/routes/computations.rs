@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use prism_app::{AppError, Caller, Executed};
 use prism_domain::{ComputationId, WorkspaceId};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::link::Link;
 use utoipa::{IntoResponses, OpenApi};
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -23,8 +24,8 @@ use crate::extract::{JsonBody, Path, Query};
 use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
 use crate::problem::{Problem, ProblemKind};
 use crate::responses::{
-    BodyProblems, ChangeProblems, Changed, CommandProblems, Conflict, Created, Found, NotFound,
-    QueryProblems, own_problem,
+    BodyProblems, ChangeProblems, Changed, CommandProblems, Created, Found, Linked, NotFound, QueryProblems,
+    link, own_problem,
 };
 use crate::{AppState, Routes};
 
@@ -43,6 +44,17 @@ pub fn routes() -> Routes {
 
 fn location(workspace: Uuid, id: &str) -> String {
     format!("/{workspace}/computations/{id}")
+}
+
+impl Linked for Computation {
+    fn links() -> Vec<(&'static str, Link)> {
+        let ids = [("workspace", "/workspace_id"), ("computation", "/id")];
+        vec![
+            ("GetComputation", link("get_computation", &ids)),
+            ("UpdateComputation", link("update_computation", &ids)),
+            ("ArchiveComputation", link("archive_computation", &ids)),
+        ]
+    }
 }
 
 /// The 422 of a definition (new, or as a change leaves it): the rules no schema can state.
@@ -72,6 +84,7 @@ impl IntoResponses for DefinitionProblems {
 #[utoipa::path(
     post,
     path = "/{workspace}/computations",
+    operation_id = "create_computation",
     tag = "computations",
     params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams),
     request_body = CreateComputation,
@@ -80,7 +93,6 @@ impl IntoResponses for DefinitionProblems {
         CommandProblems,
         BodyProblems,
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
         DefinitionProblems,
     )
 )]
@@ -109,6 +121,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/{workspace}/computations",
+    operation_id = "list_computations",
     tag = "computations",
     params(("workspace" = Uuid, Path, description = "Workspace id"), ListParams, QueryHeaderParams),
     responses(
@@ -144,6 +157,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/{workspace}/computations/{computation}",
+    operation_id = "get_computation",
     tag = "computations",
     params(
         ("workspace" = Uuid, Path, description = "Workspace id"),
@@ -180,6 +194,7 @@ pub async fn get(
 #[utoipa::path(
     patch,
     path = "/{workspace}/computations/{computation}",
+    operation_id = "update_computation",
     tag = "computations",
     params(
         ("workspace" = Uuid, Path, description = "Workspace id"),
@@ -222,6 +237,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/{workspace}/computations/{computation}",
+    operation_id = "archive_computation",
     tag = "computations",
     params(
         ("workspace" = Uuid, Path, description = "Workspace id"),

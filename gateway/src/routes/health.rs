@@ -18,6 +18,7 @@ pub fn routes() -> Routes {
 #[utoipa::path(
     get,
     path = "/health",
+    operation_id = "health",
     tag = "operations",
     responses(
         (status = 200, description = "Every dependency is up", body = Health,

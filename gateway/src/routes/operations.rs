@@ -20,6 +20,7 @@ pub fn routes() -> Routes {
 #[utoipa::path(
     get,
     path = "/operations/quarantine",
+    operation_id = "list_quarantined",
     tag = "operations",
     params(QuarantineParams),
     responses(

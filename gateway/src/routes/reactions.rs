@@ -61,7 +61,7 @@ fn check_id(id: &str) -> Result<(), Problem> {
     let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
     if id.is_empty() || id.len() > ID_MAX || !id.bytes().all(valid) {
         return Err(Problem::bad_request(format!(
-            "`{id}` is not a reaction id: 1–{ID_MAX} letters, digits, `-` and `_`"
+            "a reaction id is 1–{ID_MAX} letters, digits, `-` and `_`"
         )));
     }
     Ok(())
@@ -150,6 +150,7 @@ pub struct ReactionParams {
 #[utoipa::path(
     get,
     path = "/operations/reactions",
+    operation_id = "list_reactions",
     tag = "operations",
     params(ReactionParams, QueryHeaderParams),
     responses(
@@ -182,6 +183,7 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/operations/reactions/{reaction}/retry",
+    operation_id = "retry_reaction",
     tag = "operations",
     params(
         ReactionPath,

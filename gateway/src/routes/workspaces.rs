@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use prism_app::{Caller, NewWorkspace, WorkspaceChanges};
 use prism_domain::WorkspaceId;
 use utoipa::OpenApi;
+use utoipa::openapi::link::Link;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
@@ -17,7 +18,8 @@ use crate::extract::{JsonBody, Path, Query};
 use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
 use crate::problem::Problem;
 use crate::responses::{
-    BodyProblems, ChangeProblems, Changed, CommandProblems, Created, Found, NotFound, QueryProblems,
+    BodyProblems, ChangeProblems, Changed, CommandProblems, Created, Found, Linked, NotFound, QueryProblems,
+    link,
 };
 use crate::{AppState, Routes};
 
@@ -39,10 +41,24 @@ fn location(id: &str) -> String {
     format!("/workspaces/{id}")
 }
 
+impl Linked for Workspace {
+    fn links() -> Vec<(&'static str, Link)> {
+        let id = [("workspace", "/id")];
+        vec![
+            ("GetWorkspace", link("get_workspace", &id)),
+            ("UpdateWorkspace", link("update_workspace", &id)),
+            ("ArchiveWorkspace", link("archive_workspace", &id)),
+            ("CreateComputation", link("create_computation", &id)),
+            ("ListComputations", link("list_computations", &id)),
+        ]
+    }
+}
+
 /// Create a workspace.
 #[utoipa::path(
     post,
     path = "/workspaces",
+    operation_id = "create_workspace",
     tag = "workspaces",
     params(CommandHeaderParams),
     request_body = CreateWorkspace,
@@ -70,6 +86,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/workspaces",
+    operation_id = "list_workspaces",
     tag = "workspaces",
     params(ListParams, QueryHeaderParams),
     responses((status = 200, description = "One page", body = WorkspacePage), QueryProblems)
@@ -99,6 +116,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/workspaces/{workspace}",
+    operation_id = "get_workspace",
     tag = "workspaces",
     params(("workspace" = Uuid, Path, description = "Workspace id"), ReadParams, QueryHeaderParams),
     responses(Found<Workspace>, QueryProblems, (status = 404, response = NotFound))
@@ -125,6 +143,7 @@ pub async fn get(
 #[utoipa::path(
     patch,
     path = "/workspaces/{workspace}",
+    operation_id = "update_workspace",
     tag = "workspaces",
     params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams, ConditionalHeaderParams),
     request_body = UpdateWorkspace,
@@ -153,6 +172,7 @@ pub async fn update(
 #[utoipa::path(
     post,
     path = "/workspaces/{workspace}/archive",
+    operation_id = "archive_workspace",
     tag = "workspaces",
     params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams, ConditionalHeaderParams),
     responses(Changed<Workspace>, CommandProblems, ChangeProblems)
