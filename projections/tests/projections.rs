@@ -438,9 +438,6 @@ async fn until_waiting(read: &ReadModels, n: i64) {
 }
 
 #[tokio::test]
-#[ignore = "bug: TRUNCATE is not MVCC-safe, so the snapshot of `active_computation_ids_as_of` can pair the \
-            checkpoint before a rebuild with the table the rebuild emptied \
-            (projections/src/queries.rs, ReadModels::active_computation_ids_as_of)"]
 async fn a_rebuild_never_makes_the_active_computations_as_of_a_sequence_look_empty() {
     let env = env().await;
     let (ws, ids, last) = history(&env, 3).await;
