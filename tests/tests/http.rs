@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use prism_cli::{Platform, PlatformConfig};
+use prism_domain::testing::keys::ED25519 as KEY;
 use prism_embedded::{NatsServer, TestDatabase};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
-const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
 const HASH: &str = "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a";
 
 struct Prism {
