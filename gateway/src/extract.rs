@@ -35,7 +35,7 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(bytes_rejection)?;
-        parse_json(&bytes).map(Self)
+        parse_json_object(&bytes).map(Self)
     }
 }
 
@@ -53,6 +53,24 @@ fn bytes_rejection(rejection: BytesRejection) -> Problem {
         Problem::new(ProblemKind::PayloadTooLarge, rejection.body_text())
     } else {
         Problem::bad_request(rejection.body_text())
+    }
+}
+
+/// A request body, which this API always defines as a JSON object. serde would also read a struct from
+/// a JSON array of its fields (`[]` for a struct whose fields are all optional), which no client
+/// means: anything but an object is refused before it is read.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => parse_json(bytes),
+        Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => Err(Problem::new(
+            ProblemKind::Validation,
+            "the request body must be a JSON object",
+        )
+        .with_errors(vec![FieldProblem {
+            pointer: String::new(),
+            detail: "expected a JSON object".into(),
+        }])),
+        Some(_) => parse_json(bytes),
     }
 }
 
@@ -204,6 +222,28 @@ mod tests {
         let problem = parse_json::<Body>(br#"{}"#).unwrap_err();
         assert_eq!(problem.status, 422);
         assert!(problem.detail.unwrap().contains("missing field `name`"));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct AllOptional {
+        #[serde(default)]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn a_body_must_be_an_object_even_where_serde_would_read_an_array() {
+        assert!(
+            serde_json::from_str::<AllOptional>("[]").is_ok(),
+            "serde reads structs from arrays"
+        );
+        for input in [&b"[]"[..], b" [\"a\"]", b"\"a\"", b"1", b"null", b"true"] {
+            let problem = parse_json_object::<AllOptional>(input).unwrap_err();
+            assert_eq!(problem.status, 422, "{input:?}");
+        }
+        assert!(parse_json_object::<AllOptional>(b" {}").is_ok());
+        assert_eq!(parse_json_object::<AllOptional>(b"").unwrap_err().status, 400);
     }
 
     #[test]
