@@ -8,6 +8,9 @@ pub struct Subjects {
 }
 
 impl Subjects {
+    /// Longest aggregate id (and aggregate type) accepted.
+    pub const ID_MAX: usize = 200;
+
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
@@ -19,10 +22,12 @@ impl Subjects {
     }
 
     /// The subject of one aggregate. The id must be a single subject token of letters, digits, `-`
-    /// and `_`, so that no id can address another aggregate's subject or a wildcard.
+    /// and `_`, at most [`Subjects::ID_MAX`] bytes, so that no id can address another aggregate's
+    /// subject or a wildcard, or make a subject longer than the server should carry.
     pub fn aggregate(&self, aggregate_type: &str, aggregate_id: &str) -> Result<String, StoreError> {
         let token = |s: &str| {
             !s.is_empty()
+                && s.len() <= Self::ID_MAX
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
@@ -77,7 +82,9 @@ mod tests {
         let subject = s.aggregate("workspace", "abc-1").unwrap();
         assert_eq!(subject, "prism.ev.workspace.abc-1");
         assert_eq!(s.parse(&subject), Some(("workspace", "abc-1")));
-        for bad in ["", "a.b", "*", ">", "a b"] {
+        let long = "x".repeat(Subjects::ID_MAX + 1);
+        assert!(s.aggregate("workspace", &long[1..]).is_ok());
+        for bad in ["", "a.b", "*", ">", "a b", long.as_str()] {
             assert!(s.aggregate("workspace", bad).is_err(), "{bad:?}");
         }
         assert_eq!(s.parse("other.workspace.x"), None);
