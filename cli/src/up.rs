@@ -290,14 +290,14 @@ mod tests {
     #[test]
     fn passwords_stay_out_of_logs() {
         assert_eq!(
-            redact("nats://prism:s3cret@127.0.0.1:4222"),
-            "nats://prism:***@127.0.0.1:4222"
+            redact("nats://prism:s3cret@127.0.0.1:14222"),
+            "nats://prism:***@127.0.0.1:14222"
         );
         assert_eq!(
             redact("postgres://postgres:s3cret@127.0.0.1:5432/prism"),
             "postgres://postgres:***@127.0.0.1:5432/prism"
         );
-        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact("nats://127.0.0.1:14222"), "nats://127.0.0.1:14222");
     }
 
     #[test]

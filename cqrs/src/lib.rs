@@ -59,7 +59,7 @@
 //!     subject_prefix: "billing.ev".into(),
 //!     ..StoreConfig::default()
 //! };
-//! let store = JetStreamEventStore::<Counter>::connect("nats://127.0.0.1:4222", config)
+//! let store = JetStreamEventStore::<Counter>::connect(&std::env::var("NATS_URL")?, config)
 //!     .await?
 //!     .with_source("/billing");
 //! let cqrs = cqrs_es::CqrsFramework::new(store, vec![], ());
