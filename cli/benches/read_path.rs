@@ -178,6 +178,10 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
         settings.seconds,
         settings.rounds
     );
+    println!(
+        "postgres: {} (the server of the benchmark's database)",
+        backends.version().await?
+    );
     match &pgbench {
         Ok(bin) => println!(
             "pgbench: {}",
@@ -492,6 +496,14 @@ impl Backends {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         Ok(Self { client })
+    }
+
+    async fn version(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client
+            .query_one("SELECT current_setting('server_version')", &[])
+            .await?
+            .get(0))
     }
 
     /// CPU seconds used so far by every backend of this database other than this one (backends that

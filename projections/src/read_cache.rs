@@ -429,7 +429,7 @@ async fn listen(shared: Arc<Shared>, config: tokio_postgres::Config, mut stop: w
     let mut retry = RETRY_MIN;
     loop {
         let outcome = tokio::select! {
-            outcome = session(&shared, &config) => outcome,
+            outcome = listen_once(&shared, &config) => outcome,
             _ = stop.changed() => return,
         };
         shared.go_dark();
@@ -447,7 +447,7 @@ async fn listen(shared: Arc<Shared>, config: tokio_postgres::Config, mut stop: w
 }
 
 /// Listens on one connection until it fails; `Ok` when the database is not migrated yet.
-async fn session(shared: &Shared, config: &tokio_postgres::Config) -> Result<(), BoxError> {
+async fn listen_once(shared: &Shared, config: &tokio_postgres::Config) -> Result<(), BoxError> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (sender, mut received) = mpsc::unbounded_channel::<Result<Notification, tokio_postgres::Error>>();
     tokio::spawn(async move {
