@@ -462,7 +462,7 @@ impl App {
         let read = self.read_models()?;
         let wait = options.wait.unwrap_or(self.inner.config.read_wait);
         for name in projections {
-            if read.checkpoint(name).await? >= sequence {
+            if read.reached(name, sequence).await? {
                 continue;
             }
             let last = self.inner.log.last_sequence().await?;
