@@ -53,6 +53,7 @@ impl<'a> Workspaces<'a> {
                 id: WorkspaceId(id.parse().expect("the service proposes UUIDs")),
                 name: input.name.clone(),
                 description: input.description.clone(),
+                admin: None,
             })
             .await
     }

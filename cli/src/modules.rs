@@ -8,9 +8,12 @@ use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
 use prism_app::App;
 use prism_domain::Aggregate;
+use prism_domain::api_key::ApiKey;
 use prism_domain::computation::Computation;
 use prism_domain::reaction::Reaction;
 use prism_domain::schema::{self, EventSchema};
+use prism_domain::session::Session;
+use prism_domain::user::User;
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
@@ -35,6 +38,9 @@ pub fn modules() -> Vec<Module> {
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)
             .routes(routes::operations::routes),
+        Module::aggregate::<User>(),
+        Module::aggregate::<Session>(),
+        Module::aggregate::<ApiKey>(),
     ]
 }
 

@@ -49,6 +49,34 @@ uuid_id!(
     ComputationId
 );
 
+uuid_id!(
+    /// A user account. Derived from the normalised e-mail address ([`UserId::for_email`]), so that two
+    /// registrations of one address meet at the same aggregate and the second is refused.
+    UserId
+);
+uuid_id!(
+    /// A sign-in session: one family of refresh tokens, each spent by the next.
+    SessionId
+);
+uuid_id!(
+    /// A personal API key.
+    ApiKeyId
+);
+uuid_id!(
+    /// An invitation to join a workspace.
+    InvitationId
+);
+
+impl UserId {
+    /// Namespace of the name-based (version 5) user ids; fixed forever, as ids derive from it.
+    const NAMESPACE: Uuid = Uuid::from_u128(0x7d1c_9a4e_52b3_4f0e_9c61_0b8e_33a2_d5f7);
+
+    /// The id of the account registered with `email` (compared case-insensitively).
+    pub fn for_email(email: &crate::values::Email) -> Self {
+        Self(Uuid::new_v5(&Self::NAMESPACE, email.as_str().as_bytes()))
+    }
+}
+
 /// Who acts: a user, an API client or a platform service (`service:<name>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]

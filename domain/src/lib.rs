@@ -5,14 +5,18 @@
 //! Time, the acting principal and fresh ids come in through [`CommandContext`] and the command itself,
 //! so the same inputs always give the same decision.
 
+pub mod access;
 pub mod aggregate;
+pub mod api_key;
 pub mod computation;
 pub mod ids;
 pub mod reaction;
 pub mod schema;
+pub mod session;
 pub mod testing;
+pub mod user;
 pub mod values;
 pub mod workspace;
 
 pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
-pub use ids::{Actor, ComputationId, ParticipantId, WorkspaceId};
+pub use ids::{Actor, ApiKeyId, ComputationId, InvitationId, ParticipantId, SessionId, UserId, WorkspaceId};

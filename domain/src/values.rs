@@ -6,8 +6,10 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod identity;
 mod public_key;
 
+pub use identity::{Email, PasswordHash, SecretHash};
 pub use public_key::PublicKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +18,16 @@ pub enum ValueError {
     ParticipantId(String),
     #[error("`{0}` is not a SHA3-256 digest: expected 64 hexadecimal characters")]
     Sha3Digest(String),
+    #[error("`{0}` is not an e-mail address")]
+    Email(String),
+    #[error("not a password hash in PHC string format")]
+    PasswordHash,
+    #[error("not a SHA-256 digest: expected 64 hexadecimal characters")]
+    SecretHash,
+    #[error(
+        "`{0}` is not a custom role name: use 1–64 lowercase letters, digits, `-` and `_`, and no built-in role's name"
+    )]
+    RoleName(String),
     #[error("public key is invalid: {0}")]
     PublicKey(String),
     #[error("{field} must not be empty")]

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_change_notifications.sql"),
     ),
     ("0004_reactions", include_str!("../migrations/0004_reactions.sql")),
+    (
+        "0005_memberships",
+        include_str!("../migrations/0005_memberships.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

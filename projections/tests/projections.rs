@@ -107,6 +107,7 @@ async fn history(env: &Env, n: usize) -> (WorkspaceId, Vec<ComputationId>, u64) 
         id: ws,
         name: "Hospitals".into(),
         description: String::new(),
+        admin: None,
     };
     env.workspace(ws, create).await;
     let mut ids = Vec::new();

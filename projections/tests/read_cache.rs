@@ -87,6 +87,7 @@ impl Env {
             id,
             name: "Hospitals".into(),
             description: String::new(),
+            admin: None,
         };
         let sequence = self
             .workspaces

@@ -79,6 +79,7 @@ impl Env {
             id,
             name: "Hospitals".into(),
             description: String::new(),
+            admin: None,
         };
         self.workspaces
             .execute(CommandRequest::new(&id, create, meta()))
@@ -218,6 +219,7 @@ fn created(id: &str, name: &str) -> EventEnvelope {
         description: String::new(),
         created_by: Actor("mallory".into()),
         created_at: fixed_time(),
+        admin: None,
     });
     sealed(envelope(Workspace::TYPE, &id, 1, &event), GENESIS_HASH)
 }

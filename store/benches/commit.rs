@@ -719,6 +719,7 @@ async fn create(repo: &Repository<Workspace>, id: WorkspaceId, meta: &Metadata) 
         id,
         name: "Benchmark hospitals".into(),
         description: String::new(),
+        admin: None,
     };
     let outcome = repo
         .execute(CommandRequest::new(&id, command, meta.clone()))

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         id,
         name: "Hospitals".into(),
         description: String::new(),
+        admin: None,
     };
     writer
         .execute(CommandRequest::new(&id, create, meta.clone()))

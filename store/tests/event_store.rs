@@ -31,6 +31,7 @@ fn create(id: WorkspaceId) -> WorkspaceCommand {
         id,
         name: "Hospitals".into(),
         description: String::new(),
+        admin: None,
     }
 }
 

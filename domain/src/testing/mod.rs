@@ -48,6 +48,17 @@ impl<A: Aggregate> Given<A> {
         self
     }
 
+    /// Decides at another time than the fixed one (expiries, lock-outs).
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.ctx.now = now;
+        self
+    }
+
+    /// The state the history folds into.
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
     pub fn when(self, command: A::Command) -> Then<A> {
         let result = self.state.decide(command, &self.ctx);
         Then {

@@ -1,15 +1,17 @@
-//! The workspace aggregate: a tenant that owns computations. Archiving a workspace is final; the
-//! computations in it are archived by a reaction, not here, because they are separate aggregates.
+//! The workspace aggregate: a tenant that owns computations, and its members with their roles.
+//! Archiving a workspace is final; the computations in it are archived by a reaction, not here, because
+//! they are separate aggregates.
 
 mod command;
 mod error;
 mod event;
+mod membership;
 mod state;
 
-pub use command::WorkspaceCommand;
+pub use command::{MembershipCommand, WorkspaceCommand};
 pub use error::WorkspaceError;
-pub use event::{WorkspaceArchived, WorkspaceCreated, WorkspaceEvent, WorkspaceUpdated};
-pub use state::{Workspace, WorkspaceStatus};
+pub use event::*;
+pub use state::{Invitation, InvitationStatus, Invitee, Member, Workspace, WorkspaceStatus};
 
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::values::check_text;
@@ -35,6 +37,7 @@ impl Aggregate for Workspace {
                     id,
                     name,
                     description,
+                    admin,
                 },
             ) => {
                 check_text("name", &name, NAME_MAX, true)?;
@@ -45,12 +48,19 @@ impl Aggregate for Workspace {
                     description,
                     created_by: ctx.actor.clone(),
                     created_at: ctx.now,
+                    admin,
                 })])
             }
             (WorkspaceStatus::New, _) => Err(WorkspaceError::NotFound),
             (_, WorkspaceCommand::Create { .. }) => Err(WorkspaceError::AlreadyExists),
             (WorkspaceStatus::Archived, WorkspaceCommand::Archive) => Err(WorkspaceError::AlreadyArchived),
-            (WorkspaceStatus::Archived, WorkspaceCommand::Update { .. }) => Err(WorkspaceError::Archived),
+            (
+                WorkspaceStatus::Archived,
+                WorkspaceCommand::Update { .. } | WorkspaceCommand::Membership(_),
+            ) => Err(WorkspaceError::Archived),
+            (WorkspaceStatus::Active, WorkspaceCommand::Membership(command)) => {
+                self.decide_membership(command, ctx)
+            }
             (WorkspaceStatus::Active, WorkspaceCommand::Update { name, description }) => {
                 let name = name.map(|n| n.trim().to_owned()).filter(|n| *n != self.name);
                 let description = description.filter(|d| *d != self.description);
@@ -86,6 +96,16 @@ impl Aggregate for Workspace {
                 self.id = Some(e.id);
                 self.name = e.name.clone();
                 self.description = e.description.clone();
+                if let Some(admin) = e.admin {
+                    self.members.insert(
+                        admin,
+                        Member {
+                            role: crate::access::WorkspaceRole::Admin,
+                            custom_roles: Default::default(),
+                            since: e.created_at,
+                        },
+                    );
+                }
             }
             WorkspaceEvent::Updated(e) => {
                 if let Some(name) = &e.name {
@@ -96,6 +116,7 @@ impl Aggregate for Workspace {
                 }
             }
             WorkspaceEvent::Archived(_) => self.status = WorkspaceStatus::Archived,
+            membership => self.apply_membership(membership),
         }
     }
 }
