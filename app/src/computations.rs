@@ -1,5 +1,6 @@
 //! Computations: the preconditions that read the workspace, then the one command path.
 
+use prism_domain::access::Permission;
 use prism_domain::computation::{
     Computation, ComputationChanges, ComputationCommand, Definition, WorkspaceStanding,
 };
@@ -53,6 +54,7 @@ impl<'a> Computations<'a> {
         let command = Command {
             what: WHAT,
             operation: "create",
+            permission: Permission::ComputationCreate,
             target: Target::New {
                 proposed: uuid::Uuid::now_v7().to_string(),
             },
@@ -79,9 +81,19 @@ impl<'a> Computations<'a> {
         changes: ComputationChanges,
     ) -> Result<Executed<Computation>, AppError> {
         self.ensure_in_workspace(workspace, id).await?;
+        if changes.participants.is_some() {
+            // Changing who takes part is more than editing the definition.
+            self.app
+                .authorize(
+                    caller,
+                    Action::on_computation(Permission::ComputationParticipantsManage, workspace, id),
+                )
+                .await?;
+        }
         let command = Command {
             what: WHAT,
             operation: "update",
+            permission: Permission::ComputationUpdate,
             target: Target::Existing(id.to_string()),
             workspace: Some(workspace),
             input: &changes,
@@ -106,6 +118,7 @@ impl<'a> Computations<'a> {
         let command = Command {
             what: WHAT,
             operation: "archive",
+            permission: Permission::ComputationArchive,
             target: Target::Existing(id.to_string()),
             workspace: Some(workspace),
             input: &ArchiveInput { reason: &reason },
@@ -125,7 +138,10 @@ impl<'a> Computations<'a> {
         read: ReadOptions,
     ) -> Result<ComputationView, AppError> {
         self.app
-            .authorize(caller, query("read", workspace, Some(id.to_string())))
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRead, workspace, id),
+            )
             .await?;
         self.app.wait_read(&[COMPUTATIONS], read).await?;
         self.app
@@ -144,7 +160,12 @@ impl<'a> Computations<'a> {
         page: PageRequest,
         read: ReadOptions,
     ) -> Result<Page<ComputationView>, AppError> {
-        self.app.authorize(caller, query("list", workspace, None)).await?;
+        self.app
+            .authorize(
+                caller,
+                Action::in_workspace(Permission::ComputationRead, workspace),
+            )
+            .await?;
         self.app.wait_read(&[WORKSPACES, COMPUTATIONS], read).await?;
         let models = self.app.read_models()?;
         if models.workspace(workspace).await?.is_none() {
@@ -166,15 +187,6 @@ impl<'a> Computations<'a> {
             Some(w) if w == workspace => Ok(()),
             _ => Err(not_found(id)),
         }
-    }
-}
-
-fn query(operation: &'static str, workspace: WorkspaceId, id: Option<String>) -> Action {
-    Action {
-        aggregate: WHAT,
-        operation,
-        workspace: Some(workspace),
-        id,
     }
 }
 

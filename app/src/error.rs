@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The caller may not do this.
     Forbidden,
+    /// Too many attempts (sign-in) from this source or for this account; retry later.
+    Throttled,
     /// The result would not fit in one event-store message.
     TooLarge,
     /// A dependency (event store, database) cannot be reached now; retry shortly.

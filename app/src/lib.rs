@@ -22,11 +22,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prism_domain::{Aggregate, WorkspaceId};
+use prism_domain::access::Permission;
+use prism_domain::computation::Computation;
+use prism_domain::{Aggregate, ComputationId, WorkspaceId};
 use prism_projections::ReadModels;
 use prism_store::{
     Claim, CommandOutcome, CommandRequest, EventLog, IdempotencyRecord, IdempotencyRecords,
-    MemoryIdempotency, Metadata, RecordedOutcome, Repository, RepositoryConfig, SignedSnapshots,
+    MemoryIdempotency, RecordedOutcome, Repository, RepositoryConfig, SignedSnapshots,
 };
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -35,15 +37,19 @@ use tracing::warn;
 mod auth;
 mod caller;
 mod computations;
+mod denials;
 mod error;
+mod identity;
 mod operations;
 mod reactions;
 mod workspaces;
 
-pub use auth::{Action, AllowAll, Authorizer};
-pub use caller::{ANONYMOUS, Caller, CommandOptions};
+pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
+pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
 pub use computations::Computations;
+pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
+pub use identity::{Identity, IdentityConfig, Registration, Tokens};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};
@@ -106,9 +112,11 @@ pub enum Target {
 /// One command as a service hands it to [`App::execute`].
 #[derive(Debug)]
 pub(crate) struct Command<'a, I: Serialize> {
-    /// For messages and authorisation: `workspace`, `computation`, …
+    /// For messages and idempotency scopes: `workspace`, `computation`, …
     pub what: &'static str,
     pub operation: &'static str,
+    /// What the caller must be allowed.
+    pub permission: Permission,
     pub target: Target,
     /// The workspace the aggregate belongs to (`None` for a workspace itself).
     pub workspace: Option<WorkspaceId>,
@@ -128,6 +136,8 @@ struct Inner {
     read: Option<ReadModels>,
     idempotency: Arc<dyn IdempotencyRecords>,
     authorizer: Arc<dyn Authorizer>,
+    denials: denials::DenialGate,
+    identity: Option<identity::IdentityState>,
     config: AppConfig,
     /// One repository per aggregate type, made on first use.
     repositories: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
@@ -150,10 +160,17 @@ pub struct AppBuilder {
     read: Option<ReadModels>,
     idempotency: Arc<dyn IdempotencyRecords>,
     authorizer: Arc<dyn Authorizer>,
+    identity: Option<IdentityConfig>,
     config: AppConfig,
 }
 
 impl AppBuilder {
+    /// Users, sign-in and bearer credentials, with these keys and policies.
+    pub fn identity(mut self, config: IdentityConfig) -> Self {
+        self.identity = Some(config);
+        self
+    }
+
     pub fn read_models(mut self, read: ReadModels) -> Self {
         self.read = Some(read);
         self
@@ -187,6 +204,8 @@ impl AppBuilder {
                 read: self.read,
                 idempotency: self.idempotency,
                 authorizer: self.authorizer,
+                denials: denials::DenialGate::default(),
+                identity: self.identity.map(identity::IdentityState::new),
                 config: self.config,
                 repositories: Mutex::default(),
             }),
@@ -204,6 +223,7 @@ impl App {
             read: None,
             idempotency: Arc::new(MemoryIdempotency::default()),
             authorizer: Arc::new(AllowAll),
+            identity: None,
             config: AppConfig::default(),
         }
     }
@@ -222,6 +242,10 @@ impl App {
 
     pub fn computations(&self) -> Computations<'_> {
         Computations::new(self)
+    }
+
+    pub fn identity(&self) -> Identity<'_> {
+        Identity::new(self)
     }
 
     pub fn operations(&self) -> Operations<'_> {
@@ -256,8 +280,13 @@ impl App {
             .expect("the entry of a type id holds that type's repository")
     }
 
-    pub(crate) async fn authorize(&self, caller: &Caller, action: Action) -> Result<(), AppError> {
-        self.inner.authorizer.authorize(caller, &action).await
+    /// Asks the authorizer; a denial is recorded and answered.
+    pub async fn authorize(&self, caller: &Caller, action: Action) -> Result<(), AppError> {
+        match self.inner.authorizer.authorize(self, caller, &action).await {
+            Ok(()) => Ok(()),
+            Err(AuthzError::Failed(e)) => Err(e),
+            Err(AuthzError::Denied(denial)) => Err(self.deny(caller, denial).await),
+        }
     }
 
     /// Runs `work` within the command timeout, refusing at once while the log is unreachable.
@@ -293,13 +322,20 @@ impl App {
             Target::Existing(id) => (id.clone(), false),
             Target::New { proposed } => (proposed.clone(), true),
         };
+        // A command on one computation is authorised against that computation (its participants' roles).
+        let computation = (A::TYPE == Computation::TYPE && !new)
+            .then(|| id.parse::<ComputationId>().ok())
+            .flatten();
         self.authorize(
             caller,
             Action {
-                aggregate: A::TYPE,
-                operation: command.operation,
-                workspace: command.workspace,
-                id: (!new).then(|| id.clone()),
+                permission: command.permission,
+                workspace: command.workspace.or_else(|| {
+                    (A::TYPE == prism_domain::workspace::Workspace::TYPE && !new)
+                        .then(|| id.parse::<WorkspaceId>().ok())
+                        .flatten()
+                }),
+                computation,
             },
         )
         .await?;
@@ -326,13 +362,7 @@ impl App {
                 });
             }
             let workspace = command.workspace.map_or_else(|| id.clone(), |w| w.to_string());
-            let meta = Metadata {
-                workspace: Some(workspace),
-                actor: caller.actor.0.clone(),
-                correlation_id: caller.correlation_id.clone(),
-                causation_id: caller.causation_id.clone(),
-                traceparent: caller.traceparent.clone(),
-            };
+            let meta = caller.metadata(Some(workspace));
             let mut request =
                 CommandRequest::<A>::new(&id, make(&id), meta).expecting_version(options.expected_version);
             if let Some(claim) = &claim {

@@ -1,5 +1,6 @@
 //! What operators watch: commits readers refused to apply.
 
+use prism_domain::access::Permission;
 use prism_projections::QuarantinedView;
 
 use crate::{Action, App, AppError, Caller};
@@ -17,15 +18,7 @@ impl<'a> Operations<'a> {
     /// Quarantined commits, newest first.
     pub async fn quarantined(&self, caller: &Caller, limit: u32) -> Result<Vec<QuarantinedView>, AppError> {
         self.app
-            .authorize(
-                caller,
-                Action {
-                    aggregate: "quarantine",
-                    operation: "list",
-                    workspace: None,
-                    id: None,
-                },
-            )
+            .authorize(caller, Action::platform(Permission::PlatformOperate))
             .await?;
         Ok(self.app.read_models()?.quarantined(limit).await?)
     }

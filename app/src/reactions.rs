@@ -4,6 +4,8 @@
 use prism_domain::reaction::{Reaction, ReactionCommand, ReactionFailed};
 use prism_projections::{REACTIONS, ReactionView};
 
+use prism_domain::access::Permission;
+
 use crate::{
     Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, ReadOptions, Target,
 };
@@ -34,6 +36,7 @@ impl<'a> Reactions<'a> {
         let command = Command {
             what: WHAT,
             operation: "record_failure",
+            permission: Permission::PlatformOperate,
             target: Target::Existing(id),
             workspace: None,
             input: &key,
@@ -61,6 +64,7 @@ impl<'a> Reactions<'a> {
         let command = Command {
             what: WHAT,
             operation: "retry",
+            permission: Permission::PlatformOperate,
             target: Target::Existing(id.to_owned()),
             workspace: None,
             input: &(),
@@ -75,6 +79,7 @@ impl<'a> Reactions<'a> {
         let command = Command {
             what: WHAT,
             operation: "resolve",
+            permission: Permission::PlatformOperate,
             target: Target::Existing(id.to_owned()),
             workspace: None,
             input: &(),
@@ -101,15 +106,7 @@ impl<'a> Reactions<'a> {
         read: ReadOptions,
     ) -> Result<Vec<ReactionView>, AppError> {
         self.app
-            .authorize(
-                caller,
-                Action {
-                    aggregate: WHAT,
-                    operation: "list",
-                    workspace: None,
-                    id: None,
-                },
-            )
+            .authorize(caller, Action::platform(Permission::PlatformOperate))
             .await?;
         self.app.wait_read(&[REACTIONS], read).await?;
         Ok(self.app.read_models()?.reactions(status, limit).await?)

@@ -1,11 +1,14 @@
 //! Workspaces: the tenants that own computations.
 
 use prism_domain::WorkspaceId;
+use prism_domain::access::Permission;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
 use prism_projections::{Page, PageRequest, WORKSPACES, WorkspaceView};
 use serde::Serialize;
 
-use crate::{Action, App, AppError, Caller, Command, CommandOptions, Executed, ReadOptions, Target};
+use crate::{
+    Action, App, AppError, Caller, Command, CommandOptions, Executed, Principal, ReadOptions, Target,
+};
 
 const WHAT: &str = "workspace";
 
@@ -42,6 +45,7 @@ impl<'a> Workspaces<'a> {
         let command = Command {
             what: WHAT,
             operation: "create",
+            permission: Permission::WorkspaceCreate,
             target: Target::New {
                 proposed: uuid::Uuid::now_v7().to_string(),
             },
@@ -53,7 +57,8 @@ impl<'a> Workspaces<'a> {
                 id: WorkspaceId(id.parse().expect("the service proposes UUIDs")),
                 name: input.name.clone(),
                 description: input.description.clone(),
-                admin: None,
+                // The user who creates a workspace is its first admin.
+                admin: caller.user().map(|user| user.id),
             })
             .await
     }
@@ -68,6 +73,7 @@ impl<'a> Workspaces<'a> {
         let command = Command {
             what: WHAT,
             operation: "update",
+            permission: Permission::WorkspaceUpdate,
             target: Target::Existing(id.to_string()),
             workspace: Some(id),
             input: &changes,
@@ -90,6 +96,7 @@ impl<'a> Workspaces<'a> {
         let command = Command {
             what: WHAT,
             operation: "archive",
+            permission: Permission::WorkspaceArchive,
             target: Target::Existing(id.to_string()),
             workspace: Some(id),
             input: &(),
@@ -106,7 +113,7 @@ impl<'a> Workspaces<'a> {
         read: ReadOptions,
     ) -> Result<WorkspaceView, AppError> {
         self.app
-            .authorize(caller, query("read", Some(id), Some(id.to_string())))
+            .authorize(caller, Action::in_workspace(Permission::WorkspaceRead, id))
             .await?;
         self.app.wait_read(&[WORKSPACES], read).await?;
         self.app
@@ -122,18 +129,18 @@ impl<'a> Workspaces<'a> {
         page: PageRequest,
         read: ReadOptions,
     ) -> Result<Page<WorkspaceView>, AppError> {
-        self.app.authorize(caller, query("list", None, None)).await?;
+        self.app
+            .authorize(caller, Action::listing(Permission::WorkspaceRead))
+            .await?;
         self.app.wait_read(&[WORKSPACES], read).await?;
-        Ok(self.app.read_models()?.workspaces(page).await?)
-    }
-}
-
-fn query(operation: &'static str, workspace: Option<WorkspaceId>, id: Option<String>) -> Action {
-    Action {
-        aggregate: WHAT,
-        operation,
-        workspace,
-        id,
+        let models = self.app.read_models()?;
+        match &caller.principal {
+            // A user sees the workspaces it belongs to; an administrator and the platform see all.
+            Principal::User(user) if !user.platform_admin || user.api_key.is_some() => {
+                Ok(models.workspaces_of(user.id, page).await?)
+            }
+            _ => Ok(models.workspaces(page).await?),
+        }
     }
 }
 

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use prism_app::{
-    Action, App, AppConfig, AppError, Authorizer, Caller, CommandOptions, ErrorKind, NewWorkspace,
+    Action, App, AppConfig, Authorizer, AuthzError, Caller, CommandOptions, Denial, ErrorKind, NewWorkspace,
     WorkspaceChanges,
 };
 use prism_domain::Aggregate as _;
+use prism_domain::access::Permission;
 use prism_domain::computation::{Computation, ComputationChanges, ComputationStatus};
+use prism_domain::denial::DenialReason;
 use prism_domain::testing::samples::{minimal_definition, sample_definition};
 use prism_domain::workspace::Workspace;
 use prism_domain::{Actor, ComputationId, WorkspaceId};
@@ -304,17 +306,23 @@ struct Recording(Mutex<Vec<Action>>);
 
 #[async_trait]
 impl Authorizer for Recording {
-    async fn authorize(&self, _: &Caller, action: &Action) -> Result<(), AppError> {
+    async fn authorize(&self, _: &App, _: &Caller, action: &Action) -> Result<(), AuthzError> {
         self.0.lock().unwrap().push(action.clone());
-        if action.operation == "archive" {
-            return Err(AppError::new(ErrorKind::Forbidden, "archiving is not allowed"));
+        if action.permission == Permission::WorkspaceArchive {
+            let mut denial = Denial::new(
+                DenialReason::MissingPermission,
+                action.resource(),
+                "archiving is not allowed",
+            );
+            denial.permission = Some(action.permission);
+            return Err(AuthzError::Denied(denial));
         }
         Ok(())
     }
 }
 
 #[tokio::test]
-async fn every_command_asks_the_authorizer_first_and_a_denial_stores_nothing() {
+async fn every_command_asks_the_authorizer_first_and_a_denial_stores_only_its_record() {
     let log = MemoryLog::default();
     let authorizer = Arc::new(Recording::default());
     let app = App::builder(Arc::new(log.clone()))
@@ -329,18 +337,19 @@ async fn every_command_asks_the_authorizer_first_and_a_denial_stores_nothing() {
     let before = commits(&log).await;
     let denied = app.workspaces().archive(&alice(), &none, id).await.unwrap_err();
     assert_eq!(denied.kind, ErrorKind::Forbidden);
-    assert_eq!(commits(&log).await, before);
+    // Only the record of the denial: the workspace is untouched.
+    assert_eq!(commits(&log).await, before + 1);
+    assert_eq!(app.repository::<Workspace>().load(&id).await.unwrap().version, 1);
+    let record = log.commit_at(before + 1).await.unwrap().unwrap();
+    assert!(record.subject.contains(".access."), "{}", record.subject);
     let actions = authorizer.0.lock().unwrap().clone();
-    let asked: Vec<_> = actions
-        .iter()
-        .map(|a| (a.aggregate, a.operation, a.workspace))
-        .collect();
+    let asked: Vec<_> = actions.iter().map(|a| (a.permission, a.workspace)).collect();
     assert_eq!(
         asked,
         [
-            ("workspace", "create", None),
-            ("computation", "create", Some(id)),
-            ("workspace", "archive", Some(id)),
+            (Permission::WorkspaceCreate, None),
+            (Permission::ComputationCreate, Some(id)),
+            (Permission::WorkspaceArchive, Some(id)),
         ]
     );
 }

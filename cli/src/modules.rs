@@ -10,6 +10,7 @@ use prism_app::App;
 use prism_domain::Aggregate;
 use prism_domain::api_key::ApiKey;
 use prism_domain::computation::Computation;
+use prism_domain::denial::AccessDenial;
 use prism_domain::reaction::Reaction;
 use prism_domain::schema::{self, EventSchema};
 use prism_domain::session::Session;
@@ -17,7 +18,8 @@ use prism_domain::user::User;
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
-    ComputationsProjection, Projection, Projector, ReactionsProjection, RunProjection, WorkspacesProjection,
+    ApiKeysProjection, ComputationsProjection, Projection, Projector, ReactionsProjection, RunProjection,
+    UsersProjection, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{LateComputationArchiver, Reactor, Worker, WorkerConfig, WorkspaceArchiver};
@@ -38,9 +40,10 @@ pub fn modules() -> Vec<Module> {
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)
             .routes(routes::operations::routes),
-        Module::aggregate::<User>(),
+        Module::aggregate::<User>().projection(UsersProjection),
         Module::aggregate::<Session>(),
-        Module::aggregate::<ApiKey>(),
+        Module::aggregate::<ApiKey>().projection(ApiKeysProjection),
+        Module::aggregate::<AccessDenial>(),
     ]
 }
 

@@ -86,6 +86,10 @@ impl Actor {
     pub fn service(name: &str) -> Self {
         Self(format!("service:{name}"))
     }
+
+    pub fn user(id: UserId) -> Self {
+        Self(format!("user:{id}"))
+    }
 }
 
 impl fmt::Display for Actor {

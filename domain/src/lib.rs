@@ -9,6 +9,7 @@ pub mod access;
 pub mod aggregate;
 pub mod api_key;
 pub mod computation;
+pub mod denial;
 pub mod ids;
 pub mod reaction;
 pub mod schema;

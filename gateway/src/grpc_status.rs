@@ -16,7 +16,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Contended => Code::Aborted,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::Forbidden => Code::PermissionDenied,
-        ErrorKind::TooLarge => Code::ResourceExhausted,
+        ErrorKind::TooLarge | ErrorKind::Throttled => Code::ResourceExhausted,
         ErrorKind::Unavailable | ErrorKind::Lagging => Code::Unavailable,
         ErrorKind::Internal => Code::Internal,
     }

@@ -5,24 +5,30 @@
 //! queries and lets a caller wait until a projection has reached a given stream sequence
 //! (read-your-writes without sleeping).
 
+mod api_keys;
 mod computations;
 mod error;
+mod identity_queries;
 mod migrate;
 mod projection_support;
 mod projector;
 mod queries;
 mod reactions;
 mod read_cache;
+mod users;
 mod workspaces;
 
+pub use api_keys::ApiKeysProjection;
 pub use computations::ComputationsProjection;
 pub use error::ProjectionError;
+pub use identity_queries::{ApiKeyView, CustomRoleView, InvitationView, MemberView, UserView};
 pub use migrate::migrate;
 pub use projector::{Projection, Projector, RunProjection, rebuild};
 pub use queries::{
     ComputationView, Page, PageRequest, QuarantinedView, ReactionView, ReadModels, WorkspaceView,
 };
 pub use reactions::ReactionsProjection;
+pub use users::UsersProjection;
 pub use workspaces::WorkspacesProjection;
 
 /// Name of the workspaces projection (its checkpoint row and its `prism projections rebuild` name).
@@ -31,3 +37,7 @@ pub const WORKSPACES: &str = "workspaces";
 pub const REACTIONS: &str = "reactions";
 /// Name of the computations projection (computations and participants).
 pub const COMPUTATIONS: &str = "computations";
+/// Name of the users projection (accounts and their linked OpenID Connect identities).
+pub const USERS: &str = "users";
+/// Name of the API keys projection.
+pub const API_KEYS: &str = "api_keys";

@@ -23,6 +23,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_memberships",
         include_str!("../migrations/0005_memberships.sql"),
     ),
+    ("0006_users", include_str!("../migrations/0006_users.sql")),
+    ("0007_api_keys", include_str!("../migrations/0007_api_keys.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

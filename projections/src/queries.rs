@@ -491,7 +491,7 @@ const REACTIONS_IN_STATUS: &str = reaction_select!("WHERE status = $1 ORDER BY f
 const QUARANTINED: &str = "SELECT reader, sequence, subject, event_ids, reason, recorded_at FROM quarantine \
      ORDER BY recorded_at DESC, reader, sequence LIMIT $1";
 
-fn workspace_view(row: &Row) -> WorkspaceView {
+pub(crate) fn workspace_view(row: &Row) -> WorkspaceView {
     WorkspaceView {
         id: WorkspaceId(row.get(0)),
         name: row.get(1),
@@ -538,7 +538,7 @@ fn decoded<'a, T: FromSql<'a>>(
     })
 }
 
-fn paged<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> uuid::Uuid) -> Page<T> {
+pub(crate) fn paged<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> uuid::Uuid) -> Page<T> {
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let next_after = if more { items.last().map(id) } else { None };

@@ -1,91 +1,26 @@
 //! Projections against a real nats-server and a fresh PostgreSQL database per test.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::{Env, WAIT, dump, env};
 use deadpool_postgres::Transaction;
 use prism_domain::computation::{
     Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Role,
     WorkspaceStanding,
 };
 use prism_domain::testing::samples::participant;
-use prism_domain::workspace::{Workspace, WorkspaceCommand};
+use prism_domain::workspace::WorkspaceCommand;
 use prism_domain::{ComputationId, WorkspaceId};
-use prism_embedded::{NatsServer, TestDatabase};
 use prism_projections::{
-    COMPUTATIONS, ComputationsProjection, PageRequest, Projection, ProjectionError, Projector, ReadModels,
+    COMPUTATIONS, ComputationsProjection, PageRequest, Projection, ProjectionError, ReadModels,
     RunProjection as _, WORKSPACES, WorkspacesProjection, rebuild,
 };
-use prism_store::{CommandRequest, EventLog, EventStore, Metadata, Recorded, Repository, StoreConfig};
-use tokio::sync::watch;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Env {
-    _nats: NatsServer,
-    _db: TestDatabase,
-    log: Arc<dyn EventLog>,
-    read: ReadModels,
-    workspaces: Repository<Workspace>,
-    computations: Repository<Computation>,
-}
-
-async fn env() -> Env {
-    let nats = NatsServer::start_temp().await.unwrap();
-    let db = TestDatabase::create().await.unwrap();
-    let store = EventStore::connect(&nats.url(), StoreConfig::default())
-        .await
-        .unwrap();
-    let read = ReadModels::connect(&db.url).await.unwrap();
-    read.migrate().await.unwrap();
-    Env {
-        workspaces: Repository::new(store.clone()),
-        computations: Repository::new(store.clone()),
-        log: Arc::new(store),
-        _nats: nats,
-        _db: db,
-        read,
-    }
-}
-
-fn meta() -> Metadata {
-    Metadata {
-        actor: "alice".into(),
-        ..Default::default()
-    }
-}
-
-impl Env {
-    fn projector<P: Projection>(&self, projection: P) -> Projector<P> {
-        Projector::new(projection, self.read.pool().clone(), self.log.clone())
-    }
-
-    /// Runs a projector until the returned sender says stop.
-    fn start<P: Projection>(&self, projection: P) -> watch::Sender<bool> {
-        let (stop, stopped) = watch::channel(false);
-        let projector = self.projector(projection);
-        tokio::spawn(async move { projector.run(stopped).await });
-        stop
-    }
-
-    async fn workspace(&self, id: WorkspaceId, command: WorkspaceCommand) -> u64 {
-        self.workspaces
-            .execute(CommandRequest::new(&id, command, meta()))
-            .await
-            .unwrap()
-            .sequence
-    }
-
-    async fn computation(&self, id: ComputationId, command: ComputationCommand) -> u64 {
-        self.computations
-            .execute(CommandRequest::new(&id, command, meta()))
-            .await
-            .unwrap()
-            .sequence
-    }
-}
+use prism_store::Recorded;
 
 fn definition(name: &str) -> Definition {
     Definition {
@@ -133,18 +68,6 @@ async fn history(env: &Env, n: usize) -> (WorkspaceId, Vec<ComputationId>, u64) 
     };
     let last = env.computation(ids[1], archive).await;
     (ws, ids, last)
-}
-
-async fn dump(read: &ReadModels, table: &str) -> Vec<serde_json::Value> {
-    let client = read.pool().get().await.unwrap();
-    let sql = format!("SELECT to_jsonb(t) FROM {table} t ORDER BY to_jsonb(t)::text");
-    client
-        .query(&sql, &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test]

@@ -1,0 +1,408 @@
+//! Identity and the permission matrix on the memory log: sign-in, refresh rotation and reuse, sign-out,
+//! API keys, membership-based authorisation with "not found" for outsiders, and denial records.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use prism_app::{
+    App, Caller, CommandOptions, ErrorKind, IdentityConfig, NewWorkspace, Registration, RoleAuthorizer,
+    Tokens, WorkspaceChanges,
+};
+use prism_auth::{OpaqueToken, TokenKind};
+use prism_domain::access::{Permission, WorkspaceRole};
+use prism_domain::api_key::{ApiKey, ApiKeyCommand};
+use prism_domain::values::Email;
+use prism_domain::workspace::{Invitee, MembershipCommand, Workspace, WorkspaceCommand};
+use prism_domain::{ApiKeyId, InvitationId, UserId, WorkspaceId};
+use prism_store::{CommandRequest, EventLog, MemoryLog, Metadata};
+
+fn app(log: &MemoryLog) -> App {
+    App::builder(Arc::new(log.clone()))
+        .authorizer(Arc::new(RoleAuthorizer))
+        .identity(IdentityConfig::ephemeral("https://prism.test"))
+        .build()
+}
+
+async fn register(app: &App, email: &str) -> UserId {
+    app.identity()
+        .register(
+            &Caller::anonymous(),
+            Registration {
+                email: email.into(),
+                display_name: "Someone".into(),
+                password: "correct horse battery".into(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn sign_in(app: &App, email: &str) -> Tokens {
+    app.identity()
+        .password_grant(&Caller::anonymous(), email, "correct horse battery")
+        .await
+        .unwrap()
+}
+
+async fn as_bearer(app: &App, token: &str) -> Result<Caller, prism_app::AppError> {
+    app.identity().authenticate(Caller::anonymous(), token).await
+}
+
+async fn denials(log: &MemoryLog) -> usize {
+    let last = log.last_sequence().await.unwrap();
+    let mut n = 0;
+    for sequence in 1..=last {
+        if log
+            .commit_at(sequence)
+            .await
+            .unwrap()
+            .unwrap()
+            .subject
+            .contains(".access.")
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_registered_user_signs_in_and_the_token_names_it() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    let id = register(&app, "Ada@Example.org").await;
+    let tokens = sign_in(&app, "ada@example.org").await;
+    assert_eq!(tokens.expires_in, 900);
+    let caller = as_bearer(&app, &tokens.access_token).await.unwrap();
+    assert_eq!(caller.user().unwrap().id, id);
+    assert_eq!(caller.actor.0, format!("user:{id}"));
+    // A second registration of the same address meets the first.
+    let again = app
+        .identity()
+        .register(
+            &Caller::anonymous(),
+            Registration {
+                email: "ada@example.org".into(),
+                display_name: "Ada".into(),
+                password: "another password".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind, ErrorKind::AlreadyExists);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_a_short_one_are_refused_and_failures_recorded() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    register(&app, "ada@example.org").await;
+    let wrong = app
+        .identity()
+        .password_grant(&Caller::anonymous(), "ada@example.org", "wrong password")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind, ErrorKind::Unauthenticated);
+    let unknown = app
+        .identity()
+        .password_grant(&Caller::anonymous(), "nobody@example.org", "wrong password")
+        .await
+        .unwrap_err();
+    // Unknown account and wrong password answer alike.
+    assert_eq!(unknown.detail, wrong.detail);
+    assert_eq!(denials(&log).await, 2);
+    let short = app
+        .identity()
+        .register(
+            &Caller::anonymous(),
+            Registration {
+                email: "bob@example.org".into(),
+                display_name: "Bob".into(),
+                password: "short".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(short.kind, ErrorKind::Invalid);
+    assert!(short.detail.contains("at least 8"), "{}", short.detail);
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_account_even_for_the_right_password() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    register(&app, "ada@example.org").await;
+    for _ in 0..5 {
+        let _ = app
+            .identity()
+            .password_grant(&Caller::anonymous(), "ada@example.org", "wrong password")
+            .await;
+    }
+    let locked = app
+        .identity()
+        .password_grant(&Caller::anonymous(), "ada@example.org", "correct horse battery")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(locked.kind, ErrorKind::Unauthenticated | ErrorKind::Throttled),
+        "{locked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_its_reuse_ends_the_session() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    register(&app, "ada@example.org").await;
+    let first = sign_in(&app, "ada@example.org").await;
+    let refresh = first.refresh_token.clone().unwrap();
+    let second = app
+        .identity()
+        .refresh_grant(&Caller::anonymous(), &refresh)
+        .await
+        .unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    as_bearer(&app, &second.access_token).await.unwrap();
+    // The spent token again: someone has a copy; the whole family ends.
+    let reuse = app
+        .identity()
+        .refresh_grant(&Caller::anonymous(), &refresh)
+        .await
+        .unwrap_err();
+    assert_eq!(reuse.kind, ErrorKind::Unauthenticated);
+    let later = app
+        .identity()
+        .refresh_grant(&Caller::anonymous(), second.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(later.kind, ErrorKind::Unauthenticated);
+    // And so do its access tokens.
+    assert_eq!(
+        as_bearer(&app, &second.access_token).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_access_token_at_once() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    register(&app, "ada@example.org").await;
+    let tokens = sign_in(&app, "ada@example.org").await;
+    let caller = as_bearer(&app, &tokens.access_token).await.unwrap();
+    app.identity().sign_out(&caller).await.unwrap();
+    assert_eq!(
+        as_bearer(&app, &tokens.access_token).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_tampered_tokens_are_refused_and_recorded() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    register(&app, "ada@example.org").await;
+    let tokens = sign_in(&app, "ada@example.org").await;
+    let mut tampered = tokens.access_token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let before = denials(&log).await;
+    for bad in [
+        "",
+        "garbage",
+        tampered.as_str(),
+        "pak_00000000000000000000000000000000_x",
+    ] {
+        assert_eq!(
+            as_bearer(&app, bad).await.unwrap_err().kind,
+            ErrorKind::Unauthenticated,
+            "{bad}"
+        );
+    }
+    assert_eq!(denials(&log).await, before + 4);
+    // A token signed by another platform's keys.
+    let other = app_with_other_keys(&log);
+    register(&other, "eve@example.org").await;
+    let foreign = sign_in(&other, "eve@example.org").await;
+    assert_eq!(
+        as_bearer(&app, &foreign.access_token).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+}
+
+fn app_with_other_keys(log: &MemoryLog) -> App {
+    app(log)
+}
+
+async fn workspace_of(app: &App, owner: &Caller) -> WorkspaceId {
+    app.workspaces()
+        .create(
+            owner,
+            &CommandOptions::default(),
+            NewWorkspace {
+                name: "Hospitals".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+        .parse()
+        .unwrap()
+}
+
+/// Adds `user` to `workspace` with `role`, as the platform would after an accepted invitation.
+async fn join(app: &App, workspace: WorkspaceId, user: UserId, email: &str, role: WorkspaceRole) {
+    let repo = app.repository::<Workspace>();
+    let invitation = InvitationId(uuid::Uuid::now_v7());
+    let (_, token) = OpaqueToken::generate(TokenKind::Invitation, invitation.0);
+    let meta = Metadata::default();
+    let invite = WorkspaceCommand::Membership(MembershipCommand::Invite {
+        invitation,
+        invitee: Invitee::User(user),
+        role,
+        custom_roles: BTreeSet::new(),
+        token: token.clone(),
+        expires_at: Utc::now() + Duration::hours(1),
+    });
+    repo.execute(CommandRequest::new(&workspace, invite, meta.clone()))
+        .await
+        .unwrap();
+    let accept = WorkspaceCommand::Membership(MembershipCommand::Accept {
+        invitation,
+        token,
+        user,
+        email: Email::parse(email).unwrap(),
+    });
+    repo.execute(CommandRequest::new(&workspace, accept, meta))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn roles_decide_and_outsiders_see_nothing() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    let ada_id = register(&app, "ada@example.org").await;
+    let bob_id = register(&app, "bob@example.org").await;
+    register(&app, "eve@example.org").await;
+    let ada = as_bearer(&app, &sign_in(&app, "ada@example.org").await.access_token)
+        .await
+        .unwrap();
+    let bob = as_bearer(&app, &sign_in(&app, "bob@example.org").await.access_token)
+        .await
+        .unwrap();
+    let eve = as_bearer(&app, &sign_in(&app, "eve@example.org").await.access_token)
+        .await
+        .unwrap();
+    let ws = workspace_of(&app, &ada).await;
+    let state = app.repository::<Workspace>().load(&ws).await.unwrap().state;
+    assert_eq!(
+        state.admins().collect::<Vec<_>>(),
+        vec![ada_id],
+        "the creator is the admin"
+    );
+    join(&app, ws, bob_id, "bob@example.org", WorkspaceRole::Member).await;
+    let rename = || WorkspaceChanges {
+        name: Some("Renamed".into()),
+        description: None,
+    };
+    let none = CommandOptions::default();
+    let before = denials(&log).await;
+    // A member may not rename: forbidden, and it is told why.
+    let forbidden = app
+        .workspaces()
+        .update(&bob, &none, ws, rename())
+        .await
+        .unwrap_err();
+    assert_eq!(forbidden.kind, ErrorKind::Forbidden);
+    assert!(
+        forbidden.detail.contains("workspace.update"),
+        "{}",
+        forbidden.detail
+    );
+    // An outsider does not learn that the workspace exists.
+    let hidden = app
+        .workspaces()
+        .update(&eve, &none, ws, rename())
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.kind, ErrorKind::NotFound);
+    let missing = app
+        .workspaces()
+        .update(&eve, &none, WorkspaceId(uuid::Uuid::now_v7()), rename())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind, hidden.kind);
+    assert_eq!(denials(&log).await, before + 3);
+    // Anonymous callers must sign in.
+    let anonymous = app
+        .workspaces()
+        .update(&Caller::anonymous(), &none, ws, rename())
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.kind, ErrorKind::Unauthenticated);
+    // The admin may.
+    app.workspaces().update(&ada, &none, ws, rename()).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_only() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    let ada_id = register(&app, "ada@example.org").await;
+    let ada = as_bearer(&app, &sign_in(&app, "ada@example.org").await.access_token)
+        .await
+        .unwrap();
+    let ws = workspace_of(&app, &ada).await;
+    let other_ws = workspace_of(&app, &ada).await;
+    let key_id = ApiKeyId(uuid::Uuid::now_v7());
+    let (key, secret) = OpaqueToken::generate(TokenKind::ApiKey, key_id.0);
+    let create = ApiKeyCommand::Create {
+        id: key_id,
+        owner: ada_id,
+        workspace: ws,
+        name: "ci".into(),
+        permissions: [Permission::WorkspaceRead].into(),
+        secret,
+        expires_at: Some(Utc::now() + Duration::days(1)),
+    };
+    app.repository::<ApiKey>()
+        .execute(CommandRequest::new(&key_id, create, Metadata::default()))
+        .await
+        .unwrap();
+    let with_key = as_bearer(&app, &key).await.unwrap();
+    assert_eq!(with_key.actor.0, format!("api_key:{key_id}"));
+    let none = CommandOptions::default();
+    let rename = WorkspaceChanges {
+        name: Some("Renamed".into()),
+        description: None,
+    };
+    // The owner is admin, the key only reads.
+    let refused = app
+        .workspaces()
+        .update(&with_key, &none, ws, rename.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Forbidden);
+    let elsewhere = app
+        .workspaces()
+        .update(&with_key, &none, other_ws, rename)
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.kind, ErrorKind::NotFound);
+    // A revoked key stops at once.
+    app.repository::<ApiKey>()
+        .execute(CommandRequest::new(
+            &key_id,
+            ApiKeyCommand::Revoke { reason: None },
+            Metadata::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        as_bearer(&app, &key).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+}
