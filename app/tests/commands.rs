@@ -439,3 +439,22 @@ async fn a_command_on_a_computation_never_replays_its_workspaces_whole_history()
     // its standing only caught up with what was new.
     assert!(from_the_start <= 1, "read from the start {from_the_start} times");
 }
+
+#[tokio::test]
+async fn two_callers_choosing_the_same_idempotency_key_never_see_each_others_outcome() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    let key = CommandOptions::keyed("same-key");
+    let mine = app
+        .workspaces()
+        .create(&alice(), &key, hospitals())
+        .await
+        .unwrap();
+    let theirs = app
+        .workspaces()
+        .create(&Caller::actor(Actor("bob".into())), &key, hospitals())
+        .await
+        .unwrap();
+    assert_ne!(mine.id, theirs.id);
+    assert!(!theirs.outcome.replayed);
+}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use prism_app::{AppConfig, Caller, CommandOptions, ReadOptions};
+use prism_app::{AppConfig, Caller, CommandOptions, IdentityConfig, ReadOptions};
+use prism_auth::SigningKeys;
 use prism_cli::{Platform, PlatformConfig, modules};
 use prism_store::{EventLog, EventStore, OpenMode, SnapshotKey, StoreConfig};
 
@@ -43,6 +44,14 @@ enum Command {
         database_url: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        /// The platform administrator created on an empty platform (its password is printed once).
+        #[arg(long, env = "PRISM_ADMIN_EMAIL", default_value = "admin@prism.local")]
+        admin_email: String,
+        /// That administrator's initial password (default: generated and printed once).
+        #[arg(long, env = "PRISM_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
     },
     /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
     Serve {
@@ -54,6 +63,8 @@ enum Command {
         database_url: String,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
@@ -106,6 +117,38 @@ enum ReactionsCommand {
         /// The reaction's id, as `list` shows it.
         id: String,
     },
+}
+
+/// How access tokens are signed and named.
+#[derive(Debug, Args)]
+struct IdentityArgs {
+    /// File of the access-token signing keys, created (mode 0600) when missing; every process of one
+    /// platform must read the same file. `prism up` defaults to <data dir>/token-keys.json.
+    #[arg(long, env = "PRISM_TOKEN_KEYS")]
+    token_keys: Option<PathBuf>,
+    /// The API's public URL: the issuer and audience of its access tokens (default http://<--http>).
+    #[arg(long, env = "PRISM_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+impl IdentityArgs {
+    fn config(
+        &self,
+        default_keys: Option<&std::path::Path>,
+        http: SocketAddr,
+    ) -> anyhow::Result<IdentityConfig> {
+        let path = self.token_keys.as_deref().or(default_keys).context(
+            "name the access-token signing keys file with --token-keys or PRISM_TOKEN_KEYS \
+             (the same file for every process of the platform; created when missing)",
+        )?;
+        let keys = SigningKeys::load_or_create(path)
+            .with_context(|| format!("access-token signing keys at {}", path.display()))?;
+        let issuer = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http}"));
+        Ok(IdentityConfig::new(keys, issuer.trim_end_matches('/')))
+    }
 }
 
 /// Settings of the event stream, applied when Prism creates or opens it.
@@ -170,19 +213,36 @@ async fn main() -> anyhow::Result<()> {
             nats_url,
             database_url,
             store,
+            identity,
+            admin_email,
+            admin_password,
         } => {
             let key = store.snapshot_key()?;
-            up::up(http, &data_dir, nats_url, database_url, store.config(), key).await
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+            let identity = identity.config(Some(&data_dir.join("token-keys.json")), http)?;
+            let up = up::Up {
+                http,
+                nats_url,
+                database_url,
+                store: store.config(),
+                snapshot_key: key,
+                identity,
+                admin_email,
+                admin_password,
+            };
+            up::up(&data_dir, up).await
         }
         Command::Serve {
             http,
             nats_url,
             database_url,
             store,
+            identity,
         } => {
             let config = PlatformConfig {
                 store: store.config(),
                 snapshot_key: store.snapshot_key()?,
+                identity: identity.config(None, http)?,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;
@@ -219,6 +279,7 @@ async fn reactions(command: ReactionsCommand, nats_url: &str, database_url: &str
         database_url,
         StoreConfig::default(),
         AppConfig::default(),
+        None,
         None,
     )
     .await?;

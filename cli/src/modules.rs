@@ -40,7 +40,9 @@ pub fn modules() -> Vec<Module> {
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)
             .routes(routes::operations::routes),
-        Module::aggregate::<User>().projection(UsersProjection),
+        Module::aggregate::<User>()
+            .projection(UsersProjection)
+            .routes(routes::identity::routes),
         Module::aggregate::<Session>(),
         Module::aggregate::<ApiKey>().projection(ApiKeysProjection),
         Module::aggregate::<AccessDenial>(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prism_app::{App, AppConfig};
+use prism_app::{App, AppConfig, IdentityConfig, RoleAuthorizer};
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
 use prism_store::{
@@ -34,6 +34,17 @@ pub struct PlatformConfig {
     pub workers: WorkerConfig,
     /// Signs aggregate snapshots; without one, aggregates are always folded from their events.
     pub snapshot_key: Option<SnapshotKey>,
+    /// Access-token keys and sign-in policies. Every process of one platform must share the keys.
+    pub identity: IdentityConfig,
+    /// The platform administrator to create, before the API answers, when the platform has no user.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+/// The first platform administrator: its address, and its password (generated when `None`).
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub email: String,
+    pub password: Option<String>,
 }
 
 impl PlatformConfig {
@@ -47,6 +58,8 @@ impl PlatformConfig {
             gateway: GatewayConfig::default(),
             workers: WorkerConfig::default(),
             snapshot_key: None,
+            identity: IdentityConfig::ephemeral(&format!("http://{http}")),
+            bootstrap_admin: None,
         }
     }
 }
@@ -56,17 +69,22 @@ impl PlatformConfig {
 pub struct Platform {
     addr: SocketAddr,
     app: App,
+    /// The administrator's password when this start created the account.
+    created_admin_password: Option<String>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
 
-/// Connects the application layer to NATS and PostgreSQL (applying migrations).
+/// Connects the application layer to NATS and PostgreSQL (applying migrations), enforcing the
+/// permission matrix. Without `identity` it authenticates no bearer credential (platform tools that
+/// act as a service).
 pub async fn connect(
     nats_url: &str,
     database_url: &str,
     store: StoreConfig,
     config: AppConfig,
     snapshot_key: Option<SnapshotKey>,
+    identity: Option<IdentityConfig>,
 ) -> anyhow::Result<(EventStore, App)> {
     let store = EventStore::connect(nats_url, store)
         .await
@@ -79,7 +97,11 @@ pub async fn connect(
     let mut app = App::builder(Arc::new(store.clone()))
         .read_models(read)
         .idempotency(Arc::new(idempotency))
+        .authorizer(Arc::new(RoleAuthorizer))
         .config(config);
+    if let Some(identity) = identity {
+        app = app.identity(identity);
+    }
     match snapshot_key {
         Some(key) => {
             let bucket = KvSnapshots::open(&store, SNAPSHOT_BUCKET).await?;
@@ -100,6 +122,7 @@ impl Platform {
             config.store,
             config.app,
             config.snapshot_key,
+            Some(config.identity),
         )
         .await?;
         let read = app.read_models()?.clone();
@@ -124,6 +147,15 @@ impl Platform {
             tasks.spawn(async move { worker.await.with_context(|| format!("worker {name}")) });
         }
 
+        let created_admin_password = match &config.bootstrap_admin {
+            Some(admin) => app
+                .identity()
+                .bootstrap_admin(&admin.email, admin.password.clone())
+                .await
+                .context("creating the platform administrator")?,
+            None => None,
+        };
+
         let state = AppState::new(app.clone(), config.gateway);
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
@@ -132,17 +164,22 @@ impl Platform {
         let mut http_stop = stopped;
         let router = prism_gateway::router(state, modules::routes());
         tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.wait_for(|stop| *stop).await;
-                })
-                .await
-                .context("HTTP server")
+            // The peer's address is the source that sign-in throttling and denial records name.
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("HTTP server")
         });
         info!(%addr, "platform started");
         Ok(Self {
             addr,
             app,
+            created_admin_password,
             stop,
             tasks,
         })
@@ -151,6 +188,11 @@ impl Platform {
     /// The address the HTTP API listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The platform administrator's password, when this start created the account (to show once).
+    pub fn created_admin_password(&self) -> Option<&str> {
+        self.created_admin_password.as_deref()
     }
 
     /// The application layer this platform serves.

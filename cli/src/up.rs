@@ -13,7 +13,8 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use prism_cli::{Platform, PlatformConfig};
+use prism_app::IdentityConfig;
+use prism_cli::{BootstrapAdmin, Platform, PlatformConfig};
 use prism_embedded::{NatsOptions, NatsServer, Postgres};
 use prism_store::{SnapshotKey, StoreConfig};
 use tracing::info;
@@ -25,14 +26,32 @@ const ENV_FILE: &str = "env";
 /// The key that signs snapshots, in the data directory.
 const SNAPSHOT_KEY_FILE: &str = "snapshot.key";
 
-pub(crate) async fn up(
-    http: SocketAddr,
-    data_dir: &Path,
-    nats_url: Option<String>,
-    database_url: Option<String>,
-    store: StoreConfig,
-    snapshot_key: Option<SnapshotKey>,
-) -> anyhow::Result<()> {
+/// What `prism up` is asked for.
+#[derive(Debug)]
+pub(crate) struct Up {
+    pub http: SocketAddr,
+    pub nats_url: Option<String>,
+    pub database_url: Option<String>,
+    pub store: StoreConfig,
+    pub snapshot_key: Option<SnapshotKey>,
+    pub identity: IdentityConfig,
+    /// The platform administrator made on an empty platform, and its password (else generated).
+    pub admin_email: String,
+    pub admin_password: Option<String>,
+}
+
+pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
+    let Up {
+        http,
+        nats_url,
+        database_url,
+        store,
+        snapshot_key,
+        identity,
+        admin_email,
+        admin_password,
+    } = up;
+    let password_given = admin_password.is_some();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let snapshot_key = match snapshot_key {
@@ -96,6 +115,11 @@ pub(crate) async fn up(
     let config = PlatformConfig {
         store,
         snapshot_key: Some(snapshot_key),
+        identity,
+        bootstrap_admin: Some(BootstrapAdmin {
+            email: admin_email.clone(),
+            password: admin_password,
+        }),
         ..PlatformConfig::new(nats_url.clone(), database_url.clone(), http)
     };
     let result = match Platform::start(config).await {
@@ -111,6 +135,11 @@ pub(crate) async fn up(
                     .filter(|dir| !dir.starts_with(&data_dir)),
                 env_file: env_file.as_deref(),
                 exported: &exports.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+                admin: Admin {
+                    email: &admin_email,
+                    // A password the operator chose is not printed.
+                    password: platform.created_admin_password().filter(|_| !password_given),
+                },
             });
             run_until_stopped(platform).await
         }
@@ -226,6 +255,13 @@ struct Banner<'a> {
     env_file: Option<&'a Path>,
     /// The variables `env_file` sets.
     exported: &'a [&'a str],
+    admin: Admin<'a>,
+}
+
+/// The platform administrator, with its password when it was made by this start (shown only then).
+struct Admin<'a> {
+    email: &'a str,
+    password: Option<&'a str>,
 }
 
 fn print_banner(banner: &Banner<'_>) {
@@ -262,14 +298,18 @@ Prism is up.
   PostgreSQL     {database}
   Data           {data_dir}{cluster}{credentials}
 
-No sign-in yet: requests are recorded as actor "anonymous" until identity is configured.
-A first computation:
+{admin}
 
-  curl -s -XPOST {api}/workspaces -H 'content-type: application/json' \
-       -d '{{"name":"Hospitals"}}'
+Sign in, then a first computation:
+
+  TOKEN=$(curl -s {api}/oauth/token -d grant_type=password -d username={email} \
+          --data-urlencode "password=$PASSWORD" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -s -XPOST {api}/workspaces -H "authorization: Bearer $TOKEN" \
+       -H 'content-type: application/json' -d '{{"name":"Hospitals"}}'
   # take "id" from the answer as WS, then:
-  curl -s -XPOST {api}/$WS/computations -H 'content-type: application/json' \
-       -d '{{"name":"Study","participants":[{{"id":"alice@example.org","roles":["owner"]}}]}}'
+  curl -s -XPOST {api}/$WS/computations -H "authorization: Bearer $TOKEN" \
+       -H 'content-type: application/json' \
+       -d '{{"name":"Study","participants":[{{"id":"{email}","roles":["owner"]}}]}}'
 
 Operate it from another shell:
 
@@ -280,6 +320,17 @@ Ctrl-C stops everything; the next `prism up` reuses the data.
         nats = redact(banner.nats_url),
         database = redact(banner.database_url),
         data_dir = banner.data_dir.display(),
+        email = banner.admin.email,
+        admin = match &banner.admin.password {
+            Some(password) => format!(
+                "Administrator  {}\n  Password       {password}\n  (shown this once: keep it now; PASSWORD below is this)",
+                banner.admin.email
+            ),
+            None => format!(
+                "Administrator  {}   (its password was set when the platform was first started)",
+                banner.admin.email
+            ),
+        },
     );
 }
 

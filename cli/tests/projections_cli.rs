@@ -22,15 +22,51 @@ fn prism(args: &[&str], nats: &NatsServer, db: &TestDatabase) -> String {
     stdout
 }
 
+/// A client signed in as the platform administrator (made on the first start).
+async fn signed_in(platform: &Platform) -> reqwest::Client {
+    const ADMIN: &str = "admin@prism.test";
+    const PASSWORD: &str = "an administrator's test password";
+    platform
+        .app()
+        .identity()
+        .bootstrap_admin(ADMIN, Some(PASSWORD.into()))
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/oauth/token", platform.addr()))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_rebuild_replays_the_log_into_empty_read_models() {
     let nats = NatsServer::start_temp().await.unwrap();
     let db = TestDatabase::create().await.unwrap();
     let config = || PlatformConfig::new(nats.url(), db.url.clone(), "127.0.0.1:0".parse().unwrap());
-    let http = reqwest::Client::new();
 
     let platform = Platform::start(config()).await.unwrap();
     let base = format!("http://{}", platform.addr());
+    let http = signed_in(&platform).await;
     let r = http
         .post(format!("{base}/workspaces"))
         .json(&json!({"name": "Kept"}))
@@ -59,6 +95,7 @@ async fn a_rebuild_replays_the_log_into_empty_read_models() {
 
     let platform = Platform::start(config()).await.unwrap();
     let base = format!("http://{}", platform.addr());
+    let http = signed_in(&platform).await;
     let r = http
         .get(format!("{base}/workspaces/{id}?min_sequence={sequence}"))
         .send()

@@ -24,8 +24,64 @@ fn command(data_dir: &Path, port: u16) -> Command {
         .arg(data_dir)
         .env_remove("NATS_URL")
         .env_remove("DATABASE_URL")
+        .env_remove("PRISM_ADMIN_PASSWORD")
+        .env_remove("PRISM_TOKEN_KEYS")
         .env_remove("RUST_LOG");
     command
+}
+
+/// The administrator `start` gives `prism up`; `start_in_own_group` lets it generate a password.
+const ADMIN: &str = "admin@prism.local";
+const ADMIN_PASSWORD: &str = "an administrator's test password";
+
+/// A client signed in at `base` as the platform administrator.
+async fn signed_in(base: &str, password: &str) -> reqwest::Client {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::OK,
+        "the administrator cannot sign in"
+    );
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// The administrator's password as the banner of a first start prints it (waiting for the banner,
+/// which follows the first healthy answer by a moment).
+fn printed_password(output: &Path) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let printed = loop {
+        let printed = std::fs::read_to_string(output).unwrap();
+        if printed.contains("Prism is up.") {
+            break printed;
+        }
+        assert!(Instant::now() < deadline, "no banner:\n{printed}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    printed
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Password"))
+        .map(|rest| rest.trim().to_owned())
 }
 
 /// A running `prism up`. A test that fails before stopping it interrupts it here (and waits for
@@ -63,6 +119,7 @@ impl Drop for Prism {
 
 fn start(data_dir: &Path, port: u16) -> Prism {
     let child = command(data_dir, port)
+        .env("PRISM_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -153,7 +210,10 @@ async fn prism_up_serves_stops_cleanly_and_reuses_its_data() {
     let base = format!("http://127.0.0.1:{port}");
     let mut first = start(&data_dir, port);
     wait_healthy(&http, &base, &mut first).await;
-    let r = http
+    let anonymous = http.get(format!("{base}/workspaces")).send().await.unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let admin = signed_in(&base, ADMIN_PASSWORD).await;
+    let r = admin
         .post(format!("{base}/workspaces"))
         .json(&json!({"name": "Kept"}))
         .send()
@@ -170,7 +230,8 @@ async fn prism_up_serves_stops_cleanly_and_reuses_its_data() {
     let base = format!("http://127.0.0.1:{port}");
     let mut second = start(&data_dir, port);
     wait_healthy(&http, &base, &mut second).await;
-    let r = http.get(format!("{base}/workspaces/{id}")).send().await.unwrap();
+    let admin = signed_in(&base, ADMIN_PASSWORD).await;
+    let r = admin.get(format!("{base}/workspaces/{id}")).send().await.unwrap();
     assert_eq!(
         r.status(),
         reqwest::StatusCode::OK,
@@ -219,7 +280,9 @@ async fn ctrl_c_stops_prism_first_and_its_servers_after() {
 
     let mut prism = start_in_own_group(&data_dir, port, &output);
     wait_healthy(&http, &base, &mut prism).await;
-    let r = http
+    let password = printed_password(&output).expect("the first start prints the administrator's password");
+    let r = signed_in(&base, &password)
+        .await
         .post(format!("{base}/workspaces"))
         .json(&json!({"name": "Interrupted"}))
         .send()
@@ -400,7 +463,9 @@ async fn prism_up_as_root_in_a_private_directory() {
     let mut prism = start_in_own_group(&data_dir, port, &output);
     let cleanup = RemoveOnDrop(data_dir.clone());
     wait_healthy(&http, &base, &mut prism).await;
-    let r = http
+    let password = printed_password(&output).expect("the first start prints the administrator's password");
+    let admin = signed_in(&base, &password).await;
+    let r = admin
         .post(format!("{base}/workspaces"))
         .json(&json!({"name": "Private"}))
         .send()
@@ -425,7 +490,9 @@ async fn prism_up_as_root_in_a_private_directory() {
     let base = format!("http://127.0.0.1:{port}");
     let mut prism = start_in_own_group(&data_dir, port, &output);
     wait_healthy(&http, &base, &mut prism).await;
-    let r = http.get(format!("{base}/workspaces/{id}")).send().await.unwrap();
+    assert_eq!(printed_password(&output), None, "a password is printed once");
+    let admin = signed_in(&base, &password).await;
+    let r = admin.get(format!("{base}/workspaces/{id}")).send().await.unwrap();
     assert_eq!(
         r.status(),
         reqwest::StatusCode::OK,

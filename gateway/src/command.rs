@@ -6,7 +6,7 @@ use std::future::Future;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prism_app::{AppError, Caller, CommandOptions, ErrorKind, Executed, ReadOptions};
+use prism_app::{AppError, CommandOptions, ErrorKind, Executed, ReadOptions};
 use prism_domain::Aggregate;
 use serde::Serialize;
 
@@ -16,15 +16,6 @@ use crate::headers::{CommandHeaders, IDEMPOTENT_REPLAYED, IfMatch, PRISM_SEQUENC
 use crate::problem::{Problem, ProblemKind};
 
 impl CommandHeaders {
-    /// The caller: anonymous until identity is configured, in the request's conversation.
-    pub(crate) fn caller(&self) -> Caller {
-        Caller {
-            correlation_id: self.request_id.clone(),
-            traceparent: self.traceparent.clone(),
-            ..Caller::anonymous()
-        }
-    }
-
     /// The command's options; `If-Match` naming no version of ours fails the precondition at once.
     pub(crate) fn options(&self, what: &str) -> Result<CommandOptions, Problem> {
         if self.if_match == Some(IfMatch::Never) {

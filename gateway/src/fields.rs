@@ -82,6 +82,33 @@ pub fn workspace_description() -> Schema {
     text(workspace::DESCRIPTION_MAX, true, "What the workspace is for.")
 }
 
+pub fn display_name() -> Schema {
+    name(prism_domain::user::DISPLAY_NAME_MAX, false, "Ada Lovelace")
+}
+
+/// An e-mail address as the platform accepts it: one `@`, no white space (not even around it),
+/// control characters or `<>()[],;:\"` (so no quoted local parts), compared case-insensitively.
+pub fn email() -> Schema {
+    string(false)
+        .min_length(Some(3))
+        .max_length(Some(prism_domain::values::Email::MAX_LEN))
+        .pattern(Some(EMAIL_PATTERN))
+        .examples(["ada@example.org"])
+        .into()
+}
+
+/// What [`prism_domain::values::Email::parse`] accepts (after trimming and lowercasing).
+pub const EMAIL_PATTERN: &str = r#"^[^\s<>()\[\],;:\\"@\x00-\x1f\x7f-\x9f\ufeff]+@[^\s<>()\[\],;:\\"@.\x00-\x1f\x7f-\x9f\ufeff]+(\.[^\s<>()\[\],;:\\"@.\x00-\x1f\x7f-\x9f\ufeff]+)*$"#;
+
+/// A password: its policy's length bounds (counted in characters).
+pub fn password() -> Schema {
+    string(false)
+        .min_length(Some(8))
+        .max_length(Some(128))
+        .description(Some("8–128 characters.".to_owned()))
+        .into()
+}
+
 pub fn computation_name() -> Schema {
     name(computation::NAME_MAX, false, "Joint survival study")
 }

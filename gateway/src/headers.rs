@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use crate::auth::REQUEST_ID_MAX;
 use crate::problem::Problem;
 
 /// Stream sequence of a command's commit (response) — pass it back as `min_sequence` to read the write.
@@ -22,9 +23,6 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Longest accepted `Idempotency-Key`; UUIDs and similar tokens fit with room to spare.
 const IDEMPOTENCY_KEY_MAX: usize = 255;
-/// Longest `X-Request-Id` copied into events; longer ones are ignored rather than truncated, so two
-/// requests can never be correlated by accident.
-const REQUEST_ID_MAX: usize = 200;
 
 /// The `ETag` of an aggregate version: a strong entity tag holding the version number.
 pub fn etag(version: u64) -> HeaderValue {
@@ -125,8 +123,6 @@ pub fn valid_traceparent(value: &str) -> bool {
 pub struct CommandHeaders {
     pub idempotency_key: Option<String>,
     pub if_match: Option<IfMatch>,
-    pub request_id: Option<String>,
-    pub traceparent: Option<String>,
 }
 
 impl CommandHeaders {
@@ -145,23 +141,9 @@ impl CommandHeaders {
             })
             .transpose()
             .map_err(Problem::bad_request)?;
-        let request_id = headers
-            .get(X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= REQUEST_ID_MAX && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_owned);
-        let traceparent = headers
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| valid_traceparent(v))
-            .map(str::to_owned);
         Ok(Self {
             idempotency_key,
             if_match,
-            request_id,
-            traceparent,
         })
     }
 }
@@ -405,8 +387,8 @@ mod tests {
         let parsed = CommandHeaders::from_headers(&headers).unwrap();
         assert_eq!(parsed.idempotency_key.as_deref(), Some("k1"));
         assert_eq!(parsed.if_match, Some(IfMatch::Version(2)));
-        assert_eq!(parsed.request_id.as_deref(), Some("req-1"));
-        assert_eq!(parsed.traceparent, None);
+        assert_eq!(crate::auth::request_id(&headers).as_deref(), Some("req-1"));
+        assert_eq!(crate::auth::traceparent(&headers), None);
 
         headers.insert(header::IF_MATCH, HeaderValue::from_static("2"));
         assert_eq!(CommandHeaders::from_headers(&headers).unwrap_err().status, 400);

@@ -26,6 +26,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod auth;
 mod command;
 pub mod cursor;
 pub mod dto;

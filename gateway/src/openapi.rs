@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 description's frame; each route module adds its paths (see [`crate::router`]).
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
+use utoipa::{Modify, OpenApi};
 
 use crate::responses::ProblemComponents;
 
@@ -20,14 +23,47 @@ use crate::responses::ProblemComponents;
             value that breaks a rule is 422, with a JSON Pointer to it in `errors`. Bodies are JSON of at \
             most 512 KiB (413 beyond, 415 if not JSON). A method a path does not list is answered 405 with \
             `Allow`.\n\n\
-            There is no authentication yet: every command is recorded as made by `anonymous`."
+            Every route but sign-in, registration, the JWKS and `/health` needs `Authorization: Bearer` with an \
+            access token from `POST /oauth/token` (15 minutes; refresh with the refresh token) or a personal \
+            API key. No credential is 401; a role that does not allow the action is 403; a workspace (or \
+            anything in one) that the caller has no part in is 404, exactly as if it did not exist. Every \
+            denial is recorded in the event log."
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldProblem, crate::dto::CommandAccepted)),
-    modifiers(&ProblemComponents),
+    modifiers(&ProblemComponents, &SecuritySchemes),
+    security(("bearer" = []), ("oauth2" = [])),
     tags(
         (name = "workspaces", description = "Tenants that own computations"),
         (name = "computations", description = "Computations: participants, roles, expected algorithm and datasets"),
         (name = "operations", description = "Health of the service and of its event log"),
+        (name = "identity", description = "Registration, sign-in (OAuth 2.0) and the token signing keys"),
     )
 )]
 pub(crate) struct ApiDoc;
+
+/// The two ways to authenticate: a bearer credential (an access token or a personal API key), and the
+/// OAuth 2.0 password flow that Swagger UI can run to obtain one.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT access token, or a personal API key (pak_…)")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::with_refresh_url(
+                "/oauth/token",
+                Scopes::new(),
+                "/oauth/token",
+            ))])),
+        );
+    }
+}

@@ -256,6 +256,13 @@ impl IntoResponse for Problem {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if self.status == StatusCode::UNAUTHORIZED.as_u16() {
+            // RFC 6750 §3: say which scheme to authenticate with.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"prism\""),
+            );
+        }
         // Kept so that `fill_instance` can add the request path, which a handler's error does not know.
         response.extensions_mut().insert(self);
         response

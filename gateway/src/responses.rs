@@ -31,6 +31,8 @@ use crate::problem::{PROBLEM_CONTENT_TYPE, ProblemKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemResponse {
     BadRequest,
+    Unauthorized,
+    Forbidden,
     NotFound,
     Conflict,
     PreconditionFailed,
@@ -41,8 +43,10 @@ pub enum ProblemResponse {
 }
 
 impl ProblemResponse {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
         Self::NotFound,
         Self::Conflict,
         Self::PreconditionFailed,
@@ -56,6 +60,8 @@ impl ProblemResponse {
     pub fn name(self) -> &'static str {
         match self {
             Self::BadRequest => "BadRequest",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
             Self::NotFound => "NotFound",
             Self::Conflict => "Conflict",
             Self::PreconditionFailed => "PreconditionFailed",
@@ -70,6 +76,8 @@ impl ProblemResponse {
     fn kind(self) -> ProblemKind {
         match self {
             Self::BadRequest => ProblemKind::BadRequest,
+            Self::Unauthorized => ProblemKind::Unauthorized,
+            Self::Forbidden => ProblemKind::Forbidden,
             Self::NotFound => ProblemKind::NotFound,
             Self::Conflict => ProblemKind::Conflict,
             Self::PreconditionFailed => ProblemKind::PreconditionFailed,
@@ -91,7 +99,16 @@ impl ProblemResponse {
                 `Prism-Min-Sequence` header; a `min_sequence` beyond the end of the event log; or a body \
                 that is not JSON, or has a field this API does not know (`errors[].pointer` locates it)."
                 .into(),
-            Self::NotFound => "Nothing exists at the ids in the path.".into(),
+            Self::Unauthorized => "No credential, or one that does not hold: send `Authorization: Bearer` \
+                with an access token from `POST /oauth/token` (not expired, its session not ended) or a \
+                personal API key (not revoked or expired)."
+                .into(),
+            Self::Forbidden => "The caller's roles do not grant the permission this needs (`detail` names \
+                it); see the permission matrix."
+                .into(),
+            Self::NotFound => "Nothing exists at the ids in the path, or nothing the caller has a part in \
+                (a workspace of which it is not a member answers exactly as one that does not exist)."
+                .into(),
             Self::Conflict => "The state of the resource (or of the one it belongs to) does not allow \
                 this, e.g. it is archived; or it had too many concurrent changes (retry)."
                 .into(),
@@ -206,18 +223,23 @@ fn problems<const N: usize>(problems: [ProblemResponse; N]) -> BTreeMap<String, 
     responses(problems.map(|p| (p.status(), p.reference())))
 }
 
-/// What any query may answer besides its result: 400 and 503.
+/// What any query may answer besides its result: 400, 401, 403 and 503.
 #[derive(Debug)]
 pub struct QueryProblems;
 
 impl IntoResponses for QueryProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        problems([ProblemResponse::BadRequest, ProblemResponse::Unavailable])
+        problems([
+            ProblemResponse::BadRequest,
+            ProblemResponse::Unauthorized,
+            ProblemResponse::Forbidden,
+            ProblemResponse::Unavailable,
+        ])
     }
 }
 
-/// What any command may answer besides its result: 400 (a malformed header), 409 (too many
-/// concurrent changes), 422 (an `Idempotency-Key` first used with another request), 503.
+/// What any command may answer besides its result: 400 (a malformed header), 401 and 403, 409 (too
+/// many concurrent changes), 422 (an `Idempotency-Key` first used with another request), 503.
 #[derive(Debug)]
 pub struct CommandProblems;
 
@@ -225,6 +247,8 @@ impl IntoResponses for CommandProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         problems([
             ProblemResponse::BadRequest,
+            ProblemResponse::Unauthorized,
+            ProblemResponse::Forbidden,
             ProblemResponse::Conflict,
             ProblemResponse::Unprocessable,
             ProblemResponse::Unavailable,

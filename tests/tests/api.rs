@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use prism_app::AppConfig;
+use axum::middleware::Next;
+use prism_app::{AppConfig, IdentityConfig};
 use prism_cli::modules;
 use prism_domain::testing::keys::ED25519_BASE64_DER as ED25519;
 use prism_embedded::{NatsServer, TestDatabase};
@@ -29,9 +30,16 @@ async fn env() -> Env {
 async fn env_with(projecting: bool, config: GatewayConfig, app_config: AppConfig) -> Env {
     let nats = NatsServer::start_temp().await.expect("nats");
     let db = TestDatabase::create().await.expect("database");
-    let (_store, app) = prism_cli::connect(&nats.url(), &db.url, Default::default(), app_config, None)
-        .await
-        .expect("application");
+    let (_store, app) = prism_cli::connect(
+        &nats.url(),
+        &db.url,
+        Default::default(),
+        app_config,
+        None,
+        Some(IdentityConfig::ephemeral("http://prism.test")),
+    )
+    .await
+    .expect("application");
     let (stop, stopped) = watch::channel(false);
     if projecting {
         let read = app.read_models().expect("read models");
@@ -40,12 +48,44 @@ async fn env_with(projecting: bool, config: GatewayConfig, app_config: AppConfig
             tokio::spawn(async move { projector.run(stopped).await });
         }
     }
+    let token = admin_token(&app).await;
+    let router = prism_gateway::router(AppState::new(app, config), modules::routes());
     Env {
-        app: prism_gateway::router(AppState::new(app, config), modules::routes()),
+        // Requests are the platform administrator's unless they carry their own `Authorization` (the
+        // role matrix has its own tests).
+        app: router.layer(axum::middleware::from_fn(
+            move |mut request: Request<Body>, next: Next| {
+                let bearer = format!("Bearer {token}");
+                async move {
+                    if !request.headers().contains_key(header::AUTHORIZATION) {
+                        request
+                            .headers_mut()
+                            .insert(header::AUTHORIZATION, bearer.parse().unwrap());
+                    }
+                    next.run(request).await
+                }
+            },
+        )),
         nats,
         _db: db,
         _stop: stop,
     }
+}
+
+/// An access token of the platform administrator, made as `prism up` makes it.
+async fn admin_token(app: &prism_app::App) -> String {
+    let email = "admin@prism.test";
+    let password = app
+        .identity()
+        .bootstrap_admin(email, None)
+        .await
+        .unwrap()
+        .expect("an empty platform gets its administrator");
+    app.identity()
+        .password_grant(&prism_app::Caller::anonymous(), email, &password)
+        .await
+        .unwrap()
+        .access_token
 }
 
 struct Reply {
@@ -147,7 +187,12 @@ async fn workspaces_and_computations_over_http() {
     assert_eq!(created.header("etag"), "\"1\"");
     assert_eq!(created.body["name"], "Hospitals");
     assert_eq!(created.body["status"], "active");
-    assert_eq!(created.body["created_by"], "anonymous");
+    // Recorded as made by the signed-in administrator.
+    assert!(
+        created.body["created_by"].as_str().unwrap().starts_with("user:"),
+        "{:#}",
+        created.body
+    );
     let sequence = created.body["sequence"].as_u64().unwrap();
     assert_eq!(created.header("prism-sequence"), sequence.to_string());
 

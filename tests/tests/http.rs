@@ -30,12 +30,36 @@ impl Prism {
         .await
         .unwrap();
         let base = format!("http://{}", platform.addr());
+        let email = "admin@prism.test";
+        let password = platform
+            .app()
+            .identity()
+            .bootstrap_admin(email, None)
+            .await
+            .unwrap()
+            .expect("an empty platform gets its administrator");
+        let token: Value = Client::new()
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", email),
+                ("password", &password),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
         Self {
             nats,
             _db: db,
             platform: Some(platform),
             base,
-            http: Client::new(),
+            http: Client::builder().default_headers(headers).build().unwrap(),
         }
     }
 

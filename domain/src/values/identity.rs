@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ValueError;
 
-/// An e-mail address, trimmed and lowercased, so that one mailbox is one account. Checked for shape
-/// only (one `@`, a dotless-or-dotted domain, no spaces or control characters); whether it exists is
-/// proven by the verification mail.
+/// An e-mail address, lowercased, so that one mailbox is one account. Checked for shape only (one `@`,
+/// a dotless-or-dotted domain, no white space, control characters or characters that would need
+/// quoting); whether it exists is proven by the verification mail.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schemars(with = "String")]
@@ -21,13 +21,16 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(value: &str) -> Result<Self, ValueError> {
-        let normalised = value.trim().to_lowercase();
         let invalid = || ValueError::Email(value.to_owned());
-        if normalised.is_empty() || normalised.len() > Self::MAX_LEN {
+        if value.is_empty() || value.chars().count() > Self::MAX_LEN {
             return Err(invalid());
         }
+        let normalised = value.to_lowercase();
         let (local, domain) = normalised.split_once('@').ok_or_else(invalid)?;
-        let bad_char = |c: char| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"@".contains(c);
+        // White space (also around the address: it is refused, not trimmed, so that what is stored is
+        // what was sent), control characters, the byte-order mark, and what would need quoting.
+        let bad_char =
+            |c: char| c.is_whitespace() || c.is_control() || c == '\u{feff}' || "<>()[],;:\\\"@".contains(c);
         if local.is_empty()
             || domain.is_empty()
             || domain.starts_with('.')

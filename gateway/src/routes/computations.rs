@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{page_request, read_options};
+use crate::auth::Authenticated;
 use crate::cursor;
 use crate::dto::{
     ArchiveParams, Asset, Computation, ComputationPage, CreateComputation, ListParams, Participant,
@@ -98,12 +99,12 @@ impl IntoResponses for DefinitionProblems {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(workspace): Path<Uuid>,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<CreateComputation>,
 ) -> Result<Response, Problem> {
     let definition = body.into_definition()?;
-    let caller = headers.caller();
     let executed = state
         .app()
         .computations()
@@ -132,6 +133,7 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(workspace): Path<Uuid>,
     Query(params): Query<ListParams>,
     headers: HeaderMap,
@@ -141,7 +143,7 @@ pub async fn list(
         .app()
         .computations()
         .list(
-            &Caller::anonymous(),
+            &caller,
             WorkspaceId(workspace),
             page,
             read_options(&headers, params.min_sequence)?,
@@ -169,6 +171,7 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((workspace, id)): Path<(Uuid, Uuid)>,
     Query(params): Query<ReadParams>,
     headers: HeaderMap,
@@ -177,7 +180,7 @@ pub async fn get(
         .app()
         .computations()
         .get(
-            &Caller::anonymous(),
+            &caller,
             WorkspaceId(workspace),
             ComputationId(id),
             read_options(&headers, params.min_sequence)?,
@@ -213,12 +216,12 @@ pub async fn get(
 )]
 pub async fn update(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((workspace, id)): Path<(Uuid, Uuid)>,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<UpdateComputation>,
 ) -> Result<Response, Problem> {
     let changes = body.into_changes()?;
-    let caller = headers.caller();
     let executed = state
         .app()
         .computations()
@@ -250,12 +253,12 @@ pub async fn update(
 )]
 pub async fn archive(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((workspace, id)): Path<(Uuid, Uuid)>,
     Query(params): Query<ArchiveParams>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
     let reason = params.reason.filter(|r| !r.trim().is_empty());
-    let caller = headers.caller();
     let executed = state
         .app()
         .computations()

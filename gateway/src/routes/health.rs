@@ -20,6 +20,7 @@ pub fn routes() -> Routes {
     path = "/health",
     operation_id = "health",
     tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "Every dependency is up", body = Health,
             example = json!({"status": "ok", "nats": "up", "postgres": "up"})),

@@ -3,6 +3,7 @@
 
 pub mod computations;
 pub mod health;
+pub mod identity;
 pub mod operations;
 pub mod reactions;
 pub mod workspaces;

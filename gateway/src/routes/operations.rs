@@ -2,9 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use prism_app::Caller;
 use utoipa_axum::routes;
 
+use crate::auth::Authenticated;
 use crate::dto::{QuarantineParams, QuarantinedCommit};
 use crate::extract::Query;
 use crate::problem::Problem;
@@ -30,13 +30,10 @@ pub fn routes() -> Routes {
 )]
 pub async fn quarantine(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Query(params): Query<QuarantineParams>,
 ) -> Result<Json<Vec<QuarantinedCommit>>, Problem> {
     let limit = crate::cursor::limit(params.limit).map_err(Problem::bad_request)?;
-    let items = state
-        .app()
-        .operations()
-        .quarantined(&Caller::anonymous(), limit)
-        .await?;
+    let items = state.app().operations().quarantined(&caller, limit).await?;
     Ok(Json(items.into_iter().map(QuarantinedCommit::from).collect()))
 }

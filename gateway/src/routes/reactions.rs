@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use prism_app::Caller;
 use prism_projections::ReactionView;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::Schema;
@@ -13,6 +12,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::routes;
 
+use crate::auth::Authenticated;
 use crate::extract::{Path, Query};
 use crate::fields;
 use crate::headers::{
@@ -160,6 +160,7 @@ pub struct ReactionParams {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Query(params): Query<ReactionParams>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<FailedReaction>>, Problem> {
@@ -168,12 +169,7 @@ pub async fn list(
     let items = state
         .app()
         .reactions()
-        .list(
-            &Caller::anonymous(),
-            params.status.map(ReactionStatus::as_str),
-            limit,
-            read,
-        )
+        .list(&caller, params.status.map(ReactionStatus::as_str), limit, read)
         .await?;
     Ok(Json(items.into_iter().map(FailedReaction::from).collect()))
 }
@@ -200,6 +196,7 @@ pub async fn list(
 )]
 pub async fn retry(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(ReactionPath { reaction: id }): Path<ReactionPath>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
@@ -207,7 +204,7 @@ pub async fn retry(
     let executed = state
         .app()
         .reactions()
-        .retry(&headers.caller(), &headers.options("reaction")?, &id)
+        .retry(&caller, &headers.options("reaction")?, &id)
         .await?;
     let body = RetryAccepted {
         id,

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{page_request, read_options};
+use crate::auth::Authenticated;
 use crate::cursor;
 use crate::dto::{CreateWorkspace, ListParams, ReadParams, UpdateWorkspace, Workspace, WorkspacePage};
 use crate::extract::{JsonBody, Path, Query};
@@ -66,6 +67,7 @@ impl Linked for Workspace {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<CreateWorkspace>,
 ) -> Result<Response, Problem> {
@@ -73,7 +75,6 @@ pub async fn create(
         name: body.name,
         description: body.description.unwrap_or_default(),
     };
-    let caller = headers.caller();
     let executed = state
         .app()
         .workspaces()
@@ -93,6 +94,7 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Query(params): Query<ListParams>,
     headers: HeaderMap,
 ) -> Result<Json<WorkspacePage>, Problem> {
@@ -100,11 +102,7 @@ pub async fn list(
     let page = state
         .app()
         .workspaces()
-        .list(
-            &Caller::anonymous(),
-            page,
-            read_options(&headers, params.min_sequence)?,
-        )
+        .list(&caller, page, read_options(&headers, params.min_sequence)?)
         .await?;
     Ok(Json(WorkspacePage {
         items: page.items.into_iter().map(Workspace::from).collect(),
@@ -123,6 +121,7 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
     Query(params): Query<ReadParams>,
     headers: HeaderMap,
@@ -131,7 +130,7 @@ pub async fn get(
         .app()
         .workspaces()
         .get(
-            &Caller::anonymous(),
+            &caller,
             WorkspaceId(id),
             read_options(&headers, params.min_sequence)?,
         )
@@ -151,6 +150,7 @@ pub async fn get(
 )]
 pub async fn update(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<UpdateWorkspace>,
@@ -159,7 +159,6 @@ pub async fn update(
         name: body.name,
         description: body.description,
     };
-    let caller = headers.caller();
     let executed = state
         .app()
         .workspaces()
@@ -179,10 +178,10 @@ pub async fn update(
 )]
 pub async fn archive(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
-    let caller = headers.caller();
     let executed = state
         .app()
         .workspaces()
