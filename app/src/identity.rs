@@ -38,6 +38,8 @@ pub struct IdentityConfig {
     pub refresh_lifetime: chrono::Duration,
     /// How long a session may go on by refreshing, at most.
     pub session_lifetime: chrono::Duration,
+    /// Sign-in with an OpenID Connect provider, when one is configured.
+    pub oidc: Option<crate::oidc::OidcSignIn>,
 }
 
 impl IdentityConfig {
@@ -54,6 +56,7 @@ impl IdentityConfig {
             throttle: ThrottleConfig::default(),
             refresh_lifetime: chrono::Duration::days(1),
             session_lifetime: chrono::Duration::days(30),
+            oidc: None,
         }
     }
 
@@ -110,6 +113,10 @@ pub struct Identity<'a> {
 impl<'a> Identity<'a> {
     pub(crate) fn new(app: &'a App) -> Self {
         Self { app }
+    }
+
+    pub(crate) fn app(&self) -> &'a App {
+        self.app
     }
 
     pub(crate) fn state(&self) -> Result<&'a IdentityState, AppError> {
@@ -459,7 +466,7 @@ impl<'a> Identity<'a> {
         Ok(user)
     }
 
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         caller: &Caller,
         user: UserId,
@@ -511,7 +518,7 @@ impl<'a> Identity<'a> {
             .map_err(AppError::internal)
     }
 
-    async fn load<A: Aggregate>(&self, id: &str) -> Result<A, AppError> {
+    pub(crate) async fn load<A: Aggregate>(&self, id: &str) -> Result<A, AppError> {
         self.app
             .bounded(async { Ok(self.app.repository::<A>().load(&id).await?.state) })
             .await
@@ -519,7 +526,7 @@ impl<'a> Identity<'a> {
 
     /// Commits `command` to aggregate `id` as `caller`, without authorisation: identity's commands are
     /// how a caller becomes authorised in the first place.
-    async fn record<A: Aggregate>(
+    pub(crate) async fn record<A: Aggregate>(
         &self,
         caller: &Caller,
         id: &str,

@@ -43,6 +43,7 @@ mod denials;
 mod error;
 mod identity;
 mod memberships;
+mod oidc;
 mod operations;
 mod reactions;
 mod workspaces;
@@ -62,6 +63,7 @@ pub use memberships::{
     INVITATION_LIFETIME, INVITATION_LIFETIME_MAX, InvitationAnswer, Invite, InviteeInput, IssuedInvitation,
     Memberships,
 };
+pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};

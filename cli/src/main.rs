@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use prism_app::{AppConfig, Caller, CommandOptions, IdentityConfig, ReadOptions};
-use prism_auth::SigningKeys;
+use prism_app::{AppConfig, Caller, CommandOptions, IdentityConfig, OidcSignIn, ReadOptions};
+use prism_auth::{OidcConfig, OidcProvider, SigningKeys};
 use prism_cli::{Platform, PlatformConfig, modules};
 use prism_store::{EventLog, EventStore, OpenMode, SnapshotKey, StoreConfig};
 
@@ -129,10 +129,20 @@ struct IdentityArgs {
     /// The API's public URL: the issuer and audience of its access tokens (default http://<--http>).
     #[arg(long, env = "PRISM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Sign-in with an OpenID Connect provider: its issuer URL (discovered at start). The provider
+    /// must send browsers back to <public URL>/oauth/oidc/callback.
+    #[arg(long, env = "PRISM_OIDC_ISSUER", requires = "oidc_client_id")]
+    oidc_issuer: Option<String>,
+    /// This platform's client id at the provider.
+    #[arg(long, env = "PRISM_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// This platform's client secret at the provider (none for a public client).
+    #[arg(long, env = "PRISM_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
 }
 
 impl IdentityArgs {
-    fn config(
+    async fn config(
         &self,
         default_keys: Option<&std::path::Path>,
         http: SocketAddr,
@@ -143,11 +153,26 @@ impl IdentityArgs {
         )?;
         let keys = SigningKeys::load_or_create(path)
             .with_context(|| format!("access-token signing keys at {}", path.display()))?;
-        let issuer = self
+        let public_url = self
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{http}"));
-        Ok(IdentityConfig::new(keys, issuer.trim_end_matches('/')))
+        let public_url = public_url.trim_end_matches('/');
+        let mut config = IdentityConfig::new(keys, public_url);
+        if let (Some(issuer), Some(client_id)) = (&self.oidc_issuer, &self.oidc_client_id) {
+            let oidc = OidcConfig::new(
+                issuer.clone(),
+                client_id.clone(),
+                self.oidc_client_secret.clone(),
+                format!("{public_url}/oauth/oidc/callback"),
+            );
+            let provider = OidcProvider::discover(oidc)
+                .await
+                .with_context(|| format!("the OpenID Connect provider {issuer}"))?;
+            info!(issuer = %provider.issuer(), "sign-in with OpenID Connect enabled");
+            config.oidc = Some(OidcSignIn::new(provider));
+        }
+        Ok(config)
     }
 }
 
@@ -219,7 +244,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let key = store.snapshot_key()?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-            let identity = identity.config(Some(&data_dir.join("token-keys.json")), http)?;
+            let identity = identity
+                .config(Some(&data_dir.join("token-keys.json")), http)
+                .await?;
             let up = up::Up {
                 http,
                 nats_url,
@@ -242,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
             let config = PlatformConfig {
                 store: store.config(),
                 snapshot_key: store.snapshot_key()?,
-                identity: identity.config(None, http)?,
+                identity: identity.config(None, http).await?,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;

@@ -29,6 +29,117 @@ pub fn routes() -> Routes {
         .routes(routes!(jwks))
         .routes(routes!(register))
         .routes(routes!(sign_out))
+        .routes(routes!(oidc_authorize))
+        .routes(routes!(oidc_callback))
+}
+
+/// Binds a sign-in with the OpenID provider to the browser that began it (against login CSRF: a
+/// callback URL made by someone else's sign-in is refused in this browser).
+const OIDC_STATE_COOKIE: &str = "prism_oidc_state";
+
+/// Sign in with the platform's OpenID Connect provider: redirects the browser there (authorization
+/// code with PKCE). The provider sends it back to `/oauth/oidc/callback`.
+#[utoipa::path(
+    get,
+    path = "/oauth/oidc/authorize",
+    operation_id = "oidc_authorize",
+    tag = "identity",
+    security(()),
+    responses(
+        (status = 302, description = "To the provider's authorization endpoint",
+            headers(("Location" = String, description = "The provider's authorization URL"),
+                    ("Set-Cookie" = String, description = "Ties the callback to this browser"))),
+        (status = 404, description = "No OpenID Connect provider is configured", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn oidc_authorize(State(state): State<AppState>) -> Result<Response, Problem> {
+    let redirect = state.app().identity().oidc_begin()?;
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&redirect.url).map_err(|e| Problem::internal(&e))?,
+    );
+    let cookie = format!(
+        "{OIDC_STATE_COOKIE}={}; Path=/oauth/oidc; Max-Age={}; HttpOnly; SameSite=Lax",
+        redirect.state,
+        prism_app::PENDING_LIFETIME.as_secs()
+    );
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| Problem::internal(&e))?,
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The provider's answer (RFC 6749 §4.1.2, RFC 9207 `iss`).
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OidcCallbackParams {
+    pub state: String,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub iss: Option<String>,
+    pub session_state: Option<String>,
+}
+
+/// Where the provider sends the browser back: completes the sign-in and answers the platform's tokens,
+/// as `/oauth/token` does.
+#[utoipa::path(
+    get,
+    path = "/oauth/oidc/callback",
+    operation_id = "oidc_callback",
+    tag = "identity",
+    security(()),
+    params(OidcCallbackParams),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Not a callback of a sign-in begun in this browser, or neither `code` nor `error`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The provider refused, the sign-in expired, or the account cannot sign in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No OpenID Connect provider is configured", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    crate::extract::Query(params): crate::extract::Query<OidcCallbackParams>,
+) -> Result<Response, Problem> {
+    let bound = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, value)| name == OIDC_STATE_COOKIE && value == params.state);
+    if !bound {
+        // Checked before anything else: the state may be someone else's.
+        state.app().identity().oidc_begin_check()?;
+        return Err(Problem::bad_request(
+            "this sign-in was not begun in this browser (no matching state cookie): begin again at /oauth/oidc/authorize",
+        ));
+    }
+    let callback = prism_app::OidcCallback {
+        state: params.state,
+        code: params.code,
+        error: params.error.map(|e| match params.error_description {
+            Some(description) => format!("{e}: {description}"),
+            None => e,
+        }),
+        iss: params.iss,
+    };
+    let tokens = state.app().identity().oidc_finish(&caller, callback).await?;
+    let mut response = Json(TokenResponse::from(tokens)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("prism_oidc_state=; Path=/oauth/oidc; Max-Age=0; HttpOnly; SameSite=Lax"),
+    );
+    Ok(response)
 }
 
 /// A token request (`application/x-www-form-urlencoded`, RFC 6749 §4.3 and §6).
