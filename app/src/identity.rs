@@ -344,6 +344,49 @@ impl<'a> Identity<'a> {
         })
     }
 
+    /// The `client_credentials` grant: a personal API key (`client_secret`, the whole `pak_` key; its
+    /// id is `client_id`) buys a short-lived access token confined as the key is. No refresh token: a
+    /// program asks again. The token holds only while the key does (checked on every request).
+    pub async fn client_credentials_grant(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Tokens, AppError> {
+        let state = self.state()?;
+        let principal = self.api_key_principal(caller, client_secret).await?;
+        let Some(key) = principal
+            .api_key
+            .as_ref()
+            .filter(|k| k.id.to_string() == client_id.trim())
+        else {
+            let denial = Denial::new(
+                DenialReason::InvalidCredentials,
+                "oauth/token",
+                "client_id does not name the API key given as client_secret",
+            );
+            return Err(self.app.deny(caller, denial).await);
+        };
+        let permissions: Vec<_> = key.permissions.iter().copied().collect();
+        let claims = state
+            .config
+            .issuer
+            .claims(principal.id, Utc::now())
+            .for_api_key(key.id, key.workspace, &permissions)
+            .with_admin(principal.platform_admin);
+        let keys = state.config.keys.read().unwrap_or_else(|p| p.into_inner());
+        let access_token = state
+            .config
+            .issuer
+            .issue(&keys, &claims)
+            .map_err(AppError::internal)?;
+        Ok(Tokens {
+            access_token,
+            expires_in: state.config.issuer.lifetime.as_secs(),
+            refresh_token: None,
+        })
+    }
+
     /// Ends the caller's session: its refresh token stops working, and so do its access tokens.
     pub async fn sign_out(&self, caller: &Caller) -> Result<(), AppError> {
         let Some(session) = caller.user().and_then(|u| u.session) else {
@@ -388,6 +431,9 @@ impl<'a> Identity<'a> {
             Ok(claims) => claims,
             Err(e) => return Err(self.app.deny(caller, invalid(token_problem(&e))).await),
         };
+        if let Some(key_id) = claims.api_key_id() {
+            return self.api_key_token_principal(caller, &claims, key_id).await;
+        }
         let (Some(user_id), Some(session_id)) = (claims.user_id(), claims.session_id()) else {
             return Err(self
                 .app
@@ -417,6 +463,45 @@ impl<'a> Identity<'a> {
             platform_admin: user.platform_admin,
             session: Some(session_id),
             api_key: None,
+        })
+    }
+
+    /// The principal of an access token issued to an API key: as the key is now (revoked, expired or
+    /// narrowed keys take effect at once), never as the token says.
+    async fn api_key_token_principal(
+        &self,
+        caller: &Caller,
+        claims: &prism_auth::AccessClaims,
+        key_id: ApiKeyId,
+    ) -> Result<UserPrincipal, AppError> {
+        let invalid = |detail: &str| Denial::new(DenialReason::InvalidCredentials, "bearer token", detail);
+        let key = self.load::<ApiKey>(&key_id.to_string()).await?;
+        let live = key.status == prism_domain::api_key::ApiKeyStatus::Active
+            && key.expires_at.is_some_and(|at| Utc::now() < at)
+            && key.owner == claims.user_id();
+        let (true, Some(owner), Some(workspace)) = (live, key.owner, key.workspace) else {
+            return Err(self
+                .app
+                .deny(
+                    caller,
+                    invalid("the API key of this access token no longer holds"),
+                )
+                .await);
+        };
+        let user = self.active_user(caller, owner).await?;
+        Ok(UserPrincipal {
+            id: owner,
+            email: user
+                .email
+                .clone()
+                .ok_or_else(|| AppError::internal("a registered user has an address"))?,
+            platform_admin: user.platform_admin,
+            session: None,
+            api_key: Some(ApiKeyScope {
+                id: key_id,
+                workspace,
+                permissions: key.permissions.clone(),
+            }),
         })
     }
 

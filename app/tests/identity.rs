@@ -406,3 +406,64 @@ async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_onl
         ErrorKind::Unauthenticated
     );
 }
+
+#[tokio::test]
+async fn an_api_key_buys_an_access_token_that_holds_only_while_the_key_does() {
+    let log = MemoryLog::default();
+    let app = app(&log);
+    let ada_id = register(&app, "ada@example.org").await;
+    let ada = as_bearer(&app, &sign_in(&app, "ada@example.org").await.access_token)
+        .await
+        .unwrap();
+    let ws = workspace_of(&app, &ada).await;
+    let key_id = ApiKeyId(uuid::Uuid::now_v7());
+    let (key, secret) = OpaqueToken::generate(TokenKind::ApiKey, key_id.0);
+    let create = ApiKeyCommand::Create {
+        id: key_id,
+        owner: ada_id,
+        workspace: ws,
+        name: "ci".into(),
+        permissions: [Permission::WorkspaceRead].into(),
+        secret,
+        expires_at: Some(Utc::now() + Duration::days(1)),
+    };
+    app.repository::<ApiKey>()
+        .execute(CommandRequest::new(&key_id, create, Metadata::default()))
+        .await
+        .unwrap();
+    let wrong_id = app
+        .identity()
+        .client_credentials_grant(&Caller::anonymous(), &uuid::Uuid::now_v7().to_string(), &key)
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_id.kind, ErrorKind::Unauthenticated);
+    let tokens = app
+        .identity()
+        .client_credentials_grant(&Caller::anonymous(), &key_id.to_string(), &key)
+        .await
+        .unwrap();
+    assert_eq!(tokens.refresh_token, None);
+    let caller = as_bearer(&app, &tokens.access_token).await.unwrap();
+    let scope = caller.user().unwrap().api_key.clone().unwrap();
+    assert_eq!((scope.id, scope.workspace), (key_id, ws));
+    app.workspaces()
+        .get(&caller, ws, Default::default())
+        .await
+        .expect_err("no read models here, but authorisation passes first")
+        .kind
+        .eq(&ErrorKind::Internal)
+        .then_some(())
+        .expect("reading needs read models, not permission");
+    app.repository::<ApiKey>()
+        .execute(CommandRequest::new(
+            &key_id,
+            ApiKeyCommand::Revoke { reason: None },
+            Metadata::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        as_bearer(&app, &tokens.access_token).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+}

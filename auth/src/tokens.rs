@@ -31,7 +31,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use prism_domain::access::Permission;
-use prism_domain::{SessionId, UserId, WorkspaceId};
+use prism_domain::{ApiKeyId, SessionId, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -72,6 +72,10 @@ pub struct AccessClaims {
     /// The sign-in session the token was refreshed from; absent for an API key's token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The API key the token was issued to (RFC 9068 `client_id`, the client-credentials grant);
+    /// absent for a user's own token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// The workspace an API key is confined to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ws: Option<String>,
@@ -104,6 +108,7 @@ impl AccessClaims {
             exp: iat.saturating_add(lifetime),
             jti: jti.to_string(),
             sid: None,
+            client_id: None,
             ws: None,
             scope: None,
             adm: false,
@@ -113,6 +118,12 @@ impl AccessClaims {
     pub fn with_session(mut self, session: SessionId) -> Self {
         self.sid = Some(session.to_string());
         self
+    }
+
+    /// Issues the token to API key `key`, confined to its `workspace` and `permissions`.
+    pub fn for_api_key(mut self, key: ApiKeyId, workspace: WorkspaceId, permissions: &[Permission]) -> Self {
+        self.client_id = Some(key.to_string());
+        self.with_api_key(workspace, permissions)
     }
 
     /// Confines the token to `workspace` and `permissions`, as an API key is.
@@ -133,6 +144,11 @@ impl AccessClaims {
 
     pub fn session_id(&self) -> Option<SessionId> {
         self.sid.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    /// The API key a client-credentials token was issued to.
+    pub fn api_key_id(&self) -> Option<ApiKeyId> {
+        self.client_id.as_deref().and_then(|s| s.parse().ok())
     }
 
     pub fn workspace_id(&self) -> Option<WorkspaceId> {
@@ -261,6 +277,9 @@ pub fn verify(
     }
     if claims.ws.is_some() && claims.workspace_id().is_none() {
         return Err(malformed("ws is not a workspace id"));
+    }
+    if claims.client_id.is_some() && claims.api_key_id().is_none() {
+        return Err(malformed("client_id is not an API key id"));
     }
     Ok(claims)
 }

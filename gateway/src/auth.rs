@@ -24,10 +24,16 @@ pub(crate) const REQUEST_ID_MAX: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Caller);
 
-impl FromRequestParts<AppState> for Authenticated {
+/// The caller of a request that authenticates by other means than a bearer credential (the token
+/// endpoint, where `Authorization: Basic` carries client credentials): anonymous, with its source
+/// address and conversation.
+#[derive(Debug, Clone)]
+pub struct Unauthenticated(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Unauthenticated {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let mut caller = Caller::anonymous();
         caller.source = parts
             .extensions
@@ -35,6 +41,15 @@ impl FromRequestParts<AppState> for Authenticated {
             .map(|ConnectInfo(addr)| addr.ip());
         caller.correlation_id = request_id(&parts.headers);
         caller.traceparent = traceparent(&parts.headers);
+        Ok(Self(caller))
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Unauthenticated(caller) = Unauthenticated::from_request_parts(parts, state).await?;
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(Self(caller));
         };

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use prism_domain::values::Email;
-use prism_domain::{ApiKeyId, InvitationId, UserId, WorkspaceId};
+use prism_domain::{ApiKeyId, ComputationId, InvitationId, UserId, WorkspaceId};
 use serde::Serialize;
 use tokio_postgres::Row;
 
@@ -241,6 +241,20 @@ impl ReadModels {
         Ok(rows.iter().map(|r| WorkspaceId(r.get(0))).collect())
     }
 
+    /// Active computations of which the user — named as a participant by its id or its e-mail address
+    /// — is the only participant with the `owner` role, with their names.
+    pub async fn sole_owner_of_computations(
+        &self,
+        user: UserId,
+        email: &Email,
+    ) -> Result<Vec<(ComputationId, String)>, ProjectionError> {
+        let client = self.pool().get().await?;
+        let statement = client.prepare_cached(SOLE_OWNER_OF_COMPUTATIONS).await?;
+        let names = [user.to_string(), email.as_str().to_owned()];
+        let rows = client.query(&statement, &[&&names[..]]).await?;
+        Ok(rows.iter().map(|r| (ComputationId(r.get(0)), r.get(1))).collect())
+    }
+
     /// The API keys `owner` owns (revoked and expired ones included), oldest first.
     pub async fn api_keys_of(&self, owner: UserId) -> Result<Vec<ApiKeyView>, ProjectionError> {
         let client = self.pool().get().await?;
@@ -342,6 +356,15 @@ const SOLE_ADMIN_OF: &str = "SELECT m.workspace_id FROM workspace_members m \
      AND NOT EXISTS (SELECT 1 FROM workspace_members o \
                      WHERE o.workspace_id = m.workspace_id AND o.role = 'admin' AND o.user_id <> m.user_id) \
      ORDER BY m.workspace_id";
+
+// Participant ids are compared case-insensitively for addresses, as the application layer does.
+const SOLE_OWNER_OF_COMPUTATIONS: &str = "SELECT c.id, c.name FROM participants p \
+     JOIN computations c ON c.id = p.computation_id \
+     WHERE lower(p.participant_id) = ANY($1) AND 'owner' = ANY(p.roles) AND c.status = 'active' \
+     AND NOT EXISTS (SELECT 1 FROM participants o \
+                     WHERE o.computation_id = p.computation_id AND 'owner' = ANY(o.roles) \
+                       AND NOT (lower(o.participant_id) = ANY($1))) \
+     ORDER BY c.id";
 
 macro_rules! api_key_select {
     ($rest:literal) => {

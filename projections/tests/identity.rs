@@ -850,3 +850,51 @@ async fn identity_tables_announce_their_changes() {
     )
     .await;
 }
+
+/// Disabling a user is refused while it is a computation's only owner: the read models say which.
+#[tokio::test]
+async fn the_computations_a_user_alone_owns_are_found_by_id_or_address() {
+    use prism_domain::computation::{ComputationCommand, Definition, Role, WorkspaceStanding};
+    use prism_domain::testing::samples::participant;
+    use prism_domain::{ComputationId, WorkspaceId};
+
+    let env = env().await;
+    let _projecting = env.start(prism_projections::ComputationsProjection);
+    let ada = Email::parse("ada@example.org").unwrap();
+    let ada_id = UserId::for_email(&ada);
+    let ws = WorkspaceId(uuid::Uuid::now_v7());
+    let owned = |name: &str, owners: &[String]| Definition {
+        name: name.into(),
+        description: String::new(),
+        participants: owners.iter().map(|o| participant(o, &[Role::Owner])).collect(),
+        algorithm: None,
+        datasets: vec![],
+    };
+    let (by_id, bob) = (ada_id.to_string(), "bob@example.org".to_owned());
+    let mut last = 0;
+    let mut alone = Vec::new();
+    for (name, owners) in [
+        ("by address", vec!["Ada@example.org".to_owned()]),
+        ("by id", vec![by_id]),
+        ("shared", vec!["ada@example.org".to_owned(), bob.clone()]),
+        ("not hers", vec![bob]),
+    ] {
+        let id = ComputationId(uuid::Uuid::now_v7());
+        let create = ComputationCommand::Create {
+            id,
+            workspace_id: ws,
+            workspace: WorkspaceStanding::Active,
+            definition: owned(name, &owners),
+        };
+        last = env.computation(id, create).await;
+        if name.starts_with("by ") {
+            alone.push((id, name.to_owned()));
+        }
+    }
+    env.read
+        .wait_for(prism_projections::COMPUTATIONS, last, WAIT)
+        .await
+        .unwrap();
+    let found = env.read.sole_owner_of_computations(ada_id, &ada).await.unwrap();
+    assert_eq!(found, alone);
+}

@@ -161,10 +161,14 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(
-            Email::parse("  Ada@Example.ORG ").unwrap().as_str(),
+            Email::parse("Ada@Example.ORG").unwrap().as_str(),
             "ada@example.org"
         );
         for bad in [
+            " ada@example.org",
+            "ada@example.org\n",
+            "ada@exa\u{85}mple.org",
+            "ada@exa\u{feff}mple.org",
             "",
             "ada",
             "@example.org",

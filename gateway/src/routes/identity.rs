@@ -12,7 +12,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, Unauthenticated};
 use crate::extract::JsonBody;
 use crate::fields;
 use crate::problem::{Problem, ProblemKind};
@@ -154,8 +154,10 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
     /// Accepted and ignored: an access token always carries the user's own permissions.
     pub scope: Option<String>,
-    /// Accepted and ignored for the `password` and `refresh_token` grants (public clients).
+    /// The API key's id (`client_credentials`); accepted and ignored for the other grants.
     pub client_id: Option<String>,
+    /// The whole API key (`client_credentials`).
+    pub client_secret: Option<String>,
 }
 
 /// The grants this endpoint runs.
@@ -166,6 +168,9 @@ pub enum GrantType {
     Password,
     /// Spends `refresh_token` for a new pair.
     RefreshToken,
+    /// A personal API key as client credentials: `client_id` (the key's id) and `client_secret` (the
+    /// whole `pak_` key), in the body or with HTTP Basic authentication.
+    ClientCredentials,
 }
 
 /// RFC 6749 §5.1.
@@ -195,7 +200,7 @@ impl From<Tokens> for TokenResponse {
     }
 }
 
-/// Sign in: the `password` and `refresh_token` grants.
+/// Sign in: the `password`, `refresh_token` and `client_credentials` grants.
 #[utoipa::path(
     post,
     path = "/oauth/token",
@@ -205,7 +210,7 @@ impl From<Tokens> for TokenResponse {
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 400, description = "Malformed request, an unknown grant type, or a grant without the fields it needs (`username` and `password`, or `refresh_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request, an unknown grant type, or a grant without the fields it needs (`username` and `password`; `refresh_token`; `client_id` and `client_secret`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong credentials, a locked or disabled account, or a refresh token that does not hold", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not form-encoded", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json"),
@@ -213,7 +218,7 @@ impl From<Tokens> for TokenResponse {
 )]
 pub async fn token(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Unauthenticated(caller): Unauthenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
@@ -250,6 +255,19 @@ pub async fn token(
                 .ok_or_else(|| missing("refresh_token"))?;
             identity.refresh_grant(&caller, refresh).await?
         }
+        GrantType::ClientCredentials => {
+            let (id, secret) = match basic_credentials(&headers)? {
+                Some(pair) => pair,
+                None => (
+                    request.client_id.clone().ok_or_else(|| missing("client_id"))?,
+                    request
+                        .client_secret
+                        .clone()
+                        .ok_or_else(|| missing("client_secret"))?,
+                ),
+            };
+            identity.client_credentials_grant(&caller, &id, &secret).await?
+        }
     };
     let mut response = Json(TokenResponse::from(tokens)).into_response();
     // RFC 6749 §5.1: tokens must not be cached.
@@ -260,6 +278,35 @@ pub async fn token(
         .headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// Client credentials sent with HTTP Basic authentication (RFC 6749 §2.3.1: form-encoded, then
+/// base64), when they are.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Problem> {
+    use base64::Engine as _;
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let malformed = || Problem::new(ProblemKind::Unauthorized, "malformed Basic client credentials");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let unescape = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, v)| v)
+            .ok_or_else(malformed)
+    };
+    Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
 /// The public keys that verify access tokens (RFC 7517). A key stays listed until every token it
