@@ -8,7 +8,12 @@
 //! Between the redirect to the provider and the callback, the nonce and PKCE verifier wait here, in
 //! memory, under the `state`, for at most [`PENDING_LIFETIME`]; each is taken once. A platform of
 //! several processes therefore needs the callback to reach the process that began the sign-in (a
-//! sticky load balancer), or sign-ins started elsewhere are refused as unknown.
+//! sticky load balancer), or sign-ins started elsewhere are refused as unknown. Their number is bounded
+//! (the oldest are forgotten first), so a flood of begun sign-ins costs memory only up to that bound,
+//! though it can push out real ones; rate-limit `/oauth/oidc/authorize` at the edge if that matters.
+//!
+//! An existing account is linked only when its own address is verified: anyone may register any
+//! address, and linking an unproven one would hand its password holder the provider user's account.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,6 +107,14 @@ impl Identity<'_> {
         self.oidc().map(|_| ())
     }
 
+    /// Whether the platform is served over https (its public URL), so that cookies are marked
+    /// `Secure`.
+    pub fn served_over_https(&self) -> bool {
+        self.state()
+            .map(|s| s.config.issuer.issuer.starts_with("https://"))
+            .unwrap_or(false)
+    }
+
     /// Begins a sign-in with the provider.
     pub fn oidc_begin(&self) -> Result<OidcRedirect, AppError> {
         let oidc = self.oidc()?;
@@ -117,7 +130,9 @@ impl Identity<'_> {
     /// (or newly linked, or newly registered) user. Every refusal is recorded.
     pub async fn oidc_finish(&self, caller: &Caller, callback: OidcCallback) -> Result<Tokens, AppError> {
         let oidc = self.oidc()?;
-        let refuse = |detail: String| Denial::new(DenialReason::SignInFailed, "oauth/oidc/callback", detail);
+        // Answered with its detail: the caller has proven to the provider who it is.
+        let refuse =
+            |detail: String| Denial::new(DenialReason::InvalidCredentials, "oauth/oidc/callback", detail);
         let Some(pending) = oidc.take(&callback.state) else {
             return Err(self
                 .app()
@@ -186,7 +201,8 @@ impl Identity<'_> {
         if let Some(user) = read.user_by_identity(&identity.issuer, &identity.subject).await? {
             return Ok(user.id);
         }
-        let refuse = |detail: &str| Denial::new(DenialReason::SignInFailed, "oauth/oidc/callback", detail);
+        let refuse =
+            |detail: &str| Denial::new(DenialReason::InvalidCredentials, "oauth/oidc/callback", detail);
         let address = identity.email.as_deref().filter(|_| identity.email_verified);
         let Some(email) = address.and_then(|a| Email::parse(a).ok()) else {
             return Err(self
@@ -203,7 +219,24 @@ impl Identity<'_> {
             // Linked a moment ago; the read model has not caught up yet.
             return Ok(id);
         }
-        if existing.status == prism_domain::user::UserStatus::New {
+        if existing.status == UserStatus::Disabled {
+            return Err(self.app().deny(caller, refuse("the account is disabled")).await);
+        }
+        if existing.status == UserStatus::Active && !existing.email_verified {
+            // Anyone may register any address; linking to an account whose address nobody has proven
+            // would hand the provider's user an account someone else holds the password of.
+            return Err(self
+                .app()
+                .deny(
+                    caller,
+                    refuse(
+                        "an account with this address exists but has not verified it: sign in with its \
+                         password and verify the address first, or ask an administrator",
+                    ),
+                )
+                .await);
+        }
+        if existing.status == UserStatus::New {
             let registration = UserCommand::Register {
                 id,
                 email,

@@ -131,7 +131,13 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     ))
     .await?;
     let base = format!("http://{}", platform.addr());
-    let http = reqwest::Client::new();
+    // Every read is authenticated and authorised, as in production: the platform administrator's
+    // access token on every request (and on the ceiling's, so both parse the same header).
+    let token = sign_in_as_admin(&platform, &base).await?;
+    let authorization = format!("Bearer {token}");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&authorization)?);
+    let http = reqwest::Client::builder().default_headers(headers).build()?;
 
     let workspace = post(
         &http,
@@ -196,6 +202,7 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
     let ceiling_url = format!("http://{ceiling}{path}");
     let load = Load {
         wrk: &wrk,
+        authorization: &authorization,
         connections: settings.connections,
         threads: settings.threads,
         backends: &backends,
@@ -313,6 +320,33 @@ fn computation() -> Value {
     })
 }
 
+/// Creates the platform administrator and signs in as it.
+async fn sign_in_as_admin(platform: &Platform, base: &str) -> anyhow::Result<String> {
+    let email = "admin@prism.bench";
+    let password = platform
+        .app()
+        .identity()
+        .bootstrap_admin(email, None)
+        .await?
+        .context("an empty platform gets its administrator")?;
+    let tokens: Value = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", &password),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(tokens["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned())
+}
+
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> anyhow::Result<Value> {
     let response = http.post(url).json(&body).send().await?;
     let status = response.status();
@@ -348,6 +382,8 @@ async fn serve_bytes(body: Bytes, etag: HeaderValue) -> anyhow::Result<std::net:
 /// `wrk` with the benchmark's connections and threads.
 struct Load<'a> {
     wrk: &'a Path,
+    /// The `Authorization` header every request carries.
+    authorization: &'a str,
     connections: usize,
     threads: usize,
     backends: &'a Backends,
@@ -359,6 +395,8 @@ impl Load<'_> {
             format!("-t{}", self.threads),
             format!("-c{}", self.connections),
             format!("-d{seconds}s"),
+            "-H".to_owned(),
+            format!("Authorization: {}", self.authorization),
             url.clone(),
         ];
         let (output, cpu) = measured(self.wrk, &args, self.backends).await?;

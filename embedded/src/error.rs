@@ -45,6 +45,28 @@ pub enum EmbedError {
     )]
     PostgresAlreadyRunning { data_dir: PathBuf, pid: u32 },
 
+    #[error(
+        "cannot run `{node}`: {source}; the OpenID test provider runs on Node.js: install Node.js \
+         and npm, then run infra/install-deps.sh (or set PRISM_NODE to the node binary)"
+    )]
+    NodeNotFound {
+        node: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("the npm packages of the OpenID test provider are missing from {dir}: run infra/install-deps.sh")]
+    OidcProviderNotInstalled { dir: PathBuf },
+
+    #[error(
+        "the OpenID test provider did not start: {reason}; if its npm packages are missing or stale, \
+         run infra/install-deps.sh\n--- its stderr ---\n{stderr}"
+    )]
+    OidcProviderNotReady { reason: String, stderr: String },
+
+    #[error("signing in at the OpenID test provider failed: {reason}\n--- its stderr ---\n{stderr}")]
+    OidcSignIn { reason: String, stderr: String },
+
     #[error("refusing to use {path}: {reason}")]
     Unsafe { path: PathBuf, reason: String },
 

@@ -494,7 +494,7 @@ async fn identity_read_models_follow_the_log_and_rebuild_the_same() {
     assert_eq!(read.user(erin).await.unwrap().unwrap().status, "disabled");
     assert_eq!(read.user(ghost).await.unwrap(), None);
     assert_eq!(
-        read.user_by_email(&email(" BOB@example.ORG")).await.unwrap(),
+        read.user_by_email(&email("BOB@example.ORG")).await.unwrap(),
         Some(b.clone())
     );
     assert_eq!(

@@ -60,8 +60,13 @@ pub async fn oidc_authorize(State(state): State<AppState>) -> Result<Response, P
         header::LOCATION,
         HeaderValue::from_str(&redirect.url).map_err(|e| Problem::internal(&e))?,
     );
+    let secure = if state.app().identity().served_over_https() {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{OIDC_STATE_COOKIE}={}; Path=/oauth/oidc; Max-Age={}; HttpOnly; SameSite=Lax",
+        "{OIDC_STATE_COOKIE}={}; Path=/oauth/oidc; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         redirect.state,
         prism_app::PENDING_LIFETIME.as_secs()
     );
