@@ -32,7 +32,7 @@ use prism_domain::denial::DenialReason;
 use prism_domain::user::{User, UserCommand, UserError, UserStatus};
 use prism_domain::values::Email;
 use prism_domain::{Aggregate, UserId};
-use prism_projections::{COMPUTATIONS, Page, PageRequest, UserView, WORKSPACES};
+use prism_projections::{COMPUTATIONS, Page, PageRequest, USERS, UserView, WORKSPACES};
 use prism_store::{CommandOutcome, CommandRequest};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -463,7 +463,7 @@ impl<'a> Accounts<'a> {
             .bounded(async { Ok(self.app.log().last_sequence().await?) })
             .await?;
         self.app
-            .wait_read(&[WORKSPACES, COMPUTATIONS], ReadOptions::at_least(last))
+            .wait_read(&[WORKSPACES, COMPUTATIONS, USERS], ReadOptions::at_least(last))
             .await?;
         let mut named = Vec::new();
         for id in models.sole_admin_of(user).await? {
@@ -472,10 +472,15 @@ impl<'a> Accounts<'a> {
                 None => format!("workspace {id}"),
             });
         }
-        if let Some(email) = self.load(user).await?.email {
-            for (id, name) in models.sole_owner_of_computations(user, &email).await? {
+        let account = self.load(user).await?;
+        if let Some(email) = &account.email {
+            for (id, name) in models.sole_owner_of_computations(user, email).await? {
                 named.push(format!("computation \"{name}\" ({id})"));
             }
+        }
+        // Someone must remain who can enable accounts again.
+        if account.platform_admin && models.active_platform_admins().await?.iter().all(|a| *a == user) {
+            named.push("the platform (its only active administrator)".into());
         }
         Ok(named)
     }

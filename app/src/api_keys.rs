@@ -84,6 +84,20 @@ impl<'a> ApiKeys<'a> {
         self.app
             .authorize(caller, Action::in_workspace(Permission::WorkspaceRead, workspace))
             .await?;
+        // A platform administrator sees every workspace, also one that does not exist.
+        let standing = self
+            .app
+            .bounded(async {
+                Ok(self
+                    .app
+                    .repository::<prism_domain::workspace::Workspace>()
+                    .load(&workspace)
+                    .await?)
+            })
+            .await?;
+        if standing.state.status == prism_domain::workspace::WorkspaceStatus::New {
+            return Err(AppError::not_found(format!("workspace {workspace} not found")));
+        }
         for permission in &permissions {
             self.app
                 .authorize(caller, Action::in_workspace(*permission, workspace))

@@ -31,6 +31,7 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<Workspace>()
             .projection(WorkspacesProjection)
             .routes(routes::workspaces::routes)
+            .routes(routes::members::routes)
             .worker(WorkspaceArchiver::new),
         Module::aggregate::<Computation>()
             .projection(ComputationsProjection)
@@ -42,9 +43,12 @@ pub fn modules() -> Vec<Module> {
             .routes(routes::operations::routes),
         Module::aggregate::<User>()
             .projection(UsersProjection)
-            .routes(routes::identity::routes),
+            .routes(routes::identity::routes)
+            .routes(routes::accounts::routes),
         Module::aggregate::<Session>(),
-        Module::aggregate::<ApiKey>().projection(ApiKeysProjection),
+        Module::aggregate::<ApiKey>()
+            .projection(ApiKeysProjection)
+            .routes(routes::api_keys::routes),
         Module::aggregate::<AccessDenial>(),
     ]
 }

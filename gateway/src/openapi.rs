@@ -37,6 +37,9 @@ use crate::responses::ProblemComponents;
         (name = "computations", description = "Computations: participants, roles, expected algorithm and datasets"),
         (name = "operations", description = "Health of the service and of its event log"),
         (name = "identity", description = "Registration, sign-in (OAuth 2.0) and the token signing keys"),
+        (name = "members", description = "Workspace members, invitations and custom roles"),
+        (name = "api-keys", description = "Personal API keys: a user's permissions in one workspace, for programs"),
+        (name = "accounts", description = "Your account, password resets and e-mail verification; platform administrators' user management"),
     )
 )]
 pub(crate) struct ApiDoc;

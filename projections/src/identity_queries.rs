@@ -241,6 +241,16 @@ impl ReadModels {
         Ok(rows.iter().map(|r| WorkspaceId(r.get(0))).collect())
     }
 
+    /// The active platform administrators.
+    pub async fn active_platform_admins(&self) -> Result<Vec<UserId>, ProjectionError> {
+        let client = self.pool().get().await?;
+        let statement = client
+            .prepare_cached("SELECT id FROM users WHERE platform_admin AND status = 'active' ORDER BY id")
+            .await?;
+        let rows = client.query(&statement, &[]).await?;
+        Ok(rows.iter().map(|r| UserId(r.get(0))).collect())
+    }
+
     /// Active computations of which the user — named as a participant by its id or its e-mail address
     /// — is the only participant with the `owner` role, with their names.
     pub async fn sole_owner_of_computations(

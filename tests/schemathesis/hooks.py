@@ -26,6 +26,22 @@ DEFINITION_RULES = [
     )
 ]
 
+# 422 for rules of the identity routes that no schema can state: whether a secret token holds (an
+# invitation's, a password reset's, an e-mail verification's), an expiry relative to the present, and
+# which custom roles a workspace defines (documented on those routes).
+IDENTITY_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^the invitation token is invalid or has expired$",
+        r"^this invitation is for someone else$",
+        r"^the password reset link is invalid or has expired$",
+        r"^the verification link is invalid or has expired$",
+        r"^(an invitation|an API key) must expire in the future$",
+        r"^(an invitation|an API key) may (work|live) at most \d+ days$",
+        r"^custom role `[^`]*` is not defined in this workspace$",
+    )
+]
+
 # 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
 BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
 
@@ -71,6 +87,10 @@ def _reason(case, response):
         return "a grant without the fields it needs"
     if status == 422 and problem.get("type") == "urn:prism:problem:idempotency-key-reused":
         return "Idempotency-Key reused with another request"
+    if status == 422:
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in IDENTITY_RULES) for d in details):
+            return "a rule of the identity routes"
     if status == 422 and "/computations" in case.operation.path:
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):
@@ -111,6 +131,9 @@ def filter_failure(ctx, failure, case, response):
     if code == "ST202" and case.operation.path == "/oauth/token" and response.status_code in (401, 429):
         # Wrong credentials (401) and too many failed sign-ins (429) are the token endpoint's answers to
         # data that no schema can tell from right: which password is an account's.
+        return False
+    if code == "ST202" and case.operation.path == "/users/me/password" and response.status_code in (403, 429):
+        # Likewise: a wrong current password (403), and too many of them (429).
         return False
     if code != "ST201":
         return True

@@ -1,9 +1,12 @@
 //! Handlers, one module per resource; each module's `routes()` gives its routes with their OpenAPI
 //! description, for the platform's registry.
 
+pub mod accounts;
+pub mod api_keys;
 pub mod computations;
 pub mod health;
 pub mod identity;
+pub mod members;
 pub mod operations;
 pub mod reactions;
 pub mod workspaces;
