@@ -22,6 +22,7 @@ use prism_domain::user::{LockoutPolicy, SignInOutcome, User, UserCommand, UserSt
 use prism_domain::values::Email;
 use prism_domain::{Aggregate, ApiKeyId, SessionId, UserId};
 use prism_store::CommandRequest;
+use tracing::warn;
 
 use crate::{ApiKeyScope, App, AppError, Caller, Denial, ErrorKind, Principal, UserPrincipal};
 
@@ -40,6 +41,12 @@ pub struct IdentityConfig {
     pub session_lifetime: chrono::Duration,
     /// Sign-in with an OpenID Connect provider, when one is configured.
     pub oidc: Option<crate::oidc::OidcSignIn>,
+    /// The file the keys came from. Another process may rotate them there (`prism token-keys
+    /// rotate`): it is read again when a token names a key this process does not know (at most once
+    /// a second), and every `keys_reread` otherwise, so every process soon signs with the new key and
+    /// lists it.
+    pub keys_file: Option<std::path::PathBuf>,
+    pub keys_reread: std::time::Duration,
 }
 
 impl IdentityConfig {
@@ -57,6 +64,8 @@ impl IdentityConfig {
             refresh_lifetime: chrono::Duration::days(1),
             session_lifetime: chrono::Duration::days(30),
             oidc: None,
+            keys_file: None,
+            keys_reread: std::time::Duration::from_secs(30),
         }
     }
 
@@ -74,13 +83,44 @@ impl IdentityConfig {
 #[derive(Debug)]
 pub(crate) struct IdentityState {
     pub config: IdentityConfig,
+    /// When the keys were last read from their file.
+    keys_read: std::sync::Mutex<Instant>,
     hasher: Arc<PasswordHasher>,
     pub(crate) throttle: SignInThrottle,
 }
 
 impl IdentityState {
+    /// Reads the keys again from their file, when there is one and the last read is older than
+    /// `keys_reread` (a second when `force`d). A file that cannot be read keeps the keys in memory
+    /// (and says so).
+    fn reread_keys(&self, force: bool) {
+        let Some(path) = &self.config.keys_file else {
+            return;
+        };
+        {
+            let mut last = self.keys_read.lock().unwrap_or_else(|p| p.into_inner());
+            // Even when forced, not more than once a second: unknown key ids are cheap to send.
+            let due = if force {
+                std::time::Duration::from_secs(1).min(self.config.keys_reread)
+            } else {
+                self.config.keys_reread
+            };
+            if last.elapsed() < due {
+                return;
+            }
+            *last = Instant::now();
+        }
+        match SigningKeys::load(path) {
+            Ok(keys) => *self.config.keys.write().unwrap_or_else(|p| p.into_inner()) = keys,
+            Err(e) => {
+                warn!(error = %e, "could not read the token signing keys again; keeping those in memory")
+            }
+        }
+    }
+
     pub fn new(config: IdentityConfig) -> Self {
         Self {
+            keys_read: std::sync::Mutex::new(Instant::now()),
             throttle: SignInThrottle::new(config.throttle),
             hasher: Arc::new(PasswordHasher::default()),
             config,
@@ -129,6 +169,7 @@ impl<'a> Identity<'a> {
 
     /// The JSON Web Key Set of the access-token signing keys.
     pub fn jwks(&self) -> Result<serde_json::Value, AppError> {
+        self.state()?.reread_keys(false);
         let keys = self
             .state()?
             .config
@@ -354,6 +395,7 @@ impl<'a> Identity<'a> {
         client_secret: &str,
     ) -> Result<Tokens, AppError> {
         let state = self.state()?;
+        state.reread_keys(false);
         let principal = self.api_key_principal(caller, client_secret).await?;
         let Some(key) = principal
             .api_key
@@ -423,9 +465,18 @@ impl<'a> Identity<'a> {
     async fn token_principal(&self, caller: &Caller, token: &str) -> Result<UserPrincipal, AppError> {
         let state = self.state()?;
         let invalid = |detail: String| Denial::new(DenialReason::InvalidCredentials, "bearer token", detail);
-        let claims = {
+        state.reread_keys(false);
+        let verify = || {
             let keys = state.config.keys.read().unwrap_or_else(|p| p.into_inner());
             state.config.issuer.verify(&keys, token, Utc::now())
+        };
+        let claims = match verify() {
+            // Perhaps rotated by another process since this one read the file.
+            Err(TokenError::UnknownKey) => {
+                state.reread_keys(true);
+                verify()
+            }
+            other => other,
         };
         let claims = match claims {
             Ok(claims) => claims,
@@ -589,6 +640,7 @@ impl<'a> Identity<'a> {
         session: SessionId,
     ) -> Result<String, AppError> {
         let state = self.state()?;
+        state.reread_keys(false);
         let claims = state
             .config
             .issuer

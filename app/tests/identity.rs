@@ -467,3 +467,63 @@ async fn an_api_key_buys_an_access_token_that_holds_only_while_the_key_does() {
         ErrorKind::Unauthenticated
     );
 }
+
+#[tokio::test]
+async fn keys_rotated_in_their_file_reach_every_process() {
+    use prism_auth::SigningKeys;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token-keys.json");
+    SigningKeys::load_or_create(&path).unwrap();
+    let process = |reread: std::time::Duration| {
+        let mut config = IdentityConfig::new(SigningKeys::load(&path).unwrap(), "https://prism.test");
+        config.keys_file = Some(path.clone());
+        config.keys_reread = reread;
+        config
+    };
+    let log = MemoryLog::default();
+    // One process reads the file at every use; the other only when a token names a key it lacks.
+    let signer = App::builder(Arc::new(log.clone()))
+        .authorizer(Arc::new(RoleAuthorizer))
+        .identity(process(std::time::Duration::ZERO))
+        .build();
+    let verifier = App::builder(Arc::new(log.clone()))
+        .authorizer(Arc::new(RoleAuthorizer))
+        .identity(process(std::time::Duration::from_secs(3600)))
+        .build();
+    register(&signer, "ada@example.org").await;
+    let before = sign_in(&signer, "ada@example.org").await.access_token;
+
+    let mut keys = SigningKeys::load(&path).unwrap();
+    keys.rotate(Utc::now()).unwrap();
+    keys.save(&path).unwrap();
+    let rotated = sign_in(&signer, "ada@example.org").await.access_token;
+    let kid = |token: &str| jsonwebtoken_kid(token);
+    assert_ne!(kid(&before), kid(&rotated), "the signer signs with the new key");
+    assert_eq!(kid(&rotated), keys.current_kid());
+
+    // The verifier read the file less than a second ago; a moment later the unknown key makes it read
+    // again, and both tokens hold.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    as_bearer(&verifier, &rotated).await.unwrap();
+    as_bearer(&verifier, &before).await.unwrap();
+    assert!(
+        verifier.identity().jwks().unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    );
+}
+
+/// The `kid` of a JWT's header.
+fn jsonwebtoken_kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

@@ -73,6 +73,15 @@ enum Command {
         #[command(flatten)]
         servers: Servers,
     },
+    /// The keys that sign access tokens: list them, or start signing with a new one (the old ones keep
+    /// verifying until their tokens have expired). Every process of the platform reads the file again.
+    TokenKeys {
+        #[command(subcommand)]
+        command: TokenKeysCommand,
+        /// The keys file (`prism up` keeps it in <data dir>/token-keys.json).
+        #[arg(long, env = "PRISM_TOKEN_KEYS", default_value = ".prism/token-keys.json")]
+        token_keys: PathBuf,
+    },
     /// Read-model maintenance.
     Projections {
         #[command(subcommand)]
@@ -159,6 +168,7 @@ impl IdentityArgs {
             .unwrap_or_else(|| format!("http://{http}"));
         let public_url = public_url.trim_end_matches('/');
         let mut config = IdentityConfig::new(keys, public_url);
+        config.keys_file = Some(path.to_owned());
         if let (Some(issuer), Some(client_id)) = (&self.oidc_issuer, &self.oidc_client_id) {
             let oidc = OidcConfig::new(
                 issuer.clone(),
@@ -174,6 +184,37 @@ impl IdentityArgs {
         }
         Ok(config)
     }
+}
+
+fn token_keys_command(command: TokenKeysCommand, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut keys =
+        SigningKeys::load(path).with_context(|| format!("token signing keys at {}", path.display()))?;
+    if let TokenKeysCommand::Rotate = command {
+        let now = chrono::Utc::now();
+        keys.rotate(now)?;
+        // A retired key verifies until the last token it signed has expired.
+        let dropped = keys.retire_older_than(
+            prism_auth::ACCESS_TOKEN_LIFETIME + prism_auth::CLOCK_SKEW_LEEWAY,
+            now,
+        );
+        keys.save(path)?;
+        println!(
+            "now signing with {} ({dropped} expired key(s) dropped)",
+            keys.current_kid()
+        );
+    }
+    for key in keys.keys() {
+        println!(
+            "{}  created {}{}{}",
+            key.kid,
+            key.created_at.to_rfc3339(),
+            key.retired_at
+                .map(|at| format!("  retired {}", at.to_rfc3339()))
+                .unwrap_or_default(),
+            if key.current { "  current" } else { "" }
+        );
+    }
+    Ok(())
 }
 
 /// Settings of the event stream, applied when Prism creates or opens it.
@@ -210,6 +251,15 @@ impl StoreArgs {
             ..StoreConfig::default()
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenKeysCommand {
+    /// Lists the keys: id (`kid`), created, retired, current.
+    List,
+    /// Makes a new key current, and drops keys retired long enough for none of their tokens to be
+    /// valid any more.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +330,7 @@ async fn main() -> anyhow::Result<()> {
             let (nats_url, database_url) = servers.urls()?;
             reactions(command, nats_url, database_url).await
         }
+        Command::TokenKeys { command, token_keys } => token_keys_command(command, &token_keys),
         Command::Projections { command, servers } => {
             let (nats_url, database_url) = servers.urls()?;
             projections(command, nats_url, database_url).await
