@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::{
     Action, App, AppError, Caller, Command, CommandOptions, Executed, Principal, ReadOptions, Target,
+    UserPrincipal,
 };
 
 const WHAT: &str = "workspace";
@@ -135,10 +136,30 @@ impl<'a> Workspaces<'a> {
         self.app.wait_read(&[WORKSPACES], read).await?;
         let models = self.app.read_models()?;
         match &caller.principal {
-            // A user sees the workspaces it belongs to; an administrator and the platform see all.
-            Principal::User(user) if !user.platform_admin || user.api_key.is_some() => {
-                Ok(models.workspaces_of(user.id, page).await?)
+            // An API key sees its own workspace only (if its owner still may).
+            Principal::User(UserPrincipal {
+                api_key: Some(key), ..
+            }) => {
+                let mine = self
+                    .app
+                    .authorize(
+                        caller,
+                        Action::in_workspace(Permission::WorkspaceRead, key.workspace),
+                    )
+                    .await
+                    .is_ok();
+                let past_cursor = page.after.is_some_and(|after| after >= key.workspace.as_uuid());
+                let items = match mine && !past_cursor {
+                    true => models.workspace(key.workspace).await?.into_iter().collect(),
+                    false => Vec::new(),
+                };
+                Ok(Page {
+                    items,
+                    next_after: None,
+                })
             }
+            // A user sees the workspaces it belongs to; an administrator and the platform see all.
+            Principal::User(user) if !user.platform_admin => Ok(models.workspaces_of(user.id, page).await?),
             _ => Ok(models.workspaces(page).await?),
         }
     }

@@ -7,17 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prism_app::{
-    Action, App, AppError, Caller, CommandOptions, ErrorKind, IdentityConfig, Invite, InviteeInput, Mailer,
-    NewApiKey, NewWorkspace, Registration, RoleAuthorizer,
-};
-use prism_domain::access::{Permission, WorkspaceRole};
+use prism_app::{Action, App, AppError, Caller, CommandOptions, ErrorKind, Mailer, NewApiKey};
+use prism_domain::access::Permission;
 use prism_domain::user::User;
 use prism_domain::values::Email;
 use prism_domain::{UserId, WorkspaceId};
-use prism_store::{EventLog, MemoryLog};
+use prism_store::MemoryLog;
 
-const PASSWORD: &str = "correct horse battery";
+mod common;
+
+use common::{PASSWORD, app, denials, join, register, sign_in, user, workspace_of};
 
 /// Keeps what it is asked to send, so a test can read the token in a mail.
 #[derive(Debug, Default)]
@@ -57,99 +56,8 @@ impl Outbox {
     }
 }
 
-fn app(log: &MemoryLog, outbox: &Arc<Outbox>) -> App {
-    App::builder(Arc::new(log.clone()))
-        .authorizer(Arc::new(RoleAuthorizer))
-        .identity(IdentityConfig::ephemeral("https://prism.test"))
-        .mailer(outbox.clone())
-        .build()
-}
-
-async fn register(app: &App, email: &str) -> UserId {
-    app.identity()
-        .register(
-            &Caller::anonymous(),
-            Registration {
-                email: email.into(),
-                display_name: "Someone".into(),
-                password: PASSWORD.into(),
-            },
-        )
-        .await
-        .unwrap()
-}
-
-async fn sign_in(app: &App, email: &str, password: &str) -> Result<Caller, AppError> {
-    let tokens = app
-        .identity()
-        .password_grant(&Caller::anonymous(), email, password)
-        .await?;
-    app.identity()
-        .authenticate(Caller::anonymous(), &tokens.access_token)
-        .await
-}
-
-async fn user(app: &App, email: &str) -> (UserId, Caller) {
-    let id = register(app, email).await;
-    (id, sign_in(app, email, PASSWORD).await.unwrap())
-}
-
-async fn denials(log: &MemoryLog) -> usize {
-    let last = log.last_sequence().await.unwrap();
-    let mut n = 0;
-    for sequence in 1..=last {
-        if log
-            .commit_at(sequence)
-            .await
-            .unwrap()
-            .unwrap()
-            .subject
-            .contains(".access.")
-        {
-            n += 1;
-        }
-    }
-    n
-}
-
 async fn account(app: &App, id: UserId) -> User {
     app.repository::<User>().load(&id).await.unwrap().state
-}
-
-async fn workspace_of(app: &App, admin: &Caller) -> WorkspaceId {
-    app.workspaces()
-        .create(
-            admin,
-            &CommandOptions::default(),
-            NewWorkspace {
-                name: "Hospitals".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .parse()
-        .unwrap()
-}
-
-async fn join(app: &App, admin: &Caller, ws: WorkspaceId, id: UserId, member: &Caller) {
-    let sent = app
-        .memberships()
-        .invite(
-            admin,
-            &CommandOptions::default(),
-            ws,
-            Invite {
-                invitee: InviteeInput::User(id),
-                role: WorkspaceRole::Member,
-                custom_roles: vec![],
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
-    app.memberships().accept(member, &sent.token).await.unwrap();
 }
 
 fn key_request(ws: WorkspaceId, permissions: &[&str]) -> NewApiKey {
@@ -165,7 +73,7 @@ fn key_request(ws: WorkspaceId, permissions: &[&str]) -> NewApiKey {
 async fn a_changed_password_replaces_the_old_one() {
     let log = MemoryLog::default();
     let outbox = Arc::new(Outbox::default());
-    let app = app(&log, &outbox);
+    let app = app(&log, Some(outbox.clone()));
     let (_, ada) = user(&app, "ada@example.org").await;
     let before = denials(&log).await;
     let wrong = app
@@ -207,7 +115,7 @@ async fn a_changed_password_replaces_the_old_one() {
 async fn a_password_is_reset_with_the_mailed_token_once() {
     let log = MemoryLog::default();
     let outbox = Arc::new(Outbox::default());
-    let app = app(&log, &outbox);
+    let app = app(&log, Some(outbox.clone()));
     let ada_id = register(&app, "ada@example.org").await;
     let anonymous = Caller::anonymous();
 
@@ -277,7 +185,7 @@ async fn a_password_is_reset_with_the_mailed_token_once() {
 async fn an_address_is_verified_with_the_mailed_token() {
     let log = MemoryLog::default();
     let outbox = Arc::new(Outbox::default());
-    let app = app(&log, &outbox);
+    let app = app(&log, Some(outbox.clone()));
     let (ada_id, ada) = user(&app, "ada@example.org").await;
     app.accounts().send_verification(&ada).await.unwrap();
     let (to, token) = outbox.token(0, "evt_").await;
@@ -303,7 +211,7 @@ async fn an_address_is_verified_with_the_mailed_token() {
 async fn platform_administrators_grant_revoke_and_enable() {
     let log = MemoryLog::default();
     let outbox = Arc::new(Outbox::default());
-    let app = app(&log, &outbox);
+    let app = app(&log, Some(outbox.clone()));
     let none = CommandOptions::default();
     let (ada_id, ada) = user(&app, "ada@example.org").await;
     let (bob_id, _) = user(&app, "bob@example.org").await;
@@ -389,7 +297,7 @@ async fn platform_administrators_grant_revoke_and_enable() {
 async fn an_api_key_is_made_by_its_owner_within_their_permissions_and_works_as_a_bearer() {
     let log = MemoryLog::default();
     let outbox = Arc::new(Outbox::default());
-    let app = app(&log, &outbox);
+    let app = app(&log, Some(outbox.clone()));
     let none = CommandOptions::default();
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
@@ -482,7 +390,7 @@ async fn an_api_key_is_made_by_its_owner_within_their_permissions_and_works_as_a
 async fn a_retried_key_creation_does_not_show_the_secret_twice() {
     let log = MemoryLog::default();
     let outbox = Arc::new(Outbox::default());
-    let app = app(&log, &outbox);
+    let app = app(&log, Some(outbox.clone()));
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let ws = workspace_of(&app, &ada).await;

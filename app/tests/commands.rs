@@ -5,10 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prism_app::{
-    Action, App, AppConfig, Authorizer, AuthzError, Caller, CommandOptions, Denial, ErrorKind, NewWorkspace,
-    WorkspaceChanges,
-};
+use prism_app::{Action, App, AppConfig, Authorizer, AuthzError, Caller, CommandOptions, Denial, ErrorKind};
 use prism_domain::Aggregate as _;
 use prism_domain::access::Permission;
 use prism_domain::computation::{Computation, ComputationChanges, ComputationStatus};
@@ -17,6 +14,10 @@ use prism_domain::testing::samples::{minimal_definition, sample_definition};
 use prism_domain::workspace::Workspace;
 use prism_domain::{Actor, ComputationId, WorkspaceId};
 use prism_store::{EventLog, MemoryIdempotency, MemoryLog, Subjects};
+
+mod common;
+
+use common::{hospitals, rename, workspace_of};
 
 fn app(log: &MemoryLog) -> App {
     App::builder(Arc::new(log.clone())).build()
@@ -27,29 +28,6 @@ fn alice() -> Caller {
         correlation_id: Some("request-1".into()),
         ..Caller::actor(Actor("alice".into()))
     }
-}
-
-fn hospitals() -> NewWorkspace {
-    NewWorkspace {
-        name: "Hospitals".into(),
-        description: String::new(),
-    }
-}
-
-fn rename(name: &str) -> WorkspaceChanges {
-    WorkspaceChanges {
-        name: Some(name.into()),
-        description: None,
-    }
-}
-
-async fn workspace(app: &App) -> WorkspaceId {
-    let created = app
-        .workspaces()
-        .create(&alice(), &CommandOptions::default(), hospitals())
-        .await
-        .unwrap();
-    created.id.parse().unwrap()
 }
 
 async fn commits(log: &MemoryLog) -> u64 {
@@ -81,7 +59,7 @@ async fn a_retried_create_names_the_same_aggregate_and_stores_nothing_new() {
 async fn the_same_key_with_another_request_is_refused_and_stores_nothing() {
     let log = MemoryLog::default();
     let app = app(&log);
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     let key = CommandOptions::keyed("rename-1");
     app.workspaces()
         .update(&alice(), &key, id, rename("Clinics"))
@@ -103,7 +81,7 @@ async fn the_same_key_with_another_request_is_refused_and_stores_nothing() {
 async fn a_key_is_checked_against_its_commit_at_any_age() {
     let log = MemoryLog::new(Subjects::new("prism.ev"), Duration::from_millis(20));
     let first = app(&log);
-    let id = workspace(&first).await;
+    let id = workspace_of(&first, &alice()).await;
     let key = CommandOptions::keyed("rename-1");
     let renamed = first
         .workspaces()
@@ -135,7 +113,7 @@ async fn a_key_is_checked_against_its_commit_at_any_age() {
 async fn a_key_whose_first_use_changed_nothing_answers_the_same_and_stores_nothing() {
     let log = MemoryLog::default();
     let app = app(&log);
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     let key = CommandOptions::keyed("same-name");
     let unchanged = app
         .workspaces()
@@ -173,7 +151,7 @@ async fn a_key_whose_first_use_changed_nothing_answers_the_same_and_stores_nothi
 async fn a_rejected_retry_never_frees_a_key_whose_first_attempt_is_in_flight() {
     let log = MemoryLog::default();
     let records = Arc::new(MemoryIdempotency::default());
-    let id = workspace(&app(&log)).await;
+    let id = workspace_of(&app(&log), &alice()).await;
     let slow = App::builder(Arc::new(log.clone()))
         .idempotency(records.clone())
         .build();
@@ -217,7 +195,7 @@ async fn a_rejected_retry_never_frees_a_key_whose_first_attempt_is_in_flight() {
 async fn a_rejected_first_use_frees_its_key_for_a_corrected_request() {
     let log = MemoryLog::default();
     let app = app(&log);
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     let key = CommandOptions::keyed("rename-1");
     let invalid = app
         .workspaces()
@@ -247,7 +225,7 @@ async fn a_computation_is_created_only_in_an_active_workspace() {
         .await
         .unwrap_err();
     assert_eq!(missing.kind, ErrorKind::NotFound);
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     app.computations()
         .create(&alice(), &none, id, sample_definition())
         .await
@@ -266,7 +244,10 @@ async fn a_computation_is_changed_only_through_its_own_workspace() {
     let log = MemoryLog::default();
     let app = app(&log);
     let none = CommandOptions::default();
-    let (mine, theirs) = (workspace(&app).await, workspace(&app).await);
+    let (mine, theirs) = (
+        workspace_of(&app, &alice()).await,
+        workspace_of(&app, &alice()).await,
+    );
     let created = app
         .computations()
         .create(&alice(), &none, mine, minimal_definition())
@@ -329,7 +310,7 @@ async fn every_command_asks_the_authorizer_first_and_a_denial_stores_only_its_re
         .authorizer(authorizer.clone())
         .build();
     let none = CommandOptions::default();
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     app.computations()
         .create(&alice(), &none, id, minimal_definition())
         .await
@@ -358,7 +339,7 @@ async fn every_command_asks_the_authorizer_first_and_a_denial_stores_only_its_re
 async fn events_carry_the_actor_the_correlation_and_the_workspace() {
     let log = MemoryLog::default();
     let app = app(&log);
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     let caused = Caller {
         causation_id: Some("event-9".into()),
         traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
@@ -392,7 +373,7 @@ async fn events_carry_the_actor_the_correlation_and_the_workspace() {
 #[tokio::test]
 async fn a_command_that_cannot_finish_in_time_is_unavailable_not_a_hang() {
     let log = MemoryLog::default();
-    let id = workspace(&app(&log)).await;
+    let id = workspace_of(&app(&log), &alice()).await;
     log.hold_appends();
     let stuck = App::builder(Arc::new(log.clone()))
         .config(AppConfig {
@@ -413,7 +394,7 @@ async fn a_command_on_a_computation_never_replays_its_workspaces_whole_history()
     let log = MemoryLog::default();
     let app = App::builder(Arc::new(log.clone())).build();
     let none = CommandOptions::default();
-    let id = workspace(&app).await;
+    let id = workspace_of(&app, &alice()).await;
     for i in 0..20 {
         app.workspaces()
             .update(&alice(), &none, id, rename(&format!("name {i}")))

@@ -5,74 +5,25 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use prism_app::{
-    App, Caller, CommandOptions, ErrorKind, IdentityConfig, NewWorkspace, Registration, RoleAuthorizer,
-    Tokens, WorkspaceChanges,
-};
+use prism_app::{App, Caller, CommandOptions, ErrorKind, IdentityConfig, Registration, RoleAuthorizer};
 use prism_auth::{OpaqueToken, TokenKind};
 use prism_domain::access::{Permission, WorkspaceRole};
 use prism_domain::api_key::{ApiKey, ApiKeyCommand};
 use prism_domain::values::Email;
 use prism_domain::workspace::{Invitee, MembershipCommand, Workspace, WorkspaceCommand};
 use prism_domain::{ApiKeyId, InvitationId, UserId, WorkspaceId};
-use prism_store::{CommandRequest, EventLog, MemoryLog, Metadata};
+use prism_store::{CommandRequest, MemoryLog, Metadata};
 
-fn app(log: &MemoryLog) -> App {
-    App::builder(Arc::new(log.clone()))
-        .authorizer(Arc::new(RoleAuthorizer))
-        .identity(IdentityConfig::ephemeral("https://prism.test"))
-        .build()
-}
+mod common;
 
-async fn register(app: &App, email: &str) -> UserId {
-    app.identity()
-        .register(
-            &Caller::anonymous(),
-            Registration {
-                email: email.into(),
-                display_name: "Someone".into(),
-                password: "correct horse battery".into(),
-            },
-        )
-        .await
-        .unwrap()
-}
-
-async fn sign_in(app: &App, email: &str) -> Tokens {
-    app.identity()
-        .password_grant(&Caller::anonymous(), email, "correct horse battery")
-        .await
-        .unwrap()
-}
-
-async fn as_bearer(app: &App, token: &str) -> Result<Caller, prism_app::AppError> {
-    app.identity().authenticate(Caller::anonymous(), token).await
-}
-
-async fn denials(log: &MemoryLog) -> usize {
-    let last = log.last_sequence().await.unwrap();
-    let mut n = 0;
-    for sequence in 1..=last {
-        if log
-            .commit_at(sequence)
-            .await
-            .unwrap()
-            .unwrap()
-            .subject
-            .contains(".access.")
-        {
-            n += 1;
-        }
-    }
-    n
-}
+use common::{PASSWORD, app, as_bearer, denials, register, rename, session, sign_in, workspace_of};
 
 #[tokio::test]
 async fn a_registered_user_signs_in_and_the_token_names_it() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let id = register(&app, "Ada@Example.org").await;
-    let tokens = sign_in(&app, "ada@example.org").await;
+    let tokens = session(&app, "ada@example.org", PASSWORD).await.unwrap();
     assert_eq!(tokens.expires_in, 900);
     let caller = as_bearer(&app, &tokens.access_token).await.unwrap();
     assert_eq!(caller.user().unwrap().id, id);
@@ -96,7 +47,7 @@ async fn a_registered_user_signs_in_and_the_token_names_it() {
 #[tokio::test]
 async fn a_wrong_password_and_a_short_one_are_refused_and_failures_recorded() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     register(&app, "ada@example.org").await;
     let wrong = app
         .identity()
@@ -131,7 +82,7 @@ async fn a_wrong_password_and_a_short_one_are_refused_and_failures_recorded() {
 #[tokio::test]
 async fn five_failures_lock_the_account_even_for_the_right_password() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     register(&app, "ada@example.org").await;
     for _ in 0..5 {
         let _ = app
@@ -153,9 +104,9 @@ async fn five_failures_lock_the_account_even_for_the_right_password() {
 #[tokio::test]
 async fn a_refresh_token_works_once_and_its_reuse_ends_the_session() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     register(&app, "ada@example.org").await;
-    let first = sign_in(&app, "ada@example.org").await;
+    let first = session(&app, "ada@example.org", PASSWORD).await.unwrap();
     let refresh = first.refresh_token.clone().unwrap();
     let second = app
         .identity()
@@ -187,9 +138,9 @@ async fn a_refresh_token_works_once_and_its_reuse_ends_the_session() {
 #[tokio::test]
 async fn signing_out_ends_the_access_token_at_once() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     register(&app, "ada@example.org").await;
-    let tokens = sign_in(&app, "ada@example.org").await;
+    let tokens = session(&app, "ada@example.org", PASSWORD).await.unwrap();
     let caller = as_bearer(&app, &tokens.access_token).await.unwrap();
     app.identity().sign_out(&caller).await.unwrap();
     assert_eq!(
@@ -201,9 +152,9 @@ async fn signing_out_ends_the_access_token_at_once() {
 #[tokio::test]
 async fn malformed_and_tampered_tokens_are_refused_and_recorded() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     register(&app, "ada@example.org").await;
-    let tokens = sign_in(&app, "ada@example.org").await;
+    let tokens = session(&app, "ada@example.org", PASSWORD).await.unwrap();
     let mut tampered = tokens.access_token.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
@@ -224,7 +175,7 @@ async fn malformed_and_tampered_tokens_are_refused_and_recorded() {
     // A token signed by another platform's keys.
     let other = app_with_other_keys(&log);
     register(&other, "eve@example.org").await;
-    let foreign = sign_in(&other, "eve@example.org").await;
+    let foreign = session(&other, "eve@example.org", PASSWORD).await.unwrap();
     assert_eq!(
         as_bearer(&app, &foreign.access_token).await.unwrap_err().kind,
         ErrorKind::Unauthenticated
@@ -232,24 +183,7 @@ async fn malformed_and_tampered_tokens_are_refused_and_recorded() {
 }
 
 fn app_with_other_keys(log: &MemoryLog) -> App {
-    app(log)
-}
-
-async fn workspace_of(app: &App, owner: &Caller) -> WorkspaceId {
-    app.workspaces()
-        .create(
-            owner,
-            &CommandOptions::default(),
-            NewWorkspace {
-                name: "Hospitals".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .parse()
-        .unwrap()
+    app(log, None)
 }
 
 /// Adds `user` to `workspace` with `role`, as the platform would after an accepted invitation.
@@ -283,19 +217,13 @@ async fn join(app: &App, workspace: WorkspaceId, user: UserId, email: &str, role
 #[tokio::test]
 async fn roles_decide_and_outsiders_see_nothing() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let ada_id = register(&app, "ada@example.org").await;
     let bob_id = register(&app, "bob@example.org").await;
     register(&app, "eve@example.org").await;
-    let ada = as_bearer(&app, &sign_in(&app, "ada@example.org").await.access_token)
-        .await
-        .unwrap();
-    let bob = as_bearer(&app, &sign_in(&app, "bob@example.org").await.access_token)
-        .await
-        .unwrap();
-    let eve = as_bearer(&app, &sign_in(&app, "eve@example.org").await.access_token)
-        .await
-        .unwrap();
+    let ada = sign_in(&app, "ada@example.org", PASSWORD).await.unwrap();
+    let bob = sign_in(&app, "bob@example.org", PASSWORD).await.unwrap();
+    let eve = sign_in(&app, "eve@example.org", PASSWORD).await.unwrap();
     let ws = workspace_of(&app, &ada).await;
     let state = app.repository::<Workspace>().load(&ws).await.unwrap().state;
     assert_eq!(
@@ -304,16 +232,12 @@ async fn roles_decide_and_outsiders_see_nothing() {
         "the creator is the admin"
     );
     join(&app, ws, bob_id, "bob@example.org", WorkspaceRole::Member).await;
-    let rename = || WorkspaceChanges {
-        name: Some("Renamed".into()),
-        description: None,
-    };
     let none = CommandOptions::default();
     let before = denials(&log).await;
     // A member may not rename: forbidden, and it is told why.
     let forbidden = app
         .workspaces()
-        .update(&bob, &none, ws, rename())
+        .update(&bob, &none, ws, rename("Renamed"))
         .await
         .unwrap_err();
     assert_eq!(forbidden.kind, ErrorKind::Forbidden);
@@ -325,13 +249,13 @@ async fn roles_decide_and_outsiders_see_nothing() {
     // An outsider does not learn that the workspace exists.
     let hidden = app
         .workspaces()
-        .update(&eve, &none, ws, rename())
+        .update(&eve, &none, ws, rename("Renamed"))
         .await
         .unwrap_err();
     assert_eq!(hidden.kind, ErrorKind::NotFound);
     let missing = app
         .workspaces()
-        .update(&eve, &none, WorkspaceId(uuid::Uuid::now_v7()), rename())
+        .update(&eve, &none, WorkspaceId(uuid::Uuid::now_v7()), rename("Renamed"))
         .await
         .unwrap_err();
     assert_eq!(missing.kind, hidden.kind);
@@ -339,29 +263,24 @@ async fn roles_decide_and_outsiders_see_nothing() {
     // Anonymous callers must sign in.
     let anonymous = app
         .workspaces()
-        .update(&Caller::anonymous(), &none, ws, rename())
+        .update(&Caller::anonymous(), &none, ws, rename("Renamed"))
         .await
         .unwrap_err();
     assert_eq!(anonymous.kind, ErrorKind::Unauthenticated);
     // The admin may.
-    app.workspaces().update(&ada, &none, ws, rename()).await.unwrap();
-}
-
-#[tokio::test]
-async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_only() {
-    let log = MemoryLog::default();
-    let app = app(&log);
-    let ada_id = register(&app, "ada@example.org").await;
-    let ada = as_bearer(&app, &sign_in(&app, "ada@example.org").await.access_token)
+    app.workspaces()
+        .update(&ada, &none, ws, rename("Renamed"))
         .await
         .unwrap();
-    let ws = workspace_of(&app, &ada).await;
-    let other_ws = workspace_of(&app, &ada).await;
+}
+
+/// A new API key of `owner`'s that may only read `ws`, for a day: its id and the key itself.
+async fn read_key(app: &App, owner: UserId, ws: WorkspaceId) -> (ApiKeyId, String) {
     let key_id = ApiKeyId(uuid::Uuid::now_v7());
     let (key, secret) = OpaqueToken::generate(TokenKind::ApiKey, key_id.0);
     let create = ApiKeyCommand::Create {
         id: key_id,
-        owner: ada_id,
+        owner,
         workspace: ws,
         name: "ci".into(),
         permissions: [Permission::WorkspaceRead].into(),
@@ -372,27 +291,11 @@ async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_onl
         .execute(CommandRequest::new(&key_id, create, Metadata::default()))
         .await
         .unwrap();
-    let with_key = as_bearer(&app, &key).await.unwrap();
-    assert_eq!(with_key.actor.0, format!("api_key:{key_id}"));
-    let none = CommandOptions::default();
-    let rename = WorkspaceChanges {
-        name: Some("Renamed".into()),
-        description: None,
-    };
-    // The owner is admin, the key only reads.
-    let refused = app
-        .workspaces()
-        .update(&with_key, &none, ws, rename.clone())
-        .await
-        .unwrap_err();
-    assert_eq!(refused.kind, ErrorKind::Forbidden);
-    let elsewhere = app
-        .workspaces()
-        .update(&with_key, &none, other_ws, rename)
-        .await
-        .unwrap_err();
-    assert_eq!(elsewhere.kind, ErrorKind::NotFound);
-    // A revoked key stops at once.
+    (key_id, key)
+}
+
+/// Revokes the API key `key_id`.
+async fn revoke(app: &App, key_id: ApiKeyId) {
     app.repository::<ApiKey>()
         .execute(CommandRequest::new(
             &key_id,
@@ -401,6 +304,35 @@ async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_onl
         ))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_only() {
+    let log = MemoryLog::default();
+    let app = app(&log, None);
+    let ada_id = register(&app, "ada@example.org").await;
+    let ada = sign_in(&app, "ada@example.org", PASSWORD).await.unwrap();
+    let ws = workspace_of(&app, &ada).await;
+    let other_ws = workspace_of(&app, &ada).await;
+    let (key_id, key) = read_key(&app, ada_id, ws).await;
+    let with_key = as_bearer(&app, &key).await.unwrap();
+    assert_eq!(with_key.actor.0, format!("api_key:{key_id}"));
+    let none = CommandOptions::default();
+    // The owner is admin, the key only reads.
+    let refused = app
+        .workspaces()
+        .update(&with_key, &none, ws, rename("Renamed"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Forbidden);
+    let elsewhere = app
+        .workspaces()
+        .update(&with_key, &none, other_ws, rename("Renamed"))
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.kind, ErrorKind::NotFound);
+    // A revoked key stops at once.
+    revoke(&app, key_id).await;
     assert_eq!(
         as_bearer(&app, &key).await.unwrap_err().kind,
         ErrorKind::Unauthenticated
@@ -410,27 +342,11 @@ async fn an_api_key_allows_what_both_it_and_its_owner_allow_in_its_workspace_onl
 #[tokio::test]
 async fn an_api_key_buys_an_access_token_that_holds_only_while_the_key_does() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let ada_id = register(&app, "ada@example.org").await;
-    let ada = as_bearer(&app, &sign_in(&app, "ada@example.org").await.access_token)
-        .await
-        .unwrap();
+    let ada = sign_in(&app, "ada@example.org", PASSWORD).await.unwrap();
     let ws = workspace_of(&app, &ada).await;
-    let key_id = ApiKeyId(uuid::Uuid::now_v7());
-    let (key, secret) = OpaqueToken::generate(TokenKind::ApiKey, key_id.0);
-    let create = ApiKeyCommand::Create {
-        id: key_id,
-        owner: ada_id,
-        workspace: ws,
-        name: "ci".into(),
-        permissions: [Permission::WorkspaceRead].into(),
-        secret,
-        expires_at: Some(Utc::now() + Duration::days(1)),
-    };
-    app.repository::<ApiKey>()
-        .execute(CommandRequest::new(&key_id, create, Metadata::default()))
-        .await
-        .unwrap();
+    let (key_id, key) = read_key(&app, ada_id, ws).await;
     let wrong_id = app
         .identity()
         .client_credentials_grant(&Caller::anonymous(), &uuid::Uuid::now_v7().to_string(), &key)
@@ -454,14 +370,7 @@ async fn an_api_key_buys_an_access_token_that_holds_only_while_the_key_does() {
         .eq(&ErrorKind::Internal)
         .then_some(())
         .expect("reading needs read models, not permission");
-    app.repository::<ApiKey>()
-        .execute(CommandRequest::new(
-            &key_id,
-            ApiKeyCommand::Revoke { reason: None },
-            Metadata::default(),
-        ))
-        .await
-        .unwrap();
+    revoke(&app, key_id).await;
     assert_eq!(
         as_bearer(&app, &tokens.access_token).await.unwrap_err().kind,
         ErrorKind::Unauthenticated
@@ -491,12 +400,18 @@ async fn keys_rotated_in_their_file_reach_every_process() {
         .identity(process(std::time::Duration::from_secs(3600)))
         .build();
     register(&signer, "ada@example.org").await;
-    let before = sign_in(&signer, "ada@example.org").await.access_token;
+    let before = session(&signer, "ada@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .access_token;
 
     let mut keys = SigningKeys::load(&path).unwrap();
     keys.rotate(Utc::now()).unwrap();
     keys.save(&path).unwrap();
-    let rotated = sign_in(&signer, "ada@example.org").await.access_token;
+    let rotated = session(&signer, "ada@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .access_token;
     let kid = |token: &str| jsonwebtoken_kid(token);
     assert_ne!(kid(&before), kid(&rotated), "the signer signs with the new key");
     assert_eq!(kid(&rotated), keys.current_kid());

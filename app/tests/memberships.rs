@@ -2,110 +2,24 @@
 //! that do not hold, leaving and the last admin, custom roles. (The membership queries read PostgreSQL
 //! and are tested with the read models.)
 
-use std::sync::Arc;
-
-use prism_app::{
-    Action, App, AppError, Caller, CommandOptions, ErrorKind, IdentityConfig, Invite, InviteeInput,
-    IssuedInvitation, NewWorkspace, Registration, RoleAuthorizer,
-};
+use prism_app::{Action, App, AppError, Caller, CommandOptions, ErrorKind, Invite, InviteeInput};
+use prism_domain::WorkspaceId;
 use prism_domain::access::{Permission, WorkspaceRole};
 use prism_domain::workspace::{InvitationStatus, Workspace};
-use prism_domain::{UserId, WorkspaceId};
-use prism_store::{EventLog, MemoryLog};
+use prism_store::MemoryLog;
 
-fn app(log: &MemoryLog) -> App {
-    App::builder(Arc::new(log.clone()))
-        .authorizer(Arc::new(RoleAuthorizer))
-        .identity(IdentityConfig::ephemeral("https://prism.test"))
-        .build()
-}
+mod common;
 
-/// Registers `email` and answers the caller signed in with a session.
-async fn user(app: &App, email: &str) -> (UserId, Caller) {
-    let id = app
-        .identity()
-        .register(
-            &Caller::anonymous(),
-            Registration {
-                email: email.into(),
-                display_name: "Someone".into(),
-                password: "correct horse battery".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let tokens = app
-        .identity()
-        .password_grant(&Caller::anonymous(), email, "correct horse battery")
-        .await
-        .unwrap();
-    let caller = app
-        .identity()
-        .authenticate(Caller::anonymous(), &tokens.access_token)
-        .await
-        .unwrap();
-    (id, caller)
-}
-
-async fn workspace_of(app: &App, admin: &Caller) -> WorkspaceId {
-    app.workspaces()
-        .create(
-            admin,
-            &CommandOptions::default(),
-            NewWorkspace {
-                name: "Hospitals".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .parse()
-        .unwrap()
-}
-
-fn invite(invitee: InviteeInput) -> Invite {
-    Invite {
-        invitee,
-        role: WorkspaceRole::Member,
-        custom_roles: vec![],
-        expires_at: None,
-    }
-}
-
-async fn send(app: &App, by: &Caller, ws: WorkspaceId, invitee: InviteeInput) -> IssuedInvitation {
-    app.memberships()
-        .invite(by, &CommandOptions::default(), ws, invite(invitee))
-        .await
-        .unwrap()
-}
+use common::{app, denials, invite, join, send, user, workspace_of};
 
 async fn can(app: &App, caller: &Caller, permission: Permission, ws: WorkspaceId) -> Result<(), AppError> {
     app.authorize(caller, Action::in_workspace(permission, ws)).await
 }
 
-async fn denials(log: &MemoryLog) -> usize {
-    let last = log.last_sequence().await.unwrap();
-    let mut n = 0;
-    for sequence in 1..=last {
-        if log
-            .commit_at(sequence)
-            .await
-            .unwrap()
-            .unwrap()
-            .subject
-            .contains(".access.")
-        {
-            n += 1;
-        }
-    }
-    n
-}
-
 #[tokio::test]
 async fn an_invitee_accepts_with_the_token_and_can_then_read_the_workspace() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let ws = workspace_of(&app, &ada).await;
@@ -163,7 +77,7 @@ async fn an_invitee_accepts_with_the_token_and_can_then_read_the_workspace() {
 #[tokio::test]
 async fn an_invitee_may_decline_and_the_token_then_holds_no_more() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let ws = workspace_of(&app, &ada).await;
@@ -184,7 +98,7 @@ async fn an_invitee_may_decline_and_the_token_then_holds_no_more() {
 #[tokio::test]
 async fn tokens_that_do_not_hold_are_refused_as_the_domain_says_and_recorded() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let (_, eve) = user(&app, "eve@example.org").await;
@@ -229,7 +143,7 @@ async fn tokens_that_do_not_hold_are_refused_as_the_domain_says_and_recorded() {
 #[tokio::test]
 async fn a_resent_invitation_has_a_new_token_and_a_revoked_one_none() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let (carol_id, carol) = user(&app, "carol@example.org").await;
@@ -289,15 +203,14 @@ async fn a_resent_invitation_has_a_new_token_and_a_revoked_one_none() {
 #[tokio::test]
 async fn members_may_leave_but_the_last_admin_may_not() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (ada_id, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let (carol_id, carol) = user(&app, "carol@example.org").await;
     let ws = workspace_of(&app, &ada).await;
     let none = CommandOptions::default();
     for (id, caller) in [(bob_id, &bob), (carol_id, &carol)] {
-        let sent = send(&app, &ada, ws, InviteeInput::User(id)).await;
-        app.memberships().accept(caller, &sent.token).await.unwrap();
+        join(&app, &ada, ws, id, caller).await;
     }
 
     let last = app
@@ -336,14 +249,13 @@ async fn members_may_leave_but_the_last_admin_may_not() {
 #[tokio::test]
 async fn a_custom_role_grants_its_permissions() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, bob) = user(&app, "bob@example.org").await;
     let (carol_id, carol) = user(&app, "carol@example.org").await;
     let ws = workspace_of(&app, &ada).await;
     let none = CommandOptions::default();
-    let sent = send(&app, &ada, ws, InviteeInput::User(bob_id)).await;
-    app.memberships().accept(&bob, &sent.token).await.unwrap();
+    join(&app, &ada, ws, bob_id, &bob).await;
 
     // Names arrive as strings and are checked, naming the bad one.
     let unknown = app
@@ -448,7 +360,7 @@ async fn a_custom_role_grants_its_permissions() {
 #[tokio::test]
 async fn an_invitation_may_not_outlive_its_maximum_or_start_expired() {
     let log = MemoryLog::default();
-    let app = app(&log);
+    let app = app(&log, None);
     let (_, ada) = user(&app, "ada@example.org").await;
     let (bob_id, _) = user(&app, "bob@example.org").await;
     let ws = workspace_of(&app, &ada).await;

@@ -1,0 +1,1221 @@
+//! The permission matrix end to end: every route whose answer depends on the caller, called by every
+//! kind of principal, through HTTP, against a real nats-server and PostgreSQL.
+//!
+//! What each call must answer is not written per cell: it is computed from the domain's matrix
+//! (`prism_domain::access`: `WorkspaceRole::permissions`, `computation_role_permissions`, custom roles,
+//! `Grants`) the way `docs/permissions.md` combines it — a platform administrator holds everything; a
+//! user what their workspace role, custom roles and computation roles grant; an API key what both the
+//! key and its owner hold; a workspace (or computation) the caller has no part in is "not found"; no
+//! credential (or one that does not hold) is 401. So a change of the data alone, or of the enforcement
+//! alone, fails this test. Allowed means the route's own success status; denied means 401, 404 or a 403
+//! whose detail names the missing permission. What `GET /workspaces` lists must be exactly what the
+//! matrix lets the caller read. Every denial must also leave a record in the event log.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use prism_app::Caller;
+use prism_cli::{Platform, PlatformConfig};
+use prism_domain::access::{Grants, Permission, WorkspaceRole};
+use prism_domain::computation::Role as ComputationRole;
+use prism_domain::reaction::ReactionFailed;
+use prism_domain::testing::keys::ED25519 as KEY;
+use prism_embedded::{NatsServer, TestDatabase};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------------
+// Who asks
+
+/// The kinds of principal every route is called by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Who {
+    /// No `Authorization` header.
+    Anonymous,
+    /// `Authorization: Bearer <something that is no credential>`.
+    Malformed,
+    PlatformAdmin,
+    /// The workspace's creator, hence its admin.
+    WorkspaceAdmin,
+    /// A member with the built-in role `member`.
+    Member,
+    /// A member with the built-in role `member` and the custom role [`AUDITOR`].
+    Auditor,
+    // Participants of the computation, named by their e-mail address, who are no workspace members.
+    Owner,
+    Editor,
+    Runner,
+    Viewer,
+    ResultConsumer,
+    /// Admin of another workspace, nothing here.
+    Outsider,
+    /// The workspace admin's personal API key for the workspace, carrying `workspace.read` only.
+    ApiKey,
+    /// The workspace admin's personal API key for another workspace of theirs, carrying everything they
+    /// hold there: it reaches nothing of the fixture's.
+    ForeignKey,
+}
+
+impl Who {
+    const ALL: [Who; 14] = [
+        Who::Anonymous,
+        Who::Malformed,
+        Who::PlatformAdmin,
+        Who::WorkspaceAdmin,
+        Who::Member,
+        Who::Auditor,
+        Who::Owner,
+        Who::Editor,
+        Who::Runner,
+        Who::Viewer,
+        Who::ResultConsumer,
+        Who::Outsider,
+        Who::ApiKey,
+        Who::ForeignKey,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Who::Anonymous => "anonymous",
+            Who::Malformed => "malformed bearer",
+            Who::PlatformAdmin => "platform admin",
+            Who::WorkspaceAdmin => "workspace admin",
+            Who::Member => "member",
+            Who::Auditor => "member + auditor",
+            Who::Owner => "owner (participant)",
+            Who::Editor => "editor (participant)",
+            Who::Runner => "runner (participant)",
+            Who::Viewer => "viewer (participant)",
+            Who::ResultConsumer => "result_consumer (participant)",
+            Who::Outsider => "outsider",
+            Who::ApiKey => "API key (workspace.read)",
+            Who::ForeignKey => "API key of another workspace",
+        }
+    }
+
+    /// For the grid's columns.
+    fn short(self) -> &'static str {
+        match self {
+            Who::Anonymous => "anon",
+            Who::Malformed => "bad",
+            Who::PlatformAdmin => "plat",
+            Who::WorkspaceAdmin => "wsadm",
+            Who::Member => "memb",
+            Who::Auditor => "audit",
+            Who::Owner => "owner",
+            Who::Editor => "edit",
+            Who::Runner => "run",
+            Who::Viewer => "view",
+            Who::ResultConsumer => "cons",
+            Who::Outsider => "out",
+            Who::ApiKey => "key",
+            Who::ForeignKey => "fkey",
+        }
+    }
+
+    /// The account a principal signs in as (the platform administrator is bootstrapped apart).
+    fn email(self) -> Option<&'static str> {
+        Some(match self {
+            Who::WorkspaceAdmin => "alice@example.org",
+            Who::Member => "bob@example.org",
+            Who::Auditor => "carol@example.org",
+            Who::Owner => "owner@example.org",
+            Who::Editor => "editor@example.org",
+            Who::Runner => "runner@example.org",
+            Who::Viewer => "viewer@example.org",
+            Who::ResultConsumer => "consumer@example.org",
+            Who::Outsider => "olivia@example.org",
+            _ => return None,
+        })
+    }
+}
+
+/// The member that `PATCH` and `DELETE /workspaces/{ws}/members/{user}` act on (never a caller).
+const VICTIM: &str = "dave@example.org";
+const ADMIN_EMAIL: &str = "admin@prism.test";
+
+// ---------------------------------------------------------------------------------------------------
+// The world, as data: the fixtures are built from it and the expectations computed from it
+
+/// The workspace's custom role.
+const AUDITOR: &str = "auditor";
+
+/// What a custom role of the fixture workspace grants.
+fn custom_role(name: &str) -> &'static [Permission] {
+    match name {
+        AUDITOR => &[Permission::ComputationResultsRead],
+        other => panic!("no custom role {other}"),
+    }
+}
+
+/// A workspace the test knows of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Place {
+    /// The fixture workspace, with its members, custom role and computation.
+    Fixture,
+    /// A workspace that a principal made for itself (its only member, so its admin).
+    OwnWorkspace(Who),
+}
+
+/// Every workspace there is when the cases begin.
+const PLACES: [(Place, &str); 3] = [
+    (Place::Fixture, "Matrix"),
+    (Place::OwnWorkspace(Who::Outsider), "Elsewhere"),
+    (Place::OwnWorkspace(Who::WorkspaceAdmin), "Other"),
+];
+
+/// The built-in and custom roles a principal holds in a workspace.
+fn membership(who: Who, place: Place) -> Option<(WorkspaceRole, &'static [&'static str])> {
+    match place {
+        Place::Fixture => match who {
+            Who::WorkspaceAdmin => Some((WorkspaceRole::Admin, &[])),
+            Who::Member => Some((WorkspaceRole::Member, &[])),
+            Who::Auditor => Some((WorkspaceRole::Member, &[AUDITOR])),
+            _ => None,
+        },
+        Place::OwnWorkspace(admin) => (who == admin).then_some((WorkspaceRole::Admin, &[])),
+    }
+}
+
+/// The roles a principal holds in the fixture computation (as the participant named by its address).
+fn participation(who: Who) -> &'static [ComputationRole] {
+    match who {
+        Who::Owner => &[ComputationRole::Owner],
+        Who::Editor => &[ComputationRole::Editor],
+        Who::Runner => &[ComputationRole::Runner],
+        Who::Viewer => &[ComputationRole::Viewer],
+        Who::ResultConsumer => &[ComputationRole::ResultConsumer],
+        _ => &[],
+    }
+}
+
+/// The API keys among the principals: whose, for which workspace, carrying what.
+fn api_key(who: Who) -> Option<(Who, Place, &'static [Permission])> {
+    match who {
+        Who::ApiKey => Some((Who::WorkspaceAdmin, Place::Fixture, &[Permission::WorkspaceRead])),
+        Who::ForeignKey => Some((
+            Who::WorkspaceAdmin,
+            Place::OwnWorkspace(Who::WorkspaceAdmin),
+            WorkspaceRole::Admin.permissions(),
+        )),
+        _ => None,
+    }
+}
+/// What every case of `POST /users/me/api-keys` asks to put on a new key.
+const KEY_REQUEST: &[Permission] = &[Permission::WorkspaceRead, Permission::ComputationResultsRead];
+
+// ---------------------------------------------------------------------------------------------------
+// The rules: what a principal may do, computed from the domain's matrix
+
+/// What a route asks of the authorizer, in the order the service asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// A signed-in session (an access token), not an API key.
+    Session,
+    /// A listing of what the caller can see: any signed-in caller, an API key only if it carries it.
+    Listing(Permission),
+    /// A permission on the platform as a whole.
+    Platform(Permission),
+    /// A permission in the fixture workspace.
+    Workspace(Permission),
+    /// A permission on the fixture computation (its participants' roles count).
+    Computation(Permission),
+}
+
+/// What a call must answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Allowed,
+    /// 401.
+    Unauthenticated,
+    /// 404: no part in the workspace (or computation).
+    NotFound,
+    /// 403 naming the permission (`None`: the session a key cannot stand for).
+    Forbidden(Option<Permission>),
+}
+
+/// What a route's acts in the fixture workspace come to: the first refusal, if any.
+fn expect(who: Who, acts: &[Act]) -> Outcome {
+    acts.iter()
+        .map(|act| decide(who, *act, Place::Fixture))
+        .find(|o| *o != Outcome::Allowed)
+        .unwrap_or(Outcome::Allowed)
+}
+
+/// What one act in `place` comes to.
+fn decide(who: Who, act: Act, place: Place) -> Outcome {
+    if matches!(who, Who::Anonymous | Who::Malformed) {
+        return Outcome::Unauthenticated;
+    }
+    // An API key acts for its owner, in its own workspace only, narrowed to what it carries.
+    let (user, key_place, limit) = match api_key(who) {
+        Some((owner, key_place, permissions)) => (
+            owner,
+            Some(key_place),
+            Some(permissions.iter().copied().collect::<BTreeSet<_>>()),
+        ),
+        None => (who, None, None),
+    };
+    let (permission, mut grants) = match act {
+        Act::Session => {
+            return if limit.is_some() {
+                Outcome::Forbidden(None)
+            } else {
+                Outcome::Allowed
+            };
+        }
+        Act::Listing(p) => (p, Grants::from_iter([p])),
+        Act::Platform(p) if user == Who::PlatformAdmin => (p, Grants::everything()),
+        Act::Platform(p) => (p, Grants::signed_in()),
+        Act::Workspace(_) | Act::Computation(_) if key_place.is_some_and(|k| k != place) => {
+            return Outcome::NotFound;
+        }
+        Act::Workspace(p) | Act::Computation(p) if user == Who::PlatformAdmin => (p, Grants::everything()),
+        Act::Workspace(p) | Act::Computation(p) => {
+            let mut grants = Grants::default();
+            let mut involved = false;
+            if let Some((role, custom)) = membership(user, place) {
+                involved = true;
+                grants.add_workspace_role(role);
+                for name in custom {
+                    grants.add_custom(custom_role(name).iter().copied());
+                }
+            }
+            if matches!(act, Act::Computation(_)) && place == Place::Fixture {
+                for role in participation(user) {
+                    involved = true;
+                    grants.add_computation_role(*role);
+                }
+            }
+            if !involved {
+                return Outcome::NotFound;
+            }
+            (p, grants)
+        }
+    };
+    if let Some(limit) = &limit {
+        grants.limit_to(limit);
+    }
+    if grants.allows(permission) {
+        Outcome::Allowed
+    } else {
+        Outcome::Forbidden(Some(permission))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The routes
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    ListWorkspaces,
+    GetWorkspace,
+    ListComputations,
+    GetComputation,
+    ListMembers,
+    ListRoles,
+    ListInvitations,
+    ListReactions,
+    Quarantine,
+    ListUsers,
+    CreateWorkspace,
+    UpdateWorkspace,
+    CreateComputation,
+    UpdateComputation,
+    UpdateParticipants,
+    Invite,
+    ResendInvitation,
+    RevokeInvitation,
+    DefineRole,
+    DeleteRole,
+    ChangeRole,
+    RemoveMember,
+    CreateApiKey,
+    RetryReaction,
+    ArchiveComputation,
+    /// Last: allowed cases get a workspace of their own, denied ones the shared one.
+    ArchiveWorkspace,
+}
+
+impl Route {
+    /// Reads first, then changes, then what destroys.
+    const ALL: [Route; 26] = [
+        Route::ListWorkspaces,
+        Route::GetWorkspace,
+        Route::ListComputations,
+        Route::GetComputation,
+        Route::ListMembers,
+        Route::ListRoles,
+        Route::ListInvitations,
+        Route::ListReactions,
+        Route::Quarantine,
+        Route::ListUsers,
+        Route::CreateWorkspace,
+        Route::UpdateWorkspace,
+        Route::CreateComputation,
+        Route::UpdateComputation,
+        Route::UpdateParticipants,
+        Route::Invite,
+        Route::ResendInvitation,
+        Route::RevokeInvitation,
+        Route::DefineRole,
+        Route::DeleteRole,
+        Route::ChangeRole,
+        Route::RemoveMember,
+        Route::CreateApiKey,
+        Route::RetryReaction,
+        Route::ArchiveComputation,
+        Route::ArchiveWorkspace,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Route::ListWorkspaces => "GET /workspaces",
+            Route::GetWorkspace => "GET /workspaces/{ws}",
+            Route::ListComputations => "GET /{ws}/computations",
+            Route::GetComputation => "GET /{ws}/computations/{c}",
+            Route::ListMembers => "GET /workspaces/{ws}/members",
+            Route::ListRoles => "GET /workspaces/{ws}/roles",
+            Route::ListInvitations => "GET /workspaces/{ws}/invitations",
+            Route::ListReactions => "GET /operations/reactions",
+            Route::Quarantine => "GET /operations/quarantine",
+            Route::ListUsers => "GET /users",
+            Route::CreateWorkspace => "POST /workspaces",
+            Route::UpdateWorkspace => "PATCH /workspaces/{ws}",
+            Route::CreateComputation => "POST /{ws}/computations",
+            Route::UpdateComputation => "PATCH /{ws}/computations/{c}",
+            Route::UpdateParticipants => "PATCH /{ws}/computations/{c} +participants",
+            Route::Invite => "POST /workspaces/{ws}/invitations",
+            Route::ResendInvitation => "POST /workspaces/{ws}/invitations/{i}/resend",
+            Route::RevokeInvitation => "DELETE /workspaces/{ws}/invitations/{i}",
+            Route::DefineRole => "PUT /workspaces/{ws}/roles/{name}",
+            Route::DeleteRole => "DELETE /workspaces/{ws}/roles/{name}",
+            Route::ChangeRole => "PATCH /workspaces/{ws}/members/{user}",
+            Route::RemoveMember => "DELETE /workspaces/{ws}/members/{user}",
+            Route::CreateApiKey => "POST /users/me/api-keys",
+            Route::RetryReaction => "POST /operations/reactions/{r}/retry",
+            Route::ArchiveComputation => "DELETE /{ws}/computations/{c}",
+            Route::ArchiveWorkspace => "POST /workspaces/{ws}/archive",
+        }
+    }
+
+    /// What the route's service asks for (`app/src/*.rs`), in order.
+    fn acts(self) -> Vec<Act> {
+        use Permission as P;
+        match self {
+            Route::ListWorkspaces => vec![Act::Listing(P::WorkspaceRead)],
+            Route::CreateWorkspace => vec![Act::Platform(P::WorkspaceCreate)],
+            Route::GetWorkspace => vec![Act::Workspace(P::WorkspaceRead)],
+            Route::UpdateWorkspace => vec![Act::Workspace(P::WorkspaceUpdate)],
+            Route::ArchiveWorkspace => vec![Act::Workspace(P::WorkspaceArchive)],
+            Route::CreateComputation => vec![Act::Workspace(P::ComputationCreate)],
+            Route::ListComputations => vec![Act::Workspace(P::ComputationRead)],
+            Route::GetComputation => vec![Act::Computation(P::ComputationRead)],
+            Route::UpdateComputation => vec![Act::Computation(P::ComputationUpdate)],
+            Route::UpdateParticipants => vec![
+                Act::Computation(P::ComputationParticipantsManage),
+                Act::Computation(P::ComputationUpdate),
+            ],
+            Route::ArchiveComputation => vec![Act::Computation(P::ComputationArchive)],
+            Route::ListMembers | Route::ListRoles | Route::ListInvitations => {
+                vec![Act::Workspace(P::MembersRead)]
+            }
+            Route::Invite | Route::ResendInvitation | Route::RevokeInvitation => {
+                vec![Act::Workspace(P::MembersInvite)]
+            }
+            // The member changed or removed is never the caller (leaving asks less).
+            Route::ChangeRole | Route::RemoveMember => vec![Act::Workspace(P::MembersManage)],
+            Route::DefineRole | Route::DeleteRole => vec![Act::Workspace(P::RolesManage)],
+            Route::ListReactions | Route::RetryReaction | Route::Quarantine | Route::ListUsers => {
+                vec![Act::Platform(P::PlatformOperate)]
+            }
+            // A session; seeing the workspace; then holding each permission asked for, in the workspace.
+            Route::CreateApiKey => [Act::Session, Act::Workspace(P::WorkspaceRead)]
+                .into_iter()
+                .chain(KEY_REQUEST.iter().map(|p| Act::Workspace(*p)))
+                .collect(),
+        }
+    }
+
+    /// What the route answers when it is allowed (the requests below are made to succeed).
+    fn success(self) -> StatusCode {
+        match self {
+            Route::CreateWorkspace | Route::CreateComputation | Route::Invite | Route::CreateApiKey => {
+                StatusCode::CREATED
+            }
+            Route::RemoveMember | Route::DeleteRole | Route::RevokeInvitation => StatusCode::NO_CONTENT,
+            Route::RetryReaction => StatusCode::ACCEPTED,
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Allowed => f.write_str("allowed"),
+            Outcome::Unauthenticated => f.write_str("401"),
+            Outcome::NotFound => f.write_str("404"),
+            Outcome::Forbidden(Some(p)) => write!(f, "403 `{p}`"),
+            Outcome::Forbidden(None) => f.write_str("403 (session)"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The platform
+
+struct Prism {
+    _nats: NatsServer,
+    _db: TestDatabase,
+    platform: Option<Platform>,
+    base: String,
+    http: Client,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+struct User {
+    id: String,
+    access: String,
+}
+
+/// A workspace as the world above describes it: members, custom role, computation, the admin's key.
+#[derive(Debug, Clone)]
+struct Fixture {
+    ws: String,
+    computation: String,
+    key: String,
+    /// Stream sequence after it was set up, for reads (`min_sequence`).
+    sequence: u64,
+}
+
+/// One answer.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Answer {
+    fn field(&self, name: &str) -> String {
+        self.body[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {}", self.body))
+            .to_owned()
+    }
+
+    fn expect(self, status: StatusCode, what: &str) -> Self {
+        assert_eq!(self.status, status, "{what}: {}", self.body);
+        self
+    }
+}
+
+impl Prism {
+    async fn start() -> Self {
+        let nats = NatsServer::start_temp().await.unwrap();
+        let db = TestDatabase::create().await.unwrap();
+        let platform = Platform::start(PlatformConfig::new(
+            nats.url(),
+            db.url.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+        let base = format!("http://{}", platform.addr());
+        Self {
+            _nats: nats,
+            _db: db,
+            platform: Some(platform),
+            base,
+            http: Client::new(),
+        }
+    }
+
+    fn platform(&self) -> &Platform {
+        self.platform.as_ref().unwrap()
+    }
+
+    async fn call(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body }
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> Answer {
+        let r = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        Answer {
+            status,
+            body: r.json().await.unwrap_or(Value::Null),
+        }
+    }
+
+    /// Registers a user over HTTP and signs them in.
+    async fn user(&self, email: &str) -> User {
+        let password = format!("{email}'s long password");
+        let body = json!({"email": email, "display_name": email, "password": password});
+        let id = self
+            .call(Method::POST, "/users", None, Some(&body))
+            .await
+            .expect(StatusCode::CREATED, "registration")
+            .field("id");
+        let access = self
+            .sign_in(email, &password)
+            .await
+            .expect(StatusCode::OK, "sign-in")
+            .field("access_token");
+        User { id, access }
+    }
+
+    /// Invites `user` (by id) as `admin`, and `user` accepts with its session.
+    async fn join(&self, admin: &str, ws: &str, user: &User, role: WorkspaceRole, custom: &[&str]) {
+        let body = json!({"user_id": user.id, "role": role.as_str(), "custom_roles": custom});
+        let path = format!("/workspaces/{ws}/invitations");
+        let token = self
+            .call(Method::POST, &path, Some(admin), Some(&body))
+            .await
+            .expect(StatusCode::CREATED, "invitation")
+            .field("token");
+        self.call(
+            Method::POST,
+            "/invitations/accept",
+            Some(&user.access),
+            Some(&json!({"token": token})),
+        )
+        .await
+        .expect(StatusCode::OK, "accepting an invitation");
+    }
+
+    /// Defines a custom role as `admin`.
+    async fn define(&self, admin: &str, ws: &str, name: &str, permissions: &[Permission]) {
+        let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        self.call(
+            Method::PUT,
+            &format!("/workspaces/{ws}/roles/{name}"),
+            Some(admin),
+            Some(&json!({"permissions": names})),
+        )
+        .await
+        .expect(StatusCode::OK, "defining a role");
+    }
+
+    async fn computation(&self, admin: &str, ws: &str, name: &str) -> String {
+        self.call(
+            Method::POST,
+            &format!("/{ws}/computations"),
+            Some(admin),
+            Some(&definition(name)),
+        )
+        .await
+        .expect(StatusCode::CREATED, "creating a computation")
+        .field("id")
+    }
+
+    /// A workspace made by the workspace admin, with the members, custom role, computation and API key
+    /// of the world above.
+    async fn fixture(&self, users: &HashMap<Who, User>, name: &str) -> Fixture {
+        let admin = &users[&Who::WorkspaceAdmin].access;
+        let ws = self
+            .call(
+                Method::POST,
+                "/workspaces",
+                Some(admin),
+                Some(&json!({"name": name})),
+            )
+            .await
+            .expect(StatusCode::CREATED, "creating a workspace")
+            .field("id");
+        // The creator is the workspace's admin.
+        assert_eq!(
+            membership(Who::WorkspaceAdmin, Place::Fixture),
+            Some((WorkspaceRole::Admin, &[][..]))
+        );
+        self.define(admin, &ws, AUDITOR, custom_role(AUDITOR)).await;
+        for who in Who::ALL {
+            if let Some((role, custom)) = membership(who, Place::Fixture)
+                && who != Who::WorkspaceAdmin
+            {
+                self.join(admin, &ws, &users[&who], role, custom).await;
+            }
+        }
+        let computation = self.computation(admin, &ws, name).await;
+        let (owner, place, permissions) = api_key(Who::ApiKey).unwrap();
+        assert_eq!(place, Place::Fixture);
+        let key = self.api_key(&users[&owner], &ws, permissions).await;
+        let sequence = self.platform().app().log().last_sequence().await.unwrap();
+        Fixture {
+            ws,
+            computation,
+            key,
+            sequence,
+        }
+    }
+
+    /// A personal API key of `owner` for `ws`.
+    async fn api_key(&self, owner: &User, ws: &str, permissions: &[Permission]) -> String {
+        let permissions: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        let body = json!({"workspace": ws, "name": "matrix", "permissions": permissions});
+        self.call(
+            Method::POST,
+            "/users/me/api-keys",
+            Some(&owner.access),
+            Some(&body),
+        )
+        .await
+        .expect(StatusCode::CREATED, "creating an API key")
+        .field("key")
+    }
+
+    /// Access denials recorded after `after`, each counted with those it reports as suppressed.
+    async fn denials_after(&self, after: u64) -> (u64, u64) {
+        let log = self.platform().app().log();
+        let (mut records, mut denials) = (0, 0);
+        for sequence in after + 1..=log.last_sequence().await.unwrap() {
+            let Some(commit) = log.commit_at(sequence).await.unwrap() else {
+                continue;
+            };
+            if commit.subject.contains(".access.") {
+                for event in &commit.events {
+                    records += 1;
+                    denials += 1 + event.data["suppressed"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        (records, denials)
+    }
+
+    async fn stop(mut self) {
+        self.platform.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+/// The participants of the fixture computation: each participant principal, by its address.
+fn participants() -> Value {
+    let list: Vec<Value> = Who::ALL
+        .into_iter()
+        .filter(|who| !participation(*who).is_empty())
+        .map(|who| {
+            let roles = participation(who);
+            let mut p = json!({
+                "id": who.email().unwrap(),
+                "roles": roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            if roles.iter().any(|r| r.needs_public_key()) {
+                p["public_key"] = json!(KEY);
+            }
+            p
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn definition(name: &str) -> Value {
+    json!({"name": name, "description": "matrix", "participants": participants()})
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The test
+
+/// One call and how it went.
+struct Case {
+    route: String,
+    who: &'static str,
+    expected: Outcome,
+    wanted: StatusCode,
+    status: StatusCode,
+    body: Value,
+    /// For `GET /workspaces`: the names of the workspaces the matrix lets the caller read, and of those
+    /// listed.
+    listing: Option<(BTreeSet<String>, BTreeSet<String>)>,
+}
+
+impl Case {
+    fn holds(&self) -> bool {
+        if self.status != self.wanted {
+            return false;
+        }
+        if let Some((readable, listed)) = &self.listing
+            && readable != listed
+        {
+            return false;
+        }
+        let detail = self.body["detail"].as_str().unwrap_or_default();
+        match self.expected {
+            Outcome::Forbidden(Some(p)) => detail.contains(&format!("`{p}`")),
+            Outcome::Forbidden(None) => detail.contains("session"),
+            _ => true,
+        }
+    }
+
+    fn denied(&self) -> bool {
+        matches!(
+            self.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+        )
+    }
+}
+
+/// The answers as a grid, route by principal (`!` marks an answer that breaks the matrix).
+fn grid(cases: &[Case]) -> String {
+    let mut out = format!("{:<46}", "route");
+    for who in Who::ALL {
+        write!(out, " {:>5}", who.short()).unwrap();
+    }
+    let mut rows: Vec<&str> = Vec::new();
+    for case in cases {
+        if !rows.contains(&case.route.as_str()) {
+            rows.push(&case.route);
+        }
+    }
+    for route in rows {
+        write!(out, "\n{route:<46}").unwrap();
+        for who in Who::ALL {
+            let cell = cases
+                .iter()
+                .find(|c| c.route == route && c.who == who.name())
+                .map(|c| format!("{}{}", if c.holds() { "" } else { "!" }, c.status.as_u16()))
+                .unwrap_or_default();
+            write!(out, " {cell:>5}").unwrap();
+        }
+    }
+    out
+}
+
+fn wanted(route: Route, expected: Outcome) -> StatusCode {
+    match expected {
+        Outcome::Allowed => route.success(),
+        Outcome::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Outcome::NotFound => StatusCode::NOT_FOUND,
+        Outcome::Forbidden(_) => StatusCode::FORBIDDEN,
+    }
+}
+
+/// What the cases share, and change between them.
+struct Scene {
+    main: Fixture,
+    /// The id and name of each of [`PLACES`].
+    places: Vec<(Place, String, &'static str)>,
+    foreign_key: String,
+    victim: User,
+    victim_is_member: bool,
+    victim_is_auditor: bool,
+}
+
+/// The request of case `n` of `route` against `fx`, with what it needs made first (as the workspace
+/// admin): a computation, role or invitation of its own when the case may destroy it.
+async fn prepare(
+    prism: &Prism,
+    users: &HashMap<Who, User>,
+    scene: &mut Scene,
+    route: Route,
+    n: usize,
+    fx: &Fixture,
+) -> (Method, String, Option<Value>) {
+    let admin = &users[&Who::WorkspaceAdmin].access;
+    let (ws, c, seq) = (&fx.ws, &fx.computation, fx.sequence);
+    let victim = scene.victim.id.clone();
+    match route {
+        Route::ListWorkspaces => (
+            Method::GET,
+            format!("/workspaces?limit=100&min_sequence={seq}"),
+            None,
+        ),
+        Route::GetWorkspace => (Method::GET, format!("/workspaces/{ws}?min_sequence={seq}"), None),
+        Route::ListComputations => (
+            Method::GET,
+            format!("/{ws}/computations?min_sequence={seq}"),
+            None,
+        ),
+        Route::GetComputation => (
+            Method::GET,
+            format!("/{ws}/computations/{c}?min_sequence={seq}"),
+            None,
+        ),
+        Route::ListMembers => (
+            Method::GET,
+            format!("/workspaces/{ws}/members?min_sequence={seq}"),
+            None,
+        ),
+        Route::ListRoles => (
+            Method::GET,
+            format!("/workspaces/{ws}/roles?min_sequence={seq}"),
+            None,
+        ),
+        Route::ListInvitations => (
+            Method::GET,
+            format!("/workspaces/{ws}/invitations?min_sequence={seq}"),
+            None,
+        ),
+        Route::ListReactions => (Method::GET, "/operations/reactions".into(), None),
+        Route::Quarantine => (Method::GET, "/operations/quarantine".into(), None),
+        Route::ListUsers => (Method::GET, "/users".into(), None),
+        Route::CreateWorkspace => (
+            Method::POST,
+            "/workspaces".into(),
+            Some(json!({"name": format!("Case {n}")})),
+        ),
+        Route::UpdateWorkspace => (
+            Method::PATCH,
+            format!("/workspaces/{ws}"),
+            Some(json!({"description": format!("changed by case {n}")})),
+        ),
+        Route::ArchiveWorkspace => (Method::POST, format!("/workspaces/{ws}/archive"), None),
+        Route::CreateComputation => (
+            Method::POST,
+            format!("/{ws}/computations"),
+            Some(definition(&format!("Case {n}"))),
+        ),
+        Route::UpdateComputation => (
+            Method::PATCH,
+            format!("/{ws}/computations/{c}"),
+            Some(json!({"description": format!("changed by case {n}")})),
+        ),
+        // The same participants: changing who takes part is asked for all the same.
+        Route::UpdateParticipants => (
+            Method::PATCH,
+            format!("/{ws}/computations/{c}"),
+            Some(json!({"description": format!("changed by case {n}"), "participants": participants()})),
+        ),
+        Route::ArchiveComputation => {
+            let own = prism.computation(admin, ws, &format!("Case {n}")).await;
+            (Method::DELETE, format!("/{ws}/computations/{own}"), None)
+        }
+        Route::Invite => (
+            Method::POST,
+            format!("/workspaces/{ws}/invitations"),
+            Some(json!({"email": format!("invitee-{n}@example.org"), "role": "member"})),
+        ),
+        Route::ResendInvitation | Route::RevokeInvitation => {
+            let body = json!({"email": format!("pending-{n}@example.org"), "role": "member"});
+            let invitation = prism
+                .call(
+                    Method::POST,
+                    &format!("/workspaces/{ws}/invitations"),
+                    Some(admin),
+                    Some(&body),
+                )
+                .await
+                .expect(StatusCode::CREATED, "invitation")
+                .field("id");
+            if route == Route::ResendInvitation {
+                let path = format!("/workspaces/{ws}/invitations/{invitation}/resend");
+                (Method::POST, path, None)
+            } else {
+                let path = format!("/workspaces/{ws}/invitations/{invitation}");
+                (Method::DELETE, path, None)
+            }
+        }
+        Route::DefineRole => (
+            Method::PUT,
+            format!("/workspaces/{ws}/roles/defined-{n}"),
+            Some(json!({"permissions": ["computation.read"]})),
+        ),
+        Route::DeleteRole => {
+            let name = format!("scratch-{n}");
+            prism
+                .define(admin, ws, &name, &[Permission::ComputationRead])
+                .await;
+            (Method::DELETE, format!("/workspaces/{ws}/roles/{name}"), None)
+        }
+        Route::ChangeRole => {
+            // Every allowed change is a change: the auditor role on and off.
+            let custom: &[&str] = if scene.victim_is_auditor { &[] } else { &[AUDITOR] };
+            (
+                Method::PATCH,
+                format!("/workspaces/{ws}/members/{victim}"),
+                Some(json!({"role": "member", "custom_roles": custom})),
+            )
+        }
+        Route::RemoveMember => {
+            if !scene.victim_is_member {
+                prism
+                    .join(admin, ws, &scene.victim, WorkspaceRole::Member, &[])
+                    .await;
+                scene.victim_is_member = true;
+                scene.victim_is_auditor = false;
+            }
+            (Method::DELETE, format!("/workspaces/{ws}/members/{victim}"), None)
+        }
+        Route::CreateApiKey => {
+            let permissions: Vec<&str> = KEY_REQUEST.iter().map(|p| p.as_str()).collect();
+            (
+                Method::POST,
+                "/users/me/api-keys".into(),
+                Some(json!({"workspace": ws, "name": format!("case {n}"), "permissions": permissions})),
+            )
+        }
+        Route::RetryReaction => {
+            // A reaction a worker nobody runs gave up on: retrying it only records the request.
+            let failure = ReactionFailed {
+                worker: "matrix-test".into(),
+                event_id: format!("case-{n}"),
+                event_type: "io.prism.matrix.test.v1".into(),
+                stream_sequence: 1,
+                attempts: 1,
+                error: "made up by the matrix test".into(),
+                failed_at: Utc::now(),
+            };
+            prism
+                .platform()
+                .app()
+                .reactions()
+                .record_failure(&Caller::service("matrix-test"), failure)
+                .await
+                .unwrap();
+            (
+                Method::POST,
+                format!("/operations/reactions/matrix-test-case-{n}/retry"),
+                None,
+            )
+        }
+    }
+}
+
+/// The calls that need no credential at all, made without one.
+async fn public_routes(prism: &Prism) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut record = |route: &str, wanted: StatusCode, answer: Answer| {
+        cases.push(Case {
+            route: route.to_owned(),
+            who: Who::Anonymous.name(),
+            expected: Outcome::Allowed,
+            wanted,
+            status: answer.status,
+            body: answer.body,
+            listing: None,
+        });
+    };
+    let r = prism.call(Method::GET, "/health", None, None).await;
+    record("GET /health", StatusCode::OK, r);
+    let r = prism
+        .call(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    record("GET /.well-known/jwks.json", StatusCode::OK, r);
+    let email = "newcomer@example.org";
+    let password = "newcomer's long password";
+    let body = json!({"email": email, "display_name": "Newcomer", "password": password});
+    let r = prism.call(Method::POST, "/users", None, Some(&body)).await;
+    record("POST /users", StatusCode::CREATED, r);
+    let r = prism.sign_in(email, password).await;
+    record("POST /oauth/token", StatusCode::OK, r);
+    cases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_principal_as_the_matrix_says() {
+    let started = Instant::now();
+    let prism = Prism::start().await;
+    let platform_took = started.elapsed();
+    let password = prism
+        .platform()
+        .app()
+        .identity()
+        .bootstrap_admin(ADMIN_EMAIL, None)
+        .await
+        .unwrap()
+        .expect("an empty platform gets its administrator");
+    let platform_admin = prism
+        .sign_in(ADMIN_EMAIL, &password)
+        .await
+        .expect(StatusCode::OK, "the administrator's sign-in")
+        .field("access_token");
+    let mut users = HashMap::new();
+    for who in Who::ALL {
+        if let Some(email) = who.email() {
+            users.insert(who, prism.user(email).await);
+        }
+    }
+    let victim = prism.user(VICTIM).await;
+    // The outsider belongs to a workspace of its own, and to nothing of the fixture's; the workspace
+    // admin has another workspace too, which its foreign key is for.
+    let mut places = Vec::new();
+    for (place, name) in PLACES {
+        if let Place::OwnWorkspace(admin) = place {
+            let id = prism
+                .call(
+                    Method::POST,
+                    "/workspaces",
+                    Some(&users[&admin].access),
+                    Some(&json!({"name": name})),
+                )
+                .await
+                .expect(StatusCode::CREATED, "a workspace of one's own")
+                .field("id");
+            places.push((place, id, name));
+        }
+    }
+    let main = prism.fixture(&users, PLACES[0].1).await;
+    assert_eq!(PLACES[0].0, Place::Fixture);
+    places.push((Place::Fixture, main.ws.clone(), PLACES[0].1));
+    let (owner, place, permissions) = api_key(Who::ForeignKey).unwrap();
+    let (_, foreign_ws, _) = places.iter().find(|(p, ..)| *p == place).unwrap();
+    let foreign_key = prism.api_key(&users[&owner], foreign_ws, permissions).await;
+    prism
+        .join(
+            &users[&Who::WorkspaceAdmin].access,
+            &main.ws,
+            &victim,
+            WorkspaceRole::Member,
+            &[],
+        )
+        .await;
+    let mut scene = Scene {
+        main,
+        places,
+        foreign_key,
+        victim,
+        victim_is_member: true,
+        victim_is_auditor: false,
+    };
+    let set_up = started.elapsed() - platform_took;
+
+    let cases_started = Instant::now();
+    let before = prism.platform().app().log().last_sequence().await.unwrap();
+    let mut cases = public_routes(&prism).await;
+    let mut n = 0;
+    for route in Route::ALL {
+        for who in Who::ALL {
+            n += 1;
+            let expected = expect(who, &route.acts());
+            // Archiving is final: an archive that is to succeed gets a workspace of its own.
+            let fx = if route == Route::ArchiveWorkspace && expected == Outcome::Allowed {
+                prism.fixture(&users, &format!("Case {n}")).await
+            } else {
+                scene.main.clone()
+            };
+            let (method, path, body) = prepare(&prism, &users, &mut scene, route, n, &fx).await;
+            let bearer = match who {
+                Who::Anonymous => None,
+                Who::Malformed => Some("not-a-credential".to_owned()),
+                Who::PlatformAdmin => Some(platform_admin.clone()),
+                Who::ApiKey => Some(fx.key.clone()),
+                Who::ForeignKey => Some(scene.foreign_key.clone()),
+                user => Some(users[&user].access.clone()),
+            };
+            let answer = prism.call(method, &path, bearer.as_deref(), body.as_ref()).await;
+            // What a listing shows is read too: exactly the workspaces the matrix lets the caller read.
+            // DEFECT: with an API key, `GET /workspaces` lists every workspace of the key's owner
+            // (`Workspaces::list` in app/src/workspaces.rs narrows by the owner's id only), though the key
+            // reaches its own workspace only (`GET /workspaces/{other}` with it answers 404, "outside the
+            // API key's workspace"). The rows of both API keys fail here until the listing is narrowed to
+            // the key's workspace.
+            let listing = (route == Route::ListWorkspaces && answer.status == StatusCode::OK).then(|| {
+                let name = |id: &str| {
+                    scene
+                        .places
+                        .iter()
+                        .find(|(_, i, _)| i == id)
+                        .map_or_else(|| id.to_owned(), |(_, _, name)| (*name).to_owned())
+                };
+                let readable = scene
+                    .places
+                    .iter()
+                    .filter(|(place, ..)| {
+                        decide(who, Act::Workspace(Permission::WorkspaceRead), *place) == Outcome::Allowed
+                    })
+                    .map(|(_, _, name)| (*name).to_owned())
+                    .collect();
+                let listed = answer.body["items"]
+                    .as_array()
+                    .map(|items| items.iter().filter_map(|w| w["id"].as_str()).map(name).collect())
+                    .unwrap_or_default();
+                (readable, listed)
+            });
+            match (route, answer.status) {
+                (Route::ChangeRole, StatusCode::OK) => scene.victim_is_auditor = !scene.victim_is_auditor,
+                (Route::RemoveMember, StatusCode::NO_CONTENT) => scene.victim_is_member = false,
+                _ => {}
+            }
+            cases.push(Case {
+                route: route.label().to_owned(),
+                who: who.name(),
+                expected,
+                wanted: wanted(route, expected),
+                status: answer.status,
+                body: answer.body,
+                listing,
+            });
+        }
+    }
+    let cases_took = cases_started.elapsed();
+
+    // Denials beyond the recording rate are counted into the next record: one more denial, after the
+    // rate's window, carries the rest.
+    let denied = cases.iter().filter(|c| c.denied()).count() as u64;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let flush = prism.call(Method::GET, "/workspaces", None, None).await;
+    assert_eq!(flush.status, StatusCode::UNAUTHORIZED, "{}", flush.body);
+    let (records, recorded) = prism.denials_after(before).await;
+
+    let mut mismatches = String::new();
+    for case in cases.iter().filter(|c| !c.holds()) {
+        let body: String = match &case.listing {
+            Some((readable, listed)) if readable != listed => {
+                format!("listed {listed:?}; the matrix lets it read {readable:?}")
+            }
+            _ => case.body.to_string().chars().take(240).collect(),
+        };
+        let expected = match case.expected {
+            Outcome::Allowed => format!("allowed ({})", case.wanted.as_u16()),
+            other => other.to_string(),
+        };
+        writeln!(
+            mismatches,
+            "{:<46} {:<30} {:<42} {:<4} {body}",
+            case.route,
+            case.who,
+            expected,
+            case.status.as_u16(),
+        )
+        .unwrap();
+    }
+    let allowed = cases.iter().filter(|c| c.expected == Outcome::Allowed).count();
+    println!("{}", grid(&cases));
+    println!(
+        "{} cases ({} routes × {} principals + {} public): {allowed} allowed, {} denied; platform \
+         {:.1?}, principals and fixture {:.1?}, cases {:.1?}; {denied} denials answered, {recorded} \
+         recorded in {records} records",
+        cases.len(),
+        Route::ALL.len(),
+        Who::ALL.len(),
+        cases.len() - Route::ALL.len() * Who::ALL.len(),
+        cases.len() - allowed,
+        platform_took,
+        set_up,
+        cases_took,
+    );
+    assert!(
+        mismatches.is_empty(),
+        "answers that break the matrix:\n{:<46} {:<30} {:<42} {:<4} body\n{mismatches}",
+        "route",
+        "principal",
+        "expected",
+        "got",
+    );
+    assert!(
+        recorded > denied,
+        "{denied} denials (and one more to flush the count) but only {recorded} recorded ({records} records)"
+    );
+    prism.stop().await;
+}
