@@ -1,78 +1,28 @@
 //! The platform end to end, through HTTP, against a real nats-server and PostgreSQL per test.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use prism_cli::{Platform, PlatformConfig};
+use common::{Prism, header, problem};
 use prism_domain::testing::keys::ED25519 as KEY;
-use prism_embedded::{NatsServer, TestDatabase};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 const HASH: &str = "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a";
 
-struct Prism {
-    nats: NatsServer,
-    _db: TestDatabase,
-    platform: Option<Platform>,
-    base: String,
-    http: Client,
-}
-
 impl Prism {
-    async fn start() -> Self {
-        let nats = NatsServer::start_temp().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        let platform = Platform::start(PlatformConfig::new(
-            nats.url(),
-            db.url.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .await
-        .unwrap();
-        let base = format!("http://{}", platform.addr());
-        let email = "admin@prism.test";
-        let password = platform
-            .app()
-            .identity()
-            .bootstrap_admin(email, None)
-            .await
-            .unwrap()
-            .expect("an empty platform gets its administrator");
-        let token: Value = Client::new()
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", email),
-                ("password", &password),
-            ])
+    async fn post(&self, path: &str, body: Value) -> Response {
+        self.admin()
+            .post(self.url(path))
+            .json(&body)
             .send()
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut headers = reqwest::header::HeaderMap::new();
-        let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
-        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
-        Self {
-            nats,
-            _db: db,
-            platform: Some(platform),
-            base,
-            http: Client::builder().default_headers(headers).build().unwrap(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Response {
-        self.http.post(self.url(path)).json(&body).send().await.unwrap()
     }
 
     async fn get(&self, path: &str) -> Response {
-        self.http.get(self.url(path)).send().await.unwrap()
+        self.admin().get(self.url(path)).send().await.unwrap()
     }
 
     async fn workspace(&self) -> String {
@@ -82,10 +32,6 @@ impl Prism {
             .as_str()
             .unwrap()
             .to_owned()
-    }
-
-    async fn stop(mut self) {
-        self.platform.take().unwrap().shutdown().await.unwrap();
     }
 }
 
@@ -102,24 +48,6 @@ fn computation() -> Value {
         "algorithm": {"provider": "alice@example.org", "hash": HASH},
         "datasets": [{"provider": "bob@example.org", "hash": HASH, "name": "cohort A"}]
     })
-}
-
-fn header(r: &Response, name: &str) -> String {
-    r.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(r.status(), status);
-    assert_eq!(header(&r, "content-type"), "application/problem+json");
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
-    body
 }
 
 #[tokio::test]
@@ -166,7 +94,7 @@ async fn a_workspace_and_a_computation_are_created_and_read_back() {
     assert_eq!(read["algorithm"]["hash"], HASH);
 
     let r = prism
-        .http
+        .admin()
         .patch(prism.url(&format!("/{id}/computations/{cid}")))
         .header("if-match", "\"1\"")
         .json(&json!({"description": "phase 2"}))
@@ -249,7 +177,7 @@ async fn a_wait_for_a_sequence_beyond_the_log_is_refused_at_once() {
         );
     }
     let r = prism
-        .http
+        .admin()
         .get(prism.url(&format!("/workspaces/{ws}")))
         .header("prism-min-sequence", "1000000")
         .send()
@@ -266,7 +194,7 @@ async fn bad_input_gets_a_precise_problem_and_stores_nothing() {
     let path = format!("/{ws}/computations");
 
     let r = prism
-        .http
+        .admin()
         .post(prism.url(&path))
         .header("content-type", "application/json")
         .body("{\"name\":")
@@ -303,7 +231,7 @@ async fn bad_input_gets_a_precise_problem_and_stores_nothing() {
     assert!(body.to_string().contains("owner"), "{body}");
 
     let r = prism
-        .http
+        .admin()
         .post(prism.url(&path))
         .header("content-type", "text/plain")
         .body("{}")
@@ -356,7 +284,7 @@ async fn conflicts_and_stale_versions_are_refused() {
     let one = format!("/{ws}/computations/{cid}");
 
     let stale = prism
-        .http
+        .admin()
         .patch(prism.url(&one))
         .header("if-match", "\"7\"")
         .json(&json!({"name": "x"}))
@@ -365,7 +293,7 @@ async fn conflicts_and_stale_versions_are_refused() {
         .unwrap();
     problem(stale, StatusCode::PRECONDITION_FAILED).await;
     let garbled = prism
-        .http
+        .admin()
         .patch(prism.url(&one))
         .header("if-match", "seven")
         .json(&json!({"name": "x"}))
@@ -374,12 +302,12 @@ async fn conflicts_and_stale_versions_are_refused() {
         .unwrap();
     problem(garbled, StatusCode::BAD_REQUEST).await;
 
-    let r = prism.http.delete(prism.url(&one)).send().await.unwrap();
+    let r = prism.admin().delete(prism.url(&one)).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    let again = prism.http.delete(prism.url(&one)).send().await.unwrap();
+    let again = prism.admin().delete(prism.url(&one)).send().await.unwrap();
     problem(again, StatusCode::CONFLICT).await;
     let change = prism
-        .http
+        .admin()
         .patch(prism.url(&one))
         .json(&json!({"name": "x"}))
         .send()
@@ -404,7 +332,7 @@ async fn a_retried_create_returns_the_first_result() {
     let path = format!("/{ws}/computations");
     let send = |body: Value| {
         prism
-            .http
+            .admin()
             .post(prism.url(&path))
             .header("idempotency-key", "create-1")
             .json(&body)
@@ -494,7 +422,7 @@ async fn health_docs_and_openapi_are_served() {
 async fn commands_answer_503_while_nats_is_down_and_work_again_after() {
     let mut prism = Prism::start().await;
     let ws = prism.workspace().await;
-    prism.nats.stop().await.unwrap();
+    prism.nats().stop().await.unwrap();
 
     let started = Instant::now();
     let r = prism.post(&format!("/{ws}/computations"), computation()).await;
@@ -504,7 +432,7 @@ async fn commands_answer_503_while_nats_is_down_and_work_again_after() {
     let r = prism.get("/health").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    prism.nats.restart().await.unwrap();
+    prism.nats().restart().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let sequence = loop {
         let r = prism.post(&format!("/{ws}/computations"), computation()).await;

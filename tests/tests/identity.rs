@@ -2,22 +2,13 @@
 //! and sign-in, invitations and membership, roles and custom roles, personal API keys, refresh-token
 //! rotation, signing out, and passwords.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use prism_cli::{Platform, PlatformConfig};
-use prism_embedded::{NatsServer, TestDatabase};
-use reqwest::{Client, Method, Response, StatusCode};
+use common::{Prism, header, json, problem};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-
-struct Prism {
-    _nats: NatsServer,
-    _db: TestDatabase,
-    platform: Option<Platform>,
-    base: String,
-    http: Client,
-    /// The platform administrator's access token.
-    admin: String,
-}
 
 /// A signed-in user.
 struct Session {
@@ -28,53 +19,8 @@ struct Session {
 }
 
 impl Prism {
-    async fn start() -> Self {
-        let nats = NatsServer::start_temp().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        let platform = Platform::start(PlatformConfig::new(
-            nats.url(),
-            db.url.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .await
-        .unwrap();
-        let base = format!("http://{}", platform.addr());
-        let email = "admin@prism.test";
-        let password = platform
-            .app()
-            .identity()
-            .bootstrap_admin(email, None)
-            .await
-            .unwrap()
-            .expect("an empty platform gets its administrator");
-        let mut prism = Self {
-            _nats: nats,
-            _db: db,
-            platform: Some(platform),
-            base,
-            http: Client::new(),
-            admin: String::new(),
-        };
-        let r = prism
-            .token(&[
-                ("grant_type", "password"),
-                ("username", email),
-                ("password", &password),
-            ])
-            .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        prism.admin = r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        prism
-    }
-
     async fn call(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Response {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
-        }
+        let mut request = self.request(method, path, bearer);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -87,24 +33,6 @@ impl Prism {
 
     async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Response {
         self.call(Method::POST, path, bearer, Some(body)).await
-    }
-
-    async fn token(&self, form: &[(&str, &str)]) -> Response {
-        self.http
-            .post(format!("{}/oauth/token", self.base))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn sign_in(&self, email: &str, password: &str) -> Response {
-        self.token(&[
-            ("grant_type", "password"),
-            ("username", email),
-            ("password", password),
-        ])
-        .await
     }
 
     /// Registers a user over HTTP and signs them in.
@@ -131,33 +59,6 @@ impl Prism {
             refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
         }
     }
-
-    async fn stop(mut self) {
-        self.platform.take().unwrap().shutdown().await.unwrap();
-    }
-}
-
-fn header(r: &Response, name: &str) -> String {
-    r.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn json(r: Response, status: StatusCode) -> Value {
-    let actual = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(actual, status, "{body}");
-    body
-}
-
-async fn problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(header(&r, "content-type"), "application/problem+json");
-    let body = json(r, status).await;
-    assert_eq!(body["status"], status.as_u16());
-    body
 }
 
 fn pointers(problem: &Value) -> Vec<&str> {
@@ -208,7 +109,7 @@ async fn eventually(prism: &Prism, path: &str, bearer: &str, done: impl Fn(&Valu
 #[tokio::test]
 async fn members_invitations_custom_roles_and_api_keys() {
     let prism = Prism::start().await;
-    let admin = prism.admin.clone();
+    let admin = prism.admin_token().to_owned();
     let bob = prism.user("bob@example.org", "bob's long password").await;
     let carol = prism.user("carol@example.org", "carol's long password").await;
 
@@ -598,7 +499,7 @@ async fn sessions_refresh_sign_out_and_passwords() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 
     // Platform administrators list users, disable and enable accounts, and grant their role.
-    let admin = prism.admin.clone();
+    let admin = prism.admin_token().to_owned();
     let users = eventually(&prism, "/users?limit=100", &admin, |b| {
         b["items"].as_array().unwrap().len() == 2
     })

@@ -11,19 +11,20 @@
 //! whose detail names the missing permission. What `GET /workspaces` lists must be exactly what the
 //! matrix lets the caller read. Every denial must also leave a record in the event log.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::Prism;
 use prism_app::Caller;
-use prism_cli::{Platform, PlatformConfig};
 use prism_domain::access::{Grants, Permission, WorkspaceRole};
 use prism_domain::computation::Role as ComputationRole;
 use prism_domain::reaction::ReactionFailed;
 use prism_domain::testing::keys::ED25519 as KEY;
-use prism_embedded::{NatsServer, TestDatabase};
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------------
@@ -134,7 +135,6 @@ impl Who {
 
 /// The member that `PATCH` and `DELETE /workspaces/{ws}/members/{user}` act on (never a caller).
 const VICTIM: &str = "dave@example.org";
-const ADMIN_EMAIL: &str = "admin@prism.test";
 
 // ---------------------------------------------------------------------------------------------------
 // The world, as data: the fixtures are built from it and the expectations computed from it
@@ -467,14 +467,6 @@ impl fmt::Display for Outcome {
 // ---------------------------------------------------------------------------------------------------
 // The platform
 
-struct Prism {
-    _nats: NatsServer,
-    _db: TestDatabase,
-    platform: Option<Platform>,
-    base: String,
-    http: Client,
-}
-
 /// A signed-in user.
 #[derive(Debug, Clone)]
 struct User {
@@ -499,6 +491,13 @@ struct Answer {
 }
 
 impl Answer {
+    async fn of(r: Response) -> Self {
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self { status, body }
+    }
+
     fn field(&self, name: &str) -> String {
         self.body[name]
             .as_str()
@@ -513,62 +512,12 @@ impl Answer {
 }
 
 impl Prism {
-    async fn start() -> Self {
-        let nats = NatsServer::start_temp().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        let platform = Platform::start(PlatformConfig::new(
-            nats.url(),
-            db.url.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .await
-        .unwrap();
-        let base = format!("http://{}", platform.addr());
-        Self {
-            _nats: nats,
-            _db: db,
-            platform: Some(platform),
-            base,
-            http: Client::new(),
-        }
-    }
-
-    fn platform(&self) -> &Platform {
-        self.platform.as_ref().unwrap()
-    }
-
     async fn call(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Answer {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
-        }
+        let mut request = self.request(method, path, bearer);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let r = request.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, body }
-    }
-
-    async fn sign_in(&self, email: &str, password: &str) -> Answer {
-        let r = self
-            .http
-            .post(format!("{}/oauth/token", self.base))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", email),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        Answer {
-            status,
-            body: r.json().await.unwrap_or(Value::Null),
-        }
+        Answer::of(request.send().await.unwrap()).await
     }
 
     /// Registers a user over HTTP and signs them in.
@@ -580,8 +529,7 @@ impl Prism {
             .await
             .expect(StatusCode::CREATED, "registration")
             .field("id");
-        let access = self
-            .sign_in(email, &password)
+        let access = Answer::of(self.sign_in(email, &password).await)
             .await
             .expect(StatusCode::OK, "sign-in")
             .field("access_token");
@@ -703,10 +651,6 @@ impl Prism {
             }
         }
         (records, denials)
-    }
-
-    async fn stop(mut self) {
-        self.platform.take().unwrap().shutdown().await.unwrap();
     }
 }
 
@@ -1017,7 +961,7 @@ async fn public_routes(prism: &Prism) -> Vec<Case> {
     let body = json!({"email": email, "display_name": "Newcomer", "password": password});
     let r = prism.call(Method::POST, "/users", None, Some(&body)).await;
     record("POST /users", StatusCode::CREATED, r);
-    let r = prism.sign_in(email, password).await;
+    let r = Answer::of(prism.sign_in(email, password).await).await;
     record("POST /oauth/token", StatusCode::OK, r);
     cases
 }
@@ -1027,19 +971,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
     let started = Instant::now();
     let prism = Prism::start().await;
     let platform_took = started.elapsed();
-    let password = prism
-        .platform()
-        .app()
-        .identity()
-        .bootstrap_admin(ADMIN_EMAIL, None)
-        .await
-        .unwrap()
-        .expect("an empty platform gets its administrator");
-    let platform_admin = prism
-        .sign_in(ADMIN_EMAIL, &password)
-        .await
-        .expect(StatusCode::OK, "the administrator's sign-in")
-        .field("access_token");
+    let platform_admin = prism.admin_token().to_owned();
     let mut users = HashMap::new();
     for who in Who::ALL {
         if let Some(email) = who.email() {

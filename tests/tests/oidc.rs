@@ -6,19 +6,17 @@
 //! Like `auth/tests/oidc.rs`, this fails rather than skips when Node.js or the provider's npm packages
 //! are missing (`infra/install-deps.sh` installs them).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use prism_app::OidcSignIn;
-use prism_auth::{OidcConfig, OidcProvider};
-use prism_cli::{Platform, PlatformConfig};
+use common::{Prism, free_addr, header, problem};
 use prism_domain::UserId;
 use prism_domain::user::{User, UserCommand};
 use prism_domain::values::{Email, SecretHash};
-use prism_embedded::{NatsServer, OidcTestProvider, TestDatabase};
 use prism_store::{CommandRequest, Metadata};
 use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{Client, Response, StatusCode, Url};
+use reqwest::{Client, StatusCode, Url};
 use serde_json::{Value, json};
 
 const STATE_COOKIE: &str = "prism_oidc_state";
@@ -26,75 +24,10 @@ const SUBJECT: &str = "0b5e-grace";
 const EMAIL: &str = "Grace.Hopper@Example.org";
 const NAME: &str = "Grace Hopper";
 
-struct Prism {
-    _nats: NatsServer,
-    _db: TestDatabase,
-    platform: Option<Platform>,
-    base: String,
-    /// `None` on a platform without sign-in with OpenID Connect.
-    provider: Option<OidcTestProvider>,
-}
-
-/// A free port on 127.0.0.1, for a server that must know its address before it listens (the
-/// platform's callback URL is registered at the provider first).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 impl Prism {
-    /// A platform that signs in with the test provider, whose client sends browsers back to the
-    /// platform's `/oauth/oidc/callback`.
-    async fn start() -> Self {
-        let addr = free_addr();
-        let callback = format!("http://{addr}/oauth/oidc/callback");
-        let provider = OidcTestProvider::builder()
-            .redirect_uri(&callback)
-            .user(SUBJECT, EMAIL, NAME)
-            .start()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let discovered = OidcProvider::discover(OidcConfig::new(
-            provider.issuer(),
-            provider.client_id(),
-            Some(provider.client_secret().to_owned()),
-            callback,
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("discovery failed: {e}\n{}", provider.stderr()));
-        let mut prism = Self::start_at(addr, Some(OidcSignIn::new(discovered))).await;
-        prism.provider = Some(provider);
-        prism
-    }
-
-    async fn start_at(addr: SocketAddr, oidc: Option<OidcSignIn>) -> Self {
-        let nats = NatsServer::start_temp().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        let mut config = PlatformConfig::new(nats.url(), db.url.clone(), addr);
-        config.identity.oidc = oidc;
-        let platform = Platform::start(config).await.unwrap();
-        assert_eq!(platform.addr(), addr);
-        Self {
-            _nats: nats,
-            _db: db,
-            base: format!("http://{addr}"),
-            platform: Some(platform),
-            provider: None,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn provider(&self) -> &OidcTestProvider {
-        self.provider.as_ref().expect("a platform with OpenID Connect")
-    }
-
-    fn platform(&self) -> &Platform {
-        self.platform.as_ref().unwrap()
+    /// A platform that signs in with the test provider.
+    async fn with_oidc() -> Self {
+        Self::builder().oidc(SUBJECT, EMAIL, NAME).start().await
     }
 
     /// Begins a sign-in in `browser`: the platform's redirect to the provider, checked, and the state
@@ -143,7 +76,7 @@ impl Prism {
 
     /// A whole sign-in in `browser`: the platform's redirect, the provider's interactions, and the
     /// callback with the cookie. Answers the platform's tokens and the callback URL.
-    async fn sign_in(&self, browser: &Client) -> (Value, Url) {
+    async fn oidc_sign_in(&self, browser: &Client) -> (Value, Url) {
         let (authorization, state) = self.begin(browser).await;
         let back = self
             .provider()
@@ -213,10 +146,6 @@ impl Prism {
         }
         details
     }
-
-    async fn stop(mut self) {
-        self.platform.take().unwrap().shutdown().await.unwrap();
-    }
 }
 
 /// A browser: keeps cookies, follows no redirect by itself.
@@ -235,22 +164,6 @@ fn query(url: &Url, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn header(r: &Response, name: &str) -> String {
-    r.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// The problem document of a refusal with `status`.
-async fn problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(r.status(), status);
-    assert_eq!(header(&r, "content-type"), "application/problem+json");
-    r.json().await.unwrap()
-}
-
 /// The user an account with this address is (the id is derived from the normalised address).
 fn user_of(email: &str) -> String {
     format!("user:{}", UserId::for_email(&Email::parse(email).unwrap()))
@@ -258,9 +171,9 @@ fn user_of(email: &str) -> String {
 
 #[tokio::test]
 async fn a_provider_account_registers_its_user_and_signs_in_as_it_again() {
-    let prism = Prism::start().await;
+    let prism = Prism::with_oidc().await;
     let first = browser();
-    let (tokens, callback) = prism.sign_in(&first).await;
+    let (tokens, callback) = prism.oidc_sign_in(&first).await;
     assert_eq!(prism.workspace_created_by(&tokens).await, user_of(EMAIL));
 
     // The callback is good once: the browser's cookie is gone, and with it put back the state is spent.
@@ -283,17 +196,17 @@ async fn a_provider_account_registers_its_user_and_signs_in_as_it_again() {
 
     // Again in the same browser (the provider remembers its session and grant: no interaction), and in
     // a new one (a whole sign-in): the same user, by the link of issuer and subject.
-    let (again, _) = prism.sign_in(&first).await;
+    let (again, _) = prism.oidc_sign_in(&first).await;
     assert_ne!(again["access_token"], tokens["access_token"]);
     assert_eq!(prism.workspace_created_by(&again).await, user_of(EMAIL));
-    let (other, _) = prism.sign_in(&browser()).await;
+    let (other, _) = prism.oidc_sign_in(&browser()).await;
     assert_eq!(prism.workspace_created_by(&other).await, user_of(EMAIL));
     prism.stop().await;
 }
 
 #[tokio::test]
 async fn a_provider_account_is_linked_only_to_a_user_whose_address_is_verified() {
-    let prism = Prism::start().await;
+    let prism = Prism::with_oidc().await;
     let r = Client::new()
         .post(prism.url("/users"))
         .json(&json!({
@@ -313,7 +226,7 @@ async fn a_provider_account_is_linked_only_to_a_user_whose_address_is_verified()
     let (status, body) = prism.attempt(&browser()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("has not verified"), "{body}");
-    let users = prism.platform.as_ref().unwrap().app().repository::<User>();
+    let users = prism.platform().app().repository::<User>();
     assert!(
         users.load(&id).await.unwrap().state.identities.is_empty(),
         "nothing was linked"
@@ -334,14 +247,14 @@ async fn a_provider_account_is_linked_only_to_a_user_whose_address_is_verified()
             .await
             .unwrap();
     }
-    let (tokens, _) = prism.sign_in(&browser()).await;
+    let (tokens, _) = prism.oidc_sign_in(&browser()).await;
     assert_eq!(prism.workspace_created_by(&tokens).await, format!("user:{id}"));
     prism.stop().await;
 }
 
 #[tokio::test]
 async fn callbacks_not_of_a_sign_in_begun_in_this_browser_are_refused() {
-    let prism = Prism::start().await;
+    let prism = Prism::with_oidc().await;
     let browser = browser();
     let (_, state) = prism.begin(&browser).await;
     let callback = |query: &str| prism.url(&format!("/oauth/oidc/callback?{query}"));
@@ -414,7 +327,7 @@ async fn callbacks_not_of_a_sign_in_begun_in_this_browser_are_refused() {
 
 #[tokio::test]
 async fn without_a_provider_the_routes_are_not_found() {
-    let prism = Prism::start_at(free_addr(), None).await;
+    let prism = Prism::builder().at(free_addr()).start().await;
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,0 +1,236 @@
+//! The harness the end-to-end tests share: a platform on a real nats-server and a fresh PostgreSQL
+//! database, its administrator signed in over HTTP, and small assertions on answers.
+
+// Each file of `tests/` is a crate of its own, and each uses only part of this module.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use prism_app::OidcSignIn;
+use prism_auth::{OidcConfig, OidcProvider};
+use prism_cli::{Platform, PlatformConfig};
+use prism_embedded::{NatsServer, OidcTestProvider, TestDatabase};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+
+/// The platform administrator's address.
+pub const ADMIN_EMAIL: &str = "admin@prism.test";
+
+/// A running platform, with its administrator signed in.
+pub struct Prism {
+    nats: NatsServer,
+    _db: TestDatabase,
+    platform: Option<Platform>,
+    base: String,
+    /// A client without credentials.
+    http: Client,
+    /// The platform administrator's access token, and a client that sends it.
+    admin_token: String,
+    admin: Client,
+    /// `None` on a platform without sign-in with OpenID Connect.
+    provider: Option<OidcTestProvider>,
+}
+
+/// How a [`Prism`] starts: [`Prism::builder`].
+#[derive(Default)]
+pub struct Builder {
+    addr: Option<SocketAddr>,
+    /// The test provider's one user: subject, address, name.
+    oidc: Option<(String, String, String)>,
+}
+
+impl Builder {
+    /// Listens on `addr` (a [`free_addr`]) instead of a port the system picks.
+    pub fn at(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// Signs in with OpenID Connect through a test provider that knows one user, whose client sends
+    /// browsers back to the platform's `/oauth/oidc/callback` (so the platform's address is chosen
+    /// first).
+    pub fn oidc(mut self, subject: &str, email: &str, name: &str) -> Self {
+        self.oidc = Some((subject.to_owned(), email.to_owned(), name.to_owned()));
+        self
+    }
+
+    pub async fn start(self) -> Prism {
+        let addr = match (self.addr, &self.oidc) {
+            (Some(addr), _) => Some(addr),
+            (None, Some(_)) => Some(free_addr()),
+            (None, None) => None,
+        };
+        let (provider, oidc) = match self.oidc {
+            Some((subject, email, name)) => {
+                let callback = format!("http://{}/oauth/oidc/callback", addr.unwrap());
+                let provider = OidcTestProvider::builder()
+                    .redirect_uri(&callback)
+                    .user(&subject, &email, &name)
+                    .start()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let discovered = OidcProvider::discover(OidcConfig::new(
+                    provider.issuer(),
+                    provider.client_id(),
+                    Some(provider.client_secret().to_owned()),
+                    callback,
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("discovery failed: {e}\n{}", provider.stderr()));
+                (Some(provider), Some(OidcSignIn::new(discovered)))
+            }
+            None => (None, None),
+        };
+
+        let nats = NatsServer::start_temp().await.unwrap();
+        let db = TestDatabase::create().await.unwrap();
+        let listen = addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+        let mut config = PlatformConfig::new(nats.url(), db.url.clone(), listen);
+        config.identity.oidc = oidc;
+        let platform = Platform::start(config).await.unwrap();
+        if let Some(addr) = addr {
+            assert_eq!(platform.addr(), addr);
+        }
+        let base = format!("http://{}", platform.addr());
+
+        let password = platform
+            .app()
+            .identity()
+            .bootstrap_admin(ADMIN_EMAIL, None)
+            .await
+            .unwrap()
+            .expect("an empty platform gets its administrator");
+        let http = Client::new();
+        let mut prism = Prism {
+            nats,
+            _db: db,
+            platform: Some(platform),
+            base,
+            http,
+            admin_token: String::new(),
+            admin: Client::new(),
+            provider,
+        };
+        let r = prism.sign_in(ADMIN_EMAIL, &password).await;
+        prism.admin_token = json(r, StatusCode::OK).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        prism.admin = client_with(&prism.admin_token);
+        prism
+    }
+}
+
+impl Prism {
+    /// A platform listening on a port the system picks, without OpenID Connect.
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn platform(&self) -> &Platform {
+        self.platform.as_ref().unwrap()
+    }
+
+    /// The nats-server, to stop and restart.
+    pub fn nats(&mut self) -> &mut NatsServer {
+        &mut self.nats
+    }
+
+    pub fn provider(&self) -> &OidcTestProvider {
+        self.provider.as_ref().expect("a platform with OpenID Connect")
+    }
+
+    /// The platform administrator's access token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A client that sends the platform administrator's access token.
+    pub fn admin(&self) -> &Client {
+        &self.admin
+    }
+
+    /// A request to `path`, with `bearer` if any.
+    pub fn request(&self, method: Method, path: &str, bearer: Option<&str>) -> RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match bearer {
+            Some(bearer) => request.bearer_auth(bearer),
+            None => request,
+        }
+    }
+
+    /// `POST /oauth/token` with `form`.
+    pub async fn token(&self, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The password grant.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
+        self.token(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+        ])
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        self.platform.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+/// A free port on 127.0.0.1, for a server that must know its address before it listens.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A client that sends `Authorization: Bearer <bearer>` with every request.
+pub fn client_with(bearer: &str) -> Client {
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, format!("Bearer {bearer}").parse().unwrap());
+    Client::builder().default_headers(headers).build().unwrap()
+}
+
+pub fn header(r: &Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The JSON body of an answer with `status` (`null` if the body is none).
+pub async fn json(r: Response, status: StatusCode) -> Value {
+    let actual = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+/// The problem document of a refusal with `status`.
+pub async fn problem(r: Response, status: StatusCode) -> Value {
+    let content_type = header(&r, "content-type");
+    let body = json(r, status).await;
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
+    body
+}
