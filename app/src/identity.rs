@@ -22,6 +22,7 @@ use prism_domain::user::{LockoutPolicy, SignInOutcome, User, UserCommand, UserSt
 use prism_domain::values::Email;
 use prism_domain::{Aggregate, ApiKeyId, SessionId, UserId};
 use prism_store::CommandRequest;
+use sha2::Digest as _;
 use tracing::warn;
 
 use crate::{ApiKeyScope, App, AppError, Caller, Denial, ErrorKind, Principal, UserPrincipal};
@@ -85,11 +86,33 @@ pub(crate) struct IdentityState {
     pub config: IdentityConfig,
     /// When the keys were last read from their file.
     keys_read: std::sync::Mutex<Instant>,
+    /// Tokens already verified (by the SHA-256 of the token), until they expire.
+    verified: std::sync::Mutex<lru::LruCache<[u8; 32], prism_auth::AccessClaims>>,
     hasher: Arc<PasswordHasher>,
     pub(crate) throttle: SignInThrottle,
 }
 
+/// Access tokens whose signature was checked, kept until they expire: a token is presented with
+/// every request of its client, and its signature cannot change. At most this many.
+const VERIFIED_TOKENS_MAX: usize = 10_000;
+
 impl IdentityState {
+    /// The claims of a token verified before and not expired since.
+    fn verified(&self, digest: &[u8; 32]) -> Option<prism_auth::AccessClaims> {
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let claims = cache.get(digest)?.clone();
+        if claims.exp <= Utc::now().timestamp() {
+            cache.pop(digest);
+            return None;
+        }
+        Some(claims)
+    }
+
+    fn remember_verified(&self, digest: [u8; 32], claims: &prism_auth::AccessClaims) {
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        cache.put(digest, claims.clone());
+    }
+
     /// Reads the keys again from their file, when there is one and the last read is older than
     /// `keys_reread` (a second when `force`d). A file that cannot be read keeps the keys in memory
     /// (and says so).
@@ -121,6 +144,9 @@ impl IdentityState {
     pub fn new(config: IdentityConfig) -> Self {
         Self {
             keys_read: std::sync::Mutex::new(Instant::now()),
+            verified: std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(VERIFIED_TOKENS_MAX).expect("a positive bound"),
+            )),
             throttle: SignInThrottle::new(config.throttle),
             hasher: Arc::new(PasswordHasher::default()),
             config,
@@ -470,13 +496,18 @@ impl<'a> Identity<'a> {
             let keys = state.config.keys.read().unwrap_or_else(|p| p.into_inner());
             state.config.issuer.verify(&keys, token, Utc::now())
         };
-        let claims = match verify() {
-            // Perhaps rotated by another process since this one read the file.
-            Err(TokenError::UnknownKey) => {
-                state.reread_keys(true);
-                verify()
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let claims = match state.verified(&digest) {
+            Some(claims) => Ok(claims),
+            None => match verify() {
+                // Perhaps rotated by another process since this one read the file.
+                Err(TokenError::UnknownKey) => {
+                    state.reread_keys(true);
+                    verify()
+                }
+                other => other,
             }
-            other => other,
+            .inspect(|claims| state.remember_verified(digest, claims)),
         };
         let claims = match claims {
             Ok(claims) => claims,
