@@ -79,6 +79,35 @@ pub struct IssuedInvitation {
     pub sequence: u64,
 }
 
+impl IssuedInvitation {
+    /// The invitation a command just issued a token for. A replay under the same idempotency key
+    /// cannot show the token again (only its hash was kept): it is refused, saying what to do instead.
+    fn of(
+        executed: Executed<Workspace>,
+        invitation: InvitationId,
+        token: String,
+        expires_at: DateTime<Utc>,
+        done: &str,
+        instead: &str,
+    ) -> Result<Self, AppError> {
+        if executed.outcome.replayed {
+            return Err(AppError::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "invitation {invitation} was {done} under this idempotency key already; its token is \
+                     shown only once: {instead} for a new one"
+                ),
+            ));
+        }
+        Ok(Self {
+            invitation,
+            token,
+            expires_at,
+            sequence: executed.outcome.sequence,
+        })
+    }
+}
+
 /// An invitation accepted or declined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvitationAnswer {
@@ -192,21 +221,14 @@ impl<'a> Memberships<'a> {
                 })
             })
             .await?;
-        if executed.outcome.replayed {
-            return Err(AppError::new(
-                ErrorKind::AlreadyExists,
-                format!(
-                    "invitation {invitation} was sent under this idempotency key already; its token is \
-                     shown only once: resend the invitation for a new one"
-                ),
-            ));
-        }
-        Ok(IssuedInvitation {
+        IssuedInvitation::of(
+            executed,
             invitation,
             token,
             expires_at,
-            sequence: executed.outcome.sequence,
-        })
+            "sent",
+            "resend the invitation",
+        )
     }
 
     /// A new token and [`INVITATION_LIFETIME`] for a pending (or expired) invitation
@@ -241,21 +263,14 @@ impl<'a> Memberships<'a> {
                 })
             })
             .await?;
-        if executed.outcome.replayed {
-            return Err(AppError::new(
-                ErrorKind::AlreadyExists,
-                format!(
-                    "invitation {invitation} was resent under this idempotency key already; its token is \
-                     shown only once: resend it again for a new one"
-                ),
-            ));
-        }
-        Ok(IssuedInvitation {
+        IssuedInvitation::of(
+            executed,
             invitation,
             token,
             expires_at,
-            sequence: executed.outcome.sequence,
-        })
+            "resent",
+            "resend it again",
+        )
     }
 
     /// Withdraws a pending invitation (`members.invite`).

@@ -1,5 +1,7 @@
 //! `prism projections rebuild|status` against a real nats-server and PostgreSQL.
 
+mod common;
+
 use std::process::Command;
 
 use prism_cli::{Platform, PlatformConfig};
@@ -32,30 +34,7 @@ async fn signed_in(platform: &Platform) -> reqwest::Client {
         .bootstrap_admin(ADMIN, Some(PASSWORD.into()))
         .await
         .unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/oauth/token", platform.addr()))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), reqwest::StatusCode::OK);
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    common::signed_in_as(&format!("http://{}", platform.addr()), ADMIN, PASSWORD).await
 }
 
 #[tokio::test]

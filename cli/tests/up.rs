@@ -1,6 +1,8 @@
 //! `prism up` as a user runs it: the real binary, embedded nats-server and PostgreSQL, Ctrl-C, and a
 //! second start on the same data.
 
+mod common;
+
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -36,34 +38,7 @@ const ADMIN_PASSWORD: &str = "an administrator's test password";
 
 /// A client signed in at `base` as the platform administrator.
 async fn signed_in(base: &str, password: &str) -> reqwest::Client {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        reqwest::StatusCode::OK,
-        "the administrator cannot sign in"
-    );
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    common::signed_in_as(base, ADMIN, password).await
 }
 
 /// The administrator's password as the banner of a first start prints it (waiting for the banner,
