@@ -167,7 +167,11 @@ impl<'a> Accounts<'a> {
             &user.id.to_string(),
             None,
             &(),
-            UserCommand::ChangePassword { new_password },
+            UserCommand::ChangePassword {
+                new_password,
+                // The session the change is made from stays signed in; every other one ends.
+                keep_session: caller.user().and_then(|user| user.session),
+            },
         )
         .await?;
         Ok(())

@@ -3,7 +3,9 @@
 //! A service names the [`Action`] (one [`Permission`], and the workspace or computation it applies to);
 //! the [`Authorizer`] answers from the caller's [`Principal`]. [`RoleAuthorizer`] enforces the domain's
 //! permission matrix ([`prism_domain::access`]) against the aggregates themselves (workspace
-//! membership, computation participants), so a change of role takes effect with the next request.
+//! membership, computation participants) as [`prism_store::Repository::view`] has them: a change made
+//! through this process holds from the next request, one made through another process as soon as this
+//! process's follower of the log has delivered it (milliseconds), without a round trip per request.
 //! [`AllowAll`] lets everyone do everything; it exists for the application layer's own tests.
 //!
 //! A resource of a workspace the caller has nothing to do with is "not found", never "forbidden", so
@@ -13,7 +15,7 @@ use async_trait::async_trait;
 use prism_domain::access::{Grants, Permission, Scope};
 use prism_domain::computation::Computation;
 use prism_domain::workspace::{Workspace, WorkspaceStatus};
-use prism_domain::{ComputationId, WorkspaceId};
+use prism_domain::{ComputationId, ParticipantId, WorkspaceId};
 
 use crate::caller::{Principal, UserPrincipal};
 use crate::denials::Denial;
@@ -161,30 +163,36 @@ async fn grants_for(app: &App, user: &UserPrincipal, action: &Action) -> Result<
                 )));
             }
             let workspace = app
-                .bounded(async { Ok(app.repository::<Workspace>().load(&workspace_id).await?) })
+                .bounded(async { Ok(app.repository::<Workspace>().view(&workspace_id).await?) })
                 .await?;
             let mut grants = if user.platform_admin {
                 Grants::everything()
             } else {
-                workspace.state.grants_of(user.id)
+                workspace.grants_of(user.id)
             };
-            let mut involved = workspace.state.member(user.id).is_some() || user.platform_admin;
+            let mut involved = workspace.member(user.id).is_some() || user.platform_admin;
             if let Some(computation_id) = action.computation {
                 let computation = app
-                    .bounded(async { Ok(app.repository::<Computation>().load(&computation_id).await?) })
+                    .bounded(async { Ok(app.repository::<Computation>().view(&computation_id).await?) })
                     .await?;
-                if computation.state.workspace_id == Some(workspace_id) {
-                    for participant in &computation.state.definition.participants {
-                        if user.is(participant.id.as_str()) {
-                            involved = true;
-                            for role in &participant.roles {
-                                grants.add_computation_role(*role);
-                            }
-                        }
+                // Only a participant linked to the user counts: an address still pending grants nothing
+                // until its holder has verified it.
+                let me = ParticipantId::User(user.id);
+                if computation.workspace_id == Some(workspace_id)
+                    && let Some(participant) = computation.definition.participant(&me)
+                {
+                    involved = true;
+                    for role in &participant.roles {
+                        grants.add_computation_role(*role);
+                    }
+                    // Custom roles given on this computation grant their permissions on it only.
+                    for name in &participant.custom_roles {
+                        let permissions = workspace.roles.get(name).into_iter().flatten();
+                        grants.add_custom(permissions.copied().filter(|p| p.scope() == Scope::Computation));
                     }
                 }
             }
-            if workspace.state.status == WorkspaceStatus::New || !involved {
+            if workspace.status == WorkspaceStatus::New || !involved {
                 return Err(AuthzError::Denied(Denial::not_visible(
                     action,
                     "not a member of the workspace",

@@ -34,14 +34,6 @@ pub struct UserPrincipal {
     pub api_key: Option<ApiKeyScope>,
 }
 
-impl UserPrincipal {
-    /// Whether a computation participant named `participant` (a user id or an e-mail address) is this
-    /// user.
-    pub fn is(&self, participant: &str) -> bool {
-        participant == self.id.to_string() || participant.eq_ignore_ascii_case(self.email.as_str())
-    }
-}
-
 /// What an API key limits its owner to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyScope {

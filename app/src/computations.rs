@@ -1,16 +1,22 @@
 //! Computations: the preconditions that read the workspace, then the one command path.
 
+use prism_domain::ParticipantId;
 use prism_domain::access::Permission;
 use prism_domain::computation::{
-    Computation, ComputationChanges, ComputationCommand, Definition, WorkspaceStanding,
+    Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Participant,
+    WorkspaceStanding,
 };
+use prism_domain::user::{User, UserStatus};
+use prism_domain::values::Email;
 use prism_domain::workspace::{Workspace, WorkspaceStatus};
 use prism_domain::{ComputationId, WorkspaceId};
 use prism_projections::{COMPUTATIONS, ComputationView, Page, PageRequest, WORKSPACES};
 use serde::Serialize;
 
 use crate::workspaces;
-use crate::{Action, App, AppError, Caller, Command, CommandOptions, Executed, ReadOptions, Target};
+use crate::{
+    Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, ReadOptions, Target,
+};
 
 const WHAT: &str = "computation";
 
@@ -40,17 +46,15 @@ impl<'a> Computations<'a> {
         // The workspace aggregate itself, not its read model: a workspace created a moment ago may not
         // be projected yet, and one archived a moment ago must already count as archived. The load
         // brings a cached view up to date with the commits after it, never the whole history again.
-        let standing = self
+        let workspace_state = self
             .app
-            .bounded(async {
-                let loaded = self.app.repository::<Workspace>().load(&workspace).await?;
-                Ok(match loaded.state.status {
-                    WorkspaceStatus::New => WorkspaceStanding::Missing,
-                    WorkspaceStatus::Active => WorkspaceStanding::Active,
-                    WorkspaceStatus::Archived => WorkspaceStanding::Archived,
-                })
-            })
+            .bounded(async { Ok(self.app.repository::<Workspace>().load(&workspace).await?.state) })
             .await?;
+        let standing = match workspace_state.status {
+            WorkspaceStatus::New => WorkspaceStanding::Missing,
+            WorkspaceStatus::Active => WorkspaceStanding::Active,
+            WorkspaceStatus::Archived => WorkspaceStanding::Archived,
+        };
         let command = Command {
             what: WHAT,
             operation: "create",
@@ -61,14 +65,25 @@ impl<'a> Computations<'a> {
             workspace: Some(workspace),
             input: &definition,
         };
+        // Whether the participants exist is told only to those who may create here.
         self.app
-            .execute(caller, options, command, |id| ComputationCommand::Create {
+            .authorize_command::<Computation, _>(caller, &command)
+            .await?;
+        if standing == WorkspaceStanding::Active {
+            self.check_participants(&workspace_state, &definition.participants)
+                .await?;
+        }
+        let executed = self
+            .app
+            .execute_authorized(caller, options, command, |id| ComputationCommand::Create {
                 id: ComputationId(id.parse().expect("the service proposes UUIDs")),
                 workspace_id: workspace,
                 workspace: standing,
                 definition: definition.clone(),
             })
-            .await
+            .await?;
+        self.invite(&executed, &[]);
+        Ok(executed)
     }
 
     /// Changes a computation's definition; absent fields keep their value.
@@ -81,7 +96,8 @@ impl<'a> Computations<'a> {
         changes: ComputationChanges,
     ) -> Result<Executed<Computation>, AppError> {
         self.ensure_in_workspace(workspace, id).await?;
-        if changes.participants.is_some() {
+        let mut named_before = Vec::new();
+        if let Some(participants) = &changes.participants {
             // Changing who takes part is more than editing the definition.
             self.app
                 .authorize(
@@ -89,6 +105,16 @@ impl<'a> Computations<'a> {
                     Action::on_computation(Permission::ComputationParticipantsManage, workspace, id),
                 )
                 .await?;
+            let (workspace_state, before) = self
+                .app
+                .bounded(async {
+                    let workspace = self.app.repository::<Workspace>().view(&workspace).await?;
+                    let before = self.app.repository::<Computation>().view(&id).await?;
+                    Ok((workspace, before))
+                })
+                .await?;
+            self.check_participants(&workspace_state, participants).await?;
+            named_before = before.definition.participants.into_iter().map(|p| p.id).collect();
         }
         let command = Command {
             what: WHAT,
@@ -98,9 +124,116 @@ impl<'a> Computations<'a> {
             workspace: Some(workspace),
             input: &changes,
         };
-        self.app
+        let executed = self
+            .app
             .execute(caller, options, command, |_| {
                 ComputationCommand::Update(changes.clone())
+            })
+            .await?;
+        self.invite(&executed, &named_before);
+        Ok(executed)
+    }
+
+    /// What a definition's participants refer to, which the computation itself cannot check: a user id
+    /// names a registered user, a custom role is defined in the workspace.
+    async fn check_participants(
+        &self,
+        workspace: &Workspace,
+        participants: &[Participant],
+    ) -> Result<(), AppError> {
+        for p in participants {
+            if let ParticipantId::User(user) = p.id {
+                let state = self
+                    .app
+                    .bounded(async { Ok(self.app.repository::<User>().view(&user).await?) })
+                    .await?;
+                if state.status == UserStatus::New {
+                    return Err(AppError::new(
+                        ErrorKind::Invalid,
+                        format!(
+                            "participant {user} is not a registered user: name someone without an account by their e-mail address"
+                        ),
+                    ));
+                }
+            }
+            if let Some(role) = p.custom_roles.iter().find(|r| !workspace.roles.contains_key(*r)) {
+                return Err(AppError::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "participant {}: custom role `{role}` is not defined in the workspace",
+                        p.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells each address this command newly named (not in `named_before`) that it is invited. The
+    /// invitation itself is the participant entry, in the log; the mail is a notice, sent off the
+    /// request's path. Linking happens when the address is verified (`prism-workers`' linkers).
+    fn invite(&self, executed: &Executed<Computation>, named_before: &[ParticipantId]) {
+        let named = executed.outcome.events.iter().find_map(|event| match event {
+            ComputationEvent::Created(e) => Some(&e.definition.participants),
+            ComputationEvent::Updated(e) => e.changes.participants.as_ref(),
+            _ => None,
+        });
+        let invited: Vec<(Email, Vec<String>)> = named
+            .into_iter()
+            .flatten()
+            .filter(|p| !named_before.contains(&p.id))
+            .filter_map(|p| match &p.id {
+                ParticipantId::Invited(email) => {
+                    let roles = p.roles.iter().map(|r| r.to_string());
+                    let custom = p.custom_roles.iter().map(|r| r.as_str().to_owned());
+                    Some((email.clone(), roles.chain(custom).collect()))
+                }
+                ParticipantId::User(_) => None,
+            })
+            .collect();
+        if invited.is_empty() {
+            return;
+        }
+        let name = executed.outcome.state.definition.name.clone();
+        let id = executed.id.clone();
+        let mailer = self.app.inner.mailer.clone();
+        tokio::spawn(async move {
+            for (email, roles) in invited {
+                let body = format!(
+                    "You are invited to take part in the confidential computation \"{name}\" ({id}) as {}. \
+                     Sign in or register with this address and verify it to join.",
+                    roles.join(", ")
+                );
+                if let Err(e) = mailer.send(&email, "Invitation to a computation", &body).await {
+                    tracing::warn!(error = %e, "could not mail a computation invitation");
+                }
+            }
+        });
+    }
+
+    /// Takes up the pending invitation of `email` in a computation: its participant entry names the user
+    /// who verified that address from now on. Nothing changes when no participant is named by it. Only
+    /// the platform calls this (the linkers in `prism-workers`), once the address is verified.
+    pub async fn link_participant(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: ComputationId,
+        email: Email,
+    ) -> Result<Executed<Computation>, AppError> {
+        self.ensure_in_workspace(workspace, id).await?;
+        let command = Command {
+            what: WHAT,
+            operation: "link_participant",
+            permission: Permission::ComputationParticipantsManage,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &email,
+        };
+        self.app
+            .execute(caller, options, command, |_| {
+                ComputationCommand::LinkParticipant { email: email.clone() }
             })
             .await
     }

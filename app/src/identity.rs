@@ -349,7 +349,7 @@ impl<'a> Identity<'a> {
                 .await);
         }
         state.throttle.record_success(email.as_str(), Instant::now());
-        self.start_session(caller, id, user.platform_admin, SignInMethod::Password)
+        self.start_session(caller, id, &user, SignInMethod::Password)
             .await
     }
 
@@ -402,6 +402,9 @@ impl<'a> Identity<'a> {
         let user = self.load::<User>(&user_id.to_string()).await?;
         if user.status != UserStatus::Active {
             return Err(self.app.deny(caller, invalid("the account is disabled")).await);
+        }
+        if !user.admits(&session) {
+            return Err(self.app.deny(caller, invalid(PASSWORD_CHANGED)).await);
         }
         let access_token = self.access_token(user_id, user.platform_admin, SessionId(session_id))?;
         Ok(Tokens {
@@ -536,6 +539,9 @@ impl<'a> Identity<'a> {
                 .await);
         }
         let user = self.active_user(caller, user_id).await?;
+        if !user.admits(&session) {
+            return Err(self.app.deny(caller, invalid(PASSWORD_CHANGED.into())).await);
+        }
         Ok(UserPrincipal {
             id: user_id,
             email: user
@@ -636,8 +642,8 @@ impl<'a> Identity<'a> {
     pub(crate) async fn start_session(
         &self,
         caller: &Caller,
-        user: UserId,
-        platform_admin: bool,
+        user_id: UserId,
+        user: &User,
         method: SignInMethod,
     ) -> Result<Tokens, AppError> {
         let state = self.state()?;
@@ -649,16 +655,17 @@ impl<'a> Identity<'a> {
             &id.to_string(),
             SessionCommand::Start {
                 id,
-                user,
+                user: user_id,
                 method,
                 refresh,
                 expires_at: now + state.config.refresh_lifetime,
                 family_expires_at: now + state.config.session_lifetime,
+                credentials: user.credentials,
             },
         )
         .await?;
         Ok(Tokens {
-            access_token: self.access_token(user, platform_admin, id)?,
+            access_token: self.access_token(user_id, user.platform_admin, id)?,
             expires_in: state.config.issuer.lifetime.as_secs(),
             refresh_token: Some(refresh_token),
         })
@@ -686,9 +693,11 @@ impl<'a> Identity<'a> {
             .map_err(AppError::internal)
     }
 
+    /// The aggregate as it is now, for deciding who asks: usually from memory (see
+    /// [`prism_store::Repository::view`]); identity's commands are still decided against the log.
     pub(crate) async fn load<A: Aggregate>(&self, id: &str) -> Result<A, AppError> {
         self.app
-            .bounded(async { Ok(self.app.repository::<A>().load(&id).await?.state) })
+            .bounded(async { Ok(self.app.repository::<A>().view(&id).await?) })
             .await
     }
 
@@ -713,6 +722,9 @@ impl<'a> Identity<'a> {
             .await
     }
 }
+
+/// Why a session's tokens no longer hold after the password changed elsewhere.
+const PASSWORD_CHANGED: &str = "the session ended when the account's password was changed or reset";
 
 /// What a caller is told about a token that does not hold; precise, without echoing the token.
 fn token_problem(error: &TokenError) -> String {

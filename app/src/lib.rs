@@ -354,6 +354,17 @@ impl App {
         command: Command<'_, I>,
         make: impl FnOnce(&str) -> A::Command,
     ) -> Result<Executed<A>, AppError> {
+        self.authorize_command::<A, I>(caller, &command).await?;
+        self.execute_authorized(caller, options, command, make).await
+    }
+
+    /// The authorisation [`App::execute`] asks for, for a service that must check preconditions only
+    /// an authorised caller may learn about (then [`App::execute_authorized`]).
+    pub(crate) async fn authorize_command<A: Aggregate, I: Serialize>(
+        &self,
+        caller: &Caller,
+        command: &Command<'_, I>,
+    ) -> Result<(), AppError> {
         let (id, new) = match &command.target {
             Target::Existing(id) => (id.clone(), false),
             Target::New { proposed } => (proposed.clone(), true),
@@ -374,7 +385,20 @@ impl App {
                 computation,
             },
         )
-        .await?;
+        .await
+    }
+
+    /// [`App::execute`] for a command [`App::authorize_command`] has allowed.
+    pub(crate) async fn execute_authorized<A: Aggregate, I: Serialize>(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        command: Command<'_, I>,
+        make: impl FnOnce(&str) -> A::Command,
+    ) -> Result<Executed<A>, AppError> {
+        let id = match &command.target {
+            Target::Existing(id) | Target::New { proposed: id } => id.clone(),
+        };
         self.bounded(async {
             let claim = match &options.idempotency_key {
                 Some(key) => Some(self.claim(caller, &command, key, &id).await?),

@@ -191,8 +191,7 @@ impl Identity<'_> {
         let method = SignInMethod::OpenIdConnect {
             issuer: identity.issuer.clone(),
         };
-        self.start_session(caller, user, state.platform_admin, method)
-            .await
+        self.start_session(caller, user, &state, method).await
     }
 
     /// The user a provider account signs in as, linking or registering it on its first sign-in.

@@ -16,7 +16,7 @@ use prism_store::MemoryLog;
 
 mod common;
 
-use common::{PASSWORD, app, denials, join, register, sign_in, user, workspace_of};
+use common::{PASSWORD, app, as_bearer, denials, join, register, session, sign_in, user, workspace_of};
 
 /// Keeps what it is asked to send, so a test can read the token in a mail.
 #[derive(Debug, Default)]
@@ -107,6 +107,62 @@ async fn a_changed_password_replaces_the_old_one() {
         ErrorKind::Unauthenticated
     );
     sign_in(&app, "ada@example.org", "a brand new password")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_other_session_and_a_reset_ends_all() {
+    let log = MemoryLog::default();
+    let outbox = Arc::new(Outbox::default());
+    let app = app(&log, Some(outbox.clone()));
+    register(&app, "ada@example.org").await;
+    let laptop = session(&app, "ada@example.org", PASSWORD).await.unwrap();
+    let phone = session(&app, "ada@example.org", PASSWORD).await.unwrap();
+    let at_laptop = as_bearer(&app, &laptop.access_token).await.unwrap();
+
+    app.accounts()
+        .change_password(&at_laptop, PASSWORD, "a brand new password")
+        .await
+        .unwrap();
+    // The session the change was made from goes on; the other one has ended, both its tokens.
+    as_bearer(&app, &laptop.access_token).await.unwrap();
+    let ended = as_bearer(&app, &phone.access_token).await.unwrap_err();
+    assert_eq!(ended.kind, ErrorKind::Unauthenticated);
+    assert!(ended.detail.contains("password"), "{}", ended.detail);
+    let refused = app
+        .identity()
+        .refresh_grant(&Caller::anonymous(), phone.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Unauthenticated);
+    let laptop = app
+        .identity()
+        .refresh_grant(&Caller::anonymous(), laptop.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap();
+    let tablet = session(&app, "ada@example.org", "a brand new password")
+        .await
+        .unwrap();
+    as_bearer(&app, &tablet.access_token).await.unwrap();
+
+    // A reset (the password may be known to someone else) ends every session.
+    app.accounts()
+        .request_password_reset(&Caller::anonymous(), "ada@example.org")
+        .await
+        .unwrap();
+    let (_, token) = outbox.token(0, "pwr_").await;
+    app.accounts()
+        .reset_password(&Caller::anonymous(), &token, "yet another password")
+        .await
+        .unwrap();
+    for tokens in [&laptop, &tablet] {
+        assert_eq!(
+            as_bearer(&app, &tokens.access_token).await.unwrap_err().kind,
+            ErrorKind::Unauthenticated
+        );
+    }
+    sign_in(&app, "ada@example.org", "yet another password")
         .await
         .unwrap();
 }

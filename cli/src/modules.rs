@@ -22,7 +22,10 @@ use prism_projections::{
     UsersProjection, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
-use prism_workers::{LateComputationArchiver, Reactor, Worker, WorkerConfig, WorkspaceArchiver};
+use prism_workers::{
+    InvitationLinker, LateComputationArchiver, LateInvitationLinker, Reactor, Worker, WorkerConfig,
+    WorkspaceArchiver,
+};
 use tokio::sync::watch;
 
 /// The list. Order matters only for reading.
@@ -36,7 +39,8 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<Computation>()
             .projection(ComputationsProjection)
             .routes(routes::computations::routes)
-            .worker(LateComputationArchiver::new),
+            .worker(LateComputationArchiver::new)
+            .worker(LateInvitationLinker::new),
         Module::aggregate::<Reaction>()
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)
@@ -44,7 +48,8 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<User>()
             .projection(UsersProjection)
             .routes(routes::identity::routes)
-            .routes(routes::accounts::routes),
+            .routes(routes::accounts::routes)
+            .worker(InvitationLinker::new),
         Module::aggregate::<Session>(),
         Module::aggregate::<ApiKey>()
             .projection(ApiKeysProjection)

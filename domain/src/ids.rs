@@ -98,26 +98,47 @@ impl fmt::Display for Actor {
     }
 }
 
-/// A participant of a computation, named by the identity it authenticates with (a user id or e-mail).
+/// A participant of a computation: a registered user, or an e-mail address named before its holder
+/// has a verified account (a pending invitation: it grants nothing until it is linked to the user
+/// once that address is verified; [`ParticipantId::person`] names that user). Written as the user id,
+/// or as the address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schemars(with = "String")]
-pub struct ParticipantId(String);
+pub enum ParticipantId {
+    User(UserId),
+    Invited(crate::values::Email),
+}
 
 impl ParticipantId {
-    pub const MAX_LEN: usize = 254;
-
     pub fn parse(value: impl Into<String>) -> Result<Self, crate::values::ValueError> {
         let value = value.into();
-        let valid_char = |c: char| c.is_ascii_alphanumeric() || "._@+-".contains(c);
-        if value.is_empty() || value.len() > Self::MAX_LEN || !value.chars().all(valid_char) {
-            return Err(crate::values::ValueError::ParticipantId(value));
+        // The hyphenated form only, so that what is written and what is read back look alike.
+        if value.len() == 36
+            && let Ok(id) = uuid::Uuid::try_parse(&value)
+        {
+            return Ok(Self::User(UserId(id)));
         }
-        Ok(Self(value))
+        crate::values::Email::parse(&value)
+            .map(Self::Invited)
+            .map_err(|_| crate::values::ValueError::ParticipantId(value))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The user this participant is, once linked.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            Self::User(id) => Some(*id),
+            Self::Invited(_) => None,
+        }
+    }
+
+    /// The user this participant is or will be: a user's id derives from their address, so an address
+    /// and the id of its account name the same person.
+    pub fn person(&self) -> UserId {
+        match self {
+            Self::User(id) => *id,
+            Self::Invited(email) => UserId::for_email(email),
+        }
     }
 }
 
@@ -130,12 +151,15 @@ impl TryFrom<String> for ParticipantId {
 
 impl From<ParticipantId> for String {
     fn from(id: ParticipantId) -> Self {
-        id.0
+        id.to_string()
     }
 }
 
 impl fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::User(id) => write!(f, "{id}"),
+            Self::Invited(email) => f.write_str(email.as_str()),
+        }
     }
 }

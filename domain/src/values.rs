@@ -14,7 +14,7 @@ pub use public_key::PublicKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
-    #[error("participant id `{0}` is invalid: use 1–254 characters from letters, digits and `._@+-`")]
+    #[error("participant `{0}` is neither a user id nor an e-mail address")]
     ParticipantId(String),
     #[error("`{0}` is not a SHA3-256 digest: expected 64 hexadecimal characters")]
     Sha3Digest(String),

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use prism_domain::ParticipantId;
+use prism_domain::access::RoleName;
 use prism_domain::computation::{self, ComputationChanges, Definition};
 use prism_domain::values::{PublicKey, Sha3Digest, ValueError};
 use prism_projections::{ComputationView, QuarantinedView, WorkspaceView};
@@ -142,6 +143,9 @@ pub struct Participant {
     pub id: String,
     #[schema(schema_with = fields::roles)]
     pub roles: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = fields::computation_custom_roles)]
+    pub custom_roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = fields::public_key)]
     pub public_key: Option<String>,
@@ -254,6 +258,7 @@ fn participant_out(p: computation::Participant) -> Participant {
     Participant {
         id: p.id.to_string(),
         roles: p.roles.into_iter().map(Role::from).collect(),
+        custom_roles: p.custom_roles.iter().map(|r| r.as_str().to_owned()).collect(),
         public_key: p.public_key.map(String::from),
     }
 }
@@ -404,7 +409,13 @@ fn participants_in(
                 .map(Some),
             None => Some(None),
         };
-        if let (Some(id), Some(public_key)) = (id, public_key) {
+        let custom_roles: Option<BTreeSet<RoleName>> = p
+            .custom_roles
+            .iter()
+            .enumerate()
+            .map(|(j, name)| invalid.check(|| format!("{base}/{i}/custom_roles/{j}"), RoleName::parse(name)))
+            .collect();
+        if let (Some(id), Some(public_key), Some(custom_roles)) = (id, public_key, custom_roles) {
             out.push(computation::Participant {
                 id,
                 roles: p
@@ -412,6 +423,7 @@ fn participants_in(
                     .into_iter()
                     .map(computation::Role::from)
                     .collect::<BTreeSet<_>>(),
+                custom_roles,
                 public_key,
             });
         }

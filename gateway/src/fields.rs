@@ -5,7 +5,7 @@
 //! Patterns are ECMA-262 regular expressions, as JSON Schema specifies; lengths count characters
 //! (Unicode scalar values), as both JSON Schema and the domain do.
 
-use prism_domain::ParticipantId;
+use prism_domain::values::Email;
 use prism_domain::{computation, workspace};
 use serde_json::json;
 use utoipa::openapi::extensions::Extensions;
@@ -25,8 +25,12 @@ pub const NAME_PATTERN: &str = concat!(
     r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
 );
 
-/// A participant id (see [`ParticipantId`]).
-pub const PARTICIPANT_ID_PATTERN: &str = r"^[A-Za-z0-9._@+-]{1,254}$";
+/// A participant id (see [`ParticipantId`]): a user id (hyphenated UUID), or an e-mail address as
+/// [`EMAIL_PATTERN`] has it.
+pub const PARTICIPANT_ID_PATTERN: &str = concat!(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$|",
+    r#"^[^\s<>()\[\],;:\\"@\x00-\x1f\x7f-\x9f\ufeff]+@[^\s<>()\[\],;:\\"@.\x00-\x1f\x7f-\x9f\ufeff]+(\.[^\s<>()\[\],;:\\"@.\x00-\x1f\x7f-\x9f\ufeff]+)*$"#
+);
 
 /// A SHA3-256 digest in hexadecimal, either case.
 pub const SHA3_DIGEST_PATTERN: &str = r"^[0-9a-fA-F]{64}$";
@@ -140,18 +144,20 @@ pub fn archive_reason() -> Schema {
 fn participant(description: &str) -> Schema {
     string(false)
         .min_length(Some(1))
-        .max_length(Some(ParticipantId::MAX_LEN))
+        .max_length(Some(Email::MAX_LEN))
         .pattern(Some(PARTICIPANT_ID_PATTERN))
         .description(Some(format!(
-            "{description} 1–{} characters from letters, digits and `._@+-`.",
-            ParticipantId::MAX_LEN
+            "{description} A registered user's id, or an e-mail address (at most {} characters): a \
+             person without a verified account there is invited by address, holds nothing until they \
+             verify it, and is then named by their user id.",
+            Email::MAX_LEN
         )))
         .examples(["alice@example.org"])
         .into()
 }
 
 pub fn participant_id() -> Schema {
-    participant("The identity the participant authenticates with (user id or e-mail).")
+    participant("Who takes part.")
 }
 
 pub fn provider() -> Schema {
@@ -192,8 +198,19 @@ pub fn public_key() -> Schema {
 pub fn roles() -> Schema {
     ArrayBuilder::new()
         .items(Ref::from_schema_name("Role"))
-        .min_items(Some(1))
-        .description(Some("At least one role."))
+        .description(Some(
+            "The participant's built-in roles; a participant needs at least one role, built-in or custom.",
+        ))
+        .into()
+}
+
+pub fn computation_custom_roles() -> Schema {
+    ArrayBuilder::new()
+        .items(crate::routes::members::role_name_builder())
+        .description(Some(
+            "Custom roles of the workspace (422 if one is not defined there) granted on this computation \
+             only: their permissions of computation scope apply to it, the others do not.",
+        ))
         .into()
 }
 
@@ -308,6 +325,7 @@ pub fn min_sequence() -> Schema {
 
 #[cfg(test)]
 mod tests {
+    use prism_domain::ParticipantId;
     use prism_domain::values::{Sha3Digest, check_text};
     use regex::Regex;
 
@@ -348,9 +366,19 @@ mod tests {
         let pattern = Regex::new(PARTICIPANT_ID_PATTERN).unwrap();
         let alphabet: Vec<char> = "aZ09._@+-/ :é\u{0}".chars().collect();
         let mut samples = strings::over(&alphabet, 3, 2000, 12);
-        samples.extend(["a".repeat(254), "a".repeat(255)]);
+        let user = "0192a5c4-7b1e-7c3d-9a8b-1234567890ab";
+        samples.extend([
+            user.to_owned(),
+            user.to_uppercase(),
+            user.replace('-', ""),
+            format!("{{{user}}}"),
+            format!("{user}0"),
+            format!("{}@example.org", "a".repeat(242)),
+            format!("{}@example.org", "a".repeat(243)),
+        ]);
         for s in samples {
-            assert_eq!(pattern.is_match(&s), ParticipantId::parse(&s).is_ok(), "{s:?}");
+            let schema = pattern.is_match(&s) && s.chars().count() <= Email::MAX_LEN;
+            assert_eq!(schema, ParticipantId::parse(&s).is_ok(), "{s:?}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! The OpenAPI description: every route with its methods and the statuses it can answer, and the
 //! constraints the server enforces, stated with the domain's own limits.
 
-use prism_domain::{ParticipantId, computation, workspace};
+use prism_domain::values::Email;
+use prism_domain::{computation, workspace};
 use prism_gateway::{MAX_BODY_BYTES, cursor, fields, headers, routes};
 use serde_json::{Value, json};
 
@@ -259,14 +260,17 @@ fn text_fields_state_their_limits() {
 fn identifiers_and_digests_have_their_patterns() {
     let doc = document();
     let id = property(&doc, "Participant", "id");
-    assert_eq!(id["pattern"], "^[A-Za-z0-9._@+-]{1,254}$");
-    assert_eq!(id["maxLength"], json!(ParticipantId::MAX_LEN));
+    assert_eq!(id["pattern"], fields::PARTICIPANT_ID_PATTERN);
+    assert_eq!(id["maxLength"], json!(Email::MAX_LEN));
     assert_eq!(property(&doc, "Asset", "provider")["pattern"], id["pattern"]);
     assert_eq!(property(&doc, "Asset", "hash")["pattern"], "^[0-9a-fA-F]{64}$");
     let key = property(&doc, "Participant", "public_key");
     assert_eq!(key["pattern"], fields::PUBLIC_KEY_PATTERN);
     assert!(key["description"].as_str().unwrap().contains("422"));
-    assert_eq!(property(&doc, "Participant", "roles")["minItems"], 1);
+    // Roles may be only custom ones: the rule "at least one" spans two fields, and is the server's.
+    assert_eq!(property(&doc, "Participant", "roles")["minItems"], Value::Null);
+    let custom = property(&doc, "Participant", "custom_roles");
+    assert!(custom["description"].as_str().unwrap().contains("computation"));
 }
 
 #[test]

@@ -72,6 +72,29 @@ impl Projection for ComputationsProjection {
                         replace_participants(tx, id, participants).await?;
                     }
                 }
+                ComputationEvent::ParticipantLinked(e) => {
+                    let (email, user) = (e.email.as_str(), e.user.to_string());
+                    tx.execute(
+                        "UPDATE participants SET participant_id = $3 WHERE computation_id = $1 AND participant_id = $2",
+                        &[&id, &email, &user],
+                    )
+                    .await?;
+                    // The assets the participant provides name the user too.
+                    tx.execute(
+                        "UPDATE computations SET
+                             algorithm = CASE WHEN algorithm->>'provider' = $2
+                                              THEN jsonb_set(algorithm, '{provider}', to_jsonb($3::text))
+                                              ELSE algorithm END,
+                             datasets = (SELECT COALESCE(jsonb_agg(CASE WHEN d->>'provider' = $2
+                                                                        THEN jsonb_set(d, '{provider}', to_jsonb($3::text))
+                                                                        ELSE d END ORDER BY n), '[]'::jsonb)
+                                         FROM jsonb_array_elements(datasets) WITH ORDINALITY AS t(d, n)),
+                             version = $4, updated_at = $5
+                         WHERE id = $1",
+                        &[&id, &email, &user, &v, &e.linked_at],
+                    )
+                    .await?;
+                }
                 ComputationEvent::Archived(e) => {
                     tx.execute(
                         "UPDATE computations SET status = 'archived', version = $2, updated_at = $3 WHERE id = $1",
@@ -101,16 +124,24 @@ async fn replace_participants(
     .await?;
     let insert = tx
         .prepare(
-            "INSERT INTO participants (computation_id, participant_id, position, roles, public_key)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO participants (computation_id, participant_id, position, roles, custom_roles, public_key)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .await?;
     for (position, p) in participants.iter().enumerate() {
         let roles: Vec<String> = p.roles.iter().map(|r| r.to_string()).collect();
+        let custom_roles: Vec<&str> = p.custom_roles.iter().map(|r| r.as_str()).collect();
         let key = p.public_key.as_ref().map(|k| k.as_pem().to_owned());
         tx.execute(
             &insert,
-            &[&computation, &p.id.as_str(), &(position as i32), &roles, &key],
+            &[
+                &computation,
+                &p.id.to_string(),
+                &(position as i32),
+                &roles,
+                &custom_roles,
+                &key,
+            ],
         )
         .await?;
     }

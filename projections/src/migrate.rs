@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0006_users", include_str!("../migrations/0006_users.sql")),
     ("0007_api_keys", include_str!("../migrations/0007_api_keys.sql")),
+    (
+        "0008_participant_custom_roles",
+        include_str!("../migrations/0008_participant_custom_roles.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

@@ -338,6 +338,35 @@ impl ReadModels {
         Ok(Some(ids.into_iter().map(ComputationId).collect()))
     }
 
+    /// The active computations that name `participant` (a user id or an address), as of stream sequence
+    /// `sequence` or later; `None` while the read model has not reached it.
+    pub async fn active_computations_naming_as_of(
+        &self,
+        participant: &str,
+        sequence: u64,
+    ) -> Result<Option<Vec<(WorkspaceId, ComputationId)>>, ProjectionError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // As in `active_computation_ids_as_of`: no snapshot across a rebuild's truncation.
+        tx.batch_execute("LOCK TABLE computations, participants IN ACCESS SHARE MODE")
+            .await?;
+        let statement = tx.prepare_cached(ACTIVE_COMPUTATIONS_NAMING_AS_OF).await?;
+        let checkpoint = tx
+            .query_one(CHECKPOINT_OF, &[&crate::COMPUTATIONS])
+            .await?
+            .get::<_, i64>(0) as u64;
+        let rows = tx.query(&statement, &[&participant]).await?;
+        tx.commit().await?;
+        if checkpoint < sequence {
+            return Ok(None);
+        }
+        Ok(Some(
+            rows.iter()
+                .map(|row| (WorkspaceId(row.get(0)), ComputationId(row.get(1))))
+                .collect(),
+        ))
+    }
+
     /// Failed reactions, newest failure first; only those in `status` when given.
     pub async fn reactions(
         &self,
@@ -455,7 +484,7 @@ macro_rules! computation_select {
             "SELECT c.id, c.workspace_id, c.name, c.description, c.status, c.algorithm, c.datasets, c.version, ",
             "c.created_by, c.created_at, c.updated_at, ",
             "COALESCE((SELECT json_agg(json_build_object('id', p.participant_id, 'roles', p.roles, ",
-            "'public_key', p.public_key) ORDER BY p.position) ",
+            "'custom_roles', p.custom_roles, 'public_key', p.public_key) ORDER BY p.position) ",
             "FROM participants p WHERE p.computation_id = c.id), '[]') ",
             "FROM computations c ",
             $rest
@@ -474,6 +503,13 @@ const ACTIVE_COMPUTATIONS: &str =
 const ACTIVE_COMPUTATIONS_AS_OF: &str = "SELECT \
      COALESCE((SELECT sequence FROM projection_checkpoints WHERE name = $2), 0), \
      ARRAY(SELECT id FROM computations WHERE workspace_id = $1 AND status = 'active' ORDER BY id)";
+
+const CHECKPOINT_OF: &str =
+    "SELECT COALESCE((SELECT sequence FROM projection_checkpoints WHERE name = $1), 0)";
+
+const ACTIVE_COMPUTATIONS_NAMING_AS_OF: &str = "SELECT c.workspace_id, c.id FROM participants p \
+     JOIN computations c ON c.id = p.computation_id \
+     WHERE p.participant_id = $1 AND c.status = 'active' ORDER BY c.id";
 
 macro_rules! reaction_select {
     ($rest:literal) => {

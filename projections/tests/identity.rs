@@ -291,6 +291,7 @@ async fn identity_read_models_follow_the_log_and_rebuild_the_same() {
         alice,
         UserCommand::ChangePassword {
             new_password: password(NEW_PASSWORD),
+            keep_session: None,
         },
     )
     .await;

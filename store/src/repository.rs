@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt as _;
 use prism_domain::{Aggregate, CommandContext};
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
@@ -97,6 +99,8 @@ pub struct Loaded<A> {
     /// Stream sequence of the aggregate's last commit (0: none).
     pub last_sequence: u64,
     pub last_hash: String,
+    /// The follower run during which this view's last round trip to the log began (0: none).
+    followed_in: u64,
     /// Keyed commits by message id, so a retried command is answered with its first result even after
     /// JetStream's de-duplication window. Commands sent without a key leave nothing here.
     keyed: HashMap<String, KeyedCommit>,
@@ -112,6 +116,7 @@ impl<A: Aggregate> Loaded<A> {
             version: 0,
             last_sequence: 0,
             last_hash: tip.hash,
+            followed_in: 0,
             keyed: HashMap::new(),
             weight: 0,
         }
@@ -193,7 +198,41 @@ pub enum CommandError<E: std::error::Error + 'static> {
 
 /// One aggregate's cached state. Commands on the same aggregate in this process take turns on it (they
 /// would only conflict with each other otherwise), and the state is changed in place, never copied.
-type Slot<A> = Arc<tokio::sync::Mutex<Option<Loaded<A>>>>;
+type Slot<A> = Arc<SlotData<A>>;
+
+#[derive(Debug)]
+struct SlotData<A> {
+    loaded: tokio::sync::Mutex<Option<Loaded<A>>>,
+    /// The highest stream sequence the follower delivered for this aggregate: a view older than that
+    /// is stale.
+    heard: AtomicU64,
+}
+
+impl<A> Default for SlotData<A> {
+    fn default() -> Self {
+        Self {
+            loaded: tokio::sync::Mutex::new(None),
+            heard: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<A> SlotData<A> {
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, Option<Loaded<A>>> {
+        self.loaded.lock().await
+    }
+}
+
+/// The live follower of this aggregate type's commits, which lets [`Repository::view`] answer from
+/// memory: while it runs, every commit appended after a view's last round trip reaches that view's
+/// slot as `heard`.
+#[derive(Debug, Default)]
+struct Follower {
+    /// Which run of the follower is live now; 0 while none is (not started, restarting).
+    live: AtomicU64,
+    runs: AtomicU64,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
 
 #[derive(Debug)]
 struct CacheEntry<A> {
@@ -227,6 +266,21 @@ pub struct Repository<A: Aggregate> {
     snapshots: Option<SignedSnapshots>,
     config: RepositoryConfig,
     cache: Mutex<Cache<A>>,
+    follower: Follower,
+}
+
+impl<A: Aggregate> Drop for Repository<A> {
+    fn drop(&mut self) {
+        let task = self
+            .follower
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+        }
+    }
 }
 
 impl<A: Aggregate> Repository<A> {
@@ -249,6 +303,7 @@ impl<A: Aggregate> Repository<A> {
             snapshots,
             config,
             cache: Mutex::new(cache),
+            follower: Follower::default(),
         }
     }
 
@@ -337,13 +392,52 @@ impl<A: Aggregate> Repository<A> {
     /// exists (the workspace a computation belongs to), never to decide a command.
     pub async fn existing_state(&self, id: &impl Display) -> Result<A, StoreError> {
         let subject = self.log.subjects().aggregate(A::TYPE, &id.to_string())?;
-        if let Ok(cached) = self.slot(&subject).try_lock()
+        if let Ok(cached) = self.slot(&subject).loaded.try_lock()
             && let Some(loaded) = cached.as_ref()
             && loaded.version > 0
         {
             return Ok(loaded.state.clone());
         }
         Ok(self.load(id).await?.state)
+    }
+
+    /// The aggregate's current state for a read that decides nothing (authorisation, mostly): from
+    /// memory, without a round trip to the log, while this type's live follower vouches that no commit
+    /// newer than the cached view was appended — else as [`Repository::load`]. Commits of this process
+    /// are seen at once; another process's as soon as the follower delivers them (within milliseconds).
+    pub async fn view(self: &Arc<Self>, id: &impl Display) -> Result<A, StoreError> {
+        self.follow();
+        let subject = self.log.subjects().aggregate(A::TYPE, &id.to_string())?;
+        let slot = self.slot(&subject);
+        {
+            let cached = slot.lock().await;
+            let live = self.follower.live.load(Ordering::Acquire);
+            if let Some(loaded) = cached.as_ref()
+                && live != 0
+                && loaded.followed_in == live
+                && loaded.last_sequence >= slot.heard.load(Ordering::Acquire)
+                && self.log.is_available()
+            {
+                return Ok(loaded.state.clone());
+            }
+        }
+        Ok(self.load(id).await?.state)
+    }
+
+    /// Starts the follower of this aggregate type's commits once (it stops with the repository).
+    fn follow(self: &Arc<Self>) {
+        let mut task = self.follower.task.lock().unwrap_or_else(|p| p.into_inner());
+        if task.is_none() {
+            *task = Some(tokio::spawn(follow(Arc::downgrade(self))).abort_handle());
+        }
+    }
+
+    /// Notes a commit the follower delivered on the slot of its aggregate, if that one is cached.
+    fn heard(&self, subject: &str, sequence: u64) {
+        let slot = self.cache().entries.peek(subject).map(|entry| entry.slot.clone());
+        if let Some(slot) = slot {
+            slot.heard.fetch_max(sequence, Ordering::AcqRel);
+        }
     }
 
     /// Loads from the latest usable snapshot, or from the first commit.
@@ -402,6 +496,7 @@ impl<A: Aggregate> Repository<A> {
             version: snapshot.version,
             last_sequence: snapshot.sequence,
             last_hash: snapshot.hash,
+            followed_in: 0,
             keyed: snapshot.keyed,
             weight,
         }))
@@ -409,7 +504,10 @@ impl<A: Aggregate> Repository<A> {
 
     /// Folds in the commits after `loaded`, verified against its chain tip.
     async fn catch_up(&self, subject: &str, loaded: &mut Loaded<A>) -> Result<(), StoreError> {
+        // Read before the round trip: whatever is appended after it, that run of the follower delivers.
+        let run = self.follower.live.load(Ordering::Acquire);
         let commits = self.log.commits_after(subject, loaded.last_sequence).await?;
+        loaded.followed_in = run;
         if commits.is_empty() {
             return Ok(());
         }
@@ -586,6 +684,58 @@ impl<A: Aggregate> Repository<A> {
             }
         }
         Err(CommandError::Conflict)
+    }
+}
+
+/// Reads this aggregate type's commits as they are appended and tells the repository's slots about them.
+/// A run starts at the log's end; until it is live, and after it ends (the stream failed, the connection
+/// was re-established), views take a round trip again, and a new run starts after a pause.
+async fn follow<A: Aggregate>(repository: Weak<Repository<A>>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let Some(this) = repository.upgrade() else {
+            return;
+        };
+        let log = this.log.clone();
+        let filter = log.subjects().of_type(A::TYPE);
+        let mut reconnections = log.reconnections();
+        reconnections.borrow_and_update();
+        let stream = match log.last_sequence().await {
+            Ok(last) => log.read(last + 1, &filter).await,
+            Err(e) => Err(e),
+        };
+        match stream {
+            Ok(mut commits) => {
+                let run = this.follower.runs.fetch_add(1, Ordering::AcqRel) + 1;
+                this.follower.live.store(run, Ordering::Release);
+                // No strong reference while waiting: the repository's drop ends this task.
+                drop(this);
+                pause = Duration::from_millis(100);
+                loop {
+                    tokio::select! {
+                        commit = commits.next() => {
+                            let Some(Ok(commit)) = commit else { break };
+                            let Some(this) = repository.upgrade() else { return };
+                            this.heard(&commit.subject, commit.sequence);
+                        }
+                        _ = reconnections.changed() => break,
+                    }
+                }
+                if let Some(this) = repository.upgrade() {
+                    this.follower.live.store(0, Ordering::Release);
+                }
+                debug!(
+                    aggregate = A::TYPE,
+                    "the follower stopped; views take a round trip until it is back"
+                );
+            }
+            Err(e) => {
+                drop(this);
+                debug!(aggregate = A::TYPE, error = %e, "the follower cannot start yet");
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 

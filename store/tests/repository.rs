@@ -676,3 +676,63 @@ async fn the_current_expected_version_is_accepted() {
         .unwrap();
     assert_eq!(outcome.version, 4);
 }
+
+/// Views of `id` until one costs no round trip to the log (the follower is live and vouches for it).
+async fn view_from_memory(repo: &Arc<Repository<Workspace>>, log: &MemoryLog, id: WorkspaceId) -> Workspace {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        log.take_history_reads();
+        let state = repo.view(&id).await.unwrap();
+        if log.take_history_reads().is_empty() {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "every view took a round trip");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_view_answers_from_memory_and_follows_other_writers() {
+    let observed = MemoryLog::default();
+    let repo = Arc::new(Repository::<Workspace>::with(
+        Arc::new(observed.clone()),
+        None,
+        RepositoryConfig::default(),
+    ));
+    let other = Repository::<Workspace>::new(observed.clone());
+    let id = created(&repo).await;
+    assert_eq!(view_from_memory(&repo, &observed, id).await.description, "");
+
+    // This process's own command: seen at once, still from memory.
+    update(&repo, id, "mine").await;
+    observed.take_history_reads();
+    assert_eq!(repo.view(&id).await.unwrap().description, "mine");
+    assert_eq!(observed.take_history_reads(), []);
+
+    // Another process's command: seen once the follower has delivered it, then from memory again.
+    update(&other, id, "theirs").await;
+    let deadline = Instant::now() + PATIENCE;
+    while repo.view(&id).await.unwrap().description != "theirs" {
+        assert!(
+            Instant::now() < deadline,
+            "the other writer's change never reached the view"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(view_from_memory(&repo, &observed, id).await.description, "theirs");
+}
+
+#[tokio::test]
+async fn a_view_of_an_aggregate_the_follower_has_not_vouched_for_asks_the_log() {
+    let observed = MemoryLog::default();
+    let repo = Arc::new(Repository::<Workspace>::with(
+        Arc::new(observed.clone()),
+        None,
+        RepositoryConfig::default(),
+    ));
+    let id = created(&repo).await;
+    observed.take_history_reads();
+    // Created by a command before any follower ran: the first view checks with the log.
+    assert_eq!(repo.view(&id).await.unwrap().status, WorkspaceStatus::Active);
+    assert_eq!(observed.take_history_reads().len(), 1);
+}

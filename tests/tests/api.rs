@@ -312,7 +312,7 @@ async fn workspaces_and_computations_over_http() {
         Method::POST,
         &base,
         &[],
-        Some(json!({"name": "x", "participants": [{"id": "a", "roles": ["viewer"]}]})),
+        Some(json!({"name": "x", "participants": [{"id": "a@example.org", "roles": ["viewer"]}]})),
     )
     .await;
     no_owner.assert_problem(422);

@@ -601,3 +601,101 @@ async fn sessions_refresh_sign_out_and_passwords() {
     problem(prism.get("/users", &admin).await, StatusCode::FORBIDDEN).await;
     prism.stop().await;
 }
+
+#[tokio::test]
+async fn a_computation_invites_by_address_and_the_verified_holder_takes_it_up() {
+    use prism_domain::user::{User, UserCommand};
+    use prism_domain::values::SecretHash;
+    use prism_store::{CommandRequest, Metadata};
+
+    let prism = Prism::start().await;
+    let admin = prism.admin_token().to_owned();
+    let me = json(prism.get("/users/me", &admin).await, StatusCode::OK).await;
+    let ws = json(
+        prism
+            .post("/workspaces", Some(&admin), json!({"name": "Hospitals"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Dave has no account yet: he is named by address, a pending invitation.
+    let study = json!({"name": "Study", "participants": [
+        {"id": me["id"], "roles": ["owner"]},
+        {"id": "Dave@Example.org", "roles": ["viewer"]},
+    ]});
+    let created = json(
+        prism
+            .post(&format!("/{ws}/computations"), Some(&admin), study)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/{ws}/computations/{}", created["id"].as_str().unwrap());
+    assert_eq!(created["participants"][1]["id"], "dave@example.org");
+
+    // Registering is not enough: anyone may register any address, so it grants nothing until proven.
+    let dave = prism.user("dave@example.org", "correct horse battery").await;
+    problem(prism.get(&path, &dave.access).await, StatusCode::NOT_FOUND).await;
+
+    // Once the address is verified, the platform links the invitation to Dave's account.
+    let users = prism.platform().app().repository::<User>();
+    let token = SecretHash::of(b"verification");
+    let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    for command in [
+        UserCommand::IssueEmailVerification {
+            token: token.clone(),
+            expires_at,
+        },
+        UserCommand::VerifyEmail { token },
+    ] {
+        users
+            .execute(CommandRequest::new(&dave.id, command, Metadata::default()))
+            .await
+            .unwrap();
+    }
+    let linked = eventually(&prism, &path, &admin, |c| {
+        c["participants"][1]["id"] == dave.id.as_str()
+    })
+    .await;
+    assert_eq!(linked["participants"][1]["roles"], json!(["viewer"]));
+    let seen = json(prism.get(&path, &dave.access).await, StatusCode::OK).await;
+    assert_eq!(seen["name"], "Study");
+
+    // An address verified before it is named is linked as soon as the computation names it.
+    let erin = prism.user("erin@example.org", "correct horse battery").await;
+    let token = SecretHash::of(b"erin's verification");
+    for command in [
+        UserCommand::IssueEmailVerification {
+            token: token.clone(),
+            expires_at,
+        },
+        UserCommand::VerifyEmail { token },
+    ] {
+        users
+            .execute(CommandRequest::new(&erin.id, command, Metadata::default()))
+            .await
+            .unwrap();
+    }
+    let r = prism
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"participants": [
+                {"id": me["id"], "roles": ["owner"]},
+                {"id": dave.id, "roles": ["viewer"]},
+                {"id": "erin@example.org", "roles": ["viewer"]},
+            ]})),
+        )
+        .await;
+    json(r, StatusCode::OK).await;
+    eventually(&prism, &path, &admin, |c| {
+        c["participants"][2]["id"] == erin.id.as_str()
+    })
+    .await;
+    json(prism.get(&path, &erin.access).await, StatusCode::OK).await;
+    prism.stop().await;
+}

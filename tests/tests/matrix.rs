@@ -20,10 +20,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::Prism;
 use prism_app::Caller;
+use prism_domain::UserId;
 use prism_domain::access::{Grants, Permission, WorkspaceRole};
 use prism_domain::computation::Role as ComputationRole;
 use prism_domain::reaction::ReactionFailed;
 use prism_domain::testing::keys::ED25519 as KEY;
+use prism_domain::values::Email;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -654,7 +656,8 @@ impl Prism {
     }
 }
 
-/// The participants of the fixture computation: each participant principal, by its address.
+/// The participants of the fixture computation: each participant principal, by its user id (an
+/// address would be a pending invitation until verified, granting nothing).
 fn participants() -> Value {
     let list: Vec<Value> = Who::ALL
         .into_iter()
@@ -662,7 +665,7 @@ fn participants() -> Value {
         .map(|who| {
             let roles = participation(who);
             let mut p = json!({
-                "id": who.email().unwrap(),
+                "id": UserId::for_email(&Email::parse(who.email().unwrap()).unwrap()).to_string(),
                 "roles": roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
             if roles.iter().any(|r| r.needs_public_key()) {

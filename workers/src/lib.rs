@@ -6,7 +6,9 @@
 //! event can never apply twice.
 
 mod archiver;
+mod linker;
 pub mod runtime;
 
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
+pub use linker::{InvitationLinker, LateInvitationLinker};
 pub use runtime::{ReactionError, Reactor, Worker, WorkerConfig, WorkerError, caused_by};

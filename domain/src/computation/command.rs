@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{Definition, ExpectedAsset, Participant};
 use crate::ids::{ComputationId, WorkspaceId};
+use crate::values::Email;
 
 /// What the application layer found out about the workspace before asking: computations can only be
 /// created in an active workspace. (A workspace archived concurrently is caught by the archive reaction.)
@@ -24,6 +25,11 @@ pub enum ComputationCommand {
     Update(ComputationChanges),
     Archive {
         reason: Option<String>,
+    },
+    /// The holder of `email` has verified it: a participant named by that address becomes their user.
+    /// Nothing happens when no participant is named by it (any more).
+    LinkParticipant {
+        email: Email,
     },
 }
 

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::command::ComputationChanges;
 use super::state::Definition;
 use crate::aggregate::DomainEvent;
-use crate::ids::{Actor, ComputationId, WorkspaceId};
+use crate::ids::{Actor, ComputationId, UserId, WorkspaceId};
+use crate::values::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
@@ -13,6 +14,7 @@ pub enum ComputationEvent {
     Created(ComputationCreated),
     Updated(ComputationUpdated),
     Archived(ComputationArchived),
+    ParticipantLinked(ParticipantLinked),
 }
 
 /// A computation was defined in a workspace.
@@ -45,12 +47,23 @@ pub struct ComputationArchived {
     pub archived_at: DateTime<Utc>,
 }
 
+/// A participant named by e-mail address is now the user who verified that address: the pending
+/// invitation is taken up, and the participant (and any asset it provides) names the user from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantLinked {
+    pub email: Email,
+    pub user: UserId,
+    pub linked_at: DateTime<Utc>,
+}
+
 impl DomainEvent for ComputationEvent {
     fn name(&self) -> &'static str {
         match self {
             Self::Created(_) => "created",
             Self::Updated(_) => "updated",
             Self::Archived(_) => "archived",
+            Self::ParticipantLinked(_) => "participant_linked",
         }
     }
 }

@@ -9,10 +9,13 @@ mod state;
 
 pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
-pub use event::{ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated};
+pub use event::{
+    ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated, ParticipantLinked,
+};
 pub use state::{Computation, ComputationStatus, Definition, ExpectedAsset, Participant, Role};
 
 use crate::aggregate::{Aggregate, CommandContext};
+use crate::ids::{ParticipantId, UserId};
 use crate::values::check_text;
 
 pub const NAME_MAX: usize = 128;
@@ -64,6 +67,19 @@ impl Aggregate for Computation {
             (_, C::Create { .. }) => Err(ComputationError::AlreadyExists),
             (S::Archived, C::Archive { .. }) => Err(ComputationError::AlreadyArchived),
             (S::Archived, C::Update(_)) => Err(ComputationError::Archived),
+            // An archived computation keeps the record of who was invited; there is nothing to join.
+            (S::Archived, C::LinkParticipant { .. }) => Ok(vec![]),
+            (S::Active, C::LinkParticipant { email }) => {
+                let invited = ParticipantId::Invited(email.clone());
+                if self.definition.participant(&invited).is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ComputationEvent::ParticipantLinked(ParticipantLinked {
+                    user: UserId::for_email(&email),
+                    email,
+                    linked_at: ctx.now,
+                })])
+            }
             (S::Active, C::Update(changes)) => {
                 let changes = changes.normalised().without_unchanged(&self.definition);
                 if changes.is_empty() {
@@ -101,6 +117,7 @@ impl Aggregate for Computation {
                 self.definition = e.changes.clone().applied_to(std::mem::take(&mut self.definition));
             }
             ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
+            ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
         }
     }
 }

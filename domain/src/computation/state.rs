@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DefinitionError;
 use super::{ASSET_NAME_MAX, DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANTS_MAX};
-use crate::ids::{ComputationId, ParticipantId, WorkspaceId};
-use crate::values::{PublicKey, Sha3Digest, check_text};
+use crate::access::RoleName;
+use crate::ids::{ComputationId, ParticipantId, UserId, WorkspaceId};
+use crate::values::{Email, PublicKey, Sha3Digest, check_text};
 
 /// A participant's role in one computation (Prism's computation roles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -52,6 +53,10 @@ impl fmt::Display for Role {
 pub struct Participant {
     pub id: ParticipantId,
     pub roles: BTreeSet<Role>,
+    /// Custom roles of the computation's workspace, granted on this computation only (their
+    /// permissions of computation scope). A role deleted from the workspace is no longer granted.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub custom_roles: BTreeSet<RoleName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<PublicKey>,
 }
@@ -93,6 +98,19 @@ impl Definition {
         self.participant(id).is_some_and(|p| p.roles.contains(&role))
     }
 
+    /// The participant named by `email` is now `user`, and so is the provider of the assets it provides.
+    pub(crate) fn link(&mut self, email: &Email, user: UserId) {
+        let invited = ParticipantId::Invited(email.clone());
+        let linked = ParticipantId::User(user);
+        for p in self.participants.iter_mut().filter(|p| p.id == invited) {
+            p.id = linked.clone();
+        }
+        let assets = self.algorithm.iter_mut().chain(self.datasets.iter_mut());
+        for asset in assets.filter(|a| a.provider == invited) {
+            asset.provider = linked.clone();
+        }
+    }
+
     /// The participants who may receive the result.
     pub fn result_consumers(&self) -> impl Iterator<Item = &Participant> {
         self.participants
@@ -107,12 +125,13 @@ impl Definition {
         bounded("participants", self.participants.len(), PARTICIPANTS_MAX)?;
         bounded("datasets", self.datasets.len(), DATASETS_MAX)?;
 
+        // An address and its account's id name the same person: listed once, whichever way.
         let mut seen = HashSet::new();
         for p in &self.participants {
-            if !seen.insert(&p.id) {
+            if !seen.insert(p.id.person()) {
                 return Err(DefinitionError::DuplicateParticipant(p.id.clone()));
             }
-            if p.roles.is_empty() {
+            if p.roles.is_empty() && p.custom_roles.is_empty() {
                 return Err(DefinitionError::NoRole(p.id.clone()));
             }
             if p.public_key.is_none()

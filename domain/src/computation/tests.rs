@@ -237,3 +237,77 @@ fn text_with_control_characters_is_refused_before_it_reaches_the_log() {
             .into(),
         );
 }
+
+fn bob() -> crate::values::Email {
+    crate::values::Email::parse("bob@example.org").unwrap()
+}
+
+#[test]
+fn a_participant_is_a_user_id_or_an_address_and_nothing_else() {
+    let user = crate::ids::UserId(uuid::Uuid::from_u128(9));
+    assert_eq!(
+        ParticipantId::parse(user.to_string()),
+        Ok(ParticipantId::User(user))
+    );
+    assert_eq!(
+        ParticipantId::parse("Bob@Example.org"),
+        Ok(ParticipantId::Invited(bob()))
+    );
+    assert_eq!(
+        ParticipantId::parse("hospital-a"),
+        Err(ValueError::ParticipantId("hospital-a".into()))
+    );
+}
+
+#[test]
+fn an_address_and_its_accounts_id_are_the_same_participant() {
+    let mut definition = sample_definition();
+    let bob_by_id = ParticipantId::User(crate::ids::UserId::for_email(&bob()));
+    definition.participants.push(Participant {
+        id: bob_by_id.clone(),
+        ..participant("carol", &[Role::Viewer])
+    });
+    rejects_definition(definition, DefinitionError::DuplicateParticipant(bob_by_id));
+}
+
+#[test]
+fn custom_roles_alone_make_a_participant() {
+    let mut definition = sample_definition();
+    let mut dave = participant("dave", &[]);
+    definition.participants.push(dave.clone());
+    rejects_definition(definition.clone(), DefinitionError::NoRole(pid("dave")));
+    dave.custom_roles = [crate::access::RoleName::parse("auditor").unwrap()].into();
+    definition.participants.pop();
+    definition.participants.push(dave);
+    assert_eq!(definition.validate(), Ok(()));
+}
+
+#[test]
+fn a_verified_address_links_its_pending_participant_and_the_assets_it_provides() {
+    let user = crate::ids::UserId::for_email(&bob());
+    let linked = ComputationEvent::ParticipantLinked(ParticipantLinked {
+        email: bob(),
+        user,
+        linked_at: ctx().now,
+    });
+    let state = given::<Computation>([created()])
+        .when(ComputationCommand::LinkParticipant { email: bob() })
+        .then_expect([linked.clone()]);
+    let now_bob = ParticipantId::User(user);
+    assert!(state.definition.participant(&now_bob).is_some());
+    assert_eq!(state.definition.datasets[0].provider, now_bob);
+    assert_eq!(state.definition.validate(), Ok(()));
+
+    // Linked already, or never named: nothing to do.
+    given::<Computation>([created(), linked])
+        .when(ComputationCommand::LinkParticipant { email: bob() })
+        .then_expect([]);
+    given::<Computation>([created()])
+        .when(ComputationCommand::LinkParticipant {
+            email: crate::values::Email::parse("mallory@example.org").unwrap(),
+        })
+        .then_expect([]);
+    given::<Computation>([created(), archived()])
+        .when(ComputationCommand::LinkParticipant { email: bob() })
+        .then_expect([]);
+}

@@ -15,6 +15,8 @@ pub enum SessionCommand {
         refresh: SecretHash,
         expires_at: DateTime<Utc>,
         family_expires_at: DateTime<Utc>,
+        /// The user's credential generation the sign-in was checked against.
+        credentials: u32,
     },
     /// Spends the refresh token `presented` for `next`.
     ///

@@ -49,6 +49,10 @@ pub struct SessionStarted {
     pub expires_at: DateTime<Utc>,
     /// No token of the family is accepted from then on, however recently it was issued.
     pub family_expires_at: DateTime<Utc>,
+    /// The user's credential generation when they signed in (see `User::admits`): a password change
+    /// or reset after it ends the session.
+    #[serde(default)]
+    pub credentials: u32,
     pub started_at: DateTime<Utc>,
 }
 

@@ -46,6 +46,7 @@ impl Aggregate for Session {
                     refresh,
                     expires_at,
                     family_expires_at,
+                    credentials,
                 },
             ) => {
                 if let SignInMethod::OpenIdConnect { issuer } = &method {
@@ -61,6 +62,7 @@ impl Aggregate for Session {
                     refresh,
                     expires_at: expires_at.min(family_expires_at),
                     family_expires_at,
+                    credentials,
                     started_at: ctx.now,
                 })])
             }
@@ -93,6 +95,7 @@ impl Aggregate for Session {
                     expires_at: e.expires_at,
                 });
                 self.family_expires_at = Some(e.family_expires_at);
+                self.credentials = e.credentials;
             }
             SessionEvent::Rotated(e) => {
                 self.spent.push(e.spent.clone());

@@ -34,6 +34,9 @@ pub struct Session {
     /// Every refresh token of the family spent so far: presenting one again ends the session.
     pub spent: Vec<SecretHash>,
     pub revoked: Option<RevocationReason>,
+    /// The user's credential generation at sign-in.
+    #[serde(default)]
+    pub credentials: u32,
 }
 
 impl Session {

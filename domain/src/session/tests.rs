@@ -22,6 +22,7 @@ fn start(expires_at: DateTime<Utc>, family_expires_at: DateTime<Utc>) -> Session
         refresh: token("t1"),
         expires_at,
         family_expires_at,
+        credentials: 0,
     }
 }
 
@@ -34,6 +35,7 @@ fn started_until(expires_at: DateTime<Utc>, family_expires_at: DateTime<Utc>) ->
         refresh: token("t1"),
         expires_at,
         family_expires_at,
+        credentials: 0,
         started_at: now(),
     })
 }
@@ -119,6 +121,7 @@ fn an_openid_connect_session_names_its_issuer() {
         refresh: token("t1"),
         expires_at: now() + Duration::days(1),
         family_expires_at: now() + Duration::days(30),
+        credentials: 0,
     };
     given::<Session>([])
         .when(with_method(SignInMethod::OpenIdConnect { issuer: " ".into() }))

@@ -7,9 +7,15 @@ use crate::computation::{Definition, ExpectedAsset, Participant, Role};
 use crate::ids::ParticipantId;
 use crate::values::Sha3Digest;
 
-/// A participant id, which the caller knows to be valid.
-pub fn pid(id: &str) -> ParticipantId {
-    ParticipantId::parse(id).expect("a valid sample participant id")
+/// A participant named by the address `<name>@example.org` (a pending invitation until linked), or by
+/// `name` itself when it is an address or a user id.
+pub fn pid(name: &str) -> ParticipantId {
+    let written = if name.contains('@') || uuid::Uuid::try_parse(name).is_ok() {
+        name.to_owned()
+    } else {
+        format!("{name}@example.org")
+    };
+    ParticipantId::parse(written).expect("a valid sample participant id")
 }
 
 /// A participant with these roles, holding the sample Ed25519 key ([`keys::ed25519`]) exactly when
@@ -20,6 +26,7 @@ pub fn participant(id: &str, roles: &[Role]) -> Participant {
     Participant {
         id: pid(id),
         roles,
+        custom_roles: BTreeSet::new(),
         public_key,
     }
 }

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::event::SignInFailure;
-use crate::ids::UserId;
+use crate::ids::{SessionId, UserId};
 use crate::values::{Email, PasswordHash, SecretHash};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub enum UserCommand {
     /// The application layer verified the current password.
     ChangePassword {
         new_password: PasswordHash,
+        /// The session the change is made from, if any: it stays signed in.
+        keep_session: Option<SessionId>,
     },
     /// Mails a password reset link; it replaces an earlier pending one.
     RequestPasswordReset {

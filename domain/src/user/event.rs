@@ -3,7 +3,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::DomainEvent;
-use crate::ids::{Actor, UserId};
+use crate::ids::{Actor, SessionId, UserId};
 use crate::values::{Email, PasswordHash, SecretHash};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -122,11 +122,15 @@ pub struct UserLockedOut {
     pub locked_at: DateTime<Utc>,
 }
 
-/// The user changed their password (knowing the current one). A pending reset link is void.
+/// The user changed their password (knowing the current one). A pending reset link is void, and every
+/// session but the one it was changed from ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPasswordChanged {
     pub password: PasswordHash,
+    /// The session the change was made from, which stays signed in; every other session ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_session: Option<SessionId>,
     pub changed_at: DateTime<Utc>,
 }
 
@@ -138,7 +142,8 @@ pub struct UserPasswordResetRequested {
     pub requested_at: DateTime<Utc>,
 }
 
-/// The user set a new password through a reset link; the link is spent and a lockout lifted.
+/// The user set a new password through a reset link; the link is spent, a lockout lifted, and every
+/// session ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPasswordReset {

@@ -124,12 +124,17 @@ impl Aggregate for User {
                     },
                 )])
             }
-            (S::Active, C::ChangePassword { new_password }) => {
-                Ok(vec![UserEvent::PasswordChanged(UserPasswordChanged {
-                    password: new_password,
-                    changed_at: ctx.now,
-                })])
-            }
+            (
+                S::Active,
+                C::ChangePassword {
+                    new_password,
+                    keep_session,
+                },
+            ) => Ok(vec![UserEvent::PasswordChanged(UserPasswordChanged {
+                password: new_password,
+                kept_session: keep_session,
+                changed_at: ctx.now,
+            })]),
             (S::Active, C::RequestPasswordReset { token, expires_at }) => {
                 Ok(vec![UserEvent::PasswordResetRequested(
                     UserPasswordResetRequested {
@@ -226,11 +231,15 @@ impl Aggregate for User {
             UserEvent::PasswordChanged(e) => {
                 self.password = Some(e.password.clone());
                 self.pending_reset = None;
+                self.credentials += 1;
+                self.kept_session = e.kept_session;
             }
             UserEvent::PasswordResetRequested(e) => self.pending_reset = Some(e.reset.clone()),
             UserEvent::PasswordReset(e) => {
                 self.password = Some(e.password.clone());
                 self.pending_reset = None;
+                self.credentials += 1;
+                self.kept_session = None;
                 self.recent_failures.clear();
                 self.locked_until = None;
             }

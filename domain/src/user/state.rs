@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::command::SignInOutcome;
 use super::event::{ExternalIdentity, PendingToken, SignInFailure, UserEvent};
-use crate::ids::UserId;
+use crate::ids::{SessionId, UserId};
+use crate::session::Session;
 use crate::values::{Email, PasswordHash};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +36,21 @@ pub struct User {
     /// [`super::FAILURES_KEPT`]).
     pub recent_failures: Vec<DateTime<Utc>>,
     pub locked_until: Option<DateTime<Utc>>,
+    /// Counts password changes and resets: a session started under an earlier generation has ended
+    /// (all but `kept_session`, the one the latest change was made from).
+    #[serde(default)]
+    pub credentials: u32,
+    #[serde(default)]
+    pub kept_session: Option<SessionId>,
 }
 
 impl User {
+    /// `session` may still act for this user: it began after the latest password change or reset, or
+    /// it is the session that change was made from.
+    pub fn admits(&self, session: &Session) -> bool {
+        session.credentials == self.credentials || (session.id.is_some() && session.id == self.kept_session)
+    }
+
     /// A lockout is in force at `now` (it ends at `locked_until`, exclusive).
     pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
         self.locked_until.is_some_and(|until| now < until)

@@ -2,6 +2,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::aggregate::{DomainEvent, Rejection, RejectionKind};
+use crate::ids::SessionId;
 use crate::testing::{ctx, given};
 use crate::values::{Email, PasswordHash, SecretHash, ValueError};
 
@@ -149,6 +150,7 @@ fn every_command_but_register() -> Vec<UserCommand> {
         sign_in(SignInOutcome::Succeeded),
         UserCommand::ChangePassword {
             new_password: password("second"),
+            keep_session: None,
         },
         UserCommand::RequestPasswordReset {
             token: token("reset"),
@@ -547,11 +549,13 @@ fn the_state_remembers_a_bounded_number_of_failures() {
 fn a_password_change_voids_a_pending_reset_link() {
     let changed = UserEvent::PasswordChanged(UserPasswordChanged {
         password: password("second"),
+        kept_session: None,
         changed_at: now(),
     });
     let state = given::<User>([registered(), reset_requested(now() + Duration::hours(1))])
         .when(UserCommand::ChangePassword {
             new_password: password("second"),
+            keep_session: None,
         })
         .then_expect([changed.clone()]);
     assert_eq!(state.password, Some(password("second")));
@@ -568,6 +572,7 @@ fn a_disabled_user_cannot_change_their_password() {
     given::<User>([registered(), disabled()])
         .when(UserCommand::ChangePassword {
             new_password: password("second"),
+            keep_session: None,
         })
         .then_rejects(UserError::Disabled);
     assert_eq!(UserError::Disabled.to_string(), "the account is disabled");
@@ -837,4 +842,74 @@ fn events_are_adjacently_tagged_with_their_names_and_have_schemas() {
     assert_eq!(names.len(), 14);
     assert!(names.contains(&"sign_in_failed") && names.contains(&"platform_admin_revoked"));
     assert_eq!(schemas[0].event_type, "io.prism.user.registered.v1");
+}
+
+/// A session of `user` begun under credential generation `credentials`.
+fn session(tag: u128, credentials: u32) -> crate::session::Session {
+    crate::session::Session {
+        id: Some(SessionId(uuid::Uuid::from_u128(tag))),
+        credentials,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_password_change_ends_every_session_but_the_one_it_was_made_from() {
+    let (current, other) = (session(1, 0), session(2, 0));
+    let given_registered = given::<User>([registered()]);
+    let before = given_registered.state();
+    assert!(before.admits(&current) && before.admits(&other));
+
+    let state = given::<User>([registered()])
+        .when(UserCommand::ChangePassword {
+            new_password: password("second"),
+            keep_session: current.id,
+        })
+        .then_expect([UserEvent::PasswordChanged(UserPasswordChanged {
+            password: password("second"),
+            kept_session: current.id,
+            changed_at: now(),
+        })]);
+    assert!(
+        state.admits(&current),
+        "the session the change was made from stays"
+    );
+    assert!(!state.admits(&other), "every other session ends");
+    assert!(state.admits(&session(3, 1)), "a sign-in after the change holds");
+
+    // A second change from the new session ends the first one too.
+    let again = given::<User>([
+        registered(),
+        UserEvent::PasswordChanged(UserPasswordChanged {
+            password: password("second"),
+            kept_session: current.id,
+            changed_at: now(),
+        }),
+    ])
+    .when(UserCommand::ChangePassword {
+        new_password: password("third"),
+        keep_session: Some(SessionId(uuid::Uuid::from_u128(3))),
+    })
+    .then_expect([UserEvent::PasswordChanged(UserPasswordChanged {
+        password: password("third"),
+        kept_session: Some(SessionId(uuid::Uuid::from_u128(3))),
+        changed_at: now(),
+    })]);
+    assert!(!again.admits(&current));
+    assert!(again.admits(&session(3, 1)));
+}
+
+#[test]
+fn a_password_reset_ends_every_session() {
+    let state = given::<User>([registered(), reset_requested(now() + Duration::hours(1))])
+        .when(UserCommand::ResetPassword {
+            token: token("reset"),
+            new_password: password("second"),
+        })
+        .then_expect([UserEvent::PasswordReset(UserPasswordReset {
+            password: password("second"),
+            reset_at: now(),
+        })]);
+    assert!(!state.admits(&session(1, 0)));
+    assert!(state.admits(&session(2, 1)));
 }

@@ -509,7 +509,7 @@ fn reserved_role_names() -> Vec<String> {
 pub(crate) const ROLE_NAME_PATTERN: &str = r"^[a-z0-9_-]{1,64}$";
 
 /// A custom role's name, as [`RoleName::parse`] accepts it.
-fn role_name_builder() -> ObjectBuilder {
+pub(crate) fn role_name_builder() -> ObjectBuilder {
     let not = Extensions::from_iter([("not", json!({"enum": reserved_role_names()}))]);
     ObjectBuilder::new()
         .schema_type(Type::String)
