@@ -534,10 +534,10 @@ mod tests {
         let problem = request(serde_json::json!({
             "name": "x",
             "participants": [
-                {"id": "alice", "roles": ["owner"]},
+                {"id": "alice@example.org", "roles": ["owner"]},
                 {"id": "bad id", "roles": ["dataset_provider"], "public_key": "nope"}
             ],
-            "datasets": [{"provider": "alice", "hash": "123"}]
+            "datasets": [{"provider": "alice@example.org", "hash": "123"}]
         }))
         .into_definition()
         .unwrap_err();
@@ -561,7 +561,7 @@ mod tests {
             description: None,
             participants: None,
             algorithm: Some(Asset {
-                provider: "alice".into(),
+                provider: "alice@example.org".into(),
                 hash: "zz".into(),
                 name: None,
             }),
