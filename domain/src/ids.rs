@@ -66,6 +66,10 @@ uuid_id!(
     /// An invitation to join a workspace.
     InvitationId
 );
+uuid_id!(
+    /// A certificate lineage: one issued certificate and its renewals.
+    CertificateId
+);
 
 impl UserId {
     /// Namespace of the name-based (version 5) user ids; fixed forever, as ids derive from it.

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod aggregate;
 pub mod api_key;
+pub mod authority;
 pub mod certificate;
 pub mod computation;
 pub mod denial;
