@@ -38,6 +38,7 @@ mod accounts;
 mod api_keys;
 mod auth;
 mod caller;
+mod certificates;
 mod computations;
 mod denials;
 mod error;
@@ -55,6 +56,10 @@ pub use accounts::{
 pub use api_keys::{ApiKeys, IssuedApiKey, NewApiKey};
 pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
+pub use certificates::{
+    CertificateAuthorityConfig, CertificateBundle, CertificateRequest, Certificates, CsrSigning,
+    DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate,
+};
 pub use computations::Computations;
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
@@ -152,6 +157,7 @@ struct Inner {
     authorizer: Arc<dyn Authorizer>,
     denials: denials::DenialGate,
     identity: Option<identity::IdentityState>,
+    authority: Option<certificates::AuthorityState>,
     mailer: Arc<dyn Mailer>,
     config: AppConfig,
     /// One repository per aggregate type, made on first use.
@@ -176,6 +182,7 @@ pub struct AppBuilder {
     idempotency: Arc<dyn IdempotencyRecords>,
     authorizer: Arc<dyn Authorizer>,
     identity: Option<IdentityConfig>,
+    authority: Option<CertificateAuthorityConfig>,
     mailer: Arc<dyn Mailer>,
     config: AppConfig,
 }
@@ -188,6 +195,12 @@ impl AppBuilder {
     }
 
     /// Sends the platform's mail (one-time links); [`LogMailer`] unless set.
+    /// The platform's certificate authority: its public URLs and its key store.
+    pub fn certificate_authority(mut self, config: CertificateAuthorityConfig) -> Self {
+        self.authority = Some(config);
+        self
+    }
+
     pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = mailer;
         self
@@ -228,6 +241,7 @@ impl AppBuilder {
                 authorizer: self.authorizer,
                 denials: denials::DenialGate::default(),
                 identity: self.identity.map(identity::IdentityState::new),
+                authority: self.authority.map(certificates::AuthorityState::new),
                 mailer: self.mailer,
                 config: self.config,
                 repositories: Mutex::default(),
@@ -247,6 +261,7 @@ impl App {
             idempotency: Arc::new(MemoryIdempotency::default()),
             authorizer: Arc::new(AllowAll),
             identity: None,
+            authority: None,
             mailer: Arc::new(LogMailer),
             config: AppConfig::default(),
         }
@@ -266,6 +281,10 @@ impl App {
 
     pub fn computations(&self) -> Computations<'_> {
         Computations::new(self)
+    }
+
+    pub fn certificates(&self) -> Certificates<'_> {
+        Certificates::new(self)
     }
 
     pub fn identity(&self) -> Identity<'_> {

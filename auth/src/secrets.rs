@@ -34,6 +34,8 @@ pub enum TokenKind {
     PasswordReset,
     /// `evt`: an e-mail verification link.
     EmailVerification,
+    /// `cdt`: a one-time download of a certificate with its key (the id part is the certificate's).
+    CertificateDownload,
 }
 
 impl TokenKind {
@@ -43,6 +45,7 @@ impl TokenKind {
         TokenKind::Invitation,
         TokenKind::PasswordReset,
         TokenKind::EmailVerification,
+        TokenKind::CertificateDownload,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -52,6 +55,7 @@ impl TokenKind {
             Self::Invitation => "inv",
             Self::PasswordReset => "pwr",
             Self::EmailVerification => "evt",
+            Self::CertificateDownload => "cdt",
         }
     }
 
@@ -62,7 +66,7 @@ impl TokenKind {
     fn article(self) -> &'static str {
         match self {
             Self::ApiKey | Self::Invitation | Self::EmailVerification => "an",
-            Self::RefreshToken | Self::PasswordReset => "a",
+            Self::RefreshToken | Self::PasswordReset | Self::CertificateDownload => "a",
         }
     }
 
@@ -80,6 +84,7 @@ impl fmt::Display for TokenKind {
             Self::Invitation => "invitation token",
             Self::PasswordReset => "password reset token",
             Self::EmailVerification => "e-mail verification token",
+            Self::CertificateDownload => "certificate download token",
         })
     }
 }

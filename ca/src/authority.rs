@@ -256,6 +256,16 @@ impl Authority {
         pem("CERTIFICATE", &self.intermediate) + &pem("CERTIFICATE", &self.root)
     }
 
+    /// The OCSP responder's certificate, as PEM.
+    pub fn responder_pem(&self) -> String {
+        pem("CERTIFICATE", &self.responder)
+    }
+
+    /// The intermediate alone, as PEM.
+    pub fn intermediate_pem(&self) -> String {
+        pem("CERTIFICATE", &self.intermediate)
+    }
+
     /// The root alone, as PEM.
     pub fn root_pem(&self) -> String {
         pem("CERTIFICATE", &self.root)
@@ -447,8 +457,35 @@ fn random_serial(random: &SystemRandom) -> Result<(Serial, SerialNumber), CaErro
     Ok((serial, SerialNumber::from_slice(&bytes)))
 }
 
+/// The DER inside the first PEM block of `text` labelled `label`.
+pub fn der_of(label: &str, text: &str) -> Result<Vec<u8>, CaError> {
+    let block = pem::parse(text).map_err(|e| CaError::Material(format!("not PEM: {e}")))?;
+    if block.tag() != label {
+        return Err(CaError::Material(format!(
+            "a `{}` block, not `{label}`",
+            block.tag()
+        )));
+    }
+    Ok(block.into_contents())
+}
+
+/// The SubjectPublicKeyInfo (DER) of the PKCS#8 private key in `key_pem`.
+pub fn public_key_of_key(key_pem: &str) -> Result<Vec<u8>, CaError> {
+    let key =
+        KeyPair::from_pem(key_pem).map_err(|e| CaError::Material(format!("a key does not load: {e}")))?;
+    der_of("PUBLIC KEY", &key.public_key_pem())
+}
+
+/// The SubjectPublicKeyInfo (DER) of the certificate in `certificate_pem`.
+pub fn public_key_of_certificate(certificate_pem: &str) -> Result<Vec<u8>, CaError> {
+    let der = der_of("CERTIFICATE", certificate_pem)?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| CaError::Material(format!("a certificate does not parse: {e}")))?;
+    Ok(certificate.public_key().raw.to_vec())
+}
+
 /// PEM armour around DER.
-pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+pub fn pem(label: &str, der: &[u8]) -> String {
     pem::encode_config(
         &pem::Pem::new(label, der),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),

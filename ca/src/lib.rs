@@ -11,10 +11,10 @@ mod seal;
 
 pub use authority::{
     Authority, AuthorityMaterial, CaUrls, Crl, Issued, KeySource, RESPONDER_LIFETIME, RESPONDER_RENEW_BEFORE,
-    RevokedEntry,
+    RevokedEntry, der_of, pem, public_key_of_certificate, public_key_of_key,
 };
 pub use csr::{CSR_MAX_BYTES, CsrRequest, read_csr};
-pub use ocsp::{OCSP_MAX_BYTES, OCSP_MAX_REQUESTS, OCSP_VALIDITY, OcspStatus};
+pub use ocsp::{OCSP_MAX_BYTES, OCSP_MAX_REQUESTS, OCSP_VALIDITY, OcspStatus, ocsp_request_serials};
 pub use seal::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, SealError, SealedKeys, Sealer};
 
 use prism_domain::certificate::ProfileError;

@@ -92,6 +92,24 @@ impl IssuerIds {
     }
 }
 
+/// The serials a DER OCSP request asks about (none when it does not parse), so that a caller can look
+/// them up before answering with [`Authority::respond_ocsp`].
+pub fn ocsp_request_serials(request: &[u8]) -> Vec<Serial> {
+    if request.len() > OCSP_MAX_BYTES {
+        return Vec::new();
+    }
+    let Ok(parsed) = OcspRequest::from_der(request) else {
+        return Vec::new();
+    };
+    parsed
+        .tbs_request
+        .request_list
+        .iter()
+        .take(OCSP_MAX_REQUESTS)
+        .filter_map(|r| Serial::from_bytes(r.req_cert.serial_number.as_bytes()).ok())
+        .collect()
+}
+
 impl Authority {
     /// The DER response to the DER request `request`, asking `lookup` about each serial of ours. A
     /// request that does not parse is answered `malformedRequest`, as RFC 6960 says, not refused.

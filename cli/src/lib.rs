@@ -5,4 +5,4 @@
 pub mod modules;
 mod platform;
 
-pub use platform::{BootstrapAdmin, Platform, PlatformConfig, connect};
+pub use platform::{BootstrapAdmin, Platform, PlatformConfig, authority_config, connect};

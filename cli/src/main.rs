@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use prism_app::{AppConfig, Caller, CommandOptions, IdentityConfig, OidcSignIn, ReadOptions};
+use prism_app::{
+    AppConfig, Caller, CertificateAuthorityConfig, CommandOptions, IdentityConfig, OidcSignIn, ReadOptions,
+};
 use prism_auth::{OidcConfig, OidcProvider, SigningKeys};
 use prism_cli::{Platform, PlatformConfig, modules};
 use prism_store::{EventLog, EventStore, OpenMode, SnapshotKey, StoreConfig};
@@ -65,6 +67,8 @@ enum Command {
         store: StoreArgs,
         #[command(flatten)]
         identity: IdentityArgs,
+        #[command(flatten)]
+        authority: AuthorityArgs,
     },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
@@ -217,6 +221,30 @@ fn token_keys_command(command: TokenKeysCommand, path: &std::path::Path) -> anyh
     Ok(())
 }
 
+/// The certificate authority's keys at rest.
+#[derive(Debug, Args)]
+struct AuthorityArgs {
+    /// Key that seals the certificate authority's private keys at rest (64 hexadecimal digits), the
+    /// same for every process of one platform. Without it `prism serve` runs no certificate authority;
+    /// `prism up` keeps one in its data directory.
+    #[arg(long, env = "PRISM_CA_KEK", hide_env_values = true, requires = "ca_keys")]
+    ca_kek: Option<String>,
+    /// Directory of the sealed keys (one file each, mode 0600), shared by every process of one platform.
+    #[arg(long, env = "PRISM_CA_KEYS")]
+    ca_keys: Option<PathBuf>,
+}
+
+impl AuthorityArgs {
+    fn config(&self, public_url: &str) -> anyhow::Result<Option<CertificateAuthorityConfig>> {
+        let (Some(kek), Some(dir)) = (&self.ca_kek, &self.ca_keys) else {
+            info!("no PRISM_CA_KEK and PRISM_CA_KEYS: this process runs no certificate authority");
+            return Ok(None);
+        };
+        let kek = hex::decode(kek.trim()).context("PRISM_CA_KEK is not hexadecimal")?;
+        prism_cli::authority_config(&kek, dir, public_url).map(Some)
+    }
+}
+
 /// Settings of the event stream, applied when Prism creates or opens it.
 #[derive(Debug, Args)]
 struct StoreArgs {
@@ -315,11 +343,14 @@ async fn main() -> anyhow::Result<()> {
             database_url,
             store,
             identity,
+            authority,
         } => {
+            let identity = identity.config(None, http).await?;
             let config = PlatformConfig {
                 store: store.config(),
                 snapshot_key: store.snapshot_key()?,
-                identity: identity.config(None, http).await?,
+                certificate_authority: authority.config(&identity.issuer.issuer)?,
+                identity,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;
@@ -357,6 +388,7 @@ async fn reactions(command: ReactionsCommand, nats_url: &str, database_url: &str
         database_url,
         StoreConfig::default(),
         AppConfig::default(),
+        None,
         None,
         None,
     )

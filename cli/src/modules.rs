@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 use prism_app::App;
 use prism_domain::Aggregate;
 use prism_domain::api_key::ApiKey;
+use prism_domain::authority::Authority;
+use prism_domain::certificate::Certificate;
 use prism_domain::computation::Computation;
 use prism_domain::denial::AccessDenial;
 use prism_domain::reaction::Reaction;
@@ -18,8 +20,8 @@ use prism_domain::user::User;
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
-    ApiKeysProjection, ComputationsProjection, Projection, Projector, ReactionsProjection, RunProjection,
-    UsersProjection, WorkspacesProjection,
+    ApiKeysProjection, CertificatesProjection, ComputationsProjection, Projection, Projector,
+    ReactionsProjection, RunProjection, UsersProjection, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
@@ -55,6 +57,8 @@ pub fn modules() -> Vec<Module> {
             .projection(ApiKeysProjection)
             .routes(routes::api_keys::routes),
         Module::aggregate::<AccessDenial>(),
+        Module::aggregate::<Certificate>().projection(CertificatesProjection),
+        Module::aggregate::<Authority>(),
     ]
 }
 

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prism_app::{App, AppConfig, IdentityConfig, RoleAuthorizer};
+use prism_app::{App, AppConfig, CertificateAuthorityConfig, IdentityConfig, RoleAuthorizer};
+use prism_ca::{CaUrls, FileKeyStore, SealedKeys, Sealer};
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
 use prism_store::{
@@ -38,6 +39,8 @@ pub struct PlatformConfig {
     pub identity: IdentityConfig,
     /// The platform administrator to create, before the API answers, when the platform has no user.
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// The certificate authority's public URLs and key store; without it, no certificate is issued.
+    pub certificate_authority: Option<CertificateAuthorityConfig>,
 }
 
 /// The first platform administrator: its address, and its password (generated when `None`).
@@ -60,8 +63,25 @@ impl PlatformConfig {
             snapshot_key: None,
             identity: IdentityConfig::ephemeral(&format!("http://{http}")),
             bootstrap_admin: None,
+            certificate_authority: None,
         }
     }
+}
+
+/// The certificate authority of a platform whose keys are sealed under `kek` (32 bytes) in the
+/// directory `keys`, and whose certificates name URLs under `public_url`.
+pub fn authority_config(
+    kek: &[u8],
+    keys: &std::path::Path,
+    public_url: &str,
+) -> anyhow::Result<CertificateAuthorityConfig> {
+    let sealer = Sealer::new(kek).context("the certificate authority's key-encryption key")?;
+    let store =
+        FileKeyStore::open(keys).with_context(|| format!("opening the key store {}", keys.display()))?;
+    Ok(CertificateAuthorityConfig {
+        urls: CaUrls::under(public_url),
+        keys: Arc::new(SealedKeys::new(sealer, store)),
+    })
 }
 
 /// A running platform. Dropping it does not stop it: call [`Platform::shutdown`].
@@ -85,6 +105,7 @@ pub async fn connect(
     config: AppConfig,
     snapshot_key: Option<SnapshotKey>,
     identity: Option<IdentityConfig>,
+    authority: Option<CertificateAuthorityConfig>,
 ) -> anyhow::Result<(EventStore, App)> {
     let store = EventStore::connect(nats_url, store)
         .await
@@ -101,6 +122,9 @@ pub async fn connect(
         .config(config);
     if let Some(identity) = identity {
         app = app.identity(identity);
+    }
+    if let Some(authority) = authority {
+        app = app.certificate_authority(authority);
     }
     match snapshot_key {
         Some(key) => {
@@ -123,6 +147,7 @@ impl Platform {
             config.app,
             config.snapshot_key,
             Some(config.identity),
+            config.certificate_authority,
         )
         .await?;
         let read = app.read_models()?.clone();

@@ -25,6 +25,9 @@ use crate::run_until_stopped;
 const ENV_FILE: &str = "env";
 /// The key that signs snapshots, in the data directory.
 const SNAPSHOT_KEY_FILE: &str = "snapshot.key";
+/// The key that seals the certificate authority's private keys, and where they are kept.
+const CA_KEK_FILE: &str = "ca.kek";
+const CA_KEYS_DIR: &str = "ca-keys";
 
 /// What `prism up` is asked for.
 #[derive(Debug)]
@@ -112,9 +115,15 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         Some(write_env_file(&data_dir, &exports)?)
     };
 
+    let authority = prism_cli::authority_config(
+        &secret_in(&data_dir, CA_KEK_FILE)?,
+        &data_dir.join(CA_KEYS_DIR),
+        &identity.issuer.issuer,
+    )?;
     let config = PlatformConfig {
         store,
         snapshot_key: Some(snapshot_key),
+        certificate_authority: Some(authority),
         identity,
         bootstrap_admin: Some(BootstrapAdmin {
             email: admin_email.clone(),
@@ -158,13 +167,17 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
 /// The key that signs this platform's snapshots: `<data_dir>/snapshot.key` (hexadecimal), made once
 /// from the operating system's randomness, created with mode 0600 and never readable by others.
 fn snapshot_key_in(data_dir: &Path) -> anyhow::Result<SnapshotKey> {
-    let path = data_dir.join(SNAPSHOT_KEY_FILE);
+    Ok(SnapshotKey::new(secret_in(data_dir, SNAPSHOT_KEY_FILE)?)?)
+}
+
+/// The 32-byte secret kept (hexadecimal, mode 0600) in `<data_dir>/<file>`, made once.
+fn secret_in(data_dir: &Path, file: &str) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(file);
     let hex_key = match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().to_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes)
-                .map_err(|e| anyhow::anyhow!("no randomness for a snapshot key: {e}"))?;
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for {file}: {e}"))?;
             let hex_key = hex::encode(bytes);
             std::fs::OpenOptions::new()
                 .write(true)
@@ -180,8 +193,7 @@ fn snapshot_key_in(data_dir: &Path) -> anyhow::Result<SnapshotKey> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let bytes = hex::decode(&hex_key).with_context(|| format!("{} is not hexadecimal", path.display()))?;
-    Ok(SnapshotKey::new(bytes)?)
+    hex::decode(&hex_key).with_context(|| format!("{} is not hexadecimal", path.display()))
 }
 
 async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {

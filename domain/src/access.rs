@@ -89,6 +89,13 @@ permissions! {
     ComputationResultsRead = "computation.results.read", Computation;
     /// Sign a run's manifest (consent).
     ComputationConsent = "computation.consent", Computation;
+    /// See the workspace's certificates (never their keys).
+    CertificatesRead = "certificates.read", Workspace;
+    /// Issue certificates for the workspace's entities, sign their CSRs, renew them, and hand out
+    /// one-time download tokens.
+    CertificatesIssue = "certificates.issue", Workspace;
+    /// Revoke certificates of the workspace's entities.
+    CertificatesRevoke = "certificates.revoke", Workspace;
 }
 
 impl fmt::Display for Permission {
@@ -136,8 +143,17 @@ impl WorkspaceRole {
                 ComputationDatasetUpload,
                 ComputationResultsRead,
                 ComputationConsent,
+                CertificatesRead,
+                CertificatesIssue,
+                CertificatesRevoke,
             ],
-            Self::Member => &[WorkspaceRead, MembersRead, ComputationCreate, ComputationRead],
+            Self::Member => &[
+                WorkspaceRead,
+                MembersRead,
+                ComputationCreate,
+                ComputationRead,
+                CertificatesRead,
+            ],
         }
     }
 }

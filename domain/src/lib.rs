@@ -22,4 +22,7 @@ pub mod values;
 pub mod workspace;
 
 pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
-pub use ids::{Actor, ApiKeyId, ComputationId, InvitationId, ParticipantId, SessionId, UserId, WorkspaceId};
+pub use ids::{
+    Actor, ApiKeyId, CertificateId, ComputationId, InvitationId, ParticipantId, SessionId, UserId,
+    WorkspaceId,
+};

@@ -6,6 +6,8 @@
 //! (read-your-writes without sleeping).
 
 mod api_keys;
+mod certificate_queries;
+mod certificates;
 mod computations;
 mod error;
 mod identity_queries;
@@ -19,6 +21,10 @@ mod users;
 mod workspaces;
 
 pub use api_keys::ApiKeysProjection;
+pub use certificate_queries::{
+    CertificateFilter, CertificateSerialView, CertificateView, Revocations, RevokedSerial,
+};
+pub use certificates::CertificatesProjection;
 pub use computations::ComputationsProjection;
 pub use error::ProjectionError;
 pub use identity_queries::{ApiKeyView, CustomRoleView, InvitationView, MemberView, UserView};
@@ -41,3 +47,5 @@ pub const COMPUTATIONS: &str = "computations";
 pub const USERS: &str = "users";
 /// Name of the API keys projection.
 pub const API_KEYS: &str = "api_keys";
+/// Name of the certificates projection (lineages and their serials, with revocations).
+pub const CERTIFICATES: &str = "certificates";

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_participant_custom_roles",
         include_str!("../migrations/0008_participant_custom_roles.sql"),
     ),
+    (
+        "0009_certificates",
+        include_str!("../migrations/0009_certificates.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

@@ -37,6 +37,7 @@ async fn env_with(projecting: bool, config: GatewayConfig, app_config: AppConfig
         app_config,
         None,
         Some(IdentityConfig::ephemeral("http://prism.test")),
+        None,
     )
     .await
     .expect("application");

@@ -88,6 +88,15 @@ impl Builder {
         let listen = addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
         let mut config = PlatformConfig::new(nats.url(), db.url.clone(), listen);
         config.identity.oidc = oidc;
+        // The authority's keys in memory, sealed under a key of this test's.
+        let kek: [u8; 32] = std::array::from_fn(|i| i as u8 ^ 0x5a);
+        config.certificate_authority = Some(prism_app::CertificateAuthorityConfig {
+            urls: prism_ca::CaUrls::under("http://prism.test"),
+            keys: std::sync::Arc::new(prism_ca::SealedKeys::new(
+                prism_ca::Sealer::new(&kek).unwrap(),
+                prism_ca::MemoryKeyStore::default(),
+            )),
+        });
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {
             assert_eq!(platform.addr(), addr);

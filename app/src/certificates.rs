@@ -1,0 +1,858 @@
+//! Certificates: the platform's authority (established on first use, its OCSP responder replaced
+//! before it ends), issuance for an entity by profile — with a key the authority generates, or for the
+//! key of a CSR —, renewal, revocation of one lineage or of all of an entity's, one-time downloads of
+//! an authority-held key, and the public chain, CRL and OCSP answers.
+//!
+//! Signing is done before the command that records the certificate, which checks the signed text
+//! against the profile and the request (`prism_domain::certificate`). A generated key is sealed in the
+//! key store before the event that names it is written, so no event names a key that is not there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use prism_auth::{OpaqueToken, TokenKind};
+use prism_ca::{CaUrls, KeySource, OcspStatus, RevokedEntry, SealedKeys};
+use prism_domain::access::Permission;
+use prism_domain::authority::{AUTHORITY_ID, Authority, AuthorityCommand, AuthorityKeys, AuthorityStatus};
+use prism_domain::certificate::{
+    Certificate, CertificateCommand, CertificateStatus, Entity, KeyCustody, Profile, RevocationReason,
+    Serial, Subject,
+};
+use prism_domain::workspace::{Workspace, WorkspaceStatus};
+use prism_domain::{CertificateId, WorkspaceId};
+use prism_projections::{CERTIFICATES, CertificateFilter, CertificateView, Page, PageRequest};
+use prism_store::CommandRequest;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::{
+    Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, ReadOptions, Target,
+};
+
+const WHAT: &str = "certificate";
+/// How long a CRL may be relied on (`nextUpdate`); one is made again when a revocation lands anyway.
+const CRL_VALIDITY: Duration = Duration::from_secs(3600);
+/// A cached CRL older than this is made again, so that `thisUpdate` stays recent.
+const CRL_REFRESH: chrono::Duration = chrono::Duration::minutes(15);
+/// How long a download token waits to be used.
+pub const DOWNLOAD_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
+
+/// How the platform's certificate authority is set up: the public URLs every certificate names, and
+/// where the authority's (and generated certificates') keys are sealed.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthorityConfig {
+    pub urls: CaUrls,
+    pub keys: Arc<SealedKeys>,
+}
+
+/// The authority as loaded, and the CRL made last.
+#[derive(Debug)]
+pub(crate) struct AuthorityState {
+    config: CertificateAuthorityConfig,
+    loaded: Mutex<Option<Loaded>>,
+    crl: std::sync::Mutex<Option<CachedCrl>>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    /// The responder certificate it was loaded with: another one in the log means reload.
+    responder: String,
+    authority: Arc<prism_ca::Authority>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedCrl {
+    number: u64,
+    made_at: chrono::DateTime<Utc>,
+    crl: prism_ca::Crl,
+}
+
+impl AuthorityState {
+    pub(crate) fn new(config: CertificateAuthorityConfig) -> Self {
+        Self {
+            config,
+            loaded: Mutex::new(None),
+            crl: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// What a caller asks a certificate for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateRequest {
+    pub entity: Entity,
+    pub profile: Profile,
+    pub subject: Subject,
+    /// The lifetime; the profile's default when absent.
+    pub ttl: Option<Duration>,
+}
+
+/// A certificate just issued or renewed: its lineage, its text, the chain above it, and — once, for a
+/// key the authority generated — the private key.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub id: CertificateId,
+    pub serial: Serial,
+    pub certificate: String,
+    pub chain: String,
+    pub not_after: chrono::DateTime<Utc>,
+    /// PKCS#8 PEM; `None` for a CSR, and on a retried request (it is shown once).
+    pub private_key: Option<String>,
+    pub sequence: u64,
+}
+
+/// A certificate with its key and chain, downloaded once with a token.
+#[derive(Debug, Clone)]
+pub struct CertificateBundle {
+    pub serial: Serial,
+    pub certificate: String,
+    pub private_key: String,
+    pub chain: String,
+}
+
+/// A CSR to sign for an entity, within a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CsrSigning {
+    pub entity: Entity,
+    pub profile: Profile,
+    /// PEM (`CERTIFICATE REQUEST`).
+    pub csr: String,
+    /// The lifetime; the profile's default when absent.
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct EntityInput<'a> {
+    entity_id: &'a str,
+    reason: RevocationReason,
+}
+
+#[derive(Serialize)]
+struct SerialInput<'a> {
+    serial: &'a Serial,
+    reason: Option<RevocationReason>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Certificates<'a> {
+    app: &'a App,
+}
+
+impl<'a> Certificates<'a> {
+    pub(crate) fn new(app: &'a App) -> Self {
+        Self { app }
+    }
+
+    fn state(&self) -> Result<&AuthorityState, AppError> {
+        self.app
+            .inner
+            .authority
+            .as_ref()
+            .ok_or_else(|| AppError::not_found("this platform has no certificate authority configured"))
+    }
+
+    /// The authority: loaded from the log and the key store, or established when there is none yet.
+    pub async fn authority(&self) -> Result<Arc<prism_ca::Authority>, AppError> {
+        let state = self.state()?;
+        let mut loaded = state.loaded.lock().await;
+        let repository = self.app.repository::<Authority>();
+        let mut record = self
+            .app
+            .bounded(async { Ok(repository.view(&AUTHORITY_ID).await?) })
+            .await?;
+        if record.status == AuthorityStatus::New {
+            record = self.establish(state).await?;
+        }
+        if let Some(current) = loaded.as_ref()
+            && current.responder == record.responder
+        {
+            return Ok(current.authority.clone());
+        }
+        let mut authority = self.load(state, &record).await?;
+        if authority.responder_due(Utc::now()).map_err(AppError::internal)? {
+            record = self.replace_responder(state, &authority).await?;
+            authority = self.load(state, &record).await?;
+        }
+        let authority = Arc::new(authority);
+        *loaded = Some(Loaded {
+            responder: record.responder.clone(),
+            authority: authority.clone(),
+        });
+        Ok(authority)
+    }
+
+    /// Creates the authority and records it. Processes that start together race: one establishment
+    /// wins (the log takes one first event); the others drop their keys and load the winner's.
+    async fn establish(&self, state: &AuthorityState) -> Result<Authority, AppError> {
+        let (created, material) =
+            prism_ca::Authority::create(state.config.urls.clone(), Utc::now()).map_err(AppError::internal)?;
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let keys = AuthorityKeys {
+            root: format!("ca.{tag}.root"),
+            intermediate: format!("ca.{tag}.intermediate"),
+            responder: format!("ca.{tag}.responder"),
+        };
+        for (name, key) in [
+            (&keys.root, &material.root_key),
+            (&keys.intermediate, &material.intermediate_key),
+            (&keys.responder, &material.responder_key),
+        ] {
+            let pem = prism_ca::pem("PRIVATE KEY", key);
+            state
+                .config
+                .keys
+                .put(name, pem.as_bytes())
+                .await
+                .map_err(AppError::internal)?;
+        }
+        let command = AuthorityCommand::Establish {
+            root: created.root_pem(),
+            intermediate: created.intermediate_pem(),
+            responder: created.responder_pem(),
+            keys: keys.clone(),
+        };
+        let request =
+            CommandRequest::<Authority>::new(&AUTHORITY_ID, command, Caller::service("ca").metadata(None));
+        let repository = self.app.repository::<Authority>();
+        match self
+            .app
+            .bounded(async { Ok(repository.execute(request).await) })
+            .await?
+        {
+            Ok(outcome) => {
+                info!("established the platform's certificate authority");
+                Ok(outcome.state)
+            }
+            Err(prism_store::CommandError::Rejected(_)) => {
+                for name in [&keys.root, &keys.intermediate, &keys.responder] {
+                    if let Err(e) = state.config.keys.delete(name).await {
+                        warn!(error = %e, "could not delete the key of an authority that lost the race");
+                    }
+                }
+                Ok(self
+                    .app
+                    .bounded(async { Ok(repository.load(&AUTHORITY_ID).await?.state) })
+                    .await?)
+            }
+            Err(e) => Err(AppError::command("certificate authority", e)),
+        }
+    }
+
+    async fn key(&self, state: &AuthorityState, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, AppError> {
+        state
+            .config
+            .keys
+            .get(name)
+            .await
+            .map_err(AppError::internal)?
+            .ok_or_else(|| AppError::internal(format!("the key `{name}` is missing from the key store")))
+    }
+
+    async fn load(
+        &self,
+        state: &AuthorityState,
+        record: &Authority,
+    ) -> Result<prism_ca::Authority, AppError> {
+        let keys = record
+            .keys
+            .as_ref()
+            .ok_or_else(|| AppError::internal("an established authority names its keys"))?;
+        let der = |pem: &str| prism_ca::der_of("CERTIFICATE", pem).map_err(AppError::internal);
+        let key = |pem: zeroize::Zeroizing<Vec<u8>>| {
+            let text = std::str::from_utf8(&pem).map_err(AppError::internal)?;
+            prism_ca::der_of("PRIVATE KEY", text)
+                .map(zeroize::Zeroizing::new)
+                .map_err(AppError::internal)
+        };
+        let material = prism_ca::AuthorityMaterial {
+            root: der(&record.root)?,
+            root_key: key(self.key(state, &keys.root).await?)?,
+            intermediate: der(&record.intermediate)?,
+            intermediate_key: key(self.key(state, &keys.intermediate).await?)?,
+            responder: der(&record.responder)?,
+            responder_key: key(self.key(state, &keys.responder).await?)?,
+        };
+        prism_ca::Authority::load(&material, state.config.urls.clone()).map_err(AppError::internal)
+    }
+
+    async fn replace_responder(
+        &self,
+        state: &AuthorityState,
+        authority: &prism_ca::Authority,
+    ) -> Result<Authority, AppError> {
+        let (certificate, key) = authority.new_responder(Utc::now()).map_err(AppError::internal)?;
+        let name = format!("ca.{}.responder", uuid::Uuid::now_v7().simple());
+        state
+            .config
+            .keys
+            .put(&name, prism_ca::pem("PRIVATE KEY", &key).as_bytes())
+            .await
+            .map_err(AppError::internal)?;
+        let command = AuthorityCommand::ReplaceResponder {
+            responder: prism_ca::pem("CERTIFICATE", &certificate),
+            key: name,
+        };
+        let request =
+            CommandRequest::<Authority>::new(&AUTHORITY_ID, command, Caller::service("ca").metadata(None));
+        let repository = self.app.repository::<Authority>();
+        let outcome = self
+            .app
+            .bounded(async { Ok(repository.execute(request).await) })
+            .await?
+            .map_err(|e| AppError::command("certificate authority", e))?;
+        info!("replaced the OCSP responder's certificate");
+        Ok(outcome.state)
+    }
+
+    /// Issues a certificate for `request.entity` with a key the authority generates.
+    pub async fn issue(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        request: CertificateRequest,
+    ) -> Result<IssuedCertificate, AppError> {
+        let command = self.new_certificate(workspace, "issue", &request);
+        self.app
+            .authorize_command::<Certificate, _>(caller, &command)
+            .await?;
+        self.ensure_active(workspace).await?;
+        let authority = self.authority().await?;
+        let lifetime = request.ttl.unwrap_or_else(|| request.profile.default_lifetime());
+        let issued = authority
+            .issue(
+                request.profile,
+                &request.subject,
+                lifetime,
+                KeySource::Generate,
+                Utc::now(),
+            )
+            .map_err(refused)?;
+        let key = issued
+            .private_key_pem
+            .clone()
+            .ok_or_else(|| AppError::internal("a generated key is handed back"))?;
+        let key_name = format!("cert.{}", issued.serial);
+        let state = self.state()?;
+        state
+            .config
+            .keys
+            .put(&key_name, key.as_bytes())
+            .await
+            .map_err(AppError::internal)?;
+        let custody = KeyCustody::Authority { key_name };
+        let executed = self
+            .record_issue(caller, options, command, &request, &issued, custody)
+            .await?;
+        let first = executed.outcome.state.current().map(|i| &i.serial) == Some(&issued.serial);
+        if !first {
+            // A retry: the first attempt's certificate stands; the key just made is of no use.
+            let _ = state.config.keys.delete(&format!("cert.{}", issued.serial)).await;
+        }
+        self.answer(&executed, &authority, first.then(|| key.to_string()))
+    }
+
+    /// Signs a CSR for an entity within a profile: the holder keeps its key.
+    pub async fn sign_csr(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        signing: CsrSigning,
+    ) -> Result<IssuedCertificate, AppError> {
+        let command = self.new_certificate(workspace, "sign_csr", &signing);
+        let CsrSigning {
+            entity,
+            profile,
+            csr,
+            ttl,
+        } = &signing;
+        let (profile, ttl) = (*profile, *ttl);
+        self.app
+            .authorize_command::<Certificate, _>(caller, &command)
+            .await?;
+        self.ensure_active(workspace).await?;
+        let read = prism_ca::read_csr(csr.as_bytes(), profile).map_err(refused)?;
+        let authority = self.authority().await?;
+        let lifetime = ttl.unwrap_or_else(|| profile.default_lifetime());
+        let issued = authority
+            .issue(
+                profile,
+                &read.subject,
+                lifetime,
+                KeySource::PublicKey(&read.public_key),
+                Utc::now(),
+            )
+            .map_err(refused)?;
+        let request = CertificateRequest {
+            entity: entity.clone(),
+            profile,
+            subject: read.subject,
+            ttl,
+        };
+        let executed = self
+            .record_issue(caller, options, command, &request, &issued, KeyCustody::Holder)
+            .await?;
+        self.answer(&executed, &authority, None)
+    }
+
+    fn new_certificate<'i, I: Serialize>(
+        &self,
+        workspace: WorkspaceId,
+        operation: &'static str,
+        input: &'i I,
+    ) -> Command<'i, I> {
+        Command {
+            what: WHAT,
+            operation,
+            permission: Permission::CertificatesIssue,
+            target: Target::New {
+                proposed: uuid::Uuid::now_v7().to_string(),
+            },
+            workspace: Some(workspace),
+            input,
+        }
+    }
+
+    async fn record_issue<I: Serialize>(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        command: Command<'_, I>,
+        request: &CertificateRequest,
+        issued: &prism_ca::Issued,
+        key: KeyCustody,
+    ) -> Result<Executed<Certificate>, AppError> {
+        let workspace = command
+            .workspace
+            .ok_or_else(|| AppError::internal("a certificate has a workspace"))?;
+        self.app
+            .execute_authorized(caller, options, command, |id| CertificateCommand::Issue {
+                id: CertificateId(id.parse().expect("the service proposes UUIDs")),
+                workspace,
+                entity: request.entity.clone(),
+                profile: request.profile,
+                subject: request.subject.clone(),
+                certificate: issued.pem.clone(),
+                key,
+            })
+            .await
+    }
+
+    fn answer(
+        &self,
+        executed: &Executed<Certificate>,
+        authority: &prism_ca::Authority,
+        private_key: Option<String>,
+    ) -> Result<IssuedCertificate, AppError> {
+        let current = executed
+            .outcome
+            .state
+            .current()
+            .ok_or_else(|| AppError::internal("an issued lineage has a certificate"))?;
+        Ok(IssuedCertificate {
+            id: CertificateId(executed.id.parse().map_err(AppError::internal)?),
+            serial: current.serial.clone(),
+            certificate: current.certificate.clone(),
+            chain: authority.chain_pem(),
+            not_after: current.not_after,
+            private_key,
+            sequence: executed.outcome.sequence,
+        })
+    }
+
+    /// Issues a new certificate (new serial) for the lineage of `serial`, same subject and key.
+    pub async fn renew(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        serial: &Serial,
+    ) -> Result<IssuedCertificate, AppError> {
+        let input = SerialInput { serial, reason: None };
+        let id = self.lineage_of(workspace, serial).await?;
+        let command = Command {
+            what: WHAT,
+            operation: "renew",
+            permission: Permission::CertificatesIssue,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &input,
+        };
+        self.app
+            .authorize_command::<Certificate, _>(caller, &command)
+            .await?;
+        let lineage = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Certificate>().load(&id).await?.state) })
+            .await?;
+        match lineage.status {
+            CertificateStatus::Active => {}
+            CertificateStatus::Revoked => {
+                return Err(AppError::new(
+                    ErrorKind::StateConflict,
+                    "the certificate is revoked: it cannot be renewed",
+                ));
+            }
+            _ => {
+                return Err(AppError::new(
+                    ErrorKind::StateConflict,
+                    "the certificate has expired",
+                ));
+            }
+        }
+        let (Some(profile), Some(current), Some(custody)) =
+            (lineage.profile, lineage.current(), lineage.key.as_ref())
+        else {
+            return Err(AppError::internal(
+                "an active lineage has a profile, a certificate and a key",
+            ));
+        };
+        let public_key = match custody {
+            KeyCustody::Authority { key_name } => {
+                let key = self.key(self.state()?, key_name).await?;
+                let text = std::str::from_utf8(&key).map_err(AppError::internal)?;
+                prism_ca::public_key_of_key(text).map_err(AppError::internal)?
+            }
+            KeyCustody::Holder => {
+                prism_ca::public_key_of_certificate(&current.certificate).map_err(AppError::internal)?
+            }
+        };
+        // The same lifetime as the certificate it follows.
+        let lifetime = (current.not_after - current.not_before - chrono::Duration::minutes(5))
+            .to_std()
+            .unwrap_or_else(|_| profile.default_lifetime())
+            .min(profile.max_lifetime());
+        let authority = self.authority().await?;
+        let issued = authority
+            .issue(
+                profile,
+                &lineage.subject,
+                lifetime,
+                KeySource::PublicKey(&public_key),
+                Utc::now(),
+            )
+            .map_err(refused)?;
+        let executed = self
+            .app
+            .execute_authorized(caller, options, command, |_| CertificateCommand::Renew {
+                certificate: issued.pem.clone(),
+            })
+            .await?;
+        self.answer(&executed, &authority, None)
+    }
+
+    /// Revokes every unexpired certificate of the lineage of `serial`.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> Result<Executed<Certificate>, AppError> {
+        let id = self.lineage_of(workspace, serial).await?;
+        let input = SerialInput {
+            serial,
+            reason: Some(reason),
+        };
+        self.revoke_lineage(caller, options, workspace, id, &input, reason)
+            .await
+    }
+
+    async fn revoke_lineage<I: Serialize>(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: CertificateId,
+        input: &I,
+        reason: RevocationReason,
+    ) -> Result<Executed<Certificate>, AppError> {
+        let command = Command {
+            what: WHAT,
+            operation: "revoke",
+            permission: Permission::CertificatesRevoke,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input,
+        };
+        self.app
+            .execute(caller, options, command, |_| CertificateCommand::Revoke {
+                reason,
+            })
+            .await
+    }
+
+    /// Revokes every active certificate of an entity; "not found" when it has none.
+    pub async fn revoke_entity(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        entity_id: &str,
+        reason: RevocationReason,
+    ) -> Result<Vec<CertificateId>, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::in_workspace(Permission::CertificatesRevoke, workspace),
+            )
+            .await?;
+        let lineages = self
+            .app
+            .read_models()?
+            .active_certificates_of(workspace, entity_id)
+            .await?;
+        if lineages.is_empty() {
+            return Err(AppError::not_found(format!(
+                "entity `{entity_id}` has no active certificate in this workspace"
+            )));
+        }
+        for id in &lineages {
+            // One key per lineage, derived from the request's: a retry revokes nothing twice.
+            let options = CommandOptions {
+                idempotency_key: options.idempotency_key.as_ref().map(|k| format!("{k}:{id}")),
+                expected_version: None,
+            };
+            let input = EntityInput { entity_id, reason };
+            self.revoke_lineage(caller, &options, workspace, *id, &input, reason)
+                .await?;
+        }
+        Ok(lineages)
+    }
+
+    /// A one-time token with which the certificate of `serial` and its authority-held key are
+    /// downloaded (by a machine that has nothing else yet: a bring-your-own CVM at boot).
+    pub async fn download_token(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        serial: &Serial,
+    ) -> Result<(String, chrono::DateTime<Utc>), AppError> {
+        let id = self.lineage_of(workspace, serial).await?;
+        let (token, hash) = OpaqueToken::generate(TokenKind::CertificateDownload, id.as_uuid());
+        let expires_at = Utc::now() + DOWNLOAD_TOKEN_LIFETIME;
+        let input = SerialInput { serial, reason: None };
+        let command = Command {
+            what: WHAT,
+            operation: "download_token",
+            permission: Permission::CertificatesIssue,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &input,
+        };
+        self.app
+            .execute::<Certificate, _>(caller, &CommandOptions::default(), command, |_| {
+                CertificateCommand::IssueDownloadToken {
+                    token: hash.clone(),
+                    expires_at,
+                }
+            })
+            .await?;
+        Ok((token, expires_at))
+    }
+
+    /// The certificate and its key, for the one-time `token` (which is the credential: no sign-in).
+    pub async fn download(&self, caller: &Caller, token: &str) -> Result<CertificateBundle, AppError> {
+        let invalid = || {
+            AppError::new(
+                ErrorKind::Unauthenticated,
+                "the download token is invalid, spent or expired",
+            )
+        };
+        let (id, hash) = OpaqueToken::parse(TokenKind::CertificateDownload, token).map_err(|_| invalid())?;
+        let id = CertificateId(id);
+        let request = CommandRequest::<Certificate>::new(
+            &id,
+            CertificateCommand::RedeemDownloadToken { token: hash },
+            caller.metadata(None),
+        );
+        let repository = self.app.repository::<Certificate>();
+        let outcome = self
+            .app
+            .bounded(async { Ok(repository.execute(request).await) })
+            .await?
+            .map_err(|_| invalid())?;
+        let Some(KeyCustody::Authority { key_name }) = &outcome.state.key else {
+            return Err(invalid());
+        };
+        let current = outcome.state.current().ok_or_else(invalid)?;
+        let key = self.key(self.state()?, key_name).await?;
+        let authority = self.authority().await?;
+        Ok(CertificateBundle {
+            serial: current.serial.clone(),
+            certificate: current.certificate.clone(),
+            private_key: String::from_utf8(key.to_vec()).map_err(AppError::internal)?,
+            chain: authority.chain_pem(),
+        })
+    }
+
+    /// A workspace's certificate lineages.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        filter: &CertificateFilter,
+        page: PageRequest,
+        read: ReadOptions,
+    ) -> Result<Page<CertificateView>, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::in_workspace(Permission::CertificatesRead, workspace),
+            )
+            .await?;
+        self.app.wait_read(&[CERTIFICATES], read).await?;
+        Ok(self
+            .app
+            .read_models()?
+            .certificates(workspace, filter, page)
+            .await?)
+    }
+
+    /// The lineage of `serial` in `workspace`.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        serial: &Serial,
+        read: ReadOptions,
+    ) -> Result<(CertificateView, String), AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::in_workspace(Permission::CertificatesRead, workspace),
+            )
+            .await?;
+        self.app.wait_read(&[CERTIFICATES], read).await?;
+        let models = self.app.read_models()?;
+        let found = models
+            .certificate_serial(serial)
+            .await?
+            .filter(|s| s.workspace_id == workspace)
+            .ok_or_else(|| not_found(serial))?;
+        let view = models
+            .certificate(workspace, found.certificate_id)
+            .await?
+            .ok_or_else(|| not_found(serial))?;
+        Ok((view, found.certificate))
+    }
+
+    /// The chain every issued certificate ends in: the intermediate, then the root (PEM).
+    pub async fn chain(&self) -> Result<String, AppError> {
+        Ok(self.authority().await?.chain_pem())
+    }
+
+    /// The issuing intermediate's certificate (DER), where certificates' AIA points.
+    pub async fn issuer(&self) -> Result<Vec<u8>, AppError> {
+        Ok(self.authority().await?.intermediate_der().to_vec())
+    }
+
+    /// The CRL, made again when a revocation has landed since the last one, or when it is getting old.
+    pub async fn crl(&self) -> Result<prism_ca::Crl, AppError> {
+        let state = self.state()?;
+        let now = Utc::now();
+        let revocations = self.app.read_models()?.revocations(now).await?;
+        if let Some(cached) = state.crl.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && cached.number == revocations.number
+            && now - cached.made_at < CRL_REFRESH
+        {
+            return Ok(cached.crl.clone());
+        }
+        let entries: Vec<RevokedEntry> = revocations
+            .revoked
+            .into_iter()
+            .map(|r| RevokedEntry {
+                serial: r.serial,
+                revoked_at: r.revoked_at,
+                reason: r.reason_code,
+            })
+            .collect();
+        let authority = self.authority().await?;
+        // The CRL number must grow with every CRL any process makes, also one made again with
+        // nothing new: the time it is made, in microseconds.
+        let number = u64::try_from(now.timestamp_micros()).map_err(AppError::internal)?;
+        let crl = authority
+            .crl(&entries, number, now, CRL_VALIDITY)
+            .map_err(AppError::internal)?;
+        *state.crl.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedCrl {
+            number: revocations.number,
+            made_at: now,
+            crl: crl.clone(),
+        });
+        Ok(crl)
+    }
+
+    /// The OCSP response (DER) to the DER request `request`.
+    pub async fn ocsp(&self, request: &[u8]) -> Result<Vec<u8>, AppError> {
+        let authority = self.authority().await?;
+        let models = self.app.read_models()?;
+        let now = Utc::now();
+        let mut statuses = Vec::new();
+        for serial in prism_ca::ocsp_request_serials(request) {
+            let status = match models.certificate_serial(&serial).await? {
+                None => OcspStatus::Unknown,
+                Some(found) => match found.revoked_at {
+                    Some(at) => OcspStatus::Revoked {
+                        at,
+                        reason: found.reason_code,
+                    },
+                    None => OcspStatus::Good,
+                },
+            };
+            statuses.push((serial, status));
+        }
+        let lookup = |serial: &Serial| {
+            statuses
+                .iter()
+                .find(|(s, _)| s == serial)
+                .map_or(OcspStatus::Unknown, |(_, status)| *status)
+        };
+        authority
+            .respond_ocsp(request, lookup, now)
+            .map_err(AppError::internal)
+    }
+
+    /// The lineage of `serial`, which must be one of `workspace`'s ("not found" otherwise).
+    async fn lineage_of(&self, workspace: WorkspaceId, serial: &Serial) -> Result<CertificateId, AppError> {
+        self.app
+            .read_models()?
+            .certificate_serial(serial)
+            .await?
+            .filter(|s| s.workspace_id == workspace)
+            .map(|s| s.certificate_id)
+            .ok_or_else(|| not_found(serial))
+    }
+
+    /// Certificates are issued in an active workspace only.
+    async fn ensure_active(&self, workspace: WorkspaceId) -> Result<(), AppError> {
+        let state = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Workspace>().view(&workspace).await?) })
+            .await?;
+        match state.status {
+            WorkspaceStatus::Active => Ok(()),
+            WorkspaceStatus::New => Err(AppError::not_found(format!("workspace {workspace} not found"))),
+            WorkspaceStatus::Archived => Err(AppError::new(
+                ErrorKind::StateConflict,
+                "the workspace is archived: no certificates are issued in it",
+            )),
+        }
+    }
+}
+
+fn not_found(serial: &Serial) -> AppError {
+    AppError::not_found(format!("certificate {serial} not found"))
+}
+
+/// A request the authority refuses is the caller's to fix.
+fn refused(error: prism_ca::CaError) -> AppError {
+    match error {
+        prism_ca::CaError::Profile(e) => AppError::new(ErrorKind::Invalid, e.to_string()),
+        prism_ca::CaError::Request(detail) => AppError::new(ErrorKind::Invalid, detail),
+        other => AppError::internal(other),
+    }
+}
