@@ -57,7 +57,9 @@ pub fn modules() -> Vec<Module> {
             .projection(ApiKeysProjection)
             .routes(routes::api_keys::routes),
         Module::aggregate::<AccessDenial>(),
-        Module::aggregate::<Certificate>().projection(CertificatesProjection),
+        Module::aggregate::<Certificate>()
+            .projection(CertificatesProjection)
+            .routes(routes::certs::routes),
         Module::aggregate::<Authority>(),
     ]
 }

@@ -451,3 +451,164 @@ impl NoHosts for CertificateRequest {
         self
     }
 }
+
+// openssl blocks the thread it runs on while it asks the platform, which answers on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_endpoints_answer_openssl_as_a_relying_party_asks() {
+    let prism = Prism::start().await;
+    let app = prism.platform().app();
+    let admin = admin(&prism).await;
+    let ws = workspace(app, &admin).await;
+    let certificates = app.certificates();
+    let dir = Scratch::new();
+    let good = certificates
+        .issue(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            cvm_request(Profile::AgentServer),
+        )
+        .await
+        .unwrap();
+    let revoked = certificates
+        .issue(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            cvm_request(Profile::AgentServer),
+        )
+        .await
+        .unwrap();
+    let after = prism_app::ReadOptions::at_least(revoked.sequence);
+    certificates
+        .get(&admin, ws, &revoked.serial, after)
+        .await
+        .unwrap();
+    let revocation = certificates
+        .revoke(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            &revoked.serial,
+            RevocationReason::Superseded,
+        )
+        .await
+        .unwrap();
+    certificates
+        .get(
+            &admin,
+            ws,
+            &revoked.serial,
+            prism_app::ReadOptions::at_least(revocation.outcome.sequence),
+        )
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(prism.url(path)).send();
+    let chain = get("/certs/ca").await.unwrap();
+    assert_eq!(chain.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        chain.headers()["content-type"],
+        "application/pem-certificate-chain"
+    );
+    let chain = dir.write("chain.pem", chain.bytes().await.unwrap());
+    let issuer = get("/certs/ca/issuer.der").await.unwrap().bytes().await.unwrap();
+    let issuer = dir.write("issuer.pem", prism_ca::pem("CERTIFICATE", &issuer));
+    let crl = get("/certs/crl").await.unwrap();
+    assert_eq!(crl.headers()["content-type"], "application/pkix-crl");
+    let crl = dir.write("crl.der", crl.bytes().await.unwrap());
+    let (ok, text) = openssl(&[
+        "crl",
+        "-in",
+        p(&crl),
+        "-inform",
+        "DER",
+        "-noout",
+        "-text",
+        "-CAfile",
+        p(&chain),
+    ]);
+    assert!(ok && text.contains("verify OK"), "{text}");
+    assert!(
+        text.contains(&revoked.serial.to_string().to_uppercase()) && text.contains("Superseded"),
+        "{text}"
+    );
+    let crl_pem = get("/certs/crl.pem").await.unwrap().text().await.unwrap();
+    assert!(crl_pem.starts_with("-----BEGIN X509 CRL-----"), "{crl_pem}");
+
+    // A real OCSP client over HTTP (POST, with a nonce).
+    let url = prism.url("/certs/ocsp");
+    for (issued, expected) in [(&good, "good"), (&revoked, "revoked")] {
+        let leaf = dir.write("leaf.pem", &issued.certificate);
+        let (ok, out) = openssl(&[
+            "ocsp",
+            "-issuer",
+            p(&issuer),
+            "-cert",
+            p(&leaf),
+            "-url",
+            &url,
+            "-CAfile",
+            p(&chain),
+        ]);
+        assert!(ok && out.contains("Response verify OK"), "{out}");
+        assert!(out.contains(&format!(": {expected}")), "{out}");
+    }
+    // The GET form (RFC 6960 A.1): the request, base64 then URL-encoded, at the end of the path.
+    let leaf = dir.write("leaf.pem", &revoked.certificate);
+    let request = dir.0.join("req.der");
+    let (ok, out) = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&issuer),
+        "-cert",
+        p(&leaf),
+        "-no_nonce",
+        "-reqout",
+        p(&request),
+    ]);
+    assert!(ok, "{out}");
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&request).unwrap());
+    let escaped: String = encoded
+        .chars()
+        .map(|c| match c {
+            '/' => "%2F".to_owned(),
+            '+' => "%2B".to_owned(),
+            '=' => "%3D".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    let response = get(&format!("/certs/ocsp/{escaped}")).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/ocsp-response");
+    let response = dir.write("resp.der", response.bytes().await.unwrap());
+    let (ok, out) = openssl(&[
+        "ocsp",
+        "-respin",
+        p(&response),
+        "-issuer",
+        p(&issuer),
+        "-cert",
+        p(&leaf),
+        "-no_nonce",
+        "-CAfile",
+        p(&chain),
+    ]);
+    assert!(ok && out.contains(": revoked"), "{out}");
+    // Not an OCSP request: 415; garbage of the right type: 200 with malformedRequest inside.
+    let wrong = http.post(&url).body("x").send().await.unwrap();
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let garbage = http
+        .post(&url)
+        .header("content-type", "application/ocsp-request")
+        .body("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), reqwest::StatusCode::OK);
+    let garbage = dir.write("garbage.der", garbage.bytes().await.unwrap());
+    let (_, out) = openssl(&["ocsp", "-respin", p(&garbage), "-resp_text", "-noverify"]);
+    assert!(out.contains("malformedrequest"), "{out}");
+    prism.stop().await;
+}

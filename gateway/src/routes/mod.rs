@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod certs;
 pub mod computations;
 pub mod health;
 pub mod identity;
