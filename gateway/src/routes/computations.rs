@@ -67,7 +67,9 @@ impl IntoResponses for DefinitionProblems {
             wrong type, or a value outside the constraints of the schema (`errors[].pointer` locates each), \
             a definition (as a change leaves it) must:\n\n\
             * have at least one participant with the `owner` role;\n\
-            * list each participant once (by `id`);\n\
+            * list each participant once (by `id`; an address and the id of its account are one person), \
+              with at least one role, built-in or custom;\n\
+            * name by id only registered users, and give only custom roles the workspace defines;\n\
             * give a `public_key` to every `algorithm_provider`, `dataset_provider` and `result_consumer`, \
               and only keys Prism accepts (see `Participant.public_key`);\n\
             * name as the algorithm's `provider` a participant with the `algorithm_provider` role, and as \
