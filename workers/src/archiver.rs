@@ -6,22 +6,16 @@
 //! * [`LateComputationArchiver`]: a computation created → archive it if its workspace is archived by
 //!   now (a creation that raced with the archiving and so is missing from that list).
 
-use std::time::Duration;
-
 use prism_app::{App, CommandOptions, ErrorKind};
 use prism_domain::computation::{Computation, ComputationEvent};
 use prism_domain::workspace::{Workspace, WorkspaceEvent, WorkspaceStatus};
 use prism_domain::{ComputationId, WorkspaceId};
 use prism_store::{EventMeta, Recorded};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::runtime::{ReactionError, Reactor, caused_by};
+use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, read_as_of};
 
 const REASON: &str = "workspace archived";
-/// How often to look again while the computations read model has not reached the archiving event.
-const PROJECTION_POLL: Duration = Duration::from_millis(100);
-/// A warning every 30 s of waiting.
-const WARN_EVERY_POLLS: u64 = 300;
 
 /// Archives the computations of an archived workspace.
 #[derive(Debug, Clone)]
@@ -83,26 +77,13 @@ impl Reactor for WorkspaceArchiver {
             return Ok(());
         };
         let meta = &recorded.meta;
-        let workspace: WorkspaceId = meta
-            .aggregate_id
-            .parse()
-            .map_err(|e| ReactionError::Fatal(prism_app::AppError::internal(e)))?;
-        // The list must be read as of the archiving event. A read model that lags (or is being rebuilt)
-        // is waited for, never given up on: the runtime keeps telling the server the worker is alive.
+        let workspace: WorkspaceId = aggregate_id(meta)?;
+        // The list must be read as of the archiving event.
         let read = self.app.read_models()?;
-        let mut polls: u64 = 0;
-        let computations = loop {
-            match read.active_computation_ids_as_of(workspace, meta.sequence).await {
-                Ok(Some(ids)) => break ids,
-                Ok(None) => {}
-                Err(e) => return Err(prism_app::AppError::from(e).into()),
-            }
-            polls += 1;
-            if polls.is_multiple_of(WARN_EVERY_POLLS) {
-                warn!(%workspace, sequence = meta.sequence, "still waiting for the computations read model");
-            }
-            tokio::time::sleep(PROJECTION_POLL).await;
-        };
+        let computations = read_as_of(meta, "computations", || {
+            read.active_computation_ids_as_of(workspace, meta.sequence)
+        })
+        .await?;
         info!(%workspace, count = computations.len(), "archiving the computations of an archived workspace");
         for computation in computations {
             archive(&self.app, Self::NAME, workspace, computation, meta).await?;

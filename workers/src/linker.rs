@@ -8,22 +8,15 @@
 //!   address that is verified by now (a naming that raced with the verification and so is missing from
 //!   that list, or an address verified long before).
 
-use std::time::Duration;
-
 use prism_app::{App, CommandOptions, ErrorKind};
 use prism_domain::computation::{Computation, ComputationEvent};
 use prism_domain::user::{User, UserEvent, UserStatus};
 use prism_domain::values::Email;
 use prism_domain::{ComputationId, ParticipantId, UserId, WorkspaceId};
 use prism_store::{EventMeta, Recorded};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::runtime::{ReactionError, Reactor, caused_by};
-
-/// How often to look again while the computations read model has not reached the verifying event.
-const PROJECTION_POLL: Duration = Duration::from_millis(100);
-/// A warning every 30 s of waiting.
-const WARN_EVERY_POLLS: u64 = 300;
+use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, read_as_of};
 
 /// Links a newly verified address in the computations that named it.
 #[derive(Debug, Clone)]
@@ -85,11 +78,7 @@ impl Reactor for InvitationLinker {
         let email = match &recorded.event {
             UserEvent::Registered(e) if e.email_verified => e.email.clone(),
             UserEvent::EmailVerified(_) => {
-                let user: UserId = recorded
-                    .meta
-                    .aggregate_id
-                    .parse()
-                    .map_err(|e| ReactionError::Fatal(prism_app::AppError::internal(e)))?;
+                let user: UserId = aggregate_id(&recorded.meta)?;
                 let state = self
                     .app
                     .repository::<User>()
@@ -104,27 +93,12 @@ impl Reactor for InvitationLinker {
             _ => return Ok(()),
         };
         let meta = &recorded.meta;
-        // The list must be read as of the verifying event; a lagging read model is waited for.
+        // The list must be read as of the verifying event.
         let read = self.app.read_models()?;
-        let mut polls: u64 = 0;
-        let computations = loop {
-            match read
-                .active_computations_naming_as_of(email.as_str(), meta.sequence)
-                .await
-            {
-                Ok(Some(found)) => break found,
-                Ok(None) => {}
-                Err(e) => return Err(prism_app::AppError::from(e).into()),
-            }
-            polls += 1;
-            if polls.is_multiple_of(WARN_EVERY_POLLS) {
-                warn!(
-                    sequence = meta.sequence,
-                    "still waiting for the computations read model"
-                );
-            }
-            tokio::time::sleep(PROJECTION_POLL).await;
-        };
+        let computations = read_as_of(meta, "computations", || {
+            read.active_computations_naming_as_of(email.as_str(), meta.sequence)
+        })
+        .await?;
         if !computations.is_empty() {
             info!(
                 count = computations.len(),
@@ -169,11 +143,7 @@ impl Reactor for LateInvitationLinker {
             let (workspace, computation) = match target {
                 Some(found) => found,
                 None => {
-                    let id: ComputationId = recorded
-                        .meta
-                        .aggregate_id
-                        .parse()
-                        .map_err(|e| ReactionError::Fatal(prism_app::AppError::internal(e)))?;
+                    let id: ComputationId = aggregate_id(&recorded.meta)?;
                     let state = self
                         .app
                         .repository::<Computation>()

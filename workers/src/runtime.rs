@@ -82,6 +82,49 @@ pub struct WorkerError {
     source: StoreError,
 }
 
+/// How often a reactor looks again while a read model has not reached the event it reacts to.
+const PROJECTION_POLL: Duration = Duration::from_millis(100);
+/// A warning every 30 s of such waiting.
+const WARN_EVERY_POLLS: u64 = 300;
+
+/// The id of the aggregate `event` belongs to; one that does not parse is a broken invariant.
+pub fn aggregate_id<T>(event: &EventMeta) -> Result<T, ReactionError>
+where
+    T: std::str::FromStr,
+    T::Err: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    event
+        .aggregate_id
+        .parse()
+        .map_err(|e: T::Err| ReactionError::Fatal(AppError::internal(e)))
+}
+
+/// What `read` answers once its read model has reached `event` (`read` answers `None` until then). A
+/// read model that lags, or is being rebuilt, is waited for, never given up on: the runtime keeps
+/// telling the server the worker is alive.
+pub async fn read_as_of<T, F, Fut>(event: &EventMeta, what: &str, mut read: F) -> Result<T, ReactionError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, prism_projections::ProjectionError>>,
+{
+    let mut polls: u64 = 0;
+    loop {
+        match read().await {
+            Ok(Some(found)) => return Ok(found),
+            Ok(None) => {}
+            Err(e) => return Err(AppError::from(e).into()),
+        }
+        polls += 1;
+        if polls.is_multiple_of(WARN_EVERY_POLLS) {
+            warn!(
+                sequence = event.sequence,
+                "still waiting for the {what} read model"
+            );
+        }
+        tokio::time::sleep(PROJECTION_POLL).await;
+    }
+}
+
 /// The caller of a command sent because of `event`: same correlation and trace, caused by it.
 pub fn caused_by(event: &prism_store::EventMeta, worker: &str) -> Caller {
     Caller::reacting_to(event, worker)
