@@ -21,7 +21,9 @@ use prism_domain::certificate::{
 };
 use prism_domain::workspace::{Workspace, WorkspaceStatus};
 use prism_domain::{CertificateId, WorkspaceId};
-use prism_projections::{CERTIFICATES, CertificateFilter, CertificateView, Page, PageRequest};
+use prism_projections::{
+    CERTIFICATES, CertificateFilter, CertificateSerialView, CertificateView, Page, PageRequest,
+};
 use prism_store::CommandRequest;
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -45,7 +47,39 @@ pub const DOWNLOAD_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(
 pub struct CertificateAuthorityConfig {
     pub urls: CaUrls,
     pub keys: Arc<SealedKeys>,
+    pub renewal: RenewalPolicy,
 }
+
+/// When certificates are renewed, and how often the platform looks for those that are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalPolicy {
+    /// A certificate is renewed when it has this long left, or a third of its lifetime, whichever is
+    /// shorter (so a certificate that lives less than the window is not renewed on every look).
+    pub before: Duration,
+    /// How often the renewal worker looks.
+    pub every: Duration,
+}
+
+impl Default for RenewalPolicy {
+    fn default() -> Self {
+        Self {
+            before: Duration::from_secs(2 * 24 * 3600),
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one look for due certificates did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub renewed: usize,
+    pub expired: usize,
+    /// Lineages that could not be renewed or expired this time (logged; tried again on the next look).
+    pub failed: usize,
+}
+
+/// How many due lineages one look handles; the rest wait for the next.
+const MAINTENANCE_BATCH: u32 = 200;
 
 /// The authority as loaded, and the CRL made last.
 #[derive(Debug)]
@@ -94,6 +128,8 @@ pub struct CertificateRequest {
 #[derive(Debug, Clone)]
 pub struct IssuedCertificate {
     pub id: CertificateId,
+    pub entity: Entity,
+    pub profile: Profile,
     pub serial: Serial,
     pub certificate: String,
     pub chain: String,
@@ -452,8 +488,16 @@ impl<'a> Certificates<'a> {
             .state
             .current()
             .ok_or_else(|| AppError::internal("an issued lineage has a certificate"))?;
+        let state = &executed.outcome.state;
+        let (Some(entity), Some(profile)) = (state.entity.clone(), state.profile) else {
+            return Err(AppError::internal(
+                "an issued lineage has an entity and a profile",
+            ));
+        };
         Ok(IssuedCertificate {
             id: CertificateId(executed.id.parse().map_err(AppError::internal)?),
+            entity,
+            profile,
             serial: current.serial.clone(),
             certificate: current.certificate.clone(),
             chain: authority.chain_pem(),
@@ -521,8 +565,9 @@ impl<'a> Certificates<'a> {
             }
         };
         // The same lifetime as the certificate it follows.
-        let lifetime = (current.not_after - current.not_before - chrono::Duration::minutes(5))
+        let lifetime = (current.not_after - current.not_before)
             .to_std()
+            .map(|validity| validity.saturating_sub(prism_ca::BACKDATE))
             .unwrap_or_else(|_| profile.default_lifetime())
             .min(profile.max_lifetime());
         let authority = self.authority().await?;
@@ -542,6 +587,90 @@ impl<'a> Certificates<'a> {
             })
             .await?;
         self.answer(&executed, &authority, None)
+    }
+
+    /// The renewal policy the platform was configured with.
+    pub fn renewal_policy(&self) -> Result<RenewalPolicy, AppError> {
+        Ok(self.state()?.config.renewal)
+    }
+
+    /// Renews the active lineages whose newest certificate is due (see [`RenewalPolicy`]) and records
+    /// the expiry of those whose newest certificate has ended. Each command is keyed by the lineage and
+    /// its newest serial, so that several processes looking at once renew a lineage once.
+    pub async fn maintain(
+        &self,
+        caller: &Caller,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Maintenance, AppError> {
+        let policy = self.renewal_policy()?;
+        let due = self
+            .app
+            .read_models()?
+            .certificates_due(now, policy.before, prism_ca::BACKDATE, MAINTENANCE_BATCH)
+            .await?;
+        let mut done = Maintenance::default();
+        for lineage in due {
+            let expired = lineage.not_after <= now;
+            let operation = if expired { "expire" } else { "renew" };
+            let options = CommandOptions::keyed(format!("{operation}:{}:{}", lineage.id, lineage.serial));
+            let result = if expired {
+                self.expire(
+                    caller,
+                    &options,
+                    lineage.workspace_id,
+                    lineage.id,
+                    &lineage.serial,
+                )
+                .await
+                .map(|_| ())
+            } else {
+                self.renew(caller, &options, lineage.workspace_id, &lineage.serial)
+                    .await
+                    .map(|_| ())
+            };
+            match result {
+                Ok(()) if expired => done.expired += 1,
+                Ok(()) => done.renewed += 1,
+                // Revoked or expired meanwhile: the read model will say so.
+                Err(e) if e.kind == ErrorKind::StateConflict => {}
+                Err(e) => {
+                    warn!(certificate = %lineage.id, serial = %lineage.serial, error = %e, "could not {operation} a certificate");
+                    done.failed += 1;
+                }
+            }
+        }
+        if done != Maintenance::default() {
+            info!(
+                renewed = done.renewed,
+                expired = done.expired,
+                failed = done.failed,
+                "certificate maintenance"
+            );
+        }
+        Ok(done)
+    }
+
+    /// Records that the lineage's newest certificate (`serial`) has ended.
+    async fn expire(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: CertificateId,
+        serial: &Serial,
+    ) -> Result<Executed<Certificate>, AppError> {
+        let input = SerialInput { serial, reason: None };
+        let command = Command {
+            what: WHAT,
+            operation: "expire",
+            permission: Permission::CertificatesRevoke,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &input,
+        };
+        self.app
+            .execute(caller, options, command, |_| CertificateCommand::Expire)
+            .await
     }
 
     /// Revokes every unexpired certificate of the lineage of `serial`.
@@ -594,6 +723,7 @@ impl<'a> Certificates<'a> {
         workspace: WorkspaceId,
         entity_id: &str,
         reason: RevocationReason,
+        read: ReadOptions,
     ) -> Result<Vec<CertificateId>, AppError> {
         self.app
             .authorize(
@@ -601,6 +731,7 @@ impl<'a> Certificates<'a> {
                 Action::in_workspace(Permission::CertificatesRevoke, workspace),
             )
             .await?;
+        self.app.wait_read(&[CERTIFICATES], read).await?;
         let lineages = self
             .app
             .read_models()?
@@ -713,14 +844,14 @@ impl<'a> Certificates<'a> {
             .await?)
     }
 
-    /// The lineage of `serial` in `workspace`.
+    /// The certificate `serial` of `workspace`, with its lineage.
     pub async fn get(
         &self,
         caller: &Caller,
         workspace: WorkspaceId,
         serial: &Serial,
         read: ReadOptions,
-    ) -> Result<(CertificateView, String), AppError> {
+    ) -> Result<(CertificateView, CertificateSerialView), AppError> {
         self.app
             .authorize(
                 caller,
@@ -738,7 +869,7 @@ impl<'a> Certificates<'a> {
             .certificate(workspace, found.certificate_id)
             .await?
             .ok_or_else(|| not_found(serial))?;
-        Ok((view, found.certificate))
+        Ok((view, found))
     }
 
     /// The chain every issued certificate ends in: the intermediate, then the root (PEM).

@@ -28,7 +28,7 @@ pub const RESPONDER_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A responder certificate closer than this to its end is replaced.
 pub const RESPONDER_RENEW_BEFORE: Duration = Duration::from_secs(10 * 24 * 3600);
 /// Certificates start this much before they are made, for clocks that lag.
-const BACKDATE: Duration = Duration::from_secs(5 * 60);
+pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
 /// Octets of a random serial number (RFC 5280 allows 20; CA/B Forum asks for ≥ 64 random bits).
 const SERIAL_OCTETS: usize = 16;
 

@@ -10,8 +10,8 @@ mod ocsp;
 mod seal;
 
 pub use authority::{
-    Authority, AuthorityMaterial, CaUrls, Crl, Issued, KeySource, RESPONDER_LIFETIME, RESPONDER_RENEW_BEFORE,
-    RevokedEntry, der_of, pem, public_key_of_certificate, public_key_of_key,
+    Authority, AuthorityMaterial, BACKDATE, CaUrls, Crl, Issued, KeySource, RESPONDER_LIFETIME,
+    RESPONDER_RENEW_BEFORE, RevokedEntry, der_of, pem, public_key_of_certificate, public_key_of_key,
 };
 pub use csr::{CSR_MAX_BYTES, CsrRequest, read_csr};
 pub use ocsp::{OCSP_MAX_BYTES, OCSP_MAX_REQUESTS, OCSP_VALIDITY, OcspStatus, ocsp_request_serials};

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use prism_app::{
     AppConfig, Caller, CertificateAuthorityConfig, CommandOptions, IdentityConfig, OidcSignIn, ReadOptions,
+    RenewalPolicy,
 };
 use prism_auth::{OidcConfig, OidcProvider, SigningKeys};
 use prism_cli::{Platform, PlatformConfig, modules};
@@ -54,6 +55,8 @@ enum Command {
         /// That administrator's initial password (default: generated and printed once).
         #[arg(long, env = "PRISM_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
+        #[command(flatten)]
+        renewal: RenewalArgs,
     },
     /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
     Serve {
@@ -69,6 +72,8 @@ enum Command {
         identity: IdentityArgs,
         #[command(flatten)]
         authority: AuthorityArgs,
+        #[command(flatten)]
+        renewal: RenewalArgs,
     },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
@@ -234,14 +239,39 @@ struct AuthorityArgs {
     ca_keys: Option<PathBuf>,
 }
 
+/// When the certificate authority renews certificates.
+#[derive(Debug, Args)]
+struct RenewalArgs {
+    /// Renew a certificate when it has this many seconds left (or a third of its lifetime, whichever is
+    /// shorter). Default: two days.
+    #[arg(long, env = "PRISM_CERT_RENEW_BEFORE_SECS", default_value_t = 172_800, value_parser = clap::value_parser!(u64).range(60..))]
+    cert_renew_before_secs: u64,
+    /// How often to look for certificates to renew or record as expired, in seconds.
+    #[arg(long, env = "PRISM_CERT_CHECK_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    cert_check_every_secs: u64,
+}
+
+impl RenewalArgs {
+    fn policy(&self) -> RenewalPolicy {
+        RenewalPolicy {
+            before: std::time::Duration::from_secs(self.cert_renew_before_secs),
+            every: std::time::Duration::from_secs(self.cert_check_every_secs),
+        }
+    }
+}
+
 impl AuthorityArgs {
-    fn config(&self, public_url: &str) -> anyhow::Result<Option<CertificateAuthorityConfig>> {
+    fn config(
+        &self,
+        public_url: &str,
+        renewal: RenewalPolicy,
+    ) -> anyhow::Result<Option<CertificateAuthorityConfig>> {
         let (Some(kek), Some(dir)) = (&self.ca_kek, &self.ca_keys) else {
             info!("no PRISM_CA_KEK and PRISM_CA_KEYS: this process runs no certificate authority");
             return Ok(None);
         };
         let kek = hex::decode(kek.trim()).context("PRISM_CA_KEK is not hexadecimal")?;
-        prism_cli::authority_config(&kek, dir, public_url).map(Some)
+        prism_cli::authority_config(&kek, dir, public_url, renewal).map(Some)
     }
 }
 
@@ -319,6 +349,7 @@ async fn main() -> anyhow::Result<()> {
             identity,
             admin_email,
             admin_password,
+            renewal,
         } => {
             let key = store.snapshot_key()?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -334,6 +365,7 @@ async fn main() -> anyhow::Result<()> {
                 identity,
                 admin_email,
                 admin_password,
+                renewal: renewal.policy(),
             };
             up::up(&data_dir, up).await
         }
@@ -344,12 +376,13 @@ async fn main() -> anyhow::Result<()> {
             store,
             identity,
             authority,
+            renewal,
         } => {
             let identity = identity.config(None, http).await?;
             let config = PlatformConfig {
                 store: store.config(),
                 snapshot_key: store.snapshot_key()?,
-                certificate_authority: authority.config(&identity.issuer.issuer)?,
+                certificate_authority: authority.config(&identity.issuer.issuer, renewal.policy())?,
                 identity,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };

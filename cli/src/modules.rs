@@ -25,8 +25,8 @@ use prism_projections::{
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
-    InvitationLinker, LateComputationArchiver, LateInvitationLinker, Reactor, Worker, WorkerConfig,
-    WorkspaceArchiver,
+    CertificateRenewer, InvitationLinker, LateComputationArchiver, LateInvitationLinker, Reactor,
+    RetiredComputationRevoker, Worker, WorkerConfig, WorkspaceArchiver,
 };
 use tokio::sync::watch;
 
@@ -42,7 +42,8 @@ pub fn modules() -> Vec<Module> {
             .projection(ComputationsProjection)
             .routes(routes::computations::routes)
             .worker(LateComputationArchiver::new)
-            .worker(LateInvitationLinker::new),
+            .worker(LateInvitationLinker::new)
+            .worker(RetiredComputationRevoker::new),
         Module::aggregate::<Reaction>()
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)
@@ -59,7 +60,14 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<AccessDenial>(),
         Module::aggregate::<Certificate>()
             .projection(CertificatesProjection)
-            .routes(routes::certs::routes),
+            .routes(routes::certs::routes)
+            .routes(routes::certificates::routes)
+            .task(CertificateRenewer::NAME, |deps| {
+                Box::pin(async move {
+                    CertificateRenewer::new(deps.app).run(deps.shutdown).await;
+                    Ok(())
+                })
+            }),
         Module::aggregate::<Authority>(),
     ]
 }
@@ -134,6 +142,16 @@ impl Module {
                 Box::pin(async move { Ok(worker.run(deps.shutdown).await?) })
             }),
         ));
+        self
+    }
+
+    /// A process the platform runs beside its reactors that no event starts (one driven by time).
+    pub fn task(
+        mut self,
+        name: &'static str,
+        start: fn(WorkerDeps) -> BoxFuture<'static, anyhow::Result<()>>,
+    ) -> Self {
+        self.workers.push((name, Box::new(start)));
         self
     }
 }

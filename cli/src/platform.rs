@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prism_app::{App, AppConfig, CertificateAuthorityConfig, IdentityConfig, RoleAuthorizer};
+use prism_app::{App, AppConfig, CertificateAuthorityConfig, IdentityConfig, RenewalPolicy, RoleAuthorizer};
 use prism_ca::{CaUrls, FileKeyStore, SealedKeys, Sealer};
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
@@ -74,6 +74,7 @@ pub fn authority_config(
     kek: &[u8],
     keys: &std::path::Path,
     public_url: &str,
+    renewal: RenewalPolicy,
 ) -> anyhow::Result<CertificateAuthorityConfig> {
     let sealer = Sealer::new(kek).context("the certificate authority's key-encryption key")?;
     let store =
@@ -81,6 +82,7 @@ pub fn authority_config(
     Ok(CertificateAuthorityConfig {
         urls: CaUrls::under(public_url),
         keys: Arc::new(SealedKeys::new(sealer, store)),
+        renewal,
     })
 }
 

@@ -41,6 +41,7 @@ pub(crate) struct Up {
     /// The platform administrator made on an empty platform, and its password (else generated).
     pub admin_email: String,
     pub admin_password: Option<String>,
+    pub renewal: prism_app::RenewalPolicy,
 }
 
 pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
@@ -53,6 +54,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         identity,
         admin_email,
         admin_password,
+        renewal,
     } = up;
     let password_given = admin_password.is_some();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -119,6 +121,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         &secret_in(&data_dir, CA_KEK_FILE)?,
         &data_dir.join(CA_KEYS_DIR),
         &identity.issuer.issuer,
+        renewal,
     )?;
     let config = PlatformConfig {
         store,

@@ -50,6 +50,16 @@ pub struct CertificateSerialView {
     pub reason_code: Option<u8>,
 }
 
+/// An active lineage whose newest certificate ends soon (or has ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCertificate {
+    pub id: CertificateId,
+    pub workspace_id: WorkspaceId,
+    pub serial: Serial,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+}
+
 /// A revoked certificate as a CRL lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedSerial {
@@ -207,6 +217,56 @@ impl ReadModels {
             .query(&statement, &[&workspace.as_uuid(), &entity_id])
             .await?;
         Ok(rows.iter().map(|r| CertificateId(r.get(0))).collect())
+    }
+
+    /// Active lineages whose newest certificate has expired by `now`, or ends within `window` of it and
+    /// within the last third of its lifetime (so a short-lived certificate is not renewed on every
+    /// look): the soonest first, at most `limit`. A certificate's lifetime is its validity less
+    /// `backdate`, the time it was made to start before it was issued.
+    pub async fn certificates_due(
+        &self,
+        now: DateTime<Utc>,
+        window: std::time::Duration,
+        backdate: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<DueCertificate>, ProjectionError> {
+        let client = self.pool().get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT c.id, c.workspace_id, c.current_serial, s.not_before, s.not_after
+                 FROM certificates c JOIN certificate_serials s ON s.serial = c.current_serial
+                 WHERE c.status = 'active'
+                   AND c.not_after <= $1::timestamptz + make_interval(secs => $2::float8)
+                   AND c.not_after <= $1::timestamptz + LEAST(
+                         make_interval(secs => $2::float8),
+                         (s.not_after - s.not_before - make_interval(secs => $3::float8)) / 3)
+                 ORDER BY c.not_after, c.id
+                 LIMIT $4",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &now,
+                    &window.as_secs_f64(),
+                    &backdate.as_secs_f64(),
+                    &i64::from(limit),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let serial: String = row.get(2);
+                Ok(DueCertificate {
+                    id: CertificateId(row.get(0)),
+                    workspace_id: WorkspaceId(row.get(1)),
+                    serial: parse_serial(&serial)?,
+                    not_before: row.get(3),
+                    not_after: row.get(4),
+                })
+            })
+            .collect()
     }
 
     /// The revoked certificates not expired at `now`, and the number of the CRL that lists them.

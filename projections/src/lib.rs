@@ -22,7 +22,7 @@ mod workspaces;
 
 pub use api_keys::ApiKeysProjection;
 pub use certificate_queries::{
-    CertificateFilter, CertificateSerialView, CertificateView, Revocations, RevokedSerial,
+    CertificateFilter, CertificateSerialView, CertificateView, DueCertificate, Revocations, RevokedSerial,
 };
 pub use certificates::CertificatesProjection;
 pub use computations::ComputationsProjection;

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_certificates",
         include_str!("../migrations/0009_certificates.sql"),
     ),
+    (
+        "0010_certificates_due",
+        include_str!("../migrations/0010_certificates_due.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

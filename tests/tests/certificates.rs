@@ -419,6 +419,7 @@ async fn a_download_token_hands_the_key_out_once_and_requests_beyond_the_rules_a
             ws,
             "cvm-7",
             RevocationReason::CessationOfOperation,
+            Default::default(),
         )
         .await
         .unwrap();
@@ -431,6 +432,7 @@ async fn a_download_token_hands_the_key_out_once_and_requests_beyond_the_rules_a
                 ws,
                 "cvm-7",
                 RevocationReason::CessationOfOperation,
+                Default::default(),
             )
             .await
             .is_err_and(|e| e.kind == ErrorKind::NotFound)
@@ -610,5 +612,505 @@ async fn the_public_endpoints_answer_openssl_as_a_relying_party_asks() {
     let garbage = dir.write("garbage.der", garbage.bytes().await.unwrap());
     let (_, out) = openssl(&["ocsp", "-respin", p(&garbage), "-resp_text", "-noverify"]);
     assert!(out.contains("malformedrequest"), "{out}");
+    prism.stop().await;
+}
+
+/// A JSON request of the workspace API as the platform's administrator.
+struct Http<'p> {
+    prism: &'p Prism,
+    client: reqwest::Client,
+}
+
+impl Http<'_> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.prism.url(path))
+            .bearer_auth(self.prism.admin_token());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+    ) -> serde_json::Value {
+        let response = self.send(method.clone(), path, body).await;
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A CSR made by openssl for a P-256 key, with `extensions` (`-addext` values).
+fn openssl_csr(dir: &Scratch, name: &str, subject: &str, extensions: &[&str]) -> String {
+    let key = dir.0.join(format!("{name}.key"));
+    let csr = dir.0.join(format!("{name}.csr"));
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+    ];
+    args.extend([p(&key), "-out", p(&csr), "-subj", subject]);
+    for extension in extensions {
+        args.extend(["-addext", extension]);
+    }
+    let (ok, out) = openssl(&args);
+    assert!(ok, "{out}");
+    std::fs::read_to_string(csr).unwrap()
+}
+
+#[tokio::test]
+async fn the_http_api_issues_signs_renews_revokes_and_downloads_in_prisms_shape() {
+    use reqwest::Method;
+    let prism = Prism::start().await;
+    let app = prism.platform().app();
+    let admin = admin(&prism).await;
+    let ws = workspace(app, &admin).await;
+    let other = workspace(app, &admin).await;
+    let http = Http {
+        prism: &prism,
+        client: reqwest::Client::new(),
+    };
+    let dir = Scratch::new();
+
+    // Issue for a CVM with the address it serves at: the key is in the answer, once, never cached.
+    let response = http
+        .send(
+            Method::POST,
+            &format!("/{ws}/certs/issue/cvm/cvm-9"),
+            Some(serde_json::json!({ "ip_addresses": ["10.0.0.9"], "dns_names": ["cvm-9.example.org"], "ttl": "24h" })),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let issued: serde_json::Value = response.json().await.unwrap();
+    let serial = issued["serial_number"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/{ws}/certs/{serial}"));
+    assert_eq!(issued["profile"], "agent_server");
+    assert_eq!(issued["entity_kind"], "cvm");
+    let ca = dir.write("ca.pem", issued["ca"].as_str().unwrap());
+    let leaf = dir.write("leaf.pem", issued["certificate"].as_str().unwrap());
+    let key = dir.write("leaf.key", issued["private_key"].as_str().unwrap());
+    let (ok, out) = openssl(&["verify", "-purpose", "sslserver", "-CAfile", p(&ca), p(&leaf)]);
+    assert!(ok, "{out}");
+    let (_, text) = openssl(&["x509", "-in", p(&leaf), "-noout", "-text"]);
+    assert!(
+        text.contains("IP Address:10.0.0.9") && text.contains("DNS:cvm-9.example.org"),
+        "{text}"
+    );
+    let (_, of_key) = openssl(&["pkey", "-in", p(&key), "-pubout"]);
+    let (_, of_cert) = openssl(&["x509", "-in", p(&leaf), "-noout", "-pubkey"]);
+    assert_eq!(of_key, of_cert, "the key handed out is the certificate's");
+
+    // Sign a participant's CSR: the holder keeps the key.
+    let csr = openssl_csr(&dir, "ada", "/CN=ada", &["subjectAltName=email:ada@example.org"]);
+    let signed = http
+        .json(
+            Method::POST,
+            &format!("/{ws}/certs/csrs/user/ada"),
+            Some(serde_json::json!({ "csr": csr })),
+            201,
+        )
+        .await;
+    assert_eq!(signed["profile"], "participant");
+    assert!(signed.get("private_key").is_none());
+    let signed_leaf = dir.write("ada.pem", signed["certificate"].as_str().unwrap());
+    let (ok, out) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        p(&ca),
+        p(&signed_leaf),
+    ]);
+    assert!(ok, "{out}");
+
+    // Requests beyond the rules: a precise 4xx, and nothing stored.
+    let refusals: Vec<(String, serde_json::Value, u16, &str)> = vec![
+        (
+            format!("/{ws}/certs/csrs/user/ada"),
+            serde_json::json!({ "csr": "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n" }),
+            422,
+            "/csr",
+        ),
+        (
+            format!("/{ws}/certs/csrs/service/api"),
+            serde_json::json!({ "csr": openssl_csr(&dir, "ca", "/CN=evil", &["subjectAltName=DNS:api.example.org", "basicConstraints=critical,CA:TRUE"]) }),
+            422,
+            "/csr",
+        ),
+        (
+            format!("/{ws}/certs/csrs/user/eve"),
+            serde_json::json!({ "csr": openssl_csr(&dir, "eku", "/CN=eve", &["extendedKeyUsage=serverAuth"]) }),
+            422,
+            "/csr",
+        ),
+        (
+            format!("/{ws}/certs/issue/cvm/cvm-9"),
+            serde_json::json!({ "profile": "root_ca" }),
+            422,
+            "/profile",
+        ),
+        (
+            format!("/{ws}/certs/issue/cvm/cvm-9"),
+            serde_json::json!({}),
+            422,
+            "",
+        ),
+        (
+            format!("/{ws}/certs/issue/cvm/cvm-9"),
+            serde_json::json!({ "ip_addresses": ["10.0.0.9"], "ttl": "2000h" }),
+            422,
+            "",
+        ),
+        (
+            format!("/{ws}/certs/issue/cvm/cvm-9"),
+            serde_json::json!({ "ip_addresses": ["300.1.2.3"] }),
+            422,
+            "/ip_addresses/0",
+        ),
+        (
+            format!("/{ws}/certs/issue/user/ada"),
+            serde_json::json!({ "ip_addresses": ["10.0.0.9"] }),
+            422,
+            "",
+        ),
+        (
+            format!("/{ws}/certs/issue/robot/r2"),
+            serde_json::json!({}),
+            404,
+            "",
+        ),
+        (
+            format!("/{ws}/certs/issue/cvm/a%20b"),
+            serde_json::json!({}),
+            400,
+            "",
+        ),
+        (
+            format!("/{ws}/certs/csrs/user/ada"),
+            serde_json::json!({ "csr": "x".repeat(3 << 20) }),
+            413,
+            "",
+        ),
+    ];
+    for (path, body, status, pointer) in refusals {
+        let problem = http.json(Method::POST, &path, Some(body), status).await;
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}: {problem}"
+        );
+        if !pointer.is_empty() {
+            assert_eq!(problem["errors"][0]["pointer"], pointer, "{path}: {problem}");
+        }
+    }
+    // Another workspace's serial is not found there, whatever is asked of it; a malformed one is 400.
+    for (method, path) in [
+        (Method::GET, format!("/{other}/certs/{serial}")),
+        (Method::PATCH, format!("/{other}/certs/{serial}/renew")),
+        (Method::PATCH, format!("/{other}/certs/{serial}/revoke")),
+        (Method::POST, format!("/{other}/certs/{serial}/download/token")),
+    ] {
+        http.json(method, &path, None, 404).await;
+    }
+    http.json(Method::GET, &format!("/{ws}/certs/not-a-serial"), None, 400)
+        .await;
+
+    // The list holds exactly what was issued; filters narrow it.
+    let sequence = signed["sequence"].as_u64().unwrap();
+    let list = http
+        .json(
+            Method::GET,
+            &format!("/{ws}/certs?min_sequence={sequence}"),
+            None,
+            200,
+        )
+        .await;
+    let entities: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["entity_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(entities, ["cvm-9", "ada"]);
+    let of_cvm = http
+        .json(
+            Method::GET,
+            &format!("/{ws}/certs?entity_id=cvm-9&status=active"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(of_cvm["items"].as_array().unwrap().len(), 1);
+    let none = http
+        .json(Method::GET, &format!("/{other}/certs"), None, 200)
+        .await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+
+    // Get by serial (colon-separated and upper case too), renew: a new serial, the same key.
+    let colons = serial
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| std::str::from_utf8(pair).unwrap().to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    let got = http
+        .json(Method::GET, &format!("/{ws}/certs/{colons}"), None, 200)
+        .await;
+    assert_eq!(got["serial_number"], serial.as_str());
+    assert_eq!(got["certificate"], issued["certificate"]);
+    assert_eq!(got["status"], "active");
+    let renewed = http
+        .json(Method::PATCH, &format!("/{ws}/certs/{serial}/renew"), None, 200)
+        .await;
+    let renewed_serial = renewed["serial_number"].as_str().unwrap().to_owned();
+    assert_ne!(renewed_serial, serial);
+    let renewed_leaf = dir.write("renewed.pem", renewed["certificate"].as_str().unwrap());
+    let (_, of_renewed) = openssl(&["x509", "-in", p(&renewed_leaf), "-noout", "-pubkey"]);
+    assert_eq!(of_renewed, of_key);
+
+    // A one-time download of the certificate and its key, without signing in (once the read model
+    // knows the new serial).
+    let sequence = renewed["sequence"].as_u64().unwrap();
+    http.json(
+        Method::GET,
+        &format!("/{ws}/certs/{renewed_serial}?min_sequence={sequence}"),
+        None,
+        200,
+    )
+    .await;
+    let token = http
+        .json(
+            Method::POST,
+            &format!("/{ws}/certs/{renewed_serial}/download/token"),
+            None,
+            201,
+        )
+        .await;
+    let redeem = |token: serde_json::Value| {
+        http.client
+            .post(prism.url("/certs/download"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+    };
+    let bundle = redeem(token["token"].clone()).await.unwrap();
+    assert_eq!(bundle.status(), 200);
+    assert_eq!(bundle.headers()["cache-control"], "no-store");
+    let bundle: serde_json::Value = bundle.json().await.unwrap();
+    assert_eq!(bundle["private_key"], issued["private_key"]);
+    assert_eq!(bundle["certificate"], renewed["certificate"]);
+    assert_eq!(bundle["ca"], issued["ca"]);
+    assert_eq!(redeem(token["token"].clone()).await.unwrap().status(), 401);
+
+    // Revoke by serial with a reason; revoke all of an entity's; then it has none.
+    let revoked = http
+        .send(
+            Method::PATCH,
+            &format!("/{ws}/certs/{serial}/revoke?reason=key_compromise"),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status(), 204);
+    let after: u64 = revoked.headers()["prism-sequence"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let got = http
+        .json(
+            Method::GET,
+            &format!("/{ws}/certs/{renewed_serial}?min_sequence={after}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(got["status"], "revoked");
+    assert_eq!(got["revoked"], true);
+    assert_eq!(got["reason"], "key_compromise");
+    http.json(
+        Method::PATCH,
+        &format!("/{ws}/certs/{serial}/revoke?reason=because"),
+        None,
+        400,
+    )
+    .await;
+    let revoke_ada_path = format!("/{ws}/certs?entity_id=ada");
+    let revoke_ada = || http.send(Method::DELETE, &revoke_ada_path, None);
+    assert_eq!(revoke_ada().await.status(), 204);
+    eventually("ada's certificate revoked in the read model", || async {
+        revoke_ada().await.status() == 404
+    })
+    .await;
+    prism.stop().await;
+}
+
+#[tokio::test]
+async fn the_renewal_worker_renews_due_certificates_once_and_records_it() {
+    let prism = Prism::start().await;
+    let app = prism.platform().app();
+    let admin = admin(&prism).await;
+    let ws = workspace(app, &admin).await;
+    let certificates = app.certificates();
+
+    // Nine seconds of life: due in its last three, which the worker (looking every second) sees.
+    let mut request = cvm_request(Profile::AgentClient).with_no_hosts();
+    request.ttl = Some(Duration::from_secs(9));
+    let short = certificates
+        .issue(&admin, &CommandOptions::default(), ws, request)
+        .await
+        .unwrap();
+    let lineage = |id| async move {
+        app.repository::<prism_domain::certificate::Certificate>()
+            .load(&id)
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let loaded = lineage(short.id).await;
+        if loaded.state.issuances.len() > 1 {
+            assert_eq!(loaded.state.issuances[0].serial, short.serial);
+            assert!(loaded.state.current().unwrap().not_after > short.not_after);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never renewed the certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Two processes looking at the same moment renew a lineage once.
+    let long = certificates
+        .issue(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            cvm_request(Profile::AgentServer),
+        )
+        .await
+        .unwrap();
+    eventually("the certificate in the read model", || async {
+        certificates
+            .get(&admin, ws, &long.serial, Default::default())
+            .await
+            .is_ok()
+    })
+    .await;
+    let worker = Caller::service("certificate-renewer");
+    let later = chrono::Utc::now() + chrono::Duration::hours(23);
+    let (first, second) = tokio::join!(
+        certificates.maintain(&worker, later),
+        certificates.maintain(&worker, later)
+    );
+    assert_eq!(first.unwrap().failed + second.unwrap().failed, 0);
+    let loaded = lineage(long.id).await;
+    assert_eq!(loaded.state.issuances.len(), 2, "renewed exactly once");
+    assert_ne!(loaded.state.current().unwrap().serial, long.serial);
+    prism.stop().await;
+}
+
+#[tokio::test]
+async fn an_ended_certificate_is_recorded_expired_and_an_archived_computation_loses_its_certificates() {
+    // Never renew (no window): a certificate that ends is recorded as expired.
+    let prism = Prism::builder()
+        .renewal(prism_app::RenewalPolicy {
+            before: Duration::ZERO,
+            every: Duration::from_secs(1),
+        })
+        .start()
+        .await;
+    let app = prism.platform().app();
+    let admin = admin(&prism).await;
+    let ws = workspace(app, &admin).await;
+    let certificates = app.certificates();
+    let mut request = cvm_request(Profile::AgentClient).with_no_hosts();
+    request.ttl = Some(Duration::from_secs(1));
+    let short = certificates
+        .issue(&admin, &CommandOptions::default(), ws, request)
+        .await
+        .unwrap();
+    eventually("the certificate recorded as expired", || async {
+        certificates
+            .list(
+                &admin,
+                ws,
+                &prism_projections::CertificateFilter {
+                    entity_id: None,
+                    status: Some("expired".into()),
+                },
+                prism_projections::PageRequest {
+                    after: None,
+                    limit: 10,
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|c| c.id == short.id)
+    })
+    .await;
+
+    // A computation is archived: the certificates issued for it are revoked by the platform.
+    let computation = app
+        .computations()
+        .create(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            prism_domain::testing::samples::minimal_definition(),
+        )
+        .await
+        .unwrap();
+    let request = CertificateRequest {
+        entity: Entity {
+            kind: EntityKind::Computation,
+            id: computation.id.clone(),
+        },
+        ..cvm_request(Profile::AgentServer)
+    };
+    let issued = certificates
+        .issue(&admin, &CommandOptions::default(), ws, request)
+        .await
+        .unwrap();
+    app.computations()
+        .archive(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            computation.id.parse().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    eventually("the archived computation's certificate revoked", || async {
+        let loaded = app
+            .repository::<prism_domain::certificate::Certificate>()
+            .load(&issued.id)
+            .await
+            .unwrap();
+        loaded.state.revoked.map(|(reason, _)| reason) == Some(RevocationReason::CessationOfOperation)
+    })
+    .await;
     prism.stop().await;
 }

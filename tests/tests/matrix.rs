@@ -336,6 +336,14 @@ enum Route {
     RemoveMember,
     CreateApiKey,
     RetryReaction,
+    ListCertificates,
+    GetCertificate,
+    IssueCertificate,
+    SignCertificateRequest,
+    RenewCertificate,
+    CertificateDownloadToken,
+    RevokeCertificate,
+    RevokeEntityCertificates,
     ArchiveComputation,
     /// Last: allowed cases get a workspace of their own, denied ones the shared one.
     ArchiveWorkspace,
@@ -343,7 +351,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 26] = [
+    const ALL: [Route; 34] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -368,6 +376,14 @@ impl Route {
         Route::RemoveMember,
         Route::CreateApiKey,
         Route::RetryReaction,
+        Route::ListCertificates,
+        Route::GetCertificate,
+        Route::IssueCertificate,
+        Route::SignCertificateRequest,
+        Route::RenewCertificate,
+        Route::CertificateDownloadToken,
+        Route::RevokeCertificate,
+        Route::RevokeEntityCertificates,
         Route::ArchiveComputation,
         Route::ArchiveWorkspace,
     ];
@@ -398,6 +414,14 @@ impl Route {
             Route::RemoveMember => "DELETE /workspaces/{ws}/members/{user}",
             Route::CreateApiKey => "POST /users/me/api-keys",
             Route::RetryReaction => "POST /operations/reactions/{r}/retry",
+            Route::ListCertificates => "GET /{ws}/certs",
+            Route::GetCertificate => "GET /{ws}/certs/{serial}",
+            Route::IssueCertificate => "POST /{ws}/certs/issue/{kind}/{entity}",
+            Route::SignCertificateRequest => "POST /{ws}/certs/csrs/{kind}/{entity}",
+            Route::RenewCertificate => "PATCH /{ws}/certs/{serial}/renew",
+            Route::CertificateDownloadToken => "POST /{ws}/certs/{serial}/download/token",
+            Route::RevokeCertificate => "PATCH /{ws}/certs/{serial}/revoke",
+            Route::RevokeEntityCertificates => "DELETE /{ws}/certs?entity_id=",
             Route::ArchiveComputation => "DELETE /{ws}/computations/{c}",
             Route::ArchiveWorkspace => "POST /workspaces/{ws}/archive",
         }
@@ -430,6 +454,14 @@ impl Route {
             // The member changed or removed is never the caller (leaving asks less).
             Route::ChangeRole | Route::RemoveMember => vec![Act::Workspace(P::MembersManage)],
             Route::DefineRole | Route::DeleteRole => vec![Act::Workspace(P::RolesManage)],
+            Route::ListCertificates | Route::GetCertificate => vec![Act::Workspace(P::CertificatesRead)],
+            Route::IssueCertificate
+            | Route::SignCertificateRequest
+            | Route::RenewCertificate
+            | Route::CertificateDownloadToken => vec![Act::Workspace(P::CertificatesIssue)],
+            Route::RevokeCertificate | Route::RevokeEntityCertificates => {
+                vec![Act::Workspace(P::CertificatesRevoke)]
+            }
             Route::ListReactions | Route::RetryReaction | Route::Quarantine | Route::ListUsers => {
                 vec![Act::Platform(P::PlatformOperate)]
             }
@@ -444,10 +476,18 @@ impl Route {
     /// What the route answers when it is allowed (the requests below are made to succeed).
     fn success(self) -> StatusCode {
         match self {
-            Route::CreateWorkspace | Route::CreateComputation | Route::Invite | Route::CreateApiKey => {
-                StatusCode::CREATED
-            }
-            Route::RemoveMember | Route::DeleteRole | Route::RevokeInvitation => StatusCode::NO_CONTENT,
+            Route::CreateWorkspace
+            | Route::CreateComputation
+            | Route::Invite
+            | Route::CreateApiKey
+            | Route::IssueCertificate
+            | Route::SignCertificateRequest
+            | Route::CertificateDownloadToken => StatusCode::CREATED,
+            Route::RemoveMember
+            | Route::DeleteRole
+            | Route::RevokeInvitation
+            | Route::RevokeCertificate
+            | Route::RevokeEntityCertificates => StatusCode::NO_CONTENT,
             Route::RetryReaction => StatusCode::ACCEPTED,
             _ => StatusCode::OK,
         }
@@ -482,6 +522,8 @@ struct Fixture {
     ws: String,
     computation: String,
     key: String,
+    /// A certificate of the workspace's, for the routes that take a serial.
+    serial: String,
     /// Stream sequence after it was set up, for reads (`min_sequence`).
     sequence: u64,
 }
@@ -613,13 +655,40 @@ impl Prism {
         let (owner, place, permissions) = api_key(Who::ApiKey).unwrap();
         assert_eq!(place, Place::Fixture);
         let key = self.api_key(&users[&owner], &ws, permissions).await;
+        let serial = self.certificate(admin, &ws, "fixture").await;
         let sequence = self.platform().app().log().last_sequence().await.unwrap();
         Fixture {
             ws,
             computation,
             key,
+            serial,
             sequence,
         }
+    }
+
+    /// The serial of a new certificate of `ws` for the CVM `entity`, once the read model has it (the
+    /// routes find certificates by serial there).
+    async fn certificate(&self, admin: &str, ws: &str, entity: &str) -> String {
+        let issued = self
+            .call(
+                Method::POST,
+                &format!("/{ws}/certs/issue/cvm/{entity}"),
+                Some(admin),
+                Some(&json!({"ip_addresses": ["10.0.0.1"]})),
+            )
+            .await
+            .expect(StatusCode::CREATED, "issuing a certificate");
+        let serial = issued.field("serial_number");
+        let sequence = &issued.body["sequence"];
+        self.call(
+            Method::GET,
+            &format!("/{ws}/certs/{serial}?min_sequence={sequence}"),
+            Some(admin),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK, "reading the certificate");
+        serial
     }
 
     /// A personal API key of `owner` for `ws`.
@@ -767,6 +836,8 @@ struct Scene {
     victim: User,
     victim_is_member: bool,
     victim_is_auditor: bool,
+    /// A participant's certificate signing request (made by openssl), signed by every allowed case.
+    csr: String,
 }
 
 /// The request of case `n` of `route` against `fx`, with what it needs made first (as the workspace
@@ -780,7 +851,7 @@ async fn prepare(
     fx: &Fixture,
 ) -> (Method, String, Option<Value>) {
     let admin = &users[&Who::WorkspaceAdmin].access;
-    let (ws, c, seq) = (&fx.ws, &fx.computation, fx.sequence);
+    let (ws, c, seq, serial) = (&fx.ws, &fx.computation, fx.sequence, &fx.serial);
     let victim = scene.victim.id.clone();
     match route {
         Route::ListWorkspaces => (
@@ -912,6 +983,34 @@ async fn prepare(
                 Some(json!({"workspace": ws, "name": format!("case {n}"), "permissions": permissions})),
             )
         }
+        Route::ListCertificates => (Method::GET, format!("/{ws}/certs?min_sequence={seq}"), None),
+        Route::GetCertificate => (
+            Method::GET,
+            format!("/{ws}/certs/{serial}?min_sequence={seq}"),
+            None,
+        ),
+        Route::IssueCertificate => (
+            Method::POST,
+            format!("/{ws}/certs/issue/cvm/case-{n}"),
+            Some(json!({"ip_addresses": ["10.0.0.2"]})),
+        ),
+        Route::SignCertificateRequest => (
+            Method::POST,
+            format!("/{ws}/certs/csrs/user/case-{n}"),
+            Some(json!({"csr": scene.csr.clone()})),
+        ),
+        Route::RenewCertificate => (Method::PATCH, format!("/{ws}/certs/{serial}/renew"), None),
+        Route::CertificateDownloadToken => {
+            (Method::POST, format!("/{ws}/certs/{serial}/download/token"), None)
+        }
+        Route::RevokeCertificate => {
+            let own = prism.certificate(admin, ws, &format!("case-{n}")).await;
+            (Method::PATCH, format!("/{ws}/certs/{own}/revoke"), None)
+        }
+        Route::RevokeEntityCertificates => {
+            prism.certificate(admin, ws, &format!("entity-{n}")).await;
+            (Method::DELETE, format!("/{ws}/certs?entity_id=entity-{n}"), None)
+        }
         Route::RetryReaction => {
             // A reaction a worker nobody runs gave up on: retrying it only records the request.
             let failure = ReactionFailed {
@@ -937,6 +1036,32 @@ async fn prepare(
             )
         }
     }
+}
+
+/// A CSR for a participant's key, made by the `openssl` command line.
+fn participant_csr() -> String {
+    let output = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "/dev/null",
+            "-subj",
+            "/CN=participant",
+        ])
+        .output()
+        .expect("openssl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The calls that need no credential at all, made without one.
@@ -1022,6 +1147,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         victim,
         victim_is_member: true,
         victim_is_auditor: false,
+        csr: participant_csr(),
     };
     let set_up = started.elapsed() - platform_took;
 

@@ -6,9 +6,11 @@
 //! event can never apply twice.
 
 mod archiver;
+mod certificates;
 mod linker;
 pub mod runtime;
 
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
+pub use certificates::{CertificateRenewer, RetiredComputationRevoker};
 pub use linker::{InvitationLinker, LateInvitationLinker};
 pub use runtime::{ReactionError, Reactor, Worker, WorkerConfig, WorkerError, caused_by};

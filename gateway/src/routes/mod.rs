@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod certificates;
 pub mod certs;
 pub mod computations;
 pub mod health;
@@ -40,7 +41,7 @@ pub(crate) fn read_options(headers: &HeaderMap, query: Option<u64>) -> Result<Re
     })
 }
 
-fn parameter_problem(name: &str, detail: String) -> Problem {
+pub(crate) fn parameter_problem(name: &str, detail: String) -> Problem {
     Problem::bad_request(detail.clone()).with_errors(vec![FieldProblem {
         pointer: name.into(),
         detail,

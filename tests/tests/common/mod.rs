@@ -38,6 +38,7 @@ pub struct Builder {
     addr: Option<SocketAddr>,
     /// The test provider's one user: subject, address, name.
     oidc: Option<(String, String, String)>,
+    renewal: Option<prism_app::RenewalPolicy>,
 }
 
 impl Builder {
@@ -52,6 +53,12 @@ impl Builder {
     /// first).
     pub fn oidc(mut self, subject: &str, email: &str, name: &str) -> Self {
         self.oidc = Some((subject.to_owned(), email.to_owned(), name.to_owned()));
+        self
+    }
+
+    /// Renews certificates as `policy` says (by default: looks every second, renews two days ahead).
+    pub fn renewal(mut self, policy: prism_app::RenewalPolicy) -> Self {
+        self.renewal = Some(policy);
         self
     }
 
@@ -96,6 +103,11 @@ impl Builder {
                 prism_ca::Sealer::new(&kek).unwrap(),
                 prism_ca::MemoryKeyStore::default(),
             )),
+            // Look for due certificates every second, so that tests see renewals soon.
+            renewal: self.renewal.unwrap_or(prism_app::RenewalPolicy {
+                every: std::time::Duration::from_secs(1),
+                ..Default::default()
+            }),
         });
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {
