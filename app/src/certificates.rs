@@ -11,13 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt as _;
 use prism_auth::{OpaqueToken, TokenKind};
 use prism_ca::{CaUrls, KeySource, OcspStatus, RevokedEntry, SealedKeys};
+use prism_domain::Aggregate as _;
 use prism_domain::access::Permission;
 use prism_domain::authority::{AUTHORITY_ID, Authority, AuthorityCommand, AuthorityKeys, AuthorityStatus};
 use prism_domain::certificate::{
-    Certificate, CertificateCommand, CertificateStatus, Entity, KeyCustody, Profile, RevocationReason,
-    Serial, Subject,
+    Certificate, CertificateCommand, CertificateEvent, CertificateStatus, Entity, EntityKind, KeyCustody,
+    Profile, RevocationReason, Serial, Subject,
 };
 use prism_domain::workspace::{Workspace, WorkspaceStatus};
 use prism_domain::{CertificateId, WorkspaceId};
@@ -78,6 +80,9 @@ pub struct Maintenance {
     pub failed: usize,
 }
 
+/// A platform certificate with less left than this is not served any more: a new one is issued.
+const IDENTITY_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
+
 /// How many due lineages one look handles; the rest wait for the next.
 const MAINTENANCE_BATCH: u32 = 200;
 
@@ -137,6 +142,28 @@ pub struct IssuedCertificate {
     /// PKCS#8 PEM; `None` for a CSR, and on a retried request (it is shown once).
     pub private_key: Option<String>,
     pub sequence: u64,
+}
+
+/// What one of the platform's own services serves TLS with.
+#[derive(Clone)]
+pub struct PlatformIdentity {
+    pub id: CertificateId,
+    /// The certificate, then the intermediate (PEM): what a server sends.
+    pub certificate_chain: String,
+    /// PKCS#8 PEM.
+    pub private_key: String,
+    /// The root (PEM), which clients trust.
+    pub root: String,
+    pub not_after: chrono::DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PlatformIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformIdentity")
+            .field("id", &self.id)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A certificate with its key and chain, downloaded once with a token.
@@ -350,11 +377,34 @@ impl<'a> Certificates<'a> {
         workspace: WorkspaceId,
         request: CertificateRequest,
     ) -> Result<IssuedCertificate, AppError> {
-        let command = self.new_certificate(workspace, "issue", &request);
+        self.issue_in(caller, options, Some(workspace), request).await
+    }
+
+    /// Issues a certificate of the platform's own (for one of its services), which no workspace holds:
+    /// only the platform's own processes and its administrators may.
+    pub async fn issue_for_platform(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        request: CertificateRequest,
+    ) -> Result<IssuedCertificate, AppError> {
+        self.issue_in(caller, options, None, request).await
+    }
+
+    async fn issue_in(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        scope: Option<WorkspaceId>,
+        request: CertificateRequest,
+    ) -> Result<IssuedCertificate, AppError> {
+        let command = self.new_certificate(scope, "issue", &request);
         self.app
             .authorize_command::<Certificate, _>(caller, &command)
             .await?;
-        self.ensure_active(workspace).await?;
+        if let Some(workspace) = scope {
+            self.ensure_active(workspace).await?;
+        }
         let authority = self.authority().await?;
         let lifetime = request.ttl.unwrap_or_else(|| request.profile.default_lifetime());
         let issued = authority
@@ -398,7 +448,7 @@ impl<'a> Certificates<'a> {
         workspace: WorkspaceId,
         signing: CsrSigning,
     ) -> Result<IssuedCertificate, AppError> {
-        let command = self.new_certificate(workspace, "sign_csr", &signing);
+        let command = self.new_certificate(Some(workspace), "sign_csr", &signing);
         let CsrSigning {
             entity,
             profile,
@@ -436,7 +486,7 @@ impl<'a> Certificates<'a> {
 
     fn new_certificate<'i, I: Serialize>(
         &self,
-        workspace: WorkspaceId,
+        scope: Option<WorkspaceId>,
         operation: &'static str,
         input: &'i I,
     ) -> Command<'i, I> {
@@ -447,7 +497,7 @@ impl<'a> Certificates<'a> {
             target: Target::New {
                 proposed: uuid::Uuid::now_v7().to_string(),
             },
-            workspace: Some(workspace),
+            workspace: scope,
             input,
         }
     }
@@ -461,9 +511,7 @@ impl<'a> Certificates<'a> {
         issued: &prism_ca::Issued,
         key: KeyCustody,
     ) -> Result<Executed<Certificate>, AppError> {
-        let workspace = command
-            .workspace
-            .ok_or_else(|| AppError::internal("a certificate has a workspace"))?;
+        let workspace = command.workspace;
         self.app
             .execute_authorized(caller, options, command, |id| CertificateCommand::Issue {
                 id: CertificateId(id.parse().expect("the service proposes UUIDs")),
@@ -507,6 +555,94 @@ impl<'a> Certificates<'a> {
         })
     }
 
+    /// The certificate and key with which one of the platform's own services (`entity_id`, a
+    /// `service`) serves TLS under the names of `subject`: the newest certificate of its newest
+    /// active lineage of those names (the renewal worker renews it before it ends, and a later call
+    /// answers the renewal), else a new lineage — and the lineages it supersedes (other names, or
+    /// none left alive) are revoked (`superseded`).
+    pub async fn platform_identity(
+        &self,
+        caller: &Caller,
+        entity_id: &str,
+        subject: Subject,
+    ) -> Result<PlatformIdentity, AppError> {
+        let models = self.app.read_models()?;
+        let lineages = models.active_certificates_of(None, entity_id).await?;
+        let now = Utc::now();
+        let mut found = None;
+        for id in lineages.iter().rev() {
+            let lineage = self
+                .app
+                .bounded(async { Ok(self.app.repository::<Certificate>().view(id).await?) })
+                .await?;
+            let (Some(current), Some(KeyCustody::Authority { key_name })) =
+                (lineage.current(), lineage.key.as_ref())
+            else {
+                continue;
+            };
+            if lineage.status == CertificateStatus::Active
+                && lineage.subject == subject
+                && current.not_after - now > IDENTITY_MARGIN
+            {
+                let key = self.key(self.state()?, key_name).await?;
+                found = Some((
+                    *id,
+                    current.clone(),
+                    String::from_utf8(key.to_vec()).map_err(AppError::internal)?,
+                ));
+                break;
+            }
+        }
+        let authority = self.authority().await?;
+        let (id, certificate, not_after, private_key) = match found {
+            Some((id, current, key)) => (id, current.certificate, current.not_after, key),
+            None => {
+                let request = CertificateRequest {
+                    entity: Entity {
+                        kind: EntityKind::Service,
+                        id: entity_id.to_owned(),
+                    },
+                    profile: Profile::Service,
+                    subject,
+                    ttl: None,
+                };
+                let issued = self
+                    .issue_for_platform(caller, &CommandOptions::default(), request)
+                    .await?;
+                let key = issued
+                    .private_key
+                    .ok_or_else(|| AppError::internal("a new certificate comes with its key"))?;
+                (issued.id, issued.certificate, issued.not_after, key)
+            }
+        };
+        for superseded in lineages.iter().filter(|l| **l != id) {
+            let input = EntityInput {
+                entity_id,
+                reason: RevocationReason::Superseded,
+            };
+            if let Err(e) = self
+                .revoke_lineage(
+                    caller,
+                    &CommandOptions::default(),
+                    None,
+                    *superseded,
+                    &input,
+                    RevocationReason::Superseded,
+                )
+                .await
+            {
+                warn!(certificate = %superseded, error = %e, "could not revoke a superseded platform certificate");
+            }
+        }
+        Ok(PlatformIdentity {
+            id,
+            certificate_chain: format!("{certificate}{}", authority.chain_pem()),
+            private_key,
+            root: authority.root_pem(),
+            not_after,
+        })
+    }
+
     /// Issues a new certificate (new serial) for the lineage of `serial`, same subject and key.
     pub async fn renew(
         &self,
@@ -515,14 +651,25 @@ impl<'a> Certificates<'a> {
         workspace: WorkspaceId,
         serial: &Serial,
     ) -> Result<IssuedCertificate, AppError> {
+        self.renew_in(caller, options, Some(workspace), serial).await
+    }
+
+    /// Renews in `scope`: a workspace, or the platform's own certificates (`None`).
+    async fn renew_in(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        scope: Option<WorkspaceId>,
+        serial: &Serial,
+    ) -> Result<IssuedCertificate, AppError> {
         let input = SerialInput { serial, reason: None };
-        let id = self.lineage_of(workspace, serial).await?;
+        let id = self.lineage_of(scope, serial).await?;
         let command = Command {
             what: WHAT,
             operation: "renew",
             permission: Permission::CertificatesIssue,
             target: Target::Existing(id.to_string()),
-            workspace: Some(workspace),
+            workspace: scope,
             input: &input,
         };
         self.app
@@ -624,7 +771,7 @@ impl<'a> Certificates<'a> {
                 .await
                 .map(|_| ())
             } else {
-                self.renew(caller, &options, lineage.workspace_id, &lineage.serial)
+                self.renew_in(caller, &options, lineage.workspace_id, &lineage.serial)
                     .await
                     .map(|_| ())
             };
@@ -655,7 +802,7 @@ impl<'a> Certificates<'a> {
         &self,
         caller: &Caller,
         options: &CommandOptions,
-        workspace: WorkspaceId,
+        scope: Option<WorkspaceId>,
         id: CertificateId,
         serial: &Serial,
     ) -> Result<Executed<Certificate>, AppError> {
@@ -665,7 +812,7 @@ impl<'a> Certificates<'a> {
             operation: "expire",
             permission: Permission::CertificatesRevoke,
             target: Target::Existing(id.to_string()),
-            workspace: Some(workspace),
+            workspace: scope,
             input: &input,
         };
         self.app
@@ -682,12 +829,12 @@ impl<'a> Certificates<'a> {
         serial: &Serial,
         reason: RevocationReason,
     ) -> Result<Executed<Certificate>, AppError> {
-        let id = self.lineage_of(workspace, serial).await?;
+        let id = self.lineage_of(Some(workspace), serial).await?;
         let input = SerialInput {
             serial,
             reason: Some(reason),
         };
-        self.revoke_lineage(caller, options, workspace, id, &input, reason)
+        self.revoke_lineage(caller, options, Some(workspace), id, &input, reason)
             .await
     }
 
@@ -695,7 +842,7 @@ impl<'a> Certificates<'a> {
         &self,
         caller: &Caller,
         options: &CommandOptions,
-        workspace: WorkspaceId,
+        scope: Option<WorkspaceId>,
         id: CertificateId,
         input: &I,
         reason: RevocationReason,
@@ -705,7 +852,7 @@ impl<'a> Certificates<'a> {
             operation: "revoke",
             permission: Permission::CertificatesRevoke,
             target: Target::Existing(id.to_string()),
-            workspace: Some(workspace),
+            workspace: scope,
             input,
         };
         self.app
@@ -735,7 +882,7 @@ impl<'a> Certificates<'a> {
         let lineages = self
             .app
             .read_models()?
-            .active_certificates_of(workspace, entity_id)
+            .active_certificates_of(Some(workspace), entity_id)
             .await?;
         if lineages.is_empty() {
             return Err(AppError::not_found(format!(
@@ -749,7 +896,7 @@ impl<'a> Certificates<'a> {
                 expected_version: None,
             };
             let input = EntityInput { entity_id, reason };
-            self.revoke_lineage(caller, &options, workspace, *id, &input, reason)
+            self.revoke_lineage(caller, &options, Some(workspace), *id, &input, reason)
                 .await?;
         }
         Ok(lineages)
@@ -763,7 +910,7 @@ impl<'a> Certificates<'a> {
         workspace: WorkspaceId,
         serial: &Serial,
     ) -> Result<(String, chrono::DateTime<Utc>), AppError> {
-        let id = self.lineage_of(workspace, serial).await?;
+        let id = self.lineage_of(Some(workspace), serial).await?;
         let (token, hash) = OpaqueToken::generate(TokenKind::CertificateDownload, id.as_uuid());
         let expires_at = Utc::now() + DOWNLOAD_TOKEN_LIFETIME;
         let input = SerialInput { serial, reason: None };
@@ -863,7 +1010,7 @@ impl<'a> Certificates<'a> {
         let found = models
             .certificate_serial(serial)
             .await?
-            .filter(|s| s.workspace_id == workspace)
+            .filter(|s| s.workspace_id == Some(workspace))
             .ok_or_else(|| not_found(serial))?;
         let view = models
             .certificate(workspace, found.certificate_id)
@@ -947,13 +1094,93 @@ impl<'a> Certificates<'a> {
             .map_err(AppError::internal)
     }
 
-    /// The lineage of `serial`, which must be one of `workspace`'s ("not found" otherwise).
-    async fn lineage_of(&self, workspace: WorkspaceId, serial: &Serial) -> Result<CertificateId, AppError> {
+    /// Tells `revoked` every serial revoked and not yet expired, then every serial revoked from now on,
+    /// as the log records it (within milliseconds), until `shutdown`: what keeps a TLS server's
+    /// revocation set current. A connection to the log that breaks is taken up again where it broke.
+    ///
+    /// A revocation is acted on even in a commit that fails verification (and logged): a forged
+    /// revocation can only refuse a certificate, while ignoring a real one would admit it.
+    pub async fn watch_revocations(
+        &self,
+        mut revoked: impl FnMut(&[Serial]) + Send,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), AppError> {
+        let log = self.app.log().clone();
+        let head = log.last_sequence().await?;
+        // Everything revoked up to `head`, once the read model has read that far.
+        let models = self.app.read_models()?;
+        while !models.reached(CERTIFICATES, head).await? {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            }
+        }
+        let known: Vec<Serial> = models
+            .revocations(Utc::now())
+            .await?
+            .revoked
+            .into_iter()
+            .map(|r| r.serial)
+            .collect();
+        revoked(&known);
+        let filter = log.subjects().of_type(Certificate::TYPE);
+        let mut verifier = prism_store::Verifier::new(log.clone());
+        let mut next = head + 1;
+        loop {
+            let mut commits = match log.read(next, &filter).await {
+                Ok(commits) => commits,
+                Err(e) => {
+                    warn!(error = %e, "cannot follow revocations; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                    }
+                }
+            };
+            loop {
+                let commit = tokio::select! {
+                    commit = commits.next() => commit,
+                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                };
+                let commit = match commit {
+                    Some(Ok(commit)) => commit,
+                    Some(Err(e)) => {
+                        warn!(error = %e, "the revocation feed broke; taking it up again");
+                        break;
+                    }
+                    None => break,
+                };
+                next = commit.sequence + 1;
+                let serials = match verifier.check(commit.clone()).await {
+                    Ok(prism_store::Checked::Verified(_)) => revoked_serials(&commit),
+                    Ok(prism_store::Checked::Quarantined { reason, .. }) => {
+                        warn!(sequence = commit.sequence, %reason, "a certificate commit failed verification; its revocations stand");
+                        revoked_serials(&commit)
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot verify a certificate commit; its revocations stand");
+                        revoked_serials(&commit)
+                    }
+                };
+                if !serials.is_empty() {
+                    revoked(&serials);
+                }
+            }
+        }
+    }
+
+    /// The lineage of `serial`, which must be one of `scope`'s (a workspace's, or the platform's own
+    /// for `None`): "not found" otherwise.
+    async fn lineage_of(
+        &self,
+        scope: Option<WorkspaceId>,
+        serial: &Serial,
+    ) -> Result<CertificateId, AppError> {
         self.app
             .read_models()?
             .certificate_serial(serial)
             .await?
-            .filter(|s| s.workspace_id == workspace)
+            .filter(|s| s.workspace_id == scope)
             .map(|s| s.certificate_id)
             .ok_or_else(|| not_found(serial))
     }
@@ -973,6 +1200,19 @@ impl<'a> Certificates<'a> {
             )),
         }
     }
+}
+
+/// The serials a certificate commit revokes.
+fn revoked_serials(commit: &prism_store::StoredCommit) -> Vec<Serial> {
+    commit
+        .events
+        .iter()
+        .filter_map(|envelope| envelope.decode::<CertificateEvent>(Certificate::TYPE).ok())
+        .flat_map(|event| match event {
+            CertificateEvent::Revoked(revoked) => revoked.serials,
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 fn not_found(serial: &Serial) -> AppError {

@@ -58,7 +58,7 @@ pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
 pub use certificates::{
     CertificateAuthorityConfig, CertificateBundle, CertificateRequest, Certificates, CsrSigning,
-    DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate, Maintenance, RenewalPolicy,
+    DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate, Maintenance, PlatformIdentity, RenewalPolicy,
 };
 pub use computations::Computations;
 pub use denials::Denial;

@@ -5,4 +5,7 @@
 pub mod modules;
 mod platform;
 
-pub use platform::{BootstrapAdmin, Platform, PlatformConfig, authority_config, connect};
+pub use platform::{
+    API_CERTIFICATE_ENTITY, BootstrapAdmin, HttpsConfig, Platform, PlatformConfig, authority_config, connect,
+    mutual_tls,
+};

@@ -57,6 +57,8 @@ enum Command {
         admin_password: Option<String>,
         #[command(flatten)]
         renewal: RenewalArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
     Serve {
@@ -74,6 +76,8 @@ enum Command {
         authority: AuthorityArgs,
         #[command(flatten)]
         renewal: RenewalArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
@@ -144,7 +148,8 @@ struct IdentityArgs {
     /// platform must read the same file. `prism up` defaults to <data dir>/token-keys.json.
     #[arg(long, env = "PRISM_TOKEN_KEYS")]
     token_keys: Option<PathBuf>,
-    /// The API's public URL: the issuer and audience of its access tokens (default http://<--http>).
+    /// The API's public URL: the issuer and audience of its access tokens, and the base of the URLs
+    /// every certificate names (default http://<--http>, https:// with --tls).
     #[arg(long, env = "PRISM_PUBLIC_URL")]
     public_url: Option<String>,
     /// Sign-in with an OpenID Connect provider: its issuer URL (discovered at start). The provider
@@ -164,6 +169,7 @@ impl IdentityArgs {
         &self,
         default_keys: Option<&std::path::Path>,
         http: SocketAddr,
+        tls: bool,
     ) -> anyhow::Result<IdentityConfig> {
         let path = self.token_keys.as_deref().or(default_keys).context(
             "name the access-token signing keys file with --token-keys or PRISM_TOKEN_KEYS \
@@ -174,7 +180,7 @@ impl IdentityArgs {
         let public_url = self
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{http}"));
+            .unwrap_or_else(|| format!("{}://{http}", if tls { "https" } else { "http" }));
         let public_url = public_url.trim_end_matches('/');
         let mut config = IdentityConfig::new(keys, public_url);
         config.keys_file = Some(path.to_owned());
@@ -237,6 +243,44 @@ struct AuthorityArgs {
     /// Directory of the sealed keys (one file each, mode 0600), shared by every process of one platform.
     #[arg(long, env = "PRISM_CA_KEYS")]
     ca_keys: Option<PathBuf>,
+}
+
+/// Serving the API over HTTPS.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// Serve the API over HTTPS with a certificate of the platform's own authority (renewed and
+    /// presented anew without a restart). Clients trust the authority's root (`GET /certs/ca`; `prism
+    /// up` writes it to <data dir>/ca.pem).
+    #[arg(long, env = "PRISM_TLS")]
+    tls: bool,
+    /// A host name or address clients dial, for the certificate (repeat, or separate with commas);
+    /// localhost, the loopback addresses and the public URL's host are always in it.
+    #[arg(
+        long = "tls-name",
+        env = "PRISM_TLS_NAMES",
+        value_delimiter = ',',
+        requires = "tls"
+    )]
+    tls_names: Vec<String>,
+}
+
+impl TlsArgs {
+    fn config(&self, public_url: &str) -> anyhow::Result<Option<prism_cli::HttpsConfig>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let uri: axum::http::Uri = public_url
+            .parse()
+            .with_context(|| format!("the public URL {public_url}"))?;
+        if uri.scheme_str() != Some("https") {
+            bail!("with --tls the public URL must be https:// (it is {public_url})");
+        }
+        let mut names = self.tls_names.clone();
+        if let Some(host) = uri.host() {
+            names.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+        }
+        Ok(Some(prism_cli::HttpsConfig { names }))
+    }
 }
 
 /// When the certificate authority renews certificates.
@@ -350,12 +394,14 @@ async fn main() -> anyhow::Result<()> {
             admin_email,
             admin_password,
             renewal,
+            tls,
         } => {
             let key = store.snapshot_key()?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
             let identity = identity
-                .config(Some(&data_dir.join("token-keys.json")), http)
+                .config(Some(&data_dir.join("token-keys.json")), http, tls.tls)
                 .await?;
+            let https = tls.config(&identity.issuer.issuer)?;
             let up = up::Up {
                 http,
                 nats_url,
@@ -366,6 +412,7 @@ async fn main() -> anyhow::Result<()> {
                 admin_email,
                 admin_password,
                 renewal: renewal.policy(),
+                https,
             };
             up::up(&data_dir, up).await
         }
@@ -377,17 +424,23 @@ async fn main() -> anyhow::Result<()> {
             identity,
             authority,
             renewal,
+            tls,
         } => {
-            let identity = identity.config(None, http).await?;
+            let identity = identity.config(None, http, tls.tls).await?;
+            let https = tls.config(&identity.issuer.issuer)?;
+            if https.is_some() && authority.ca_kek.is_none() {
+                bail!("--tls needs the certificate authority: set PRISM_CA_KEK and PRISM_CA_KEYS");
+            }
             let config = PlatformConfig {
                 store: store.config(),
                 snapshot_key: store.snapshot_key()?,
                 certificate_authority: authority.config(&identity.issuer.issuer, renewal.policy())?,
+                https,
                 identity,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;
-            info!("API listening on http://{}", platform.addr());
+            info!("API listening on {}", platform.base_url());
             run_until_stopped(platform).await
         }
         Command::Reactions { command, servers } => {

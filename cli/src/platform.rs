@@ -5,17 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prism_app::{App, AppConfig, CertificateAuthorityConfig, IdentityConfig, RenewalPolicy, RoleAuthorizer};
+use prism_app::{
+    App, AppConfig, Caller, CertificateAuthorityConfig, IdentityConfig, PlatformIdentity, RenewalPolicy,
+    RoleAuthorizer,
+};
 use prism_ca::{CaUrls, FileKeyStore, SealedKeys, Sealer};
+use prism_domain::certificate::Subject;
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
 use prism_store::{
     EventLog, EventStore, KvIdempotency, KvSnapshots, SignedSnapshots, SnapshotKey, StoreConfig,
 };
+use prism_tls::{
+    Alpn, ClientAuth, IdentityHandle, PeerAddr, RevokedSerials, ServerIdentity, TlsServerConfig,
+};
 use prism_workers::WorkerConfig;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::modules::{self, WorkerDeps};
 
@@ -41,7 +48,21 @@ pub struct PlatformConfig {
     pub bootstrap_admin: Option<BootstrapAdmin>,
     /// The certificate authority's public URLs and key store; without it, no certificate is issued.
     pub certificate_authority: Option<CertificateAuthorityConfig>,
+    /// Serve the API over HTTPS (it needs the certificate authority); plain HTTP without.
+    pub https: Option<HttpsConfig>,
 }
+
+/// Serving the API over HTTPS with a certificate of the platform's own authority, kept current: the
+/// renewal worker renews it, and the server presents the renewal from the next handshake on.
+#[derive(Debug, Clone, Default)]
+pub struct HttpsConfig {
+    /// The names clients dial, which the certificate carries besides `localhost`, `127.0.0.1` and
+    /// `::1`: DNS names or IP addresses (the public URL's host among them).
+    pub names: Vec<String>,
+}
+
+/// The entity (a `service`) of the API's own certificate.
+pub const API_CERTIFICATE_ENTITY: &str = "prism-api";
 
 /// The first platform administrator: its address, and its password (generated when `None`).
 #[derive(Debug, Clone)]
@@ -64,6 +85,141 @@ impl PlatformConfig {
             identity: IdentityConfig::ephemeral(&format!("http://{http}")),
             bootstrap_admin: None,
             certificate_authority: None,
+            https: None,
+        }
+    }
+}
+
+/// A TLS configuration for one of the platform's own services (`entity`, a `service` certificate of
+/// the platform's authority with the names of `subject`) that requires client certificates of the
+/// authority, refuses revoked ones and closes their connections: the revoked serials are loaded
+/// before this returns, then kept current from the event log (within milliseconds of a revocation)
+/// until `stop`, as is the service's own certificate (its renewals are presented without a restart).
+/// The tasks that keep them current are added to `tasks`.
+pub async fn mutual_tls(
+    app: &App,
+    entity: &str,
+    subject: Subject,
+    alpn: Alpn,
+    stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<TlsServerConfig> {
+    let caller = Caller::service(entity);
+    let identity = app
+        .certificates()
+        .platform_identity(&caller, entity, subject.clone())
+        .await
+        .with_context(|| format!("the certificate of {entity}"))?;
+    let root = prism_ca::der_of("CERTIFICATE", &identity.root).context("the authority's root")?;
+    let revoked = RevokedSerials::new();
+    let (loaded, initial) = tokio::sync::oneshot::channel();
+    let mut loaded = Some(loaded);
+    let feed = Arc::clone(&revoked);
+    let watching = app.clone();
+    let watch_stop = stop.clone();
+    tasks.spawn(async move {
+        watching
+            .certificates()
+            .watch_revocations(
+                move |serials| {
+                    feed.revoke(serials.iter().cloned());
+                    if let Some(loaded) = loaded.take() {
+                        let _ = loaded.send(());
+                    }
+                },
+                watch_stop,
+            )
+            .await
+            .context("following revocations")
+    });
+    initial
+        .await
+        .context("the revoked certificates could not be loaded")?;
+    let tls = TlsServerConfig::new(
+        ServerIdentity::from_pem(&identity.certificate_chain, &identity.private_key)?,
+        ClientAuth::Required {
+            roots: vec![root.into()],
+            revoked,
+        },
+        alpn,
+    )?;
+    tasks.spawn(keep_identity_current(
+        app.clone(),
+        entity.to_owned(),
+        subject,
+        identity,
+        tls.identity().clone(),
+        stop,
+    ));
+    Ok(tls)
+}
+
+/// The names of the API's certificate: `localhost`, the loopback addresses, the address it listens
+/// on when that is a particular one, and the configured names.
+fn api_subject(https: &HttpsConfig, listening: SocketAddr) -> Subject {
+    let mut subject = Subject {
+        common_name: API_CERTIFICATE_ENTITY.into(),
+        dns_names: vec!["localhost".into()],
+        ip_addresses: vec![
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ],
+        ..Subject::default()
+    };
+    let mut add = |name: &str| match name.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() && !subject.ip_addresses.contains(&ip) => {
+            subject.ip_addresses.push(ip)
+        }
+        Ok(_) => {}
+        Err(_) if !subject.dns_names.iter().any(|n| n == name) => subject.dns_names.push(name.to_owned()),
+        Err(_) => {}
+    };
+    add(&listening.ip().to_string());
+    for name in &https.names {
+        add(name);
+    }
+    subject
+}
+
+/// Presents a service certificate's renewals as the renewal worker makes them: looks as often as the
+/// worker does, and replaces the served identity when the platform's certificate has changed.
+async fn keep_identity_current(
+    app: App,
+    entity: String,
+    subject: Subject,
+    mut current: PlatformIdentity,
+    handle: Arc<IdentityHandle>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let every = app.certificates().renewal_policy()?.every;
+    let caller = Caller::service(&entity);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|stop| *stop) => return Ok(()),
+        }
+        let fresh = match app
+            .certificates()
+            .platform_identity(&caller, &entity, subject.clone())
+            .await
+        {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                warn!(%entity, error = %e, "cannot look at the service's certificate; serving the one it has");
+                continue;
+            }
+        };
+        if fresh.certificate_chain != current.certificate_chain {
+            match ServerIdentity::from_pem(&fresh.certificate_chain, &fresh.private_key)
+                .map_err(anyhow::Error::from)
+                .and_then(|identity| Ok(handle.replace(identity)?))
+            {
+                Ok(()) => {
+                    info!(%entity, not_after = %fresh.not_after, "the service presents its renewed certificate");
+                    current = fresh;
+                }
+                Err(e) => warn!(%entity, error = %e, "cannot present the service's renewed certificate"),
+            }
         }
     }
 }
@@ -90,6 +246,8 @@ pub fn authority_config(
 #[derive(Debug)]
 pub struct Platform {
     addr: SocketAddr,
+    /// The root certificate (PEM) to trust, when the API is served over HTTPS.
+    https_root: Option<String>,
     app: App,
     /// The administrator's password when this start created the account.
     created_admin_password: Option<String>,
@@ -188,23 +346,70 @@ impl Platform {
             .await
             .with_context(|| format!("cannot listen on {}", config.http))?;
         let addr = listener.local_addr()?;
-        let mut http_stop = stopped;
+        let mut http_stop = stopped.clone();
         let router = prism_gateway::router(state, modules::routes());
-        tasks.spawn(async move {
-            // The peer's address is the source that sign-in throttling and denial records name.
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stop| *stop).await;
-            })
-            .await
-            .context("HTTP server")
-        });
-        info!(%addr, "platform started");
+        let https_root = match &config.https {
+            None => {
+                tasks.spawn(async move {
+                    // The peer's address is the source that sign-in throttling and denial records name.
+                    axum::serve(
+                        listener,
+                        router.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = http_stop.wait_for(|stop| *stop).await;
+                    })
+                    .await
+                    .context("HTTP server")
+                });
+                None
+            }
+            Some(https) => {
+                let subject = api_subject(https, addr);
+                let caller = Caller::service(API_CERTIFICATE_ENTITY);
+                let identity = app
+                    .certificates()
+                    .platform_identity(&caller, API_CERTIFICATE_ENTITY, subject.clone())
+                    .await
+                    .context("the API's certificate")?;
+                let root = identity.root.clone();
+                let tls = TlsServerConfig::new(
+                    ServerIdentity::from_pem(&identity.certificate_chain, &identity.private_key)?,
+                    ClientAuth::None,
+                    Alpn::Http2AndHttp1,
+                )?;
+                tasks.spawn(keep_identity_current(
+                    app.clone(),
+                    API_CERTIFICATE_ENTITY.to_owned(),
+                    subject,
+                    identity,
+                    tls.identity().clone(),
+                    stopped.clone(),
+                ));
+                // The TLS server names the peer in its own extension; the gateway reads axum's.
+                let router = router.layer(axum::middleware::map_request(
+                    |mut request: axum::extract::Request| async move {
+                        if let Some(PeerAddr(addr)) = request.extensions().get::<PeerAddr>().copied() {
+                            request.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+                        }
+                        request
+                    },
+                ));
+                tasks.spawn(async move {
+                    prism_tls::Server::new(listener, tls)
+                        .serve(router, async move {
+                            let _ = http_stop.wait_for(|stop| *stop).await;
+                        })
+                        .await;
+                    Ok(())
+                });
+                Some(root)
+            }
+        };
+        info!(%addr, https = https_root.is_some(), "platform started");
         Ok(Self {
             addr,
+            https_root,
             app,
             created_admin_password,
             stop,
@@ -215,6 +420,19 @@ impl Platform {
     /// The address the HTTP API listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The API's base URL on its listening address (`https://` when it is served over HTTPS).
+    pub fn base_url(&self) -> String {
+        match self.https_root {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The root certificate (PEM) clients trust to reach the API over HTTPS; `None` over plain HTTP.
+    pub fn https_root(&self) -> Option<&str> {
+        self.https_root.as_deref()
     }
 
     /// The platform administrator's password, when this start created the account (to show once).

@@ -28,6 +28,8 @@ const SNAPSHOT_KEY_FILE: &str = "snapshot.key";
 /// The key that seals the certificate authority's private keys, and where they are kept.
 const CA_KEK_FILE: &str = "ca.kek";
 const CA_KEYS_DIR: &str = "ca-keys";
+/// The root certificate to trust when the API is served over HTTPS (public: no secret in it).
+const CA_FILE: &str = "ca.pem";
 
 /// What `prism up` is asked for.
 #[derive(Debug)]
@@ -42,6 +44,8 @@ pub(crate) struct Up {
     pub admin_email: String,
     pub admin_password: Option<String>,
     pub renewal: prism_app::RenewalPolicy,
+    /// Serve the API over HTTPS.
+    pub https: Option<prism_cli::HttpsConfig>,
 }
 
 pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
@@ -55,6 +59,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         admin_email,
         admin_password,
         renewal,
+        https,
     } = up;
     let password_given = admin_password.is_some();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -128,6 +133,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         snapshot_key: Some(snapshot_key),
         certificate_authority: Some(authority),
         identity,
+        https,
         bootstrap_admin: Some(BootstrapAdmin {
             email: admin_email.clone(),
             password: admin_password,
@@ -136,8 +142,17 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
     };
     let result = match Platform::start(config).await {
         Ok(platform) => {
+            let ca_file = match platform.https_root() {
+                Some(root) => {
+                    let path = data_dir.join(CA_FILE);
+                    std::fs::write(&path, root).with_context(|| format!("writing {}", path.display()))?;
+                    Some(path)
+                }
+                None => None,
+            };
             print_banner(&Banner {
-                addr: platform.addr(),
+                api: platform.base_url(),
+                ca_file: ca_file.as_deref(),
                 nats_url: &nats_url,
                 database_url: &database_url,
                 data_dir: &data_dir,
@@ -261,7 +276,10 @@ fn redact(url: &str) -> String {
 }
 
 struct Banner<'a> {
-    addr: SocketAddr,
+    /// The API's base URL.
+    api: String,
+    /// The root certificate to trust, when the API is served over HTTPS.
+    ca_file: Option<&'a Path>,
     nats_url: &'a str,
     database_url: &'a str,
     data_dir: &'a Path,
@@ -280,7 +298,17 @@ struct Admin<'a> {
 }
 
 fn print_banner(banner: &Banner<'_>) {
-    let api = format!("http://{}", banner.addr);
+    let api = &banner.api;
+    let (trust, curl) = match banner.ca_file {
+        Some(ca) => (
+            format!(
+                "\n  Trust          {}   (the platform's root certificate: curl --cacert, or your trust store)",
+                ca.display()
+            ),
+            format!("curl --cacert {}", ca.display()),
+        ),
+        None => (String::new(), "curl".to_owned()),
+    };
     let cluster = banner.relocated_cluster.map_or_else(String::new, |dir| {
         format!(
             "\n  Cluster        {}   (user `nobody`, which runs PostgreSQL, cannot enter the data directory)",
@@ -306,7 +334,7 @@ fn print_banner(banner: &Banner<'_>) {
         r#"
 Prism is up.
 
-  API            {api}
+  API            {api}{trust}
   API docs       {api}/docs   (OpenAPI: {api}/openapi.json)
   Health         {api}/health
   NATS           {nats}
@@ -317,12 +345,12 @@ Prism is up.
 
 Sign in, then a first computation:
 
-  TOKEN=$(curl -s {api}/oauth/token -d grant_type=password -d username={email} \
+  TOKEN=$({curl} -s {api}/oauth/token -d grant_type=password -d username={email} \
           --data-urlencode "password=$PASSWORD" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  curl -s -XPOST {api}/workspaces -H "authorization: Bearer $TOKEN" \
+  {curl} -s -XPOST {api}/workspaces -H "authorization: Bearer $TOKEN" \
        -H 'content-type: application/json' -d '{{"name":"Hospitals"}}'
   # take "id" from the answer as WS, then:
-  curl -s -XPOST {api}/$WS/computations -H "authorization: Bearer $TOKEN" \
+  {curl} -s -XPOST {api}/$WS/computations -H "authorization: Bearer $TOKEN" \
        -H 'content-type: application/json' \
        -d '{{"name":"Study","participants":[{{"id":"{email}","roles":["owner"]}}]}}'
 

@@ -40,7 +40,7 @@ pub struct CertificateView {
 pub struct CertificateSerialView {
     pub serial: Serial,
     pub certificate_id: CertificateId,
-    pub workspace_id: WorkspaceId,
+    pub workspace_id: Option<WorkspaceId>,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
     /// PEM.
@@ -54,7 +54,7 @@ pub struct CertificateSerialView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueCertificate {
     pub id: CertificateId,
-    pub workspace_id: WorkspaceId,
+    pub workspace_id: Option<WorkspaceId>,
     pub serial: Serial,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
@@ -124,7 +124,7 @@ fn serial_view(row: &Row) -> Result<CertificateSerialView, ProjectionError> {
     Ok(CertificateSerialView {
         serial: parse_serial(&serial)?,
         certificate_id: CertificateId(row.get(1)),
-        workspace_id: WorkspaceId(row.get(2)),
+        workspace_id: row.get::<_, Option<uuid::Uuid>>(2).map(WorkspaceId),
         not_before: row.get(3),
         not_after: row.get(4),
         certificate: row.get(5),
@@ -200,21 +200,23 @@ impl ReadModels {
         row.as_ref().map(serial_view).transpose()
     }
 
-    /// The lineages of an entity that are still active.
+    /// The lineages of an entity that are still active, oldest first: in a workspace, or among the
+    /// platform's own certificates (`None`).
     pub async fn active_certificates_of(
         &self,
-        workspace: WorkspaceId,
+        scope: Option<WorkspaceId>,
         entity_id: &str,
     ) -> Result<Vec<CertificateId>, ProjectionError> {
         let client = self.pool().get().await?;
         let statement = client
             .prepare_cached(
-                "SELECT id FROM certificates WHERE workspace_id = $1 AND entity_id = $2 AND status = 'active'
+                "SELECT id FROM certificates
+                 WHERE workspace_id IS NOT DISTINCT FROM $1 AND entity_id = $2 AND status = 'active'
                  ORDER BY id",
             )
             .await?;
         let rows = client
-            .query(&statement, &[&workspace.as_uuid(), &entity_id])
+            .query(&statement, &[&scope.map(|w| w.as_uuid()), &entity_id])
             .await?;
         Ok(rows.iter().map(|r| CertificateId(r.get(0))).collect())
     }
@@ -260,7 +262,7 @@ impl ReadModels {
                 let serial: String = row.get(2);
                 Ok(DueCertificate {
                     id: CertificateId(row.get(0)),
-                    workspace_id: WorkspaceId(row.get(1)),
+                    workspace_id: row.get::<_, Option<uuid::Uuid>>(1).map(WorkspaceId),
                     serial: parse_serial(&serial)?,
                     not_before: row.get(3),
                     not_after: row.get(4),

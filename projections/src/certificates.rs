@@ -13,7 +13,7 @@ pub struct CertificatesProjection;
 async fn insert_serial(
     tx: &Transaction<'_>,
     certificate: uuid::Uuid,
-    workspace: uuid::Uuid,
+    workspace: Option<uuid::Uuid>,
     issuance: &Issuance,
 ) -> Result<(), ProjectionError> {
     tx.execute(
@@ -64,7 +64,7 @@ impl Projection for CertificatesProjection {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $11, $12)",
                     &[
                         &id,
-                        &e.workspace.0,
+                        &e.workspace.map(|w| w.as_uuid()),
                         &e.entity.kind.as_str(),
                         &e.entity.id,
                         &e.profile.as_str(),
@@ -78,7 +78,7 @@ impl Projection for CertificatesProjection {
                     ],
                 )
                 .await?;
-                insert_serial(tx, id, e.workspace.0, &e.issuance).await?;
+                insert_serial(tx, id, e.workspace.map(|w| w.as_uuid()), &e.issuance).await?;
             }
             CertificateEvent::Renewed(e) => {
                 let row = tx

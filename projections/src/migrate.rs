@@ -34,8 +34,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0009_certificates.sql"),
     ),
     (
-        "0010_certificates_due",
-        include_str!("../migrations/0010_certificates_due.sql"),
+        "0010_platform_certificates",
+        include_str!("../migrations/0010_platform_certificates.sql"),
     ),
 ];
 

@@ -48,6 +48,18 @@ IDENTITY_RULES = [
     )
 ]
 
+# 422 for rules of the certificate routes that no schema can state: what a profile allows, which
+# strings are IP addresses, a lifetime of zero (documented on those routes). A CSR refused is pointed
+# at `/csr`.
+CERTIFICATE_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^the [a-z_]+ profile does not allow this: ",
+        r"^`[^`]*` is no IP address$",
+        r"^`[^`]*` is no positive duration",
+    )
+]
+
 # 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
 BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
 
@@ -97,6 +109,14 @@ def _reason(case, response):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in IDENTITY_RULES) for d in details):
             return "a rule of the identity routes"
+    if status == 422 and "/certs/" in case.operation.path:
+        errors = problem.get("errors") or [{"detail": detail, "pointer": ""}]
+        if all(
+            any(rule.match(error.get("detail", "")) for rule in CERTIFICATE_RULES)
+            or (error.get("pointer") == "/csr" and "/certs/csrs/" in case.operation.path)
+            for error in errors
+        ):
+            return "a rule of the certificate routes"
     if status == 422 and "/computations" in case.operation.path:
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):

@@ -1114,3 +1114,242 @@ async fn an_ended_certificate_is_recorded_expired_and_an_archived_computation_lo
     .await;
     prism.stop().await;
 }
+
+/// The serial number of the certificate the TLS server at `addr` presents, as openssl sees it after
+/// verifying it against `root` (a file).
+fn presented_serial(addr: std::net::SocketAddr, root: &Path) -> String {
+    let output = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "localhost",
+            "-CAfile",
+            p(root),
+            "-verify_return_error",
+            "-alpn",
+            "h2",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        text.contains("Verify return code: 0 (ok)") && text.contains("ALPN protocol: h2"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let start = text.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
+    let end = text.find("-----END CERTIFICATE-----").expect("a certificate") + 25;
+    let leaf = Scratch::new();
+    let file = leaf.write("leaf.pem", &text[start..end]);
+    let (ok, serial) = openssl(&["x509", "-in", p(&file), "-noout", "-serial"]);
+    assert!(ok, "{serial}");
+    serial.trim().trim_start_matches("serial=").to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_served_over_https_with_a_platform_certificate_that_is_renewed_in_place() {
+    let prism = Prism::builder().https().start().await;
+    let platform = prism.platform();
+    assert!(platform.base_url().starts_with("https://"));
+    let dir = Scratch::new();
+    let root = dir.write("root.pem", platform.https_root().unwrap());
+
+    // Over HTTPS the API works as before: sign-in, a workspace; plain HTTP gets no answer.
+    let app = platform.app();
+    let admin = admin(&prism).await;
+    let ws = workspace(app, &admin).await;
+    eventually("the workspace read over HTTPS", || async {
+        let read = prism
+            .admin()
+            .get(prism.url(&format!("/workspaces/{ws}")))
+            .send()
+            .await
+            .unwrap();
+        read.status() == 200
+    })
+    .await;
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/health", platform.addr()))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+
+    // The certificate is the platform's own (no workspace lists it), chains to the root, names
+    // localhost and the loopback address, and speaks h2.
+    let first = presented_serial(platform.addr(), &root);
+    let serial = prism_domain::certificate::Serial::parse(&first).unwrap();
+    let found = app
+        .read_models()
+        .unwrap()
+        .certificate_serial(&serial)
+        .await
+        .unwrap()
+        .expect("the API's certificate is recorded");
+    assert_eq!(found.workspace_id, None);
+
+    // Renewed (as the worker does when it is due): the server presents the renewal, no restart.
+    let later = chrono::Utc::now() + chrono::Duration::days(29);
+    let done = app
+        .certificates()
+        .maintain(&Caller::service("certificate-renewer"), later)
+        .await
+        .unwrap();
+    assert!(done.renewed >= 1, "{done:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = presented_serial(platform.addr(), &root);
+        if now != first {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is never presented"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    prism.stop().await;
+}
+
+/// A client of `addr` presenting `issued` (certificate, key) and trusting `root`.
+fn agent_client(issued: &prism_app::IssuedCertificate, root: &str) -> reqwest::Client {
+    let identity =
+        format!("{}{}", issued.private_key.as_deref().unwrap(), issued.certificate) + &issued.chain;
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_the_api_closes_an_agents_open_connection_within_a_second() {
+    let prism = Prism::start().await;
+    let app = prism.platform().app().clone();
+    let admin = admin(&prism).await;
+    let ws = workspace(&app, &admin).await;
+    let agent = |id: &str| {
+        let mut request = cvm_request(Profile::AgentClient).with_no_hosts();
+        request.entity.id = id.into();
+        request
+    };
+    let certificates = app.certificates();
+    let mut issued = Vec::new();
+    for id in ["cvm-a", "cvm-b", "cvm-c"] {
+        issued.push(
+            certificates
+                .issue(&admin, &CommandOptions::default(), ws, agent(id))
+                .await
+                .unwrap(),
+        );
+    }
+    let (a, b, c) = (&issued[0], &issued[1], &issued[2]);
+    eventually("the certificates in the read model", || async {
+        certificates
+            .get(&admin, ws, &c.serial, Default::default())
+            .await
+            .is_ok()
+    })
+    .await;
+    certificates
+        .revoke(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            &c.serial,
+            RevocationReason::KeyCompromise,
+        )
+        .await
+        .unwrap();
+
+    // A service of the platform's requiring client certificates, serving a stream that never ends.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let subject = Subject {
+        common_name: "prism-agents".into(),
+        dns_names: vec!["localhost".into()],
+        ..Default::default()
+    };
+    let tls = prism_cli::mutual_tls(
+        &app,
+        "prism-agents",
+        subject,
+        prism_tls::Alpn::Http2AndHttp1,
+        stopped.clone(),
+        &mut tasks,
+    )
+    .await
+    .unwrap();
+    let router = axum::Router::new().route(
+        "/stream",
+        axum::routing::get(|| async {
+            let ticks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((Ok::<_, std::io::Error>(bytes_of("tick\n")), ()))
+            });
+            axum::body::Body::from_stream(ticks)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(prism_tls::Server::new(listener, tls).serve(router, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    let root = certificates.authority().await.unwrap().root_pem();
+    let url = format!("https://localhost:{}/stream", addr.port());
+
+    // Revoked before the server started: refused.
+    assert!(agent_client(c, &root).get(&url).send().await.is_err());
+    // Two agents stream.
+    let mut a_stream = agent_client(a, &root).get(&url).send().await.unwrap();
+    let mut b_stream = agent_client(b, &root).get(&url).send().await.unwrap();
+    assert!(a_stream.chunk().await.unwrap().is_some());
+    assert!(b_stream.chunk().await.unwrap().is_some());
+
+    // Agent a's certificate is revoked through the HTTP API: its connection ends within a second.
+    let revoked = prism
+        .admin()
+        .patch(prism.url(&format!("/{ws}/certs/{}/revoke?reason=key_compromise", a.serial)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let revoked_at = Instant::now();
+    loop {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(3),
+            "agent a still streams after its revocation"
+        );
+        match tokio::time::timeout(Duration::from_secs(2), a_stream.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => break,
+            Err(_) => panic!("agent a's stream went silent but was not closed"),
+        }
+    }
+    let took = revoked_at.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the connection was closed after {took:?}"
+    );
+    // Agent b streams on; agent a cannot come back.
+    for _ in 0..5 {
+        assert!(b_stream.chunk().await.unwrap().is_some());
+    }
+    assert!(agent_client(a, &root).get(&url).send().await.is_err());
+
+    stop.send(true).unwrap();
+    drop(b_stream);
+    server.await.unwrap();
+    while let Some(task) = tasks.join_next().await {
+        task.unwrap().unwrap();
+    }
+    prism.stop().await;
+}
+
+fn bytes_of(text: &'static str) -> axum::body::Bytes {
+    axum::body::Bytes::from_static(text.as_bytes())
+}

@@ -1,13 +1,14 @@
 //! The server's rustls configuration: identity, client authentication, ALPN.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::NoServerSessionStorage;
+use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use crate::verifier::RevocationCheckingVerifier;
 use crate::{RevokedSerials, TlsError};
@@ -54,6 +55,61 @@ impl ServerIdentity {
     }
 }
 
+/// The certificate a server presents, replaceable while it serves: a renewed certificate is
+/// presented from the next handshake on, without a restart (connections open keep the old one).
+pub struct IdentityHandle {
+    current: RwLock<Arc<CertifiedKey>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for IdentityHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityHandle").finish_non_exhaustive()
+    }
+}
+
+impl IdentityHandle {
+    fn new(identity: ServerIdentity, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let certified = certified(identity, &provider)?;
+        Ok(Self {
+            current: RwLock::new(certified),
+            provider,
+        })
+    }
+
+    /// Presents `identity` from the next handshake on; an identity whose key is not its
+    /// certificate's is refused and the current one kept.
+    pub fn replace(&self, identity: ServerIdentity) -> Result<(), TlsError> {
+        let certified = certified(identity, &self.provider)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = certified;
+        Ok(())
+    }
+
+    /// The certificate presented now (leaf first).
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .cert
+            .clone()
+    }
+}
+
+fn certified(identity: ServerIdentity, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, TlsError> {
+    let key = provider.key_provider.load_private_key(identity.key)?;
+    let certified = CertifiedKey::new(identity.chain, key);
+    certified.keys_match()?;
+    Ok(Arc::new(certified))
+}
+
+impl ResolvesServerCert for IdentityHandle {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+}
+
 /// Whether and how clients authenticate.
 #[derive(Debug, Clone)]
 pub enum ClientAuth {
@@ -93,6 +149,7 @@ impl Alpn {
 #[derive(Debug, Clone)]
 pub struct TlsServerConfig {
     config: Arc<ServerConfig>,
+    identity: Arc<IdentityHandle>,
     revoked: Option<Arc<RevokedSerials>>,
     alpn: Alpn,
 }
@@ -112,14 +169,16 @@ impl TlsServerConfig {
         let (builder, revoked) = match client_auth {
             ClientAuth::None => (builder.with_no_client_auth(), None),
             ClientAuth::Required { roots, revoked } => {
-                let verifier = RevocationCheckingVerifier::new(&roots, Arc::clone(&revoked), provider)?;
+                let verifier =
+                    RevocationCheckingVerifier::new(&roots, Arc::clone(&revoked), Arc::clone(&provider))?;
                 (
                     builder.with_client_cert_verifier(Arc::new(verifier)),
                     Some(revoked),
                 )
             }
         };
-        let mut config = builder.with_single_cert(identity.chain, identity.key)?;
+        let identity = Arc::new(IdentityHandle::new(identity, Arc::clone(&provider))?);
+        let mut config = builder.with_cert_resolver(Arc::clone(&identity) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = alpn.protocols();
         if revoked.is_some() {
             config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -127,6 +186,7 @@ impl TlsServerConfig {
         }
         Ok(Self {
             config: Arc::new(config),
+            identity,
             revoked,
             alpn,
         })
@@ -135,6 +195,11 @@ impl TlsServerConfig {
     /// The rustls configuration, for a caller with its own acceptor.
     pub fn rustls(&self) -> &Arc<ServerConfig> {
         &self.config
+    }
+
+    /// The certificate the server presents, to replace it when it is renewed.
+    pub fn identity(&self) -> &Arc<IdentityHandle> {
+        &self.identity
     }
 
     /// The revoked set, when clients authenticate.

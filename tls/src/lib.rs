@@ -25,7 +25,7 @@ mod revocation;
 mod serve;
 mod verifier;
 
-pub use config::{Alpn, ClientAuth, ServerIdentity, TlsServerConfig};
+pub use config::{Alpn, ClientAuth, IdentityHandle, ServerIdentity, TlsServerConfig};
 pub use revocation::{RevokedSerials, Tracked};
 pub use serve::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, PeerAddr, PeerCertificate, Server, serve,

@@ -225,6 +225,34 @@ async fn the_https_configuration_serves_http1_and_h2_without_client_certificates
 }
 
 #[tokio::test]
+async fn a_replaced_identity_is_presented_from_the_next_handshake_on() {
+    let pki = Pki::new();
+    let tls = TlsServerConfig::new(pki.server_identity(), ClientAuth::None, Alpn::Http2AndHttp1).unwrap();
+    let handle = tls.identity().clone();
+    let first = handle.chain()[0].clone();
+    let server = Running::start(Server::new(listener().await, tls), app());
+    let pki = &pki;
+    let presented = |addr| async move {
+        let tls = connect(addr, client_config(pki, None, H2)).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+    assert_eq!(presented(server.addr).await, first);
+
+    // A renewal: a new certificate for the same names.
+    handle.replace(pki.server_identity()).unwrap();
+    let second = handle.chain()[0].clone();
+    assert_ne!(second, first);
+    assert_eq!(presented(server.addr).await, second);
+
+    // A key that is not the certificate's is refused, and the current identity stays.
+    let other = Pki::new();
+    let mismatched = prism_tls::ServerIdentity::from_pem(&pki.server_pem().0, &other.server_pem().1).unwrap();
+    assert!(handle.replace(mismatched).is_err());
+    assert_eq!(presented(server.addr).await, second);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn garbage_plain_http_and_silent_peers_do_not_stop_the_server() {
     let pki = Pki::new();
     let revoked = RevokedSerials::new();

@@ -22,7 +22,9 @@ pub enum CertificateCommand {
     /// checks that the certificate is what the profile allows and what the command says).
     Issue {
         id: CertificateId,
-        workspace: WorkspaceId,
+        /// `None`: a certificate of the platform's own (its API server, its agent channel), which no
+        /// workspace holds.
+        workspace: Option<WorkspaceId>,
         entity: Entity,
         profile: Profile,
         subject: Subject,

@@ -156,7 +156,9 @@ pub enum CertificateEvent {
 #[serde(deny_unknown_fields)]
 pub struct CertificateIssued {
     pub id: CertificateId,
-    pub workspace: WorkspaceId,
+    /// Absent for a certificate of the platform's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceId>,
     pub entity: Entity,
     pub profile: Profile,
     pub subject: Subject,

@@ -181,7 +181,7 @@ impl Aggregate for Certificate {
             CertificateEvent::Issued(e) => {
                 self.status = CertificateStatus::Active;
                 self.id = Some(e.id);
-                self.workspace = Some(e.workspace);
+                self.workspace = e.workspace;
                 self.entity = Some(e.entity.clone());
                 self.profile = Some(e.profile);
                 self.subject = e.subject.clone();

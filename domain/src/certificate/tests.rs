@@ -81,7 +81,7 @@ fn issue(certificate: String) -> CertificateCommand {
 fn issue_for(entity: &str, certificate: String) -> CertificateCommand {
     CertificateCommand::Issue {
         id: CertificateId(uuid::Uuid::from_u128(1)),
-        workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
+        workspace: Some(WorkspaceId(uuid::Uuid::from_u128(2))),
         entity: Entity {
             kind: EntityKind::Cvm,
             id: entity.into(),
@@ -100,7 +100,7 @@ fn issued() -> CertificateEvent {
     let facts = CertificateFacts::of_pem(&certificate).unwrap();
     CertificateEvent::Issued(CertificateIssued {
         id: CertificateId(uuid::Uuid::from_u128(1)),
-        workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
+        workspace: Some(WorkspaceId(uuid::Uuid::from_u128(2))),
         entity: Entity {
             kind: EntityKind::Cvm,
             id: "cvm-7".into(),

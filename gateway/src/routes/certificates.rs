@@ -463,8 +463,16 @@ fn entity(kind: &str, id: String) -> Result<Entity, Problem> {
     Ok(Entity { kind, id })
 }
 
+/// A serial number from the path. One written right that no certificate can have (zero, more than
+/// 20 octets) names no certificate: "not found", like any other serial this workspace has not.
 fn serial(text: &str) -> Result<Serial, Problem> {
-    Serial::parse(text).map_err(|e| parameter_problem("serial", format!("`{text}` is no serial number: {e}")))
+    Serial::parse(text).map_err(|e| {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            Problem::new(ProblemKind::NotFound, format!("certificate {text} not found"))
+        } else {
+            parameter_problem("serial", format!("`{text}` is no serial number: {e}"))
+        }
+    })
 }
 
 fn reason(text: Option<&str>) -> Result<RevocationReason, Problem> {
@@ -608,7 +616,8 @@ impl IntoResponses for IssueProblems {
                     "The request asks for what its profile does not allow (`detail` names the rule; \
                      `errors[].pointer` the field): names of a kind the profile does not take, a server \
                      certificate without a host name, a lifetime beyond the profile's; an unknown \
-                     profile; a malformed CSR, one whose signature does not verify, or one that asks \
+                     profile; an `ip_addresses` entry that is no IPv4 or IPv6 address, a `ttl` of zero; \
+                     a malformed CSR, one whose signature does not verify, or one that asks \
                      for more than its profile (a CA, another extended key usage, an unknown critical \
                      extension); or the `Idempotency-Key` was first used with a different request.",
                     ProblemKind::Validation,
@@ -1022,7 +1031,7 @@ pub async fn download_token(
     security(()),
     request_body = DownloadCertificate,
     responses(
-        (status = 200, response = BundleResponse),
+        BundleDownloaded,
         BodyProblems,
         (status = 401, description = "The token is invalid, spent or expired", body = Problem,
             content_type = "application/problem+json"),
@@ -1045,14 +1054,15 @@ pub async fn download(
     ))
 }
 
-struct BundleResponse;
+/// The 200 of a download, which holds a private key.
+struct BundleDownloaded;
 
-impl utoipa::ToResponse<'static> for BundleResponse {
-    fn response() -> (&'static str, RefOr<utoipa::openapi::Response>) {
-        (
-            "CertificateBundle",
+impl IntoResponses for BundleDownloaded {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        BTreeMap::from([(
+            "200".to_owned(),
             secret_response::<CertificateBundleBody>("The certificate, its key and the chain, PEM."),
-        )
+        )])
     }
 }
 

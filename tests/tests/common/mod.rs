@@ -30,6 +30,8 @@ pub struct Prism {
     admin: Client,
     /// `None` on a platform without sign-in with OpenID Connect.
     provider: Option<OidcTestProvider>,
+    /// The root certificate (PEM) the clients trust, when the API is served over HTTPS.
+    root: Option<String>,
 }
 
 /// How a [`Prism`] starts: [`Prism::builder`].
@@ -39,6 +41,7 @@ pub struct Builder {
     /// The test provider's one user: subject, address, name.
     oidc: Option<(String, String, String)>,
     renewal: Option<prism_app::RenewalPolicy>,
+    https: bool,
 }
 
 impl Builder {
@@ -59,6 +62,12 @@ impl Builder {
     /// Renews certificates as `policy` says (by default: looks every second, renews two days ahead).
     pub fn renewal(mut self, policy: prism_app::RenewalPolicy) -> Self {
         self.renewal = Some(policy);
+        self
+    }
+
+    /// Serves the API over HTTPS; the test's clients trust the platform's root.
+    pub fn https(mut self) -> Self {
+        self.https = true;
         self
     }
 
@@ -109,11 +118,15 @@ impl Builder {
                 ..Default::default()
             }),
         });
+        if self.https {
+            config.https = Some(prism_cli::HttpsConfig::default());
+        }
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {
             assert_eq!(platform.addr(), addr);
         }
-        let base = format!("http://{}", platform.addr());
+        let base = platform.base_url();
+        let root = platform.https_root().map(str::to_owned);
 
         let password = platform
             .app()
@@ -122,7 +135,7 @@ impl Builder {
             .await
             .unwrap()
             .expect("an empty platform gets its administrator");
-        let http = Client::new();
+        let http = client_builder(root.as_deref()).build().unwrap();
         let mut prism = Prism {
             nats,
             _db: db,
@@ -131,6 +144,7 @@ impl Builder {
             http,
             admin_token: String::new(),
             admin: Client::new(),
+            root,
             provider,
         };
         let r = prism.sign_in(ADMIN_EMAIL, &password).await;
@@ -138,7 +152,10 @@ impl Builder {
             .as_str()
             .unwrap()
             .to_owned();
-        prism.admin = client_with(&prism.admin_token);
+        prism.admin = client_builder(prism.root.as_deref())
+            .default_headers(bearer_header(&prism.admin_token))
+            .build()
+            .unwrap();
         prism
     }
 }
@@ -224,9 +241,27 @@ pub fn free_addr() -> SocketAddr {
 
 /// A client that sends `Authorization: Bearer <bearer>` with every request.
 pub fn client_with(bearer: &str) -> Client {
+    Client::builder()
+        .default_headers(bearer_header(bearer))
+        .build()
+        .unwrap()
+}
+
+fn bearer_header(bearer: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, format!("Bearer {bearer}").parse().unwrap());
-    Client::builder().default_headers(headers).build().unwrap()
+    headers
+}
+
+/// A client that trusts `root` (PEM) besides nothing else, when there is one.
+pub fn client_builder(root: Option<&str>) -> reqwest::ClientBuilder {
+    let builder = Client::builder();
+    match root {
+        Some(root) => builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap()),
+        None => builder,
+    }
 }
 
 pub fn header(r: &Response, name: &str) -> String {

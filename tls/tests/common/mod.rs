@@ -53,6 +53,12 @@ impl Pki {
 
     /// The server's identity: a `service` certificate for `localhost`, with the intermediate.
     pub fn server_identity(&self) -> ServerIdentity {
+        let (chain, key) = self.server_pem();
+        ServerIdentity::from_pem(&chain, &key).unwrap()
+    }
+
+    /// A new server certificate with the intermediate, and its key, PEM.
+    pub fn server_pem(&self) -> (String, String) {
         let subject = Subject {
             common_name: "prism-cvms".into(),
             dns_names: vec!["localhost".into()],
@@ -70,7 +76,7 @@ impl Pki {
             )
             .unwrap();
         let chain = issued.pem.clone() + &self.authority.intermediate_pem();
-        ServerIdentity::from_pem(&chain, issued.private_key_pem.as_ref().unwrap()).unwrap()
+        (chain, issued.private_key_pem.unwrap().to_string())
     }
 
     /// An agent's client certificate issued at `now` for `lifetime`.
