@@ -120,6 +120,9 @@ pub struct KvIdempotency {
     kv: kv::Store,
 }
 
+/// How often a claim tries again when the key is released under it.
+const CLAIM_ATTEMPTS: usize = 5;
+
 impl KvIdempotency {
     /// Opens the bucket, creating it if needed (or bringing its settings to these). `retention` of
     /// zero keeps records for good.
@@ -154,26 +157,32 @@ impl KvIdempotency {
 #[async_trait]
 impl IdempotencyRecords for KvIdempotency {
     async fn claim(&self, key: &str, record: &IdempotencyRecord) -> Result<Claim, StoreError> {
-        match self.kv.create(key, Self::encode(record)?).await {
-            Ok(revision) => return Ok(Claim::Won { revision }),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::unavailable(e)),
+        // A key released (deleted) between our create and our read leaves a delete marker, which
+        // `entry` answers with an empty value: the key is free again, so try to create it again.
+        for _ in 0..CLAIM_ATTEMPTS {
+            match self.kv.create(key, Self::encode(record)?).await {
+                Ok(revision) => return Ok(Claim::Won { revision }),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::unavailable(e)),
+            }
+            let Some(entry) = self.kv.entry(key).await.map_err(StoreError::unavailable)? else {
+                continue;
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let record = serde_json::from_slice(&entry.value).map_err(|e| StoreError::Corrupt {
+                sequence: entry.revision,
+                source: e.into(),
+            })?;
+            return Ok(Claim::Held {
+                record,
+                revision: entry.revision,
+            });
         }
-        let entry = self
-            .kv
-            .entry(key)
-            .await
-            .map_err(StoreError::unavailable)?
-            // Released between our create and this read: the caller may simply retry.
-            .ok_or_else(|| StoreError::unavailable("the idempotency record changed concurrently; retry"))?;
-        let record = serde_json::from_slice(&entry.value).map_err(|e| StoreError::Corrupt {
-            sequence: entry.revision,
-            source: e.into(),
-        })?;
-        Ok(Claim::Held {
-            record,
-            revision: entry.revision,
-        })
+        Err(StoreError::unavailable(
+            "the idempotency record keeps changing concurrently; retry",
+        ))
     }
 
     async fn settle(&self, key: &str, record: &IdempotencyRecord, revision: u64) -> Result<(), StoreError> {

@@ -653,29 +653,6 @@ impl Http<'_> {
     }
 }
 
-/// A CSR made by openssl for a P-256 key, with `extensions` (`-addext` values).
-fn openssl_csr(dir: &Scratch, name: &str, subject: &str, extensions: &[&str]) -> String {
-    let key = dir.0.join(format!("{name}.key"));
-    let csr = dir.0.join(format!("{name}.csr"));
-    let mut args = vec![
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-    ];
-    args.extend([p(&key), "-out", p(&csr), "-subj", subject]);
-    for extension in extensions {
-        args.extend(["-addext", extension]);
-    }
-    let (ok, out) = openssl(&args);
-    assert!(ok, "{out}");
-    std::fs::read_to_string(csr).unwrap()
-}
-
 #[tokio::test]
 async fn the_http_api_issues_signs_renews_revokes_and_downloads_in_prisms_shape() {
     use reqwest::Method;
@@ -721,7 +698,7 @@ async fn the_http_api_issues_signs_renews_revokes_and_downloads_in_prisms_shape(
     assert_eq!(of_key, of_cert, "the key handed out is the certificate's");
 
     // Sign a participant's CSR: the holder keeps the key.
-    let csr = openssl_csr(&dir, "ada", "/CN=ada", &["subjectAltName=email:ada@example.org"]);
+    let csr = common::openssl_csr("/CN=ada", &["subjectAltName=email:ada@example.org"]);
     let signed = http
         .json(
             Method::POST,
@@ -753,13 +730,13 @@ async fn the_http_api_issues_signs_renews_revokes_and_downloads_in_prisms_shape(
         ),
         (
             format!("/{ws}/certs/csrs/service/api"),
-            serde_json::json!({ "csr": openssl_csr(&dir, "ca", "/CN=evil", &["subjectAltName=DNS:api.example.org", "basicConstraints=critical,CA:TRUE"]) }),
+            serde_json::json!({ "csr": common::openssl_csr("/CN=evil", &["subjectAltName=DNS:api.example.org", "basicConstraints=critical,CA:TRUE"]) }),
             422,
             "/csr",
         ),
         (
             format!("/{ws}/certs/csrs/user/eve"),
-            serde_json::json!({ "csr": openssl_csr(&dir, "eku", "/CN=eve", &["extendedKeyUsage=serverAuth"]) }),
+            serde_json::json!({ "csr": common::openssl_csr("/CN=eve", &["extendedKeyUsage=serverAuth"]) }),
             422,
             "/csr",
         ),
@@ -962,6 +939,13 @@ async fn the_http_api_issues_signs_renews_revokes_and_downloads_in_prisms_shape(
     prism.stop().await;
 }
 
+/// An agent's client certificate that lives `seconds`.
+fn short_lived(seconds: u64) -> CertificateRequest {
+    let mut request = cvm_request(Profile::AgentClient).with_no_hosts();
+    request.ttl = Some(Duration::from_secs(seconds));
+    request
+}
+
 #[tokio::test]
 async fn the_renewal_worker_renews_due_certificates_once_and_records_it() {
     let prism = Prism::start().await;
@@ -971,10 +955,8 @@ async fn the_renewal_worker_renews_due_certificates_once_and_records_it() {
     let certificates = app.certificates();
 
     // Nine seconds of life: due in its last three, which the worker (looking every second) sees.
-    let mut request = cvm_request(Profile::AgentClient).with_no_hosts();
-    request.ttl = Some(Duration::from_secs(9));
     let short = certificates
-        .issue(&admin, &CommandOptions::default(), ws, request)
+        .issue(&admin, &CommandOptions::default(), ws, short_lived(9))
         .await
         .unwrap();
     let lineage = |id| async move {
@@ -1042,10 +1024,8 @@ async fn an_ended_certificate_is_recorded_expired_and_an_archived_computation_lo
     let admin = admin(&prism).await;
     let ws = workspace(app, &admin).await;
     let certificates = app.certificates();
-    let mut request = cvm_request(Profile::AgentClient).with_no_hosts();
-    request.ttl = Some(Duration::from_secs(1));
     let short = certificates
-        .issue(&admin, &CommandOptions::default(), ws, request)
+        .issue(&admin, &CommandOptions::default(), ws, short_lived(1))
         .await
         .unwrap();
     eventually("the certificate recorded as expired", || async {

@@ -1038,32 +1038,6 @@ async fn prepare(
     }
 }
 
-/// A CSR for a participant's key, made by the `openssl` command line.
-fn participant_csr() -> String {
-    let output = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "/dev/null",
-            "-subj",
-            "/CN=participant",
-        ])
-        .output()
-        .expect("openssl");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// The calls that need no credential at all, made without one.
 async fn public_routes(prism: &Prism) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -1147,7 +1121,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         victim,
         victim_is_member: true,
         victim_is_auditor: false,
-        csr: participant_csr(),
+        csr: common::openssl_csr("/CN=participant", &[]),
     };
     let set_up = started.elapsed() - platform_took;
 

@@ -403,6 +403,32 @@ pub struct CertificateBundleBody {
     pub ca: String,
 }
 
+/// The path of a certificate for an entity.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EntityPath {
+    /// Workspace id.
+    pub workspace: Uuid,
+    /// The kind of entity: `cvm`, `computation`, `service` or `user`.
+    #[param(pattern = "^(cvm|computation|service|user)$")]
+    pub kind: String,
+    /// The entity's id.
+    #[param(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
+    pub entity: String,
+}
+
+/// The path of one certificate.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SerialPath {
+    /// Workspace id.
+    pub workspace: Uuid,
+    /// The serial number of a certificate (any of a renewed lineage's), hexadecimal; colons between
+    /// octets are allowed.
+    #[param(pattern = "^([0-9a-fA-F]{1,42}|[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,20})$")]
+    pub serial: String,
+}
+
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -664,10 +690,7 @@ impl IntoResponses for SerialProblems {
     operation_id = "issue_certificate",
     tag = "certificates",
     params(
-        ("workspace" = Uuid, Path, description = "Workspace id"),
-        ("kind" = String, Path, description = "The kind of entity: `cvm`, `computation`, `service` or `user`",
-            pattern = "^(cvm|computation|service|user)$"),
-        ("entity" = String, Path, description = "The entity's id", pattern = "^[A-Za-z0-9._:@-]{1,128}$"),
+        EntityPath,
         CommandHeaderParams
     ),
     request_body = IssueCertificate,
@@ -676,7 +699,11 @@ impl IntoResponses for SerialProblems {
 pub async fn issue(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((workspace, kind, id)): Path<(Uuid, String, String)>,
+    Path(EntityPath {
+        workspace,
+        kind,
+        entity: id,
+    }): Path<EntityPath>,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<IssueCertificate>,
 ) -> Result<Response, Problem> {
@@ -687,7 +714,7 @@ pub async fn issue(
     let subject = subject_of(&mut invalid, &body, &entity);
     invalid.finish()?;
     let request = CertificateRequest {
-        entity: entity.clone(),
+        entity,
         profile,
         subject,
         ttl,
@@ -718,10 +745,7 @@ fn created(workspace: Uuid, body: IssuedCertificateBody) -> Response {
     operation_id = "sign_certificate_request",
     tag = "certificates",
     params(
-        ("workspace" = Uuid, Path, description = "Workspace id"),
-        ("kind" = String, Path, description = "The kind of entity: `cvm`, `computation`, `service` or `user`",
-            pattern = "^(cvm|computation|service|user)$"),
-        ("entity" = String, Path, description = "The entity's id", pattern = "^[A-Za-z0-9._:@-]{1,128}$"),
+        EntityPath,
         CommandHeaderParams
     ),
     request_body = SignCertificateRequest,
@@ -736,7 +760,11 @@ fn created(workspace: Uuid, body: IssuedCertificateBody) -> Response {
 pub async fn sign_csr(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((workspace, kind, id)): Path<(Uuid, String, String)>,
+    Path(EntityPath {
+        workspace,
+        kind,
+        entity: id,
+    }): Path<EntityPath>,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<SignCertificateRequest>,
 ) -> Result<Response, Problem> {
@@ -746,7 +774,7 @@ pub async fn sign_csr(
     let ttl = ttl_of(&mut invalid, body.ttl.as_deref());
     invalid.finish()?;
     let signing = CsrSigning {
-        entity: entity.clone(),
+        entity,
         profile,
         csr: body.csr,
         ttl,
@@ -825,9 +853,7 @@ pub async fn list(
     operation_id = "get_certificate",
     tag = "certificates",
     params(
-        ("workspace" = Uuid, Path, description = "Workspace id"),
-        ("serial" = String, Path, description = "Serial number, hexadecimal (colons between octets allowed)",
-            pattern = "^([0-9a-fA-F]{1,42}|[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,20})$"),
+        SerialPath,
         ReadParams,
         QueryHeaderParams
     ),
@@ -841,7 +867,10 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((workspace, text)): Path<(Uuid, String)>,
+    Path(SerialPath {
+        workspace,
+        serial: text,
+    }): Path<SerialPath>,
     Query(params): Query<ReadParams>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
@@ -871,9 +900,7 @@ pub async fn get(
     operation_id = "renew_certificate",
     tag = "certificates",
     params(
-        ("workspace" = Uuid, Path, description = "Workspace id"),
-        ("serial" = String, Path, description = "Serial number of any certificate of the lineage",
-            pattern = "^([0-9a-fA-F]{1,42}|[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,20})$"),
+        SerialPath,
         CommandHeaderParams
     ),
     responses(
@@ -885,7 +912,10 @@ pub async fn get(
 pub async fn renew(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((workspace, text)): Path<(Uuid, String)>,
+    Path(SerialPath {
+        workspace,
+        serial: text,
+    }): Path<SerialPath>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
     let serial = serial(&text)?;
@@ -910,19 +940,16 @@ pub async fn renew(
     path = "/{workspace}/certs/{serial}/revoke",
     operation_id = "revoke_certificate",
     tag = "certificates",
-    params(
-        ("workspace" = Uuid, Path, description = "Workspace id"),
-        ("serial" = String, Path, description = "Serial number of any certificate of the lineage",
-            pattern = "^([0-9a-fA-F]{1,42}|[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,20})$"),
-        RevokeParams,
-        CommandHeaderParams
-    ),
+    params(SerialPath, RevokeParams, CommandHeaderParams),
     responses(Done, CommandProblems, SerialProblems)
 )]
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((workspace, text)): Path<(Uuid, String)>,
+    Path(SerialPath {
+        workspace,
+        serial: text,
+    }): Path<SerialPath>,
     Query(params): Query<RevokeParams>,
     headers: CommandHeaders,
 ) -> Result<Response, Problem> {
@@ -995,9 +1022,7 @@ pub async fn revoke_entity(
     operation_id = "certificate_download_token",
     tag = "certificates",
     params(
-        ("workspace" = Uuid, Path, description = "Workspace id"),
-        ("serial" = String, Path, description = "Serial number of any certificate of the lineage",
-            pattern = "^([0-9a-fA-F]{1,42}|[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,20})$"),
+        SerialPath,
     ),
     responses(
         (status = 201, description = "The token (shown this once)", body = DownloadToken),
@@ -1008,7 +1033,10 @@ pub async fn revoke_entity(
 pub async fn download_token(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((workspace, text)): Path<(Uuid, String)>,
+    Path(SerialPath {
+        workspace,
+        serial: text,
+    }): Path<SerialPath>,
 ) -> Result<Response, Problem> {
     let serial = serial(&text)?;
     let (token, expires_at) = state

@@ -290,3 +290,34 @@ pub async fn problem(r: Response, status: StatusCode) -> Value {
     assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
     body
 }
+
+/// A certificate signing request (PEM) made by the `openssl` command line for a new P-256 key (thrown
+/// away), for `subject` (`/CN=…`), with `extensions` (`-addext` values).
+pub fn openssl_csr(subject: &str, extensions: &[&str]) -> String {
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "/dev/null",
+        "-subj",
+        subject,
+    ];
+    for extension in extensions {
+        args.extend(["-addext", extension]);
+    }
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
