@@ -55,7 +55,7 @@ CERTIFICATE_RULES = [
     re.compile(pattern)
     for pattern in (
         r"^the [a-z_]+ profile does not allow this: ",
-        r"^`[^`]*` is no IP address$",
+        r"^not an IPv4 or IPv6 address$",
         r"^`[^`]*` is no positive duration",
     )
 ]

@@ -25,7 +25,9 @@ use prism_domain::values::Email;
 use prism_projections::{CertificateFilter, CertificateSerialView, CertificateView};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -43,6 +45,12 @@ use crate::responses::{BodyProblems, CommandProblems, NotFound, QueryProblems, o
 use crate::{AppState, Routes};
 
 const WHAT: &str = "certificate";
+/// DNS host names as the profiles take them: letters, digits and inner hyphens in dot-separated
+/// labels of at most 63, an optional final dot.
+const DNS_NAME_PATTERN: &str =
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$";
+/// Absolute URIs: a scheme, a colon, then printable ASCII without spaces.
+const URI_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9+.-]*:[!-~]+$";
 /// Lifetimes as Go writes durations (`720h`, `1h30m`), in whole seconds at least; `d` for days too.
 const TTL_PATTERN: &str = "^([0-9]{1,7}[dhms]){1,4}$";
 
@@ -147,7 +155,7 @@ fn common_name() -> Schema {
         .into()
 }
 
-fn names(item: ObjectBuilder, description: &str) -> Schema {
+fn names(item: impl Into<utoipa::openapi::schema::ArrayItems>, description: &str) -> Schema {
     ArrayBuilder::new()
         .items(item)
         .max_items(Some(NAMES_MAX))
@@ -166,15 +174,22 @@ fn string(max: usize) -> ObjectBuilder {
 
 fn dns_names() -> Schema {
     names(
-        string(253),
+        string(254).pattern(Some(DNS_NAME_PATTERN)),
         "DNS host names (letters, digits and hyphens in dot-separated labels; no wildcard) the entity \
          serves under.",
     )
 }
 
 fn ip_addresses() -> Schema {
+    let format = |known| {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(known)))
+    };
     names(
-        string(45),
+        AnyOfBuilder::new()
+            .item(format(KnownFormat::Ipv4))
+            .item(format(KnownFormat::Ipv6)),
         "IPv4 or IPv6 addresses the entity serves at (what its clients dial).",
     )
 }
@@ -188,7 +203,7 @@ fn emails() -> Schema {
 
 fn uris() -> Schema {
     names(
-        string(2048),
+        string(2048).pattern(Some(URI_PATTERN)),
         "Absolute URIs naming the entity (participants and agent clients).",
     )
 }
@@ -582,7 +597,8 @@ fn subject_of(invalid: &mut Invalid, body: &IssueCertificate, entity: &Entity) -
     for (i, ip) in body.ip_addresses.iter().enumerate() {
         match ip.parse::<IpAddr>() {
             Ok(ip) => subject.ip_addresses.push(ip),
-            Err(_) => invalid.push(format!("/ip_addresses/{i}"), format!("`{ip}` is no IP address")),
+            // The value is not repeated: it may be any text at all.
+            Err(_) => invalid.push(format!("/ip_addresses/{i}"), "not an IPv4 or IPv6 address"),
         }
     }
     for (i, email) in body.emails.iter().enumerate() {
@@ -1131,6 +1147,54 @@ mod tests {
         ] {
             let quoted = serde_json::to_string(pattern).unwrap();
             assert!(document.contains(&quoted), "{pattern} is not in the document");
+        }
+    }
+
+    #[test]
+    fn the_name_patterns_accept_exactly_what_the_profiles_take() {
+        let dns = regex::Regex::new(DNS_NAME_PATTERN).unwrap();
+        let uri = regex::Regex::new(URI_PATTERN).unwrap();
+        let server = |dns_names: Vec<String>| Subject {
+            common_name: "x".into(),
+            dns_names,
+            ..Subject::default()
+        };
+        let client = |uris: Vec<String>| Subject {
+            common_name: "x".into(),
+            uris,
+            ..Subject::default()
+        };
+        let day = Duration::from_secs(86_400);
+        for name in [
+            "a",
+            "cvm-1.example.org",
+            "x.",
+            "A1-b",
+            "-a",
+            "a-",
+            "a..b",
+            "a_b",
+            ".",
+            "",
+            "é.org",
+        ] {
+            let allowed = Profile::Service.check(&server(vec![name.into()]), day).is_ok();
+            assert_eq!(dns.is_match(name), allowed, "{name:?}");
+        }
+        for text in [
+            "urn:prism:cvm:1",
+            "https://x/y?z",
+            "a:b",
+            "1a:b",
+            "a:",
+            ":b",
+            "a:b c",
+            "ab",
+        ] {
+            let allowed = Profile::Participant
+                .check(&client(vec![text.into()]), day)
+                .is_ok();
+            assert_eq!(uri.is_match(text), allowed, "{text:?}");
         }
     }
 
