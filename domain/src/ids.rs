@@ -70,6 +70,14 @@ uuid_id!(
     /// A certificate lineage: one issued certificate and its renewals.
     CertificateId
 );
+uuid_id!(
+    /// A confidential VM.
+    CvmId
+);
+uuid_id!(
+    /// A backend that runs CVMs (a Cocos manager, the local emulator, a bring-your-own machine).
+    BackendId
+);
 
 impl UserId {
     /// Namespace of the name-based (version 5) user ids; fixed forever, as ids derive from it.

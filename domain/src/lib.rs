@@ -11,6 +11,7 @@ pub mod api_key;
 pub mod authority;
 pub mod certificate;
 pub mod computation;
+pub mod cvm;
 pub mod denial;
 pub mod ids;
 pub mod reaction;
@@ -23,6 +24,6 @@ pub mod workspace;
 
 pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
 pub use ids::{
-    Actor, ApiKeyId, CertificateId, ComputationId, InvitationId, ParticipantId, SessionId, UserId,
-    WorkspaceId,
+    Actor, ApiKeyId, BackendId, CertificateId, ComputationId, CvmId, InvitationId, ParticipantId, SessionId,
+    UserId, WorkspaceId,
 };

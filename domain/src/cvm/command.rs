@@ -1,0 +1,35 @@
+use chrono::{DateTime, Utc};
+
+use super::event::{CvmSpec, DestroyReason};
+use crate::ids::{BackendId, CvmId, WorkspaceId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CvmCommand {
+    /// Asks for a CVM in a workspace.
+    Request {
+        id: CvmId,
+        workspace: WorkspaceId,
+        spec: CvmSpec,
+    },
+    /// Records the backend chosen to run it (again, after the one chosen before refused).
+    AssignBackend {
+        backend: BackendId,
+        reason: String,
+        hourly_cost_micros: Option<u64>,
+    },
+    /// Records that the backend made the machine.
+    MarkStarted {
+        backend_ref: String,
+        agent_address: Option<String>,
+    },
+    /// Records that the agent is connected.
+    MarkOnline,
+    /// Records that the agent has been silent since `last_heard`.
+    MarkOffline { last_heard: DateTime<Utc> },
+    /// Asks for the CVM to be destroyed.
+    Destroy { reason: DestroyReason },
+    /// Records that the backend removed it.
+    MarkDestroyed,
+    /// Records that it could not be made, started or removed.
+    Fail { reason: String },
+}

@@ -1,0 +1,39 @@
+use crate::aggregate::{Rejection, RejectionKind};
+use crate::values::ValueError;
+
+use super::state::CvmStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CvmError {
+    #[error("CVM not found")]
+    NotFound,
+    #[error("CVM already exists")]
+    AlreadyExists,
+    #[error("the provider must have 1–64 characters from letters, digits and `-_.`")]
+    Provider,
+    #[error("a CVM has 1–{max} vCPUs")]
+    Vcpus { max: u32 },
+    #[error("a CVM has {min}–{max} MiB of memory")]
+    Memory { min: u64, max: u64 },
+    #[error("a CVM lives between one minute and {max_days} days")]
+    Ttl { max_days: u64 },
+    #[error("a CVM in state `{}` cannot be {action}", .status.as_str())]
+    State { status: CvmStatus, action: &'static str },
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+}
+
+impl Rejection for CvmError {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            Self::NotFound => RejectionKind::NotFound,
+            Self::AlreadyExists => RejectionKind::AlreadyExists,
+            Self::State { .. } => RejectionKind::StateConflict,
+            Self::Provider
+            | Self::Vcpus { .. }
+            | Self::Memory { .. }
+            | Self::Ttl { .. }
+            | Self::Invalid(_) => RejectionKind::Invalid,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::DomainEvent;
+use crate::ids::{Actor, BackendId, CvmId, WorkspaceId};
+
+/// The hardware that protects a CVM's memory, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfidentialPlatform {
+    /// AMD SEV-SNP.
+    SevSnp,
+    /// Intel TDX.
+    Tdx,
+    /// No hardware protection: an emulated agent, or a real one in NoCC mode. Only for development.
+    None,
+}
+
+impl ConfidentialPlatform {
+    pub const ALL: [ConfidentialPlatform; 3] = [Self::SevSnp, Self::Tdx, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SevSnp => "sev_snp",
+            Self::Tdx => "tdx",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether the platform protects anything at all.
+    pub fn is_confidential(self) -> bool {
+        self != Self::None
+    }
+}
+
+impl fmt::Display for ConfidentialPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a CVM is asked to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmSpec {
+    /// Where it should run (`local`, `cocos-manager`, `byo`, a cloud's name): 1–64 characters from
+    /// letters, digits and `-_.`.
+    pub provider: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub platform: ConfidentialPlatform,
+    /// How long it may live; the reaper destroys it after.
+    pub ttl_seconds: u64,
+}
+
+/// Why a CVM is destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DestroyReason {
+    /// Someone asked for it.
+    Requested,
+    /// It outlived its TTL.
+    TtlExpired,
+    /// The run it served has ended.
+    RunEnded,
+    /// It failed to come up, and what was made of it is cleaned up.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum CvmEvent {
+    Requested(CvmRequested),
+    BackendAssigned(CvmBackendAssigned),
+    Started(CvmStarted),
+    Online(CvmOnline),
+    Offline(CvmOffline),
+    DestroyRequested(CvmDestroyRequested),
+    Destroyed(CvmDestroyed),
+    Failed(CvmFailed),
+}
+
+/// A CVM was asked for; a backend is chosen next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmRequested {
+    pub id: CvmId,
+    pub workspace: WorkspaceId,
+    pub spec: CvmSpec,
+    pub expires_at: DateTime<Utc>,
+    pub requested_by: Actor,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A backend was chosen to run the CVM, and why; a later assignment (after a refusal) replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmBackendAssigned {
+    pub backend: BackendId,
+    pub reason: String,
+    /// The backend's price for this CVM, in millionths of a currency unit per hour, when it declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_cost_micros: Option<u64>,
+    pub assigned_at: DateTime<Utc>,
+}
+
+/// The backend made the machine; its agent is expected to dial in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmStarted {
+    /// The backend's own name for the machine (the manager's VM id, a process id).
+    pub backend_ref: String,
+    /// Where participants reach the agent (`host:port`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_address: Option<String>,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The CVM's agent is connected (again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmOnline {
+    pub at: DateTime<Utc>,
+}
+
+/// The CVM's agent has not been heard from since `last_heard`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmOffline {
+    pub last_heard: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// The CVM is to be destroyed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmDestroyRequested {
+    pub reason: DestroyReason,
+    pub requested_by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// The backend has removed the CVM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmDestroyed {
+    pub at: DateTime<Utc>,
+}
+
+/// The CVM could not be made, started or removed; `reason` says what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmFailed {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+impl DomainEvent for CvmEvent {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Requested(_) => "requested",
+            Self::BackendAssigned(_) => "backend_assigned",
+            Self::Started(_) => "started",
+            Self::Online(_) => "online",
+            Self::Offline(_) => "offline",
+            Self::DestroyRequested(_) => "destroy_requested",
+            Self::Destroyed(_) => "destroyed",
+            Self::Failed(_) => "failed",
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The CVM aggregate: one confidential VM, from the request through the backend that makes it and
+//! its agent's comings and goings to its destruction. Deciding never talks to a backend: the
+//! provisioner does, and records what happened with these commands.
+
+mod command;
+mod error;
+mod event;
+mod state;
+
+pub use command::CvmCommand;
+pub use error::CvmError;
+pub use event::{
+    ConfidentialPlatform, CvmBackendAssigned, CvmDestroyRequested, CvmDestroyed, CvmEvent, CvmFailed,
+    CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted, DestroyReason,
+};
+pub use state::{Cvm, CvmStatus};
+
+use crate::aggregate::{Aggregate, CommandContext};
+use crate::values::check_text;
+
+pub const VCPUS_MAX: u32 = 256;
+pub const MEMORY_MIN_MIB: u64 = 256;
+pub const MEMORY_MAX_MIB: u64 = 4 * 1024 * 1024;
+pub const TTL_MIN_SECONDS: u64 = 60;
+pub const TTL_MAX_SECONDS: u64 = 30 * 24 * 3600;
+pub const REASON_MAX: usize = 1024;
+pub const BACKEND_REF_MAX: usize = 256;
+
+fn check_spec(spec: &CvmSpec) -> Result<(), CvmError> {
+    let provider_ok = !spec.provider.is_empty()
+        && spec.provider.len() <= 64
+        && spec
+            .provider
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !provider_ok {
+        return Err(CvmError::Provider);
+    }
+    if spec.vcpus == 0 || spec.vcpus > VCPUS_MAX {
+        return Err(CvmError::Vcpus { max: VCPUS_MAX });
+    }
+    if !(MEMORY_MIN_MIB..=MEMORY_MAX_MIB).contains(&spec.memory_mib) {
+        return Err(CvmError::Memory {
+            min: MEMORY_MIN_MIB,
+            max: MEMORY_MAX_MIB,
+        });
+    }
+    if !(TTL_MIN_SECONDS..=TTL_MAX_SECONDS).contains(&spec.ttl_seconds) {
+        return Err(CvmError::Ttl {
+            max_days: TTL_MAX_SECONDS / 86_400,
+        });
+    }
+    Ok(())
+}
+
+impl Aggregate for Cvm {
+    const TYPE: &'static str = "cvm";
+    type Command = CvmCommand;
+    type Event = CvmEvent;
+    type Error = CvmError;
+
+    fn decide(&self, command: CvmCommand, ctx: &CommandContext) -> Result<Vec<CvmEvent>, CvmError> {
+        use CvmCommand as C;
+        use CvmStatus as S;
+        let refuse = |action: &'static str| {
+            Err(CvmError::State {
+                status: self.status,
+                action,
+            })
+        };
+        match (self.status, command) {
+            (S::New, C::Request { id, workspace, spec }) => {
+                check_spec(&spec)?;
+                let ttl = chrono::Duration::seconds(spec.ttl_seconds as i64);
+                Ok(vec![CvmEvent::Requested(CvmRequested {
+                    id,
+                    workspace,
+                    expires_at: ctx.now + ttl,
+                    spec,
+                    requested_by: ctx.actor.clone(),
+                    requested_at: ctx.now,
+                })])
+            }
+            (S::New, _) => Err(CvmError::NotFound),
+            (_, C::Request { .. }) => Err(CvmError::AlreadyExists),
+
+            (
+                S::Creating,
+                C::AssignBackend {
+                    backend,
+                    reason,
+                    hourly_cost_micros,
+                },
+            ) => {
+                check_text("reason", &reason, REASON_MAX, true)?;
+                Ok(vec![CvmEvent::BackendAssigned(CvmBackendAssigned {
+                    backend,
+                    reason,
+                    hourly_cost_micros,
+                    assigned_at: ctx.now,
+                })])
+            }
+            (_, C::AssignBackend { .. }) => refuse("given a backend"),
+
+            (
+                S::Creating,
+                C::MarkStarted {
+                    backend_ref,
+                    agent_address,
+                },
+            ) if self.backend.is_some() => {
+                check_text("backend_ref", &backend_ref, BACKEND_REF_MAX, true)?;
+                if let Some(address) = &agent_address {
+                    check_text("agent_address", address, BACKEND_REF_MAX, true)?;
+                }
+                Ok(vec![CvmEvent::Started(CvmStarted {
+                    backend_ref,
+                    agent_address,
+                    started_at: ctx.now,
+                })])
+            }
+            (_, C::MarkStarted { .. }) => refuse("started"),
+
+            (S::Starting | S::Offline, C::MarkOnline) => {
+                Ok(vec![CvmEvent::Online(CvmOnline { at: ctx.now })])
+            }
+            (S::Online, C::MarkOnline) => Ok(vec![]),
+            (_, C::MarkOnline) => refuse("online"),
+
+            (S::Online, C::MarkOffline { last_heard }) => Ok(vec![CvmEvent::Offline(CvmOffline {
+                last_heard,
+                at: ctx.now,
+            })]),
+            (S::Offline, C::MarkOffline { .. }) => Ok(vec![]),
+            (_, C::MarkOffline { .. }) => refuse("offline"),
+
+            // A failed CVM may have left a machine behind: destroying it cleans that up.
+            (S::Creating | S::Starting | S::Online | S::Offline | S::Failed, C::Destroy { reason }) => {
+                Ok(vec![CvmEvent::DestroyRequested(CvmDestroyRequested {
+                    reason,
+                    requested_by: ctx.actor.clone(),
+                    at: ctx.now,
+                })])
+            }
+            (S::Destroying | S::Destroyed, C::Destroy { .. }) => Ok(vec![]),
+
+            (S::Destroying, C::MarkDestroyed) => Ok(vec![CvmEvent::Destroyed(CvmDestroyed { at: ctx.now })]),
+            (S::Destroyed, C::MarkDestroyed) => Ok(vec![]),
+            (_, C::MarkDestroyed) => refuse("destroyed before its destruction was asked for"),
+
+            (S::Failed, C::Fail { .. }) => Ok(vec![]),
+            (S::Destroyed, C::Fail { .. }) => refuse("failed"),
+            (_, C::Fail { reason }) => {
+                check_text("reason", &reason, REASON_MAX, true)?;
+                Ok(vec![CvmEvent::Failed(CvmFailed { reason, at: ctx.now })])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &CvmEvent) {
+        match event {
+            CvmEvent::Requested(e) => {
+                self.status = CvmStatus::Creating;
+                self.id = Some(e.id);
+                self.workspace = Some(e.workspace);
+                self.spec = Some(e.spec.clone());
+                self.expires_at = Some(e.expires_at);
+            }
+            CvmEvent::BackendAssigned(e) => {
+                self.backend = Some(e.backend);
+                self.hourly_cost_micros = e.hourly_cost_micros;
+            }
+            CvmEvent::Started(e) => {
+                self.status = CvmStatus::Starting;
+                self.backend_ref = Some(e.backend_ref.clone());
+                self.agent_address = e.agent_address.clone();
+                self.started_at = Some(e.started_at);
+            }
+            CvmEvent::Online(_) => self.status = CvmStatus::Online,
+            CvmEvent::Offline(_) => self.status = CvmStatus::Offline,
+            CvmEvent::DestroyRequested(e) => {
+                self.status = CvmStatus::Destroying;
+                self.destroy_reason = Some(e.reason);
+            }
+            CvmEvent::Destroyed(_) => self.status = CvmStatus::Destroyed,
+            CvmEvent::Failed(e) => {
+                self.status = CvmStatus::Failed;
+                self.failure = Some(e.reason.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

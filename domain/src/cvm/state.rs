@@ -1,0 +1,73 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::event::{CvmSpec, DestroyReason};
+use crate::ids::{BackendId, CvmId, WorkspaceId};
+
+/// Creating → Starting → Online ⇄ Offline → Destroying → Destroyed; Failed from any state before
+/// Destroyed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CvmStatus {
+    /// No event yet: the CVM does not exist.
+    #[default]
+    New,
+    /// Asked for; a backend is being chosen, or is making it.
+    Creating,
+    /// Made; its agent has not dialled in yet.
+    Starting,
+    Online,
+    Offline,
+    Destroying,
+    Destroyed,
+    Failed,
+}
+
+impl CvmStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Creating => "creating",
+            Self::Starting => "starting",
+            Self::Online => "online",
+            Self::Offline => "offline",
+            Self::Destroying => "destroying",
+            Self::Destroyed => "destroyed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the machine may still exist somewhere (and so must be destroyed in the end).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            Self::Creating | Self::Starting | Self::Online | Self::Offline | Self::Destroying
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cvm {
+    pub status: CvmStatus,
+    pub id: Option<CvmId>,
+    pub workspace: Option<WorkspaceId>,
+    pub spec: Option<CvmSpec>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub backend: Option<BackendId>,
+    pub hourly_cost_micros: Option<u64>,
+    pub backend_ref: Option<String>,
+    pub agent_address: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub destroy_reason: Option<DestroyReason>,
+    pub failure: Option<String>,
+}
+
+impl Cvm {
+    /// Whether the CVM has outlived its TTL at `now` and is still to be destroyed.
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        matches!(
+            self.status,
+            CvmStatus::Creating | CvmStatus::Starting | CvmStatus::Online | CvmStatus::Offline
+        ) && self.expires_at.is_some_and(|end| now >= end)
+    }
+}

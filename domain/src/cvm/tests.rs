@@ -1,0 +1,235 @@
+use chrono::Duration;
+
+use super::*;
+use crate::aggregate::{Rejection, RejectionKind};
+use crate::ids::{BackendId, CvmId, WorkspaceId};
+use crate::testing::{ctx, given};
+
+fn spec() -> CvmSpec {
+    CvmSpec {
+        provider: "local".into(),
+        vcpus: 2,
+        memory_mib: 2048,
+        platform: ConfidentialPlatform::SevSnp,
+        ttl_seconds: 3600,
+    }
+}
+
+fn request(spec: CvmSpec) -> CvmCommand {
+    CvmCommand::Request {
+        id: CvmId(uuid::Uuid::from_u128(1)),
+        workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
+        spec,
+    }
+}
+
+fn requested() -> CvmEvent {
+    CvmEvent::Requested(CvmRequested {
+        id: CvmId(uuid::Uuid::from_u128(1)),
+        workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
+        spec: spec(),
+        expires_at: ctx().now + Duration::hours(1),
+        requested_by: ctx().actor,
+        requested_at: ctx().now,
+    })
+}
+
+fn assigned() -> CvmEvent {
+    CvmEvent::BackendAssigned(CvmBackendAssigned {
+        backend: BackendId(uuid::Uuid::from_u128(3)),
+        reason: "sev_snp, 3 of 8 VMs free".into(),
+        hourly_cost_micros: Some(250_000),
+        assigned_at: ctx().now,
+    })
+}
+
+fn started() -> CvmEvent {
+    CvmEvent::Started(CvmStarted {
+        backend_ref: "vm-17".into(),
+        agent_address: Some("10.0.0.7:7002".into()),
+        started_at: ctx().now,
+    })
+}
+
+fn online() -> CvmEvent {
+    CvmEvent::Online(CvmOnline { at: ctx().now })
+}
+
+fn destroying(reason: DestroyReason) -> CvmEvent {
+    CvmEvent::DestroyRequested(CvmDestroyRequested {
+        reason,
+        requested_by: ctx().actor,
+        at: ctx().now,
+    })
+}
+
+#[test]
+fn a_requested_cvm_is_creating_until_its_ttl_ends() {
+    let state = given::<Cvm>([]).when(request(spec())).then_expect([requested()]);
+    assert_eq!(state.status, CvmStatus::Creating);
+    assert!(!state.is_overdue(ctx().now));
+    assert!(state.is_overdue(ctx().now + Duration::hours(1)));
+}
+
+#[test]
+fn a_request_beyond_the_limits_is_refused() {
+    let with = |change: fn(&mut CvmSpec)| {
+        let mut spec = spec();
+        change(&mut spec);
+        request(spec)
+    };
+    let cases: [(CvmCommand, CvmError); 6] = [
+        (with(|s| s.provider = String::new()), CvmError::Provider),
+        (with(|s| s.provider = "a b".into()), CvmError::Provider),
+        (with(|s| s.vcpus = 0), CvmError::Vcpus { max: VCPUS_MAX }),
+        (
+            with(|s| s.memory_mib = 64),
+            CvmError::Memory {
+                min: MEMORY_MIN_MIB,
+                max: MEMORY_MAX_MIB,
+            },
+        ),
+        (with(|s| s.ttl_seconds = 10), CvmError::Ttl { max_days: 30 }),
+        (
+            with(|s| s.ttl_seconds = TTL_MAX_SECONDS + 1),
+            CvmError::Ttl { max_days: 30 },
+        ),
+    ];
+    for (command, error) in cases {
+        assert_eq!(error.kind(), RejectionKind::Invalid);
+        given::<Cvm>([]).when(command).then_rejects(error);
+    }
+    given::<Cvm>([requested()])
+        .when(request(spec()))
+        .then_rejects(CvmError::AlreadyExists);
+    given::<Cvm>([])
+        .when(CvmCommand::MarkOnline)
+        .then_rejects(CvmError::NotFound);
+}
+
+#[test]
+fn the_lifecycle_goes_creating_starting_online_offline_and_back() {
+    let state = given::<Cvm>([requested(), assigned()])
+        .when(CvmCommand::MarkStarted {
+            backend_ref: "vm-17".into(),
+            agent_address: Some("10.0.0.7:7002".into()),
+        })
+        .then_expect([started()]);
+    assert_eq!(state.status, CvmStatus::Starting);
+    assert_eq!(state.hourly_cost_micros, Some(250_000));
+    given::<Cvm>([requested(), assigned(), started()])
+        .when(CvmCommand::MarkOnline)
+        .then_expect([online()]);
+    let silent_since = ctx().now - Duration::seconds(30);
+    let state = given::<Cvm>([requested(), assigned(), started(), online()])
+        .when(CvmCommand::MarkOffline {
+            last_heard: silent_since,
+        })
+        .then_expect([CvmEvent::Offline(CvmOffline {
+            last_heard: silent_since,
+            at: ctx().now,
+        })]);
+    assert_eq!(state.status, CvmStatus::Offline);
+    let offline = CvmEvent::Offline(CvmOffline {
+        last_heard: silent_since,
+        at: ctx().now,
+    });
+    given::<Cvm>([requested(), assigned(), started(), online(), offline])
+        .when(CvmCommand::MarkOnline)
+        .then_expect([online()]);
+    // Saying it again changes nothing.
+    given::<Cvm>([requested(), assigned(), started(), online()])
+        .when(CvmCommand::MarkOnline)
+        .then_expect([]);
+}
+
+#[test]
+fn steps_out_of_order_are_refused() {
+    // Started before a backend was chosen; online before it was made; destroyed before asked to be.
+    given::<Cvm>([requested()])
+        .when(CvmCommand::MarkStarted {
+            backend_ref: "vm".into(),
+            agent_address: None,
+        })
+        .then_rejects(CvmError::State {
+            status: CvmStatus::Creating,
+            action: "started",
+        });
+    given::<Cvm>([requested(), assigned()])
+        .when(CvmCommand::MarkOnline)
+        .then_rejects(CvmError::State {
+            status: CvmStatus::Creating,
+            action: "online",
+        });
+    let refused = CvmError::State {
+        status: CvmStatus::Online,
+        action: "destroyed before its destruction was asked for",
+    };
+    assert_eq!(refused.kind(), RejectionKind::StateConflict);
+    given::<Cvm>([requested(), assigned(), started(), online()])
+        .when(CvmCommand::MarkDestroyed)
+        .then_rejects(refused);
+    given::<Cvm>([requested(), assigned(), started()])
+        .when(CvmCommand::AssignBackend {
+            backend: BackendId(uuid::Uuid::from_u128(4)),
+            reason: "later".into(),
+            hourly_cost_micros: None,
+        })
+        .then_rejects(CvmError::State {
+            status: CvmStatus::Starting,
+            action: "given a backend",
+        });
+}
+
+#[test]
+fn destruction_is_asked_for_then_recorded_and_a_failed_cvm_is_cleaned_up() {
+    let state = given::<Cvm>([requested(), assigned(), started(), online()])
+        .when(CvmCommand::Destroy {
+            reason: DestroyReason::TtlExpired,
+        })
+        .then_expect([destroying(DestroyReason::TtlExpired)]);
+    assert_eq!(state.destroy_reason, Some(DestroyReason::TtlExpired));
+    let state = given::<Cvm>([
+        requested(),
+        assigned(),
+        started(),
+        destroying(DestroyReason::Requested),
+    ])
+    .when(CvmCommand::MarkDestroyed)
+    .then_expect([CvmEvent::Destroyed(CvmDestroyed { at: ctx().now })]);
+    assert!(!state.status.is_live());
+    given::<Cvm>([requested(), destroying(DestroyReason::Requested)])
+        .when(CvmCommand::Destroy {
+            reason: DestroyReason::Requested,
+        })
+        .then_expect([]);
+
+    // A CVM that failed to start is recorded with why, and may still be destroyed.
+    let failed = CvmEvent::Failed(CvmFailed {
+        reason: "the manager refused: no capacity".into(),
+        at: ctx().now,
+    });
+    let state = given::<Cvm>([requested(), assigned()])
+        .when(CvmCommand::Fail {
+            reason: "the manager refused: no capacity".into(),
+        })
+        .then_expect([failed.clone()]);
+    assert_eq!(state.status, CvmStatus::Failed);
+    given::<Cvm>([requested(), assigned(), failed])
+        .when(CvmCommand::Destroy {
+            reason: DestroyReason::Failed,
+        })
+        .then_expect([destroying(DestroyReason::Failed)]);
+    given::<Cvm>([
+        requested(),
+        destroying(DestroyReason::Requested),
+        CvmEvent::Destroyed(CvmDestroyed { at: ctx().now }),
+    ])
+    .when(CvmCommand::Fail {
+        reason: "late".into(),
+    })
+    .then_rejects(CvmError::State {
+        status: CvmStatus::Destroyed,
+        action: "failed",
+    });
+}
