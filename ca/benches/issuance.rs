@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
+use prism_benchkit::{cores, cpu_model, median, thousands};
 use prism_ca::{Authority, CaUrls, KeySource, read_csr};
 use prism_domain::certificate::{Profile, Subject};
 use ring::rand::SystemRandom;
@@ -326,7 +327,7 @@ fn main() -> anyhow::Result<()> {
             .map(|(_, r)| *r)
             .collect()
     };
-    let median_of = |case: Case| median(rates_of(case));
+    let median_of = |case: Case| median(rates_of(case)).unwrap_or(f64::NAN);
 
     println!();
     println!(
@@ -380,49 +381,4 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-fn cores() -> String {
-    std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-/// `12345.6` → `"12,346"`.
-fn thousands(value: f64) -> String {
-    if !value.is_finite() {
-        return "-".to_owned();
-    }
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
 use prism_app::{Caller, CertificateRequest, CommandOptions, NewWorkspace};
+use prism_benchkit::{cpu_model, median, process_cpu_seconds, thousands};
 use prism_ca::KeySource;
 use prism_cli::{Platform, PlatformConfig};
 use prism_domain::WorkspaceId;
@@ -329,7 +330,9 @@ async fn measure(
 
 fn report(rounds: &[Round], settings: &Settings, cores: usize) {
     let of = |case: Case| rounds.iter().filter(move |r| r.case == case);
-    let median_of = |case: Case, f: &dyn Fn(&Round) -> Option<f64>| median(of(case).filter_map(f).collect());
+    let median_of = |case: Case, f: &dyn Fn(&Round) -> Option<f64>| {
+        median(of(case).filter_map(f).collect()).unwrap_or(f64::NAN)
+    };
     let rate = |case: Case| median_of(case, &|r| Some(r.rate()));
 
     println!();
@@ -713,55 +716,4 @@ impl CpuMeter {
             postgres: diff(now.postgres, before.postgres),
         })
     }
-}
-
-/// `utime + stime` of `/proc/<pid>/stat` (all threads), in seconds (USER_HZ is 100 on Linux).
-fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    const USER_HZ: f64 = 100.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-/// `12345.6` → `"12,346"`.
-fn thousands(value: f64) -> String {
-    if !value.is_finite() {
-        return "-".to_owned();
-    }
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

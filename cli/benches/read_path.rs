@@ -31,6 +31,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::routing::get;
+use prism_benchkit::{cores, cpu_model, median, process_cpu_seconds, thousands};
 use prism_cli::{Platform, PlatformConfig};
 use prism_embedded::{NatsServer, TestDatabase, find_postgres_bin_dir};
 use serde_json::{Value, json};
@@ -251,6 +252,7 @@ async fn run(settings: Settings, wrk: PathBuf) -> anyhow::Result<()> {
                 .map(|(_, r)| f(r))
                 .collect(),
         )
+        .unwrap_or(f64::NAN)
     };
     let ceiling_rate = median_of(Case::Ceiling, &|r| r.rate);
     println!();
@@ -561,16 +563,6 @@ impl Backends {
     }
 }
 
-/// `utime + stime` of `/proc/<pid>/stat`, in seconds (USER_HZ is 100 on Linux).
-fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    const USER_HZ: f64 = 100.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
-}
-
 fn parse_after(output: &str, label: &str) -> Option<f64> {
     let line = output.lines().find(|l| l.trim_start().starts_with(label))?;
     line.trim_start()[label.len()..]
@@ -594,49 +586,4 @@ fn tool_version(bin: &Path, args: &[&str]) -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     text.lines().next().map(|l| l.trim().to_owned())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-fn cores() -> String {
-    std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-/// `12345.6` → `"12,346"`.
-fn thousands(value: f64) -> String {
-    if !value.is_finite() {
-        return "-".to_owned();
-    }
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

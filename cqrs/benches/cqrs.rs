@@ -38,6 +38,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinSet;
 
 use account::{Account, AccountCommand};
+use prism_benchkit::{cores, cpu_model, median, thousands};
 
 const CONCURRENCY: usize = 64;
 const DEFAULT_ROUNDS: usize = 5;
@@ -339,19 +340,6 @@ impl Rates {
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
-}
-
 #[derive(Debug, Default)]
 struct Report {
     ours_sequential: Rates,
@@ -596,33 +584,4 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".to_owned())
-}
-
-fn cores() -> String {
-    std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-/// `12345.6` → `"12,346"`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

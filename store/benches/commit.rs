@@ -25,6 +25,7 @@ use anyhow::{Context as _, bail, ensure};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
+use prism_benchkit::{cores, cpu_model, median, process_cpu_seconds, thousands};
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
 use prism_embedded::{NatsOptions, NatsServer, find_nats_server};
@@ -240,19 +241,6 @@ impl Rates {
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
-}
-
 /// CPU seconds (user + system) used so far by this process and by nats-server, read from `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
 struct CpuTimes {
@@ -296,18 +284,6 @@ impl CpuMeter {
             server: diff(now.server, before.server),
         }
     }
-}
-
-/// `utime + stime` of `/proc/<pid>/stat` (all threads, including finished ones), in seconds. Linux
-/// reports them in USER_HZ ticks, which is 100 per second on every architecture it runs on.
-fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    const USER_HZ: f64 = 100.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start at field 3 (state); utime is field 14.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
 }
 
 #[derive(Debug)]
@@ -772,33 +748,4 @@ async fn raw_publish(
     );
     subject.last = ack.sequence;
     Ok(())
-}
-
-fn cores() -> String {
-    std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-/// `12345.6` → `"12,346"`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
