@@ -18,6 +18,8 @@ pub use prost;
 pub use prost_types;
 pub use tonic;
 
+pub mod chunks;
+
 // The `#[allow(clippy::all)]` attributes below cover only the generated code pulled
 // in by `include_proto!` (e.g. `large_enum_variant` on `cvms::ServerStreamMessage`).
 
