@@ -5,6 +5,7 @@
 mod command;
 mod error;
 mod event;
+mod placement;
 mod state;
 
 pub use command::CvmCommand;
@@ -13,6 +14,7 @@ pub use event::{
     ConfidentialPlatform, CvmBackendAssigned, CvmDestroyRequested, CvmDestroyed, CvmEvent, CvmFailed,
     CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted, DestroyReason,
 };
+pub use placement::{Candidate, Needs, Placement, Unfit, place};
 pub use state::{Cvm, CvmStatus};
 
 use crate::aggregate::{Aggregate, CommandContext};
