@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 
+use super::agent::{AgentStream, ReceivedMessage};
 use super::event::{CvmSpec, DestroyReason};
 use crate::ids::{BackendId, CvmId, WorkspaceId};
 
@@ -32,4 +33,10 @@ pub enum CvmCommand {
     MarkDestroyed,
     /// Records that it could not be made, started or removed.
     Fail { reason: String },
+    /// Records what the agent said on `stream`; messages seen before (resent after a reconnect) are
+    /// left out.
+    RecordAgentMessages {
+        stream: AgentStream,
+        messages: Vec<ReceivedMessage>,
+    },
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::agent::{AgentMessage, AgentStream};
 use crate::aggregate::DomainEvent;
 use crate::ids::{Actor, BackendId, CvmId, WorkspaceId};
 
@@ -81,6 +82,18 @@ pub enum CvmEvent {
     DestroyRequested(CvmDestroyRequested),
     Destroyed(CvmDestroyed),
     Failed(CvmFailed),
+    AgentMessageReceived(CvmAgentMessageReceived),
+}
+
+/// The agent said something.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmAgentMessageReceived {
+    pub stream: AgentStream,
+    /// SHA-256 (hex) of the message's bytes on the wire.
+    pub digest: String,
+    pub message: AgentMessage,
+    pub received_at: DateTime<Utc>,
 }
 
 /// A CVM was asked for; a backend is chosen next.
@@ -169,6 +182,7 @@ impl DomainEvent for CvmEvent {
             Self::DestroyRequested(_) => "destroy_requested",
             Self::Destroyed(_) => "destroyed",
             Self::Failed(_) => "failed",
+            Self::AgentMessageReceived(_) => "agent_message_received",
         }
     }
 }

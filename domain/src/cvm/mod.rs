@@ -2,20 +2,22 @@
 //! its agent's comings and goings to its destruction. Deciding never talks to a backend: the
 //! provisioner does, and records what happened with these commands.
 
+mod agent;
 mod command;
 mod error;
 mod event;
 mod placement;
 mod state;
 
+pub use agent::{AgentMessage, AgentStream, ReceivedMessage};
 pub use command::CvmCommand;
 pub use error::CvmError;
 pub use event::{
-    ConfidentialPlatform, CvmBackendAssigned, CvmDestroyRequested, CvmDestroyed, CvmEvent, CvmFailed,
-    CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted, DestroyReason,
+    ConfidentialPlatform, CvmAgentMessageReceived, CvmBackendAssigned, CvmDestroyRequested, CvmDestroyed,
+    CvmEvent, CvmFailed, CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted, DestroyReason,
 };
 pub use placement::{Candidate, Needs, Placement, Unfit, place};
-pub use state::{Cvm, CvmStatus};
+pub use state::{Cvm, CvmStatus, RECENT_MESSAGES};
 
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::values::check_text;
@@ -150,6 +152,29 @@ impl Aggregate for Cvm {
             (S::Destroyed, C::MarkDestroyed) => Ok(vec![]),
             (_, C::MarkDestroyed) => refuse("destroyed before its destruction was asked for"),
 
+            (
+                S::Starting | S::Online | S::Offline | S::Destroying,
+                C::RecordAgentMessages { stream, messages },
+            ) => {
+                let mut seen = std::collections::HashSet::new();
+                let mut events = Vec::new();
+                for received in messages {
+                    if self.recent_messages.contains(&received.digest)
+                        || !seen.insert(received.digest.clone())
+                    {
+                        continue;
+                    }
+                    events.push(CvmEvent::AgentMessageReceived(CvmAgentMessageReceived {
+                        stream,
+                        digest: received.digest,
+                        message: received.message,
+                        received_at: ctx.now,
+                    }));
+                }
+                Ok(events)
+            }
+            (_, C::RecordAgentMessages { .. }) => refuse("heard from"),
+
             (S::Failed, C::Fail { .. }) => Ok(vec![]),
             (S::Destroyed, C::Fail { .. }) => refuse("failed"),
             (_, C::Fail { reason }) => {
@@ -188,6 +213,12 @@ impl Aggregate for Cvm {
             CvmEvent::Failed(e) => {
                 self.status = CvmStatus::Failed;
                 self.failure = Some(e.reason.clone());
+            }
+            CvmEvent::AgentMessageReceived(e) => {
+                if self.recent_messages.len() == RECENT_MESSAGES {
+                    self.recent_messages.pop_front();
+                }
+                self.recent_messages.push_back(e.digest.clone());
             }
         }
     }

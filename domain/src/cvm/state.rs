@@ -1,3 +1,5 @@
+use std::collections::VecDeque;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +62,16 @@ pub struct Cvm {
     pub started_at: Option<DateTime<Utc>>,
     pub destroy_reason: Option<DestroyReason>,
     pub failure: Option<String>,
+    /// The digests of the agent's latest messages, oldest first (at most [`RECENT_MESSAGES`]): a
+    /// message resent after a reconnect is among them.
+    pub recent_messages: VecDeque<String>,
 }
+
+/// How many of the agent's latest messages a CVM remembers, to know one that is sent again. The agent
+/// resends the messages whose sending failed when it lost its connection: the last few it had in
+/// flight may have arrived all the same, older ones cannot have. A bound keeps the state (and its
+/// snapshots) small: 1024 digests are about 70 KB.
+pub const RECENT_MESSAGES: usize = 1024;
 
 impl Cvm {
     /// Whether the CVM has outlived its TTL at `now` and is still to be destroyed.

@@ -233,3 +233,86 @@ fn destruction_is_asked_for_then_recorded_and_a_failed_cvm_is_cleaned_up() {
         action: "failed",
     });
 }
+
+fn log(text: &str) -> ReceivedMessage {
+    ReceivedMessage {
+        digest: format!(
+            "{:064x}",
+            text.len() * 7919 + text.bytes().map(usize::from).sum::<usize>()
+        ),
+        message: AgentMessage::Log {
+            level: "INFO".into(),
+            message: text.into(),
+            computation_id: "run-1".into(),
+            timestamp: None,
+        },
+    }
+}
+
+fn received(stream: AgentStream, message: &ReceivedMessage) -> CvmEvent {
+    CvmEvent::AgentMessageReceived(CvmAgentMessageReceived {
+        stream,
+        digest: message.digest.clone(),
+        message: message.message.clone(),
+        received_at: ctx().now,
+    })
+}
+
+#[test]
+fn every_agent_message_is_an_event_and_one_sent_again_is_recorded_once() {
+    let (a, b) = (log("algorithm received"), log("running"));
+    let history = [requested(), assigned(), started(), online()];
+    let state = given::<Cvm>(history.clone())
+        .when(CvmCommand::RecordAgentMessages {
+            stream: AgentStream::LogForwarder,
+            // The same message twice in one batch counts once.
+            messages: vec![a.clone(), b.clone(), a.clone()],
+        })
+        .then_expect([
+            received(AgentStream::LogForwarder, &a),
+            received(AgentStream::LogForwarder, &b),
+        ]);
+    assert_eq!(state.recent_messages.len(), 2);
+
+    // After a reconnect the agent resends what it had pending: only the new one is recorded.
+    let c = log("complete");
+    let mut after = history.to_vec();
+    after.extend([
+        received(AgentStream::LogForwarder, &a),
+        received(AgentStream::LogForwarder, &b),
+    ]);
+    given::<Cvm>(after)
+        .when(CvmCommand::RecordAgentMessages {
+            stream: AgentStream::LogForwarder,
+            messages: vec![b.clone(), c.clone()],
+        })
+        .then_expect([received(AgentStream::LogForwarder, &c)]);
+
+    // Nobody speaks for a CVM that is not made yet, or is gone.
+    given::<Cvm>([requested()])
+        .when(CvmCommand::RecordAgentMessages {
+            stream: AgentStream::Agent,
+            messages: vec![c],
+        })
+        .then_rejects(CvmError::State {
+            status: CvmStatus::Creating,
+            action: "heard from",
+        });
+}
+
+#[test]
+fn a_cvm_remembers_only_its_latest_messages() {
+    let mut state = Cvm::default();
+    for event in [requested(), assigned(), started(), online()] {
+        crate::aggregate::Aggregate::apply(&mut state, &event);
+    }
+    for i in 0..RECENT_MESSAGES + 10 {
+        let message = ReceivedMessage {
+            digest: format!("{i:064x}"),
+            message: log("x").message,
+        };
+        crate::aggregate::Aggregate::apply(&mut state, &received(AgentStream::Agent, &message));
+    }
+    assert_eq!(state.recent_messages.len(), RECENT_MESSAGES);
+    assert_eq!(state.recent_messages.front(), Some(&format!("{:064x}", 10)));
+}
