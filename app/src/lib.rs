@@ -40,6 +40,7 @@ mod auth;
 mod caller;
 mod certificates;
 mod computations;
+mod cvms;
 mod denials;
 mod error;
 mod identity;
@@ -61,6 +62,7 @@ pub use certificates::{
     DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate, Maintenance, PlatformIdentity, RenewalPolicy,
 };
 pub use computations::Computations;
+pub use cvms::{AgentIdentity, Cvms};
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
 pub use identity::{Identity, IdentityConfig, Registration, Tokens};
@@ -285,6 +287,10 @@ impl App {
 
     pub fn certificates(&self) -> Certificates<'_> {
         Certificates::new(self)
+    }
+
+    pub fn cvms(&self) -> Cvms<'_> {
+        Cvms::new(self)
     }
 
     pub fn identity(&self) -> Identity<'_> {

@@ -1,0 +1,14 @@
+//! The agents' channel: the platform's side of Cocos's `cvms.Service/Process`, which every CVM's
+//! agent dials over mutual TLS (served by `prism-tls` with ALPN `h2`). An agent VM opens two streams:
+//! the agent's own (its start-up attestation report, then its answers) and the log forwarder's
+//! (`connection-type: log-forwarder`: every log line and event; it ignores what it is sent, so it is
+//! sent nothing). The CVM is the one its client certificate was issued for, and the `job-id` it sends
+//! must name that CVM. Every message of both streams becomes an event of the CVM; one the agent sends
+//! again after a reconnect is recorded once. Workers send run, state, stop and disconnect requests
+//! through [`AgentChannel::send`].
+
+mod channel;
+mod messages;
+
+pub use channel::{AgentChannel, ChannelConfig, SendError, ServerRequest};
+pub use messages::received;
