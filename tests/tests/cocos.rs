@@ -1,0 +1,326 @@
+//! Conformance with the real Cocos v0.10.2 agent: its NoCC agent stack (agent, attestation service,
+//! computation runner, log forwarder, as processes: `infra/cocos/agent-stack.sh`) dials the platform's
+//! agents' channel over mutual TLS with a certificate the platform issued. Both its streams are
+//! accepted, its start-up attestation report over its certificate is recorded, it answers a state
+//! request, and when it is stopped the CVM goes Offline.
+//!
+//! The programs are built from source with Go (`infra/cocos/build.sh`, cached). Without Go, or not as
+//! root (the stack uses fixed paths under /run and /var/lib), this test says so loudly and passes —
+//! unless `PRISM_REQUIRE_COCOS` is set, as CI sets it, and then it fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Prism;
+use prism_agents::{AgentChannel, ChannelConfig, ServerRequest};
+use prism_app::{Caller, CertificateRequest, CommandOptions, NewWorkspace};
+use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
+use prism_domain::cvm::{
+    AgentMessage, AgentStream, ConfidentialPlatform, Cvm, CvmCommand, CvmEvent, CvmSpec, CvmStatus,
+};
+use prism_domain::{BackendId, CvmId, WorkspaceId};
+use prism_store::CommandRequest;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The directory of the built Cocos programs, or why they cannot run here.
+fn cocos_programs() -> Result<PathBuf, String> {
+    if !nix_is_root() {
+        return Err("not running as root: the Cocos agent stack needs /run/cocos and /var/lib/cocos".into());
+    }
+    let output = std::process::Command::new(root().join("infra/cocos/build.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run infra/cocos/build.sh: {e}"))?;
+    match output.status.code() {
+        Some(0) => Ok(PathBuf::from(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim(),
+        )),
+        Some(3) => Err(
+            "Go is not installed: the conformance tests against the real Cocos programs cannot run".into(),
+        ),
+        _ => panic!("building the Cocos programs failed: {}", output.status),
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+async fn events(prism: &Prism, cvm: CvmId) -> Vec<CvmEvent> {
+    let log = prism.platform().app().log();
+    let subject = log.subjects().aggregate("cvm", &cvm.to_string()).unwrap();
+    log.load(&subject)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|commit| commit.events.iter())
+        .map(|envelope| envelope.decode::<CvmEvent>("cvm").unwrap())
+        .collect()
+}
+
+async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_cocos_agent_dials_in_reports_answers_and_goes_offline_when_stopped() {
+    let programs = match cocos_programs() {
+        Ok(dir) => dir,
+        Err(why) => {
+            let banner = "!".repeat(100);
+            eprintln!(
+                "{banner}\n!! NOT RUN: the conformance test against the real Cocos agent: {why}\n{banner}"
+            );
+            assert!(
+                std::env::var_os("PRISM_REQUIRE_COCOS").is_none(),
+                "PRISM_REQUIRE_COCOS is set, and the real Cocos agent cannot run here: {why}"
+            );
+            return;
+        }
+    };
+    let prism = Prism::start().await;
+    let app = prism.platform().app().clone();
+    let admin = app
+        .identity()
+        .authenticate(Caller::anonymous(), prism.admin_token())
+        .await
+        .unwrap();
+    let ws: WorkspaceId = app
+        .workspaces()
+        .create(
+            &admin,
+            &CommandOptions::default(),
+            NewWorkspace {
+                name: "Cocos".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+        .parse()
+        .unwrap();
+
+    // A CVM as the provisioner records it, and its agent's certificate.
+    let cvm = CvmId(uuid::Uuid::now_v7());
+    let meta = Caller::service("provisioner").metadata(Some(ws.to_string()));
+    for command in [
+        CvmCommand::Request {
+            id: cvm,
+            workspace: ws,
+            spec: CvmSpec {
+                provider: "local".into(),
+                vcpus: 1,
+                memory_mib: 512,
+                platform: ConfidentialPlatform::None,
+                ttl_seconds: 3600,
+            },
+        },
+        CvmCommand::AssignBackend {
+            backend: BackendId(uuid::Uuid::now_v7()),
+            reason: "the real agent on this host".into(),
+            hourly_cost_micros: None,
+        },
+        CvmCommand::MarkStarted {
+            backend_ref: "processes".into(),
+            agent_address: None,
+        },
+    ] {
+        app.repository::<Cvm>()
+            .execute(CommandRequest::new(&cvm, command, meta.clone()))
+            .await
+            .unwrap();
+    }
+    let certificates = app.certificates();
+    let issued = certificates
+        .issue(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            CertificateRequest {
+                entity: Entity {
+                    kind: EntityKind::Cvm,
+                    id: cvm.to_string(),
+                },
+                profile: Profile::AgentClient,
+                subject: Subject {
+                    common_name: cvm.to_string(),
+                    uris: vec![format!("urn:prism:cvm:{cvm}")],
+                    ..Default::default()
+                },
+                ttl: None,
+            },
+        )
+        .await
+        .unwrap();
+    until(
+        "the certificate in the read model",
+        Duration::from_secs(10),
+        async || {
+            certificates
+                .get(&admin, ws, &issued.serial, Default::default())
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+
+    // The agents' channel: the agent dials 127.0.0.1, so the server's certificate names it.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let tls = prism_cli::mutual_tls(
+        &app,
+        "prism-agents",
+        Subject {
+            common_name: "prism-agents".into(),
+            dns_names: vec!["localhost".into()],
+            ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        },
+        prism_tls::Alpn::Http2,
+        stopped.clone(),
+        &mut tasks,
+    )
+    .await
+    .unwrap();
+    let channel = AgentChannel::new(
+        app.clone(),
+        ChannelConfig {
+            heartbeat_gap: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(
+        prism_tls::Server::new(listener, tls).serve(channel.service(), async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        }),
+    );
+
+    // The agent's files, as the Cocos manager writes them: its certificate with the chain, its key,
+    // and the root it trusts.
+    let dir = std::env::temp_dir().join(format!("prism-cocos-{cvm}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    std::fs::write(&cert, format!("{}{}", issued.certificate, issued.chain)).unwrap();
+    let key = dir.join("key.pem");
+    std::fs::write(&key, issued.private_key.as_deref().unwrap()).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, certificates.authority().await.unwrap().root_pem()).unwrap();
+    let mut stack = tokio::process::Command::new(root().join("infra/cocos/agent-stack.sh"))
+        .args(["--url", &addr.to_string(), "--cvm-id", &cvm.to_string()])
+        .arg("--client-cert")
+        .arg(&cert)
+        .arg("--client-key")
+        .arg(&key)
+        .arg("--server-ca")
+        .arg(&ca)
+        .arg("--bin-dir")
+        .arg(&programs)
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .args(["--stop-timeout", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(stack.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("agent-stack: ready") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready.ok(), Some(true), "the agent stack did not start");
+
+    // Both streams came; the CVM is Online; the start-up report is over this certificate.
+    until("the CVM online", Duration::from_secs(30), async || {
+        app.repository::<Cvm>().load(&cvm).await.unwrap().state.status == CvmStatus::Online
+    })
+    .await;
+    until("the start-up report", Duration::from_secs(30), async || {
+        events(&prism, cvm).await.iter().any(|e| {
+            matches!(e, CvmEvent::AgentMessageReceived(m)
+                if m.stream == AgentStream::Agent
+                && matches!(&m.message, AgentMessage::AttestationReport { certificate_serial, .. }
+                    if *certificate_serial == issued.serial.to_decimal()))
+        })
+    })
+    .await;
+    until(
+        "the log forwarder's stream",
+        Duration::from_secs(30),
+        async || {
+            channel.is_connected(cvm)
+            && events(&prism, cvm).await.iter().any(|e| {
+                matches!(e, CvmEvent::AgentMessageReceived(m) if m.stream == AgentStream::LogForwarder)
+            })
+        },
+    )
+    .await;
+
+    // It answers a state request.
+    channel
+        .send(
+            cvm,
+            ServerRequest::State {
+                id: "conformance".into(),
+            },
+        )
+        .await
+        .unwrap();
+    until("the state answer", Duration::from_secs(30), async || {
+        events(&prism, cvm).await.iter().any(|e| {
+            matches!(e, CvmEvent::AgentMessageReceived(m)
+                if matches!(&m.message, AgentMessage::State { id, .. } if id == "conformance"))
+        })
+    })
+    .await;
+
+    // Stopped, it stays away: the CVM goes Offline.
+    // SIGTERM: the script stops all four programs (SIGKILL would leave them running).
+    let pid = stack.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stack.wait()).await;
+    until("the CVM offline", Duration::from_secs(30), async || {
+        app.repository::<Cvm>().load(&cvm).await.unwrap().state.status == CvmStatus::Offline
+    })
+    .await;
+
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    tasks.abort_all();
+    let _ = std::fs::remove_dir_all(&dir);
+    prism.stop().await;
+}
