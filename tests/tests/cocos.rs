@@ -64,6 +64,18 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Sends SIGTERM to the agent-stack script when dropped: it then stops all four programs (a SIGKILL
+/// would leave them running, holding the host's one stack).
+struct StopOnDrop(u32);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.to_string()])
+            .status();
+    }
+}
+
 async fn events(prism: &Prism, cvm: CvmId) -> Vec<CvmEvent> {
     let log = prism.platform().app().log();
     let subject = log.subjects().aggregate("cvm", &cvm.to_string()).unwrap();
@@ -246,9 +258,10 @@ async fn the_real_cocos_agent_dials_in_reports_answers_and_goes_offline_when_sto
         .args(["--stop-timeout", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Whatever happens below, the stack is stopped the way it stops everything it started.
+    let _stop_stack = StopOnDrop(stack.id().unwrap());
     let mut lines = BufReader::new(stack.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -306,12 +319,7 @@ async fn the_real_cocos_agent_dials_in_reports_answers_and_goes_offline_when_sto
     .await;
 
     // Stopped, it stays away: the CVM goes Offline.
-    // SIGTERM: the script stops all four programs (SIGKILL would leave them running).
-    let pid = stack.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    drop(_stop_stack);
     let _ = tokio::time::timeout(Duration::from_secs(30), stack.wait()).await;
     until("the CVM offline", Duration::from_secs(30), async || {
         app.repository::<Cvm>().load(&cvm).await.unwrap().state.status == CvmStatus::Offline
