@@ -6,6 +6,6 @@ pub mod modules;
 mod platform;
 
 pub use platform::{
-    API_CERTIFICATE_ENTITY, BootstrapAdmin, HttpsConfig, Platform, PlatformConfig, authority_config, connect,
-    mutual_tls,
+    AGENTS_CERTIFICATE_ENTITY, API_CERTIFICATE_ENTITY, AgentsConfig, BootstrapAdmin, HttpsConfig, Platform,
+    PlatformConfig, authority_config, connect, mutual_tls,
 };

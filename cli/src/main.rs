@@ -59,6 +59,8 @@ enum Command {
         renewal: RenewalArgs,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        agents: AgentsArgs,
     },
     /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
     Serve {
@@ -78,6 +80,8 @@ enum Command {
         renewal: RenewalArgs,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        agents: AgentsArgs,
     },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
@@ -283,6 +287,38 @@ impl TlsArgs {
     }
 }
 
+/// The agents' channel.
+#[derive(Debug, Args)]
+struct AgentsArgs {
+    /// Serve the agents' channel (Cocos `cvms.Service`, gRPC over mutual TLS with certificates of the
+    /// platform's authority) on this address, e.g. 127.0.0.1:7001 (the Cocos agent's default). Off
+    /// when absent.
+    #[arg(long, env = "PRISM_AGENTS_LISTEN")]
+    agents_listen: Option<SocketAddr>,
+    /// A host name or address agents dial, for the channel's certificate (repeat, or separate with
+    /// commas); localhost, the loopback addresses and the listening address are always in it.
+    #[arg(
+        long = "agents-name",
+        env = "PRISM_AGENTS_NAMES",
+        value_delimiter = ',',
+        requires = "agents_listen"
+    )]
+    agents_names: Vec<String>,
+    /// How long an agent may stay disconnected before its CVM is recorded Offline, in seconds.
+    #[arg(long, env = "PRISM_AGENT_HEARTBEAT_GAP_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    agent_heartbeat_gap_secs: u64,
+}
+
+impl AgentsArgs {
+    fn config(&self) -> Option<prism_cli::AgentsConfig> {
+        self.agents_listen.map(|listen| prism_cli::AgentsConfig {
+            listen,
+            names: self.agents_names.clone(),
+            heartbeat_gap: std::time::Duration::from_secs(self.agent_heartbeat_gap_secs),
+        })
+    }
+}
+
 /// When the certificate authority renews certificates.
 #[derive(Debug, Args)]
 struct RenewalArgs {
@@ -395,6 +431,7 @@ async fn main() -> anyhow::Result<()> {
             admin_password,
             renewal,
             tls,
+            agents,
         } => {
             let key = store.snapshot_key()?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -413,6 +450,7 @@ async fn main() -> anyhow::Result<()> {
                 admin_password,
                 renewal: renewal.policy(),
                 https,
+                agents: agents.config(),
             };
             up::up(&data_dir, up).await
         }
@@ -425,6 +463,7 @@ async fn main() -> anyhow::Result<()> {
             authority,
             renewal,
             tls,
+            agents,
         } => {
             let identity = identity.config(None, http, tls.tls).await?;
             let https = tls.config(&identity.issuer.issuer)?;
@@ -436,6 +475,7 @@ async fn main() -> anyhow::Result<()> {
                 snapshot_key: store.snapshot_key()?,
                 certificate_authority: authority.config(&identity.issuer.issuer, renewal.policy())?,
                 https,
+                agents: agents.config(),
                 identity,
                 ..PlatformConfig::new(nats_url, database_url, http)
             };

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use prism_agents::{AgentChannel, ChannelConfig};
 use prism_app::{
     App, AppConfig, Caller, CertificateAuthorityConfig, IdentityConfig, PlatformIdentity, RenewalPolicy,
     RoleAuthorizer,
@@ -50,7 +51,23 @@ pub struct PlatformConfig {
     pub certificate_authority: Option<CertificateAuthorityConfig>,
     /// Serve the API over HTTPS (it needs the certificate authority); plain HTTP without.
     pub https: Option<HttpsConfig>,
+    /// Serve the agents' channel (it needs the certificate authority); none without.
+    pub agents: Option<AgentsConfig>,
 }
+
+/// The agents' channel: where agents dial (gRPC over mutual TLS, ALPN `h2`), the names its
+/// certificate carries, and how long an agent may stay away before its CVM is Offline.
+#[derive(Debug, Clone)]
+pub struct AgentsConfig {
+    pub listen: SocketAddr,
+    /// Host names or addresses agents dial, besides `localhost`, the loopback addresses and the
+    /// listening address.
+    pub names: Vec<String>,
+    pub heartbeat_gap: std::time::Duration,
+}
+
+/// The entity (a `service`) of the agents' channel's certificate.
+pub const AGENTS_CERTIFICATE_ENTITY: &str = "prism-agents";
 
 /// Serving the API over HTTPS with a certificate of the platform's own authority, kept current: the
 /// renewal worker renews it, and the server presents the renewal from the next handshake on.
@@ -86,6 +103,7 @@ impl PlatformConfig {
             bootstrap_admin: None,
             certificate_authority: None,
             https: None,
+            agents: None,
         }
     }
 }
@@ -154,11 +172,11 @@ pub async fn mutual_tls(
     Ok(tls)
 }
 
-/// The names of the API's certificate: `localhost`, the loopback addresses, the address it listens
+/// The names of a service's certificate: `localhost`, the loopback addresses, the address it listens
 /// on when that is a particular one, and the configured names.
-fn api_subject(https: &HttpsConfig, listening: SocketAddr) -> Subject {
+fn service_subject(entity: &str, names: &[String], listening: SocketAddr) -> Subject {
     let mut subject = Subject {
-        common_name: API_CERTIFICATE_ENTITY.into(),
+        common_name: entity.into(),
         dns_names: vec!["localhost".into()],
         ip_addresses: vec![
             std::net::IpAddr::from([127, 0, 0, 1]),
@@ -175,7 +193,7 @@ fn api_subject(https: &HttpsConfig, listening: SocketAddr) -> Subject {
         Err(_) => {}
     };
     add(&listening.ip().to_string());
-    for name in &https.names {
+    for name in names {
         add(name);
     }
     subject
@@ -248,6 +266,8 @@ pub struct Platform {
     addr: SocketAddr,
     /// The root certificate (PEM) to trust, when the API is served over HTTPS.
     https_root: Option<String>,
+    /// Where the agents' channel listens, and the channel, when it runs.
+    agents: Option<(SocketAddr, AgentChannel)>,
     app: App,
     /// The administrator's password when this start created the account.
     created_admin_password: Option<String>,
@@ -300,6 +320,11 @@ pub async fn connect(
 impl Platform {
     /// Connects to NATS and PostgreSQL, applies migrations, and starts every service.
     pub async fn start(config: PlatformConfig) -> anyhow::Result<Self> {
+        if config.certificate_authority.is_none() && (config.agents.is_some() || config.https.is_some()) {
+            anyhow::bail!(
+                "HTTPS and the agents' channel need the certificate authority (PRISM_CA_KEK, PRISM_CA_KEYS)"
+            );
+        }
         let (store, app) = connect(
             &config.nats_url,
             &config.database_url,
@@ -365,7 +390,7 @@ impl Platform {
                 None
             }
             Some(https) => {
-                let subject = api_subject(https, addr);
+                let subject = service_subject(API_CERTIFICATE_ENTITY, &https.names, addr);
                 let caller = Caller::service(API_CERTIFICATE_ENTITY);
                 let identity = app
                     .certificates()
@@ -406,10 +431,49 @@ impl Platform {
                 Some(root)
             }
         };
+        let agents = match &config.agents {
+            None => None,
+            Some(agents) => {
+                let listener = tokio::net::TcpListener::bind(agents.listen)
+                    .await
+                    .with_context(|| format!("cannot listen for agents on {}", agents.listen))?;
+                let agents_addr = listener.local_addr()?;
+                let subject = service_subject(AGENTS_CERTIFICATE_ENTITY, &agents.names, agents_addr);
+                let tls = mutual_tls(
+                    &app,
+                    AGENTS_CERTIFICATE_ENTITY,
+                    subject,
+                    Alpn::Http2,
+                    stopped.clone(),
+                    &mut tasks,
+                )
+                .await?;
+                let channel = AgentChannel::new(
+                    app.clone(),
+                    ChannelConfig {
+                        heartbeat_gap: agents.heartbeat_gap,
+                        ..ChannelConfig::default()
+                    },
+                );
+                let service = channel.service();
+                let mut agents_stop = stopped.clone();
+                tasks.spawn(async move {
+                    prism_tls::Server::new(listener, tls)
+                        .serve(service, async move {
+                            let _ = agents_stop.wait_for(|stop| *stop).await;
+                        })
+                        .await;
+                    Ok(())
+                });
+                info!(addr = %agents_addr, "agents' channel listening (mutual TLS)");
+                Some((agents_addr, channel))
+            }
+        };
         info!(%addr, https = https_root.is_some(), "platform started");
         Ok(Self {
             addr,
             https_root,
+            agents,
             app,
             created_admin_password,
             stop,
@@ -428,6 +492,11 @@ impl Platform {
             Some(_) => format!("https://{}", self.addr),
             None => format!("http://{}", self.addr),
         }
+    }
+
+    /// Where agents dial, and the channel that sends them requests, when the platform runs it.
+    pub fn agents(&self) -> Option<(SocketAddr, &AgentChannel)> {
+        self.agents.as_ref().map(|(addr, channel)| (*addr, channel))
     }
 
     /// The root certificate (PEM) clients trust to reach the API over HTTPS; `None` over plain HTTP.

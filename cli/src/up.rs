@@ -46,6 +46,8 @@ pub(crate) struct Up {
     pub renewal: prism_app::RenewalPolicy,
     /// Serve the API over HTTPS.
     pub https: Option<prism_cli::HttpsConfig>,
+    /// Serve the agents' channel.
+    pub agents: Option<prism_cli::AgentsConfig>,
 }
 
 pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         admin_password,
         renewal,
         https,
+        agents,
     } = up;
     let password_given = admin_password.is_some();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -134,6 +137,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         certificate_authority: Some(authority),
         identity,
         https,
+        agents,
         bootstrap_admin: Some(BootstrapAdmin {
             email: admin_email.clone(),
             password: admin_password,
@@ -153,6 +157,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
             print_banner(&Banner {
                 api: platform.base_url(),
                 ca_file: ca_file.as_deref(),
+                agents: platform.agents().map(|(addr, _)| addr),
                 nats_url: &nats_url,
                 database_url: &database_url,
                 data_dir: &data_dir,
@@ -280,6 +285,8 @@ struct Banner<'a> {
     api: String,
     /// The root certificate to trust, when the API is served over HTTPS.
     ca_file: Option<&'a Path>,
+    /// Where agents dial, when the agents' channel runs.
+    agents: Option<SocketAddr>,
     nats_url: &'a str,
     database_url: &'a str,
     data_dir: &'a Path,
@@ -309,6 +316,9 @@ fn print_banner(banner: &Banner<'_>) {
         ),
         None => (String::new(), "curl".to_owned()),
     };
+    let agents = banner.agents.map_or_else(String::new, |addr| {
+        format!("\n  Agents         {addr}   (Cocos agents dial here: gRPC over mutual TLS)")
+    });
     let cluster = banner.relocated_cluster.map_or_else(String::new, |dir| {
         format!(
             "\n  Cluster        {}   (user `nobody`, which runs PostgreSQL, cannot enter the data directory)",
@@ -334,7 +344,7 @@ fn print_banner(banner: &Banner<'_>) {
         r#"
 Prism is up.
 
-  API            {api}{trust}
+  API            {api}{trust}{agents}
   API docs       {api}/docs   (OpenAPI: {api}/openapi.json)
   Health         {api}/health
   NATS           {nats}

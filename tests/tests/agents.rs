@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Prism;
-use prism_agents::{AgentChannel, ChannelConfig, ServerRequest};
+use prism_agents::ServerRequest;
 use prism_app::{Caller, CertificateRequest, CommandOptions, IssuedCertificate, NewWorkspace};
 use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
 use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmCommand, CvmSpec, CvmStatus};
@@ -209,38 +209,11 @@ async fn an_agent_dials_in_on_two_streams_and_what_it_says_becomes_its_cvms_even
     let certificate = agent_certificate(&prism, &admin, ws, one).await;
     let other_certificate = agent_certificate(&prism, &admin, ws, other).await;
 
-    // The channel, over mutual TLS with the platform's own service certificate.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    let tls = prism_cli::mutual_tls(
-        &app,
-        "prism-agents",
-        Subject {
-            common_name: "prism-agents".into(),
-            dns_names: vec!["localhost".into()],
-            ..Default::default()
-        },
-        prism_tls::Alpn::Http2,
-        stopped.clone(),
-        &mut tasks,
-    )
-    .await
-    .unwrap();
-    let channel = AgentChannel::new(
-        app.clone(),
-        ChannelConfig {
-            heartbeat_gap: Duration::from_millis(500),
-            ..Default::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut server_stop = stopped.clone();
-    let server = tokio::spawn(
-        prism_tls::Server::new(listener, tls).serve(channel.service(), async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        }),
-    );
+    // The platform's own agents' channel.
+    let (addr, channel) = prism
+        .platform()
+        .agents()
+        .expect("the test platform runs the agents' channel");
     let root = app.certificates().authority().await.unwrap().root_pem();
     let state = async |id: CvmId| app.repository::<Cvm>().load(&id).await.unwrap().state;
 
@@ -352,10 +325,7 @@ async fn an_agent_dials_in_on_two_streams_and_what_it_says_becomes_its_cvms_even
     .await;
     assert!(channel.is_connected(one));
 
-    stop.send(true).unwrap();
     drop(forwarder);
     drop(_back);
-    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
-    tasks.abort_all();
     prism.stop().await;
 }

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Prism;
-use prism_agents::{AgentChannel, ChannelConfig, ServerRequest};
+use prism_agents::ServerRequest;
 use prism_app::{Caller, CertificateRequest, CommandOptions, NewWorkspace};
 use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
 use prism_domain::cvm::{
@@ -199,40 +199,11 @@ async fn the_real_cocos_agent_dials_in_reports_answers_and_goes_offline_when_sto
     )
     .await;
 
-    // The agents' channel: the agent dials 127.0.0.1, so the server's certificate names it.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    let tls = prism_cli::mutual_tls(
-        &app,
-        "prism-agents",
-        Subject {
-            common_name: "prism-agents".into(),
-            dns_names: vec!["localhost".into()],
-            ip_addresses: vec!["127.0.0.1".parse().unwrap()],
-            ..Default::default()
-        },
-        prism_tls::Alpn::Http2,
-        stopped.clone(),
-        &mut tasks,
-    )
-    .await
-    .unwrap();
-    let channel = AgentChannel::new(
-        app.clone(),
-        ChannelConfig {
-            heartbeat_gap: Duration::from_secs(2),
-            ..Default::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut server_stop = stopped.clone();
-    let server = tokio::spawn(
-        prism_tls::Server::new(listener, tls).serve(channel.service(), async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        }),
-    );
-
+    // The platform's own agents' channel; its certificate names 127.0.0.1, which the agent dials.
+    let (addr, channel) = prism
+        .platform()
+        .agents()
+        .expect("the test platform runs the agents' channel");
     // The agent's files, as the Cocos manager writes them: its certificate with the chain, its key,
     // and the root it trusts.
     let dir = std::env::temp_dir().join(format!("prism-cocos-{cvm}"));
@@ -326,9 +297,6 @@ async fn the_real_cocos_agent_dials_in_reports_answers_and_goes_offline_when_sto
     })
     .await;
 
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
-    tasks.abort_all();
     let _ = std::fs::remove_dir_all(&dir);
     prism.stop().await;
 }

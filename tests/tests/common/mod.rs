@@ -121,6 +121,12 @@ impl Builder {
         if self.https {
             config.https = Some(prism_cli::HttpsConfig::default());
         }
+        // The agents' channel on a port of its own; an agent away for half a second is Offline.
+        config.agents = Some(prism_cli::AgentsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            names: Vec::new(),
+            heartbeat_gap: std::time::Duration::from_millis(500),
+        });
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {
             assert_eq!(platform.addr(), addr);
