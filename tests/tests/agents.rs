@@ -10,95 +10,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Prism;
+use common::agent::{admin_workspace, agent_certificate, started_cvm};
 use prism_agents::ServerRequest;
-use prism_app::{Caller, CertificateRequest, CommandOptions, IssuedCertificate, NewWorkspace};
-use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
-use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmCommand, CvmSpec, CvmStatus};
-use prism_domain::{BackendId, CvmId, WorkspaceId};
+use prism_app::IssuedCertificate;
+use prism_domain::CvmId;
+use prism_domain::cvm::{Cvm, CvmStatus};
 use prism_proto::chunks::{CHUNK_SIZE, RunRequestAssembler};
 use prism_proto::cvms::service_client::ServiceClient;
 use prism_proto::cvms::{
     AgentLog, AttestationResponse, ClientStreamMessage, ComputationRunReq, ServerStreamMessage,
     client_stream_message, server_stream_message,
 };
-use prism_store::CommandRequest;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
-
-/// A CVM made as a provisioner would record it, up to Starting.
-async fn cvm(prism: &Prism, ws: WorkspaceId) -> CvmId {
-    let id = CvmId(uuid::Uuid::now_v7());
-    let repository = prism.platform().app().repository::<Cvm>();
-    let meta = Caller::service("provisioner").metadata(Some(ws.to_string()));
-    for command in [
-        CvmCommand::Request {
-            id,
-            workspace: ws,
-            spec: CvmSpec {
-                provider: "local".into(),
-                vcpus: 1,
-                memory_mib: 512,
-                platform: ConfidentialPlatform::None,
-                ttl_seconds: 3600,
-            },
-        },
-        CvmCommand::AssignBackend {
-            backend: BackendId(uuid::Uuid::now_v7()),
-            reason: "the test's".into(),
-            hourly_cost_micros: None,
-        },
-        CvmCommand::MarkStarted {
-            backend_ref: "test".into(),
-            agent_address: None,
-        },
-    ] {
-        repository
-            .execute(CommandRequest::new(&id, command, meta.clone()))
-            .await
-            .unwrap();
-    }
-    id
-}
-
-async fn agent_certificate(prism: &Prism, admin: &Caller, ws: WorkspaceId, cvm: CvmId) -> IssuedCertificate {
-    let certificates = prism.platform().app().certificates();
-    let issued = certificates
-        .issue(
-            admin,
-            &CommandOptions::default(),
-            ws,
-            CertificateRequest {
-                entity: Entity {
-                    kind: EntityKind::Cvm,
-                    id: cvm.to_string(),
-                },
-                profile: Profile::AgentClient,
-                subject: Subject {
-                    common_name: cvm.to_string(),
-                    uris: vec![format!("urn:prism:cvm:{cvm}")],
-                    ..Default::default()
-                },
-                ttl: None,
-            },
-        )
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while certificates
-        .get(admin, ws, &issued.serial, Default::default())
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the certificate never reached the read model"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    issued
-}
 
 /// A tonic channel to `addr` over rustls, presenting `issued` and trusting `root`, offering ALPN h2
 /// as grpc-go does.
@@ -185,27 +111,8 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn an_agent_dials_in_on_two_streams_and_what_it_says_becomes_its_cvms_events() {
     let prism = Prism::start().await;
     let app = prism.platform().app().clone();
-    let admin = app
-        .identity()
-        .authenticate(Caller::anonymous(), prism.admin_token())
-        .await
-        .unwrap();
-    let ws: WorkspaceId = app
-        .workspaces()
-        .create(
-            &admin,
-            &CommandOptions::default(),
-            NewWorkspace {
-                name: "Agents".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .parse()
-        .unwrap();
-    let (one, other) = (cvm(&prism, ws).await, cvm(&prism, ws).await);
+    let (admin, ws) = admin_workspace(&prism, "Agents").await;
+    let (one, other) = (started_cvm(&prism, ws).await, started_cvm(&prism, ws).await);
     let certificate = agent_certificate(&prism, &admin, ws, one).await;
     let other_certificate = agent_certificate(&prism, &admin, ws, other).await;
 

@@ -15,14 +15,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Prism;
+use common::agent::{admin_workspace, agent_certificate, started_cvm};
 use prism_agents::ServerRequest;
-use prism_app::{Caller, CertificateRequest, CommandOptions, NewWorkspace};
-use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
-use prism_domain::cvm::{
-    AgentMessage, AgentStream, ConfidentialPlatform, Cvm, CvmCommand, CvmEvent, CvmSpec, CvmStatus,
-};
-use prism_domain::{BackendId, CvmId, WorkspaceId};
-use prism_store::CommandRequest;
+use prism_domain::CvmId;
+use prism_domain::cvm::{AgentMessage, AgentStream, Cvm, CvmEvent, CvmStatus};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 fn root() -> PathBuf {
@@ -114,90 +110,10 @@ async fn the_real_cocos_agent_dials_in_reports_answers_and_goes_offline_when_sto
     };
     let prism = Prism::start().await;
     let app = prism.platform().app().clone();
-    let admin = app
-        .identity()
-        .authenticate(Caller::anonymous(), prism.admin_token())
-        .await
-        .unwrap();
-    let ws: WorkspaceId = app
-        .workspaces()
-        .create(
-            &admin,
-            &CommandOptions::default(),
-            NewWorkspace {
-                name: "Cocos".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .parse()
-        .unwrap();
-
-    // A CVM as the provisioner records it, and its agent's certificate.
-    let cvm = CvmId(uuid::Uuid::now_v7());
-    let meta = Caller::service("provisioner").metadata(Some(ws.to_string()));
-    for command in [
-        CvmCommand::Request {
-            id: cvm,
-            workspace: ws,
-            spec: CvmSpec {
-                provider: "local".into(),
-                vcpus: 1,
-                memory_mib: 512,
-                platform: ConfidentialPlatform::None,
-                ttl_seconds: 3600,
-            },
-        },
-        CvmCommand::AssignBackend {
-            backend: BackendId(uuid::Uuid::now_v7()),
-            reason: "the real agent on this host".into(),
-            hourly_cost_micros: None,
-        },
-        CvmCommand::MarkStarted {
-            backend_ref: "processes".into(),
-            agent_address: None,
-        },
-    ] {
-        app.repository::<Cvm>()
-            .execute(CommandRequest::new(&cvm, command, meta.clone()))
-            .await
-            .unwrap();
-    }
+    let (admin, ws) = admin_workspace(&prism, "Cocos").await;
+    let cvm = started_cvm(&prism, ws).await;
+    let issued = agent_certificate(&prism, &admin, ws, cvm).await;
     let certificates = app.certificates();
-    let issued = certificates
-        .issue(
-            &admin,
-            &CommandOptions::default(),
-            ws,
-            CertificateRequest {
-                entity: Entity {
-                    kind: EntityKind::Cvm,
-                    id: cvm.to_string(),
-                },
-                profile: Profile::AgentClient,
-                subject: Subject {
-                    common_name: cvm.to_string(),
-                    uris: vec![format!("urn:prism:cvm:{cvm}")],
-                    ..Default::default()
-                },
-                ttl: None,
-            },
-        )
-        .await
-        .unwrap();
-    until(
-        "the certificate in the read model",
-        Duration::from_secs(10),
-        async || {
-            certificates
-                .get(&admin, ws, &issued.serial, Default::default())
-                .await
-                .is_ok()
-        },
-    )
-    .await;
 
     // The platform's own agents' channel; its certificate names 127.0.0.1, which the agent dials.
     let (addr, channel) = prism

@@ -4,6 +4,8 @@
 // Each file of `tests/` is a crate of its own, and each uses only part of this module.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::net::SocketAddr;
 
 use prism_app::OidcSignIn;
