@@ -16,6 +16,30 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// A whole number of at least 1 from the environment variable `name`; `default` when it is unset.
+pub fn env_count(name: &str, default: usize) -> Result<usize, String> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            Ok(_) => Err(format!("{name} must be at least 1")),
+            Err(e) => Err(format!("{name}={v:?}: {e}")),
+        },
+        Err(_) => Ok(default),
+    }
+}
+
+/// A positive number of seconds from the environment variable `name`; `default` when it is unset.
+pub fn env_seconds(name: &str, default: f64) -> Result<f64, String> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+            Ok(_) => Err(format!("{name} must be positive")),
+            Err(e) => Err(format!("{name}={v:?}: {e}")),
+        },
+        Err(_) => Ok(default),
+    }
+}
+
 /// `12345.6` → `"12,346"`; `"-"` for a value that is not finite.
 pub fn thousands(value: f64) -> String {
     if !value.is_finite() {

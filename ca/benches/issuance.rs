@@ -26,7 +26,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use chrono::Utc;
 use prism_benchkit::{cores, cpu_model, median, thousands};
 use prism_ca::{Authority, CaUrls, KeySource, read_csr};
@@ -49,28 +49,10 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let rounds = match std::env::var("PRISM_BENCH_ROUNDS") {
-            Ok(v) => {
-                let n: usize = v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("PRISM_BENCH_ROUNDS={v:?}"))?;
-                ensure!(n > 0, "PRISM_BENCH_ROUNDS must be at least 1");
-                n
-            }
-            Err(_) => DEFAULT_ROUNDS,
-        };
-        let seconds = match std::env::var("PRISM_BENCH_SECONDS") {
-            Ok(v) => {
-                let s: f64 = v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("PRISM_BENCH_SECONDS={v:?}"))?;
-                ensure!(s.is_finite() && s > 0.0, "PRISM_BENCH_SECONDS must be positive");
-                s
-            }
-            Err(_) => DEFAULT_SECONDS,
-        };
+        let rounds =
+            prism_benchkit::env_count("PRISM_BENCH_ROUNDS", DEFAULT_ROUNDS).map_err(anyhow::Error::msg)?;
+        let seconds = prism_benchkit::env_seconds("PRISM_BENCH_SECONDS", DEFAULT_SECONDS)
+            .map_err(anyhow::Error::msg)?;
         Ok(Self { rounds, seconds })
     }
 }

@@ -70,27 +70,10 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let number = |name: &str, default: usize| -> anyhow::Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => {
-                    let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
-                    ensure!(n > 0, "{name} must be at least 1");
-                    Ok(n)
-                }
-                Err(_) => Ok(default),
-            }
-        };
-        let seconds = match std::env::var("PRISM_BENCH_SECONDS") {
-            Ok(v) => {
-                let s: f64 = v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("PRISM_BENCH_SECONDS={v:?}"))?;
-                ensure!(s.is_finite() && s > 0.0, "PRISM_BENCH_SECONDS must be positive");
-                s
-            }
-            Err(_) => DEFAULT_SECONDS,
-        };
+        let number =
+            |name: &str, default: usize| prism_benchkit::env_count(name, default).map_err(anyhow::Error::msg);
+        let seconds = prism_benchkit::env_seconds("PRISM_BENCH_SECONDS", DEFAULT_SECONDS)
+            .map_err(anyhow::Error::msg)?;
         Ok(Self {
             rounds: number("PRISM_BENCH_ROUNDS", DEFAULT_ROUNDS)?,
             seconds,

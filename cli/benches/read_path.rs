@@ -56,16 +56,8 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let number = |name: &str, default: usize| -> anyhow::Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => {
-                    let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
-                    ensure!(n > 0, "{name} must be at least 1");
-                    Ok(n)
-                }
-                Err(_) => Ok(default),
-            }
-        };
+        let number =
+            |name: &str, default: usize| prism_benchkit::env_count(name, default).map_err(anyhow::Error::msg);
         Ok(Self {
             rounds: number("PRISM_BENCH_ROUNDS", DEFAULT_ROUNDS)?,
             seconds: number("PRISM_BENCH_SECONDS", DEFAULT_SECONDS as usize)? as u64,

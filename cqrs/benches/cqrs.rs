@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, bail};
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{CqrsFramework, EventStore};
 use postgres_es::PostgresEventRepository;
@@ -61,16 +61,8 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let number = |name: &str, default: usize| -> anyhow::Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => {
-                    let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
-                    ensure!(n > 0, "{name} must be at least 1");
-                    Ok(n)
-                }
-                Err(_) => Ok(default),
-            }
-        };
+        let number =
+            |name: &str, default: usize| prism_benchkit::env_count(name, default).map_err(anyhow::Error::msg);
         Ok(Self {
             rounds: number("PRISM_BENCH_ROUNDS", DEFAULT_ROUNDS)?,
             commands: number("PRISM_BENCH_COMMANDS", DEFAULT_COMMANDS)?,
