@@ -3,6 +3,8 @@
 //! whether it is connected. The platform itself records these (no user asks for them), so they need no
 //! permission: the agent proved who it is with its certificate.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use prism_domain::certificate::{Certificate, CertificateStatus, EntityKind, Profile, Serial};
 use prism_domain::cvm::{AgentStream, Cvm, CvmCommand, ReceivedMessage};
@@ -13,6 +15,10 @@ use crate::{App, AppError, Caller, ErrorKind};
 
 /// The agent's channel acts as this service.
 const CHANNEL: &str = "agent-channel";
+
+/// How long an agent whose `job-id` is not its CVM's id waits for the backend's name for the CVM to
+/// be recorded (the manager answers `CreateVm` after it has started the machine).
+const BACKEND_REF_WAIT: Duration = Duration::from_secs(15);
 
 /// Who a connected agent is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +38,8 @@ impl<'a> Cvms<'a> {
     }
 
     /// The CVM whose agent presents the client certificate `serial` and says it runs `job_id`:
-    /// "forbidden" unless the certificate is an active `agent_client` certificate issued for the
-    /// CVM `job_id` names, and that CVM exists.
+    /// "forbidden" unless the certificate is an active `agent_client` certificate issued for a CVM
+    /// of the same workspace, and `job_id` is that CVM's id or its backend's name for it.
     pub async fn agent_identity(&self, serial: &Serial, job_id: &str) -> Result<AgentIdentity, AppError> {
         let refuse = |why: &str| AppError::new(ErrorKind::Forbidden, why.to_owned());
         let found = self
@@ -63,20 +69,34 @@ impl<'a> Cvms<'a> {
             .as_ref()
             .filter(|e| e.kind == EntityKind::Cvm)
             .ok_or_else(|| refuse("the client certificate is not a CVM's"))?;
-        if entity.id != job_id {
+        let cvm: CvmId = entity
+            .id
+            .parse()
+            .map_err(|_| refuse("the client certificate does not name a CVM"))?;
+        let mut state = self.load(cvm).await?;
+        if state.workspace.is_none() || state.workspace != lineage.workspace {
             return Err(refuse(
-                "the job-id is not the CVM the client certificate was issued for",
+                "the CVM is not the one the client certificate was issued for",
             ));
         }
-        let cvm: CvmId = job_id.parse().map_err(|_| refuse("the job-id is not a CVM id"))?;
-        let state = self.load(cvm).await?;
-        match (state.workspace, lineage.workspace) {
-            (Some(workspace), Some(issued_in)) if workspace == issued_in => {
-                Ok(AgentIdentity { cvm, workspace })
+        // The agent says which job it runs: the CVM's id, or — for a machine a Cocos manager made —
+        // the manager's own id for it, which the platform learns only when the manager answers. An
+        // agent can dial in before that answer is recorded, so wait for it a little.
+        let deadline = tokio::time::Instant::now() + BACKEND_REF_WAIT;
+        loop {
+            if job_id == cvm.to_string() || state.backend_ref.as_deref() == Some(job_id) {
+                return Ok(AgentIdentity {
+                    cvm,
+                    workspace: lineage.workspace.expect("checked above"),
+                });
             }
-            _ => Err(refuse(
-                "the CVM is not the one the client certificate was issued for",
-            )),
+            if state.backend_ref.is_some() || tokio::time::Instant::now() >= deadline {
+                return Err(refuse(
+                    "the job-id is not the CVM the client certificate was issued for",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            state = self.load(cvm).await?;
         }
     }
 

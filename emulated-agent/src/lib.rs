@@ -1,0 +1,1 @@
+//! An emulated Cocos agent. INSECURE: no hardware protection.
