@@ -1,17 +1,26 @@
-//! CVMs as the agents' channel sees them: which CVM a connecting agent is (its client certificate's
-//! lineage names the CVM, and the `job-id` it sends must be that CVM's), what its agent says, and
-//! whether it is connected. The platform itself records these (no user asks for them), so they need no
-//! permission: the agent proved who it is with its certificate.
+//! CVMs: what users ask for (create, list, get, destroy, enrol a bring-your-own machine's agent),
+//! what the provisioner and the reaper record as they make and remove them, and what the agents'
+//! channel sees — which CVM a connecting agent is (its client certificate's lineage names the CVM, and
+//! the `job-id` it sends must be that CVM's or its backend's name for it), what its agent says, and
+//! whether it is connected. The platform records the latter itself (no user asks for them), so they
+//! need no permission: the agent proved who it is with its certificate.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use prism_domain::access::Permission;
 use prism_domain::certificate::{Certificate, CertificateStatus, EntityKind, Profile, Serial};
-use prism_domain::cvm::{AgentStream, Cvm, CvmCommand, ReceivedMessage};
+use prism_domain::cvm::{AgentStream, Cvm, CvmCommand, CvmSpec, CvmStatus, DestroyReason, ReceivedMessage};
+use prism_domain::workspace::{Workspace, WorkspaceStatus};
 use prism_domain::{CvmId, WorkspaceId};
-use prism_store::CommandRequest;
+use prism_projections::{CERTIFICATES, CVMS, CertificateFilter, CvmFilter, CvmView, Page, PageRequest};
+use prism_store::{CommandOutcome, CommandRequest};
 
-use crate::{App, AppError, Caller, ErrorKind};
+use crate::{
+    Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, ReadOptions, Target,
+};
+
+const WHAT: &str = "CVM";
 
 /// The agent's channel acts as this service.
 const CHANNEL: &str = "agent-channel";
@@ -19,6 +28,20 @@ const CHANNEL: &str = "agent-channel";
 /// How long an agent whose `job-id` is not its CVM's id waits for the backend's name for the CVM to
 /// be recorded (the manager answers `CreateVm` after it has started the machine).
 const BACKEND_REF_WAIT: Duration = Duration::from_secs(15);
+
+/// What a bring-your-own machine needs to join: a one-time token that fetches its agent's
+/// certificate and key (`POST /certs/download`), and the CVM id its agent sends as `job-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    pub cvm: CvmId,
+    pub serial: Serial,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn not_found(id: CvmId) -> AppError {
+    AppError::not_found(format!("CVM {id} not found"))
+}
 
 /// Who a connected agent is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +58,223 @@ pub struct Cvms<'a> {
 impl<'a> Cvms<'a> {
     pub(crate) fn new(app: &'a App) -> Self {
         Self { app }
+    }
+
+    /// Asks for a CVM in `workspace`; the provisioner chooses its backend and makes it.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        spec: CvmSpec,
+    ) -> Result<Executed<Cvm>, AppError> {
+        let command = Command {
+            what: WHAT,
+            operation: "create",
+            permission: Permission::CvmsCreate,
+            target: Target::New {
+                proposed: uuid::Uuid::now_v7().to_string(),
+            },
+            workspace: Some(workspace),
+            input: &spec,
+        };
+        self.app.authorize_command::<Cvm, _>(caller, &command).await?;
+        // The aggregate, not its read model: a workspace archived a moment ago counts as archived.
+        let standing = self
+            .app
+            .bounded(async {
+                Ok(self
+                    .app
+                    .repository::<Workspace>()
+                    .load(&workspace)
+                    .await?
+                    .state
+                    .status)
+            })
+            .await?;
+        match standing {
+            WorkspaceStatus::Active => {}
+            WorkspaceStatus::New => {
+                return Err(AppError::not_found(format!("workspace {workspace} not found")));
+            }
+            WorkspaceStatus::Archived => {
+                return Err(AppError::new(
+                    ErrorKind::StateConflict,
+                    format!("workspace {workspace} is archived: it runs no new CVMs"),
+                ));
+            }
+        }
+        self.app
+            .execute_authorized(caller, options, command, |id| CvmCommand::Request {
+                id: CvmId(id.parse().expect("the service proposes UUIDs")),
+                workspace,
+                spec: spec.clone(),
+            })
+            .await
+    }
+
+    /// Asks for a CVM of `workspace` to be destroyed.
+    pub async fn destroy(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: CvmId,
+    ) -> Result<Executed<Cvm>, AppError> {
+        let command = Command {
+            what: WHAT,
+            operation: "destroy",
+            permission: Permission::CvmsDestroy,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &(),
+        };
+        self.app.authorize_command::<Cvm, _>(caller, &command).await?;
+        if self.load(id).await.ok().and_then(|s| s.workspace) != Some(workspace) {
+            return Err(not_found(id));
+        }
+        self.app
+            .execute_authorized(caller, options, command, |_| CvmCommand::Destroy {
+                reason: DestroyReason::Requested,
+            })
+            .await
+    }
+
+    /// A workspace's CVMs.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        filter: &CvmFilter,
+        page: PageRequest,
+        read: ReadOptions,
+    ) -> Result<Page<CvmView>, AppError> {
+        self.app
+            .authorize(caller, Action::in_workspace(Permission::CvmsRead, workspace))
+            .await?;
+        self.app.wait_read(&[CVMS], read).await?;
+        Ok(self.app.read_models()?.cvms(workspace, filter, page).await?)
+    }
+
+    /// One CVM of a workspace.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: CvmId,
+        read: ReadOptions,
+    ) -> Result<CvmView, AppError> {
+        self.app
+            .authorize(caller, Action::in_workspace(Permission::CvmsRead, workspace))
+            .await?;
+        self.app.wait_read(&[CVMS], read).await?;
+        self.app
+            .read_models()?
+            .cvm(workspace, id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// A one-time token with which the agent of a bring-your-own CVM fetches its certificate and key.
+    /// Asking again gives another token (the earlier one still works once, until it expires).
+    pub async fn enrol(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: CvmId,
+        read: ReadOptions,
+    ) -> Result<Enrolment, AppError> {
+        self.app
+            .authorize(caller, Action::in_workspace(Permission::CvmsCreate, workspace))
+            .await?;
+        let state = self
+            .load(id)
+            .await
+            .ok()
+            .filter(|s| s.workspace == Some(workspace));
+        let Some(state) = state else {
+            return Err(not_found(id));
+        };
+        if !matches!(
+            state.status,
+            CvmStatus::Starting | CvmStatus::Online | CvmStatus::Offline
+        ) {
+            return Err(AppError::new(
+                ErrorKind::StateConflict,
+                format!(
+                    "CVM {id} is {}: only a started CVM's agent can enrol",
+                    state.status.as_str()
+                ),
+            ));
+        }
+        self.app.wait_read(&[CERTIFICATES], read).await?;
+        let filter = CertificateFilter {
+            entity_id: Some(id.to_string()),
+            status: Some("active".into()),
+        };
+        let lineages = self
+            .app
+            .read_models()?
+            .certificates(
+                workspace,
+                &filter,
+                PageRequest {
+                    after: None,
+                    limit: 100,
+                },
+            )
+            .await?;
+        let lineage = lineages
+            .items
+            .into_iter()
+            .rev()
+            .find(|c| c.entity_kind == EntityKind::Cvm.as_str() && c.profile == Profile::AgentClient.as_str())
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorKind::StateConflict,
+                    format!("CVM {id} has no active agent certificate yet; retry shortly"),
+                )
+            })?;
+        let (token, expires_at) = self
+            .app
+            .certificates()
+            .download_token(caller, workspace, &lineage.serial)
+            .await?;
+        Ok(Enrolment {
+            cvm: id,
+            serial: lineage.serial,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Records `command` on a CVM as the platform's `service` (the provisioner, the reaper): they
+    /// need no permission. With `key`, a repeated command (a redelivered event) is recorded once.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        cvm: CvmId,
+        workspace: WorkspaceId,
+        command: CvmCommand,
+        key: Option<&str>,
+    ) -> Result<CommandOutcome<Cvm>, AppError> {
+        let mut request =
+            CommandRequest::<Cvm>::new(&cvm, command, caller.metadata(Some(workspace.to_string())));
+        let fingerprint;
+        if let Some(key) = key {
+            fingerprint = key.to_owned();
+            request = request.idempotent(key, &fingerprint);
+        }
+        let repository = self.app.repository::<Cvm>();
+        self.app
+            .bounded(async { Ok(repository.execute(request).await) })
+            .await?
+            .map_err(|e| AppError::command(WHAT, e))
+    }
+
+    /// The CVM `id` as the log has it ("not found" when it does not exist).
+    pub async fn state(&self, id: CvmId) -> Result<Cvm, AppError> {
+        self.load(id).await
     }
 
     /// The CVM whose agent presents the client certificate `serial` and says it runs `job_id`:

@@ -37,6 +37,7 @@ use tracing::warn;
 mod accounts;
 mod api_keys;
 mod auth;
+mod backends;
 mod caller;
 mod certificates;
 mod computations;
@@ -56,13 +57,14 @@ pub use accounts::{
 };
 pub use api_keys::{ApiKeys, IssuedApiKey, NewApiKey};
 pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
+pub use backends::Backends;
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
 pub use certificates::{
     CertificateAuthorityConfig, CertificateBundle, CertificateRequest, Certificates, CsrSigning,
     DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate, Maintenance, PlatformIdentity, RenewalPolicy,
 };
 pub use computations::Computations;
-pub use cvms::{AgentIdentity, Cvms};
+pub use cvms::{AgentIdentity, Cvms, Enrolment};
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
 pub use identity::{Identity, IdentityConfig, Registration, Tokens};
@@ -287,6 +289,10 @@ impl App {
 
     pub fn certificates(&self) -> Certificates<'_> {
         Certificates::new(self)
+    }
+
+    pub fn backends(&self) -> Backends<'_> {
+        Backends::new(self)
     }
 
     pub fn cvms(&self) -> Cvms<'_> {

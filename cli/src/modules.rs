@@ -10,8 +10,10 @@ use prism_app::App;
 use prism_domain::Aggregate;
 use prism_domain::api_key::ApiKey;
 use prism_domain::authority::Authority;
+use prism_domain::backend::Backend;
 use prism_domain::certificate::Certificate;
 use prism_domain::computation::Computation;
+use prism_domain::cvm::Cvm;
 use prism_domain::denial::AccessDenial;
 use prism_domain::reaction::Reaction;
 use prism_domain::schema::{self, EventSchema};
@@ -20,8 +22,8 @@ use prism_domain::user::User;
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
-    ApiKeysProjection, CertificatesProjection, ComputationsProjection, Projection, Projector,
-    ReactionsProjection, RunProjection, UsersProjection, WorkspacesProjection,
+    ApiKeysProjection, BackendsProjection, CertificatesProjection, ComputationsProjection, CvmsProjection,
+    Projection, Projector, ReactionsProjection, RunProjection, UsersProjection, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
@@ -69,6 +71,8 @@ pub fn modules() -> Vec<Module> {
                 })
             }),
         Module::aggregate::<Authority>(),
+        Module::aggregate::<Backend>().projection(BackendsProjection),
+        Module::aggregate::<Cvm>().projection(CvmsProjection),
     ]
 }
 

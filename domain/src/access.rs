@@ -96,6 +96,15 @@ permissions! {
     CertificatesIssue = "certificates.issue", Workspace;
     /// Revoke certificates of the workspace's entities.
     CertificatesRevoke = "certificates.revoke", Workspace;
+    /// See the backends a workspace may run CVMs on (its own and the platform's).
+    BackendsRead = "backends.read", Workspace;
+    /// Register, change and remove the workspace's backends.
+    BackendsManage = "backends.manage", Workspace;
+    /// See the workspace's CVMs, what their backends report and their agents said.
+    CvmsRead = "cvms.read", Workspace;
+    /// Ask for a CVM, and enrol a bring-your-own machine's agent.
+    CvmsCreate = "cvms.create", Workspace;
+    CvmsDestroy = "cvms.destroy", Workspace;
 }
 
 impl fmt::Display for Permission {
@@ -146,6 +155,11 @@ impl WorkspaceRole {
                 CertificatesRead,
                 CertificatesIssue,
                 CertificatesRevoke,
+                BackendsRead,
+                BackendsManage,
+                CvmsRead,
+                CvmsCreate,
+                CvmsDestroy,
             ],
             Self::Member => &[
                 WorkspaceRead,
@@ -153,6 +167,8 @@ impl WorkspaceRole {
                 ComputationCreate,
                 ComputationRead,
                 CertificatesRead,
+                BackendsRead,
+                CvmsRead,
             ],
         }
     }

@@ -9,6 +9,7 @@ pub mod access;
 pub mod aggregate;
 pub mod api_key;
 pub mod authority;
+pub mod backend;
 pub mod certificate;
 pub mod computation;
 pub mod cvm;

@@ -9,6 +9,8 @@ mod api_keys;
 mod certificate_queries;
 mod certificates;
 mod computations;
+mod cvm_queries;
+mod cvms;
 mod error;
 mod identity_queries;
 mod migrate;
@@ -26,6 +28,8 @@ pub use certificate_queries::{
 };
 pub use certificates::CertificatesProjection;
 pub use computations::ComputationsProjection;
+pub use cvm_queries::{BackendView, CvmFilter, CvmView};
+pub use cvms::{BackendsProjection, CvmsProjection};
 pub use error::ProjectionError;
 pub use identity_queries::{ApiKeyView, CustomRoleView, InvitationView, MemberView, UserView};
 pub use migrate::migrate;
@@ -49,3 +53,7 @@ pub const USERS: &str = "users";
 pub const API_KEYS: &str = "api_keys";
 /// Name of the certificates projection (lineages and their serials, with revocations).
 pub const CERTIFICATES: &str = "certificates";
+/// Name of the backends projection.
+pub const BACKENDS: &str = "backends";
+/// Name of the CVMs projection (state, backend, cost and statistics of each CVM).
+pub const CVMS: &str = "cvms";

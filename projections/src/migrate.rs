@@ -37,6 +37,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_platform_certificates",
         include_str!("../migrations/0010_platform_certificates.sql"),
     ),
+    ("0011_cvms", include_str!("../migrations/0011_cvms.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 use super::agent::{AgentStream, ReceivedMessage};
-use super::event::{CvmSpec, DestroyReason};
+use super::event::{CvmSpec, DestroyReason, MachineDescription};
 use crate::ids::{BackendId, CvmId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub enum CvmCommand {
     MarkDestroyed,
     /// Records that it could not be made, started or removed.
     Fail { reason: String },
+    /// Records what the backend reports about the machine; the same description again is no event.
+    Describe { description: MachineDescription },
     /// Records what the agent said on `stream`; messages seen before (resent after a reconnect) are
     /// left out.
     RecordAgentMessages {

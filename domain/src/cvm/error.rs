@@ -15,6 +15,8 @@ pub enum CvmError {
     Vcpus { max: u32 },
     #[error("a CVM has {min}–{max} MiB of memory")]
     Memory { min: u64, max: u64 },
+    #[error("label `{0}`: keys have 1–64 and values 0–64 characters from letters, digits and `-_.`")]
+    Label(String),
     #[error("a CVM lives between one minute and {max_days} days")]
     Ttl { max_days: u64 },
     #[error("a CVM in state `{}` cannot be {action}", .status.as_str())]
@@ -33,6 +35,7 @@ impl Rejection for CvmError {
             | Self::Vcpus { .. }
             | Self::Memory { .. }
             | Self::Ttl { .. }
+            | Self::Label(_)
             | Self::Invalid(_) => RejectionKind::Invalid,
         }
     }

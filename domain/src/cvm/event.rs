@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -47,14 +48,17 @@ impl fmt::Display for ConfidentialPlatform {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CvmSpec {
-    /// Where it should run (`local`, `cocos-manager`, `byo`, a cloud's name): 1–64 characters from
-    /// letters, digits and `-_.`.
+    /// Which kind of backend should run it (`local`, `cocos_manager`, `byo`), or `any`: 1–64
+    /// characters from letters, digits and `-_.`.
     pub provider: String,
     pub vcpus: u32,
     pub memory_mib: u64,
     pub platform: ConfidentialPlatform,
     /// How long it may live; the reaper destroys it after.
     pub ttl_seconds: u64,
+    /// Labels its backend must carry with these values (e.g. `region=eu-west`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Why a CVM is destroyed.
@@ -83,6 +87,30 @@ pub enum CvmEvent {
     Destroyed(CvmDestroyed),
     Failed(CvmFailed),
     AgentMessageReceived(CvmAgentMessageReceived),
+    Described(CvmDescribed),
+}
+
+/// What the backend reports about the machine it made (the Cocos manager's `CVMInfo` and the
+/// attestation policy it launched it with).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineDescription {
+    pub ovmf_version: String,
+    pub cpu_count: u32,
+    pub cpu_type: String,
+    pub kernel_cmdline: String,
+    pub eos_version: String,
+    /// The attestation policy as the backend reports it (JSON text), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_policy: Option<String>,
+}
+
+/// The backend described the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmDescribed {
+    pub description: MachineDescription,
+    pub at: DateTime<Utc>,
 }
 
 /// The agent said something.
@@ -183,6 +211,7 @@ impl DomainEvent for CvmEvent {
             Self::Destroyed(_) => "destroyed",
             Self::Failed(_) => "failed",
             Self::AgentMessageReceived(_) => "agent_message_received",
+            Self::Described(_) => "described",
         }
     }
 }

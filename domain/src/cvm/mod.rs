@@ -13,10 +13,11 @@ pub use agent::{AgentMessage, AgentStream, ReceivedMessage};
 pub use command::CvmCommand;
 pub use error::CvmError;
 pub use event::{
-    ConfidentialPlatform, CvmAgentMessageReceived, CvmBackendAssigned, CvmDestroyRequested, CvmDestroyed,
-    CvmEvent, CvmFailed, CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted, DestroyReason,
+    ConfidentialPlatform, CvmAgentMessageReceived, CvmBackendAssigned, CvmDescribed, CvmDestroyRequested,
+    CvmDestroyed, CvmEvent, CvmFailed, CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted,
+    DestroyReason, MachineDescription,
 };
-pub use placement::{Candidate, Needs, Placement, Unfit, place};
+pub use placement::{ANY_PROVIDER, Candidate, Needs, Placement, Unfit, place};
 pub use state::{Cvm, CvmStatus, RECENT_MESSAGES};
 
 use crate::aggregate::{Aggregate, CommandContext};
@@ -29,6 +30,8 @@ pub const TTL_MIN_SECONDS: u64 = 60;
 pub const TTL_MAX_SECONDS: u64 = 30 * 24 * 3600;
 pub const REASON_MAX: usize = 1024;
 pub const BACKEND_REF_MAX: usize = 256;
+pub const DESCRIPTION_MAX: usize = 4096;
+pub const POLICY_MAX: usize = 64 * 1024;
 
 fn check_spec(spec: &CvmSpec) -> Result<(), CvmError> {
     let provider_ok = !spec.provider.is_empty()
@@ -48,6 +51,22 @@ fn check_spec(spec: &CvmSpec) -> Result<(), CvmError> {
             min: MEMORY_MIN_MIB,
             max: MEMORY_MAX_MIB,
         });
+    }
+    let label_ok = |text: &str, min: usize| {
+        (min..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    if spec.labels.len() > 32 {
+        return Err(CvmError::Label("at most 32 labels".into()));
+    }
+    if let Some((key, _)) = spec
+        .labels
+        .iter()
+        .find(|(k, v)| !label_ok(k, 1) || !label_ok(v, 0))
+    {
+        return Err(CvmError::Label(key.chars().take(64).collect()));
     }
     if !(TTL_MIN_SECONDS..=TTL_MAX_SECONDS).contains(&spec.ttl_seconds) {
         return Err(CvmError::Ttl {
@@ -175,6 +194,28 @@ impl Aggregate for Cvm {
             }
             (_, C::RecordAgentMessages { .. }) => refuse("heard from"),
 
+            (S::Starting | S::Online | S::Offline, C::Describe { description }) => {
+                for (field, text) in [
+                    ("ovmf_version", &description.ovmf_version),
+                    ("cpu_type", &description.cpu_type),
+                    ("kernel_cmdline", &description.kernel_cmdline),
+                    ("eos_version", &description.eos_version),
+                ] {
+                    check_text(field, text, DESCRIPTION_MAX, false)?;
+                }
+                if let Some(policy) = &description.attestation_policy {
+                    check_text("attestation_policy", policy, POLICY_MAX, false)?;
+                }
+                if self.description.as_ref() == Some(&description) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![CvmEvent::Described(CvmDescribed {
+                    description,
+                    at: ctx.now,
+                })])
+            }
+            (_, C::Describe { .. }) => refuse("described"),
+
             (S::Failed, C::Fail { .. }) => Ok(vec![]),
             (S::Destroyed, C::Fail { .. }) => refuse("failed"),
             (_, C::Fail { reason }) => {
@@ -214,6 +255,7 @@ impl Aggregate for Cvm {
                 self.status = CvmStatus::Failed;
                 self.failure = Some(e.reason.clone());
             }
+            CvmEvent::Described(e) => self.description = Some(e.description.clone()),
             CvmEvent::AgentMessageReceived(e) => {
                 if self.recent_messages.len() == RECENT_MESSAGES {
                     self.recent_messages.pop_front();

@@ -14,6 +14,8 @@ use crate::ids::BackendId;
 pub struct Candidate {
     pub id: BackendId,
     pub name: String,
+    /// Its kind of driver (`local`, `cocos_manager`, `byo`).
+    pub provider: String,
     pub platforms: Vec<ConfidentialPlatform>,
     /// The most CVMs it runs at once.
     pub capacity: u32,
@@ -28,6 +30,8 @@ pub struct Candidate {
 /// What the CVM needs of its backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needs {
+    /// The kind of driver asked for, or `any`.
+    pub provider: String,
     pub platform: ConfidentialPlatform,
     /// Labels the backend must carry, with these values.
     pub labels: BTreeMap<String, String>,
@@ -36,6 +40,7 @@ pub struct Needs {
 /// Why a backend cannot run the CVM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unfit {
+    Provider(String),
     Platform(ConfidentialPlatform),
     Full { running: u32, capacity: u32 },
     Down,
@@ -45,6 +50,7 @@ pub enum Unfit {
 impl fmt::Display for Unfit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Provider(provider) => write!(f, "is not a {provider} backend"),
             Self::Platform(platform) => write!(f, "does not offer {platform}"),
             Self::Full { running, capacity } => write!(f, "full ({running} of {capacity} VMs)"),
             Self::Down => f.write_str("down"),
@@ -79,7 +85,13 @@ impl Placement {
     }
 }
 
+/// The provider that any backend is.
+pub const ANY_PROVIDER: &str = "any";
+
 fn unfit(candidate: &Candidate, needs: &Needs) -> Option<Unfit> {
+    if needs.provider != ANY_PROVIDER && needs.provider != candidate.provider {
+        return Some(Unfit::Provider(needs.provider.clone()));
+    }
     if !candidate.platforms.contains(&needs.platform) {
         return Some(Unfit::Platform(needs.platform));
     }
@@ -152,6 +164,7 @@ mod tests {
         Candidate {
             id: BackendId(uuid::Uuid::from_u128(n)),
             name: name.into(),
+            provider: "cocos_manager".into(),
             platforms: vec![ConfidentialPlatform::SevSnp, ConfidentialPlatform::None],
             capacity,
             running,
@@ -162,6 +175,7 @@ mod tests {
 
     fn snp() -> Needs {
         Needs {
+            provider: ANY_PROVIDER.into(),
             platform: ConfidentialPlatform::SevSnp,
             labels: BTreeMap::new(),
         }
@@ -206,6 +220,7 @@ mod tests {
         tdx_only.platforms = vec![ConfidentialPlatform::Tdx];
         let us = backend(2, "us", 4, 0, true);
         let needs = Needs {
+            provider: ANY_PROVIDER.into(),
             platform: ConfidentialPlatform::SevSnp,
             labels: BTreeMap::from([("region".into(), "us".into())]),
         };
@@ -213,5 +228,24 @@ mod tests {
         assert!(placement.ranked.is_empty());
         let why: Vec<String> = placement.unfit.iter().map(|(_, _, u)| u.to_string()).collect();
         assert_eq!(why, ["does not offer sev_snp", "lacks region=us"]);
+    }
+
+    #[test]
+    fn a_provider_asked_for_leaves_the_other_kinds_out() {
+        let mut local = backend(1, "laptop", 4, 0, true);
+        local.provider = "local".into();
+        let manager = backend(2, "rack", 4, 0, true);
+        let needs = Needs {
+            provider: "local".into(),
+            platform: ConfidentialPlatform::None,
+            labels: BTreeMap::new(),
+        };
+        let placement = place(&needs, &[local.clone(), manager]);
+        assert_eq!(placement.ranked.len(), 1);
+        assert_eq!(placement.ranked[0].0, local.id);
+        assert_eq!(
+            placement.reason(0),
+            "laptop offers none, 4 of 4 VMs free; rack is not a local backend"
+        );
     }
 }

@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::event::{CvmSpec, DestroyReason};
+use super::event::{CvmSpec, DestroyReason, MachineDescription};
 use crate::ids::{BackendId, CvmId, WorkspaceId};
 
 /// Creating → Starting → Online ⇄ Offline → Destroying → Destroyed; Failed from any state before
@@ -62,6 +62,7 @@ pub struct Cvm {
     pub started_at: Option<DateTime<Utc>>,
     pub destroy_reason: Option<DestroyReason>,
     pub failure: Option<String>,
+    pub description: Option<MachineDescription>,
     /// The digests of the agent's latest messages, oldest first (at most [`RECENT_MESSAGES`]): a
     /// message resent after a reconnect is among them.
     pub recent_messages: VecDeque<String>,

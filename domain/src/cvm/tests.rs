@@ -12,6 +12,7 @@ fn spec() -> CvmSpec {
         memory_mib: 2048,
         platform: ConfidentialPlatform::SevSnp,
         ttl_seconds: 3600,
+        labels: Default::default(),
     }
 }
 

@@ -52,6 +52,7 @@ pub async fn started_cvm(prism: &Prism, ws: WorkspaceId) -> CvmId {
                 memory_mib: 512,
                 platform: ConfidentialPlatform::None,
                 ttl_seconds: 3600,
+                labels: Default::default(),
             },
         },
         CvmCommand::AssignBackend {
