@@ -25,8 +25,8 @@ const WHAT: &str = "CVM";
 /// The agent's channel acts as this service.
 const CHANNEL: &str = "agent-channel";
 
-/// How long an agent whose `job-id` is not its CVM's id waits for the backend's name for the CVM to
-/// be recorded (the manager answers `CreateVm` after it has started the machine).
+/// How long an agent that dials in while its CVM is still being created waits for the backend's
+/// answer to be recorded (a Cocos manager answers `CreateVm` after it has started the machine).
 const BACKEND_REF_WAIT: Duration = Duration::from_secs(15);
 
 /// What a bring-your-own machine needs to join: a one-time token that fetches its agent's
@@ -187,14 +187,14 @@ impl<'a> Cvms<'a> {
         self.app
             .authorize(caller, Action::in_workspace(Permission::CvmsCreate, workspace))
             .await?;
-        let state = self
-            .load(id)
-            .await
-            .ok()
-            .filter(|s| s.workspace == Some(workspace));
-        let Some(state) = state else {
+        let loaded = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Cvm>().load(&id).await?) })
+            .await?;
+        if loaded.state.workspace != Some(workspace) {
             return Err(not_found(id));
-        };
+        }
+        let state = loaded.state;
         if !matches!(
             state.status,
             CvmStatus::Starting | CvmStatus::Online | CvmStatus::Offline
@@ -207,7 +207,12 @@ impl<'a> Cvms<'a> {
                 ),
             ));
         }
-        self.app.wait_read(&[CERTIFICATES], read).await?;
+        // The agent's certificate was issued before the CVM was recorded started: read as of that.
+        let as_of = ReadOptions {
+            min_sequence: Some(read.min_sequence.unwrap_or(0).max(loaded.last_sequence)),
+            ..read
+        };
+        self.app.wait_read(&[CERTIFICATES], as_of).await?;
         let filter = CertificateFilter {
             entity_id: Some(id.to_string()),
             status: Some("active".into()),
@@ -321,23 +326,21 @@ impl<'a> Cvms<'a> {
         }
         // The agent says which job it runs: the CVM's id, or — for a machine a Cocos manager made —
         // the manager's own id for it, which the platform learns only when the manager answers. An
-        // agent can dial in before that answer is recorded, so wait for it a little.
+        // agent can dial in before the backend's answer is recorded: wait for it a little.
         let deadline = tokio::time::Instant::now() + BACKEND_REF_WAIT;
-        loop {
-            if job_id == cvm.to_string() || state.backend_ref.as_deref() == Some(job_id) {
-                return Ok(AgentIdentity {
-                    cvm,
-                    workspace: lineage.workspace.expect("checked above"),
-                });
-            }
-            if state.backend_ref.is_some() || tokio::time::Instant::now() >= deadline {
-                return Err(refuse(
-                    "the job-id is not the CVM the client certificate was issued for",
-                ));
-            }
+        while state.status == CvmStatus::Creating && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
             state = self.load(cvm).await?;
         }
+        if job_id == cvm.to_string() || state.backend_ref.as_deref() == Some(job_id) {
+            return Ok(AgentIdentity {
+                cvm,
+                workspace: lineage.workspace.expect("checked above"),
+            });
+        }
+        Err(refuse(
+            "the job-id is not the CVM the client certificate was issued for",
+        ))
     }
 
     /// Records what the agent said; answers how many messages were new.

@@ -8,6 +8,14 @@
 //! protection**, for development) and `byo` (a machine its owner runs: nothing to launch, its agent
 //! fetches its certificates with a one-time token and dials in).
 
+mod byo;
+mod drivers;
+mod local;
+
+pub use byo::ByoDriver;
+pub use drivers::{ClientIdentity, Drivers};
+pub use local::LocalDriver;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -93,9 +101,13 @@ pub trait Driver: Send + Sync + fmt::Debug {
     /// Describes the machine.
     async fn info(&self, backend_ref: &str) -> Result<MachineInfo, DriverError>;
 
-    /// The attestation policy the backend made the machine with (JSON, as the manager reports it).
+    /// The attestation policy the backend made the machine with, as it reports it (the Cocos
+    /// manager's v0.10.2: an unsigned CoRIM in CBOR).
     async fn attestation_policy(&self, backend_ref: &str) -> Result<Vec<u8>, DriverError>;
 
     /// Whether the backend can be reached and works.
     async fn check(&self) -> Result<(), DriverError>;
 }
+
+pub mod manager;
+pub use manager::{ManagerConfig, ManagerConfigError, ManagerDriver};

@@ -6,6 +6,7 @@ pub mod modules;
 mod platform;
 
 pub use platform::{
-    AGENTS_CERTIFICATE_ENTITY, API_CERTIFICATE_ENTITY, AgentsConfig, BootstrapAdmin, HttpsConfig, Platform,
-    PlatformConfig, authority_config, connect, mutual_tls,
+    AGENTS_CERTIFICATE_ENTITY, API_CERTIFICATE_ENTITY, AgentsConfig, BootstrapAdmin, HttpsConfig,
+    LOCAL_BACKEND_ID, LocalBackendConfig, PROVISIONER_CERTIFICATE_ENTITY, Platform, PlatformConfig,
+    ProvisioningSettings, authority_config, connect, mutual_tls,
 };

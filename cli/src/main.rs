@@ -61,6 +61,10 @@ enum Command {
         tls: TlsArgs,
         #[command(flatten)]
         agents: AgentsArgs,
+        /// How many CVMs the local backend (the emulated agent: insecure, no hardware protection) runs at
+        /// once; 0 leaves it out.
+        #[arg(long, env = "PRISM_LOCAL_CVMS", default_value_t = 4)]
+        local_cvms: u32,
     },
     /// Runs every service against an existing NATS JetStream and PostgreSQL (run more for scale-out).
     Serve {
@@ -304,6 +308,10 @@ struct AgentsArgs {
         requires = "agents_listen"
     )]
     agents_names: Vec<String>,
+    /// `host:port` agents are told to dial (a name in the channel's certificate); by default the first
+    /// --agents-name (else 127.0.0.1) with the listening port.
+    #[arg(long, env = "PRISM_AGENTS_DIAL", requires = "agents_listen")]
+    agents_dial: Option<String>,
     /// How long an agent may stay disconnected before its CVM is recorded Offline, in seconds.
     #[arg(long, env = "PRISM_AGENT_HEARTBEAT_GAP_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     agent_heartbeat_gap_secs: u64,
@@ -315,6 +323,18 @@ impl AgentsArgs {
             listen,
             names: self.agents_names.clone(),
             heartbeat_gap: std::time::Duration::from_secs(self.agent_heartbeat_gap_secs),
+            dial: self.agents_dial.clone(),
+        })
+    }
+
+    /// `prism up` always runs the channel: its local backend's agents dial it. Without
+    /// --agents-listen, on a free loopback port.
+    fn config_or_loopback(&self) -> prism_cli::AgentsConfig {
+        self.config().unwrap_or_else(|| prism_cli::AgentsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            names: Vec::new(),
+            heartbeat_gap: std::time::Duration::from_secs(self.agent_heartbeat_gap_secs),
+            dial: None,
         })
     }
 }
@@ -432,6 +452,7 @@ async fn main() -> anyhow::Result<()> {
             renewal,
             tls,
             agents,
+            local_cvms,
         } => {
             let key = store.snapshot_key()?;
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -450,7 +471,8 @@ async fn main() -> anyhow::Result<()> {
                 admin_password,
                 renewal: renewal.policy(),
                 https,
-                agents: agents.config(),
+                agents: Some(agents.config_or_loopback()),
+                local_cvms,
             };
             up::up(&data_dir, up).await
         }

@@ -27,8 +27,9 @@ use prism_projections::{
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
-    CertificateRenewer, InvitationLinker, LateComputationArchiver, LateInvitationLinker, Reactor,
-    RetiredComputationRevoker, Worker, WorkerConfig, WorkspaceArchiver,
+    BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker, LateComputationArchiver,
+    LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor, RetiredComputationRevoker, Worker,
+    WorkerConfig, WorkspaceArchiver,
 };
 use tokio::sync::watch;
 
@@ -71,8 +72,34 @@ pub fn modules() -> Vec<Module> {
                 })
             }),
         Module::aggregate::<Authority>(),
-        Module::aggregate::<Backend>().projection(BackendsProjection),
-        Module::aggregate::<Cvm>().projection(CvmsProjection),
+        Module::aggregate::<Backend>()
+            .projection(BackendsProjection)
+            .task(BackendHealthChecker::NAME, |deps| {
+                Box::pin(async move {
+                    let every = deps.provisioning.check_every;
+                    BackendHealthChecker::new(deps.app, deps.provisioning.drivers, every)
+                        .run(deps.shutdown)
+                        .await;
+                    Ok(())
+                })
+            }),
+        Module::aggregate::<Cvm>()
+            .projection(CvmsProjection)
+            .task(Provisioner::NAME, |deps| {
+                Box::pin(async move {
+                    let provisioner = Provisioner::new(deps.app.clone(), deps.provisioning);
+                    let worker = Worker::new(provisioner, deps.store, deps.app, deps.config);
+                    Ok(worker.run(deps.shutdown).await?)
+                })
+            })
+            .task(CvmReaper::NAME, |deps| {
+                Box::pin(async move {
+                    CvmReaper::new(deps.app, deps.provisioning.reap_every)
+                        .run(deps.shutdown)
+                        .await;
+                    Ok(())
+                })
+            }),
     ]
 }
 
@@ -86,6 +113,7 @@ pub struct WorkerDeps {
     pub app: App,
     pub config: WorkerConfig,
     pub shutdown: watch::Receiver<bool>,
+    pub provisioning: ProvisioningConfig,
 }
 
 /// One aggregate type and everything the platform runs for it.

@@ -10,8 +10,12 @@ use prism_app::{
     App, AppConfig, Caller, CertificateAuthorityConfig, IdentityConfig, PlatformIdentity, RenewalPolicy,
     RoleAuthorizer,
 };
+use prism_backends::{ClientIdentity, Drivers, LocalDriver};
 use prism_ca::{CaUrls, FileKeyStore, SealedKeys, Sealer};
+use prism_domain::BackendId;
+use prism_domain::backend::{BackendSettings, Driver as BackendDriver};
 use prism_domain::certificate::Subject;
+use prism_domain::cvm::ConfidentialPlatform;
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
 use prism_store::{
@@ -20,7 +24,7 @@ use prism_store::{
 use prism_tls::{
     Alpn, ClientAuth, IdentityHandle, PeerAddr, RevokedSerials, ServerIdentity, TlsServerConfig,
 };
-use prism_workers::WorkerConfig;
+use prism_workers::{ProvisioningConfig, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -53,7 +57,47 @@ pub struct PlatformConfig {
     pub https: Option<HttpsConfig>,
     /// Serve the agents' channel (it needs the certificate authority); none without.
     pub agents: Option<AgentsConfig>,
+    /// How CVMs are made: the local emulated agent, the reaper's and health checker's pace.
+    pub provisioning: ProvisioningSettings,
 }
+
+/// How the platform makes CVMs.
+#[derive(Debug, Clone)]
+pub struct ProvisioningSettings {
+    /// Run the local emulated agent as a backend of the whole platform, registered at start
+    /// (`prism up` does). **Insecure: no hardware protection.**
+    pub local: Option<LocalBackendConfig>,
+    pub reap_every: std::time::Duration,
+    pub check_every: std::time::Duration,
+    pub agent_log_level: String,
+}
+
+impl Default for ProvisioningSettings {
+    fn default() -> Self {
+        Self {
+            local: None,
+            reap_every: std::time::Duration::from_secs(30),
+            check_every: std::time::Duration::from_secs(30),
+            agent_log_level: "info".into(),
+        }
+    }
+}
+
+/// The local backend: the emulated agent program and where its CVMs' directories go.
+#[derive(Debug, Clone)]
+pub struct LocalBackendConfig {
+    pub program: std::path::PathBuf,
+    pub root: std::path::PathBuf,
+    /// How many emulated CVMs may run at once.
+    pub capacity: u32,
+}
+
+/// The id of the platform's local backend, the same on every start and every platform.
+pub const LOCAL_BACKEND_ID: BackendId =
+    BackendId(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_6c6f_6361_6c00));
+
+/// The entity (a `service`) of the certificate the platform presents to Cocos managers.
+pub const PROVISIONER_CERTIFICATE_ENTITY: &str = "prism-provisioner";
 
 /// The agents' channel: where agents dial (gRPC over mutual TLS, ALPN `h2`), the names its
 /// certificate carries, and how long an agent may stay away before its CVM is Offline.
@@ -64,6 +108,9 @@ pub struct AgentsConfig {
     /// listening address.
     pub names: Vec<String>,
     pub heartbeat_gap: std::time::Duration,
+    /// `host:port` agents are told to dial; by default the first of `names` (else `127.0.0.1`) with
+    /// the listening port.
+    pub dial: Option<String>,
 }
 
 /// The entity (a `service`) of the agents' channel's certificate.
@@ -104,6 +151,7 @@ impl PlatformConfig {
             certificate_authority: None,
             https: None,
             agents: None,
+            provisioning: ProvisioningSettings::default(),
         }
     }
 }
@@ -197,6 +245,65 @@ fn service_subject(entity: &str, names: &[String], listening: SocketAddr) -> Sub
         add(name);
     }
     subject
+}
+
+/// What the provisioner works with: the drivers (the local emulated agent when configured — its
+/// backend registered for the whole platform —, a client certificate for Cocos managers when the
+/// platform has its certificate authority), where agents dial, and its pace.
+async fn provisioning(
+    app: &App,
+    settings: &ProvisioningSettings,
+    has_authority: bool,
+    agents_address: Option<String>,
+) -> anyhow::Result<ProvisioningConfig> {
+    let local = settings
+        .local
+        .as_ref()
+        .map(|local| LocalDriver::new(&local.program, &local.root));
+    let manager_identity = match has_authority {
+        false => None,
+        true => {
+            let caller = Caller::service(PROVISIONER_CERTIFICATE_ENTITY);
+            let subject = Subject {
+                common_name: PROVISIONER_CERTIFICATE_ENTITY.into(),
+                dns_names: vec!["localhost".into()],
+                ..Subject::default()
+            };
+            let identity = app
+                .certificates()
+                .platform_identity(&caller, PROVISIONER_CERTIFICATE_ENTITY, subject)
+                .await
+                .context("the provisioner's client certificate")?;
+            Some(ClientIdentity {
+                certificate_chain_pem: identity.certificate_chain,
+                private_key_pem: identity.private_key,
+            })
+        }
+    };
+    if let Some(local) = &settings.local {
+        warn!(program = %local.program.display(), "INSECURE: the local backend runs emulated agents with no hardware protection");
+        app.backends()
+            .ensure_platform_backend(
+                LOCAL_BACKEND_ID,
+                BackendSettings {
+                    name: "local".into(),
+                    driver: BackendDriver::Local,
+                    platforms: vec![ConfidentialPlatform::None],
+                    capacity: local.capacity,
+                    labels: Default::default(),
+                    price: None,
+                },
+            )
+            .await
+            .context("registering the local backend")?;
+    }
+    Ok(ProvisioningConfig {
+        drivers: Arc::new(Drivers::new(local, manager_identity)),
+        agents_address,
+        agent_log_level: settings.agent_log_level.clone(),
+        reap_every: settings.reap_every,
+        check_every: settings.check_every,
+    })
 }
 
 /// Presents a service certificate's renewals as the renewal worker makes them: looks as often as the
@@ -325,6 +432,7 @@ impl Platform {
                 "HTTPS and the agents' channel need the certificate authority (PRISM_CA_KEK, PRISM_CA_KEYS)"
             );
         }
+        let has_authority = config.certificate_authority.is_some();
         let (store, app) = connect(
             &config.nats_url,
             &config.database_url,
@@ -347,11 +455,65 @@ impl Platform {
                 Ok(())
             });
         }
+        let agents = match &config.agents {
+            None => None,
+            Some(agents) => {
+                let listener = tokio::net::TcpListener::bind(agents.listen)
+                    .await
+                    .with_context(|| format!("cannot listen for agents on {}", agents.listen))?;
+                let agents_addr = listener.local_addr()?;
+                let subject = service_subject(AGENTS_CERTIFICATE_ENTITY, &agents.names, agents_addr);
+                let tls = mutual_tls(
+                    &app,
+                    AGENTS_CERTIFICATE_ENTITY,
+                    subject,
+                    Alpn::Http2,
+                    stopped.clone(),
+                    &mut tasks,
+                )
+                .await?;
+                let channel = AgentChannel::new(
+                    app.clone(),
+                    ChannelConfig {
+                        heartbeat_gap: agents.heartbeat_gap,
+                        ..ChannelConfig::default()
+                    },
+                );
+                let service = channel.service();
+                let mut agents_stop = stopped.clone();
+                tasks.spawn(async move {
+                    prism_tls::Server::new(listener, tls)
+                        .serve(service, async move {
+                            let _ = agents_stop.wait_for(|stop| *stop).await;
+                        })
+                        .await;
+                    Ok(())
+                });
+                info!(addr = %agents_addr, "agents' channel listening (mutual TLS)");
+                let dial = agents.dial.clone().unwrap_or_else(|| {
+                    let host = agents
+                        .names
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "127.0.0.1".into());
+                    format!("{host}:{}", agents_addr.port())
+                });
+                Some((agents_addr, channel, dial))
+            }
+        };
+        let provisioning = provisioning(
+            &app,
+            &config.provisioning,
+            has_authority,
+            agents.as_ref().map(|a| a.2.clone()),
+        )
+        .await?;
         let deps = WorkerDeps {
             store,
             app: app.clone(),
             config: config.workers,
             shutdown: stopped.clone(),
+            provisioning,
         };
         for (name, worker) in modules::workers(&deps) {
             tasks.spawn(async move { worker.await.with_context(|| format!("worker {name}")) });
@@ -431,49 +593,11 @@ impl Platform {
                 Some(root)
             }
         };
-        let agents = match &config.agents {
-            None => None,
-            Some(agents) => {
-                let listener = tokio::net::TcpListener::bind(agents.listen)
-                    .await
-                    .with_context(|| format!("cannot listen for agents on {}", agents.listen))?;
-                let agents_addr = listener.local_addr()?;
-                let subject = service_subject(AGENTS_CERTIFICATE_ENTITY, &agents.names, agents_addr);
-                let tls = mutual_tls(
-                    &app,
-                    AGENTS_CERTIFICATE_ENTITY,
-                    subject,
-                    Alpn::Http2,
-                    stopped.clone(),
-                    &mut tasks,
-                )
-                .await?;
-                let channel = AgentChannel::new(
-                    app.clone(),
-                    ChannelConfig {
-                        heartbeat_gap: agents.heartbeat_gap,
-                        ..ChannelConfig::default()
-                    },
-                );
-                let service = channel.service();
-                let mut agents_stop = stopped.clone();
-                tasks.spawn(async move {
-                    prism_tls::Server::new(listener, tls)
-                        .serve(service, async move {
-                            let _ = agents_stop.wait_for(|stop| *stop).await;
-                        })
-                        .await;
-                    Ok(())
-                });
-                info!(addr = %agents_addr, "agents' channel listening (mutual TLS)");
-                Some((agents_addr, channel))
-            }
-        };
         info!(%addr, https = https_root.is_some(), "platform started");
         Ok(Self {
             addr,
             https_root,
-            agents,
+            agents: agents.map(|(addr, channel, _)| (addr, channel)),
             app,
             created_admin_password,
             stop,

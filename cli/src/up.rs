@@ -48,6 +48,8 @@ pub(crate) struct Up {
     pub https: Option<prism_cli::HttpsConfig>,
     /// Serve the agents' channel.
     pub agents: Option<prism_cli::AgentsConfig>,
+    /// How many CVMs the local backend runs at once (0: no local backend).
+    pub local_cvms: u32,
 }
 
 pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
@@ -63,6 +65,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         renewal,
         https,
         agents,
+        local_cvms,
     } = up;
     let password_given = admin_password.is_some();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -138,6 +141,14 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         identity,
         https,
         agents,
+        provisioning: prism_cli::ProvisioningSettings {
+            local: (local_cvms > 0).then(|| prism_cli::LocalBackendConfig {
+                program: prism_backends::LocalDriver::default_program(),
+                root: data_dir.join("cvms"),
+                capacity: local_cvms,
+            }),
+            ..Default::default()
+        },
         bootstrap_admin: Some(BootstrapAdmin {
             email: admin_email.clone(),
             password: admin_password,

@@ -8,9 +8,11 @@
 mod archiver;
 mod certificates;
 mod linker;
+mod provisioner;
 pub mod runtime;
 
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
 pub use certificates::{CertificateRenewer, RetiredComputationRevoker};
 pub use linker::{InvitationLinker, LateInvitationLinker};
+pub use provisioner::{BackendHealthChecker, CvmReaper, Provisioner, ProvisioningConfig};
 pub use runtime::{ReactionError, Reactor, Worker, WorkerConfig, WorkerError, caused_by};

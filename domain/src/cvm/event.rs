@@ -100,7 +100,8 @@ pub struct MachineDescription {
     pub cpu_type: String,
     pub kernel_cmdline: String,
     pub eos_version: String,
-    /// The attestation policy as the backend reports it (JSON text), when it has one.
+    /// The attestation policy as the backend reports it, base64 (a Cocos manager's is a CBOR CoRIM),
+    /// when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation_policy: Option<String>,
 }

@@ -1,13 +1,14 @@
-//! What the tests of the agents' channel share: a workspace of the administrator's, a CVM recorded as
-//! a provisioner records it, and its agent's certificate.
+//! What the tests of the agents' channel share: a workspace of the administrator's, a CVM the
+//! provisioner has started on a bring-your-own backend, and its agent's certificate.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use prism_app::{Caller, CertificateRequest, CommandOptions, IssuedCertificate, NewWorkspace};
+use prism_domain::backend::{BackendSettings, Driver};
 use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
-use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmCommand, CvmSpec};
-use prism_domain::{BackendId, CvmId, WorkspaceId};
-use prism_store::CommandRequest;
+use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmSpec, CvmStatus};
+use prism_domain::{CvmId, WorkspaceId};
 
 use super::Prism;
 
@@ -37,40 +38,83 @@ pub async fn admin_workspace(prism: &Prism, name: &str) -> (Caller, WorkspaceId)
     (admin, ws)
 }
 
-/// A CVM of `ws` made as a provisioner would record it, up to Starting.
+/// A CVM of `ws`, made by the platform's provisioner on a bring-your-own backend of the workspace
+/// (nothing is launched: its agent is whoever presents its certificate), once it is Starting.
 pub async fn started_cvm(prism: &Prism, ws: WorkspaceId) -> CvmId {
-    let id = CvmId(uuid::Uuid::now_v7());
-    let repository = prism.platform().app().repository::<Cvm>();
-    let meta = Caller::service("provisioner").metadata(Some(ws.to_string()));
-    for command in [
-        CvmCommand::Request {
-            id,
-            workspace: ws,
-            spec: CvmSpec {
-                provider: "local".into(),
-                vcpus: 1,
-                memory_mib: 512,
-                platform: ConfidentialPlatform::None,
-                ttl_seconds: 3600,
-                labels: Default::default(),
-            },
-        },
-        CvmCommand::AssignBackend {
-            backend: BackendId(uuid::Uuid::now_v7()),
-            reason: "the test's".into(),
-            hourly_cost_micros: None,
-        },
-        CvmCommand::MarkStarted {
-            backend_ref: "test".into(),
-            agent_address: None,
-        },
-    ] {
-        repository
-            .execute(CommandRequest::new(&id, command, meta.clone()))
+    let app = prism.platform().app();
+    let admin = app
+        .identity()
+        .authenticate(Caller::anonymous(), prism.admin_token())
+        .await
+        .unwrap();
+    let settings = BackendSettings {
+        name: "test-machines".into(),
+        driver: Driver::Byo { agent_address: None },
+        platforms: vec![ConfidentialPlatform::None],
+        capacity: 1000,
+        labels: BTreeMap::from([("purpose".into(), "test".into())]),
+        price: None,
+    };
+    let registered = app
+        .read_models()
+        .unwrap()
+        .backends(Some(ws))
+        .await
+        .unwrap()
+        .iter()
+        .any(|b| b.workspace_id == Some(ws) && b.settings == settings);
+    if !registered {
+        let id = app
+            .backends()
+            .register(&admin, &CommandOptions::default(), Some(ws), settings)
             .await
-            .unwrap();
+            .unwrap()
+            .id;
+        // The provisioner places CVMs on the backends its read model knows.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !app
+            .read_models()
+            .unwrap()
+            .backends(Some(ws))
+            .await
+            .unwrap()
+            .iter()
+            .any(|b| b.id.to_string() == id)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the backend never reached the read model"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    id
+    let spec = CvmSpec {
+        provider: "byo".into(),
+        vcpus: 1,
+        memory_mib: 512,
+        platform: ConfidentialPlatform::None,
+        ttl_seconds: 3600,
+        labels: BTreeMap::from([("purpose".into(), "test".into())]),
+    };
+    let id: CvmId = app
+        .cvms()
+        .create(&admin, &CommandOptions::default(), ws, spec)
+        .await
+        .unwrap()
+        .id
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = app.repository::<Cvm>().load(&id).await.unwrap().state;
+        match state.status {
+            CvmStatus::Starting => return id,
+            CvmStatus::Creating => {}
+            other => panic!("the CVM is {other:?}: {:?}", state.failure),
+        }
+        assert!(Instant::now() < deadline, "the CVM never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// An agent client certificate for `cvm`, once the read model knows it (the channel looks it up).

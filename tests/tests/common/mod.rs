@@ -16,6 +16,24 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
+/// The emulated agent program (`prism-emulated-agent`), which `cargo test --workspace` builds beside
+/// the test executables (`<target>/<profile>/deps/<test>`).
+pub fn emulated_agent() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let program = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("prism-emulated-agent");
+    assert!(
+        program.exists(),
+        "{} is missing: run the tests with --workspace, or `cargo build -p prism-emulated-agent` first",
+        program.display()
+    );
+    program
+}
+
 /// The platform administrator's address.
 pub const ADMIN_EMAIL: &str = "admin@prism.test";
 
@@ -44,6 +62,7 @@ pub struct Builder {
     oidc: Option<(String, String, String)>,
     renewal: Option<prism_app::RenewalPolicy>,
     https: bool,
+    provisioning: Option<prism_cli::ProvisioningSettings>,
 }
 
 impl Builder {
@@ -64,6 +83,13 @@ impl Builder {
     /// Renews certificates as `policy` says (by default: looks every second, renews two days ahead).
     pub fn renewal(mut self, policy: prism_app::RenewalPolicy) -> Self {
         self.renewal = Some(policy);
+        self
+    }
+
+    /// Makes CVMs as `settings` say (by default: no local backend, the reaper and health checker
+    /// looking every 30 s).
+    pub fn provisioning(mut self, settings: prism_cli::ProvisioningSettings) -> Self {
+        self.provisioning = Some(settings);
         self
     }
 
@@ -128,7 +154,11 @@ impl Builder {
             listen: "127.0.0.1:0".parse().unwrap(),
             names: Vec::new(),
             heartbeat_gap: std::time::Duration::from_millis(500),
+            dial: None,
         });
+        if let Some(provisioning) = self.provisioning {
+            config.provisioning = provisioning;
+        }
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {
             assert_eq!(platform.addr(), addr);

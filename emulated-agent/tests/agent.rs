@@ -1,0 +1,622 @@
+//! The emulated agent against a minimal control plane, through its public surface: the two CVMS
+//! streams, the participants' `AgentService`, and its directory.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::{Pki, Server, agent_config, free_port};
+use p384::ecdsa::signature::Verifier as _;
+use prism_emulated_agent::attestation::{
+    self, CHIP_ID_OFFSET, FAKE_CHIP_ID, FAKE_MEASUREMENT, MEASUREMENT_OFFSET, REPORT_DATA_OFFSET, REPORT_LEN,
+    SIGNATURE_OFFSET, SIGNED_LEN,
+};
+use prism_emulated_agent::{COMPUTATION_DIR, run};
+use prism_proto::agent::agent_service_client::AgentServiceClient;
+use prism_proto::agent::{AlgoRequest, AttestationRequest, DataRequest, ResultRequest};
+use prism_proto::chunks::{CHUNK_SIZE, run_request_chunks};
+use prism_proto::cvms::{
+    AgentStateReq, Algorithm, ClientStreamMessage, ComputationRunReq, Dataset, ResultConsumer,
+    ServerStreamMessage, StopComputation, client_stream_message, server_stream_message,
+};
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519, PublicKeyData as _, SigningKey as _};
+use sha2::{Digest as _, Sha512};
+use sha3::Sha3_256;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// The emulated agent in this process until the returned sender is used or dropped.
+fn start_agent(
+    config: prism_emulated_agent::Config,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), prism_emulated_agent::Error>>,
+) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(config, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+fn message(received: ClientStreamMessage) -> client_stream_message::Message {
+    received.message.expect("a message with its oneof set")
+}
+
+/// Checks an SNP report's layout and its signature with the test chain's VCEK.
+fn assert_signed_snp_report(report: &[u8], report_data: &[u8; 64]) {
+    assert_eq!(report.len(), REPORT_LEN);
+    let version = u32::from_le_bytes(report[0..4].try_into().unwrap());
+    assert!(version == 2 || version == 3, "version {version}");
+    assert_eq!(
+        u32::from_le_bytes(report[0x34..0x38].try_into().unwrap()),
+        1,
+        "ECDSA P-384 SHA-384"
+    );
+    assert_eq!(&report[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64], report_data);
+    assert_eq!(
+        &report[MEASUREMENT_OFFSET..MEASUREMENT_OFFSET + 48],
+        &FAKE_MEASUREMENT
+    );
+    assert_eq!(&report[CHIP_ID_OFFSET..CHIP_ID_OFFSET + 64], &FAKE_CHIP_ID);
+
+    let chain = attestation::test_chain().unwrap();
+    let (_, vcek) = x509_parser::pem::parse_x509_pem(chain.vcek_pem.as_bytes()).unwrap();
+    let vcek = vcek.parse_x509().unwrap();
+    assert!(vcek.subject().to_string().contains("TEST ONLY — NOT AMD"));
+    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&vcek.public_key().subject_public_key.data).unwrap();
+    // r and s are little-endian in 72-byte fields; p384 wants 48 big-endian bytes each.
+    let scalar = |offset: usize| {
+        let mut be: Vec<u8> = report[offset..offset + 48].to_vec();
+        be.reverse();
+        assert!(report[offset + 48..offset + 72].iter().all(|b| *b == 0));
+        be
+    };
+    let signature = p384::ecdsa::Signature::from_scalars(
+        *p384::FieldBytes::from_slice(&scalar(SIGNATURE_OFFSET)),
+        *p384::FieldBytes::from_slice(&scalar(SIGNATURE_OFFSET + 72)),
+    )
+    .unwrap();
+    key.verify(&report[..SIGNED_LEN], &signature)
+        .expect("the VCEK signed the report");
+    let mut tampered = report[..SIGNED_LEN].to_vec();
+    tampered[REPORT_DATA_OFFSET] ^= 1;
+    assert!(
+        key.verify(&tampered, &signature).is_err(),
+        "a changed report must not verify"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_opens_two_streams_and_first_sends_its_attestation_bound_to_its_certificate() {
+    let pki = Pki::new();
+    let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+    let work = tempfile::tempdir().unwrap();
+    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), free_port()));
+
+    let (mut agent, mut logs) = server.agent_streams().await;
+    assert_eq!(agent.metadata.get("job-id").unwrap(), "cvm-7");
+    assert!(agent.metadata.get("connection-type").is_none());
+    assert_eq!(logs.metadata.get("job-id").unwrap(), "cvm-7");
+    assert_eq!(logs.metadata.get("connection-type").unwrap(), "log-forwarder");
+
+    let client_stream_message::Message::VTpMattestationReport(startup) = message(agent.next().await) else {
+        panic!("the first message is not the start-up attestation");
+    };
+    // 0x0102030405 in decimal.
+    assert_eq!(startup.cert_serial_number, "4328719365");
+    let pem = std::fs::read(pki.path("cert.pem")).unwrap();
+    let report_data: [u8; 64] = Sha512::digest(&pem).into();
+    assert_signed_snp_report(&startup.file, &report_data);
+
+    // The log forwarder carries logs; the agent's stream carried nothing but its answer.
+    let client_stream_message::Message::AgentLog(log) = message(logs.next().await) else {
+        panic!("the log forwarder's first message is not a log");
+    };
+    assert!(log.message.contains("INSECURE"));
+    assert_eq!(log.level, "WARN");
+
+    // The test root is on disk, and it is the chain's root.
+    let root = std::fs::read_to_string(work.path().join("test-attestation-chain/ark.pem")).unwrap();
+    assert_eq!(root, attestation::test_root_pem().unwrap());
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_connection_failing_is_an_error() {
+    let pki = Pki::new();
+    let work = tempfile::tempdir().unwrap();
+    let nobody = free_port();
+    let outcome = run(
+        agent_config(&pki, nobody, work.path(), free_port()),
+        std::future::pending(),
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(prism_emulated_agent::Error::Connect { .. })),
+        "{outcome:?}"
+    );
+}
+
+struct Participant {
+    key: KeyPair,
+}
+
+impl Participant {
+    fn new(algorithm: &'static rcgen::SignatureAlgorithm) -> Self {
+        Participant {
+            key: KeyPair::generate_for(algorithm).unwrap(),
+        }
+    }
+
+    fn spki(&self) -> Vec<u8> {
+        self.key.subject_public_key_info()
+    }
+
+    fn signature(&self, role: &str) -> String {
+        STANDARD.encode(self.key.sign(role.as_bytes()).unwrap())
+    }
+
+    fn request<T>(&self, role: &str, body: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert("user-id", role.parse().unwrap());
+        request
+            .metadata_mut()
+            .insert("signature", self.signature(role).parse().unwrap());
+        request
+    }
+}
+
+async fn upload_algo(
+    client: &mut AgentServiceClient<Channel>,
+    request: tonic::Request<()>,
+    algorithm: &[u8],
+) -> Result<(), tonic::Status> {
+    let (metadata, extensions, ()) = request.into_parts();
+    let mut request = tonic::Request::from_parts(
+        metadata,
+        extensions,
+        futures::stream::iter([AlgoRequest {
+            algorithm: algorithm.to_vec(),
+            requirements: Vec::new(),
+        }]),
+    );
+    request.metadata_mut().insert("algo_type", "bin".parse().unwrap());
+    client.algo(request).await.map(|_| ())
+}
+
+async fn upload_data(
+    client: &mut AgentServiceClient<Channel>,
+    request: tonic::Request<()>,
+    dataset: &[u8],
+    filename: &str,
+) -> Result<(), tonic::Status> {
+    let (metadata, extensions, ()) = request.into_parts();
+    let request = tonic::Request::from_parts(
+        metadata,
+        extensions,
+        futures::stream::iter([DataRequest {
+            dataset: dataset.to_vec(),
+            filename: filename.into(),
+        }]),
+    );
+    client.data(request).await.map(|_| ())
+}
+
+async fn state(agent: &mut common::Opened, id: &str) -> String {
+    agent
+        .send(ServerStreamMessage {
+            message: Some(server_stream_message::Message::AgentStateReq(AgentStateReq {
+                id: id.into(),
+            })),
+        })
+        .await;
+    loop {
+        if let client_stream_message::Message::AgentStateRes(res) = message(agent.next().await) {
+            assert_eq!(res.id, id);
+            return res.state;
+        }
+    }
+}
+
+const ALGORITHM: &[u8] = b"#!/bin/sh\nset -e\ncat datasets/numbers.txt > results/copy.txt\nwc -l < datasets/numbers.txt > results/count.txt\n";
+const DATASET: &[u8] = b"1\n2\n3\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computation_runs_from_a_chunked_run_request_to_a_consumed_zip_with_upstreams_checks() {
+    let pki = Pki::new();
+    let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+    let work = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), listen));
+    let (mut agent, mut logs) = server.agent_streams().await;
+    let _startup = agent.next().await;
+    assert_eq!(state(&mut agent, "s-1").await, "ReceivingManifest");
+
+    let provider = Participant::new(&PKCS_ECDSA_P256_SHA256);
+    let data_provider = Participant::new(&PKCS_ED25519);
+    let consumer = Participant::new(&PKCS_ECDSA_P256_SHA256);
+    let request = ComputationRunReq {
+        id: "run-1".into(),
+        name: "copy".into(),
+        // Big enough to need three 1 MiB chunks.
+        description: "d".repeat(2 * CHUNK_SIZE + 10),
+        datasets: vec![Dataset {
+            hash: Sha3_256::digest(DATASET).to_vec(),
+            user_key: data_provider.spki(),
+            filename: "numbers.txt".into(),
+            ..Default::default()
+        }],
+        algorithm: Some(Algorithm {
+            hash: Sha3_256::digest(ALGORITHM).to_vec(),
+            user_key: provider.spki(),
+            ..Default::default()
+        }),
+        result_consumers: vec![ResultConsumer {
+            user_key: consumer.spki(),
+        }],
+        agent_config: None,
+    };
+    let chunks = run_request_chunks(&request);
+    assert!(chunks.len() > 2);
+    for chunk in chunks {
+        agent.send(chunk).await;
+    }
+    let client_stream_message::Message::RunRes(run_res) = message(agent.next().await) else {
+        panic!("no RunRes");
+    };
+    assert_eq!(run_res.computation_id, "run-1");
+    assert_eq!(run_res.error, "");
+    assert_eq!(state(&mut agent, "s-2").await, "ReceivingAlgorithm");
+
+    let channel = Channel::from_shared(format!("http://{listen}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // cocos-cli asks the health service first.
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "agent".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let mut client = AgentServiceClient::new(channel);
+
+    // A key registered for another role, and a signature over another role, are refused.
+    let refused = upload_algo(&mut client, consumer.request("algorithm-provider", ()), ALGORITHM)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(refused.message(), "signature verification failed");
+    let refused = upload_algo(&mut client, provider.request("consumer", ()), ALGORITHM)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (tonic::Code::Unauthenticated, "signature verification failed")
+    );
+    // Data before the algorithm is out of order.
+    let early = upload_data(
+        &mut client,
+        data_provider.request("data-provider", ()),
+        DATASET,
+        "numbers.txt",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        early.message(),
+        "agent not expecting this operation in the current state"
+    );
+    // Another algorithm than the manifest's.
+    let wrong = upload_algo(
+        &mut client,
+        provider.request("algorithm-provider", ()),
+        b"#!/bin/sh\nexit 0\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (wrong.code(), wrong.message()),
+        (
+            tonic::Code::Unknown,
+            "malformed data, hash does not match manifest"
+        )
+    );
+    upload_algo(&mut client, provider.request("algorithm-provider", ()), ALGORITHM)
+        .await
+        .unwrap();
+    assert_eq!(state(&mut agent, "s-3").await, "ReceivingData");
+
+    let wrong_name = upload_data(
+        &mut client,
+        data_provider.request("data-provider", ()),
+        DATASET,
+        "Numbers.txt",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        wrong_name.message(),
+        "dataset not declared in computation manifest"
+    );
+    let wrong_hash = upload_data(
+        &mut client,
+        data_provider.request("data-provider", ()),
+        b"4\n",
+        "numbers.txt",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        wrong_hash.message(),
+        "malformed data, hash does not match manifest"
+    );
+    let not_yet = client
+        .result(consumer.request("consumer", ResultRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(not_yet.message(), "computation results are not yet ready");
+    upload_data(
+        &mut client,
+        data_provider.request("data-provider", ()),
+        DATASET,
+        "numbers.txt",
+    )
+    .await
+    .unwrap();
+
+    // The run ends in ConsumingResults; the consumer's download completes the computation.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = state(&mut agent, "s-4").await;
+        if now == "ConsumingResults" {
+            break;
+        }
+        assert_ne!(now, "Failed");
+        assert!(tokio::time::Instant::now() < deadline, "stuck in {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = client
+        .result(data_provider.request("consumer", ResultRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let response = client
+        .result(consumer.request("consumer", ResultRequest {}))
+        .await
+        .unwrap();
+    let size: usize = response
+        .metadata()
+        .get("file-size")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut stream = response.into_inner();
+    let mut zip_bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        zip_bytes.extend_from_slice(&chunk.file);
+    }
+    assert_eq!(zip_bytes.len(), size);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    assert_eq!(
+        archive.file_names().collect::<std::collections::BTreeSet<_>>(),
+        ["copy.txt", "count.txt"].into()
+    );
+    let mut copy = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("copy.txt").unwrap(), &mut copy).unwrap();
+    assert_eq!(copy.as_bytes(), DATASET);
+    assert_eq!(state(&mut agent, "s-5").await, "Complete");
+    assert!(
+        !work.path().join(COMPUTATION_DIR).exists(),
+        "the computation's files are wiped"
+    );
+
+    // Attestation for a participant: the report data is its nonce.
+    let nonce = [7u8; 64];
+    let mut attestation = client
+        .attestation(AttestationRequest {
+            tee_nonce: nonce.to_vec(),
+            vtpm_nonce: Vec::new(),
+            r#type: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut report = Vec::new();
+    while let Some(chunk) = attestation.message().await.unwrap() {
+        report.extend_from_slice(&chunk.file);
+    }
+    assert_signed_snp_report(&report, &nonce);
+    let too_long = client
+        .attestation(AttestationRequest {
+            tee_nonce: vec![0; 65],
+            vtpm_nonce: Vec::new(),
+            r#type: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        too_long.message(),
+        "malformed report data, expect less or equal to 64 bytes"
+    );
+
+    // The log forwarder carried the state machine's events, named and ordered as upstream's.
+    let mut events = Vec::new();
+    while events
+        .last()
+        .map(|(t, s): &(String, String)| (t.as_str(), s.as_str()))
+        != Some(("Complete", "Completed"))
+    {
+        if let client_stream_message::Message::AgentEvent(event) = message(logs.next().await) {
+            assert_eq!(event.computation_id, "run-1");
+            assert_eq!(event.originator, "agent");
+            events.push((event.event_type, event.status));
+        }
+    }
+    let expected = [
+        ("ReceivingAlgorithm", "InProgress"),
+        ("ReceivingData", "InProgress"),
+        ("Running", "Starting"),
+        ("Running", "InProgress"),
+        ("Running", "Completed"),
+        ("ConsumingResults", "Ready"),
+        ("Complete", "Completed"),
+    ];
+    assert_eq!(events, expected.map(|(t, s)| (t.to_string(), s.to_string())));
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_made_while_the_stream_is_down_is_kept_on_disk_and_sent_first_after_reconnecting() {
+    let pki = Pki::new();
+    let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut config = agent_config(&pki, server.addr, work.path(), free_port());
+    config.reconnect_interval = Duration::from_secs(2);
+    let (stop, task) = start_agent(config);
+    let (agent, _logs) = server.agent_streams().await;
+    let mut agent = agent;
+    let _startup = agent.next().await;
+
+    // The stop takes a moment (upstream pauses 200 ms); the stream ends before it answers.
+    agent
+        .send(ServerStreamMessage {
+            message: Some(server_stream_message::Message::StopComputation(StopComputation {
+                computation_id: "run-9".into(),
+            })),
+        })
+        .await;
+    drop(agent);
+    let pending_file = work.path().join("pending_messages.json");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&pending_file).is_ok_and(|text| text.contains("message")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answer was never put aside"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut again = server.next_stream().await;
+    assert!(!again.is_log_forwarder());
+    let client_stream_message::Message::StopComputationRes(res) = message(again.next().await) else {
+        panic!("the pending answer is not the first message after reconnecting");
+    };
+    assert_eq!(res.computation_id, "run-9");
+    assert_eq!(res.message, "");
+    assert_eq!(std::fs::read_to_string(&pending_file).unwrap(), "[]");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_its_oneof_drops_the_stream_and_the_agent_dials_again() {
+    let pki = Pki::new();
+    let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut config = agent_config(&pki, server.addr, work.path(), free_port());
+    config.reconnect_interval = Duration::from_millis(500);
+    let (stop, task) = start_agent(config);
+    let (mut agent, _logs) = server.agent_streams().await;
+    let _startup = agent.next().await;
+
+    agent.send(ServerStreamMessage { message: None }).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), agent.inbound.message())
+        .await
+        .unwrap();
+    assert!(
+        !matches!(ended, Ok(Some(_))),
+        "the agent kept the stream: {ended:?}"
+    );
+    let mut again = server.next_stream().await;
+    assert_eq!(again.metadata.get("job-id").unwrap(), "cvm-7");
+    assert_eq!(state(&mut again, "after").await, "ReceivingManifest");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_the_run_kills_the_algorithm_wipes_its_files_and_closes_the_participants_door() {
+    let pki = Pki::new();
+    let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+    let work = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), listen));
+    let (mut agent, _logs) = server.agent_streams().await;
+    let _startup = agent.next().await;
+
+    let slow: &[u8] = b"#!/bin/sh\nsleep 30\n";
+    let provider = Participant::new(&PKCS_ECDSA_P256_SHA256);
+    let consumer = Participant::new(&PKCS_ED25519);
+    let request = ComputationRunReq {
+        id: "run-2".into(),
+        algorithm: Some(Algorithm {
+            hash: Sha3_256::digest(slow).to_vec(),
+            user_key: provider.spki(),
+            ..Default::default()
+        }),
+        result_consumers: vec![ResultConsumer {
+            user_key: consumer.spki(),
+        }],
+        ..Default::default()
+    };
+    for chunk in run_request_chunks(&request) {
+        agent.send(chunk).await;
+    }
+    assert!(matches!(
+        message(agent.next().await),
+        client_stream_message::Message::RunRes(_)
+    ));
+    let channel = Channel::from_shared(format!("http://{listen}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = AgentServiceClient::new(channel);
+    upload_algo(&mut client, provider.request("algorithm-provider", ()), slow)
+        .await
+        .unwrap();
+    assert_eq!(state(&mut agent, "running").await, "Running");
+    assert!(work.path().join(COMPUTATION_DIR).join("algo").exists());
+
+    agent
+        .send(ServerStreamMessage {
+            message: Some(server_stream_message::Message::StopComputation(StopComputation {
+                computation_id: "run-2".into(),
+            })),
+        })
+        .await;
+    let stopped = loop {
+        if let client_stream_message::Message::StopComputationRes(res) = message(agent.next().await) {
+            break res;
+        }
+    };
+    assert_eq!(stopped.computation_id, "run-2");
+    assert!(
+        !work.path().join(COMPUTATION_DIR).exists(),
+        "the stop wipes the computation's files"
+    );
+    assert_eq!(state(&mut agent, "after").await, "ReceivingManifest");
+    // The ingress does not come back after a stop, as upstream's.
+    assert!(tokio::net::TcpStream::connect(listen).await.is_err());
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
