@@ -169,6 +169,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
                 api: platform.base_url(),
                 ca_file: ca_file.as_deref(),
                 agents: platform.agents().map(|(addr, _)| addr),
+                local_cvms,
                 nats_url: &nats_url,
                 database_url: &database_url,
                 data_dir: &data_dir,
@@ -298,6 +299,8 @@ struct Banner<'a> {
     ca_file: Option<&'a Path>,
     /// Where agents dial, when the agents' channel runs.
     agents: Option<SocketAddr>,
+    /// How many CVMs the local backend runs at once (0: none).
+    local_cvms: u32,
     nats_url: &'a str,
     database_url: &'a str,
     data_dir: &'a Path,
@@ -330,6 +333,12 @@ fn print_banner(banner: &Banner<'_>) {
     let agents = banner.agents.map_or_else(String::new, |addr| {
         format!("\n  Agents         {addr}   (Cocos agents dial here: gRPC over mutual TLS)")
     });
+    let local = match banner.local_cvms {
+        0 => String::new(),
+        n => format!(
+            "\n  CVMs           local backend: up to {n} emulated agents   (INSECURE: no hardware protection)"
+        ),
+    };
     let cluster = banner.relocated_cluster.map_or_else(String::new, |dir| {
         format!(
             "\n  Cluster        {}   (user `nobody`, which runs PostgreSQL, cannot enter the data directory)",
@@ -355,7 +364,7 @@ fn print_banner(banner: &Banner<'_>) {
         r#"
 Prism is up.
 
-  API            {api}{trust}{agents}
+  API            {api}{trust}{agents}{local}
   API docs       {api}/docs   (OpenAPI: {api}/openapi.json)
   Health         {api}/health
   NATS           {nats}
@@ -374,6 +383,10 @@ Sign in, then a first computation:
   {curl} -s -XPOST {api}/$WS/computations -H "authorization: Bearer $TOKEN" \
        -H 'content-type: application/json' \
        -d '{{"name":"Study","participants":[{{"id":"{email}","roles":["owner"]}}]}}'
+  # a CVM on the local backend (an emulated agent: no hardware protection):
+  {curl} -s -XPOST {api}/$WS/cvms -H "authorization: Bearer $TOKEN" \
+       -H 'content-type: application/json' \
+       -d '{{"provider":"local","vcpus":1,"memory_mib":512,"platform":"none","ttl_seconds":3600}}'
 
 Operate it from another shell:
 
