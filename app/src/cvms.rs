@@ -130,7 +130,7 @@ impl<'a> Cvms<'a> {
             input: &(),
         };
         self.app.authorize_command::<Cvm, _>(caller, &command).await?;
-        if self.load(id).await.ok().and_then(|s| s.workspace) != Some(workspace) {
+        if self.load(id).await?.workspace != Some(workspace) {
             return Err(not_found(id));
         }
         self.app
@@ -204,6 +204,26 @@ impl<'a> Cvms<'a> {
                 format!(
                     "CVM {id} is {}: only a started CVM's agent can enrol",
                     state.status.as_str()
+                ),
+            ));
+        }
+        // Only the owner of a bring-your-own machine fetches its agent's key: a backend that makes
+        // machines hands it over itself, and nobody else should hold it.
+        let on_byo = match state.backend {
+            Some(backend) => self
+                .app
+                .backends()
+                .load(backend)
+                .await?
+                .settings
+                .is_some_and(|s| matches!(s.driver, prism_domain::backend::Driver::Byo { .. })),
+            None => false,
+        };
+        if !on_byo {
+            return Err(AppError::new(
+                ErrorKind::StateConflict,
+                format!(
+                    "CVM {id} is not on a bring-your-own backend: its backend hands its agent the certificate"
                 ),
             ));
         }

@@ -74,6 +74,7 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<Authority>(),
         Module::aggregate::<Backend>()
             .projection(BackendsProjection)
+            .routes(routes::backends::routes)
             .task(BackendHealthChecker::NAME, |deps| {
                 Box::pin(async move {
                     let every = deps.provisioning.check_every;
@@ -85,6 +86,7 @@ pub fn modules() -> Vec<Module> {
             }),
         Module::aggregate::<Cvm>()
             .projection(CvmsProjection)
+            .routes(routes::cvms::routes)
             .task(Provisioner::NAME, |deps| {
                 Box::pin(async move {
                     let provisioner = Provisioner::new(deps.app.clone(), deps.provisioning);

@@ -60,6 +60,17 @@ CERTIFICATE_RULES = [
     )
 ]
 
+# 422 for rules of the backend and CVM routes that no schema states: a `local` backend (or the `local`
+# provider) offers the platform `none` only, and a manager's CA certificates must be PEM blocks of
+# DER certificates, which only reading them tells (documented on those routes).
+BACKEND_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^the local backend runs the emulated agent, which protects nothing: ",
+        r"^the manager's CA certificates must be PEM: ",
+    )
+]
+
 # 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
 BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
 
@@ -117,6 +128,10 @@ def _reason(case, response):
             for error in errors
         ):
             return "a rule of the certificate routes"
+    if status == 422 and ("/backends" in case.operation.path or "/cvms" in case.operation.path):
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in BACKEND_RULES) for d in details):
+            return "a rule of the backend routes"
     if status == 422 and "/computations" in case.operation.path:
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):

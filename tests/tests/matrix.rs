@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::Prism;
 use prism_app::Caller;
-use prism_domain::UserId;
 use prism_domain::access::{Grants, Permission, WorkspaceRole};
 use prism_domain::computation::Role as ComputationRole;
 use prism_domain::reaction::ReactionFailed;
 use prism_domain::testing::keys::ED25519 as KEY;
 use prism_domain::values::Email;
+use prism_domain::{UserId, WorkspaceId};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -344,6 +344,21 @@ enum Route {
     CertificateDownloadToken,
     RevokeCertificate,
     RevokeEntityCertificates,
+    ListBackends,
+    GetBackend,
+    RegisterBackend,
+    UpdateBackend,
+    RemoveBackend,
+    ListPlatformBackends,
+    GetPlatformBackend,
+    RegisterPlatformBackend,
+    UpdatePlatformBackend,
+    RemovePlatformBackend,
+    ListCvms,
+    GetCvm,
+    CreateCvm,
+    EnrolCvm,
+    DestroyCvm,
     ArchiveComputation,
     /// Last: allowed cases get a workspace of their own, denied ones the shared one.
     ArchiveWorkspace,
@@ -351,7 +366,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 34] = [
+    const ALL: [Route; 49] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -384,6 +399,21 @@ impl Route {
         Route::CertificateDownloadToken,
         Route::RevokeCertificate,
         Route::RevokeEntityCertificates,
+        Route::ListBackends,
+        Route::GetBackend,
+        Route::RegisterBackend,
+        Route::UpdateBackend,
+        Route::RemoveBackend,
+        Route::ListPlatformBackends,
+        Route::GetPlatformBackend,
+        Route::RegisterPlatformBackend,
+        Route::UpdatePlatformBackend,
+        Route::RemovePlatformBackend,
+        Route::ListCvms,
+        Route::GetCvm,
+        Route::CreateCvm,
+        Route::EnrolCvm,
+        Route::DestroyCvm,
         Route::ArchiveComputation,
         Route::ArchiveWorkspace,
     ];
@@ -422,6 +452,21 @@ impl Route {
             Route::CertificateDownloadToken => "POST /{ws}/certs/{serial}/download/token",
             Route::RevokeCertificate => "PATCH /{ws}/certs/{serial}/revoke",
             Route::RevokeEntityCertificates => "DELETE /{ws}/certs?entity_id=",
+            Route::ListBackends => "GET /{ws}/backends",
+            Route::GetBackend => "GET /{ws}/backends/{b}",
+            Route::RegisterBackend => "POST /{ws}/backends",
+            Route::UpdateBackend => "PUT /{ws}/backends/{b}",
+            Route::RemoveBackend => "DELETE /{ws}/backends/{b}",
+            Route::ListPlatformBackends => "GET /backends",
+            Route::GetPlatformBackend => "GET /backends/{b}",
+            Route::RegisterPlatformBackend => "POST /backends",
+            Route::UpdatePlatformBackend => "PUT /backends/{b}",
+            Route::RemovePlatformBackend => "DELETE /backends/{b}",
+            Route::ListCvms => "GET /{ws}/cvms",
+            Route::GetCvm => "GET /{ws}/cvms/{cvm}",
+            Route::CreateCvm => "POST /{ws}/cvms",
+            Route::EnrolCvm => "POST /{ws}/cvms/{cvm}/enrolment",
+            Route::DestroyCvm => "DELETE /{ws}/cvms/{cvm}",
             Route::ArchiveComputation => "DELETE /{ws}/computations/{c}",
             Route::ArchiveWorkspace => "POST /workspaces/{ws}/archive",
         }
@@ -462,9 +507,27 @@ impl Route {
             Route::RevokeCertificate | Route::RevokeEntityCertificates => {
                 vec![Act::Workspace(P::CertificatesRevoke)]
             }
-            Route::ListReactions | Route::RetryReaction | Route::Quarantine | Route::ListUsers => {
-                vec![Act::Platform(P::PlatformOperate)]
+            Route::ListBackends | Route::GetBackend => vec![Act::Workspace(P::BackendsRead)],
+            Route::RegisterBackend | Route::UpdateBackend | Route::RemoveBackend => {
+                vec![Act::Workspace(P::BackendsManage)]
             }
+            Route::ListCvms | Route::GetCvm => vec![Act::Workspace(P::CvmsRead)],
+            Route::CreateCvm => vec![Act::Workspace(P::CvmsCreate)],
+            Route::DestroyCvm => vec![Act::Workspace(P::CvmsDestroy)],
+            // Enrolling makes a download token for the agent's certificate, which is issuing.
+            Route::EnrolCvm => vec![
+                Act::Workspace(P::CvmsCreate),
+                Act::Workspace(P::CertificatesIssue),
+            ],
+            Route::ListReactions
+            | Route::RetryReaction
+            | Route::Quarantine
+            | Route::ListUsers
+            | Route::ListPlatformBackends
+            | Route::GetPlatformBackend
+            | Route::RegisterPlatformBackend
+            | Route::UpdatePlatformBackend
+            | Route::RemovePlatformBackend => vec![Act::Platform(P::PlatformOperate)],
             // A session; seeing the workspace; then holding each permission asked for, in the workspace.
             Route::CreateApiKey => [Act::Session, Act::Workspace(P::WorkspaceRead)]
                 .into_iter()
@@ -482,13 +545,19 @@ impl Route {
             | Route::CreateApiKey
             | Route::IssueCertificate
             | Route::SignCertificateRequest
-            | Route::CertificateDownloadToken => StatusCode::CREATED,
+            | Route::CertificateDownloadToken
+            | Route::RegisterBackend
+            | Route::RegisterPlatformBackend
+            | Route::CreateCvm
+            | Route::EnrolCvm => StatusCode::CREATED,
             Route::RemoveMember
             | Route::DeleteRole
             | Route::RevokeInvitation
             | Route::RevokeCertificate
-            | Route::RevokeEntityCertificates => StatusCode::NO_CONTENT,
-            Route::RetryReaction => StatusCode::ACCEPTED,
+            | Route::RevokeEntityCertificates
+            | Route::RemoveBackend
+            | Route::RemovePlatformBackend => StatusCode::NO_CONTENT,
+            Route::RetryReaction | Route::DestroyCvm => StatusCode::ACCEPTED,
             _ => StatusCode::OK,
         }
     }
@@ -524,6 +593,12 @@ struct Fixture {
     key: String,
     /// A certificate of the workspace's, for the routes that take a serial.
     serial: String,
+    /// A backend of the workspace's.
+    backend: String,
+    /// A CVM of the workspace's, as asked for (the provisioner fails it: no backend fits it).
+    cvm: String,
+    /// A CVM of the workspace's recorded as started, with its agent's certificate, to enrol.
+    started_cvm: String,
     /// Stream sequence after it was set up, for reads (`min_sequence`).
     sequence: u64,
 }
@@ -656,12 +731,27 @@ impl Prism {
         assert_eq!(place, Place::Fixture);
         let key = self.api_key(&users[&owner], &ws, permissions).await;
         let serial = self.certificate(admin, &ws, "fixture").await;
+        let backend = self.backend(admin, &ws, "fixture").await;
+        let cvm = self
+            .call(
+                Method::POST,
+                &format!("/{ws}/cvms"),
+                Some(admin),
+                Some(&cvm_request()),
+            )
+            .await
+            .expect(StatusCode::CREATED, "asking for a CVM")
+            .field("id");
+        let started_cvm = self.started_cvm(&ws).await;
         let sequence = self.platform().app().log().last_sequence().await.unwrap();
         Fixture {
             ws,
             computation,
             key,
             serial,
+            backend,
+            cvm,
+            started_cvm,
             sequence,
         }
     }
@@ -706,6 +796,47 @@ impl Prism {
         .field("key")
     }
 
+    /// A new backend of `ws` (bring your own), registered by `admin`.
+    async fn backend(&self, admin: &str, ws: &str, name: &str) -> String {
+        self.call(
+            Method::POST,
+            &format!("/{ws}/backends"),
+            Some(admin),
+            Some(&backend_settings(name)),
+        )
+        .await
+        .expect(StatusCode::CREATED, "registering a backend")
+        .field("id")
+    }
+
+    /// A new backend of the platform, registered by its administrator.
+    async fn platform_backend(&self, name: &str) -> String {
+        self.call(
+            Method::POST,
+            "/backends",
+            Some(self.admin_token()),
+            Some(&backend_settings(name)),
+        )
+        .await
+        .expect(StatusCode::CREATED, "registering a platform backend")
+        .field("id")
+    }
+
+    /// A CVM of `ws` recorded as started, with its agent's certificate, as a provisioner leaves it.
+    async fn started_cvm(&self, ws: &str) -> String {
+        let operator = self
+            .platform()
+            .app()
+            .identity()
+            .authenticate(Caller::anonymous(), self.admin_token())
+            .await
+            .unwrap();
+        let ws = WorkspaceId(ws.parse().unwrap());
+        let cvm = common::agent::started_cvm(self, ws).await;
+        common::agent::agent_certificate(self, &operator, ws, cvm).await;
+        cvm.to_string()
+    }
+
     /// Access denials recorded after `after`, each counted with those it reports as suppressed.
     async fn denials_after(&self, after: u64) -> (u64, u64) {
         let log = self.platform().app().log();
@@ -744,6 +875,16 @@ fn participants() -> Value {
         })
         .collect();
     Value::Array(list)
+}
+
+/// A bring-your-own backend's settings.
+fn backend_settings(name: &str) -> Value {
+    json!({"name": name, "driver": {"kind": "byo"}, "platforms": ["sev_snp"], "capacity": 4})
+}
+
+/// A CVM that no backend carries the labels for.
+fn cvm_request() -> Value {
+    json!({"vcpus": 1, "memory_mib": 512, "platform": "sev_snp", "ttl_seconds": 3600, "labels": {"zone": "nowhere"}})
 }
 
 fn definition(name: &str) -> Value {
@@ -838,6 +979,8 @@ struct Scene {
     victim_is_auditor: bool,
     /// A participant's certificate signing request (made by openssl), signed by every allowed case.
     csr: String,
+    /// A backend of the platform.
+    platform_backend: String,
 }
 
 /// The request of case `n` of `route` against `fx`, with what it needs made first (as the workspace
@@ -1011,6 +1154,57 @@ async fn prepare(
             prism.certificate(admin, ws, &format!("entity-{n}")).await;
             (Method::DELETE, format!("/{ws}/certs?entity_id=entity-{n}"), None)
         }
+        Route::ListBackends => (Method::GET, format!("/{ws}/backends?min_sequence={seq}"), None),
+        Route::GetBackend => (
+            Method::GET,
+            format!("/{ws}/backends/{}?min_sequence={seq}", fx.backend),
+            None,
+        ),
+        Route::RegisterBackend => (
+            Method::POST,
+            format!("/{ws}/backends"),
+            Some(backend_settings(&format!("case-{n}"))),
+        ),
+        // The same settings: a change that changes nothing is asked for all the same.
+        Route::UpdateBackend => (
+            Method::PUT,
+            format!("/{ws}/backends/{}", fx.backend),
+            Some(backend_settings("fixture")),
+        ),
+        Route::RemoveBackend => {
+            let own = prism.backend(admin, ws, &format!("case-{n}")).await;
+            (Method::DELETE, format!("/{ws}/backends/{own}"), None)
+        }
+        Route::ListPlatformBackends => (Method::GET, "/backends".into(), None),
+        Route::GetPlatformBackend => (Method::GET, format!("/backends/{}", scene.platform_backend), None),
+        Route::RegisterPlatformBackend => (
+            Method::POST,
+            "/backends".into(),
+            Some(backend_settings(&format!("case-{n}"))),
+        ),
+        Route::UpdatePlatformBackend => (
+            Method::PUT,
+            format!("/backends/{}", scene.platform_backend),
+            Some(backend_settings("platform")),
+        ),
+        Route::RemovePlatformBackend => {
+            let own = prism.platform_backend(&format!("case-{n}")).await;
+            (Method::DELETE, format!("/backends/{own}"), None)
+        }
+        Route::ListCvms => (Method::GET, format!("/{ws}/cvms?min_sequence={seq}"), None),
+        Route::GetCvm => (
+            Method::GET,
+            format!("/{ws}/cvms/{}?min_sequence={seq}", fx.cvm),
+            None,
+        ),
+        Route::CreateCvm => (Method::POST, format!("/{ws}/cvms"), Some(cvm_request())),
+        Route::EnrolCvm => (
+            Method::POST,
+            format!("/{ws}/cvms/{}/enrolment", fx.started_cvm),
+            None,
+        ),
+        // Destroying a CVM that is being destroyed changes nothing and is answered the same.
+        Route::DestroyCvm => (Method::DELETE, format!("/{ws}/cvms/{}", fx.cvm), None),
         Route::RetryReaction => {
             // A reaction a worker nobody runs gave up on: retrying it only records the request.
             let failure = ReactionFailed {
@@ -1122,6 +1316,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         victim_is_member: true,
         victim_is_auditor: false,
         csr: common::openssl_csr("/CN=participant", &[]),
+        platform_backend: prism.platform_backend("platform").await,
     };
     let set_up = started.elapsed() - platform_took;
 

@@ -38,7 +38,7 @@ fn check_address(address: &str) -> Result<(), BackendError> {
     let valid = address.len() <= ADDRESS_MAX
         && address.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty()
-                && !host.bytes().any(|b| b.is_ascii_whitespace() || b == b'/')
+                && host.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
                 && port.parse::<u16>().is_ok_and(|p| p != 0)
         });
     if valid {

@@ -11,6 +11,10 @@ pub enum CvmError {
     AlreadyExists,
     #[error("the provider must have 1–64 characters from letters, digits and `-_.`")]
     Provider,
+    #[error(
+        "the local backend runs the emulated agent, which protects nothing: ask it for the platform `none`"
+    )]
+    LocalIsInsecure,
     #[error("a CVM has 1–{max} vCPUs")]
     Vcpus { max: u32 },
     #[error("a CVM has {min}–{max} MiB of memory")]
@@ -36,6 +40,7 @@ impl Rejection for CvmError {
             | Self::Memory { .. }
             | Self::Ttl { .. }
             | Self::Label(_)
+            | Self::LocalIsInsecure
             | Self::Invalid(_) => RejectionKind::Invalid,
         }
     }

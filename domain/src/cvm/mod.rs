@@ -43,6 +43,10 @@ fn check_spec(spec: &CvmSpec) -> Result<(), CvmError> {
     if !provider_ok {
         return Err(CvmError::Provider);
     }
+    // The emulated agent protects nothing: it cannot be asked to be a TEE.
+    if spec.provider == "local" && spec.platform.is_confidential() {
+        return Err(CvmError::LocalIsInsecure);
+    }
     if spec.vcpus == 0 || spec.vcpus > VCPUS_MAX {
         return Err(CvmError::Vcpus { max: VCPUS_MAX });
     }

@@ -7,7 +7,7 @@ use crate::testing::{ctx, given};
 
 fn spec() -> CvmSpec {
     CvmSpec {
-        provider: "local".into(),
+        provider: "cocos_manager".into(),
         vcpus: 2,
         memory_mib: 2048,
         platform: ConfidentialPlatform::SevSnp,
@@ -316,4 +316,15 @@ fn a_cvm_remembers_only_its_latest_messages() {
     }
     assert_eq!(state.recent_messages.len(), RECENT_MESSAGES);
     assert_eq!(state.recent_messages.front(), Some(&format!("{:064x}", 10)));
+}
+
+#[test]
+fn the_local_backend_cannot_be_asked_for_a_tee() {
+    let mut local = spec();
+    local.provider = "local".into();
+    given::<Cvm>([])
+        .when(request(local.clone()))
+        .then_rejects(CvmError::LocalIsInsecure);
+    local.platform = ConfidentialPlatform::None;
+    assert!(given::<Cvm>([]).when(request(local)).outcome().is_ok());
 }

@@ -3,9 +3,11 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod backends;
 pub mod certificates;
 pub mod certs;
 pub mod computations;
+pub mod cvms;
 pub mod health;
 pub mod identity;
 pub mod members;
