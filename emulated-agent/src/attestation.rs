@@ -33,15 +33,50 @@
 //!
 //! It is signed by a certificate chain generated in this process — ARK → ASK → VCEK, all ECDSA P-384,
 //! every subject saying "TEST ONLY — NOT AMD" — so a verifier can check the signature and the
-//! chain against [`TestChain::ark_pem`], and must refuse it against AMD's real roots. Nothing here
-//! proves anything about the machine it runs on.
+//! chain against [`TestChain::ark_pem`], and must refuse it against AMD's real roots. (AMD's real
+//! ARK and ASK sign with RSA-PSS; only the VCEK's report signature is ECDSA P-384 there too.)
+//! Nothing here proves anything about the machine it runs on.
+//!
+//! # The evidence on the wire
+//!
+//! The real agent never sends a bare report: its attestation-service wraps the provider's evidence
+//! in an EAT ([`crate::eat`]). The emulator plays an SEV-SNP guest without a vTPM — upstream's
+//! platform `SNP`, provider `vtpm.NewProvider(false, vmpl)` (`cmd/attestation-service/main.go:163-165`)
+//! — so its evidence takes that machine's shape ([`evidence`]):
+//!
+//! - the start-up `vTPMattestationReport` (`cmd/agent/main.go:280-355`) asks for platform `SNP` with
+//!   report data SHA-512 and nonce SHA-256 of the client certificate's PEM file bytes;
+//! - an `Attestation` RPC of type 0 (`SNP`) asks with the request's `teeNonce` and `vtpmNonce`,
+//!   each zero-padded (`agent/api/grpc/server.go:156-174`);
+//! - either way the answer is an EAT with `platform_type` `"SNP"`, `eat_nonce` the 32-byte vTPM
+//!   nonce (`cmd/attestation-service/gpu.go:65-71`) and `raw_report` the marshalled go-sev-guest
+//!   `Attestation` ([`crate::sevsnp`]): the report's fields and the ARK, ASK and VCEK DER
+//!   (`pkg/attestation/vtpm/sev.go:40-85`), the product taken from the report's CPUID bytes.
+//!
+//! Upstream on a machine without a TEE (NoCC) instead answers the start-up request with a 96-byte
+//! fake (report data ‖ nonce) under `platform_type` `"NoCC"`, which nothing can verify. The emulator
+//! deliberately plays an SNP machine with a test chain instead, so that the platform's verification
+//! path has real, checkable evidence to work on.
+//!
+//! Differences that remain from a real SNP guest: the chain is the TEST ONLY one above, not AMD's
+//! (all ECDSA P-384 where AMD's ARK and ASK are RSA-PSS); the certificate chain's `extras` are
+//! empty, as on a host that puts no extra certificates in the extended report; the EAT's public key
+//! is written to `test-attestation-chain/eat-key.pem`, which upstream publishes nowhere; and the
+//! vTPM, SNP-vTPM, Azure and TDX types fail with this emulator's own error text rather than the
+//! exact text of upstream's failing TPM or TDX calls.
 
 use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use prost::Message as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P384_SHA384, SigningKey as _,
 };
+use ring::signature::{ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
+
+use crate::eat::{self, EatError};
+use crate::sevsnp::{self, ReportError};
 
 /// Length of an `ATTESTATION_REPORT`.
 pub const REPORT_LEN: usize = 0x4A0;
@@ -70,10 +105,44 @@ pub struct TestChain {
     pub ark_pem: String,
     pub ask_pem: String,
     pub vcek_pem: String,
+    pub ark_der: Vec<u8>,
+    pub ask_der: Vec<u8>,
+    pub vcek_der: Vec<u8>,
     vcek_key: KeyPair,
 }
 
+/// Why evidence could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("cannot make the test attestation chain: {0}")]
+    Chain(#[from] rcgen::Error),
+    #[error("cannot parse the report: {0}")]
+    Report(#[from] ReportError),
+    #[error("cannot make the EAT: {0}")]
+    Eat(#[from] EatError),
+}
+
+/// Why evidence does not verify against a trusted test root.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("raw_report is not a go-sev-guest Attestation: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("the attestation has no {0}")]
+    Missing(&'static str),
+    #[error("cannot rebuild the report: {0}")]
+    Report(#[from] ReportError),
+    #[error("the {0} certificate does not parse")]
+    Certificate(&'static str),
+    #[error("the ARK is not the trusted root")]
+    UntrustedRoot,
+    #[error("the {0} signature does not verify")]
+    Signature(&'static str),
+    #[error("the report's signature algorithm {0} is not ECDSA P-384 with SHA-384")]
+    SignatureAlgorithm(u32),
+}
+
 static CHAIN: OnceLock<TestChain> = OnceLock::new();
+static EAT_KEY: OnceLock<eat::SigningKey> = OnceLock::new();
 
 /// The chain this process signs reports with (made on first use, then the same for its lifetime).
 pub fn test_chain() -> Result<&'static TestChain, rcgen::Error> {
@@ -89,6 +158,76 @@ pub fn test_root_pem() -> Result<&'static str, rcgen::Error> {
     Ok(test_chain()?.ark_pem.as_str())
 }
 
+/// The EAT signing key, made on first use and kept for the process's lifetime, as upstream's
+/// attestation-service makes one at each start.
+pub fn eat_signing_key() -> Result<&'static eat::SigningKey, EatError> {
+    if let Some(key) = EAT_KEY.get() {
+        return Ok(key);
+    }
+    let key = eat::SigningKey::generate()?;
+    Ok(EAT_KEY.get_or_init(|| key))
+}
+
+/// The evidence upstream's attestation-service returns on an SEV-SNP guest for a `SNP` request:
+/// an EAT over the marshalled `sevsnp.Attestation` whose report carries `report_data`, with
+/// `eat_nonce` = `nonce`.
+pub fn evidence(report_data: &[u8; 64], nonce: &[u8; 32]) -> Result<Vec<u8>, EvidenceError> {
+    let chain = test_chain()?;
+    let attestation = chain.attestation(report_data)?;
+    let report = attestation.report.as_ref().expect("made with a report");
+    let claims = eat::Claims::snp(report, attestation.encode_to_vec(), nonce.to_vec())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    Ok(eat::encode(claims, eat_signing_key()?, eat::DEFAULT_ISSUER, now)?)
+}
+
+/// Checks a marshalled `sevsnp.Attestation` as a verifier of the test chain would: the ARK is
+/// `trusted_ark_der` and signs itself and the ASK, the ASK signs the VCEK, and the VCEK signs the
+/// report rebuilt from its fields. Returns the report. Only for this chain's ECDSA P-384
+/// certificates; AMD's real ARK and ASK use RSA-PSS.
+pub fn verify_test_attestation(
+    raw_report: &[u8],
+    trusted_ark_der: &[u8],
+) -> Result<sevsnp::Report, VerifyError> {
+    let attestation = sevsnp::Attestation::decode(raw_report)?;
+    let report = attestation.report.ok_or(VerifyError::Missing("report"))?;
+    let chain = attestation
+        .certificate_chain
+        .ok_or(VerifyError::Missing("certificate chain"))?;
+    if chain.ark_cert != trusted_ark_der {
+        return Err(VerifyError::UntrustedRoot);
+    }
+    let (ark_tbs, ark_signature, ark_key) = parsed_certificate("ARK", &chain.ark_cert)?;
+    let (ask_tbs, ask_signature, ask_key) = parsed_certificate("ASK", &chain.ask_cert)?;
+    let (vcek_tbs, vcek_signature, vcek_key) = parsed_certificate("VCEK", &chain.vcek_cert)?;
+    let check = |name: &'static str, key: &[u8], tbs: &[u8], signature: &[u8]| {
+        UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, key)
+            .verify(tbs, signature)
+            .map_err(|_| VerifyError::Signature(name))
+    };
+    check("ARK", &ark_key, &ark_tbs, &ark_signature)?;
+    check("ASK", &ark_key, &ask_tbs, &ask_signature)?;
+    check("VCEK", &ask_key, &vcek_tbs, &vcek_signature)?;
+
+    if report.signature_algo != SIGNATURE_ALGO_ECDSA_P384_SHA384 {
+        return Err(VerifyError::SignatureAlgorithm(report.signature_algo));
+    }
+    let bytes = report.to_abi_bytes()?;
+    // r and s are little-endian in 72-byte fields; ring wants them big-endian, 48 bytes each.
+    let mut fixed = Vec::with_capacity(96);
+    for offset in [SIGNATURE_OFFSET, SIGNATURE_OFFSET + 72] {
+        if bytes[offset + 48..offset + 72].iter().any(|b| *b != 0) {
+            return Err(VerifyError::Signature("report"));
+        }
+        fixed.extend(bytes[offset..offset + 48].iter().rev());
+    }
+    UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &vcek_key)
+        .verify(&bytes[..SIGNED_LEN], &fixed)
+        .map_err(|_| VerifyError::Signature("report"))?;
+    Ok(report)
+}
+
 fn params(common_name: &str, is_ca: bool) -> CertificateParams {
     let mut params = CertificateParams::default();
     params
@@ -102,6 +241,19 @@ fn params(common_name: &str, is_ca: bool) -> CertificateParams {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     }
     params
+}
+
+/// A certificate's signed part, signature and public key (SEC1 point).
+type CertificateParts = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn parsed_certificate(name: &'static str, der: &[u8]) -> Result<CertificateParts, VerifyError> {
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| VerifyError::Certificate(name))?;
+    Ok((
+        certificate.tbs_certificate.as_ref().to_vec(),
+        certificate.signature_value.data.to_vec(),
+        certificate.public_key().subject_public_key.data.to_vec(),
+    ))
 }
 
 impl TestChain {
@@ -121,7 +273,28 @@ impl TestChain {
             ark_pem: ark.pem(),
             ask_pem: ask.pem(),
             vcek_pem: vcek.pem(),
+            ark_der: ark.der().to_vec(),
+            ask_der: ask.der().to_vec(),
+            vcek_der: vcek.der().to_vec(),
             vcek_key,
+        })
+    }
+
+    /// What Cocos's SEV-SNP provider returns (`pkg/attestation/vtpm/sev.go:40-85`): a
+    /// `sevsnp.Attestation` of a report carrying `report_data`, with this chain's DER certificates
+    /// and the product the report's CPUID bytes name (go-sev-guest reads it from the CPU).
+    pub fn attestation(&self, report_data: &[u8; 64]) -> Result<sevsnp::Attestation, EvidenceError> {
+        let report = sevsnp::Report::from_abi_bytes(&self.report(report_data)?)?;
+        let product = sevsnp::sev_product_from_cpuid1_eax(report.cpuid1eax_fms);
+        Ok(sevsnp::Attestation {
+            report: Some(report),
+            certificate_chain: Some(sevsnp::CertificateChain {
+                vcek_cert: self.vcek_der.clone(),
+                ask_cert: self.ask_der.clone(),
+                ark_cert: self.ark_der.clone(),
+                ..sevsnp::CertificateChain::default()
+            }),
+            product: Some(product),
         })
     }
 

@@ -31,4 +31,8 @@ pub enum Error {
     },
     #[error("cannot make the test attestation chain: {0}")]
     TestChain(#[from] rcgen::Error),
+    #[error("{0}")]
+    Evidence(#[from] crate::attestation::EvidenceError),
+    #[error("cannot make the EAT signing key: {0}")]
+    EatKey(#[from] crate::eat::EatError),
 }

@@ -167,9 +167,9 @@ impl AgentService for ParticipantService {
         let request = request.into_inner();
         let report_data = padded::<64>(&request.tee_nonce)
             .ok_or_else(|| Status::unknown("malformed report data, expect less or equal to 64 bytes"))?;
-        padded::<32>(&request.vtpm_nonce)
+        let nonce = padded::<32>(&request.vtpm_nonce)
             .ok_or_else(|| Status::unknown("malformed vTPM nonce, expect less or equal to 32 bytes"))?;
-        let file = evidence(request.r#type, &report_data)?;
+        let file = evidence(request.r#type, &report_data, &nonce)?;
         Ok(file_response(file, |file| AttestationResponse { file }))
     }
 
@@ -201,11 +201,13 @@ pub fn padded<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// What an `Attestation` request of `platform` type gets from the emulated SNP guest.
-pub fn evidence(platform: i32, report_data: &[u8; 64]) -> Result<Vec<u8>, Status> {
+/// What an `Attestation` request of `platform` type gets from the emulated SNP guest: for `SNP`,
+/// the attestation-service's EAT over the SEV-SNP evidence ([`attestation::evidence`]); the
+/// other valid types need a vTPM or a TDX module this guest lacks, so they fail as upstream's do
+/// on such a machine (`NoCC` and unknown types are refused before, `agent/api/grpc/requests.go:61-68`).
+pub fn evidence(platform: i32, report_data: &[u8; 64], nonce: &[u8; 32]) -> Result<Vec<u8>, Status> {
     match platform {
-        PLATFORM_SNP => attestation::test_chain()
-            .and_then(|chain| chain.report(report_data))
+        PLATFORM_SNP => attestation::evidence(report_data, nonce)
             .map_err(|e| Status::unknown(format!("failed to get raw quote : {e}"))),
         PLATFORM_VTPM | PLATFORM_SNP_VTPM | PLATFORM_AZURE | PLATFORM_TDX => Err(Status::unknown(
             "failed to get raw quote : the emulated SEV-SNP guest has no vTPM, Azure or TDX evidence",

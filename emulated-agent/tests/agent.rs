@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use common::evidence::assert_snp_evidence;
 use common::{Pki, Server, agent_config, free_port};
-use p384::ecdsa::signature::Verifier as _;
-use prism_emulated_agent::attestation::{
-    self, CHIP_ID_OFFSET, FAKE_CHIP_ID, FAKE_MEASUREMENT, MEASUREMENT_OFFSET, REPORT_DATA_OFFSET, REPORT_LEN,
-    SIGNATURE_OFFSET, SIGNED_LEN,
-};
+use prism_emulated_agent::attestation;
 use prism_emulated_agent::{COMPUTATION_DIR, run};
 use prism_proto::agent::agent_service_client::AgentServiceClient;
 use prism_proto::agent::{AlgoRequest, AttestationRequest, DataRequest, ResultRequest};
@@ -22,7 +19,7 @@ use prism_proto::cvms::{
     ServerStreamMessage, StopComputation, client_stream_message, server_stream_message,
 };
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519, PublicKeyData as _, SigningKey as _};
-use sha2::{Digest as _, Sha512};
+use sha2::{Digest as _, Sha256, Sha512};
 use sha3::Sha3_256;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -45,50 +42,6 @@ fn message(received: ClientStreamMessage) -> client_stream_message::Message {
     received.message.expect("a message with its oneof set")
 }
 
-/// Checks an SNP report's layout and its signature with the test chain's VCEK.
-fn assert_signed_snp_report(report: &[u8], report_data: &[u8; 64]) {
-    assert_eq!(report.len(), REPORT_LEN);
-    let version = u32::from_le_bytes(report[0..4].try_into().unwrap());
-    assert!(version == 2 || version == 3, "version {version}");
-    assert_eq!(
-        u32::from_le_bytes(report[0x34..0x38].try_into().unwrap()),
-        1,
-        "ECDSA P-384 SHA-384"
-    );
-    assert_eq!(&report[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64], report_data);
-    assert_eq!(
-        &report[MEASUREMENT_OFFSET..MEASUREMENT_OFFSET + 48],
-        &FAKE_MEASUREMENT
-    );
-    assert_eq!(&report[CHIP_ID_OFFSET..CHIP_ID_OFFSET + 64], &FAKE_CHIP_ID);
-
-    let chain = attestation::test_chain().unwrap();
-    let (_, vcek) = x509_parser::pem::parse_x509_pem(chain.vcek_pem.as_bytes()).unwrap();
-    let vcek = vcek.parse_x509().unwrap();
-    assert!(vcek.subject().to_string().contains("TEST ONLY — NOT AMD"));
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&vcek.public_key().subject_public_key.data).unwrap();
-    // r and s are little-endian in 72-byte fields; p384 wants 48 big-endian bytes each.
-    let scalar = |offset: usize| {
-        let mut be: Vec<u8> = report[offset..offset + 48].to_vec();
-        be.reverse();
-        assert!(report[offset + 48..offset + 72].iter().all(|b| *b == 0));
-        be
-    };
-    let signature = p384::ecdsa::Signature::from_scalars(
-        *p384::FieldBytes::from_slice(&scalar(SIGNATURE_OFFSET)),
-        *p384::FieldBytes::from_slice(&scalar(SIGNATURE_OFFSET + 72)),
-    )
-    .unwrap();
-    key.verify(&report[..SIGNED_LEN], &signature)
-        .expect("the VCEK signed the report");
-    let mut tampered = report[..SIGNED_LEN].to_vec();
-    tampered[REPORT_DATA_OFFSET] ^= 1;
-    assert!(
-        key.verify(&tampered, &signature).is_err(),
-        "a changed report must not verify"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_opens_two_streams_and_first_sends_its_attestation_bound_to_its_certificate() {
     let pki = Pki::new();
@@ -109,7 +62,8 @@ async fn the_agent_opens_two_streams_and_first_sends_its_attestation_bound_to_it
     assert_eq!(startup.cert_serial_number, "4328719365");
     let pem = std::fs::read(pki.path("cert.pem")).unwrap();
     let report_data: [u8; 64] = Sha512::digest(&pem).into();
-    assert_signed_snp_report(&startup.file, &report_data);
+    let nonce: [u8; 32] = Sha256::digest(&pem).into();
+    assert_snp_evidence(&startup.file, &report_data, &nonce);
 
     // The log forwarder carries logs; the agent's stream carried nothing but its answer.
     let client_stream_message::Message::AgentLog(log) = message(logs.next().await) else {
@@ -121,6 +75,9 @@ async fn the_agent_opens_two_streams_and_first_sends_its_attestation_bound_to_it
     // The test root is on disk, and it is the chain's root.
     let root = std::fs::read_to_string(work.path().join("test-attestation-chain/ark.pem")).unwrap();
     assert_eq!(root, attestation::test_root_pem().unwrap());
+    // So is the EAT's public key, which upstream publishes nowhere.
+    let eat_key = std::fs::read_to_string(work.path().join("test-attestation-chain/eat-key.pem")).unwrap();
+    assert_eq!(eat_key, attestation::eat_signing_key().unwrap().public_key_pem());
 
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
@@ -424,22 +381,26 @@ async fn a_computation_runs_from_a_chunked_run_request_to_a_consumed_zip_with_up
         "the computation's files are wiped"
     );
 
-    // Attestation for a participant: the report data is its nonce.
-    let nonce = [7u8; 64];
+    // Attestation for a participant: the report data is its TEE nonce, eat_nonce its vTPM nonce,
+    // each zero-padded.
     let mut attestation = client
         .attestation(AttestationRequest {
-            tee_nonce: nonce.to_vec(),
-            vtpm_nonce: Vec::new(),
+            tee_nonce: vec![7u8; 40],
+            vtpm_nonce: vec![9u8; 20],
             r#type: 0,
         })
         .await
         .unwrap()
         .into_inner();
-    let mut report = Vec::new();
+    let mut token = Vec::new();
     while let Some(chunk) = attestation.message().await.unwrap() {
-        report.extend_from_slice(&chunk.file);
+        token.extend_from_slice(&chunk.file);
     }
-    assert_signed_snp_report(&report, &nonce);
+    let mut report_data = [0u8; 64];
+    report_data[..40].fill(7);
+    let mut vtpm_nonce = [0u8; 32];
+    vtpm_nonce[..20].fill(9);
+    assert_snp_evidence(&token, &report_data, &vtpm_nonce);
     let too_long = client
         .attestation(AttestationRequest {
             tee_nonce: vec![0; 65],

@@ -2,7 +2,7 @@
 //! 127.0.0.1 over mutual TLS, and `infra/cocos/qemu-as-processes.sh` in place of QEMU, so that each VM
 //! it "boots" is the NoCC agent stack as processes. No KVM, no sudo, no firmware or kernel.
 //!
-//! Self-contained (it does not use the rest of `common`), so any test crate can include it.
+//! It finds the programs and the repository with `common::peers`.
 
 #![allow(dead_code)]
 
@@ -11,47 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The repository's root.
-pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The directory of the built Cocos programs, or why they cannot run here: the agent stack uses
-/// fixed paths under /run and /var/lib (root), and they are built with Go (`infra/cocos/build.sh`,
-/// cached; exit status 3 when Go is missing).
-pub fn cocos_programs() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("not running as root: the Cocos agent stack needs /run/cocos and /var/lib/cocos".into());
-    }
-    let output = Command::new(repository_root().join("infra/cocos/build.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run infra/cocos/build.sh: {e}"))?;
-    match output.status.code() {
-        Some(0) => Ok(PathBuf::from(
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim(),
-        )),
-        Some(3) => Err(
-            "Go is not installed: the conformance tests against the real Cocos programs cannot run".into(),
-        ),
-        _ => panic!("building the Cocos programs failed: {}", output.status),
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use super::common::peers::repository_root;
 
 /// What the manager serves with and whom it lets in.
 pub struct ManagerTls {
