@@ -6,13 +6,10 @@ use prism_domain::BackendId;
 use prism_domain::WorkspaceId;
 use prism_domain::access::Permission;
 use prism_domain::backend::{Backend, BackendCommand, BackendSettings, BackendStatus};
-use prism_domain::workspace::{Workspace, WorkspaceStatus};
 use prism_projections::{BACKENDS, BackendView};
 use prism_store::CommandRequest;
 
-use crate::{
-    Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, ReadOptions, Target,
-};
+use crate::{Action, App, AppError, Caller, Command, CommandOptions, Executed, ReadOptions, Target};
 
 const WHAT: &str = "backend";
 
@@ -51,31 +48,7 @@ impl<'a> Backends<'a> {
     ) -> Result<Executed<Backend>, AppError> {
         self.app.authorize(caller, manage(workspace)).await?;
         if let Some(workspace) = workspace {
-            // The aggregate, not its read model: one archived a moment ago counts as archived.
-            let standing = self
-                .app
-                .bounded(async {
-                    Ok(self
-                        .app
-                        .repository::<Workspace>()
-                        .load(&workspace)
-                        .await?
-                        .state
-                        .status)
-                })
-                .await?;
-            match standing {
-                WorkspaceStatus::Active => {}
-                WorkspaceStatus::New => {
-                    return Err(AppError::not_found(format!("workspace {workspace} not found")));
-                }
-                WorkspaceStatus::Archived => {
-                    return Err(AppError::new(
-                        ErrorKind::StateConflict,
-                        format!("workspace {workspace} is archived: it takes no new backends"),
-                    ));
-                }
-            }
+            self.app.require_active_workspace(workspace, "backends").await?;
         }
         let command = Command {
             what: WHAT,

@@ -128,6 +128,26 @@ pub struct CertificateRequest {
     pub ttl: Option<Duration>,
 }
 
+impl CertificateRequest {
+    /// The client certificate a CVM's agent dials the agents' channel with: profile `agent_client`,
+    /// the CVM's id as entity and common name, `urn:prism:cvm:<id>` as URI.
+    pub fn agent_client(cvm: prism_domain::CvmId) -> Self {
+        Self {
+            entity: Entity {
+                kind: EntityKind::Cvm,
+                id: cvm.to_string(),
+            },
+            profile: Profile::AgentClient,
+            subject: Subject {
+                common_name: cvm.to_string(),
+                uris: vec![format!("urn:prism:cvm:{cvm}")],
+                ..Default::default()
+            },
+            ttl: None,
+        }
+    }
+}
+
 /// A certificate just issued or renewed: its lineage, its text, the chain above it, and — once, for a
 /// key the authority generated — the private key.
 #[derive(Debug, Clone)]

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use prism_domain::access::Permission;
 use prism_domain::certificate::{Certificate, CertificateStatus, EntityKind, Profile, Serial};
 use prism_domain::cvm::{AgentStream, Cvm, CvmCommand, CvmSpec, CvmStatus, DestroyReason, ReceivedMessage};
-use prism_domain::workspace::{Workspace, WorkspaceStatus};
 use prism_domain::{CvmId, WorkspaceId};
 use prism_projections::{CERTIFICATES, CVMS, CertificateFilter, CvmFilter, CvmView, Page, PageRequest};
 use prism_store::{CommandOutcome, CommandRequest};
@@ -79,31 +78,7 @@ impl<'a> Cvms<'a> {
             input: &spec,
         };
         self.app.authorize_command::<Cvm, _>(caller, &command).await?;
-        // The aggregate, not its read model: a workspace archived a moment ago counts as archived.
-        let standing = self
-            .app
-            .bounded(async {
-                Ok(self
-                    .app
-                    .repository::<Workspace>()
-                    .load(&workspace)
-                    .await?
-                    .state
-                    .status)
-            })
-            .await?;
-        match standing {
-            WorkspaceStatus::Active => {}
-            WorkspaceStatus::New => {
-                return Err(AppError::not_found(format!("workspace {workspace} not found")));
-            }
-            WorkspaceStatus::Archived => {
-                return Err(AppError::new(
-                    ErrorKind::StateConflict,
-                    format!("workspace {workspace} is archived: it runs no new CVMs"),
-                ));
-            }
-        }
+        self.app.require_active_workspace(workspace, "CVMs").await?;
         self.app
             .execute_authorized(caller, options, command, |id| CvmCommand::Request {
                 id: CvmId(id.parse().expect("the service proposes UUIDs")),

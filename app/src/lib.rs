@@ -356,6 +356,36 @@ impl App {
         }
     }
 
+    /// Refuses unless `workspace` exists and is active, read from the aggregate rather than its read
+    /// model (one archived a moment ago counts as archived); `what` says what an archived one takes
+    /// no more of.
+    pub(crate) async fn require_active_workspace(
+        &self,
+        workspace: WorkspaceId,
+        what: &str,
+    ) -> Result<(), AppError> {
+        let standing = self
+            .bounded(async {
+                Ok(self
+                    .repository::<prism_domain::workspace::Workspace>()
+                    .load(&workspace)
+                    .await?
+                    .state
+                    .status)
+            })
+            .await?;
+        match standing {
+            prism_domain::workspace::WorkspaceStatus::Active => Ok(()),
+            prism_domain::workspace::WorkspaceStatus::New => {
+                Err(AppError::not_found(format!("workspace {workspace} not found")))
+            }
+            prism_domain::workspace::WorkspaceStatus::Archived => Err(AppError::new(
+                ErrorKind::StateConflict,
+                format!("workspace {workspace} is archived: it takes no new {what}"),
+            )),
+        }
+    }
+
     /// Runs `work` within the command timeout, refusing at once while the log is unreachable.
     pub(crate) async fn bounded<T>(
         &self,

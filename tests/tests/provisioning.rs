@@ -8,10 +8,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Prism;
 use common::agent::admin_workspace;
+use common::peers::{cvm_events as events, until};
 use prism_agents::ServerRequest;
 use prism_app::{Caller, CommandOptions};
 use prism_cli::{LOCAL_BACKEND_ID, LocalBackendConfig, ProvisioningSettings};
@@ -59,26 +60,6 @@ async fn create(prism: &Prism, admin: &Caller, ws: WorkspaceId, spec: CvmSpec) -
         .await
         .unwrap();
     executed.id.parse().unwrap()
-}
-
-async fn events(prism: &Prism, cvm: CvmId) -> Vec<CvmEvent> {
-    let log = prism.platform().app().log();
-    let subject = log.subjects().aggregate("cvm", &cvm.to_string()).unwrap();
-    log.load(&subject)
-        .await
-        .unwrap()
-        .iter()
-        .flat_map(|commit| commit.events.iter())
-        .map(|envelope| envelope.decode::<CvmEvent>("cvm").unwrap())
-        .collect()
-}
-
-async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn status(prism: &Prism, cvm: CvmId) -> CvmStatus {

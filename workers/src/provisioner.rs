@@ -19,7 +19,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use prism_app::{App, AppError, Caller, CertificateRequest, CommandOptions, ErrorKind, ReadOptions};
 use prism_backends::{DriverError, Drivers, LaunchRequest};
-use prism_domain::certificate::{Entity, EntityKind, Profile, RevocationReason, Subject};
+use prism_domain::certificate::RevocationReason;
 use prism_domain::cvm::{
     ANY_PROVIDER, Candidate, Cvm, CvmCommand, CvmEvent, CvmStatus, DestroyReason, MachineDescription, Needs,
     REASON_MAX, place,
@@ -162,19 +162,7 @@ impl Provisioner {
                 &caller,
                 &CommandOptions::default(),
                 workspace,
-                CertificateRequest {
-                    entity: Entity {
-                        kind: EntityKind::Cvm,
-                        id: cvm.to_string(),
-                    },
-                    profile: Profile::AgentClient,
-                    subject: Subject {
-                        common_name: cvm.to_string(),
-                        uris: vec![format!("urn:prism:cvm:{cvm}")],
-                        ..Default::default()
-                    },
-                    ttl: None,
-                },
+                CertificateRequest::agent_client(cvm),
             )
             .await?;
         let key = certificate.private_key.clone().ok_or_else(|| {

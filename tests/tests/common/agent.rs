@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use prism_app::{Caller, CertificateRequest, CommandOptions, IssuedCertificate, NewWorkspace};
 use prism_domain::backend::{BackendSettings, Driver};
-use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
 use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmSpec, CvmStatus};
 use prism_domain::{CvmId, WorkspaceId};
 
@@ -130,19 +129,7 @@ pub async fn agent_certificate(
             admin,
             &CommandOptions::default(),
             ws,
-            CertificateRequest {
-                entity: Entity {
-                    kind: EntityKind::Cvm,
-                    id: cvm.to_string(),
-                },
-                profile: Profile::AgentClient,
-                subject: Subject {
-                    common_name: cvm.to_string(),
-                    uris: vec![format!("urn:prism:cvm:{cvm}")],
-                    ..Default::default()
-                },
-                ttl: None,
-            },
+            CertificateRequest::agent_client(cvm),
         )
         .await
         .unwrap();
