@@ -17,7 +17,7 @@ use prism_proto::cvms::{
     StopComputation, server_stream_message::Message,
 };
 use prism_tls::PeerCertificate;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
@@ -191,7 +191,7 @@ impl AgentChannel {
         agent: AgentIdentity,
         stream: AgentStream,
         mut inbound: Streaming<ClientStreamMessage>,
-    ) {
+    ) -> Result<(), Status> {
         while let Some(first) = inbound.next().await {
             let mut batch: Vec<ReceivedMessage> = Vec::new();
             let mut next = Some(first);
@@ -200,23 +200,29 @@ impl AgentChannel {
                     Ok(message) => batch.extend(crate::received(&message)),
                     Err(e) => {
                         warn!(cvm = %agent.cvm, ?stream, error = %e, "the agent's stream broke");
-                        self.write(agent, stream, batch).await;
-                        return;
+                        self.write(agent, stream, batch).await?;
+                        return Err(e);
                     }
                 }
                 if batch.len() < self.config.batch {
                     next = futures::FutureExt::now_or_never(inbound.next()).flatten();
                 }
             }
-            self.write(agent, stream, batch).await;
+            self.write(agent, stream, batch).await?;
         }
+        Ok(())
     }
 
     /// Records `batch`, trying again a few times while the store is away: a message lost here is lost
     /// from the audit trail.
-    async fn write(&self, agent: AgentIdentity, stream: AgentStream, batch: Vec<ReceivedMessage>) {
+    async fn write(
+        &self,
+        agent: AgentIdentity,
+        stream: AgentStream,
+        batch: Vec<ReceivedMessage>,
+    ) -> Result<(), Status> {
         if batch.is_empty() {
-            return;
+            return Ok(());
         }
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=5 {
@@ -226,17 +232,25 @@ impl AgentChannel {
                 .record_agent_messages(agent, stream, batch.clone())
                 .await
             {
-                Ok(_) => return,
+                Ok(_) => return Ok(()),
                 Err(e) if attempt < 5 && matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Contended) => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
                 Err(e) => {
                     warn!(cvm = %agent.cvm, ?stream, count = batch.len(), error = %e, "could not record the agent's messages");
-                    return;
+                    // The call ends with this status: the agent keeps what it could not deliver
+                    // and sends it again after reconnecting — unless its CVM takes no more.
+                    return Err(match e.kind {
+                        ErrorKind::StateConflict => Status::failed_precondition(e.detail),
+                        _ => {
+                            Status::unavailable("the platform could not record the messages; send them again")
+                        }
+                    });
                 }
             }
         }
+        unreachable!("the last attempt returns")
     }
 }
 
@@ -268,11 +282,21 @@ impl Service for AgentChannel {
         let (agent, stream) = self.identify(&request).await?;
         let inbound = request.into_inner();
         info!(cvm = %agent.cvm, ?stream, "an agent connected");
+        // The call ends when the agent's side does, with the status of what broke it, if anything.
+        let (finished, outcome) = oneshot::channel::<Result<(), Status>>();
+        let ending = futures::stream::once(outcome).filter_map(|outcome| async move {
+            match outcome {
+                Ok(Err(status)) => Some(Err(status)),
+                _ => None,
+            }
+        });
         if stream == AgentStream::LogForwarder {
-            // It ignores what it is sent: it is sent nothing, and its stream stays open.
+            // It ignores what it is sent: it is sent nothing until its call ends.
             let channel = self.clone();
-            tokio::spawn(async move { channel.record(agent, stream, inbound).await });
-            return Ok(Response::new(Box::pin(futures::stream::pending())));
+            tokio::spawn(async move {
+                let _ = finished.send(channel.record(agent, stream, inbound).await);
+            });
+            return Ok(Response::new(Box::pin(ending)));
         }
         if let Err(e) = self.app.cvms().mark_online(agent).await {
             warn!(cvm = %agent.cvm, error = %e, "could not record the CVM online");
@@ -281,7 +305,7 @@ impl Service for AgentChannel {
         let generation = self.connect(agent.cvm, outbound);
         let channel = self.clone();
         tokio::spawn(async move {
-            channel.record(agent, stream, inbound).await;
+            let _ = finished.send(channel.record(agent, stream, inbound).await);
             let last_heard = Utc::now();
             if !channel.disconnect(agent.cvm, generation) {
                 return;
@@ -298,6 +322,6 @@ impl Service for AgentChannel {
         let outbound = futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|message| (Ok(message), receiver))
         });
-        Ok(Response::new(Box::pin(outbound)))
+        Ok(Response::new(Box::pin(outbound.chain(ending))))
     }
 }

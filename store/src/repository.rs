@@ -106,9 +106,25 @@ pub struct Loaded<A> {
     keyed: HashMap<String, KeyedCommit>,
     /// Approximate memory held, for the cache's budget.
     weight: usize,
+    /// `weight` as last measured from the state itself (0: never).
+    measured: usize,
 }
 
+/// Below this estimate a cached aggregate's weight is not measured from its state.
+const MEASURE_ABOVE: usize = 64 * 1024;
+
 impl<A: Aggregate> Loaded<A> {
+    /// What the state and the keyed commits hold, measured as their serialised size.
+    fn measure(&self) -> usize {
+        let state = serde_json::to_vec(&self.state).map_or(self.weight, |bytes| bytes.len());
+        state
+            + self
+                .keyed
+                .iter()
+                .map(|(id, k)| id.len() + k.fingerprint.len() + 64)
+                .sum::<usize>()
+    }
+
     fn new() -> Self {
         let tip = ChainTip::genesis();
         Self {
@@ -119,6 +135,7 @@ impl<A: Aggregate> Loaded<A> {
             followed_in: 0,
             keyed: HashMap::new(),
             weight: 0,
+            measured: 0,
         }
     }
 
@@ -155,6 +172,14 @@ impl<A: Aggregate> Loaded<A> {
         }
         // Roughly what the fold added: the commit's size is an upper bound for what the state gained.
         self.weight += commit.bytes;
+        // A state may stay small however long its history (a CVM keeps its agent's latest message
+        // digests only): once the estimate has doubled since the last measurement, measure the state
+        // itself, so that a long history does not count as memory held (amortised: one serialisation
+        // per doubling).
+        if self.weight > MEASURE_ABOVE && self.weight > 2 * self.measured {
+            self.weight = self.measure();
+            self.measured = self.weight;
+        }
         if let (Some(id), Some(fingerprint)) = (&commit.msg_id, &commit.fingerprint) {
             self.weight += id.len() + fingerprint.len() + 64;
             self.keyed.insert(
@@ -499,6 +524,7 @@ impl<A: Aggregate> Repository<A> {
             followed_in: 0,
             keyed: snapshot.keyed,
             weight,
+            measured: weight,
         }))
     }
 

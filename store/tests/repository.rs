@@ -736,3 +736,72 @@ async fn a_view_of_an_aggregate_the_follower_has_not_vouched_for_asks_the_log() 
     assert_eq!(repo.view(&id).await.unwrap().status, WorkspaceStatus::Active);
     assert_eq!(observed.take_history_reads().len(), 1);
 }
+
+#[tokio::test]
+async fn a_long_history_with_a_bounded_state_is_not_counted_as_memory_held() {
+    use prism_domain::cvm::{
+        AgentMessage, AgentStream, ConfidentialPlatform, Cvm, CvmCommand, CvmSpec, RECENT_MESSAGES,
+        ReceivedMessage,
+    };
+    let log = MemoryLog::default();
+    let repo = Repository::<Cvm>::with(Arc::new(log.clone()), None, RepositoryConfig::default());
+    let id = prism_domain::CvmId(uuid::Uuid::now_v7());
+    let run = |command| repo.execute(CommandRequest::new(&id, command, meta()));
+    run(CvmCommand::Request {
+        id,
+        workspace: WorkspaceId(uuid::Uuid::now_v7()),
+        spec: CvmSpec {
+            provider: "byo".into(),
+            vcpus: 1,
+            memory_mib: 512,
+            platform: ConfidentialPlatform::None,
+            ttl_seconds: 3600,
+            labels: Default::default(),
+        },
+    })
+    .await
+    .unwrap();
+    run(CvmCommand::AssignBackend {
+        backend: prism_domain::BackendId(uuid::Uuid::now_v7()),
+        reason: "test".into(),
+        hourly_cost_micros: None,
+    })
+    .await
+    .unwrap();
+    run(CvmCommand::MarkStarted {
+        backend_ref: "vm".into(),
+        agent_address: None,
+    })
+    .await
+    .unwrap();
+    // 4,000 messages of 1 KiB: about 5 MB of history, a state of 1,024 digests.
+    for batch in 0..100 {
+        let messages = (0..40)
+            .map(|n| ReceivedMessage {
+                digest: format!("{:064x}", batch * 40 + n),
+                message: AgentMessage::Log {
+                    level: "INFO".into(),
+                    message: "x".repeat(1024),
+                    computation_id: String::new(),
+                    timestamp: None,
+                },
+            })
+            .collect();
+        run(CvmCommand::RecordAgentMessages {
+            stream: AgentStream::LogForwarder,
+            messages,
+        })
+        .await
+        .unwrap();
+    }
+    let (bytes, entries) = repo.cache_usage();
+    assert_eq!(entries, 1);
+    assert_eq!(
+        repo.load(&id).await.unwrap().state.recent_messages.len(),
+        RECENT_MESSAGES
+    );
+    assert!(
+        bytes < 512 * 1024,
+        "a CVM whose state keeps {RECENT_MESSAGES} digests is counted as {bytes} bytes"
+    );
+}
