@@ -133,6 +133,15 @@ async fn upload_algo(
     request: tonic::Request<()>,
     algorithm: &[u8],
 ) -> Result<(), tonic::Status> {
+    upload_algo_of_type(client, request, algorithm, "bin").await
+}
+
+async fn upload_algo_of_type(
+    client: &mut AgentServiceClient<Channel>,
+    request: tonic::Request<()>,
+    algorithm: &[u8],
+    algo_type: &str,
+) -> Result<(), tonic::Status> {
     let (metadata, extensions, ()) = request.into_parts();
     let mut request = tonic::Request::from_parts(
         metadata,
@@ -142,7 +151,9 @@ async fn upload_algo(
             requirements: Vec::new(),
         }]),
     );
-    request.metadata_mut().insert("algo_type", "bin".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("algo_type", algo_type.parse().unwrap());
     client.algo(request).await.map(|_| ())
 }
 
@@ -578,6 +589,99 @@ async fn a_stop_during_the_run_kills_the_algorithm_wipes_its_files_and_closes_th
     // The ingress does not come back after a stop, as upstream's.
     assert!(tokio::net::TcpStream::connect(listen).await.is_err());
 
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+/// A `python` algorithm without requirements runs with the system's `python3`, in the computation's
+/// directory, with `datasets/` to read and `results/` to write, as upstream's runner lays them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_algorithm_runs_over_the_datasets_and_its_results_reach_the_consumer() {
+    const SUM: &[u8] = b"import pathlib\nnumbers = pathlib.Path('datasets/numbers.txt').read_text().split()\npathlib.Path('results/sum.txt').write_text(str(sum(int(n) for n in numbers)))\n";
+    let pki = Pki::new();
+    let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+    let work = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), listen));
+    let (mut agent, _logs) = server.agent_streams().await;
+    let _startup = agent.next().await;
+    let provider = Participant::new(&PKCS_ECDSA_P256_SHA256);
+    let consumer = Participant::new(&PKCS_ED25519);
+    let request = ComputationRunReq {
+        id: "run-python".into(),
+        name: "sum".into(),
+        datasets: vec![Dataset {
+            hash: Sha3_256::digest(DATASET).to_vec(),
+            user_key: provider.spki(),
+            filename: "numbers.txt".into(),
+            ..Default::default()
+        }],
+        algorithm: Some(Algorithm {
+            hash: Sha3_256::digest(SUM).to_vec(),
+            user_key: provider.spki(),
+            ..Default::default()
+        }),
+        result_consumers: vec![ResultConsumer {
+            user_key: consumer.spki(),
+        }],
+        ..Default::default()
+    };
+    for chunk in run_request_chunks(&request) {
+        agent.send(chunk).await;
+    }
+    let client_stream_message::Message::RunRes(run_res) = message(agent.next().await) else {
+        panic!("no RunRes");
+    };
+    assert_eq!(run_res.error, "");
+    let channel = Channel::from_shared(format!("http://{listen}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = AgentServiceClient::new(channel);
+    upload_algo_of_type(
+        &mut client,
+        provider.request("algorithm-provider", ()),
+        SUM,
+        "python",
+    )
+    .await
+    .unwrap();
+    upload_data(
+        &mut client,
+        provider.request("data-provider", ()),
+        DATASET,
+        "numbers.txt",
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = state(&mut agent, "p").await;
+        if now == "ConsumingResults" {
+            break;
+        }
+        assert_ne!(now, "Failed", "the python algorithm failed");
+        assert!(tokio::time::Instant::now() < deadline, "stuck in {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stream = client
+        .result(consumer.request("consumer", ResultRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut zip_bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        zip_bytes.extend_from_slice(&chunk.file);
+    }
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut sum = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("sum.txt").unwrap(), &mut sum).unwrap();
+    assert_eq!(sum, "6");
+    assert!(
+        !work.path().join(COMPUTATION_DIR).exists(),
+        "the computation's files are wiped"
+    );
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
