@@ -267,9 +267,14 @@ async fn ctrl_c_stops_prism_first_and_its_servers_after() {
     interrupt_group(prism);
 
     let printed = std::fs::read_to_string(&output).unwrap();
+    // The local backend's lack of protection is announced as a warning at every start, by design.
+    let unexpected: Vec<&str> = printed
+        .lines()
+        .filter(|line| !line.contains("INSECURE: the local backend runs emulated agents"))
+        .collect();
     for bad in ["ERROR", "WARN", "panicked"] {
         assert!(
-            !printed.contains(bad),
+            !unexpected.iter().any(|line| line.contains(bad)),
             "prism printed {bad} while stopping:\n{printed}"
         );
     }
