@@ -91,6 +91,55 @@ impl Projection for CvmsProjection {
         &["cvms"]
     }
 
+    /// A commit of the agents' channel holds up to a batch of messages: one statement counts a run of
+    /// them, rather than one per message, so that the read model keeps up with a chatty agent.
+    async fn apply_commit<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [Recorded<CvmEvent>],
+    ) -> Result<(), ProjectionError> {
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|e| matches!(e.event, CvmEvent::AgentMessageReceived(_)))
+                .count();
+            if run == 0 {
+                self.apply(tx, first).await?;
+                rest = &rest[1..];
+                continue;
+            }
+            let (messages, after) = rest.split_at(run);
+            let last = &messages[run - 1];
+            let CvmEvent::AgentMessageReceived(last_message) = &last.event else {
+                unreachable!("the run holds only agent messages")
+            };
+            // The agent's latest answer to a state request within the run, if any.
+            let state = messages.iter().rev().find_map(|e| match &e.event {
+                CvmEvent::AgentMessageReceived(m) => match &m.message {
+                    AgentMessage::State { state, .. } => Some(state.as_str()),
+                    _ => None,
+                },
+                _ => None,
+            });
+            tx.execute(
+                "UPDATE cvms SET messages_received = messages_received + $2, last_heard_at = $3,
+                                 agent_state = COALESCE($4, agent_state), version = $5
+                 WHERE id = $1",
+                &[
+                    &aggregate_uuid(&last.meta)?,
+                    &(run as i64),
+                    &last_message.received_at,
+                    &state,
+                    &version(&last.meta),
+                ],
+            )
+            .await?;
+            rest = after;
+        }
+        Ok(())
+    }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,

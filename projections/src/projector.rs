@@ -30,6 +30,21 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a Transaction<'a>,
         event: &'a Recorded<<Self::Aggregate as Aggregate>::Event>,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a;
+
+    /// Applies one commit's events, in order. By default one at a time; a projection whose aggregate
+    /// commits many like events at once may apply a run of them with one statement.
+    fn apply_commit<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [Recorded<<Self::Aggregate as Aggregate>::Event>],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 pub struct Projector<P: Projection> {
@@ -166,13 +181,7 @@ impl<P: Projection> Projector<P> {
         events: &[Recorded<<P::Aggregate as Aggregate>::Event>],
     ) -> Result<(), ProjectionError> {
         let savepoint = tx.savepoint("commit").await?;
-        let mut outcome = Ok(());
-        for event in events {
-            outcome = self.projection.apply(&savepoint, event).await;
-            if outcome.is_err() {
-                break;
-            }
-        }
+        let outcome = self.projection.apply_commit(&savepoint, events).await;
         let reason = match outcome {
             Ok(()) => return Ok(savepoint.commit().await?),
             Err(ProjectionError::Database(e)) if is_data_error(&e) => data_error(&e),

@@ -147,6 +147,33 @@ async fn a_cvm_on_the_local_backend_is_launched_dials_in_answers_and_is_destroye
         })
     })
     .await;
+    // The read model counts every message heard and keeps the agent's latest state: once it has
+    // applied every event the log holds, its count is the log's.
+    until("the read model", Duration::from_secs(10), async || {
+        let recorded = events(&prism, cvm).await;
+        let Some(view) = prism
+            .platform()
+            .app()
+            .read_models()
+            .unwrap()
+            .cvm(ws, cvm)
+            .await
+            .unwrap()
+        else {
+            return false;
+        };
+        if view.version != recorded.len() as u64 {
+            return false;
+        }
+        let heard = recorded
+            .iter()
+            .filter(|e| matches!(e, CvmEvent::AgentMessageReceived(_)))
+            .count() as u64;
+        assert_eq!(view.messages_received, heard);
+        assert_eq!(view.agent_state.as_deref(), Some("ReceivingManifest"));
+        true
+    })
+    .await;
     // The choice was recorded with its reason, then the start, then what the backend said.
     let recorded = events(&prism, cvm).await;
     // The agent may dial in before or after the backend has described the machine.
