@@ -32,8 +32,9 @@
 //! | 0x2A0   | 512  | SIGNATURE: R (72, LE), S (72, LE), zeros | over bytes 0x000–0x29F       |
 //!
 //! It is signed by a certificate chain generated in this process — ARK → ASK → VCEK, all ECDSA P-384,
-//! every subject saying "TEST ONLY — NOT AMD" — so a verifier can check the signature and the
-//! chain against [`TestChain::ark_pem`], and must refuse it against AMD's real roots. (AMD's real
+//! every subject saying "TEST ONLY — NOT AMD" — so the platform's verifier (`prism-attestation`,
+//! trusting [`TestChain::ark_pem`] in insecure development mode) checks the signature and the
+//! chain, and refuses it against AMD's real roots. (AMD's real
 //! ARK and ASK sign with RSA-PSS; only the VCEK's report signature is ECDSA P-384 there too.)
 //! Nothing here proves anything about the machine it runs on.
 //!
@@ -73,7 +74,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P384_SHA384, SigningKey as _,
 };
-use ring::signature::{ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 
 use crate::eat::{self, EatError};
 use crate::sevsnp::{self, ReportError};
@@ -122,25 +122,6 @@ pub enum EvidenceError {
     Eat(#[from] EatError),
 }
 
-/// Why evidence does not verify against a trusted test root.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("raw_report is not a go-sev-guest Attestation: {0}")]
-    Decode(#[from] prost::DecodeError),
-    #[error("the attestation has no {0}")]
-    Missing(&'static str),
-    #[error("cannot rebuild the report: {0}")]
-    Report(#[from] ReportError),
-    #[error("the {0} certificate does not parse")]
-    Certificate(&'static str),
-    #[error("the ARK is not the trusted root")]
-    UntrustedRoot,
-    #[error("the {0} signature does not verify")]
-    Signature(&'static str),
-    #[error("the report's signature algorithm {0} is not ECDSA P-384 with SHA-384")]
-    SignatureAlgorithm(u32),
-}
-
 static CHAIN: OnceLock<TestChain> = OnceLock::new();
 static EAT_KEY: OnceLock<eat::SigningKey> = OnceLock::new();
 
@@ -182,52 +163,6 @@ pub fn evidence(report_data: &[u8; 64], nonce: &[u8; 32]) -> Result<Vec<u8>, Evi
     Ok(eat::encode(claims, eat_signing_key()?, eat::DEFAULT_ISSUER, now)?)
 }
 
-/// Checks a marshalled `sevsnp.Attestation` as a verifier of the test chain would: the ARK is
-/// `trusted_ark_der` and signs itself and the ASK, the ASK signs the VCEK, and the VCEK signs the
-/// report rebuilt from its fields. Returns the report. Only for this chain's ECDSA P-384
-/// certificates; AMD's real ARK and ASK use RSA-PSS.
-pub fn verify_test_attestation(
-    raw_report: &[u8],
-    trusted_ark_der: &[u8],
-) -> Result<sevsnp::Report, VerifyError> {
-    let attestation = sevsnp::Attestation::decode(raw_report)?;
-    let report = attestation.report.ok_or(VerifyError::Missing("report"))?;
-    let chain = attestation
-        .certificate_chain
-        .ok_or(VerifyError::Missing("certificate chain"))?;
-    if chain.ark_cert != trusted_ark_der {
-        return Err(VerifyError::UntrustedRoot);
-    }
-    let (ark_tbs, ark_signature, ark_key) = parsed_certificate("ARK", &chain.ark_cert)?;
-    let (ask_tbs, ask_signature, ask_key) = parsed_certificate("ASK", &chain.ask_cert)?;
-    let (vcek_tbs, vcek_signature, vcek_key) = parsed_certificate("VCEK", &chain.vcek_cert)?;
-    let check = |name: &'static str, key: &[u8], tbs: &[u8], signature: &[u8]| {
-        UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, key)
-            .verify(tbs, signature)
-            .map_err(|_| VerifyError::Signature(name))
-    };
-    check("ARK", &ark_key, &ark_tbs, &ark_signature)?;
-    check("ASK", &ark_key, &ask_tbs, &ask_signature)?;
-    check("VCEK", &ask_key, &vcek_tbs, &vcek_signature)?;
-
-    if report.signature_algo != SIGNATURE_ALGO_ECDSA_P384_SHA384 {
-        return Err(VerifyError::SignatureAlgorithm(report.signature_algo));
-    }
-    let bytes = report.to_abi_bytes()?;
-    // r and s are little-endian in 72-byte fields; ring wants them big-endian, 48 bytes each.
-    let mut fixed = Vec::with_capacity(96);
-    for offset in [SIGNATURE_OFFSET, SIGNATURE_OFFSET + 72] {
-        if bytes[offset + 48..offset + 72].iter().any(|b| *b != 0) {
-            return Err(VerifyError::Signature("report"));
-        }
-        fixed.extend(bytes[offset..offset + 48].iter().rev());
-    }
-    UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &vcek_key)
-        .verify(&bytes[..SIGNED_LEN], &fixed)
-        .map_err(|_| VerifyError::Signature("report"))?;
-    Ok(report)
-}
-
 fn params(common_name: &str, is_ca: bool) -> CertificateParams {
     let mut params = CertificateParams::default();
     params
@@ -241,19 +176,6 @@ fn params(common_name: &str, is_ca: bool) -> CertificateParams {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     }
     params
-}
-
-/// A certificate's signed part, signature and public key (SEC1 point).
-type CertificateParts = (Vec<u8>, Vec<u8>, Vec<u8>);
-
-fn parsed_certificate(name: &'static str, der: &[u8]) -> Result<CertificateParts, VerifyError> {
-    let (_, certificate) =
-        x509_parser::parse_x509_certificate(der).map_err(|_| VerifyError::Certificate(name))?;
-    Ok((
-        certificate.tbs_certificate.as_ref().to_vec(),
-        certificate.signature_value.data.to_vec(),
-        certificate.public_key().subject_public_key.data.to_vec(),
-    ))
 }
 
 impl TestChain {

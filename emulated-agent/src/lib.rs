@@ -22,12 +22,13 @@ pub mod auth;
 pub mod computation;
 pub mod config;
 pub mod cvms;
-pub mod eat;
 mod error;
 pub mod participants;
 pub mod pending;
-pub mod sevsnp;
 pub mod telemetry;
+
+/// The wire formats of the evidence, shared with the platform's verifier.
+pub use prism_attestation::{eat, sevsnp};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,10 @@
 //! the TEST ONLY chain — once with the library's verifier and once independently with p384.
 
 use p384::ecdsa::signature::Verifier as _;
+use prism_attestation::binding::{Binding, Expected};
+use prism_attestation::claims::{Claims, Root};
+use prism_attestation::none::NoneVerifier;
+use prism_attestation::{Evidence, Verifier as _};
 use prism_emulated_agent::attestation::{
     self, CHIP_ID_OFFSET, FAKE_CHIP_ID, FAKE_MEASUREMENT, MEASUREMENT_OFFSET, REPORT_DATA_OFFSET, REPORT_LEN,
     SIGNATURE_OFFSET, SIGNED_LEN,
@@ -60,10 +64,26 @@ pub fn assert_snp_evidence(
     assert_eq!(claims.int_use, 1);
     assert_eq!(claims.measurements.as_deref(), Some(&FAKE_MEASUREMENT[..]));
 
-    // raw_report: the go-sev-guest Attestation, verified against the TEST ONLY root.
+    // raw_report: the go-sev-guest Attestation, verified by the platform's verifier against the
+    // TEST ONLY root, bound to the report data and nonce asked for.
     let chain = attestation::test_chain().unwrap();
-    let report = attestation::verify_test_attestation(&claims.raw_report, &chain.ark_der)
-        .expect("the report verifies against the test chain");
+    let expected = Expected {
+        binding: Binding::StartupCertificate {
+            certificate_sha256: Default::default(),
+        },
+        report_data: *report_data,
+        eat_nonce: nonce.to_vec(),
+    };
+    let verifier = NoneVerifier::new([chain.ark_der.clone()]).unwrap();
+    let evidence = Evidence::decode(token).expect("the platform decodes the evidence");
+    let Ok(Claims::None(verified)) = verifier.evaluate(&evidence, &expected) else {
+        panic!("the report verifies against the test chain")
+    };
+    assert_eq!(verified.emulated_snp.unwrap().root, Root::TestOnly);
+    let report = sevsnp::Attestation::decode(claims.raw_report.as_slice())
+        .unwrap()
+        .report
+        .unwrap();
     assert_eq!(report.report_data, report_data);
     let snp = claims.snp.as_ref().expect("x-cocos-sevsnp");
     assert_eq!(snp.measurement, report.measurement);
@@ -86,16 +106,17 @@ pub fn assert_snp_evidence(
     assert_eq!(product.machine_stepping.as_ref().map(|s| s.value), Some(1));
 
     // A flipped byte in the report, or another root, and it no longer verifies.
-    let mut tampered = attestation.clone();
-    tampered.report.as_mut().unwrap().report_data[0] ^= 1;
-    assert!(matches!(
-        attestation::verify_test_attestation(&tampered.encode_to_vec(), &chain.ark_der),
-        Err(attestation::VerifyError::Signature("report"))
-    ));
-    assert!(matches!(
-        attestation::verify_test_attestation(&claims.raw_report, &chain.ask_der),
-        Err(attestation::VerifyError::UntrustedRoot)
-    ));
+    let mut tampered = evidence.clone();
+    tampered.report[0x90] ^= 1;
+    assert_eq!(
+        verifier.evaluate(&tampered, &expected).unwrap_err().field,
+        "signature"
+    );
+    let other_root = NoneVerifier::new([chain.ask_der.clone()]).unwrap();
+    assert_eq!(
+        other_root.evaluate(&evidence, &expected).unwrap_err().field,
+        "vcek.chain"
+    );
 
     assert_signed_snp_report(&report.to_abi_bytes().unwrap(), report_data);
     (decoded, report)

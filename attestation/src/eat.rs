@@ -80,6 +80,8 @@ pub mod label {
 
 /// `platform_type` of SEV-SNP evidence (`eat.go:195-196`).
 pub const PLATFORM_SNP: &str = "SNP";
+/// `platform_type` of Intel TDX evidence (`eat.go:197-198`).
+pub const PLATFORM_TDX: &str = "TDX";
 /// `platform_type` of a machine without a TEE (`eat.go:205-206`).
 pub const PLATFORM_NOCC: &str = "NoCC";
 /// AMD's private enterprise number, `oemid` of SNP evidence.
