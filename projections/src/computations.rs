@@ -72,6 +72,13 @@ impl Projection for ComputationsProjection {
                         replace_participants(tx, id, participants).await?;
                     }
                 }
+                ComputationEvent::AttestationPolicySet(e) => {
+                    tx.execute(
+                        "UPDATE computations SET version = $2, updated_at = $3 WHERE id = $1",
+                        &[&id, &v, &e.set_at],
+                    )
+                    .await?;
+                }
                 ComputationEvent::ParticipantLinked(e) => {
                     let (email, user) = (e.email.as_str(), e.user.to_string());
                     tx.execute(

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use prism_domain::backend::BackendSettings;
-use prism_domain::cvm::{CvmSpec, MachineDescription};
+use prism_domain::cvm::{CvmAttestationAppraised, CvmSpec, MachineDescription};
 use prism_domain::{BackendId, CvmId, WorkspaceId};
 use serde::Serialize;
 use tokio_postgres::Row;
@@ -57,6 +57,9 @@ pub struct CvmView {
     pub destroyed_at: Option<DateTime<Utc>>,
     pub failure: Option<String>,
     pub description: Option<MachineDescription>,
+    /// The latest attestation verdict's outcome (`verified`, `accepted_insecure`, `refused`).
+    pub attestation_outcome: Option<String>,
+    pub attested_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
 }
@@ -81,7 +84,7 @@ fn backend_columns() -> String {
 const CVM_COLUMNS: &str = "id, workspace_id, spec, status, backend_id, backend_reason, hourly_cost_micros, \
      backend_ref, agent_address, requested_by, requested_at, expires_at, started_at, online_since, online_seconds, \
      disconnections, last_heard_at, messages_received, agent_state, destroy_reason, destroy_requested_at, \
-     destroyed_at, failure, updated_at, version, description";
+     destroyed_at, failure, updated_at, version, description, attestation_outcome, attested_at";
 
 fn corrupt(what: &str, e: serde_json::Error) -> ProjectionError {
     ProjectionError::Corrupt {
@@ -135,6 +138,8 @@ fn cvm_view(row: &Row) -> Result<CvmView, ProjectionError> {
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| corrupt("a CVM's description", e))?,
+        attestation_outcome: row.get(26),
+        attested_at: row.get(27),
         updated_at: row.get(23),
         version: row.get::<_, i64>(24) as u64,
     })
@@ -220,6 +225,26 @@ impl ReadModels {
             .query_opt(&statement, &[&workspace.as_uuid(), &id.as_uuid()])
             .await?;
         row.as_ref().map(cvm_view).transpose()
+    }
+
+    /// Every appraisal of the CVM's evidence, oldest first.
+    pub async fn cvm_attestations(
+        &self,
+        workspace: WorkspaceId,
+        id: CvmId,
+    ) -> Result<Vec<CvmAttestationAppraised>, ProjectionError> {
+        let client = self.pool().get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT appraisal FROM cvm_attestations WHERE workspace_id = $1 AND cvm_id = $2 ORDER BY version",
+            )
+            .await?;
+        let rows = client
+            .query(&statement, &[&workspace.as_uuid(), &id.as_uuid()])
+            .await?;
+        rows.iter()
+            .map(|row| serde_json::from_value(row.get(0)).map_err(|e| corrupt("an attestation appraisal", e)))
+            .collect()
     }
 
     /// Up to `limit` CVMs still alive at `now` although their TTL has ended, the longest overdue first.

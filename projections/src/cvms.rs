@@ -88,7 +88,7 @@ impl Projection for CvmsProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["cvms"]
+        &["cvm_attestations", "cvms"]
     }
 
     /// A commit of the agents' channel holds up to a batch of messages: one statement counts a run of
@@ -248,6 +248,44 @@ impl Projection for CvmsProjection {
                 tx.execute(
                     "UPDATE cvms SET description = $2, updated_at = $3, version = $4 WHERE id = $1",
                     &[&id, &description, &e.at, &v],
+                )
+                .await?;
+            }
+            CvmEvent::AttestationRequested(e) => {
+                tx.execute(
+                    "UPDATE cvms SET updated_at = $2, version = $3 WHERE id = $1",
+                    &[&id, &e.at, &v],
+                )
+                .await?;
+            }
+            CvmEvent::AttestationAppraised(e) => {
+                let outcome = serde_json::to_value(e.verdict.outcome).expect("an outcome serialises");
+                let source = serde_json::to_value(&e.policy_source).expect("a policy source serialises");
+                let appraisal = serde_json::to_value(e).expect("an appraisal serialises");
+                tx.execute(
+                    "INSERT INTO cvm_attestations (cvm_id, version, workspace_id, outcome, platform, nonce,
+                                                   evidence_sha256, policy_sha256, policy_source, appraisal,
+                                                   appraised_at)
+                     SELECT $1, $2, workspace_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM cvms WHERE id = $1
+                     ON CONFLICT (cvm_id, version) DO NOTHING",
+                    &[
+                        &id,
+                        &v,
+                        &outcome.as_str(),
+                        &e.verdict.platform.to_string(),
+                        &e.nonce,
+                        &e.verdict.evidence_sha256.to_string(),
+                        &e.verdict.policy_sha256.to_string(),
+                        &source,
+                        &appraisal,
+                        &e.at,
+                    ],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE cvms SET attestation_outcome = $2, attested_at = $3, updated_at = $3, version = $4
+                     WHERE id = $1",
+                    &[&id, &outcome.as_str(), &e.at, &v],
                 )
                 .await?;
             }

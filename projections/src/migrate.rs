@@ -38,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0010_platform_certificates.sql"),
     ),
     ("0011_cvms", include_str!("../migrations/0011_cvms.sql")),
+    (
+        "0012_attestations",
+        include_str!("../migrations/0012_attestations.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

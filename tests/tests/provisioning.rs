@@ -40,6 +40,21 @@ async fn platform(root: &std::path::Path, capacity: u32) -> Prism {
         .await
 }
 
+/// Waits up to a minute for `cvm` to be Online; if it never is, fails with its events, which say
+/// where it stopped.
+async fn until_online(prism: &Prism, cvm: CvmId) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while status(prism, cvm).await != CvmStatus::Online {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "the CVM never came online; its events: {:#?}",
+                events(prism, cvm).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn spec(provider: &str) -> CvmSpec {
     CvmSpec {
         provider: provider.into(),
@@ -97,10 +112,7 @@ async fn a_cvm_on_the_local_backend_is_launched_dials_in_answers_and_is_destroye
     let prism = platform(root.path(), 2).await;
     let (admin, ws) = admin_workspace(&prism, "Local").await;
     let cvm = create(&prism, &admin, ws, spec("any")).await;
-    until("the CVM online", Duration::from_secs(30), async || {
-        status(&prism, cvm).await == CvmStatus::Online
-    })
-    .await;
+    until_online(&prism, cvm).await;
     let state = prism.platform().app().cvms().state(cvm).await.unwrap();
     assert_eq!(state.backend, Some(LOCAL_BACKEND_ID));
     let backend_ref = state.backend_ref.clone().unwrap();
@@ -289,10 +301,7 @@ async fn placement_skips_a_full_and_a_down_backend_and_falls_back_from_an_unreac
     .await;
 
     let cvm = create(&prism, &admin, ws, spec("any")).await;
-    until("the CVM online", Duration::from_secs(60), async || {
-        status(&prism, cvm).await == CvmStatus::Online
-    })
-    .await;
+    until_online(&prism, cvm).await;
     let assignments: Vec<_> = events(&prism, cvm)
         .await
         .into_iter()
@@ -371,10 +380,7 @@ async fn the_reaper_destroys_a_cvm_past_its_ttl_and_records_why() {
     let app = prism.platform().app().clone();
     let (admin, ws) = admin_workspace(&prism, "Reaper").await;
     let cvm = create(&prism, &admin, ws, spec("local")).await;
-    until("the CVM online", Duration::from_secs(30), async || {
-        status(&prism, cvm).await == CvmStatus::Online
-    })
-    .await;
+    until_online(&prism, cvm).await;
     let reaper = CvmReaper::new(app.clone(), Duration::from_secs(3600));
     // Within its TTL nothing happens; an hour and a minute later it is destroyed.
     assert_eq!(reaper.reap_once(chrono::Utc::now()).await.unwrap(), 0);
@@ -486,10 +492,7 @@ async fn a_bring_your_own_machine_fetches_its_certificate_once_and_its_agent_dia
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    until("the CVM online", Duration::from_secs(30), async || {
-        status(&prism, cvm).await == CvmStatus::Online
-    })
-    .await;
+    until_online(&prism, cvm).await;
     assert_eq!(
         app.cvms().state(cvm).await.unwrap().agent_address.as_deref(),
         Some("10.1.2.3:7002")

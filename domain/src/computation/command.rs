@@ -2,7 +2,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::state::{Definition, ExpectedAsset, Participant};
-use crate::ids::{ComputationId, WorkspaceId};
+use prism_attestation::Policy;
+
+use crate::ids::{BackendId, ComputationId, WorkspaceId};
 use crate::values::Email;
 
 /// What the application layer found out about the workspace before asking: computations can only be
@@ -30,6 +32,12 @@ pub enum ComputationCommand {
     /// Nothing happens when no participant is named by it (any more).
     LinkParticipant {
         email: Email,
+    },
+    /// Sets the attestation policy its runs' evidence is appraised against: the computation's own
+    /// (`backend` absent), or the one that overrides it for runs placed on `backend`.
+    SetAttestationPolicy {
+        policy: Policy,
+        backend: Option<BackendId>,
     },
 }
 

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::command::ComputationChanges;
 use super::state::Definition;
 use crate::aggregate::DomainEvent;
-use crate::ids::{Actor, ComputationId, UserId, WorkspaceId};
+use prism_attestation::Policy;
+
+use crate::ids::{Actor, BackendId, ComputationId, UserId, WorkspaceId};
 use crate::values::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -15,6 +17,23 @@ pub enum ComputationEvent {
     Updated(ComputationUpdated),
     Archived(ComputationArchived),
     ParticipantLinked(ParticipantLinked),
+    AttestationPolicySet(AttestationPolicySet),
+}
+
+/// A new version of the attestation policy: the computation's own, or the override for runs on one
+/// backend. Versions count up from 1 across both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationPolicySet {
+    pub version: u32,
+    pub policy: Policy,
+    /// The backend whose runs this policy applies to instead of the computation's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendId>,
+    /// SHA-256 (hex) of the policy's canonical JSON, as verdicts name it.
+    pub policy_sha256: String,
+    pub set_by: Actor,
+    pub set_at: DateTime<Utc>,
 }
 
 /// A computation was defined in a workspace.
@@ -64,6 +83,7 @@ impl DomainEvent for ComputationEvent {
             Self::Updated(_) => "updated",
             Self::Archived(_) => "archived",
             Self::ParticipantLinked(_) => "participant_linked",
+            Self::AttestationPolicySet(_) => "attestation_policy_set",
         }
     }
 }

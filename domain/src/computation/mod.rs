@@ -10,9 +10,12 @@ mod state;
 pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
 pub use event::{
-    ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated, ParticipantLinked,
+    AttestationPolicySet, ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated,
+    ParticipantLinked,
 };
-pub use state::{Computation, ComputationStatus, Definition, ExpectedAsset, Participant, Role};
+pub use state::{
+    Computation, ComputationStatus, Definition, ExpectedAsset, Participant, Role, VersionedPolicy,
+};
 
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::ids::{ParticipantId, UserId};
@@ -66,7 +69,7 @@ impl Aggregate for Computation {
             (S::New, _) => Err(ComputationError::NotFound),
             (_, C::Create { .. }) => Err(ComputationError::AlreadyExists),
             (S::Archived, C::Archive { .. }) => Err(ComputationError::AlreadyArchived),
-            (S::Archived, C::Update(_)) => Err(ComputationError::Archived),
+            (S::Archived, C::Update(_) | C::SetAttestationPolicy { .. }) => Err(ComputationError::Archived),
             // An archived computation keeps the record of who was invited; there is nothing to join.
             (S::Archived, C::LinkParticipant { .. }) => Ok(vec![]),
             (S::Active, C::LinkParticipant { email }) => {
@@ -91,6 +94,28 @@ impl Aggregate for Computation {
                     updated_by: ctx.actor.clone(),
                     updated_at: ctx.now,
                 })])
+            }
+            (S::Active, C::SetAttestationPolicy { policy, backend }) => {
+                policy
+                    .validate()
+                    .map_err(|e| ComputationError::Policy(e.to_string()))?;
+                let current = match backend {
+                    Some(backend) => self.backend_policies.get(&backend),
+                    None => self.attestation_policy.as_ref(),
+                };
+                if current.is_some_and(|current| current.policy == policy) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ComputationEvent::AttestationPolicySet(
+                    AttestationPolicySet {
+                        version: self.policy_version + 1,
+                        policy_sha256: hex::encode(policy.digest()),
+                        policy,
+                        backend,
+                        set_by: ctx.actor.clone(),
+                        set_at: ctx.now,
+                    },
+                )])
             }
             (S::Active, C::Archive { reason }) => {
                 if let Some(reason) = &reason {
@@ -118,6 +143,19 @@ impl Aggregate for Computation {
             }
             ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
             ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
+            ComputationEvent::AttestationPolicySet(e) => {
+                self.policy_version = e.version;
+                let versioned = VersionedPolicy {
+                    version: e.version,
+                    policy: e.policy.clone(),
+                };
+                match e.backend {
+                    Some(backend) => {
+                        self.backend_policies.insert(backend, versioned);
+                    }
+                    None => self.attestation_policy = Some(versioned),
+                }
+            }
         }
     }
 }

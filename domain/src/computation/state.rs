@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use schemars::JsonSchema;
@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::error::DefinitionError;
 use super::{ASSET_NAME_MAX, DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANTS_MAX};
 use crate::access::RoleName;
-use crate::ids::{ComputationId, ParticipantId, UserId, WorkspaceId};
+use prism_attestation::Policy;
+
+use crate::ids::{BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
 use crate::values::{Email, PublicKey, Sha3Digest, check_text};
 
 /// A participant's role in one computation (Prism's computation roles).
@@ -198,4 +200,30 @@ pub struct Computation {
     pub id: Option<ComputationId>,
     pub workspace_id: Option<WorkspaceId>,
     pub definition: Definition,
+    /// The latest attestation policy version (0: none set; the platform's default applies).
+    #[serde(default)]
+    pub policy_version: u32,
+    /// The computation's own attestation policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_policy: Option<VersionedPolicy>,
+    /// Policies that replace it for runs placed on a backend.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backend_policies: BTreeMap<BackendId, VersionedPolicy>,
+}
+
+/// A policy and the version that set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VersionedPolicy {
+    pub version: u32,
+    pub policy: Policy,
+}
+
+impl Computation {
+    /// The policy a run on `backend` is appraised against: the backend's override, else the
+    /// computation's own; `None` when neither is set (the platform's default applies).
+    pub fn attestation_policy_for(&self, backend: Option<BackendId>) -> Option<&VersionedPolicy> {
+        backend
+            .and_then(|backend| self.backend_policies.get(&backend))
+            .or(self.attestation_policy.as_ref())
+    }
 }

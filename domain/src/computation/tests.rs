@@ -311,3 +311,90 @@ fn a_verified_address_links_its_pending_participant_and_the_assets_it_provides()
         .when(ComputationCommand::LinkParticipant { email: bob() })
         .then_expect([]);
 }
+
+mod attestation_policy {
+    use prism_attestation::Policy;
+
+    use super::*;
+    use crate::ids::BackendId;
+
+    fn strict() -> Policy {
+        let mut policy = Policy::default();
+        policy.sev_snp.vmpl = Some(2);
+        policy
+    }
+
+    #[test]
+    fn policies_are_versioned_and_a_backend_override_replaces_the_computations_own() {
+        let backend = BackendId(uuid::Uuid::from_u128(9));
+        let mut state = given::<Computation>([created()])
+            .when(ComputationCommand::SetAttestationPolicy {
+                policy: Policy::default(),
+                backend: None,
+            })
+            .then_expect([ComputationEvent::AttestationPolicySet(AttestationPolicySet {
+                version: 1,
+                policy_sha256: hex::encode(Policy::default().digest()),
+                policy: Policy::default(),
+                backend: None,
+                set_by: ctx().actor,
+                set_at: ctx().now,
+            })]);
+        let events = state
+            .decide(
+                ComputationCommand::SetAttestationPolicy {
+                    policy: strict(),
+                    backend: Some(backend),
+                },
+                &ctx(),
+            )
+            .unwrap();
+        for event in &events {
+            state.apply(event);
+        }
+        assert_eq!(state.policy_version, 2);
+        assert_eq!(
+            state.attestation_policy_for(Some(backend)).unwrap().policy,
+            strict()
+        );
+        assert_eq!(state.attestation_policy_for(Some(backend)).unwrap().version, 2);
+        assert_eq!(state.attestation_policy_for(None).unwrap().version, 1);
+        let other = BackendId(uuid::Uuid::from_u128(10));
+        assert_eq!(state.attestation_policy_for(Some(other)).unwrap().version, 1);
+
+        // The same policy again is no new version.
+        let again = state
+            .decide(
+                ComputationCommand::SetAttestationPolicy {
+                    policy: strict(),
+                    backend: Some(backend),
+                },
+                &ctx(),
+            )
+            .unwrap();
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_policy_and_an_archived_computation_are_refused() {
+        let mut bad = Policy::default();
+        bad.sev_snp.measurements = vec![prism_attestation::HexBytes(vec![1, 2, 3])];
+        let error = given::<Computation>([created()])
+            .when(ComputationCommand::SetAttestationPolicy {
+                policy: bad,
+                backend: None,
+            })
+            .outcome()
+            .unwrap_err();
+        assert!(
+            matches!(error, ComputationError::Policy(ref text) if text.contains("sev_snp.measurements")),
+            "{error}"
+        );
+        given::<Computation>([created(), archived()])
+            .when(ComputationCommand::SetAttestationPolicy {
+                policy: Policy::default(),
+                backend: None,
+            })
+            .then_rejects(ComputationError::Archived);
+    }
+}

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 use super::agent::{AgentStream, ReceivedMessage};
-use super::event::{CvmSpec, DestroyReason, MachineDescription};
+use super::event::{CvmAttestationAppraised, CvmSpec, DestroyReason, MachineDescription};
 use crate::ids::{BackendId, CvmId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,4 +41,14 @@ pub enum CvmCommand {
         stream: AgentStream,
         messages: Vec<ReceivedMessage>,
     },
+    /// Records a fresh attestation request: a new nonce (hex, 32 bytes) valid until `expires_at`,
+    /// bound to the agent's TLS key.
+    RequestAttestation {
+        nonce: String,
+        agent_key_sha256: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// Records the appraisal of evidence; `appraisal.nonce` must be a pending, unexpired nonce of
+    /// this CVM, used once.
+    RecordAttestation(Box<CvmAttestationAppraised>),
 }

@@ -25,6 +25,14 @@ pub enum CvmError {
     Ttl { max_days: u64 },
     #[error("a CVM in state `{}` cannot be {action}", .status.as_str())]
     State { status: CvmStatus, action: &'static str },
+    #[error("{field} must be {bytes} bytes as lower-case hex")]
+    Hex { field: &'static str, bytes: usize },
+    #[error("the attestation nonce {0} was never issued for this CVM")]
+    NonceUnknown(String),
+    #[error("the attestation nonce {0} has already been used: evidence cannot be replayed")]
+    NonceUsed(String),
+    #[error("the attestation nonce {nonce} expired at {expired_at}")]
+    NonceExpired { nonce: String, expired_at: String },
     #[error(transparent)]
     Invalid(#[from] ValueError),
 }
@@ -34,13 +42,17 @@ impl Rejection for CvmError {
         match self {
             Self::NotFound => RejectionKind::NotFound,
             Self::AlreadyExists => RejectionKind::AlreadyExists,
-            Self::State { .. } => RejectionKind::StateConflict,
+            Self::State { .. } | Self::NonceUsed(_) | Self::NonceExpired { .. } => {
+                RejectionKind::StateConflict
+            }
+            Self::NonceUnknown(_) => RejectionKind::Invalid,
             Self::Provider
             | Self::Vcpus { .. }
             | Self::Memory { .. }
             | Self::Ttl { .. }
             | Self::Label(_)
             | Self::LocalIsInsecure
+            | Self::Hex { .. }
             | Self::Invalid(_) => RejectionKind::Invalid,
         }
     }

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::{AgentMessage, AgentStream};
 use crate::aggregate::DomainEvent;
-use crate::ids::{Actor, BackendId, CvmId, WorkspaceId};
+use prism_attestation::{Policy, Verdict};
+
+use crate::ids::{Actor, BackendId, ComputationId, CvmId, WorkspaceId};
 
 /// The hardware that protects a CVM's memory, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -88,6 +90,59 @@ pub enum CvmEvent {
     Failed(CvmFailed),
     AgentMessageReceived(CvmAgentMessageReceived),
     Described(CvmDescribed),
+    AttestationRequested(CvmAttestationRequested),
+    AttestationAppraised(CvmAttestationAppraised),
+}
+
+/// The platform asked the CVM's agent for fresh evidence, bound to a single-use nonce and to the
+/// agent's TLS key (`prism_attestation::binding`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmAttestationRequested {
+    /// The platform nonce: 32 bytes, hex.
+    pub nonce: String,
+    /// SHA-256 (hex) of the agent's TLS SubjectPublicKeyInfo the evidence must be bound to.
+    pub agent_key_sha256: String,
+    /// After this the nonce is spent without use.
+    pub expires_at: DateTime<Utc>,
+    pub requested_by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// Where the policy a verdict applied came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PolicySource {
+    /// No computation policy applied: the platform's default (`{}`: debug refused, no provisional
+    /// firmware, …).
+    PlatformDefault,
+    /// A computation's policy at a version.
+    Computation {
+        computation: ComputationId,
+        version: u32,
+    },
+}
+
+/// Evidence from the CVM was appraised: the evidence as received, the policy, the verdict (every
+/// failing field with its expected and actual value) and the verdict as a signed EAR. Anyone holding
+/// this event can re-verify the evidence offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvmAttestationAppraised {
+    /// The evidence exactly as the agent sent it, base64.
+    pub evidence_base64: String,
+    /// The nonce it answered; absent for the agent's start-up report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// What the evidence had to be bound to, as the verifier was told.
+    pub expected_report_data: String,
+    pub expected_eat_nonce: String,
+    pub policy: Policy,
+    pub policy_source: PolicySource,
+    pub verdict: Verdict,
+    /// The verdict as an EAR (IETF RATS attestation result) JWT signed by the platform.
+    pub ear: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What the backend reports about the machine it made (the Cocos manager's `CVMInfo` and the
@@ -213,6 +268,8 @@ impl DomainEvent for CvmEvent {
             Self::Failed(_) => "failed",
             Self::AgentMessageReceived(_) => "agent_message_received",
             Self::Described(_) => "described",
+            Self::AttestationRequested(_) => "attestation_requested",
+            Self::AttestationAppraised(_) => "attestation_appraised",
         }
     }
 }

@@ -13,9 +13,9 @@ pub use agent::{AgentMessage, AgentStream, ReceivedMessage};
 pub use command::CvmCommand;
 pub use error::CvmError;
 pub use event::{
-    ConfidentialPlatform, CvmAgentMessageReceived, CvmBackendAssigned, CvmDescribed, CvmDestroyRequested,
-    CvmDestroyed, CvmEvent, CvmFailed, CvmOffline, CvmOnline, CvmRequested, CvmSpec, CvmStarted,
-    DestroyReason, MachineDescription,
+    ConfidentialPlatform, CvmAgentMessageReceived, CvmAttestationAppraised, CvmAttestationRequested,
+    CvmBackendAssigned, CvmDescribed, CvmDestroyRequested, CvmDestroyed, CvmEvent, CvmFailed, CvmOffline,
+    CvmOnline, CvmRequested, CvmSpec, CvmStarted, DestroyReason, MachineDescription, PolicySource,
 };
 pub use placement::{ANY_PROVIDER, Candidate, Needs, Placement, Unfit, place};
 pub use state::{Cvm, CvmStatus, RECENT_MESSAGES};
@@ -32,6 +32,20 @@ pub const REASON_MAX: usize = 1024;
 pub const BACKEND_REF_MAX: usize = 256;
 pub const DESCRIPTION_MAX: usize = 4096;
 pub const POLICY_MAX: usize = 64 * 1024;
+/// Evidence as base64: a report with its certificate chain is a few KiB, a TDX quote under 16 KiB.
+pub const EVIDENCE_MAX: usize = 512 * 1024;
+/// An EAR JWT.
+pub const EAR_MAX: usize = 64 * 1024;
+
+/// `text` must be `bytes` bytes as lower-case hex.
+fn check_hex(field: &'static str, text: &str, bytes: usize) -> Result<(), CvmError> {
+    let ok = text.len() == 2 * bytes && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CvmError::Hex { field, bytes })
+    }
+}
 
 fn check_spec(spec: &CvmSpec) -> Result<(), CvmError> {
     let provider_ok = !spec.provider.is_empty()
@@ -198,6 +212,51 @@ impl Aggregate for Cvm {
             }
             (_, C::RecordAgentMessages { .. }) => refuse("heard from"),
 
+            (
+                S::Online,
+                C::RequestAttestation {
+                    nonce,
+                    agent_key_sha256,
+                    expires_at,
+                },
+            ) => {
+                check_hex("nonce", &nonce, 32)?;
+                check_hex("agent_key_sha256", &agent_key_sha256, 32)?;
+                if self.pending_nonces.contains_key(&nonce) || self.spent_nonces.contains(&nonce) {
+                    return Err(CvmError::NonceUsed(nonce));
+                }
+                Ok(vec![CvmEvent::AttestationRequested(CvmAttestationRequested {
+                    nonce,
+                    agent_key_sha256,
+                    expires_at,
+                    requested_by: ctx.actor.clone(),
+                    at: ctx.now,
+                })])
+            }
+            (_, C::RequestAttestation { .. }) => refuse("asked for attestation"),
+            (S::Starting | S::Online | S::Offline | S::Destroying, C::RecordAttestation(appraisal)) => {
+                check_text("evidence_base64", &appraisal.evidence_base64, EVIDENCE_MAX, true)?;
+                check_text("ear", &appraisal.ear, EAR_MAX, true)?;
+                if let Some(nonce) = &appraisal.nonce {
+                    if self.spent_nonces.contains(nonce) {
+                        return Err(CvmError::NonceUsed(nonce.clone()));
+                    }
+                    let Some(expires_at) = self.pending_nonces.get(nonce) else {
+                        return Err(CvmError::NonceUnknown(nonce.clone()));
+                    };
+                    if ctx.now > *expires_at {
+                        return Err(CvmError::NonceExpired {
+                            nonce: nonce.clone(),
+                            expired_at: expires_at.to_rfc3339(),
+                        });
+                    }
+                }
+                let mut appraisal = *appraisal;
+                appraisal.at = ctx.now;
+                Ok(vec![CvmEvent::AttestationAppraised(appraisal)])
+            }
+            (_, C::RecordAttestation(_)) => refuse("attested"),
+
             (S::Starting | S::Online | S::Offline, C::Describe { description }) => {
                 for (field, text) in [
                     ("ovmf_version", &description.ovmf_version),
@@ -260,6 +319,16 @@ impl Aggregate for Cvm {
                 self.failure = Some(e.reason.clone());
             }
             CvmEvent::Described(e) => self.description = Some(e.description.clone()),
+            CvmEvent::AttestationRequested(e) => {
+                self.pending_nonces.insert(e.nonce.clone(), e.expires_at);
+            }
+            CvmEvent::AttestationAppraised(e) => {
+                if let Some(nonce) = &e.nonce {
+                    self.pending_nonces.remove(nonce);
+                    self.spent_nonces.insert(nonce.clone());
+                }
+                self.attestation = Some(e.verdict.outcome);
+            }
             CvmEvent::AgentMessageReceived(e) => {
                 if self.recent_messages.len() == RECENT_MESSAGES {
                     self.recent_messages.pop_front();

@@ -1,6 +1,7 @@
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
+use prism_attestation::Outcome;
 use serde::{Deserialize, Serialize};
 
 use super::event::{CvmSpec, DestroyReason, MachineDescription};
@@ -66,6 +67,15 @@ pub struct Cvm {
     /// The digests of the agent's latest messages, oldest first (at most [`RECENT_MESSAGES`]): a
     /// message resent after a reconnect is among them.
     pub recent_messages: VecDeque<String>,
+    /// Nonces issued for fresh attestation and not yet answered, with their expiry.
+    #[serde(default)]
+    pub pending_nonces: BTreeMap<String, DateTime<Utc>>,
+    /// Nonces answered: a second answer is a replay.
+    #[serde(default)]
+    pub spent_nonces: BTreeSet<String>,
+    /// The latest verdict's outcome.
+    #[serde(default)]
+    pub attestation: Option<Outcome>,
 }
 
 /// How many of the agent's latest messages a CVM remembers, to know one that is sent again. The agent

@@ -328,3 +328,152 @@ fn the_local_backend_cannot_be_asked_for_a_tee() {
     local.platform = ConfidentialPlatform::None;
     assert!(given::<Cvm>([]).when(request(local)).outcome().is_ok());
 }
+
+mod attestation {
+    use prism_attestation::binding::Binding;
+    use prism_attestation::{HexBytes, Outcome, Platform, Policy, Verdict};
+
+    use super::*;
+
+    const NONCE: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+    const KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
+
+    fn ask() -> CvmCommand {
+        CvmCommand::RequestAttestation {
+            nonce: NONCE.into(),
+            agent_key_sha256: KEY.into(),
+            expires_at: ctx().now + Duration::minutes(5),
+        }
+    }
+
+    fn asked() -> CvmEvent {
+        CvmEvent::AttestationRequested(CvmAttestationRequested {
+            nonce: NONCE.into(),
+            agent_key_sha256: KEY.into(),
+            expires_at: ctx().now + Duration::minutes(5),
+            requested_by: ctx().actor,
+            at: ctx().now,
+        })
+    }
+
+    fn appraisal(nonce: Option<&str>) -> CvmAttestationAppraised {
+        CvmAttestationAppraised {
+            evidence_base64: "ZXZpZGVuY2U=".into(),
+            nonce: nonce.map(Into::into),
+            expected_report_data: "00".repeat(64),
+            expected_eat_nonce: NONCE.into(),
+            policy: Policy::default(),
+            policy_source: PolicySource::PlatformDefault,
+            verdict: Verdict {
+                outcome: Outcome::Verified,
+                platform: Platform::SevSnp,
+                binding: Binding::Fresh {
+                    nonce: HexBytes(vec![1; 32]),
+                    agent_key_sha256: HexBytes(vec![2; 32]),
+                },
+                failures: vec![],
+                claims: None,
+                evidence_sha256: HexBytes(vec![3; 32]),
+                policy_sha256: HexBytes(Policy::default().digest().to_vec()),
+                warnings: vec![],
+            },
+            ear: "header.payload.signature".into(),
+            at: ctx().now,
+        }
+    }
+
+    fn record(nonce: Option<&str>) -> CvmCommand {
+        CvmCommand::RecordAttestation(Box::new(appraisal(nonce)))
+    }
+
+    fn appraised(nonce: Option<&str>) -> CvmEvent {
+        CvmEvent::AttestationAppraised(appraisal(nonce))
+    }
+
+    #[test]
+    fn a_nonce_is_issued_to_an_online_cvm_and_answered_once() {
+        given::<Cvm>([requested(), assigned(), started(), online()])
+            .when(ask())
+            .then_expect([asked()]);
+        let state = given::<Cvm>([requested(), assigned(), started(), online(), asked()])
+            .when(record(Some(NONCE)))
+            .then_expect([appraised(Some(NONCE))]);
+        assert_eq!(state.attestation, Some(Outcome::Verified));
+        assert!(state.pending_nonces.is_empty());
+    }
+
+    #[test]
+    fn a_replayed_nonce_is_refused_both_as_an_answer_and_as_a_new_request() {
+        let history = [
+            requested(),
+            assigned(),
+            started(),
+            online(),
+            asked(),
+            appraised(Some(NONCE)),
+        ];
+        given::<Cvm>(history.clone())
+            .when(record(Some(NONCE)))
+            .then_rejects(CvmError::NonceUsed(NONCE.into()));
+        given::<Cvm>(history)
+            .when(ask())
+            .then_rejects(CvmError::NonceUsed(NONCE.into()));
+        given::<Cvm>([requested(), assigned(), started(), online(), asked()])
+            .when(ask())
+            .then_rejects(CvmError::NonceUsed(NONCE.into()));
+    }
+
+    #[test]
+    fn an_unknown_or_expired_nonce_is_refused() {
+        given::<Cvm>([requested(), assigned(), started(), online()])
+            .when(record(Some(NONCE)))
+            .then_rejects(CvmError::NonceUnknown(NONCE.into()));
+        let expired = CvmEvent::AttestationRequested(CvmAttestationRequested {
+            expires_at: ctx().now - Duration::seconds(1),
+            ..match asked() {
+                CvmEvent::AttestationRequested(e) => e,
+                _ => unreachable!(),
+            }
+        });
+        let error = given::<Cvm>([requested(), assigned(), started(), online(), expired])
+            .when(record(Some(NONCE)))
+            .outcome()
+            .unwrap_err();
+        assert!(matches!(error, CvmError::NonceExpired { .. }), "{error:?}");
+        assert_eq!(error.kind(), RejectionKind::StateConflict);
+    }
+
+    #[test]
+    fn the_start_up_report_needs_no_nonce_but_a_live_machine() {
+        given::<Cvm>([requested(), assigned(), started()])
+            .when(record(None))
+            .then_expect([appraised(None)]);
+        given::<Cvm>([requested()])
+            .when(record(None))
+            .then_rejects(CvmError::State {
+                status: CvmStatus::Creating,
+                action: "attested",
+            });
+        given::<Cvm>([requested(), assigned(), started()])
+            .when(ask())
+            .then_rejects(CvmError::State {
+                status: CvmStatus::Starting,
+                action: "asked for attestation",
+            });
+    }
+
+    #[test]
+    fn a_malformed_nonce_is_refused() {
+        let command = CvmCommand::RequestAttestation {
+            nonce: "not hex".into(),
+            agent_key_sha256: KEY.into(),
+            expires_at: ctx().now,
+        };
+        given::<Cvm>([requested(), assigned(), started(), online()])
+            .when(command)
+            .then_rejects(CvmError::Hex {
+                field: "nonce",
+                bytes: 32,
+            });
+    }
+}

@@ -918,6 +918,8 @@ mod tests {
                 attestation_policy: Some("{}".into()),
                 ..Default::default()
             }),
+            attestation_outcome: None,
+            attested_at: None,
             updated_at: now,
             version: 4,
         }
