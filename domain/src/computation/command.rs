@@ -36,7 +36,7 @@ pub enum ComputationCommand {
     /// Sets the attestation policy its runs' evidence is appraised against: the computation's own
     /// (`backend` absent), or the one that overrides it for runs placed on `backend`.
     SetAttestationPolicy {
-        policy: Policy,
+        policy: Box<Policy>,
         backend: Option<BackendId>,
     },
 }

@@ -17,7 +17,7 @@ pub enum ComputationEvent {
     Updated(ComputationUpdated),
     Archived(ComputationArchived),
     ParticipantLinked(ParticipantLinked),
-    AttestationPolicySet(AttestationPolicySet),
+    AttestationPolicySet(Box<AttestationPolicySet>),
 }
 
 /// A new version of the attestation policy: the computation's own, or the override for runs on one

@@ -103,19 +103,19 @@ impl Aggregate for Computation {
                     Some(backend) => self.backend_policies.get(&backend),
                     None => self.attestation_policy.as_ref(),
                 };
-                if current.is_some_and(|current| current.policy == policy) {
+                if current.is_some_and(|current| current.policy == *policy) {
                     return Ok(vec![]);
                 }
-                Ok(vec![ComputationEvent::AttestationPolicySet(
+                Ok(vec![ComputationEvent::AttestationPolicySet(Box::new(
                     AttestationPolicySet {
                         version: self.policy_version + 1,
                         policy_sha256: hex::encode(policy.digest()),
-                        policy,
+                        policy: *policy,
                         backend,
                         set_by: ctx.actor.clone(),
                         set_at: ctx.now,
                     },
-                )])
+                ))])
             }
             (S::Active, C::Archive { reason }) => {
                 if let Some(reason) = &reason {

@@ -329,21 +329,23 @@ mod attestation_policy {
         let backend = BackendId(uuid::Uuid::from_u128(9));
         let mut state = given::<Computation>([created()])
             .when(ComputationCommand::SetAttestationPolicy {
-                policy: Policy::default(),
+                policy: Box::default(),
                 backend: None,
             })
-            .then_expect([ComputationEvent::AttestationPolicySet(AttestationPolicySet {
-                version: 1,
-                policy_sha256: hex::encode(Policy::default().digest()),
-                policy: Policy::default(),
-                backend: None,
-                set_by: ctx().actor,
-                set_at: ctx().now,
-            })]);
+            .then_expect([ComputationEvent::AttestationPolicySet(Box::new(
+                AttestationPolicySet {
+                    version: 1,
+                    policy_sha256: hex::encode(Policy::default().digest()),
+                    policy: Policy::default(),
+                    backend: None,
+                    set_by: ctx().actor,
+                    set_at: ctx().now,
+                },
+            ))]);
         let events = state
             .decide(
                 ComputationCommand::SetAttestationPolicy {
-                    policy: strict(),
+                    policy: Box::new(strict()),
                     backend: Some(backend),
                 },
                 &ctx(),
@@ -366,7 +368,7 @@ mod attestation_policy {
         let again = state
             .decide(
                 ComputationCommand::SetAttestationPolicy {
-                    policy: strict(),
+                    policy: Box::new(strict()),
                     backend: Some(backend),
                 },
                 &ctx(),
@@ -381,7 +383,7 @@ mod attestation_policy {
         bad.sev_snp.measurements = vec![prism_attestation::HexBytes(vec![1, 2, 3])];
         let error = given::<Computation>([created()])
             .when(ComputationCommand::SetAttestationPolicy {
-                policy: bad,
+                policy: Box::new(bad),
                 backend: None,
             })
             .outcome()
@@ -392,7 +394,7 @@ mod attestation_policy {
         );
         given::<Computation>([created(), archived()])
             .when(ComputationCommand::SetAttestationPolicy {
-                policy: Policy::default(),
+                policy: Box::default(),
                 backend: None,
             })
             .then_rejects(ComputationError::Archived);

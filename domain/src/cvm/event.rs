@@ -91,7 +91,7 @@ pub enum CvmEvent {
     AgentMessageReceived(CvmAgentMessageReceived),
     Described(CvmDescribed),
     AttestationRequested(CvmAttestationRequested),
-    AttestationAppraised(CvmAttestationAppraised),
+    AttestationAppraised(Box<CvmAttestationAppraised>),
 }
 
 /// The platform asked the CVM's agent for fresh evidence, bound to a single-use nonce and to the

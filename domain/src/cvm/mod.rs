@@ -251,7 +251,7 @@ impl Aggregate for Cvm {
                         });
                     }
                 }
-                let mut appraisal = *appraisal;
+                let mut appraisal = appraisal;
                 appraisal.at = ctx.now;
                 Ok(vec![CvmEvent::AttestationAppraised(appraisal)])
             }

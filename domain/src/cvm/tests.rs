@@ -387,7 +387,7 @@ mod attestation {
     }
 
     fn appraised(nonce: Option<&str>) -> CvmEvent {
-        CvmEvent::AttestationAppraised(appraisal(nonce))
+        CvmEvent::AttestationAppraised(Box::new(appraisal(nonce)))
     }
 
     #[test]
