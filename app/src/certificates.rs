@@ -228,6 +228,11 @@ impl<'a> Certificates<'a> {
         Self { app }
     }
 
+    /// Where the authority seals keys; the platform's other signing keys are sealed there too.
+    pub fn sealed_keys(&self) -> Result<Arc<SealedKeys>, AppError> {
+        Ok(self.state()?.config.keys.clone())
+    }
+
     fn state(&self) -> Result<&AuthorityState, AppError> {
         self.app
             .inner

@@ -1,7 +1,9 @@
 //! Computations: the preconditions that read the workspace, then the one command path.
 
+use prism_attestation::Policy;
 use prism_domain::ParticipantId;
 use prism_domain::access::Permission;
+use prism_domain::computation::VersionedPolicy;
 use prism_domain::computation::{
     Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Participant,
     WorkspaceStanding,
@@ -9,7 +11,7 @@ use prism_domain::computation::{
 use prism_domain::user::{User, UserStatus};
 use prism_domain::values::Email;
 use prism_domain::workspace::{Workspace, WorkspaceStatus};
-use prism_domain::{ComputationId, WorkspaceId};
+use prism_domain::{BackendId, ComputationId, WorkspaceId};
 use prism_projections::{COMPUTATIONS, ComputationView, Page, PageRequest, WORKSPACES};
 use serde::Serialize;
 
@@ -311,6 +313,74 @@ impl<'a> Computations<'a> {
     /// or a request could change a computation of a workspace it does not name. Checked on the aggregate
     /// (the read model may lag). A computation never moves between workspaces, so the repository's
     /// cached state answers when present.
+    /// Sets the attestation policy the computation's runs are appraised against: its own, or with
+    /// `backend` the one that replaces it for runs placed on that backend. A new version each time it
+    /// changes; the same policy again records nothing.
+    pub async fn set_attestation_policy(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: ComputationId,
+        policy: Policy,
+        backend: Option<BackendId>,
+    ) -> Result<Executed<Computation>, AppError> {
+        self.ensure_in_workspace(workspace, id).await?;
+        #[derive(Serialize)]
+        struct Input<'a> {
+            policy: &'a Policy,
+            backend: Option<BackendId>,
+        }
+        let input = Input {
+            policy: &policy,
+            backend,
+        };
+        let command = Command {
+            what: WHAT,
+            operation: "set_attestation_policy",
+            permission: Permission::ComputationUpdate,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &input,
+        };
+        self.app
+            .execute(caller, options, command, |_| {
+                ComputationCommand::SetAttestationPolicy {
+                    policy: Box::new(policy.clone()),
+                    backend,
+                }
+            })
+            .await
+    }
+
+    /// The computation's attestation policies as the log has them now: its own and the per-backend
+    /// overrides, each with its version.
+    pub async fn attestation_policies(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: ComputationId,
+    ) -> Result<AttestationPolicies, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRead, workspace, id),
+            )
+            .await?;
+        let state = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Computation>().existing_state(&id).await?) })
+            .await?;
+        if state.workspace_id != Some(workspace) {
+            return Err(not_found(id));
+        }
+        Ok(AttestationPolicies {
+            version: state.policy_version,
+            policy: state.attestation_policy,
+            backends: state.backend_policies,
+        })
+    }
+
     async fn ensure_in_workspace(&self, workspace: WorkspaceId, id: ComputationId) -> Result<(), AppError> {
         let existing = self
             .app
@@ -321,6 +391,17 @@ impl<'a> Computations<'a> {
             _ => Err(not_found(id)),
         }
     }
+}
+
+/// A computation's attestation policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttestationPolicies {
+    /// The latest version set (0: none; the platform's default applies).
+    pub version: u32,
+    /// The computation's own policy.
+    pub policy: Option<VersionedPolicy>,
+    /// Policies replacing it for runs placed on a backend.
+    pub backends: std::collections::BTreeMap<BackendId, VersionedPolicy>,
 }
 
 fn not_found(id: ComputationId) -> AppError {

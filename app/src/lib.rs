@@ -36,6 +36,7 @@ use tracing::warn;
 
 mod accounts;
 mod api_keys;
+mod attestations;
 mod auth;
 mod backends;
 mod caller;
@@ -56,6 +57,7 @@ pub use accounts::{
     PASSWORD_RESET_LIFETIME,
 };
 pub use api_keys::{ApiKeys, IssuedApiKey, NewApiKey};
+pub use attestations::{AttestationConfig, Attestations, platform as attestation_platform};
 pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
 pub use backends::Backends;
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
@@ -63,7 +65,7 @@ pub use certificates::{
     CertificateAuthorityConfig, CertificateBundle, CertificateRequest, Certificates, CsrSigning,
     DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate, Maintenance, PlatformIdentity, RenewalPolicy,
 };
-pub use computations::Computations;
+pub use computations::{AttestationPolicies, Computations};
 pub use cvms::{AgentIdentity, Cvms, Enrolment};
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
@@ -85,6 +87,8 @@ pub struct AppConfig {
     /// How long a query with a minimum sequence waits for its read model before `Lagging`.
     pub read_wait: Duration,
     pub repository: RepositoryConfig,
+    /// How attestation evidence is appraised.
+    pub attestation: AttestationConfig,
 }
 
 impl Default for AppConfig {
@@ -93,6 +97,7 @@ impl Default for AppConfig {
             command_timeout: Duration::from_secs(10),
             read_wait: Duration::from_secs(5),
             repository: RepositoryConfig::default(),
+            attestation: AttestationConfig::default(),
         }
     }
 }
@@ -162,6 +167,7 @@ struct Inner {
     denials: denials::DenialGate,
     identity: Option<identity::IdentityState>,
     authority: Option<certificates::AuthorityState>,
+    attestation: attestations::AttestationState,
     mailer: Arc<dyn Mailer>,
     config: AppConfig,
     /// One repository per aggregate type, made on first use.
@@ -246,6 +252,7 @@ impl AppBuilder {
                 denials: denials::DenialGate::default(),
                 identity: self.identity.map(identity::IdentityState::new),
                 authority: self.authority.map(certificates::AuthorityState::new),
+                attestation: attestations::AttestationState::new(self.config.attestation.clone()),
                 mailer: self.mailer,
                 config: self.config,
                 repositories: Mutex::default(),
@@ -297,6 +304,10 @@ impl App {
 
     pub fn cvms(&self) -> Cvms<'_> {
         Cvms::new(self)
+    }
+
+    pub fn attestations(&self) -> Attestations<'_> {
+        Attestations::new(self)
     }
 
     pub fn identity(&self) -> Identity<'_> {

@@ -8,7 +8,10 @@
 //! - [`snp`]: AMD SEV-SNP with the `sev` crate (report format, AMD's built-in roots, the RSA-PSS
 //!   ARK → ASK → VCEK chain) and ring (the report's ECDSA P-384 signature), the VCEK's TCB and
 //!   chip id against the report; certificates from the evidence or a local cache, no network.
-//! - TDX quotes are not verified by this build: a machine declaring TDX is refused, naming why.
+//! - `tdx` (feature `tdx`, off by default: tdx-quote is AGPL-3.0-or-later and the default build
+//!   stays Apache-2.0): Intel TDX quotes — quote and QE report signatures, the PCK chain to Intel's
+//!   SGX root CA; no TCB info, CRL or QE identity (see the module). Without the feature a machine
+//!   declaring TDX is refused, naming why.
 //! - [`none`]: machines without a TEE (the emulated agent, a real agent in NoCC mode). Their
 //!   evidence is never called verified: it is accepted only in [`Mode::InsecureDevelopment`], and
 //!   the verdict then says so.
@@ -31,6 +34,8 @@ pub mod none;
 pub mod policy;
 pub mod sevsnp;
 pub mod snp;
+#[cfg(feature = "tdx")]
+pub mod tdx;
 pub mod verdict;
 
 use schemars::JsonSchema;

@@ -1,5 +1,7 @@
 //! The verdict on a piece of evidence, and the [`Appraiser`] that reaches it.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -113,13 +115,35 @@ pub const NOT_FRESH_WARNING: &str =
 #[derive(Debug)]
 pub struct Appraiser {
     mode: Mode,
-    snp: SnpVerifier,
+    /// Shared so that appraisers made per machine (each with its own test root) share the chains
+    /// already verified.
+    snp: Arc<SnpVerifier>,
     none: NoneVerifier,
+    /// Intel TDX, when built with the `tdx` feature and given one ([`Appraiser::with_tdx`]).
+    tdx: Option<Arc<dyn Verifier>>,
 }
 
 impl Appraiser {
     pub fn new(mode: Mode, snp: SnpVerifier, none: NoneVerifier) -> Self {
-        Appraiser { mode, snp, none }
+        Self::shared(mode, Arc::new(snp), none)
+    }
+
+    /// An appraiser sharing `snp` (and the chains it has verified) with others.
+    pub fn shared(mode: Mode, snp: Arc<SnpVerifier>, none: NoneVerifier) -> Self {
+        Appraiser {
+            mode,
+            snp,
+            none,
+            tdx: None,
+        }
+    }
+
+    /// Also verifies Intel TDX quotes. Give it `TdxVerifier::intel()`: a test-only root here would
+    /// let a test chain's quotes come out verified.
+    #[cfg(feature = "tdx")]
+    pub fn with_tdx(mut self, tdx: Arc<crate::tdx::TdxVerifier>) -> Self {
+        self.tdx = Some(tdx);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -204,12 +228,19 @@ impl Appraiser {
             );
         }
         let verifier: &dyn Verifier = match platform {
-            Platform::SevSnp => &self.snp,
+            Platform::SevSnp => self.snp.as_ref(),
             Platform::None => &self.none,
-            Platform::Tdx => {
-                let failure = Failure::new("platform", "a platform this build verifies (sev_snp)", "tdx");
-                return (None, vec![failure]);
-            }
+            Platform::Tdx => match self.tdx.as_deref() {
+                Some(tdx) => tdx,
+                None => {
+                    let failure = Failure::new(
+                        "platform",
+                        "a platform this build verifies (sev_snp; tdx needs the `tdx` feature)",
+                        "tdx",
+                    );
+                    return (None, vec![failure]);
+                }
+            },
         };
         match verifier.evaluate(&decoded, expected) {
             Ok(claims) => {

@@ -17,6 +17,7 @@ impl Driver for ByoDriver {
         Ok(Launched {
             backend_ref: format!("byo-{}", request.cvm),
             agent_address: self.agent_address.clone(),
+            test_attestation_root: None,
         })
     }
 

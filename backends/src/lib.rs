@@ -61,6 +61,9 @@ pub struct Launched {
     pub backend_ref: String,
     /// Where participants reach the agent (`host:port`), when the backend knows it.
     pub agent_address: Option<String>,
+    /// The test-only attestation root (PEM) an emulated agent signs its evidence with; `None` for
+    /// real machines.
+    pub test_attestation_root: Option<String>,
 }
 
 /// What the backend reports about a CVM (the manager's `CVMInfo`).

@@ -16,6 +16,27 @@ use tracing::{info, warn};
 
 use crate::{Driver, DriverError, LaunchRequest, Launched, MachineInfo};
 
+/// How long an emulated agent has to publish its test attestation root after it started.
+const TEST_ROOT_WAIT: Duration = Duration::from_secs(5);
+
+/// The emulated agent's test-only attestation root, which it writes to its directory at start
+/// (`prism_emulated_agent::TEST_CHAIN_DIR`); `None` if it has not after [`TEST_ROOT_WAIT`] (its
+/// evidence is then refused, saying the chain has no trusted root).
+async fn test_root(agent_dir: &std::path::Path) -> Option<String> {
+    let path = agent_dir.join("test-attestation-chain/ark.pem");
+    let deadline = tokio::time::Instant::now() + TEST_ROOT_WAIT;
+    loop {
+        match tokio::fs::read_to_string(&path).await {
+            Ok(pem) if pem.contains("-----END CERTIFICATE-----") => return Some(pem),
+            _ if tokio::time::Instant::now() >= deadline => {
+                warn!(path = %path.display(), "the emulated agent published no test attestation root");
+                return None;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// How long a stopped agent may take to wipe its directory and exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a new agent must stay up for its start to count (a bad configuration exits at once).
@@ -165,9 +186,11 @@ impl Driver for LocalDriver {
         if let Some(old) = self.machines.lock().await.insert(name.clone(), machine) {
             stop(old).await;
         }
+        let test_attestation_root = test_root(&dir.join("agent")).await;
         Ok(Launched {
             backend_ref: name,
             agent_address: Some(address),
+            test_attestation_root,
         })
     }
 

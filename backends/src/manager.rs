@@ -252,6 +252,7 @@ impl Driver for ManagerDriver {
             (false, Some(port)) => Ok(Launched {
                 backend_ref: created.cvm_id,
                 agent_address: Some(format!("{}:{port}", self.agent_host)),
+                test_attestation_root: None,
             }),
             (true, _) => Err(DriverError::Refused(
                 "the manager answered CreateVm without a VM id".into(),

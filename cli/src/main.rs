@@ -86,6 +86,8 @@ enum Command {
         tls: TlsArgs,
         #[command(flatten)]
         agents: AgentsArgs,
+        #[command(flatten)]
+        attestation: AttestationArgs,
     },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
@@ -291,6 +293,32 @@ impl TlsArgs {
     }
 }
 
+/// How attestation evidence is appraised.
+#[derive(Debug, Args)]
+struct AttestationArgs {
+    /// Accept evidence from machines without a TEE (the emulated agent, a Cocos agent in NoCC mode)
+    /// as `accepted_insecure` — never as verified. For development only; refused otherwise.
+    #[arg(long, env = "PRISM_INSECURE_DEVELOPMENT_ATTESTATION")]
+    insecure_development_attestation: bool,
+    /// A directory of AMD VCEK certificates for SEV-SNP reports that come without one
+    /// (`<chip id hex>/<REPORTED_TCB hex>.der`); nothing is fetched from the network.
+    #[arg(long, env = "PRISM_VCEK_CACHE")]
+    vcek_cache: Option<std::path::PathBuf>,
+}
+
+impl AttestationArgs {
+    fn config(&self) -> prism_app::AttestationConfig {
+        prism_app::AttestationConfig {
+            mode: if self.insecure_development_attestation {
+                prism_attestation::Mode::InsecureDevelopment
+            } else {
+                prism_attestation::Mode::Secure
+            },
+            vcek_cache: self.vcek_cache.clone(),
+        }
+    }
+}
+
 /// The agents' channel.
 #[derive(Debug, Args)]
 struct AgentsArgs {
@@ -486,6 +514,7 @@ async fn main() -> anyhow::Result<()> {
             renewal,
             tls,
             agents,
+            attestation,
         } => {
             let identity = identity.config(None, http, tls.tls).await?;
             let https = tls.config(&identity.issuer.issuer)?;
@@ -499,6 +528,10 @@ async fn main() -> anyhow::Result<()> {
                 https,
                 agents: agents.config(),
                 identity,
+                app: prism_app::AppConfig {
+                    attestation: attestation.config(),
+                    ..Default::default()
+                },
                 ..PlatformConfig::new(nats_url, database_url, http)
             };
             let platform = Platform::start(config).await?;

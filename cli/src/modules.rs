@@ -27,7 +27,7 @@ use prism_projections::{
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
-    BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker, LateComputationArchiver,
+    Attestor, BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker, LateComputationArchiver,
     LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor, RetiredComputationRevoker, Worker,
     WorkerConfig, WorkspaceArchiver,
 };
@@ -86,6 +86,8 @@ pub fn modules() -> Vec<Module> {
             }),
         Module::aggregate::<Cvm>()
             .projection(CvmsProjection)
+            .routes(routes::attestation::routes)
+            .worker(Attestor::new)
             .routes(routes::cvms::routes)
             .task(Provisioner::NAME, |deps| {
                 Box::pin(async move {

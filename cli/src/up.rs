@@ -149,6 +149,15 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
             }),
             ..Default::default()
         },
+        // `prism up` is the development platform: its local backend's emulated agents have no TEE,
+        // and their evidence is accepted as such (never as verified), as the banner says.
+        app: prism_app::AppConfig {
+            attestation: prism_app::AttestationConfig {
+                mode: prism_attestation::Mode::InsecureDevelopment,
+                vcek_cache: None,
+            },
+            ..Default::default()
+        },
         bootstrap_admin: Some(BootstrapAdmin {
             email: admin_email.clone(),
             password: admin_password,
@@ -339,6 +348,7 @@ fn print_banner(banner: &Banner<'_>) {
             "\n  CVMs           local backend: up to {n} emulated agents   (INSECURE: no hardware protection)"
         ),
     };
+    let attestation = "\n  Attestation    insecure development mode   (evidence of machines without a TEE is accepted, never verified)";
     let cluster = banner.relocated_cluster.map_or_else(String::new, |dir| {
         format!(
             "\n  Cluster        {}   (user `nobody`, which runs PostgreSQL, cannot enter the data directory)",
@@ -364,7 +374,7 @@ fn print_banner(banner: &Banner<'_>) {
         r#"
 Prism is up.
 
-  API            {api}{trust}{agents}{local}
+  API            {api}{trust}{agents}{local}{attestation}
   API docs       {api}/docs   (OpenAPI: {api}/openapi.json)
   Health         {api}/health
   NATS           {nats}

@@ -34,6 +34,7 @@ pub mod extract;
 pub mod fields;
 pub mod grpc_status;
 pub mod headers;
+mod json_schema;
 mod openapi;
 pub mod problem;
 pub mod responses;

@@ -771,6 +771,7 @@ async fn a_long_history_with_a_bounded_state_is_not_counted_as_memory_held() {
     run(CvmCommand::MarkStarted {
         backend_ref: "vm".into(),
         agent_address: None,
+        test_attestation_root: None,
     })
     .await
     .unwrap();

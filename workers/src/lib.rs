@@ -6,12 +6,14 @@
 //! event can never apply twice.
 
 mod archiver;
+mod attestor;
 mod certificates;
 mod linker;
 mod provisioner;
 pub mod runtime;
 
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
+pub use attestor::Attestor;
 pub use certificates::{CertificateRenewer, RetiredComputationRevoker};
 pub use linker::{InvitationLinker, LateInvitationLinker};
 pub use provisioner::{BackendHealthChecker, CvmReaper, Provisioner, ProvisioningConfig};

@@ -221,6 +221,7 @@ impl Provisioner {
                         CvmCommand::MarkStarted {
                             backend_ref: launched.backend_ref.clone(),
                             agent_address: launched.agent_address,
+                            test_attestation_root: launched.test_attestation_root,
                         },
                     )
                     .await?;

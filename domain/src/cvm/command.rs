@@ -22,6 +22,7 @@ pub enum CvmCommand {
     MarkStarted {
         backend_ref: String,
         agent_address: Option<String>,
+        test_attestation_root: Option<String>,
     },
     /// Records that the agent is connected.
     MarkOnline,

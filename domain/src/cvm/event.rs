@@ -213,6 +213,10 @@ pub struct CvmStarted {
     /// Where participants reach the agent (`host:port`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_address: Option<String>,
+    /// The test-only attestation root (PEM) of an emulated agent, which its evidence is checked
+    /// against in insecure development mode; absent for real machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_attestation_root: Option<String>,
     pub started_at: DateTime<Utc>,
 }
 

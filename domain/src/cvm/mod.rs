@@ -148,15 +148,20 @@ impl Aggregate for Cvm {
                 C::MarkStarted {
                     backend_ref,
                     agent_address,
+                    test_attestation_root,
                 },
             ) if self.backend.is_some() => {
                 check_text("backend_ref", &backend_ref, BACKEND_REF_MAX, true)?;
                 if let Some(address) = &agent_address {
                     check_text("agent_address", address, BACKEND_REF_MAX, true)?;
                 }
+                if let Some(root) = &test_attestation_root {
+                    check_text("test_attestation_root", root, DESCRIPTION_MAX, true)?;
+                }
                 Ok(vec![CvmEvent::Started(CvmStarted {
                     backend_ref,
                     agent_address,
+                    test_attestation_root,
                     started_at: ctx.now,
                 })])
             }
@@ -305,6 +310,7 @@ impl Aggregate for Cvm {
                 self.status = CvmStatus::Starting;
                 self.backend_ref = Some(e.backend_ref.clone());
                 self.agent_address = e.agent_address.clone();
+                self.test_attestation_root = e.test_attestation_root.clone();
                 self.started_at = Some(e.started_at);
             }
             CvmEvent::Online(_) => self.status = CvmStatus::Online,

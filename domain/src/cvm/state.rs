@@ -60,6 +60,9 @@ pub struct Cvm {
     pub hourly_cost_micros: Option<u64>,
     pub backend_ref: Option<String>,
     pub agent_address: Option<String>,
+    /// An emulated agent's test-only attestation root (PEM).
+    #[serde(default)]
+    pub test_attestation_root: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub destroy_reason: Option<DestroyReason>,
     pub failure: Option<String>,

@@ -48,6 +48,7 @@ fn started() -> CvmEvent {
     CvmEvent::Started(CvmStarted {
         backend_ref: "vm-17".into(),
         agent_address: Some("10.0.0.7:7002".into()),
+        test_attestation_root: None,
         started_at: ctx().now,
     })
 }
@@ -114,6 +115,7 @@ fn the_lifecycle_goes_creating_starting_online_offline_and_back() {
         .when(CvmCommand::MarkStarted {
             backend_ref: "vm-17".into(),
             agent_address: Some("10.0.0.7:7002".into()),
+            test_attestation_root: None,
         })
         .then_expect([started()]);
     assert_eq!(state.status, CvmStatus::Starting);
@@ -151,6 +153,7 @@ fn steps_out_of_order_are_refused() {
         .when(CvmCommand::MarkStarted {
             backend_ref: "vm".into(),
             agent_address: None,
+            test_attestation_root: None,
         })
         .then_rejects(CvmError::State {
             status: CvmStatus::Creating,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod attestation;
 pub mod backends;
 pub mod certificates;
 pub mod certs;

@@ -64,6 +64,7 @@ pub struct Builder {
     renewal: Option<prism_app::RenewalPolicy>,
     https: bool,
     provisioning: Option<prism_cli::ProvisioningSettings>,
+    attestation: Option<prism_app::AttestationConfig>,
 }
 
 impl Builder {
@@ -91,6 +92,12 @@ impl Builder {
     /// looking every 30 s).
     pub fn provisioning(mut self, settings: prism_cli::ProvisioningSettings) -> Self {
         self.provisioning = Some(settings);
+        self
+    }
+
+    /// Appraises attestation evidence as `config` says (by default: secure, no VCEK cache).
+    pub fn attestation(mut self, config: prism_app::AttestationConfig) -> Self {
+        self.attestation = Some(config);
         self
     }
 
@@ -159,6 +166,9 @@ impl Builder {
         });
         if let Some(provisioning) = self.provisioning {
             config.provisioning = provisioning;
+        }
+        if let Some(attestation) = self.attestation {
+            config.app.attestation = attestation;
         }
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {

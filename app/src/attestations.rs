@@ -1,0 +1,289 @@
+//! Attestation of CVMs: their evidence appraised against the policy that applies, the verdict and
+//! the evidence recorded on the CVM, the verdict issued as a signed EAR, and the key relying parties
+//! check EARs with (JWKS).
+//!
+//! The platform appraises what the agents' channel records: a Cocos agent's start-up report arrives
+//! as an `attestation_report` agent message, over SHA-512 of its client certificate's PEM file —
+//! the certificate and chain the platform issued and handed to its backend, so the platform knows
+//! those bytes. It is bound to the certificate, not fresh; the verdict says so.
+//!
+//! Evidence from machines without a TEE (the local backend's emulated agent, a real agent in NoCC
+//! mode) is accepted only in [`Mode::InsecureDevelopment`], never called verified. The emulated
+//! agent's reports are signed by a test-only chain whose root its backend recorded when it started
+//! it; they are checked against that root and the policy all the same.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use prism_attestation::ear::{EarSigner, Subject};
+use prism_attestation::none::NoneVerifier;
+use prism_attestation::snp::{SnpVerifier, VcekCache};
+use prism_attestation::{Appraiser, Expected, Mode, Platform, Policy, Verdict};
+use prism_domain::access::Permission;
+use prism_domain::certificate::{Certificate, Serial};
+use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmAttestationAppraised, CvmCommand, PolicySource};
+use prism_domain::{CvmId, WorkspaceId};
+use prism_projections::CVMS;
+use tokio::sync::OnceCell;
+
+use crate::{Action, App, AppError, Caller, ErrorKind, ReadOptions};
+
+/// The sealed key the platform signs EARs with.
+const EAR_KEY: &str = "attestation-ear-signing-key";
+
+/// How the platform appraises evidence.
+#[derive(Debug, Clone, Default)]
+pub struct AttestationConfig {
+    /// [`Mode::Secure`] unless the platform runs for development (`prism up`).
+    pub mode: Mode,
+    /// VCEKs for reports that come without one (AMD KDS layout, see
+    /// [`prism_attestation::snp::VcekCache`]); nothing is fetched from the network.
+    pub vcek_cache: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub(crate) struct AttestationState {
+    config: AttestationConfig,
+    /// AMD's roots, with the chains verified so far remembered.
+    amd: OnceLock<Arc<SnpVerifier>>,
+    #[cfg(feature = "tdx")]
+    intel: OnceLock<Arc<prism_attestation::tdx::TdxVerifier>>,
+    signer: OnceCell<Arc<EarSigner>>,
+}
+
+impl AttestationState {
+    pub(crate) fn new(config: AttestationConfig) -> Self {
+        Self {
+            config,
+            amd: OnceLock::new(),
+            #[cfg(feature = "tdx")]
+            intel: OnceLock::new(),
+            signer: OnceCell::new(),
+        }
+    }
+}
+
+/// The attestation service.
+#[derive(Debug, Clone, Copy)]
+pub struct Attestations<'a> {
+    app: &'a App,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::internal(format!("{what}: {e}"))
+}
+
+impl<'a> Attestations<'a> {
+    pub(crate) fn new(app: &'a App) -> Self {
+        Self { app }
+    }
+
+    fn state(&self) -> &AttestationState {
+        &self.app.inner.attestation
+    }
+
+    /// Whether evidence from machines without a TEE may be accepted.
+    pub fn mode(&self) -> Mode {
+        self.state().config.mode
+    }
+
+    /// An appraiser trusting AMD's roots and, for machines without a TEE, `test_root` (DER).
+    pub fn appraiser(&self, test_root: Option<Vec<u8>>) -> Result<Appraiser, AppError> {
+        let state = self.state();
+        let amd = match state.amd.get() {
+            Some(amd) => amd.clone(),
+            None => {
+                let mut amd = SnpVerifier::amd().map_err(|e| internal("AMD's roots", e))?;
+                if let Some(dir) = &state.config.vcek_cache {
+                    amd = amd.with_cache(VcekCache::new(dir));
+                }
+                state.amd.get_or_init(|| Arc::new(amd)).clone()
+            }
+        };
+        let none = NoneVerifier::new(test_root).map_err(|e| internal("the test root", e))?;
+        let appraiser = Appraiser::shared(state.config.mode, amd, none);
+        #[cfg(feature = "tdx")]
+        let appraiser = {
+            let intel = match state.intel.get() {
+                Some(intel) => intel.clone(),
+                None => {
+                    let intel = prism_attestation::tdx::TdxVerifier::intel()
+                        .map_err(|e| internal("Intel's root", e))?;
+                    state.intel.get_or_init(|| Arc::new(intel)).clone()
+                }
+            };
+            appraiser.with_tdx(intel)
+        };
+        Ok(appraiser)
+    }
+
+    /// The platform's EAR signing key: made on first use and sealed with the certificate
+    /// authority's keys, so it outlives restarts and the JWKS stays the same.
+    pub async fn signer(&self) -> Result<Arc<EarSigner>, AppError> {
+        let keys = self.app.certificates().sealed_keys()?;
+        self.state()
+            .signer
+            .get_or_try_init(|| async {
+                let stored = keys.get(EAR_KEY).await.map_err(|e| internal("the EAR key", e))?;
+                let pkcs8 = match stored {
+                    Some(pkcs8) => pkcs8.to_vec(),
+                    None => {
+                        let (_, pkcs8) = EarSigner::generate().map_err(|e| internal("the EAR key", e))?;
+                        keys.put(EAR_KEY, &pkcs8)
+                            .await
+                            .map_err(|e| internal("the EAR key", e))?;
+                        // Another process may have sealed its own key at the same moment: use what
+                        // the store holds, so that every process signs with the key the JWKS shows.
+                        keys.get(EAR_KEY)
+                            .await
+                            .map_err(|e| internal("the EAR key", e))?
+                            .map(|stored| stored.to_vec())
+                            .unwrap_or(pkcs8)
+                    }
+                };
+                let signer = EarSigner::from_pkcs8(&pkcs8).map_err(|e| internal("the EAR key", e))?;
+                Ok(Arc::new(signer))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The JWK Set with which anyone verifies the platform's EARs.
+    pub async fn jwks(&self) -> Result<serde_json::Value, AppError> {
+        Ok(self.signer().await?.jwks())
+    }
+
+    /// Every appraisal of a CVM's evidence, oldest first.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        cvm: CvmId,
+        read: ReadOptions,
+    ) -> Result<Vec<CvmAttestationAppraised>, AppError> {
+        self.app
+            .authorize(caller, Action::in_workspace(Permission::CvmsRead, workspace))
+            .await?;
+        self.app.wait_read(&[CVMS], read).await?;
+        let read = self.app.read_models()?;
+        if read.cvm(workspace, cvm).await?.is_none() {
+            return Err(AppError::not_found(format!("CVM {cvm} not found")));
+        }
+        Ok(read.cvm_attestations(workspace, cvm).await?)
+    }
+
+    /// Appraises a Cocos agent's start-up report (the `attestation_report` message recorded on the
+    /// CVM) and records the verdict. `key` makes a repeated call record it once.
+    pub async fn appraise_startup(
+        &self,
+        caller: &Caller,
+        cvm: CvmId,
+        report_base64: &str,
+        certificate_serial: &str,
+        key: &str,
+    ) -> Result<Verdict, AppError> {
+        let state = self.app.cvms().state(cvm).await?;
+        let (Some(workspace), Some(spec)) = (state.workspace, state.spec.as_ref()) else {
+            return Err(AppError::internal(
+                "a CVM with evidence has a workspace and a spec",
+            ));
+        };
+        let evidence = STANDARD.decode(report_base64).unwrap_or_default();
+        let certificate_file = self.agent_certificate_file(cvm, certificate_serial).await?;
+        let expected = Expected::startup(certificate_file.as_bytes());
+        let policy = Policy::default();
+        let appraiser = self.appraiser(test_root(&state)?)?;
+        let verdict = appraiser.appraise(platform(spec.platform), &evidence, &expected, &policy);
+        let ear = self
+            .signer()
+            .await?
+            .sign(
+                &verdict,
+                &Subject {
+                    name: cvm.to_string(),
+                    manifest_id: None,
+                },
+                Utc::now().timestamp(),
+            )
+            .map_err(|e| internal("signing the EAR", e))?;
+        let appraisal = CvmAttestationAppraised {
+            evidence_base64: report_base64.to_owned(),
+            nonce: None,
+            expected_report_data: hex::encode(expected.report_data),
+            expected_eat_nonce: hex::encode(&expected.eat_nonce),
+            policy,
+            policy_source: PolicySource::PlatformDefault,
+            verdict: verdict.clone(),
+            ear,
+            at: Utc::now(),
+        };
+        self.app
+            .cvms()
+            .record(
+                caller,
+                cvm,
+                workspace,
+                CvmCommand::RecordAttestation(Box::new(appraisal)),
+                Some(key),
+            )
+            .await?;
+        Ok(verdict)
+    }
+
+    /// The bytes of the agent's `cert.pem` as the platform handed them over: the certificate with
+    /// `serial` (decimal, as the agent reports it) of the CVM's lineage, followed by the authority's
+    /// chain. An unknown serial or one of another CVM is an empty file, which no report matches.
+    async fn agent_certificate_file(&self, cvm: CvmId, serial: &str) -> Result<String, AppError> {
+        let Ok(serial) = Serial::parse_decimal(serial) else {
+            return Ok(String::new());
+        };
+        let Some(found) = self.app.read_models()?.certificate_serial(&serial).await? else {
+            return Ok(String::new());
+        };
+        let lineage = self
+            .app
+            .bounded(async {
+                Ok(self
+                    .app
+                    .repository::<Certificate>()
+                    .view(&found.certificate_id)
+                    .await?)
+            })
+            .await?;
+        let ours = lineage
+            .entity
+            .as_ref()
+            .is_some_and(|entity| entity.id == cvm.to_string());
+        let Some(issuance) = lineage.issuance(&serial).filter(|_| ours) else {
+            return Ok(String::new());
+        };
+        let authority = self.app.certificates().authority().await?;
+        Ok(format!("{}{}", issuance.certificate, authority.chain_pem()))
+    }
+}
+
+/// The attestation platform of a CVM's confidential platform.
+pub fn platform(platform: ConfidentialPlatform) -> Platform {
+    match platform {
+        ConfidentialPlatform::SevSnp => Platform::SevSnp,
+        ConfidentialPlatform::Tdx => Platform::Tdx,
+        ConfidentialPlatform::None => Platform::None,
+    }
+}
+
+/// The test-only root the CVM's backend recorded for it (the emulated agent's), as DER.
+fn test_root(state: &Cvm) -> Result<Option<Vec<u8>>, AppError> {
+    let Some(pem) = &state.test_attestation_root else {
+        return Ok(None);
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| {
+        AppError::new(
+            ErrorKind::Internal,
+            format!("the CVM's recorded test attestation root is not PEM: {e}"),
+        )
+    })?;
+    Ok(Some(pem.contents))
+}

@@ -1,0 +1,270 @@
+//! Attestation end to end, against a real nats-server and PostgreSQL: the local backend's emulated
+//! agent dials in and sends its start-up report; the attestor appraises it and records the verdict
+//! on the CVM; the API lists it with the evidence and an EAR that verifies with the public JWKS
+//! alone. In secure mode a machine without a TEE is refused, naming why; in insecure development
+//! mode it is accepted as insecure, never verified. Computations' attestation policies are
+//! versioned over HTTP, and malformed ones refused with a problem.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::agent::admin_workspace;
+use common::{Prism, json};
+use prism_app::{AttestationConfig, CommandOptions};
+use prism_attestation::{Mode, ear};
+use prism_cli::{LocalBackendConfig, ProvisioningSettings};
+use prism_domain::cvm::{ConfidentialPlatform, CvmSpec};
+use prism_domain::testing::keys::ED25519_BASE64_DER as ED25519;
+use prism_domain::{CvmId, WorkspaceId};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn platform(root: &std::path::Path, mode: Mode) -> Prism {
+    Prism::builder()
+        .provisioning(ProvisioningSettings {
+            local: Some(LocalBackendConfig {
+                program: common::emulated_agent(),
+                root: root.to_owned(),
+                capacity: 2,
+            }),
+            reap_every: Duration::from_secs(3600),
+            check_every: Duration::from_secs(3600),
+            agent_log_level: "info".into(),
+        })
+        .attestation(AttestationConfig {
+            mode,
+            vcek_cache: None,
+        })
+        .start()
+        .await
+}
+
+async fn local_cvm(prism: &Prism, ws: WorkspaceId) -> CvmId {
+    let app = prism.platform().app();
+    let admin = app
+        .identity()
+        .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
+        .await
+        .unwrap();
+    let spec = CvmSpec {
+        provider: "local".into(),
+        vcpus: 1,
+        memory_mib: 512,
+        platform: ConfidentialPlatform::None,
+        ttl_seconds: 3600,
+        labels: BTreeMap::new(),
+    };
+    app.cvms()
+        .create(&admin, &CommandOptions::default(), ws, spec)
+        .await
+        .unwrap()
+        .id
+        .parse()
+        .unwrap()
+}
+
+/// The CVM's appraisals over HTTP, once there is one (within a minute).
+async fn appraisals(prism: &Prism, ws: WorkspaceId, cvm: CvmId) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = prism
+            .admin()
+            .get(prism.url(&format!("/{ws}/cvms/{cvm}/attestations")))
+            .send()
+            .await
+            .unwrap();
+        // Until the CVMs read model has it, the CVM is not found.
+        if response.status() != StatusCode::NOT_FOUND {
+            let body = json(response, StatusCode::OK).await;
+            let items = body["items"].as_array().unwrap().clone();
+            if !items.is_empty() {
+                return items;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no appraisal of CVM {cvm}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The platform's EAR key, from the public JWKS.
+async fn jwk(prism: &Prism) -> Value {
+    let response = reqwest::get(prism.url("/attestation/jwks.json")).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/jwk-set+json");
+    let jwks = json(response, StatusCode::OK).await;
+    jwks["keys"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_development_mode_the_emulated_agents_start_up_report_is_accepted_as_insecure_never_verified() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = platform(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Attested").await;
+    let cvm = local_cvm(&prism, ws).await;
+
+    let appraisal = appraisals(&prism, ws, cvm).await.remove(0);
+    let verdict = &appraisal["verdict"];
+    assert_eq!(verdict["outcome"], "accepted_insecure", "{appraisal:#}");
+    assert_eq!(verdict["platform"], "none");
+    assert_eq!(verdict["failures"], json!([]));
+    assert_eq!(verdict["binding"]["kind"], "startup_certificate");
+    let warnings = verdict["warnings"].to_string();
+    assert!(
+        warnings.contains("INSECURE") && warnings.contains("not fresh"),
+        "{warnings}"
+    );
+    // The emulated agent's report went through the SEV-SNP checks against its test-only root.
+    let claims = &verdict["claims"];
+    assert_eq!(claims["platform"], "none");
+    assert_eq!(claims["source"], "SNP");
+    assert_eq!(claims["emulated_snp"]["root"], "test_only");
+    assert_eq!(appraisal["policy_source"]["kind"], "platform_default");
+    assert!(!appraisal["evidence_base64"].as_str().unwrap().is_empty());
+
+    // The EAR says the same, and verifies with the public JWKS alone.
+    let token = appraisal["ear"].as_str().unwrap();
+    let result = ear::verify(token, &jwk(&prism).await).expect("the EAR verifies with the JWKS");
+    let submodule = &result.submods[&cvm.to_string()];
+    assert_eq!(submodule["ear_status"], "warning");
+    assert_eq!(
+        submodule["ear_appraisal_policy_ids"][0],
+        format!(
+            "urn:prism:policy:sha256:{}",
+            verdict["policy_sha256"].as_str().unwrap()
+        )
+    );
+    assert!(result.exp - result.iat <= 600);
+
+    // The CVM's read model carries the latest outcome.
+    let got = prism
+        .admin()
+        .get(prism.url(&format!("/{ws}/cvms/{cvm}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(got, StatusCode::OK).await["status"], "online");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_secure_mode_a_machine_without_a_tee_is_refused_saying_why() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = platform(root.path(), Mode::Secure).await;
+    let (_, ws) = admin_workspace(&prism, "Secure").await;
+    let cvm = local_cvm(&prism, ws).await;
+
+    let appraisal = appraisals(&prism, ws, cvm).await.remove(0);
+    let verdict = &appraisal["verdict"];
+    assert_eq!(verdict["outcome"], "refused");
+    assert_eq!(verdict["failures"][0]["field"], "platform");
+    assert_eq!(verdict["failures"][0]["actual"], "none");
+    let token = appraisal["ear"].as_str().unwrap();
+    let result = ear::verify(token, &jwk(&prism).await).unwrap();
+    assert_eq!(result.submods[&cvm.to_string()]["ear_status"], "contraindicated");
+
+    // A workspace that is not the CVM's sees no such CVM.
+    let (_, other) = admin_workspace(&prism, "Other").await;
+    let response = prism
+        .admin()
+        .get(prism.url(&format!("/{other}/cvms/{cvm}/attestations")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computations_attestation_policy_is_versioned_and_a_malformed_one_refused() {
+    let prism = Prism::start().await;
+    let (_, ws) = admin_workspace(&prism, "Policies").await;
+    let created = prism
+        .admin()
+        .post(prism.url(&format!("/{ws}/computations")))
+        .json(&json!({
+            "name": "Study",
+            "participants": [
+                {"id": "alice@example.org", "roles": ["owner", "algorithm_provider"], "public_key": ED25519},
+                {"id": "bob@example.org", "roles": ["dataset_provider", "result_consumer"], "public_key": ED25519}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    let id = json(created, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = prism.url(&format!("/{ws}/computations/{id}/attestation-policy"));
+
+    let none = json(prism.admin().get(&url).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(none, json!({"version": 0, "policy": null, "backends": {}}));
+
+    let measurement = "ab".repeat(48);
+    let policy = json!({"sev_snp": {"measurements": [measurement], "vmpl": 2}});
+    let set = prism.admin().put(&url).json(&policy).send().await.unwrap();
+    let set = json(set, StatusCode::OK).await;
+    assert_eq!(set["version"], 1);
+    assert_eq!(set["policy"]["version"], 1);
+    assert_eq!(set["policy"]["policy"]["sev_snp"]["measurements"][0], measurement);
+    assert_eq!(
+        set["policy"]["policy"]["sev_snp"]["guest_policy"]["allow_debug"],
+        false
+    );
+    let digest = set["policy"]["policy_sha256"].as_str().unwrap().to_owned();
+
+    // The same again is no new version; an override for a backend is the next.
+    let again = json(
+        prism.admin().put(&url).json(&policy).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(again["version"], 1);
+    assert_eq!(again["policy"]["policy_sha256"], digest);
+    let backend = uuid::Uuid::now_v7();
+    let overridden = prism
+        .admin()
+        .put(format!("{url}?backend={backend}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let overridden = json(overridden, StatusCode::OK).await;
+    assert_eq!(overridden["version"], 2);
+    assert_eq!(overridden["backends"][backend.to_string()]["version"], 2);
+    assert_eq!(overridden["policy"]["version"], 1);
+
+    // A measurement of the wrong length and an unknown field are refused, and change nothing.
+    let short = prism
+        .admin()
+        .put(&url)
+        .json(&json!({"sev_snp": {"measurements": ["abcd"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(short.headers()["content-type"], "application/problem+json");
+    let problem: Value = short.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sev_snp.measurements"),
+        "{problem}"
+    );
+    let unknown = prism
+        .admin()
+        .put(&url)
+        .json(&json!({"sev_snp": {"allow_everything": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(unknown.status().is_client_error(), "{}", unknown.status());
+    let after = json(prism.admin().get(&url).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(after["version"], 2);
+
+    // Without credentials: 401; the public JWKS needs none.
+    let anonymous = reqwest::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let jwks = reqwest::get(prism.url("/attestation/jwks.json")).await.unwrap();
+    assert_eq!(jwks.status(), StatusCode::OK);
+}
