@@ -490,8 +490,17 @@ fn read_vcek(root: &TrustedRoot, der: &[u8], sha256: [u8; 32]) -> Result<Verifie
 }
 
 /// The report's ECDSA P-384 signature: r and s little-endian in 72-byte fields, of which only the
-/// low 48 bytes may be non-zero.
+/// low 48 bytes may be non-zero, followed by reserved zeros.
 fn verify_report_signature(report: &[u8], vcek_public_key: &[u8]) -> Result<(), Failure> {
+    // The signature field is 512 bytes: r and s take 144, the rest is reserved and must be zero.
+    // The signature does not cover them, so unchecked they would let altered evidence verify.
+    if report[SIGNATURE_OFFSET + 144..].iter().any(|byte| *byte != 0) {
+        return Err(Failure::new(
+            "signature",
+            "zeros after r and s (reserved)",
+            "non-zero reserved bytes",
+        ));
+    }
     let mut fixed = [0u8; 96];
     for (index, offset) in [SIGNATURE_OFFSET, SIGNATURE_OFFSET + 72].into_iter().enumerate() {
         if report[offset + 48..offset + 72].iter().any(|byte| *byte != 0) {
