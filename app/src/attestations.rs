@@ -24,7 +24,7 @@ use prism_attestation::snp::{SnpVerifier, VcekCache};
 use prism_attestation::{Appraiser, Expected, Mode, Platform, Policy, Verdict};
 use prism_domain::access::Permission;
 use prism_domain::certificate::{Certificate, Serial};
-use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmAttestationAppraised, CvmCommand, PolicySource};
+use prism_domain::cvm::{ConfidentialPlatform, CvmAttestationAppraised, CvmCommand, PolicySource};
 use prism_domain::{CvmId, WorkspaceId};
 use prism_projections::CVMS;
 use tokio::sync::OnceCell;
@@ -195,7 +195,7 @@ impl<'a> Attestations<'a> {
         let certificate_file = self.agent_certificate_file(cvm, certificate_serial).await?;
         let expected = Expected::startup(certificate_file.as_bytes());
         let policy = Policy::default();
-        let appraiser = self.appraiser(test_root(&state)?)?;
+        let appraiser = self.appraiser(test_root(state.test_attestation_root.as_deref())?)?;
         let verdict = appraiser.appraise(platform(spec.platform), &evidence, &expected, &policy);
         let ear = self
             .signer()
@@ -214,6 +214,7 @@ impl<'a> Attestations<'a> {
             nonce: None,
             expected_report_data: hex::encode(expected.report_data),
             expected_eat_nonce: hex::encode(&expected.eat_nonce),
+            test_attestation_root: state.test_attestation_root.clone(),
             policy,
             policy_source: PolicySource::PlatformDefault,
             verdict: verdict.clone(),
@@ -274,16 +275,62 @@ pub fn platform(platform: ConfidentialPlatform) -> Platform {
     }
 }
 
-/// The test-only root the CVM's backend recorded for it (the emulated agent's), as DER.
-fn test_root(state: &Cvm) -> Result<Option<Vec<u8>>, AppError> {
-    let Some(pem) = &state.test_attestation_root else {
+/// A test-only root (the emulated agent's) as DER.
+fn test_root(pem: Option<&str>) -> Result<Option<Vec<u8>>, AppError> {
+    let Some(pem) = pem else {
         return Ok(None);
     };
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| {
         AppError::new(
             ErrorKind::Internal,
-            format!("the CVM's recorded test attestation root is not PEM: {e}"),
+            format!("the recorded test attestation root is not PEM: {e}"),
         )
     })?;
     Ok(Some(pem.contents))
+}
+
+/// Why a recorded appraisal cannot be appraised again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReappraisalError {
+    #[error("{0} is not what it should be: {1}")]
+    Field(&'static str, String),
+    #[error("the verifier cannot be set up: {0}")]
+    Verifier(String),
+}
+
+/// Appraises a recorded appraisal's evidence again, from the record alone (no platform, no
+/// network): the evidence, what it had to be bound to, the policy and the platform it declared.
+/// `mode` says whether evidence from a machine without a TEE may be accepted (as insecure).
+pub fn reappraise(appraisal: &CvmAttestationAppraised, mode: Mode) -> Result<Verdict, ReappraisalError> {
+    let field = |name: &'static str, e: &dyn std::fmt::Display| ReappraisalError::Field(name, e.to_string());
+    let evidence = STANDARD
+        .decode(&appraisal.evidence_base64)
+        .map_err(|e| field("evidence_base64", &e))?;
+    let report_data: [u8; 64] = hex::decode(&appraisal.expected_report_data)
+        .map_err(|e| field("expected_report_data", &e))?
+        .try_into()
+        .map_err(|_| field("expected_report_data", &"not 64 bytes"))?;
+    let eat_nonce =
+        hex::decode(&appraisal.expected_eat_nonce).map_err(|e| field("expected_eat_nonce", &e))?;
+    let expected = Expected {
+        binding: appraisal.verdict.binding.clone(),
+        report_data,
+        eat_nonce,
+    };
+    let test_root = test_root(appraisal.test_attestation_root.as_deref())
+        .map_err(|e| ReappraisalError::Verifier(e.to_string()))?;
+    let amd = SnpVerifier::amd().map_err(|e| ReappraisalError::Verifier(e.to_string()))?;
+    let none = NoneVerifier::new(test_root).map_err(|e| ReappraisalError::Verifier(e.to_string()))?;
+    let appraiser = Appraiser::new(mode, amd, none);
+    #[cfg(feature = "tdx")]
+    let appraiser = appraiser.with_tdx(Arc::new(
+        prism_attestation::tdx::TdxVerifier::intel()
+            .map_err(|e| ReappraisalError::Verifier(e.to_string()))?,
+    ));
+    Ok(appraiser.appraise(
+        appraisal.verdict.platform,
+        &evidence,
+        &expected,
+        &appraisal.policy,
+    ))
 }

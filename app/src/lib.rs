@@ -57,7 +57,9 @@ pub use accounts::{
     PASSWORD_RESET_LIFETIME,
 };
 pub use api_keys::{ApiKeys, IssuedApiKey, NewApiKey};
-pub use attestations::{AttestationConfig, Attestations, platform as attestation_platform};
+pub use attestations::{
+    AttestationConfig, Attestations, ReappraisalError, platform as attestation_platform, reappraise,
+};
 pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
 pub use backends::Backends;
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};

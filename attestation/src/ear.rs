@@ -48,7 +48,7 @@ pub mod ar4si {
 /// Why a result could not be signed or read.
 #[derive(Debug, thiserror::Error)]
 pub enum EarError {
-    #[error("the EAR signing key is not a P-256 PKCS#8 key")]
+    #[error("the EAR signing key is not a P-256 PKCS#8 key, or no key of the JWK Set signed it")]
     Key,
     #[error("cannot sign or read the EAR: {0}")]
     Jwt(#[from] jsonwebtoken::errors::Error),
@@ -235,12 +235,36 @@ pub struct ReadResult {
     pub eat_nonce: Option<String>,
 }
 
-/// Verifies an EAR JWT with a JWK (the platform's, from its JWKS) and reads its claims.
+/// Verifies an EAR JWT with a JWK (the platform's, from its JWKS) and reads its claims; an expired
+/// result is refused.
 pub fn verify(token: &str, jwk: &Value) -> Result<ReadResult, EarError> {
+    decode(token, jwk, true)
+}
+
+/// Verifies an EAR JWT's signature with a JWK and reads its claims, whatever its expiry: for
+/// re-checking a recorded result long after it was issued.
+pub fn verify_signature(token: &str, jwk: &Value) -> Result<ReadResult, EarError> {
+    decode(token, jwk, false)
+}
+
+/// The key of `jwks` (a JWK Set) that signed `token`, by its `kid`.
+pub fn jwk_for<'a>(token: &str, jwks: &'a Value) -> Result<&'a Value, EarError> {
+    let header = jsonwebtoken::decode_header(token)?;
+    jwks["keys"]
+        .as_array()
+        .and_then(|keys| {
+            keys.iter()
+                .find(|key| key["kid"].as_str() == header.kid.as_deref())
+        })
+        .ok_or(EarError::Key)
+}
+
+fn decode(token: &str, jwk: &Value, check_expiry: bool) -> Result<ReadResult, EarError> {
     let component = |name: &str| jwk.get(name).and_then(Value::as_str).ok_or(EarError::Key);
     let key = DecodingKey::from_ec_components(component("x")?, component("y")?)?;
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_required_spec_claims(&["exp", "iat"]);
+    validation.validate_exp = check_expiry;
     validation.leeway = 0;
     Ok(jsonwebtoken::decode::<ReadResult>(token, &key, &validation)?.claims)
 }

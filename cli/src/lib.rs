@@ -2,6 +2,7 @@
 //! of every service into one process ([`Platform`]), so that the binary, the end-to-end tests and anyone
 //! embedding Prism start the platform the same way.
 
+pub mod attestation;
 pub mod modules;
 mod platform;
 

@@ -1,7 +1,7 @@
 //! `prism`: run the platform, and operate it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -105,12 +105,37 @@ enum Command {
         #[arg(long, env = "PRISM_TOKEN_KEYS", default_value = ".prism/token-keys.json")]
         token_keys: PathBuf,
     },
+    /// Attestation evidence, appraised again offline.
+    Attestation {
+        #[command(subcommand)]
+        command: AttestationCommand,
+    },
     /// Read-model maintenance.
     Projections {
         #[command(subcommand)]
         command: ProjectionsCommand,
         #[command(flatten)]
         servers: Servers,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AttestationCommand {
+    /// Appraise recorded evidence again with this program's own verifier, from the records alone
+    /// (`GET /{workspace}/cvms/{cvm}/attestations` saved to a file): no platform, no network. Exits 0
+    /// when every record holds — the same outcome, and one a run may rely on — else 1.
+    Verify {
+        /// The appraisals: the API's list, one appraisal, or an array of them.
+        #[arg(long)]
+        file: PathBuf,
+        /// The platform's JWK Set (`GET /attestation/jwks.json`): each record's EAR must verify with
+        /// it and say the recorded outcome.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// Accept evidence from machines without a TEE as insecure (never as verified), as a
+        /// development platform (`prism up`) does.
+        #[arg(long)]
+        insecure_development: bool,
     },
 }
 
@@ -543,10 +568,74 @@ async fn main() -> anyhow::Result<()> {
             reactions(command, nats_url, database_url).await
         }
         Command::TokenKeys { command, token_keys } => token_keys_command(command, &token_keys),
+        Command::Attestation {
+            command:
+                AttestationCommand::Verify {
+                    file,
+                    jwks,
+                    insecure_development,
+                },
+        } => verify_attestations(&file, jwks.as_deref(), insecure_development),
         Command::Projections { command, servers } => {
             let (nats_url, database_url) = servers.urls()?;
             projections(command, nats_url, database_url).await
         }
+    }
+}
+
+fn verify_attestations(file: &Path, jwks: Option<&Path>, insecure_development: bool) -> anyhow::Result<()> {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+    let appraisals = prism_cli::attestation::parse_appraisals(&read(file)?)?;
+    let jwks: Option<serde_json::Value> = jwks
+        .map(|path| {
+            serde_json::from_str(&read(path)?).with_context(|| format!("{} is not JSON", path.display()))
+        })
+        .transpose()?;
+    let mode = if insecure_development {
+        prism_attestation::Mode::InsecureDevelopment
+    } else {
+        prism_attestation::Mode::Secure
+    };
+    let results = prism_cli::attestation::reverify(&appraisals, jwks.as_ref(), mode)?;
+    let mut holding = 0;
+    for (index, (appraisal, result)) in appraisals.iter().zip(&results).enumerate() {
+        let word = |outcome| {
+            serde_json::to_value(outcome)
+                .map_or_else(|_| "?".into(), |v| v.as_str().unwrap_or("?").to_owned())
+        };
+        println!(
+            "appraisal {}  evidence sha256 {}  recorded {}  re-verified {}{}",
+            index + 1,
+            result.verdict.evidence_sha256,
+            word(result.recorded),
+            word(result.verdict.outcome),
+            if result.holds() { "  ok" } else { "  DOES NOT HOLD" }
+        );
+        for failure in &result.verdict.failures {
+            println!("  {failure}");
+        }
+        for warning in &result.verdict.warnings {
+            println!("  warning: {warning}");
+        }
+        match &result.ear {
+            Some(Ok(())) => println!("  EAR verifies with the JWK Set and says the same"),
+            Some(Err(why)) => println!("  EAR: {why}"),
+            None => {}
+        }
+        if appraisal.nonce.is_some() {
+            println!(
+                "  fresh: bound to platform nonce {}",
+                appraisal.nonce.as_deref().unwrap_or_default()
+            );
+        }
+        holding += usize::from(result.holds());
+    }
+    if holding == results.len() && !results.is_empty() {
+        println!("{holding} of {} appraisals hold", results.len());
+        Ok(())
+    } else {
+        bail!("{holding} of {} appraisals hold", results.len())
     }
 }
 

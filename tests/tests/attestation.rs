@@ -96,6 +96,39 @@ async fn jwk(prism: &Prism) -> Value {
     jwks["keys"][0].clone()
 }
 
+/// Runs `prism attestation verify` on saved records; answers whether it succeeded and what it printed.
+fn verify_offline(records: &std::path::Path, jwks: &std::path::Path, insecure: bool) -> (bool, String) {
+    let prism = common::emulated_agent().with_file_name("prism");
+    let mut command = std::process::Command::new(&prism);
+    command
+        .args(["attestation", "verify", "--file"])
+        .arg(records)
+        .arg("--jwks")
+        .arg(jwks);
+    if insecure {
+        command.arg("--insecure-development");
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", prism.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_development_mode_the_emulated_agents_start_up_report_is_accepted_as_insecure_never_verified() {
     let root = tempfile::tempdir().unwrap();
@@ -135,6 +168,47 @@ async fn in_development_mode_the_emulated_agents_start_up_report_is_accepted_as_
         )
     );
     assert!(result.exp - result.iat <= 600);
+
+    // Anyone holding the records re-verifies them offline with `prism attestation verify`.
+    let dir = tempfile::tempdir().unwrap();
+    let list = prism
+        .admin()
+        .get(prism.url(&format!("/{ws}/cvms/{cvm}/attestations")))
+        .send()
+        .await
+        .unwrap();
+    let list = json(list, StatusCode::OK).await;
+    let records = dir.path().join("appraisals.json");
+    std::fs::write(&records, list.to_string()).unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let keys = reqwest::get(prism.url("/attestation/jwks.json"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(&jwks, keys).unwrap();
+    let (ok, out) = verify_offline(&records, &jwks, true);
+    assert!(
+        ok && out.contains("hold") && out.contains("EAR verifies"),
+        "{out}"
+    );
+    // In secure mode the same records do not hold: the machine has no TEE.
+    let (ok, out) = verify_offline(&records, &jwks, false);
+    assert!(!ok && out.contains("platform: expected"), "{out}");
+    // Evidence altered in the records does not hold either.
+    let mut altered = list.clone();
+    let evidence = altered["items"][0]["evidence_base64"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bytes = base64_decode(&evidence);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    altered["items"][0]["evidence_base64"] = json!(base64_encode(&bytes));
+    std::fs::write(&records, altered.to_string()).unwrap();
+    let (ok, out) = verify_offline(&records, &jwks, true);
+    assert!(!ok, "{out}");
 
     // The CVM's read model carries the latest outcome.
     let got = prism

@@ -137,6 +137,9 @@ pub struct CvmAttestationAppraised {
     /// What the evidence had to be bound to, as the verifier was told.
     pub expected_report_data: String,
     pub expected_eat_nonce: String,
+    /// The test-only root (PEM) an emulated agent's evidence was checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_attestation_root: Option<String>,
     pub policy: Policy,
     pub policy_source: PolicySource,
     pub verdict: Verdict,

@@ -242,6 +242,9 @@ impl Aggregate for Cvm {
             (S::Starting | S::Online | S::Offline | S::Destroying, C::RecordAttestation(appraisal)) => {
                 check_text("evidence_base64", &appraisal.evidence_base64, EVIDENCE_MAX, true)?;
                 check_text("ear", &appraisal.ear, EAR_MAX, true)?;
+                if let Some(root) = &appraisal.test_attestation_root {
+                    check_text("test_attestation_root", root, DESCRIPTION_MAX, true)?;
+                }
                 if let Some(nonce) = &appraisal.nonce {
                     if self.spent_nonces.contains(nonce) {
                         return Err(CvmError::NonceUsed(nonce.clone()));

@@ -365,6 +365,7 @@ mod attestation {
             nonce: nonce.map(Into::into),
             expected_report_data: "00".repeat(64),
             expected_eat_nonce: NONCE.into(),
+            test_attestation_root: None,
             policy: Policy::default(),
             policy_source: PolicySource::PlatformDefault,
             verdict: Verdict {
