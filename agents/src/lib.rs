@@ -5,10 +5,13 @@
 //! sent nothing). The CVM is the one its client certificate was issued for, and the `job-id` it sends
 //! must name that CVM. Every message of both streams becomes an event of the CVM; one the agent sends
 //! again after a reconnect is recorded once. Workers send run, state, stop and disconnect requests
-//! through [`AgentChannel::send`].
+//! through [`AgentChannel::send`]. [`attest_fresh`] asks an agent for fresh evidence over its
+//! participants' API, bound to a single-use nonce and the key of the TLS connection to it.
 
+pub mod attest;
 mod channel;
 mod messages;
 
+pub use attest::{AgentEndpoint, AttestError, attest_fresh};
 pub use channel::{AgentChannel, ChannelConfig, SendError, ServerRequest};
 pub use messages::received;

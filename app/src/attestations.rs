@@ -21,10 +21,10 @@ use chrono::Utc;
 use prism_attestation::ear::{EarSigner, Subject};
 use prism_attestation::none::NoneVerifier;
 use prism_attestation::snp::{SnpVerifier, VcekCache};
-use prism_attestation::{Appraiser, Expected, Mode, Platform, Policy, Verdict};
+use prism_attestation::{Appraiser, Binding, Expected, Mode, Nonce, Platform, Policy, Verdict};
 use prism_domain::access::Permission;
 use prism_domain::certificate::{Certificate, Serial};
-use prism_domain::cvm::{ConfidentialPlatform, CvmAttestationAppraised, CvmCommand, PolicySource};
+use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmAttestationAppraised, CvmCommand, PolicySource};
 use prism_domain::{CvmId, WorkspaceId};
 use prism_projections::CVMS;
 use tokio::sync::OnceCell;
@@ -33,6 +33,17 @@ use crate::{Action, App, AppError, Caller, ErrorKind, ReadOptions};
 
 /// The sealed key the platform signs EARs with.
 const EAR_KEY: &str = "attestation-ear-signing-key";
+
+/// How long an agent has to answer a fresh attestation request with its nonce.
+pub const NONCE_LIFETIME: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Evidence to appraise, and what it had to carry.
+struct Appraisal<'a> {
+    evidence: &'a [u8],
+    evidence_base64: String,
+    expected: &'a Expected,
+    nonce: Option<String>,
+}
 
 /// How the platform appraises evidence.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +186,63 @@ impl<'a> Attestations<'a> {
         Ok(read.cvm_attestations(workspace, cvm).await?)
     }
 
+    /// Issues a single-use nonce for fresh evidence from the CVM's agent, bound to the agent's TLS
+    /// key (`agent_spki`, DER, as the connection to it presented it), and records it: the answer
+    /// must come within [`NONCE_LIFETIME`] and carry [`Expected::report_data`] (see
+    /// [`prism_attestation::binding`]). The CVM must be online.
+    pub async fn issue_nonce(
+        &self,
+        caller: &Caller,
+        cvm: CvmId,
+        agent_spki: &[u8],
+    ) -> Result<(Nonce, Expected), AppError> {
+        let state = self.app.cvms().state(cvm).await?;
+        let workspace = state
+            .workspace
+            .ok_or_else(|| AppError::internal("a CVM has a workspace"))?;
+        let nonce = Nonce::random();
+        let expected = Expected::fresh(&nonce, agent_spki);
+        let Binding::Fresh { agent_key_sha256, .. } = &expected.binding else {
+            unreachable!("fresh expectations have a fresh binding")
+        };
+        self.app
+            .cvms()
+            .record(
+                caller,
+                cvm,
+                workspace,
+                CvmCommand::RequestAttestation {
+                    nonce: nonce.to_hex(),
+                    agent_key_sha256: agent_key_sha256.to_string(),
+                    expires_at: Utc::now() + NONCE_LIFETIME,
+                },
+                None,
+            )
+            .await?;
+        Ok((nonce, expected))
+    }
+
+    /// Appraises fresh evidence answering `nonce` (issued by [`Attestations::issue_nonce`]) and
+    /// records the verdict; the nonce is spent, so the same evidence is refused if presented again.
+    pub async fn appraise_fresh(
+        &self,
+        caller: &Caller,
+        cvm: CvmId,
+        nonce: &Nonce,
+        expected: &Expected,
+        evidence: &[u8],
+    ) -> Result<CvmAttestationAppraised, AppError> {
+        let state = self.app.cvms().state(cvm).await?;
+        let appraisal = Appraisal {
+            evidence,
+            evidence_base64: STANDARD.encode(evidence),
+            expected,
+            nonce: Some(nonce.to_hex()),
+        };
+        self.appraise_and_record(caller, &state, cvm, appraisal, None)
+            .await
+    }
+
     /// Appraises a Cocos agent's start-up report (the `attestation_report` message recorded on the
     /// CVM) and records the verdict. `key` makes a repeated call record it once.
     pub async fn appraise_startup(
@@ -186,17 +254,45 @@ impl<'a> Attestations<'a> {
         key: &str,
     ) -> Result<Verdict, AppError> {
         let state = self.app.cvms().state(cvm).await?;
+        let evidence = STANDARD.decode(report_base64).unwrap_or_default();
+        let certificate_file = self.agent_certificate_file(cvm, certificate_serial).await?;
+        let expected = Expected::startup(certificate_file.as_bytes());
+        let appraisal = Appraisal {
+            evidence: &evidence,
+            // As the agent sent it, even when it is not base64: the record keeps what came.
+            evidence_base64: report_base64.to_owned(),
+            expected: &expected,
+            nonce: None,
+        };
+        let recorded = self
+            .appraise_and_record(caller, &state, cvm, appraisal, Some(key))
+            .await?;
+        Ok(recorded.verdict)
+    }
+
+    /// Appraises evidence of the CVM against what was asked for and the policy that applies, signs
+    /// the verdict as an EAR, and records it all on the CVM.
+    async fn appraise_and_record(
+        &self,
+        caller: &Caller,
+        state: &Cvm,
+        cvm: CvmId,
+        appraisal: Appraisal<'_>,
+        key: Option<&str>,
+    ) -> Result<CvmAttestationAppraised, AppError> {
         let (Some(workspace), Some(spec)) = (state.workspace, state.spec.as_ref()) else {
             return Err(AppError::internal(
                 "a CVM with evidence has a workspace and a spec",
             ));
         };
-        let evidence = STANDARD.decode(report_base64).unwrap_or_default();
-        let certificate_file = self.agent_certificate_file(cvm, certificate_serial).await?;
-        let expected = Expected::startup(certificate_file.as_bytes());
         let policy = Policy::default();
         let appraiser = self.appraiser(test_root(state.test_attestation_root.as_deref())?)?;
-        let verdict = appraiser.appraise(platform(spec.platform), &evidence, &expected, &policy);
+        let verdict = appraiser.appraise(
+            platform(spec.platform),
+            appraisal.evidence,
+            appraisal.expected,
+            &policy,
+        );
         let ear = self
             .signer()
             .await?
@@ -209,15 +305,15 @@ impl<'a> Attestations<'a> {
                 Utc::now().timestamp(),
             )
             .map_err(|e| internal("signing the EAR", e))?;
-        let appraisal = CvmAttestationAppraised {
-            evidence_base64: report_base64.to_owned(),
-            nonce: None,
-            expected_report_data: hex::encode(expected.report_data),
-            expected_eat_nonce: hex::encode(&expected.eat_nonce),
+        let recorded = CvmAttestationAppraised {
+            evidence_base64: appraisal.evidence_base64,
+            nonce: appraisal.nonce,
+            expected_report_data: hex::encode(appraisal.expected.report_data),
+            expected_eat_nonce: hex::encode(&appraisal.expected.eat_nonce),
             test_attestation_root: state.test_attestation_root.clone(),
             policy,
             policy_source: PolicySource::PlatformDefault,
-            verdict: verdict.clone(),
+            verdict,
             ear,
             at: Utc::now(),
         };
@@ -227,11 +323,11 @@ impl<'a> Attestations<'a> {
                 caller,
                 cvm,
                 workspace,
-                CvmCommand::RecordAttestation(Box::new(appraisal)),
-                Some(key),
+                CvmCommand::RecordAttestation(Box::new(recorded.clone())),
+                key,
             )
             .await?;
-        Ok(verdict)
+        Ok(recorded)
     }
 
     /// The bytes of the agent's `cert.pem` as the platform handed them over: the certificate with

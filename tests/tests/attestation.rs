@@ -1,8 +1,10 @@
 //! Attestation end to end, against a real nats-server and PostgreSQL: the local backend's emulated
 //! agent dials in and sends its start-up report; the attestor appraises it and records the verdict
 //! on the CVM; the API lists it with the evidence and an EAR that verifies with the public JWKS
-//! alone. In secure mode a machine without a TEE is refused, naming why; in insecure development
-//! mode it is accepted as insecure, never verified. Computations' attestation policies are
+//! alone, and `prism attestation verify` re-verifies it offline. In secure mode a machine without a
+//! TEE is refused, naming why; in insecure development mode it is accepted as insecure, never
+//! verified. Fresh evidence is bound to a single-use nonce and the agent's TLS key: a replay and
+//! evidence moved to another request or connection are refused. Computations' attestation policies are
 //! versioned over HTTP, and malformed ones refused with a problem.
 
 mod common;
@@ -341,4 +343,137 @@ async fn a_computations_attestation_policy_is_versioned_and_a_malformed_one_refu
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let jwks = reqwest::get(prism.url("/attestation/jwks.json")).await.unwrap();
     assert_eq!(jwks.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_evidence_is_bound_to_a_single_use_nonce_and_the_agents_tls_key() {
+    use prism_agents::{AgentEndpoint, ServerRequest, attest::evidence_type, attest_fresh};
+    use prism_app::CertificateRequest;
+    use prism_attestation::{Expected, Nonce};
+    use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
+    use prism_proto::cvms::{AgentConfig, Algorithm, ComputationRunReq, ResultConsumer};
+
+    let root = tempfile::tempdir().unwrap();
+    let prism = platform(root.path(), Mode::InsecureDevelopment).await;
+    let (admin, ws) = admin_workspace(&prism, "Fresh").await;
+    let cvm = local_cvm(&prism, ws).await;
+    appraisals(&prism, ws, cvm).await; // Online, its start-up report appraised.
+    let app = prism.platform().app().clone();
+    let address = app.cvms().state(cvm).await.unwrap().agent_address.unwrap();
+
+    // What a run's start does: the agent's server certificate from the platform's authority, in
+    // the run request that starts the agent's participants' API.
+    let issued = app
+        .certificates()
+        .issue(
+            &admin,
+            &CommandOptions::default(),
+            ws,
+            CertificateRequest {
+                entity: Entity {
+                    kind: EntityKind::Cvm,
+                    id: cvm.to_string(),
+                },
+                profile: Profile::AgentServer,
+                subject: Subject {
+                    common_name: cvm.to_string(),
+                    ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+                    ..Default::default()
+                },
+                ttl: None,
+            },
+        )
+        .await
+        .unwrap();
+    let key = base64_decode(ED25519);
+    let run = ComputationRunReq {
+        id: "run-1".into(),
+        name: "fresh".into(),
+        algorithm: Some(Algorithm {
+            hash: vec![7; 32],
+            user_key: key.clone(),
+            ..Default::default()
+        }),
+        result_consumers: vec![ResultConsumer { user_key: key }],
+        agent_config: Some(AgentConfig {
+            cert_file: format!("{}{}", issued.certificate, issued.chain),
+            key_file: issued.private_key.clone().unwrap(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (_, channel) = prism.platform().agents().unwrap();
+    channel
+        .send(cvm, ServerRequest::Run(Box::new(run)))
+        .await
+        .unwrap();
+
+    let endpoint = AgentEndpoint {
+        address: address.clone(),
+        server_name: "127.0.0.1".into(),
+        roots_pem: app.certificates().chain().await.unwrap(),
+        client: None,
+    };
+    let caller = prism_app::Caller::service("attestation-test");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let appraisal = loop {
+        match attest_fresh(&app, &caller, cvm, &endpoint, evidence_type::SNP).await {
+            Ok(appraisal) => break appraisal,
+            // The agent's participants' API starts once it has taken the run request.
+            Err(prism_agents::AttestError::Connect(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("fresh attestation failed: {e}"),
+        }
+    };
+    assert_eq!(
+        appraisal.verdict.outcome,
+        prism_attestation::Outcome::AcceptedInsecure,
+        "{:?}",
+        appraisal.verdict.failures
+    );
+    let nonce = Nonce::from_hex(appraisal.nonce.as_deref().unwrap()).unwrap();
+    let prism_attestation::Binding::Fresh { agent_key_sha256, .. } = &appraisal.verdict.binding else {
+        panic!("a fresh binding")
+    };
+    // Bound to the key of the certificate the platform issued and the agent served.
+    let (_, served) = x509_parser::pem::parse_x509_pem(issued.certificate.as_bytes()).unwrap();
+    let served = served.parse_x509().unwrap();
+    let spki = served.tbs_certificate.subject_pki.raw;
+    use sha2::Digest as _;
+    assert_eq!(agent_key_sha256.0, sha2::Sha256::digest(spki).to_vec());
+    let expected = Expected::fresh(&nonce, spki);
+    assert_eq!(appraisal.expected_report_data, hex::encode(expected.report_data));
+
+    // The same evidence again, for the same nonce: a replay, refused, nothing recorded.
+    let evidence = base64_decode(&appraisal.evidence_base64);
+    let replay = app
+        .attestations()
+        .appraise_fresh(&caller, cvm, &nonce, &expected, &evidence)
+        .await
+        .unwrap_err();
+    assert_eq!(replay.kind, prism_app::ErrorKind::StateConflict, "{replay}");
+    assert!(replay.to_string().contains("already been used"), "{replay}");
+    // The same evidence for a new request (a new nonce), or moved to another connection: refused
+    // by the verifier, and recorded as such.
+    let (new_nonce, new_expected) = app.attestations().issue_nonce(&caller, cvm, spki).await.unwrap();
+    let moved = app
+        .attestations()
+        .appraise_fresh(&caller, cvm, &new_nonce, &new_expected, &evidence)
+        .await
+        .unwrap();
+    assert_eq!(moved.verdict.outcome, prism_attestation::Outcome::Refused);
+    assert_eq!(moved.verdict.failures[0].field, "report_data");
+    let other_key = b"another connection's key";
+    let (other_nonce, other_expected) = app
+        .attestations()
+        .issue_nonce(&caller, cvm, other_key)
+        .await
+        .unwrap();
+    let moved = app
+        .attestations()
+        .appraise_fresh(&caller, cvm, &other_nonce, &other_expected, &evidence)
+        .await
+        .unwrap();
+    assert_eq!(moved.verdict.failures[0].field, "report_data");
 }
