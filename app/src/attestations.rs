@@ -23,7 +23,7 @@ use prism_attestation::none::NoneVerifier;
 use prism_attestation::snp::{SnpVerifier, VcekCache};
 use prism_attestation::{Appraiser, Binding, Expected, Mode, Nonce, Platform, Policy, Verdict};
 use prism_domain::access::Permission;
-use prism_domain::certificate::{Certificate, Serial};
+use prism_domain::certificate::Serial;
 use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmAttestationAppraised, CvmCommand, PolicySource};
 use prism_domain::{CvmId, WorkspaceId};
 use prism_projections::CVMS;
@@ -337,19 +337,9 @@ impl<'a> Attestations<'a> {
         let Ok(serial) = Serial::parse_decimal(serial) else {
             return Ok(String::new());
         };
-        let Some(found) = self.app.read_models()?.certificate_serial(&serial).await? else {
+        let Some(lineage) = self.app.certificates().lineage_by_serial(&serial).await? else {
             return Ok(String::new());
         };
-        let lineage = self
-            .app
-            .bounded(async {
-                Ok(self
-                    .app
-                    .repository::<Certificate>()
-                    .view(&found.certificate_id)
-                    .await?)
-            })
-            .await?;
         let ours = lineage
             .entity
             .as_ref()

@@ -228,6 +228,25 @@ impl<'a> Certificates<'a> {
         Self { app }
     }
 
+    /// The lineage that holds `serial`, as the log has it; `None` when this platform never issued
+    /// it. (Which lineage is read from the serials' read model; the lineage itself from the log.)
+    pub(crate) async fn lineage_by_serial(&self, serial: &Serial) -> Result<Option<Certificate>, AppError> {
+        let Some(found) = self.app.read_models()?.certificate_serial(serial).await? else {
+            return Ok(None);
+        };
+        let lineage = self
+            .app
+            .bounded(async {
+                Ok(self
+                    .app
+                    .repository::<Certificate>()
+                    .view(&found.certificate_id)
+                    .await?)
+            })
+            .await?;
+        Ok(Some(lineage))
+    }
+
     /// Where the authority seals keys; the platform's other signing keys are sealed there too.
     pub fn sealed_keys(&self) -> Result<Arc<SealedKeys>, AppError> {
         Ok(self.state()?.config.keys.clone())

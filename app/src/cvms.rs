@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prism_domain::access::Permission;
-use prism_domain::certificate::{Certificate, CertificateStatus, EntityKind, Profile, Serial};
+use prism_domain::certificate::{CertificateStatus, EntityKind, Profile, Serial};
 use prism_domain::cvm::{AgentStream, Cvm, CvmCommand, CvmSpec, CvmStatus, DestroyReason, ReceivedMessage};
 use prism_domain::{CvmId, WorkspaceId};
 use prism_projections::{CERTIFICATES, CVMS, CertificateFilter, CvmFilter, CvmView, Page, PageRequest};
@@ -282,22 +282,12 @@ impl<'a> Cvms<'a> {
     /// of the same workspace, and `job_id` is that CVM's id or its backend's name for it.
     pub async fn agent_identity(&self, serial: &Serial, job_id: &str) -> Result<AgentIdentity, AppError> {
         let refuse = |why: &str| AppError::new(ErrorKind::Forbidden, why.to_owned());
-        let found = self
-            .app
-            .read_models()?
-            .certificate_serial(serial)
-            .await?
-            .ok_or_else(|| refuse("the client certificate was not issued by this platform"))?;
         let lineage = self
             .app
-            .bounded(async {
-                Ok(self
-                    .app
-                    .repository::<Certificate>()
-                    .view(&found.certificate_id)
-                    .await?)
-            })
-            .await?;
+            .certificates()
+            .lineage_by_serial(serial)
+            .await?
+            .ok_or_else(|| refuse("the client certificate was not issued by this platform"))?;
         if lineage.status != CertificateStatus::Active {
             return Err(refuse("the client certificate is revoked or expired"));
         }
