@@ -358,6 +358,9 @@ enum Route {
     GetCvm,
     CreateCvm,
     EnrolCvm,
+    ListCvmAttestations,
+    GetAttestationPolicy,
+    SetAttestationPolicy,
     DestroyCvm,
     ArchiveComputation,
     /// Last: allowed cases get a workspace of their own, denied ones the shared one.
@@ -366,7 +369,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 49] = [
+    const ALL: [Route; 52] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -413,6 +416,9 @@ impl Route {
         Route::GetCvm,
         Route::CreateCvm,
         Route::EnrolCvm,
+        Route::ListCvmAttestations,
+        Route::GetAttestationPolicy,
+        Route::SetAttestationPolicy,
         Route::DestroyCvm,
         Route::ArchiveComputation,
         Route::ArchiveWorkspace,
@@ -464,6 +470,9 @@ impl Route {
             Route::RemovePlatformBackend => "DELETE /backends/{b}",
             Route::ListCvms => "GET /{ws}/cvms",
             Route::GetCvm => "GET /{ws}/cvms/{cvm}",
+            Route::ListCvmAttestations => "GET /{ws}/cvms/{cvm}/attestations",
+            Route::GetAttestationPolicy => "GET /{ws}/computations/{c}/attestation-policy",
+            Route::SetAttestationPolicy => "PUT /{ws}/computations/{c}/attestation-policy",
             Route::CreateCvm => "POST /{ws}/cvms",
             Route::EnrolCvm => "POST /{ws}/cvms/{cvm}/enrolment",
             Route::DestroyCvm => "DELETE /{ws}/cvms/{cvm}",
@@ -511,7 +520,9 @@ impl Route {
             Route::RegisterBackend | Route::UpdateBackend | Route::RemoveBackend => {
                 vec![Act::Workspace(P::BackendsManage)]
             }
-            Route::ListCvms | Route::GetCvm => vec![Act::Workspace(P::CvmsRead)],
+            Route::ListCvms | Route::GetCvm | Route::ListCvmAttestations => vec![Act::Workspace(P::CvmsRead)],
+            Route::GetAttestationPolicy => vec![Act::Computation(P::ComputationRead)],
+            Route::SetAttestationPolicy => vec![Act::Computation(P::ComputationUpdate)],
             Route::CreateCvm => vec![Act::Workspace(P::CvmsCreate)],
             Route::DestroyCvm => vec![Act::Workspace(P::CvmsDestroy)],
             // Enrolling makes a download token for the agent's certificate, which is issuing.
@@ -1198,6 +1209,22 @@ async fn prepare(
             None,
         ),
         Route::CreateCvm => (Method::POST, format!("/{ws}/cvms"), Some(cvm_request())),
+        Route::ListCvmAttestations => (
+            Method::GET,
+            format!("/{ws}/cvms/{}/attestations?min_sequence={seq}", fx.cvm),
+            None,
+        ),
+        Route::GetAttestationPolicy => (
+            Method::GET,
+            format!("/{ws}/computations/{c}/attestation-policy"),
+            None,
+        ),
+        // A new version each case (the same policy again would change nothing, and answer the same).
+        Route::SetAttestationPolicy => (
+            Method::PUT,
+            format!("/{ws}/computations/{c}/attestation-policy"),
+            Some(json!({"sev_snp": {"minimum_guest_svn": n}})),
+        ),
         Route::EnrolCvm => (
             Method::POST,
             format!("/{ws}/cvms/{}/enrolment", fx.started_cvm),
