@@ -42,6 +42,11 @@ impl Reactor for Attestor {
         };
         let meta = &recorded.meta;
         let cvm: CvmId = aggregate_id(meta)?;
+        if report_base64.is_empty() {
+            // An agent without a client certificate sends an empty report: nothing to appraise.
+            warn!(%cvm, "the agent's start-up report is empty: no evidence to appraise");
+            return Ok(());
+        }
         let verdict = self
             .app
             .attestations()
