@@ -50,8 +50,11 @@ const LAST_REQUEST: &str = "conformance-after-restart";
 /// What a peer's run left in the CVM's log, reduced to what every peer must agree on.
 #[derive(Debug, PartialEq, Eq)]
 struct Account {
-    /// The CVM's events other than its agent's messages, by name.
+    /// The CVM's events other than its agent's messages and their appraisals, by name.
     lifecycle: Vec<&'static str>,
+    /// The appraisals of its evidence (recorded as the attestor gets to them): outcome and the
+    /// first failing field.
+    appraisals: Vec<(String, String)>,
     /// The agent's stream: each message's kind, and for a state answer the request it answers.
     agent_stream: Vec<String>,
     /// The log forwarder's stream, per connection (between one `online` and the next): the kinds
@@ -71,6 +74,8 @@ fn expected_account() -> Account {
             "online",
             "offline",
         ],
+        // Each start-up report appraised: a machine without a TEE, refused in secure mode.
+        appraisals: vec![("refused".into(), "platform".into()); 2],
         // A start-up report on each start; the repeated answer once.
         agent_stream: vec![
             "attestation_report".into(),
@@ -86,6 +91,7 @@ fn expected_account() -> Account {
 fn account(events: &[CvmEvent]) -> Account {
     let mut account = Account {
         lifecycle: Vec::new(),
+        appraisals: Vec::new(),
         agent_stream: Vec::new(),
         log_forwarder: Vec::new(),
     };
@@ -102,6 +108,17 @@ fn account(events: &[CvmEvent]) -> Account {
                     }
                 }
             },
+            CvmEvent::AttestationAppraised(appraisal) => {
+                let outcome = serde_json::to_value(appraisal.verdict.outcome).unwrap();
+                let field = appraisal
+                    .verdict
+                    .reason()
+                    .map(|f| f.field.clone())
+                    .unwrap_or_default();
+                account
+                    .appraisals
+                    .push((outcome.as_str().unwrap().to_owned(), field));
+            }
             other => {
                 if matches!(other, CvmEvent::Online(_)) {
                     account.log_forwarder.push(Default::default());
@@ -263,6 +280,21 @@ async fn dial_in_report_answer_stop_and_restart(
             (LAST_REQUEST.into(), "ReceivingManifest".into())
         ]
     );
+
+    // The attestor appraises each start-up report as it is recorded.
+    until(
+        "both start-up reports appraised",
+        Duration::from_secs(30),
+        async || {
+            let events = cvm_events(&prism, cvm).await;
+            events
+                .iter()
+                .filter(|e| matches!(e, CvmEvent::AttestationAppraised(_)))
+                .count()
+                == 2
+        },
+    )
+    .await;
 
     running.stop().await;
     until("the CVM offline again", Duration::from_secs(30), async || {
