@@ -171,10 +171,17 @@ async fn status(prism: &Prism, cvm: CvmId) -> CvmStatus {
 }
 
 /// The CVM's events other than its agent's messages, by name.
+/// The CVM's events other than its agent's messages and the appraisals of its evidence (which come
+/// whenever the attestor gets to them), by name.
 fn lifecycle(events: &[CvmEvent]) -> Vec<&'static str> {
     events
         .iter()
-        .filter(|e| !matches!(e, CvmEvent::AgentMessageReceived(_)))
+        .filter(|e| {
+            !matches!(
+                e,
+                CvmEvent::AgentMessageReceived(_) | CvmEvent::AttestationAppraised(_)
+            )
+        })
         .map(|e| e.name())
         .collect()
 }

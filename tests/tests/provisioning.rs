@@ -188,10 +188,16 @@ async fn a_cvm_on_the_local_backend_is_launched_dials_in_answers_and_is_destroye
     .await;
     // The choice was recorded with its reason, then the start, then what the backend said.
     let recorded = events(&prism, cvm).await;
-    // The agent may dial in before or after the backend has described the machine.
+    // The agent may dial in before or after the backend has described the machine; its evidence is
+    // appraised whenever the attestor gets to it.
     let mut names: Vec<&str> = recorded
         .iter()
-        .filter(|e| !matches!(e, CvmEvent::AgentMessageReceived(_)))
+        .filter(|e| {
+            !matches!(
+                e,
+                CvmEvent::AgentMessageReceived(_) | CvmEvent::AttestationAppraised(_)
+            )
+        })
         .map(prism_domain::DomainEvent::name)
         .collect();
     names[3..5].sort_unstable();

@@ -42,6 +42,10 @@ impl Reactor for Attestor {
         };
         let meta = &recorded.meta;
         let cvm: CvmId = aggregate_id(meta)?;
+        // A CVM gone since (destroyed, failed) has nothing left to attest to.
+        if !self.app.cvms().state(cvm).await?.status.is_live() {
+            return Ok(());
+        }
         if report_base64.is_empty() {
             // An agent without a client certificate sends an empty report: nothing to appraise.
             warn!(%cvm, "the agent's start-up report is empty: no evidence to appraise");
