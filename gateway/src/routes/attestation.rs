@@ -38,7 +38,7 @@ const WHAT: &str = "computation";
 #[derive(OpenApi)]
 #[openapi(components(schemas(
     AttestationPolicy,
-    AttestationPolicies_,
+    AttestationPoliciesBody,
     VersionedAttestationPolicy,
     AttestationAppraisal
 )))]
@@ -93,7 +93,7 @@ impl From<VersionedPolicy> for VersionedAttestationPolicy {
 /// A computation's attestation policies.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = AttestationPolicies)]
-pub struct AttestationPolicies_ {
+pub struct AttestationPoliciesBody {
     /// The latest version set; 0 when none is (the platform's default, `{}`, applies).
     pub version: u32,
     /// The computation's own policy.
@@ -102,7 +102,7 @@ pub struct AttestationPolicies_ {
     pub backends: BTreeMap<Uuid, VersionedAttestationPolicy>,
 }
 
-impl From<AttestationPolicies> for AttestationPolicies_ {
+impl From<AttestationPolicies> for AttestationPoliciesBody {
     fn from(policies: AttestationPolicies) -> Self {
         Self {
             version: policies.version,
@@ -136,7 +136,7 @@ pub struct PolicyParams {
         ("computation" = Uuid, Path, description = "Computation id"),
     ),
     responses(
-        (status = 200, description = "The policies", body = AttestationPolicies_),
+        (status = 200, description = "The policies", body = AttestationPoliciesBody),
         QueryProblems,
         (status = 404, response = NotFound),
     )
@@ -145,7 +145,7 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path((workspace, id)): Path<(Uuid, Uuid)>,
-) -> Result<Json<AttestationPolicies_>, Problem> {
+) -> Result<Json<AttestationPoliciesBody>, Problem> {
     let policies = state
         .app()
         .computations()
@@ -170,7 +170,7 @@ pub async fn get_policy(
     ),
     request_body = AttestationPolicy,
     responses(
-        (status = 200, description = "The policies after the change", body = AttestationPolicies_),
+        (status = 200, description = "The policies after the change", body = AttestationPoliciesBody),
         CommandProblems,
         BodyProblems,
         ChangeProblems,
@@ -183,7 +183,7 @@ pub async fn set_policy(
     Query(params): Query<PolicyParams>,
     headers: CommandHeaders,
     JsonBody(AttestationPolicy(policy)): JsonBody<AttestationPolicy>,
-) -> Result<Json<AttestationPolicies_>, Problem> {
+) -> Result<Json<AttestationPoliciesBody>, Problem> {
     let computations = state.app().computations();
     computations
         .set_attestation_policy(
