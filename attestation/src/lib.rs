@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use binding::{Binding, Expected, Nonce};
 pub use claims::Claims;
 pub use evidence::{Evidence, EvidenceKind};
-pub use hexbytes::HexBytes;
+pub use hexbytes::{Hex, HexBytes};
 pub use policy::Policy;
 pub use verdict::{Appraiser, Failure, Mode, Outcome, Verdict};
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::claims::{Claims, NoneClaims, SnpClaims, Tcb, TdxClaims};
-use crate::hexbytes::HexBytes;
+use crate::hexbytes::{Hex, HexBytes};
 use crate::verdict::Failure;
 
 /// A policy for every platform.
@@ -32,12 +32,6 @@ pub struct Policy {
 pub enum PolicyError {
     #[error("the policy is not valid JSON of the policy's form: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("{field} must be {expected} bytes, not {actual}")]
-    Length {
-        field: String,
-        expected: usize,
-        actual: usize,
-    },
 }
 
 /// GUEST_POLICY bits (AMD SEV-SNP ABI, "Guest Policy Structure").
@@ -142,21 +136,21 @@ pub struct SnpPolicy {
     pub guest_policy: GuestPolicyRule,
     pub minimum_guest_svn: u32,
     /// Exact REPORT_DATA (64 bytes). Usually left out: the binding to the request checks it.
-    pub report_data: Option<HexBytes>,
+    pub report_data: Option<Hex<64>>,
     /// Exact HOST_DATA (32 bytes).
-    pub host_data: Option<HexBytes>,
+    pub host_data: Option<Hex<32>>,
     /// Exact IMAGE_ID (16 bytes).
-    pub image_id: Option<HexBytes>,
+    pub image_id: Option<Hex<16>>,
     /// Exact FAMILY_ID (16 bytes).
-    pub family_id: Option<HexBytes>,
+    pub family_id: Option<Hex<16>>,
     /// Exact REPORT_ID (32 bytes).
-    pub report_id: Option<HexBytes>,
+    pub report_id: Option<Hex<32>>,
     /// Exact REPORT_ID_MA (32 bytes).
-    pub report_id_ma: Option<HexBytes>,
+    pub report_id_ma: Option<Hex<32>>,
     /// Launch measurements accepted (48 bytes each); empty: any.
-    pub measurements: Vec<HexBytes>,
+    pub measurements: Vec<Hex<48>>,
     /// Chip ids accepted (64 bytes each); empty: any.
-    pub chip_ids: Vec<HexBytes>,
+    pub chip_ids: Vec<Hex<64>>,
     /// Lowest current firmware build.
     pub minimum_build: u8,
     /// Lowest current firmware version.
@@ -175,9 +169,9 @@ pub struct SnpPolicy {
     /// The VM must have been launched with an ID block.
     pub require_id_block: bool,
     /// SHA-384 digests of accepted ID block author keys; empty: any.
-    pub trusted_author_key_digests: Vec<HexBytes>,
+    pub trusted_author_key_digests: Vec<Hex<48>>,
     /// SHA-384 digests of accepted ID keys; empty: any.
-    pub trusted_id_key_digests: Vec<HexBytes>,
+    pub trusted_id_key_digests: Vec<Hex<48>>,
 }
 
 /// The TDX checks.
@@ -187,71 +181,25 @@ pub struct TdxPolicy {
     /// Refused by default: a debuggable TD's memory can be read by the host.
     pub allow_debug: bool,
     /// MRTD values accepted (48 bytes each); empty: any.
-    pub mr_td: Vec<HexBytes>,
+    pub mr_td: Vec<Hex<48>>,
     /// MRSEAM values accepted (48 bytes each); empty: any.
-    pub mr_seam: Vec<HexBytes>,
-    pub rtmr0: Option<HexBytes>,
-    pub rtmr1: Option<HexBytes>,
-    pub rtmr2: Option<HexBytes>,
-    pub rtmr3: Option<HexBytes>,
+    pub mr_seam: Vec<Hex<48>>,
+    pub rtmr0: Option<Hex<48>>,
+    pub rtmr1: Option<Hex<48>>,
+    pub rtmr2: Option<Hex<48>>,
+    pub rtmr3: Option<Hex<48>>,
     /// Exact TD attributes (8 bytes).
-    pub td_attributes: Option<HexBytes>,
+    pub td_attributes: Option<Hex<8>>,
     /// Exact XFAM (8 bytes).
-    pub xfam: Option<HexBytes>,
+    pub xfam: Option<Hex<8>>,
     /// Lowest TEE TCB SVN, each of its 16 bytes.
-    pub minimum_tee_tcb_svn: Option<HexBytes>,
+    pub minimum_tee_tcb_svn: Option<Hex<16>>,
 }
 
 impl Policy {
-    /// Parses and checks a policy document.
+    /// Parses a policy document; every length and value the schema states is checked here.
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
-        let policy: Policy = serde_json::from_str(text)?;
-        policy.validate()?;
-        Ok(policy)
-    }
-
-    /// Checks every byte field's length.
-    pub fn validate(&self) -> Result<(), PolicyError> {
-        let snp = &self.sev_snp;
-        let tdx = &self.tdx;
-        let optional = [
-            ("sev_snp.report_data", &snp.report_data, 64),
-            ("sev_snp.host_data", &snp.host_data, 32),
-            ("sev_snp.image_id", &snp.image_id, 16),
-            ("sev_snp.family_id", &snp.family_id, 16),
-            ("sev_snp.report_id", &snp.report_id, 32),
-            ("sev_snp.report_id_ma", &snp.report_id_ma, 32),
-            ("tdx.rtmr0", &tdx.rtmr0, 48),
-            ("tdx.rtmr1", &tdx.rtmr1, 48),
-            ("tdx.rtmr2", &tdx.rtmr2, 48),
-            ("tdx.rtmr3", &tdx.rtmr3, 48),
-            ("tdx.td_attributes", &tdx.td_attributes, 8),
-            ("tdx.xfam", &tdx.xfam, 8),
-            ("tdx.minimum_tee_tcb_svn", &tdx.minimum_tee_tcb_svn, 16),
-        ];
-        for (field, value, expected) in optional {
-            if let Some(value) = value {
-                check_length(field, value, expected)?;
-            }
-        }
-        let lists = [
-            ("sev_snp.measurements", &snp.measurements, 48),
-            ("sev_snp.chip_ids", &snp.chip_ids, 64),
-            (
-                "sev_snp.trusted_author_key_digests",
-                &snp.trusted_author_key_digests,
-                48,
-            ),
-            ("sev_snp.trusted_id_key_digests", &snp.trusted_id_key_digests, 48),
-            ("tdx.mr_td", &tdx.mr_td, 48),
-            ("tdx.mr_seam", &tdx.mr_seam, 48),
-        ];
-        for (field, values, expected) in lists {
-            for value in values {
-                check_length(field, value, expected)?;
-            }
-        }
-        Ok(())
+        Ok(serde_json::from_str(text)?)
     }
 
     /// The canonical JSON this policy is identified by.
@@ -280,18 +228,6 @@ impl Policy {
     }
 }
 
-fn check_length(field: &str, value: &HexBytes, expected: usize) -> Result<(), PolicyError> {
-    if value.0.len() == expected {
-        Ok(())
-    } else {
-        Err(PolicyError::Length {
-            field: field.to_owned(),
-            expected,
-            actual: value.0.len(),
-        })
-    }
-}
-
 #[derive(Default)]
 struct Failures(Vec<Failure>);
 
@@ -315,14 +251,14 @@ impl Failures {
         }
     }
 
-    fn exact(&mut self, field: &str, expected: &Option<HexBytes>, actual: &HexBytes) {
+    fn exact<const N: usize>(&mut self, field: &str, expected: &Option<Hex<N>>, actual: &HexBytes) {
         if let Some(expected) = expected.as_ref().filter(|expected| *expected != actual) {
             self.push(field, expected, actual);
         }
     }
 
-    fn one_of(&mut self, field: &str, accepted: &[HexBytes], actual: &HexBytes) {
-        if !accepted.is_empty() && !accepted.contains(actual) {
+    fn one_of<const N: usize>(&mut self, field: &str, accepted: &[Hex<N>], actual: &HexBytes) {
+        if !accepted.is_empty() && !accepted.iter().any(|one| one == actual) {
             let list: Vec<String> = accepted.iter().map(ToString::to_string).collect();
             self.push(field, format!("one of [{}]", list.join(", ")), actual);
         }

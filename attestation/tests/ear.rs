@@ -20,7 +20,7 @@ use prism_attestation::eat;
 use prism_attestation::none::NoneVerifier;
 use prism_attestation::snp::{SnpVerifier, VcekCache};
 use prism_attestation::verdict::INSECURE_WARNING;
-use prism_attestation::{Appraiser, HexBytes, Mode, Outcome, Platform, Policy, Verdict};
+use prism_attestation::{Appraiser, Hex, Mode, Outcome, Platform, Policy, Verdict};
 use serde_json::Value;
 
 /// Verifies an EAR JWT the way a relying party would: PyJWT and nothing but the JWK Set.
@@ -311,7 +311,7 @@ fn a_refused_result_is_contraindicated_with_its_failures_and_an_insecure_one_a_w
 
     // A policy that demands another measurement refuses the genuine report.
     let mut policy = Policy::default();
-    policy.sev_snp.measurements = vec![HexBytes(vec![0x11; 48])];
+    policy.sev_snp.measurements = vec![Hex([0x11; 48])];
     let verdict = genuine_milan_verdict(&policy);
     assert_eq!(verdict.outcome, Outcome::Refused);
     let token = signer.sign(&verdict, &subject(), now()).unwrap();

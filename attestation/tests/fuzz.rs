@@ -43,7 +43,7 @@ use prism_attestation::sevsnp::{
 };
 use prism_attestation::snp::{SnpVerifier, VcekCache};
 use prism_attestation::verdict::INSECURE_WARNING;
-use prism_attestation::{Appraiser, HexBytes, Mode, Outcome, Platform, Policy, Verdict};
+use prism_attestation::{Appraiser, Hex, HexBytes, Mode, Outcome, Platform, Policy, Verdict};
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
@@ -1160,7 +1160,6 @@ fn edge_cases_are_refused_with_a_reason() {
 
 /// A policy that sets every field, each byte field at its length.
 fn full_policy() -> Policy {
-    let bytes = |byte: u8, len: usize| HexBytes(vec![byte; len]);
     let tcb = Tcb {
         fmc: Some(1),
         bootloader: 3,
@@ -1185,14 +1184,14 @@ fn full_policy() -> Policy {
                 minimum_abi_minor: 51,
             },
             minimum_guest_svn: 1,
-            report_data: Some(bytes(0x01, 64)),
-            host_data: Some(bytes(0x02, 32)),
-            image_id: Some(bytes(0x03, 16)),
-            family_id: Some(bytes(0x04, 16)),
-            report_id: Some(bytes(0x05, 32)),
-            report_id_ma: Some(bytes(0x06, 32)),
-            measurements: vec![bytes(0x07, 48), bytes(0x08, 48)],
-            chip_ids: vec![bytes(0x09, 64)],
+            report_data: Some(Hex([0x01; 64])),
+            host_data: Some(Hex([0x02; 32])),
+            image_id: Some(Hex([0x03; 16])),
+            family_id: Some(Hex([0x04; 16])),
+            report_id: Some(Hex([0x05; 32])),
+            report_id_ma: Some(Hex([0x06; 32])),
+            measurements: vec![Hex([0x07; 48]), Hex([0x08; 48])],
+            chip_ids: vec![Hex([0x09; 64])],
             minimum_build: 4,
             minimum_version: Some(VersionFloor { major: 1, minor: 52 }),
             minimum_tcb: Some(tcb),
@@ -1209,20 +1208,20 @@ fn full_policy() -> Policy {
             vmpl: Some(0),
             require_author_key: true,
             require_id_block: true,
-            trusted_author_key_digests: vec![bytes(0x0A, 48)],
-            trusted_id_key_digests: vec![bytes(0x0B, 48)],
+            trusted_author_key_digests: vec![Hex([0x0A; 48])],
+            trusted_id_key_digests: vec![Hex([0x0B; 48])],
         },
         tdx: TdxPolicy {
             allow_debug: true,
-            mr_td: vec![bytes(0x0C, 48)],
-            mr_seam: vec![bytes(0x0D, 48)],
-            rtmr0: Some(bytes(0x0E, 48)),
-            rtmr1: Some(bytes(0x0F, 48)),
-            rtmr2: Some(bytes(0x10, 48)),
-            rtmr3: Some(bytes(0x11, 48)),
-            td_attributes: Some(bytes(0x12, 8)),
-            xfam: Some(bytes(0x13, 8)),
-            minimum_tee_tcb_svn: Some(bytes(0x14, 16)),
+            mr_td: vec![Hex([0x0C; 48])],
+            mr_seam: vec![Hex([0x0D; 48])],
+            rtmr0: Some(Hex([0x0E; 48])),
+            rtmr1: Some(Hex([0x0F; 48])),
+            rtmr2: Some(Hex([0x10; 48])),
+            rtmr3: Some(Hex([0x11; 48])),
+            td_attributes: Some(Hex([0x12; 8])),
+            xfam: Some(Hex([0x13; 8])),
+            minimum_tee_tcb_svn: Some(Hex([0x14; 16])),
         },
     }
 }
@@ -1440,9 +1439,6 @@ fn a_full_policy_document_mutated_is_read_or_refused_never_half_read() {
             }
         };
         read += 1;
-        if parsed.validate().is_err() {
-            findings.violation("a policy read is valid", what);
-        }
         let canonical = String::from_utf8(parsed.canonical_json()).expect("JSON is UTF-8");
         match Policy::from_json(&canonical) {
             Ok(again) if again == parsed && again.digest() == parsed.digest() => {}

@@ -10,7 +10,7 @@ use prism_attestation::evidence::Evidence;
 use prism_attestation::none::NoneVerifier;
 use prism_attestation::policy::{GuestPolicyRule, Policy, VersionFloor};
 use prism_attestation::snp::{SnpVerifier, VcekCache};
-use prism_attestation::{Appraiser, Mode, Outcome, Platform, Verifier as _};
+use prism_attestation::{Appraiser, Hex, Mode, Outcome, Platform, Verifier as _};
 
 const MILAN_MEASUREMENT: &str =
     "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f";
@@ -156,7 +156,7 @@ fn a_vcek_not_signed_by_amd_is_refused() {
 #[test]
 fn a_measurement_the_policy_does_not_accept_is_refused_with_both_values() {
     let mut policy = Policy::default();
-    policy.sev_snp.measurements = vec![prism_hex(&[0x11; 48])];
+    policy.sev_snp.measurements = vec![Hex([0x11; 48])];
     let verdict = verify(milan_report(), MILAN_VCEK, &policy);
     let (field, expected, actual) = reason(&verdict);
     assert_eq!(field, "measurement");
@@ -166,7 +166,7 @@ fn a_measurement_the_policy_does_not_accept_is_refused_with_both_values() {
     policy
         .sev_snp
         .measurements
-        .push(prism_hex(&hex::decode(MILAN_MEASUREMENT).unwrap()));
+        .push(Hex(hex::decode(MILAN_MEASUREMENT).unwrap().try_into().unwrap()));
     assert_eq!(
         verify(milan_report(), MILAN_VCEK, &policy).outcome,
         Outcome::Verified
@@ -204,7 +204,7 @@ fn a_tcb_below_the_minimum_is_refused() {
 #[test]
 fn a_chip_id_the_policy_does_not_accept_is_refused() {
     let mut policy = Policy::default();
-    policy.sev_snp.chip_ids = vec![prism_hex(&[0x22; 64])];
+    policy.sev_snp.chip_ids = vec![Hex([0x22; 64])];
     let verdict = verify(milan_report(), MILAN_VCEK, &policy);
     assert_eq!(reason(&verdict).0, "chip_id");
     assert_eq!(reason(&verdict).2, MILAN_CHIP_ID);
@@ -339,8 +339,4 @@ fn cocos_genuine_report_parses_and_is_refused_without_its_vcek() {
     );
     assert_eq!(reason(&verdict).0, "vcek");
     assert_eq!(hex::encode(&decoded.report[0x90..0x94]), "a03628e1");
-}
-
-fn prism_hex(bytes: &[u8]) -> prism_attestation::HexBytes {
-    prism_attestation::HexBytes::from(bytes)
 }

@@ -84,6 +84,31 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     Ok(value)
 }
 
+/// Reads `T` from a JSON document already parsed, after writing every whole number given as a
+/// float (`8.0`) as the integer it is: JSON Schema counts `8.0` as the integer 8, so a client may send
+/// it, and a type read with serde would refuse it. Refusals point at the field, as [`parse_json`]'s.
+pub fn from_json_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, Problem> {
+    whole_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(json_problem)
+}
+
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|f| number.is_f64() && f.fract() == 0.0) {
+                // Within ±2^53 a float is the integer exactly; beyond it, leave it to be refused.
+                if float.abs() <= 9_007_199_254_740_992.0 {
+                    *value = Value::from(float as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
 fn json_problem(error: serde_path_to_error::Error<serde_json::Error>) -> Problem {
     let pointer = json_pointer(error.path());
     let inner = error.inner();
@@ -172,6 +197,19 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn whole_floats_read_as_integers_and_fractions_are_refused_with_their_pointer() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Floor {
+            svn: u8,
+        }
+        let read: Floor = from_json_value(serde_json::json!({"svn": 242.0})).unwrap();
+        assert_eq!(read, Floor { svn: 242 });
+        let refused = from_json_value::<Floor>(serde_json::json!({"svn": 2.5})).unwrap_err();
+        assert_eq!(refused.errors[0].pointer, "/svn");
+    }
+
     use serde::Deserialize;
 
     use super::*;

@@ -320,11 +320,12 @@ async fn a_computations_attestation_policy_is_versioned_and_a_malformed_one_refu
     assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(short.headers()["content-type"], "application/problem+json");
     let problem: Value = short.json().await.unwrap();
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/sev_snp/measurements/0",
+        "{problem}"
+    );
     assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("sev_snp.measurements"),
+        problem["detail"].as_str().unwrap().contains("48 bytes"),
         "{problem}"
     );
     let unknown = prism

@@ -19,8 +19,6 @@ pub enum ComputationError {
     WorkspaceArchived,
     #[error(transparent)]
     Invalid(#[from] DefinitionError),
-    #[error("attestation policy: {0}")]
-    Policy(String),
 }
 
 /// A rule of a computation's definition that the command breaks.
@@ -64,7 +62,7 @@ impl Rejection for ComputationError {
             Self::Archived | Self::AlreadyArchived | Self::WorkspaceArchived => RejectionKind::StateConflict,
             // The workspace is a precondition named in the request path, so its absence is a "not found".
             Self::WorkspaceNotFound => RejectionKind::NotFound,
-            Self::Invalid(_) | Self::Policy(_) => RejectionKind::Invalid,
+            Self::Invalid(_) => RejectionKind::Invalid,
         }
     }
 }

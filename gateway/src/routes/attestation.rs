@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::read_options;
 use crate::auth::Authenticated;
 use crate::dto::ReadParams;
-use crate::extract::{JsonBody, Path, Query};
+use crate::extract::{JsonBody, Path, Query, from_json_value};
 use crate::headers::{CommandHeaderParams, CommandHeaders, QueryHeaderParams};
 use crate::json_schema;
 use crate::problem::Problem;
@@ -182,8 +182,9 @@ pub async fn set_policy(
     Path((workspace, id)): Path<(Uuid, Uuid)>,
     Query(params): Query<PolicyParams>,
     headers: CommandHeaders,
-    JsonBody(AttestationPolicy(policy)): JsonBody<AttestationPolicy>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<AttestationPoliciesBody>, Problem> {
+    let AttestationPolicy(policy) = from_json_value(body)?;
     let computations = state.app().computations();
     computations
         .set_attestation_policy(

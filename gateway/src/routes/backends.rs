@@ -342,7 +342,8 @@ fn ca_pem() -> Schema {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Backend {
     pub id: Uuid,
-    /// The workspace it belongs to; `null` for a backend of the platform, which every workspace may use.
+    /// The workspace it belongs to; absent for a backend of the platform, which every workspace may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<Uuid>,
     #[schema(example = "eu-snp-1")]
     pub name: String,
