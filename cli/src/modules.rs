@@ -16,6 +16,7 @@ use prism_domain::computation::Computation;
 use prism_domain::cvm::Cvm;
 use prism_domain::denial::AccessDenial;
 use prism_domain::reaction::Reaction;
+use prism_domain::run::Run;
 use prism_domain::schema::{self, EventSchema};
 use prism_domain::session::Session;
 use prism_domain::user::User;
@@ -61,6 +62,7 @@ pub fn modules() -> Vec<Module> {
             .projection(ApiKeysProjection)
             .routes(routes::api_keys::routes),
         Module::aggregate::<AccessDenial>(),
+        Module::aggregate::<Run>(),
         Module::aggregate::<Certificate>()
             .projection(CertificatesProjection)
             .routes(routes::certs::routes)

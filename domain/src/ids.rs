@@ -75,6 +75,10 @@ uuid_id!(
     CvmId
 );
 uuid_id!(
+    /// One run of a computation.
+    RunId
+);
+uuid_id!(
     /// A backend that runs CVMs (a Cocos manager, the local emulator, a bring-your-own machine).
     BackendId
 );

@@ -16,6 +16,7 @@ pub mod cvm;
 pub mod denial;
 pub mod ids;
 pub mod reaction;
+pub mod run;
 pub mod schema;
 pub mod session;
 pub mod testing;
@@ -25,6 +26,6 @@ pub mod workspace;
 
 pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
 pub use ids::{
-    Actor, ApiKeyId, BackendId, CertificateId, ComputationId, CvmId, InvitationId, ParticipantId, SessionId,
-    UserId, WorkspaceId,
+    Actor, ApiKeyId, BackendId, CertificateId, ComputationId, CvmId, InvitationId, ParticipantId, RunId,
+    SessionId, UserId, WorkspaceId,
 };

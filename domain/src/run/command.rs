@@ -1,0 +1,39 @@
+use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
+
+/// What the process manager (and a user, to stop a run) asks of a run. Each names one step of
+/// [`super::TRANSITIONS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunCommand {
+    Request {
+        id: RunId,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+        manifest_id: String,
+    },
+    /// A CVM is being made for the run.
+    StartProvisioning {
+        cvm: CvmId,
+    },
+    /// The CVM is made; its agent is expected.
+    AwaitAgent,
+    /// The agent is connected; its evidence is being appraised.
+    StartAttesting,
+    /// The evidence was accepted (the verdict is recorded on the CVM, named here by its digests).
+    RecordAttested {
+        evidence_sha256: String,
+        policy_sha256: String,
+    },
+    /// The inputs are in; the algorithm runs.
+    StartRunning,
+    MarkResultsReady,
+    Complete,
+    Stop {
+        reason: String,
+    },
+    Fail {
+        reason: String,
+    },
+    TimeOut,
+    StartCleanup,
+    Close,
+}

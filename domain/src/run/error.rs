@@ -1,0 +1,30 @@
+use crate::aggregate::{Rejection, RejectionKind};
+use crate::values::ValueError;
+
+use super::state::RunStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("run not found")]
+    NotFound,
+    #[error("run already exists")]
+    AlreadyExists,
+    /// The machine has no such step from here ([`super::TRANSITIONS`]).
+    #[error("a run that is {} cannot be {event}", .from.as_str())]
+    IllegalTransition { from: RunStatus, event: &'static str },
+    #[error("{0} must be a SHA-256 digest: 64 lower-case hexadecimal characters")]
+    Digest(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+}
+
+impl Rejection for RunError {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            Self::NotFound => RejectionKind::NotFound,
+            Self::AlreadyExists => RejectionKind::AlreadyExists,
+            Self::IllegalTransition { .. } => RejectionKind::StateConflict,
+            Self::Digest(_) | Self::Invalid(_) => RejectionKind::Invalid,
+        }
+    }
+}

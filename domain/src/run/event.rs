@@ -1,0 +1,93 @@
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::state::RunStatus;
+use crate::aggregate::DomainEvent;
+use crate::ids::{Actor, ComputationId, CvmId, RunId, WorkspaceId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum RunEvent {
+    Requested(RunRequested),
+    ProvisioningStarted(RunProvisioningStarted),
+    AgentAwaited(RunStep),
+    AttestingStarted(RunStep),
+    Attested(RunAttested),
+    RunningStarted(RunStep),
+    ResultsReady(RunStep),
+    Completed(RunStep),
+    StopRequested(RunEnding),
+    Failed(RunEnding),
+    TimedOut(RunEnding),
+    CleanupStarted(RunStep),
+    Closed(RunStep),
+}
+
+/// A run of a computation was asked for, of the manifest with this id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequested {
+    pub id: RunId,
+    pub workspace: WorkspaceId,
+    pub computation: ComputationId,
+    /// SHA-256 (hex) of the manifest's canonical encoding.
+    pub manifest_id: String,
+    pub requested_by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// A CVM is being made for the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunProvisioningStarted {
+    pub cvm: CvmId,
+    pub at: DateTime<Utc>,
+}
+
+/// A step with nothing to say but when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunStep {
+    pub at: DateTime<Utc>,
+}
+
+/// The run's evidence was accepted; the appraisal is the CVM's event with these digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunAttested {
+    pub evidence_sha256: String,
+    pub policy_sha256: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The run stops, failed or timed out, in which state and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunEnding {
+    /// The state it was in.
+    pub during: RunStatus,
+    pub reason: String,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+impl DomainEvent for RunEvent {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Requested(_) => "requested",
+            Self::ProvisioningStarted(_) => "provisioning_started",
+            Self::AgentAwaited(_) => "agent_awaited",
+            Self::AttestingStarted(_) => "attesting_started",
+            Self::Attested(_) => "attested",
+            Self::RunningStarted(_) => "running_started",
+            Self::ResultsReady(_) => "results_ready",
+            Self::Completed(_) => "completed",
+            Self::StopRequested(_) => "stop_requested",
+            Self::Failed(_) => "failed",
+            Self::TimedOut(_) => "timed_out",
+            Self::CleanupStarted(_) => "cleanup_started",
+            Self::Closed(_) => "closed",
+        }
+    }
+}

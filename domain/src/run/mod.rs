@@ -1,0 +1,189 @@
+//! The run aggregate: one execution of a computation, from the request through provisioning, the
+//! agent's arrival, attestation, the participants' inputs, execution and results to cleanup. The
+//! state machine is one table, [`transitions`]: deciding consults it, so a step it does not list is
+//! a domain rejection, and `docs/run-states.md` is rendered from it ([`state_diagram`]).
+
+mod command;
+mod error;
+mod event;
+mod state;
+
+pub use command::RunCommand;
+pub use error::RunError;
+pub use event::{RunAttested, RunEnding, RunEvent, RunProvisioningStarted, RunRequested, RunStep};
+pub use state::{Run, RunStatus};
+
+use crate::aggregate::{Aggregate, CommandContext};
+use crate::values::check_text;
+
+pub const REASON_MAX: usize = 1024;
+
+/// One step of the machine: from a state, an event (by name) leads to a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: RunStatus,
+    pub event: &'static str,
+    pub to: RunStatus,
+}
+
+/// The whole state machine.
+pub fn transitions() -> Vec<Transition> {
+    use RunStatus as S;
+    let step = |from, event, to| Transition { from, event, to };
+    let mut all = vec![
+        step(S::New, "requested", S::Requested),
+        step(S::Requested, "provisioning_started", S::Provisioning),
+        step(S::Provisioning, "agent_awaited", S::AgentConnecting),
+        step(S::AgentConnecting, "attesting_started", S::Attesting),
+        step(S::Attesting, "attested", S::AwaitingInputs),
+        step(S::AwaitingInputs, "running_started", S::Running),
+        step(S::Running, "results_ready", S::ResultsReady),
+        step(S::ResultsReady, "completed", S::Completed),
+    ];
+    let active = RunStatus::ALL.into_iter().filter(|s| s.is_active());
+    for from in active {
+        all.push(step(from, "stop_requested", S::Stopping));
+        all.push(step(from, "failed", S::Failed));
+        // Every step but the request itself waits on something that may never come.
+        if from != S::Requested {
+            all.push(step(from, "timed_out", S::TimedOut));
+        }
+    }
+    for from in RunStatus::ALL.into_iter().filter(|s| s.is_ending()) {
+        all.push(step(from, "cleanup_started", S::CleaningUp));
+    }
+    all.push(step(S::CleaningUp, "closed", S::Closed));
+    all
+}
+
+/// Where `event` leads from `from`, if the machine has that step.
+pub fn next(from: RunStatus, event: &str) -> Option<RunStatus> {
+    transitions()
+        .into_iter()
+        .find(|t| t.from == from && t.event == event)
+        .map(|t| t.to)
+}
+
+/// The machine as a Mermaid state diagram.
+pub fn state_diagram() -> String {
+    let mut diagram = String::from("stateDiagram-v2\n    [*] --> requested\n");
+    for t in transitions().into_iter().filter(|t| t.from != RunStatus::New) {
+        diagram.push_str(&format!("    {} --> {}: {}\n", t.from, t.to, t.event));
+    }
+    diagram.push_str("    closed --> [*]\n");
+    diagram
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl Aggregate for Run {
+    const TYPE: &'static str = "run";
+    type Command = RunCommand;
+    type Event = RunEvent;
+    type Error = RunError;
+
+    fn decide(&self, command: RunCommand, ctx: &CommandContext) -> Result<Vec<RunEvent>, RunError> {
+        let at = ctx.now;
+        let step = || RunStep { at };
+        let ending = |reason: String| -> Result<RunEnding, RunError> {
+            check_text("reason", &reason, REASON_MAX, true)?;
+            Ok(RunEnding {
+                during: self.status,
+                reason,
+                by: ctx.actor.clone(),
+                at,
+            })
+        };
+        let event = match command {
+            RunCommand::Request {
+                id,
+                workspace,
+                computation,
+                manifest_id,
+            } => {
+                if self.status != RunStatus::New {
+                    return Err(RunError::AlreadyExists);
+                }
+                if !is_sha256_hex(&manifest_id) {
+                    return Err(RunError::Digest("manifest_id"));
+                }
+                RunEvent::Requested(RunRequested {
+                    id,
+                    workspace,
+                    computation,
+                    manifest_id,
+                    requested_by: ctx.actor.clone(),
+                    at,
+                })
+            }
+            _ if self.status == RunStatus::New => return Err(RunError::NotFound),
+            // Asking a stopping run to stop again changes nothing.
+            RunCommand::Stop { .. } if self.status == RunStatus::Stopping => return Ok(vec![]),
+            RunCommand::StartProvisioning { cvm } => {
+                RunEvent::ProvisioningStarted(RunProvisioningStarted { cvm, at })
+            }
+            RunCommand::AwaitAgent => RunEvent::AgentAwaited(step()),
+            RunCommand::StartAttesting => RunEvent::AttestingStarted(step()),
+            RunCommand::RecordAttested {
+                evidence_sha256,
+                policy_sha256,
+            } => {
+                for (field, digest) in [
+                    ("evidence_sha256", &evidence_sha256),
+                    ("policy_sha256", &policy_sha256),
+                ] {
+                    if !is_sha256_hex(digest) {
+                        return Err(RunError::Digest(field));
+                    }
+                }
+                RunEvent::Attested(RunAttested {
+                    evidence_sha256,
+                    policy_sha256,
+                    at,
+                })
+            }
+            RunCommand::StartRunning => RunEvent::RunningStarted(step()),
+            RunCommand::MarkResultsReady => RunEvent::ResultsReady(step()),
+            RunCommand::Complete => RunEvent::Completed(step()),
+            RunCommand::Stop { reason } => RunEvent::StopRequested(ending(reason)?),
+            RunCommand::Fail { reason } => RunEvent::Failed(ending(reason)?),
+            RunCommand::TimeOut => RunEvent::TimedOut(ending(format!("{} took too long", self.status))?),
+            RunCommand::StartCleanup => RunEvent::CleanupStarted(step()),
+            RunCommand::Close => RunEvent::Closed(step()),
+        };
+        use crate::aggregate::DomainEvent as _;
+        if next(self.status, event.name()).is_none() {
+            return Err(RunError::IllegalTransition {
+                from: self.status,
+                event: event.name(),
+            });
+        }
+        Ok(vec![event])
+    }
+
+    fn apply(&mut self, event: &RunEvent) {
+        use crate::aggregate::DomainEvent as _;
+        if let Some(to) = next(self.status, event.name()) {
+            self.status = to;
+        }
+        match event {
+            RunEvent::Requested(e) => {
+                self.id = Some(e.id);
+                self.workspace = Some(e.workspace);
+                self.computation = Some(e.computation);
+                self.manifest_id = Some(e.manifest_id.clone());
+                self.requested_at = Some(e.at);
+            }
+            RunEvent::ProvisioningStarted(e) => self.cvm = Some(e.cvm),
+            RunEvent::StopRequested(e) | RunEvent::Failed(e) | RunEvent::TimedOut(e) => {
+                self.ending = Some((e.during, e.reason.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
