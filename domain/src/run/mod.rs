@@ -6,11 +6,13 @@
 mod command;
 mod error;
 mod event;
+pub mod manifest;
 mod state;
 
 pub use command::RunCommand;
 pub use error::RunError;
 pub use event::{RunAttested, RunEnding, RunEvent, RunProvisioningStarted, RunRequested, RunStep};
+pub use manifest::{Manifest, RunLimits};
 pub use state::{Run, RunStatus};
 
 use crate::aggregate::{Aggregate, CommandContext};

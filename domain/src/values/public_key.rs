@@ -94,6 +94,11 @@ impl PublicKey {
     pub fn as_pem(&self) -> &str {
         &self.0
     }
+
+    /// The SubjectPublicKeyInfo, DER (what Cocos's run request carries as a user key).
+    pub fn der(&self) -> Vec<u8> {
+        decode(self.0.trim()).expect("a parsed key is kept as valid PEM")
+    }
 }
 
 fn invalid(reason: impl Into<String>) -> ValueError {
