@@ -491,7 +491,16 @@ async fn an_answer_made_while_the_stream_is_down_is_kept_on_disk_and_sent_first_
     };
     assert_eq!(res.computation_id, "run-9");
     assert_eq!(res.message, "");
-    assert_eq!(std::fs::read_to_string(&pending_file).unwrap(), "[]");
+    // Sent, it is struck from the file (written just after the send, so looked for a little).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&pending_file).unwrap() != "[]" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sent answer stays in {}",
+            pending_file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
