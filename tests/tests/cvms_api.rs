@@ -80,6 +80,12 @@ async fn call(
 ) -> Answer {
     let mut request = prism.request(method, path, bearer);
     if let Some(body) = body {
+        // The server refuses a body over its limit unread (413) and so cannot read another request
+        // on that connection: keep it out of the client's pool, or the next request may be sent on
+        // it as it closes.
+        if body.to_string().len() > 1024 * 1024 {
+            request = request.header(reqwest::header::CONNECTION, "close");
+        }
         request = request.json(&body);
     }
     let response = request.send().await.unwrap();
