@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use futures::StreamExt as _;
 use prism_app::{App, Caller, CertificateRequest, CommandOptions, IssuedCertificate, NewWorkspace};
-use prism_benchkit::{cpu_model, median, process_cpu_seconds, thousands};
+use prism_benchkit::{Cpu, CpuMeter, cpu_model, median, thousands};
 use prism_cli::{AgentsConfig, Platform, PlatformConfig};
 use prism_domain::backend::{BackendSettings, Driver};
 use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
@@ -163,14 +163,6 @@ impl Round {
     }
 }
 
-/// CPU seconds (user + system) of this process, of nats-server and of the database's backends.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    this: Option<f64>,
-    nats: Option<f64>,
-    postgres: Option<f64>,
-}
-
 fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     tokio::runtime::Builder::new_multi_thread()
@@ -227,7 +219,7 @@ async fn measure(
         .and_then(|bin| std::process::Command::new(bin).arg("--version").output().ok())
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .unwrap_or_else(|| "nats-server (version unknown)".to_owned());
-    let cpu = CpuMeter::new(nats, &db.url).await?;
+    let cpu = CpuMeter::new(nats.store_dir(), &db.url).await?;
     println!("machine: {cores} cores, {}", cpu_model());
     println!(
         "{version}, JetStream sync_interval=always (fsync before every ack); {}",
@@ -892,69 +884,5 @@ impl Body {
             Some((message(body.agent, n), body))
         })
         .boxed()
-    }
-}
-
-/// Reads the CPU time of this process, of nats-server and of the benchmark database's backends.
-struct CpuMeter {
-    nats_pid: Option<String>,
-    client: tokio_postgres::Client,
-}
-
-impl CpuMeter {
-    async fn new(nats: &NatsServer, database_url: &str) -> anyhow::Result<Self> {
-        // nats-server names its ports file after its pid: `<store>/ports/nats-server_<pid>.ports`.
-        let nats_pid = std::fs::read_dir(nats.store_dir().join("ports"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
-                pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
-            });
-        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok(Self { nats_pid, client })
-    }
-
-    async fn postgres_version(&self) -> anyhow::Result<String> {
-        let version: String = self
-            .client
-            .query_one("SELECT current_setting('server_version')", &[])
-            .await?
-            .get(0);
-        Ok(format!("PostgreSQL {version}"))
-    }
-
-    async fn now(&self) -> anyhow::Result<Cpu> {
-        // Backends of the database other than this one (the platform's pools keep theirs open).
-        let rows = self
-            .client
-            .query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .await?;
-        let postgres = rows
-            .iter()
-            .filter_map(|r| process_cpu_seconds(&r.get::<_, i32>(0).to_string()))
-            .sum();
-        Ok(Cpu {
-            this: process_cpu_seconds("self"),
-            nats: self.nats_pid.as_deref().and_then(process_cpu_seconds),
-            postgres: Some(postgres),
-        })
-    }
-
-    async fn since(&self, before: Cpu) -> anyhow::Result<Cpu> {
-        let now = self.now().await?;
-        let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-        Ok(Cpu {
-            this: diff(now.this, before.this),
-            nats: diff(now.nats, before.nats),
-            postgres: diff(now.postgres, before.postgres),
-        })
     }
 }

@@ -1,6 +1,6 @@
 //! What the benchmarks share (`*/benches/*.rs`): the median of a round's rates, numbers written for
-//! reading, the machine they ran on, and the CPU time of a process. Benchmarks only: no platform crate
-//! depends on it.
+//! reading, the machine they ran on, and CPU time — of a process, and ([`CpuMeter`]) of the benchmark
+//! itself, its nats-server and its database's backends. Benchmarks only: no platform crate depends on it.
 
 /// The median of `values`; `None` for none.
 pub fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -97,5 +97,83 @@ mod tests {
         assert_eq!(thousands(12_345.6), "12,346");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(f64::NAN), "-");
+    }
+}
+
+/// CPU seconds (user + system) of this process, of nats-server and of the database's backends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub this: Option<f64>,
+    pub nats: Option<f64>,
+    pub postgres: Option<f64>,
+}
+
+/// Reads the CPU time of this process, of nats-server and of the benchmark database's backends.
+#[derive(Debug)]
+pub struct CpuMeter {
+    nats_pid: Option<String>,
+    client: tokio_postgres::Client,
+}
+
+impl CpuMeter {
+    /// Measures the nats-server whose store is `nats_store_dir` and the backends of the database
+    /// at `database_url` (other than the meter's own connection).
+    pub async fn new(
+        nats_store_dir: &std::path::Path,
+        database_url: &str,
+    ) -> Result<Self, tokio_postgres::Error> {
+        // nats-server names its ports file after its pid: `<store>/ports/nats-server_<pid>.ports`.
+        let nats_pid = std::fs::read_dir(nats_store_dir.join("ports"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
+                pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
+            });
+        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(Self { nats_pid, client })
+    }
+
+    pub async fn postgres_version(&self) -> Result<String, tokio_postgres::Error> {
+        let version: String = self
+            .client
+            .query_one("SELECT current_setting('server_version')", &[])
+            .await?
+            .get(0);
+        Ok(format!("PostgreSQL {version}"))
+    }
+
+    pub async fn now(&self) -> Result<Cpu, tokio_postgres::Error> {
+        // Backends of the database other than this one (the platform's pools keep theirs open).
+        let rows = self
+            .client
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await?;
+        let postgres = rows
+            .iter()
+            .filter_map(|r| process_cpu_seconds(&r.get::<_, i32>(0).to_string()))
+            .sum();
+        Ok(Cpu {
+            this: process_cpu_seconds("self"),
+            nats: self.nats_pid.as_deref().and_then(process_cpu_seconds),
+            postgres: Some(postgres),
+        })
+    }
+
+    pub async fn since(&self, before: Cpu) -> Result<Cpu, tokio_postgres::Error> {
+        let now = self.now().await?;
+        let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        Ok(Cpu {
+            this: diff(now.this, before.this),
+            nats: diff(now.nats, before.nats),
+            postgres: diff(now.postgres, before.postgres),
+        })
     }
 }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
 use prism_app::{Caller, CertificateRequest, CommandOptions, NewWorkspace};
-use prism_benchkit::{cpu_model, median, process_cpu_seconds, thousands};
+use prism_benchkit::{Cpu, CpuMeter, cpu_model, median, thousands};
 use prism_ca::KeySource;
 use prism_cli::{Platform, PlatformConfig};
 use prism_domain::WorkspaceId;
@@ -147,14 +147,6 @@ impl Round {
         self.drain
             .map(|drain| self.done as f64 / (self.elapsed + drain).as_secs_f64())
     }
-}
-
-/// CPU seconds (user + system) of this process, of nats-server and of the database's backends.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    this: Option<f64>,
-    nats: Option<f64>,
-    postgres: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -268,7 +260,7 @@ async fn measure(
         signer,
         tasks: settings.tasks,
         cores,
-        cpu: CpuMeter::new(nats, &db.url).await?,
+        cpu: CpuMeter::new(nats.store_dir(), &db.url).await?,
     };
 
     let version = find_nats_server()
@@ -634,69 +626,5 @@ impl Signer {
         )?;
         std::hint::black_box(issued);
         Ok(())
-    }
-}
-
-/// Reads the CPU time of this process, of nats-server and of the benchmark database's backends.
-struct CpuMeter {
-    nats_pid: Option<String>,
-    client: tokio_postgres::Client,
-}
-
-impl CpuMeter {
-    async fn new(nats: &NatsServer, database_url: &str) -> anyhow::Result<Self> {
-        // nats-server names its ports file after its pid: `<store>/ports/nats-server_<pid>.ports`.
-        let nats_pid = std::fs::read_dir(nats.store_dir().join("ports"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
-                pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
-            });
-        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok(Self { nats_pid, client })
-    }
-
-    async fn postgres_version(&self) -> anyhow::Result<String> {
-        let version: String = self
-            .client
-            .query_one("SELECT current_setting('server_version')", &[])
-            .await?
-            .get(0);
-        Ok(format!("PostgreSQL {version}"))
-    }
-
-    async fn now(&self) -> anyhow::Result<Cpu> {
-        // Backends of the database other than this one (the platform's pools keep theirs open).
-        let rows = self
-            .client
-            .query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .await?;
-        let postgres = rows
-            .iter()
-            .filter_map(|r| process_cpu_seconds(&r.get::<_, i32>(0).to_string()))
-            .sum();
-        Ok(Cpu {
-            this: process_cpu_seconds("self"),
-            nats: self.nats_pid.as_deref().and_then(process_cpu_seconds),
-            postgres: Some(postgres),
-        })
-    }
-
-    async fn since(&self, before: Cpu) -> anyhow::Result<Cpu> {
-        let now = self.now().await?;
-        let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-        Ok(Cpu {
-            this: diff(now.this, before.this),
-            nats: diff(now.nats, before.nats),
-            postgres: diff(now.postgres, before.postgres),
-        })
     }
 }
