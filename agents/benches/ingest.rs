@@ -46,7 +46,6 @@ use prism_app::{App, Caller, CertificateRequest, CommandOptions, IssuedCertifica
 use prism_benchkit::{Cpu, CpuMeter, cpu_model, median, thousands};
 use prism_cli::{AgentsConfig, Platform, PlatformConfig};
 use prism_domain::backend::{BackendSettings, Driver};
-use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
 use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmSpec, CvmStatus};
 use prism_domain::{CvmId, WorkspaceId};
 use prism_embedded::{NatsServer, TestDatabase, find_nats_server};
@@ -492,19 +491,7 @@ async fn agents(app: &App, addr: std::net::SocketAddr, count: usize) -> anyhow::
                 &caller,
                 &options,
                 workspace,
-                CertificateRequest {
-                    entity: Entity {
-                        kind: EntityKind::Cvm,
-                        id: cvm.to_string(),
-                    },
-                    profile: Profile::AgentClient,
-                    subject: Subject {
-                        common_name: cvm.to_string(),
-                        uris: vec![format!("urn:prism:cvm:{cvm}")],
-                        ..Default::default()
-                    },
-                    ttl: None,
-                },
+                CertificateRequest::agent_client(cvm),
             )
             .await?;
         // The channel finds the certificate in the read model.

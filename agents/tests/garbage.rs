@@ -19,7 +19,6 @@ use prism_app::{App, Caller, CertificateRequest, CommandOptions, IssuedCertifica
 use prism_cli::{AgentsConfig, Platform, PlatformConfig};
 use prism_domain::CvmId;
 use prism_domain::backend::{BackendSettings, Driver};
-use prism_domain::certificate::{Entity, EntityKind, Profile, Subject};
 use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmSpec, CvmStatus};
 use prism_embedded::{NatsServer, TestDatabase};
 use prism_proto::cvms::service_client::ServiceClient;
@@ -260,19 +259,7 @@ impl Fixture {
                     &caller,
                     &options,
                     workspace,
-                    CertificateRequest {
-                        entity: Entity {
-                            kind: EntityKind::Cvm,
-                            id: cvm.to_string(),
-                        },
-                        profile: Profile::AgentClient,
-                        subject: Subject {
-                            common_name: cvm.to_string(),
-                            uris: vec![format!("urn:prism:cvm:{cvm}")],
-                            ..Default::default()
-                        },
-                        ttl: None,
-                    },
+                    CertificateRequest::agent_client(cvm),
                 )
                 .await
                 .unwrap();
