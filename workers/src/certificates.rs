@@ -13,9 +13,9 @@ use prism_domain::certificate::RevocationReason;
 use prism_domain::computation::{Computation, ComputationEvent};
 use prism_store::Recorded;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by};
+use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, every};
 
 /// Renews certificates before they end and records the ends of those it did not.
 #[derive(Debug, Clone)]
@@ -33,23 +33,16 @@ impl CertificateRenewer {
     /// Looks every [`prism_app::RenewalPolicy::every`] until `shutdown`; returns at once when the
     /// platform runs no certificate authority. A look that fails (the database is away) is logged and
     /// tried again at the next tick.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let certificates = self.app.certificates();
         let Ok(policy) = certificates.renewal_policy() else {
             return;
         };
         let caller = Caller::service(Self::NAME);
-        let mut tick = tokio::time::interval(policy.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
-            if let Err(e) = certificates.maintain(&caller, chrono::Utc::now()).await {
-                warn!(error = %e, "could not look for certificates to renew");
-            }
-        }
+        every(policy.every, shutdown, "look for certificates to renew", || {
+            certificates.maintain(&caller, chrono::Utc::now())
+        })
+        .await;
     }
 }
 

@@ -30,7 +30,7 @@ use prism_store::{EventMeta, Recorded};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, read_as_of};
+use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, every, read_as_of};
 
 /// What the provisioner needs besides the application layer.
 #[derive(Debug, Clone)]
@@ -403,19 +403,12 @@ impl CvmReaper {
 
     /// Looks every `every` until `shutdown`. A look that fails (the database is away) is logged and
     /// tried again at the next tick.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let caller = Caller::service(Self::NAME);
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
-            if let Err(e) = self.reap(&caller, Utc::now()).await {
-                warn!(error = %e, "could not look for CVMs past their TTL");
-            }
-        }
+        every(self.every, shutdown, "look for CVMs past their TTL", || {
+            self.reap(&caller, Utc::now())
+        })
+        .await;
     }
 
     /// Destroys the CVMs past their TTL at `now` (at most 100 at a time); answers how many it asked to
@@ -472,18 +465,11 @@ impl BackendHealthChecker {
         Self { app, drivers, every }
     }
 
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
-            if let Err(e) = self.check_all().await {
-                warn!(error = %e, "could not check the backends' health");
-            }
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        every(self.every, shutdown, "check the backends' health", || {
+            self.check_all()
+        })
+        .await;
     }
 
     async fn check_all(&self) -> Result<(), AppError> {

@@ -126,6 +126,32 @@ where
 }
 
 /// The caller of a command sent because of `event`: same correlation and trace, caused by it.
+/// Runs `look` every `period` until `shutdown`, the first time at once: the loop of the workers that
+/// time, not an event, makes due. A look that fails (the database is away) is logged as "could not
+/// `what`" and tried again at the next tick; ticks missed meanwhile are not made up.
+pub async fn every<T, E, F, Fut>(
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    what: &str,
+    mut look: F,
+) where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(e) = look().await {
+            warn!(error = %e, "could not {what}");
+        }
+    }
+}
+
 pub fn caused_by(event: &prism_store::EventMeta, worker: &str) -> Caller {
     Caller::reacting_to(event, worker)
 }
