@@ -100,6 +100,21 @@ mod tests {
     }
 }
 
+/// The pid of the nats-server whose store is `store_dir`: it names its ports file after it,
+/// `<store>/ports/nats-server_<pid>.ports`.
+pub fn nats_server_pid(store_dir: &std::path::Path) -> Option<String> {
+    std::fs::read_dir(store_dir.join("ports"))
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
+        })
+}
+
 /// CPU seconds (user + system) of this process, of nats-server and of the database's backends.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu {
@@ -122,17 +137,7 @@ impl CpuMeter {
         nats_store_dir: &std::path::Path,
         database_url: &str,
     ) -> Result<Self, tokio_postgres::Error> {
-        // nats-server names its ports file after its pid: `<store>/ports/nats-server_<pid>.ports`.
-        let nats_pid = std::fs::read_dir(nats_store_dir.join("ports"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
-                pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
-            });
+        let nats_pid = nats_server_pid(nats_store_dir);
         let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         Ok(Self { nats_pid, client })

@@ -38,7 +38,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinSet;
 
 use account::{Account, AccountCommand};
-use prism_benchkit::{cores, cpu_model, median, thousands};
+use prism_benchkit::{cores, cpu_model, median, nats_server_pid, thousands};
 
 const CONCURRENCY: usize = 64;
 const DEFAULT_ROUNDS: usize = 5;
@@ -153,7 +153,7 @@ async fn run(
     let ours = Side {
         cqrs: Arc::new(CqrsFramework::new(jetstream, vec![], ())),
         cpu: CpuMeter {
-            server_pids: ServerPids::Nats(nats_pid(nats)),
+            server_pids: ServerPids::Nats(nats_server_pid(nats.store_dir())),
         },
     };
     let theirs = Side {
@@ -508,20 +508,6 @@ impl CpuMeter {
             server: diff(now.server, before.server),
         }
     }
-}
-
-/// The server's pid is in the name of its ports file, `<store>/ports/nats-server_<pid>.ports`.
-fn nats_pid(server: &NatsServer) -> Option<String> {
-    std::fs::read_dir(server.store_dir().join("ports"))
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .find_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
-            pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
-        })
 }
 
 /// `(ppid, utime + stime in seconds)` from `/proc/<pid>/stat`. Linux reports times in USER_HZ ticks,

@@ -25,7 +25,7 @@ use anyhow::{Context as _, bail, ensure};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
-use prism_benchkit::{cores, cpu_model, median, process_cpu_seconds, thousands};
+use prism_benchkit::{cores, cpu_model, median, nats_server_pid, process_cpu_seconds, thousands};
 use prism_domain::WorkspaceId;
 use prism_domain::workspace::{Workspace, WorkspaceCommand};
 use prism_embedded::{NatsOptions, NatsServer, find_nats_server};
@@ -254,19 +254,10 @@ struct CpuMeter {
 }
 
 impl CpuMeter {
-    /// The server's pid is in the name of its ports file, `<store>/ports/nats-server_<pid>.ports`.
     fn new(server: &NatsServer) -> Self {
-        let server_pid = std::fs::read_dir(server.store_dir().join("ports"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let pid = name.strip_prefix("nats-server_")?.strip_suffix(".ports")?;
-                pid.bytes().all(|b| b.is_ascii_digit()).then(|| pid.to_owned())
-            });
-        Self { server_pid }
+        Self {
+            server_pid: nats_server_pid(server.store_dir()),
+        }
     }
 
     fn now(&self) -> CpuTimes {
