@@ -244,7 +244,8 @@ impl<'a> Attestations<'a> {
     }
 
     /// Appraises a Cocos agent's start-up report (the `attestation_report` message recorded on the
-    /// CVM) and records the verdict. `key` makes a repeated call record it once.
+    /// CVM) and records the verdict; `None` when the CVM is gone since (destroyed, failed) and has
+    /// nothing left to attest to. `key` makes a repeated call record it once.
     pub async fn appraise_startup(
         &self,
         caller: &Caller,
@@ -252,8 +253,11 @@ impl<'a> Attestations<'a> {
         report_base64: &str,
         certificate_serial: &str,
         key: &str,
-    ) -> Result<Verdict, AppError> {
+    ) -> Result<Option<Verdict>, AppError> {
         let state = self.app.cvms().state(cvm).await?;
+        if !state.status.is_live() {
+            return Ok(None);
+        }
         let evidence = STANDARD.decode(report_base64).unwrap_or_default();
         let certificate_file = self.agent_certificate_file(cvm, certificate_serial).await?;
         let expected = Expected::startup(certificate_file.as_bytes());
@@ -267,7 +271,7 @@ impl<'a> Attestations<'a> {
         let recorded = self
             .appraise_and_record(caller, &state, cvm, appraisal, Some(key))
             .await?;
-        Ok(recorded.verdict)
+        Ok(Some(recorded.verdict))
     }
 
     /// Appraises evidence of the CVM against what was asked for and the policy that applies, signs

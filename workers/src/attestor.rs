@@ -42,16 +42,12 @@ impl Reactor for Attestor {
         };
         let meta = &recorded.meta;
         let cvm: CvmId = aggregate_id(meta)?;
-        // A CVM gone since (destroyed, failed) has nothing left to attest to.
-        if !self.app.cvms().state(cvm).await?.status.is_live() {
-            return Ok(());
-        }
         if report_base64.is_empty() {
             // An agent without a client certificate sends an empty report: nothing to appraise.
             warn!(%cvm, "the agent's start-up report is empty: no evidence to appraise");
             return Ok(());
         }
-        let verdict = self
+        let Some(verdict) = self
             .app
             .attestations()
             .appraise_startup(
@@ -61,7 +57,11 @@ impl Reactor for Attestor {
                 certificate_serial,
                 &format!("{}:appraise", meta.id),
             )
-            .await?;
+            .await?
+        else {
+            // The CVM is gone since (destroyed, failed): nothing left to attest to.
+            return Ok(());
+        };
         match verdict.reason() {
             None => info!(%cvm, outcome = ?verdict.outcome, "start-up evidence appraised"),
             Some(failure) => warn!(%cvm, %failure, "start-up evidence refused"),
