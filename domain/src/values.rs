@@ -10,7 +10,7 @@ mod identity;
 mod public_key;
 
 pub use identity::{Email, PasswordHash, SecretHash};
-pub use public_key::PublicKey;
+pub use public_key::{PublicKey, SignatureError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {

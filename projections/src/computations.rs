@@ -72,10 +72,12 @@ impl Projection for ComputationsProjection {
                         replace_participants(tx, id, participants).await?;
                     }
                 }
-                ComputationEvent::AttestationPolicySet(e) => {
+                // Policies and consents are read from the aggregate, which computes the manifest
+                // they belong to; the read model only keeps its version in step.
+                ComputationEvent::AttestationPolicySet(_) | ComputationEvent::ConsentSigned(_) => {
                     tx.execute(
                         "UPDATE computations SET version = $2, updated_at = $3 WHERE id = $1",
-                        &[&id, &v, &e.set_at],
+                        &[&id, &v, &recorded.meta.time],
                     )
                     .await?;
                 }

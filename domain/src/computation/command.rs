@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use super::state::{Definition, ExpectedAsset, Participant};
 use prism_attestation::Policy;
 
-use crate::ids::{BackendId, ComputationId, WorkspaceId};
+use crate::ids::{BackendId, ComputationId, ParticipantId, WorkspaceId};
 use crate::values::Email;
 
 /// What the application layer found out about the workspace before asking: computations can only be
@@ -38,6 +38,14 @@ pub enum ComputationCommand {
     SetAttestationPolicy {
         policy: Box<Policy>,
         backend: Option<BackendId>,
+    },
+    /// `participant` consents to runs of the manifest with id `manifest_id` — which must be the
+    /// computation's current one — by `signature` over [`crate::run::manifest::consent_message`]
+    /// made with its registered key.
+    SignConsent {
+        participant: ParticipantId,
+        manifest_id: String,
+        signature: Vec<u8>,
     },
 }
 

@@ -1,7 +1,7 @@
 use super::state::Role;
 use crate::aggregate::{Rejection, RejectionKind};
 use crate::ids::ParticipantId;
-use crate::values::{Sha3Digest, ValueError};
+use crate::values::{Sha3Digest, SignatureError, ValueError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComputationError {
@@ -19,6 +19,13 @@ pub enum ComputationError {
     WorkspaceArchived,
     #[error(transparent)]
     Invalid(#[from] DefinitionError),
+    /// The definition (or its attestation policies) changed since the signer read the manifest.
+    #[error("the computation's manifest is now {current}; consent is given to the current manifest only")]
+    ManifestChanged { current: String },
+    #[error("`{0}` is not a participant with a public key, so it cannot consent")]
+    NotASigner(ParticipantId),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
 }
 
 /// A rule of a computation's definition that the command breaks.
@@ -62,7 +69,8 @@ impl Rejection for ComputationError {
             Self::Archived | Self::AlreadyArchived | Self::WorkspaceArchived => RejectionKind::StateConflict,
             // The workspace is a precondition named in the request path, so its absence is a "not found".
             Self::WorkspaceNotFound => RejectionKind::NotFound,
-            Self::Invalid(_) => RejectionKind::Invalid,
+            Self::ManifestChanged { .. } => RejectionKind::StateConflict,
+            Self::Invalid(_) | Self::NotASigner(_) | Self::Signature(_) => RejectionKind::Invalid,
         }
     }
 }

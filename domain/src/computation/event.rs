@@ -7,7 +7,7 @@ use super::state::Definition;
 use crate::aggregate::DomainEvent;
 use prism_attestation::Policy;
 
-use crate::ids::{Actor, BackendId, ComputationId, UserId, WorkspaceId};
+use crate::ids::{Actor, BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
 use crate::values::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -18,6 +18,21 @@ pub enum ComputationEvent {
     Archived(ComputationArchived),
     ParticipantLinked(ParticipantLinked),
     AttestationPolicySet(Box<AttestationPolicySet>),
+    ConsentSigned(ConsentSigned),
+}
+
+/// A participant consented to runs of one manifest: its signature over the manifest id verified
+/// with its registered key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSigned {
+    /// SHA-256 (hex) of the manifest's canonical encoding.
+    pub manifest_id: String,
+    pub participant: ParticipantId,
+    /// The signature, base64.
+    pub signature: String,
+    pub signed_by: Actor,
+    pub signed_at: DateTime<Utc>,
 }
 
 /// A new version of the attestation policy: the computation's own, or the override for runs on one
@@ -84,6 +99,7 @@ impl DomainEvent for ComputationEvent {
             Self::Archived(_) => "archived",
             Self::ParticipantLinked(_) => "participant_linked",
             Self::AttestationPolicySet(_) => "attestation_policy_set",
+            Self::ConsentSigned(_) => "consent_signed",
         }
     }
 }

@@ -11,14 +11,18 @@ pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
 pub use event::{
     AttestationPolicySet, ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated,
-    ParticipantLinked,
+    ConsentSigned, ParticipantLinked,
 };
 pub use state::{
-    Computation, ComputationStatus, Definition, ExpectedAsset, Participant, Role, VersionedPolicy,
+    Computation, ComputationStatus, ConsentStatus, Definition, ExpectedAsset, Participant, Role,
+    VersionedPolicy,
 };
+
+use base64::Engine as _;
 
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::ids::{ParticipantId, UserId};
+use crate::run::manifest::consent_message;
 use crate::values::check_text;
 
 pub const NAME_MAX: usize = 128;
@@ -69,7 +73,43 @@ impl Aggregate for Computation {
             (S::New, _) => Err(ComputationError::NotFound),
             (_, C::Create { .. }) => Err(ComputationError::AlreadyExists),
             (S::Archived, C::Archive { .. }) => Err(ComputationError::AlreadyArchived),
-            (S::Archived, C::Update(_) | C::SetAttestationPolicy { .. }) => Err(ComputationError::Archived),
+            (S::Archived, C::Update(_) | C::SetAttestationPolicy { .. } | C::SignConsent { .. }) => {
+                Err(ComputationError::Archived)
+            }
+            (
+                S::Active,
+                C::SignConsent {
+                    participant,
+                    manifest_id,
+                    signature,
+                },
+            ) => {
+                let current = self
+                    .manifest()
+                    .expect("an active computation has a manifest")
+                    .id();
+                if manifest_id != current {
+                    return Err(ComputationError::ManifestChanged { current });
+                }
+                let key = self
+                    .definition
+                    .participant(&participant)
+                    .and_then(|p| p.public_key.as_ref())
+                    .ok_or_else(|| ComputationError::NotASigner(participant.clone()))?;
+                key.verify(&consent_message(&manifest_id), &signature)?;
+                let signature = base64::engine::general_purpose::STANDARD.encode(signature);
+                let already = self.consents.get(&manifest_id).and_then(|c| c.get(&participant));
+                if already == Some(&signature) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ComputationEvent::ConsentSigned(ConsentSigned {
+                    manifest_id,
+                    participant,
+                    signature,
+                    signed_by: ctx.actor.clone(),
+                    signed_at: ctx.now,
+                })])
+            }
             // An archived computation keeps the record of who was invited; there is nothing to join.
             (S::Archived, C::LinkParticipant { .. }) => Ok(vec![]),
             (S::Active, C::LinkParticipant { email }) => {
@@ -142,6 +182,12 @@ impl Aggregate for Computation {
             }
             ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
             ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
+            ComputationEvent::ConsentSigned(e) => {
+                self.consents
+                    .entry(e.manifest_id.clone())
+                    .or_default()
+                    .insert(e.participant.clone(), e.signature.clone());
+            }
             ComputationEvent::AttestationPolicySet(e) => {
                 self.policy_version = e.version;
                 let versioned = VersionedPolicy {

@@ -10,7 +10,9 @@ use crate::access::RoleName;
 use prism_attestation::Policy;
 
 use crate::ids::{BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
+use crate::run::{Manifest, RunLimits};
 use crate::values::{Email, PublicKey, Sha3Digest, check_text};
+use sha2::{Digest as _, Sha256};
 
 /// A participant's role in one computation (Prism's computation roles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -209,6 +211,26 @@ pub struct Computation {
     /// Policies that replace it for runs placed on a backend.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backend_policies: BTreeMap<BackendId, VersionedPolicy>,
+    /// Consents by manifest id: who signed which manifest, and the signature (base64). Those of
+    /// earlier manifests stay, as the record of what each run was approved as.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consents: BTreeMap<String, BTreeMap<ParticipantId, String>>,
+}
+
+/// Who has consented to a manifest and who still has to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ConsentStatus {
+    pub manifest_id: String,
+    /// The participants who signed, with their signatures (base64).
+    pub signed: BTreeMap<ParticipantId, String>,
+    /// The participants whose signatures are still missing.
+    pub missing: Vec<ParticipantId>,
+}
+
+impl ConsentStatus {
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
 }
 
 /// A policy and the version that set it.
@@ -219,6 +241,51 @@ pub struct VersionedPolicy {
 }
 
 impl Computation {
+    /// The manifest a run requested now would execute (`None` before the computation exists).
+    pub fn manifest(&self) -> Option<Manifest> {
+        Some(Manifest::of(
+            self.id?,
+            &self.definition,
+            &self.attestation_policies_sha256(),
+            RunLimits::DEFAULT,
+        ))
+    }
+
+    /// What the manifest's `attestation_policy_sha256` names: SHA-256 of the canonical JSON
+    /// `{"backends":{<backend id>:<policy digest>,…},"computation":<policy digest>|null}` — every
+    /// policy a run could be appraised against, so an override is consented to as much as the
+    /// computation's own. `null`: the platform's default applies.
+    pub fn attestation_policies_sha256(&self) -> String {
+        let digest = |versioned: &VersionedPolicy| hex::encode(versioned.policy.digest());
+        let set = serde_json::json!({
+            "backends": self.backend_policies.iter()
+                .map(|(backend, versioned)| (backend.to_string(), digest(versioned)))
+                .collect::<BTreeMap<_, _>>(),
+            "computation": self.attestation_policy.as_ref().map(digest),
+        });
+        // serde_json's maps are ordered by key (no `preserve_order` feature), so this is canonical.
+        hex::encode(Sha256::digest(set.to_string()))
+    }
+
+    /// Who has signed the current manifest and who must still: every participant with a public key
+    /// (those without one exchange nothing with the enclave and hold no key to sign with).
+    pub fn consent_status(&self) -> Option<ConsentStatus> {
+        let manifest_id = self.manifest()?.id();
+        let signed = self.consents.get(&manifest_id).cloned().unwrap_or_default();
+        let missing = self
+            .definition
+            .participants
+            .iter()
+            .filter(|p| p.public_key.is_some() && !signed.contains_key(&p.id))
+            .map(|p| p.id.clone())
+            .collect();
+        Some(ConsentStatus {
+            manifest_id,
+            signed,
+            missing,
+        })
+    }
+
     /// The policy a run on `backend` is appraised against: the backend's override, else the
     /// computation's own; `None` when neither is set (the platform's default applies).
     pub fn attestation_policy_for(&self, backend: Option<BackendId>) -> Option<&VersionedPolicy> {

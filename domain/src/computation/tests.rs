@@ -387,3 +387,183 @@ mod attestation_policy {
             .then_rejects(ComputationError::Archived);
     }
 }
+
+mod consent {
+    use super::*;
+    use crate::run::manifest::consent_message;
+    use crate::testing::keys::sign_ed25519;
+
+    fn active() -> Computation {
+        given::<Computation>([created()]).state().clone()
+    }
+
+    fn sign(participant: &str, manifest_id: &str) -> ComputationCommand {
+        ComputationCommand::SignConsent {
+            participant: pid(participant),
+            manifest_id: manifest_id.to_owned(),
+            signature: sign_ed25519(&consent_message(manifest_id)),
+        }
+    }
+
+    #[test]
+    fn every_participant_with_a_key_must_sign_the_current_manifest() {
+        let computation = active();
+        let status = computation.consent_status().unwrap();
+        // alice, bob and carol hold keys; nobody has signed yet.
+        assert_eq!(status.missing, vec![pid("alice"), pid("bob"), pid("carol")]);
+        let id = status.manifest_id;
+        assert_eq!(id, computation.manifest().unwrap().id());
+
+        let mut history = vec![created()];
+        for name in ["alice", "bob", "carol"] {
+            let events = given::<Computation>(history.clone())
+                .when(sign(name, &id))
+                .outcome()
+                .unwrap();
+            let [ComputationEvent::ConsentSigned(signed)] = events.as_slice() else {
+                panic!("one consent event, got {events:?}");
+            };
+            assert_eq!(
+                (signed.participant.clone(), signed.manifest_id.clone()),
+                (pid(name), id.clone())
+            );
+            history.extend(events);
+        }
+        let state = given::<Computation>(history).state().clone();
+        let status = state.consent_status().unwrap();
+        assert!(status.is_complete(), "{status:?}");
+        assert_eq!(status.signed.len(), 3);
+    }
+
+    #[test]
+    fn signing_again_with_the_same_signature_records_nothing() {
+        let id = active().manifest().unwrap().id();
+        let events = given::<Computation>([created()])
+            .when(sign("bob", &id))
+            .outcome()
+            .unwrap();
+        given::<Computation>([created()].into_iter().chain(events))
+            .when(sign("bob", &id))
+            .then_expect([]);
+    }
+
+    #[test]
+    fn consent_to_another_manifest_is_refused_naming_the_current_one() {
+        let current = active().manifest().unwrap().id();
+        let stale = "00".repeat(32);
+        given::<Computation>([created()])
+            .when(sign("bob", &stale))
+            .then_rejects(ComputationError::ManifestChanged { current });
+    }
+
+    #[test]
+    fn a_signature_that_does_not_verify_is_refused() {
+        let id = active().manifest().unwrap().id();
+        // Signed over another message: the bare id, without the consent prefix.
+        given::<Computation>([created()])
+            .when(ComputationCommand::SignConsent {
+                participant: pid("bob"),
+                manifest_id: id.clone(),
+                signature: sign_ed25519(id.as_bytes()),
+            })
+            .then_rejects(ComputationError::Signature(
+                crate::values::SignatureError::Invalid,
+            ));
+        let mut signature = sign_ed25519(&consent_message(&id));
+        signature[10] ^= 1;
+        given::<Computation>([created()])
+            .when(ComputationCommand::SignConsent {
+                participant: pid("bob"),
+                manifest_id: id,
+                signature,
+            })
+            .then_rejects(ComputationError::Signature(
+                crate::values::SignatureError::Invalid,
+            ));
+    }
+
+    #[test]
+    fn only_participants_with_a_key_consent() {
+        let id = active().manifest().unwrap().id();
+        given::<Computation>([created()])
+            .when(sign("mallory", &id))
+            .then_rejects(ComputationError::NotASigner(pid("mallory")));
+    }
+
+    #[test]
+    fn a_change_to_the_definition_needs_new_signatures() {
+        let before = active().manifest().unwrap().id();
+        let consented = given::<Computation>([created()])
+            .when(sign("bob", &before))
+            .outcome()
+            .unwrap();
+        let changed_name = ComputationChanges {
+            name: Some("Renamed study".into()),
+            ..Default::default()
+        };
+        let mut history: Vec<ComputationEvent> = [created()].into_iter().chain(consented).collect();
+        // A new name is not in the manifest: the consent still holds.
+        history.extend(
+            given::<Computation>(history.clone())
+                .when(ComputationCommand::Update(changed_name))
+                .outcome()
+                .unwrap(),
+        );
+        let renamed = given::<Computation>(history.clone()).state().clone();
+        assert_eq!(renamed.manifest().unwrap().id(), before);
+        assert!(!renamed.consent_status().unwrap().missing.contains(&pid("bob")));
+        // Another dataset is: a new manifest id, which bob has not signed.
+        let new_dataset = ComputationChanges {
+            datasets: Some(vec![ExpectedAsset {
+                provider: pid("bob"),
+                hash: crate::values::Sha3Digest::of(b"another dataset"),
+                name: "other.csv".into(),
+            }]),
+            ..Default::default()
+        };
+        history.extend(
+            given::<Computation>(history.clone())
+                .when(ComputationCommand::Update(new_dataset))
+                .outcome()
+                .unwrap(),
+        );
+        let changed = given::<Computation>(history.clone()).state().clone();
+        let after = changed.manifest().unwrap().id();
+        assert_ne!(after, before);
+        assert!(changed.consent_status().unwrap().missing.contains(&pid("bob")));
+        // ...and so does a new attestation policy.
+        history.extend(
+            given::<Computation>(history.clone())
+                .when(ComputationCommand::SetAttestationPolicy {
+                    policy: Box::new(serde_json::from_str(r#"{"sev_snp":{"minimum_guest_svn":1}}"#).unwrap()),
+                    backend: None,
+                })
+                .outcome()
+                .unwrap(),
+        );
+        let with_policy = given::<Computation>(history).state().clone();
+        assert_ne!(with_policy.manifest().unwrap().id(), after);
+    }
+
+    #[test]
+    fn an_archived_computation_takes_no_consent() {
+        let id = active().manifest().unwrap().id();
+        given::<Computation>([created(), archived()])
+            .when(sign("bob", &id))
+            .then_rejects(ComputationError::Archived);
+    }
+
+    #[test]
+    fn consents_survive_a_snapshot() {
+        let id = active().manifest().unwrap().id();
+        let events = given::<Computation>([created()])
+            .when(sign("bob", &id))
+            .outcome()
+            .unwrap();
+        let state = given::<Computation>([created()].into_iter().chain(events))
+            .state()
+            .clone();
+        let restored: Computation = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(restored, state);
+    }
+}

@@ -22,7 +22,8 @@
 //! ```
 
 use base64::Engine as _;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::computation::{Definition, Role};
@@ -32,14 +33,33 @@ use crate::ids::ComputationId;
 pub const FORMAT: &str = "prism-manifest-v1";
 
 /// What bounds a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunLimits {
     /// The longest a run may take from its request to its results.
     pub max_run_seconds: u64,
 }
 
+impl RunLimits {
+    /// The limits every run has until a computation sets its own: one hour.
+    pub const DEFAULT: RunLimits = RunLimits {
+        max_run_seconds: 3600,
+    };
+}
+
+/// The prefix of what a participant signs to consent: `prism-consent-v1:` followed by the manifest
+/// id in lower-case hex (81 ASCII bytes), so a consent signature can never be mistaken for a
+/// signature over anything else.
+pub const CONSENT_PREFIX: &str = "prism-consent-v1:";
+
+/// What a participant signs to consent to runs of the manifest `manifest_id`.
+pub fn consent_message(manifest_id: &str) -> Vec<u8> {
+    format!("{CONSENT_PREFIX}{manifest_id}").into_bytes()
+}
+
 /// An asset the manifest names: its SHA3-256 (hex), its file name, who provides it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ManifestAsset {
     pub file_name: String,
     pub provider: String,
@@ -47,7 +67,8 @@ pub struct ManifestAsset {
 }
 
 /// A participant as the manifest names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ManifestParticipant {
     pub id: String,
     pub public_key: Option<String>,
@@ -55,13 +76,14 @@ pub struct ManifestParticipant {
 }
 
 /// The manifest. Its fields are declared in the canonical order, so serialising it writes them so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub algorithm: Option<ManifestAsset>,
     pub attestation_policy_sha256: String,
     pub computation: String,
     pub datasets: Vec<ManifestAsset>,
-    pub format: &'static str,
+    pub format: String,
     pub limits: RunLimits,
     pub participants: Vec<ManifestParticipant>,
     pub result_consumers: Vec<String>,
@@ -115,7 +137,7 @@ impl Manifest {
             attestation_policy_sha256: attestation_policy_sha256.to_owned(),
             computation: computation.to_string(),
             datasets,
-            format: FORMAT,
+            format: FORMAT.to_owned(),
             limits,
             participants,
             result_consumers,

@@ -51,6 +51,19 @@ pub fn ed25519() -> PublicKey {
     PublicKey::parse(ED25519).expect("the RFC 8410 example key is valid")
 }
 
+/// The private half of [`ED25519`]: the seed of RFC 8410's example private key (§10.3).
+pub const ED25519_SEED: &str = "d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842";
+
+/// `message` signed with [`ED25519_SEED`], as the sample participants sign.
+pub fn sign_ed25519(message: &[u8]) -> Vec<u8> {
+    let seed = hex::decode(ED25519_SEED).expect("hex");
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .expect("a 32-byte seed")
+        .sign(message)
+        .as_ref()
+        .to_vec()
+}
+
 /// A PEM key as base64 DER: the armour lines dropped and the rest joined.
 pub fn base64_der(pem: &str) -> String {
     pem.lines().filter(|line| !line.starts_with("-----")).collect()

@@ -9,6 +9,8 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::public_key::RSAPublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use sha2::{Digest as _, Sha256};
+
 use super::ValueError;
 
 const PEM_BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
@@ -99,6 +101,56 @@ impl PublicKey {
     pub fn der(&self) -> Vec<u8> {
         decode(self.0.trim()).expect("a parsed key is kept as valid PEM")
     }
+
+    /// Checks `signature` over `message` made with this key's private half, in the schemes Cocos
+    /// uses for its participants: RSA PKCS #1 v1.5 with SHA-256; ECDSA with SHA-256 whatever the
+    /// curve, the signature ASN.1 DER (as `openssl dgst -sha256 -sign` writes it); Ed25519 over the
+    /// message itself.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        let der = self.der();
+        let (_, spki) = SubjectPublicKeyInfo::from_der(&der).expect("a parsed key is a SubjectPublicKeyInfo");
+        let key = &spki.subject_public_key.data;
+        let valid = match spki.algorithm.algorithm.to_id_string().as_str() {
+            RSA_ENCRYPTION => {
+                // ring verifies moduli of 2048 to 8192 bits with exponents below 2^33 — every key an
+                // RSA implementation in common use makes. A larger key registered here is refused
+                // by name rather than reported as a bad signature.
+                let rsa = RSAPublicKey::from_der(key).expect("a parsed RSA key").1;
+                let bits = bit_length(magnitude("", rsa.modulus).unwrap_or_default());
+                let exponent = to_u64(magnitude("", rsa.exponent).unwrap_or_default());
+                if bits > 8192 || exponent.is_none_or(|e| e >= 1 << 33) {
+                    return Err(SignatureError::Unsupported(
+                        "RSA keys over 8192 bits or with a public exponent of 2^33 or more cannot sign",
+                    ));
+                }
+                ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            EC_PUBLIC_KEY => {
+                let curve = named_curve(spki.algorithm.parameters.as_ref()).expect("a parsed EC key");
+                curve.verifies(key, &Sha256::digest(message), signature)
+            }
+            ED25519 => ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+                .verify(message, signature)
+                .is_ok(),
+            _ => unreachable!("a parsed key is RSA, EC or Ed25519"),
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid)
+        }
+    }
+}
+
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature does not verify with the participant's registered public key")]
+    Invalid,
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 fn invalid(reason: impl Into<String>) -> ValueError {
@@ -268,6 +320,30 @@ impl Curve {
 
     fn coordinate_len(self) -> usize {
         self.prime_hex().len() / 2
+    }
+
+    /// Whether `signature` (ASN.1 DER) is an ECDSA signature of the SHA-256 digest `prehash` by the key
+    /// `sec1`.
+    fn verifies(self, sec1: &[u8], prehash: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        match self {
+            Self::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1).is_ok_and(|key| {
+                p256::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|s| key.verify_prehash(prehash, &s).is_ok())
+            }),
+            Self::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).is_ok_and(|key| {
+                p384::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|s| key.verify_prehash(prehash, &s).is_ok())
+            }),
+            Self::P521 => p521::ecdsa::VerifyingKey::from_sec1_bytes(sec1).is_ok_and(|key| {
+                // The ecdsa crate refuses a digest shorter than half the field (66 bytes for
+                // P-521); zeros in front leave the number it stands for — all ECDSA signs — as is.
+                let mut widened = [0u8; 66];
+                widened[66 - prehash.len()..].copy_from_slice(prehash);
+                p521::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|s| key.verify_prehash(&widened, &s).is_ok())
+            }),
+        }
     }
 
     /// Whether the SEC 1 encoding is a point of this curve's group. Every curve here has cofactor 1,
