@@ -84,6 +84,7 @@ impl<'a> Cvms<'a> {
                 id: CvmId(id.parse().expect("the service proposes UUIDs")),
                 workspace,
                 spec: spec.clone(),
+                run: None,
             })
             .await
     }

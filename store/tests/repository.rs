@@ -758,6 +758,7 @@ async fn a_long_history_with_a_bounded_state_is_not_counted_as_memory_held() {
             ttl_seconds: 3600,
             labels: Default::default(),
         },
+        run: None,
     })
     .await
     .unwrap();

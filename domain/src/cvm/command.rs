@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 
 use super::agent::{AgentStream, ReceivedMessage};
 use super::event::{CvmAttestationAppraised, CvmSpec, DestroyReason, MachineDescription};
-use crate::ids::{BackendId, CvmId, WorkspaceId};
+use crate::ids::{BackendId, CvmId, RunId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CvmCommand {
@@ -11,6 +11,8 @@ pub enum CvmCommand {
         id: CvmId,
         workspace: WorkspaceId,
         spec: CvmSpec,
+        /// The run it is made for, if any.
+        run: Option<RunId>,
     },
     /// Records the backend chosen to run it (again, after the one chosen before refused).
     AssignBackend {

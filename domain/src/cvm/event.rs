@@ -9,7 +9,7 @@ use super::agent::{AgentMessage, AgentStream};
 use crate::aggregate::DomainEvent;
 use prism_attestation::{Policy, Verdict};
 
-use crate::ids::{Actor, BackendId, ComputationId, CvmId, WorkspaceId};
+use crate::ids::{Actor, BackendId, ComputationId, CvmId, RunId, WorkspaceId};
 
 /// The hardware that protects a CVM's memory, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -190,6 +190,9 @@ pub struct CvmRequested {
     pub id: CvmId,
     pub workspace: WorkspaceId,
     pub spec: CvmSpec,
+    /// The run it is made for; absent for a CVM asked for by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
     pub expires_at: DateTime<Utc>,
     pub requested_by: Actor,
     pub requested_at: DateTime<Utc>,

@@ -110,7 +110,15 @@ impl Aggregate for Cvm {
             })
         };
         match (self.status, command) {
-            (S::New, C::Request { id, workspace, spec }) => {
+            (
+                S::New,
+                C::Request {
+                    id,
+                    workspace,
+                    spec,
+                    run,
+                },
+            ) => {
                 check_spec(&spec)?;
                 let ttl = chrono::Duration::seconds(spec.ttl_seconds as i64);
                 Ok(vec![CvmEvent::Requested(CvmRequested {
@@ -118,6 +126,7 @@ impl Aggregate for Cvm {
                     workspace,
                     expires_at: ctx.now + ttl,
                     spec,
+                    run,
                     requested_by: ctx.actor.clone(),
                     requested_at: ctx.now,
                 })])
@@ -303,6 +312,7 @@ impl Aggregate for Cvm {
                 self.id = Some(e.id);
                 self.workspace = Some(e.workspace);
                 self.spec = Some(e.spec.clone());
+                self.run = e.run;
                 self.expires_at = Some(e.expires_at);
             }
             CvmEvent::BackendAssigned(e) => {

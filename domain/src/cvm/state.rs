@@ -5,7 +5,7 @@ use prism_attestation::Outcome;
 use serde::{Deserialize, Serialize};
 
 use super::event::{CvmSpec, DestroyReason, MachineDescription};
-use crate::ids::{BackendId, CvmId, WorkspaceId};
+use crate::ids::{BackendId, CvmId, RunId, WorkspaceId};
 
 /// Creating → Starting → Online ⇄ Offline → Destroying → Destroyed; Failed from any state before
 /// Destroyed.
@@ -55,6 +55,9 @@ pub struct Cvm {
     pub id: Option<CvmId>,
     pub workspace: Option<WorkspaceId>,
     pub spec: Option<CvmSpec>,
+    /// The run it is made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
     pub expires_at: Option<DateTime<Utc>>,
     pub backend: Option<BackendId>,
     pub hourly_cost_micros: Option<u64>,

@@ -21,6 +21,7 @@ fn request(spec: CvmSpec) -> CvmCommand {
         id: CvmId(uuid::Uuid::from_u128(1)),
         workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
         spec,
+        run: None,
     }
 }
 
@@ -29,6 +30,7 @@ fn requested() -> CvmEvent {
         id: CvmId(uuid::Uuid::from_u128(1)),
         workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
         spec: spec(),
+        run: None,
         expires_at: ctx().now + Duration::hours(1),
         requested_by: ctx().actor,
         requested_at: ctx().now,

@@ -1,14 +1,23 @@
+use std::collections::BTreeMap;
+
+use super::Manifest;
+use crate::cvm::CvmSpec;
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
 
 /// What the process manager (and a user, to stop a run) asks of a run. Each names one step of
 /// [`super::TRANSITIONS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunCommand {
+    /// Runs `manifest`, to which every participant it names with a key has consented (`consents`:
+    /// participant id → base64 signature over [`super::manifest::consent_message`]), on a CVM made
+    /// as `cvm` asks.
     Request {
         id: RunId,
         workspace: WorkspaceId,
         computation: ComputationId,
-        manifest_id: String,
+        manifest: Box<Manifest>,
+        consents: BTreeMap<String, String>,
+        cvm: CvmSpec,
     },
     /// A CVM is being made for the run.
     StartProvisioning {

@@ -16,6 +16,14 @@ pub enum RunError {
     Digest(&'static str),
     #[error(transparent)]
     Invalid(#[from] ValueError),
+    /// A participant named with a key in the manifest has not consented (or its signature does not
+    /// verify): no run without everyone's consent.
+    #[error("participant `{participant}` has not consented to manifest {manifest_id}: {reason}")]
+    ConsentMissing {
+        participant: String,
+        manifest_id: String,
+        reason: String,
+    },
 }
 
 impl Rejection for RunError {
@@ -25,6 +33,7 @@ impl Rejection for RunError {
             Self::AlreadyExists => RejectionKind::AlreadyExists,
             Self::IllegalTransition { .. } => RejectionKind::StateConflict,
             Self::Digest(_) | Self::Invalid(_) => RejectionKind::Invalid,
+            Self::ConsentMissing { .. } => RejectionKind::StateConflict,
         }
     }
 }

@@ -2,8 +2,12 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use super::Manifest;
 use super::state::RunStatus;
 use crate::aggregate::DomainEvent;
+use crate::cvm::CvmSpec;
 use crate::ids::{Actor, ComputationId, CvmId, RunId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -33,6 +37,14 @@ pub struct RunRequested {
     pub computation: ComputationId,
     /// SHA-256 (hex) of the manifest's canonical encoding.
     pub manifest_id: String,
+    pub manifest: Manifest,
+    /// Every signer's consent: participant id → base64 signature over the manifest id.
+    pub consents: BTreeMap<String, String>,
+    /// The CVM to make for it.
+    pub cvm: CvmSpec,
+    /// When it times out if it has not delivered its results: the request plus the manifest's
+    /// `max_run_seconds`.
+    pub deadline: DateTime<Utc>,
     pub requested_by: Actor,
     pub at: DateTime<Utc>,
 }

@@ -15,8 +15,12 @@ pub use event::{RunAttested, RunEnding, RunEvent, RunProvisioningStarted, RunReq
 pub use manifest::{Manifest, RunLimits};
 pub use state::{Run, RunStatus};
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+
 use crate::aggregate::{Aggregate, CommandContext};
-use crate::values::check_text;
+use crate::values::{PublicKey, check_text};
 
 pub const REASON_MAX: usize = 1024;
 
@@ -76,6 +80,35 @@ pub fn state_diagram() -> String {
     diagram
 }
 
+/// Every participant the manifest names with a key has signed its id, and each signature verifies.
+fn check_consents(
+    manifest: &Manifest,
+    manifest_id: &str,
+    consents: &BTreeMap<String, String>,
+) -> Result<(), RunError> {
+    let message = manifest::consent_message(manifest_id);
+    for participant in &manifest.participants {
+        let Some(key) = &participant.public_key else {
+            continue;
+        };
+        let missing = |reason: &str| RunError::ConsentMissing {
+            participant: participant.id.clone(),
+            manifest_id: manifest_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let signature = consents
+            .get(&participant.id)
+            .ok_or_else(|| missing("no signature"))?;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(signature)
+            .map_err(|_| missing("the signature is not base64"))?;
+        let key = PublicKey::parse(key).map_err(|e| missing(&e.to_string()))?;
+        key.verify(&message, &signature)
+            .map_err(|e| missing(&e.to_string()))?;
+    }
+    Ok(())
+}
+
 fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -103,19 +136,28 @@ impl Aggregate for Run {
                 id,
                 workspace,
                 computation,
-                manifest_id,
+                manifest,
+                consents,
+                cvm,
             } => {
                 if self.status != RunStatus::New {
                     return Err(RunError::AlreadyExists);
                 }
-                if !is_sha256_hex(&manifest_id) {
-                    return Err(RunError::Digest("manifest_id"));
-                }
+                let manifest_id = manifest.id();
+                check_consents(&manifest, &manifest_id, &consents)?;
+                let seconds = i64::try_from(manifest.limits.max_run_seconds).unwrap_or(i64::MAX);
+                let deadline = at
+                    .checked_add_signed(chrono::Duration::seconds(seconds))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
                 RunEvent::Requested(RunRequested {
                     id,
                     workspace,
                     computation,
                     manifest_id,
+                    manifest: *manifest,
+                    consents,
+                    cvm,
+                    deadline,
                     requested_by: ctx.actor.clone(),
                     at,
                 })
@@ -176,6 +218,9 @@ impl Aggregate for Run {
                 self.workspace = Some(e.workspace);
                 self.computation = Some(e.computation);
                 self.manifest_id = Some(e.manifest_id.clone());
+                self.manifest = Some(e.manifest.clone());
+                self.cvm_spec = Some(e.cvm.clone());
+                self.deadline = Some(e.deadline);
                 self.requested_at = Some(e.at);
             }
             RunEvent::ProvisioningStarted(e) => self.cvm = Some(e.cvm),

@@ -2,6 +2,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Manifest;
+use crate::cvm::CvmSpec;
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
 
 /// Where a run is. The happy path is Requested → Provisioning → AgentConnecting → Attesting →
@@ -115,7 +117,11 @@ pub struct Run {
     pub computation: Option<ComputationId>,
     /// SHA-256 (hex) of the manifest the run executes.
     pub manifest_id: Option<String>,
+    pub manifest: Option<Manifest>,
+    /// The CVM to make for it, and the one made.
+    pub cvm_spec: Option<CvmSpec>,
     pub cvm: Option<CvmId>,
+    pub deadline: Option<DateTime<Utc>>,
     /// Why it failed, timed out or was stopped, and in which state.
     pub ending: Option<(RunStatus, String)>,
     pub requested_at: Option<DateTime<Utc>>,

@@ -2,19 +2,55 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::aggregate::{Rejection, RejectionKind};
+use crate::cvm::{ConfidentialPlatform, CvmSpec};
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
+use crate::testing::keys::sign_ed25519;
+use crate::testing::samples::sample_definition;
 use crate::testing::{ctx, given};
+use base64::engine::general_purpose::STANDARD;
+use std::collections::BTreeMap;
 
-const MANIFEST: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
 const DIGEST: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
 
-fn request() -> RunCommand {
+fn manifest() -> Manifest {
+    Manifest::of(
+        ComputationId(uuid::Uuid::from_u128(3)),
+        &sample_definition(),
+        DIGEST,
+        RunLimits::DEFAULT,
+    )
+}
+
+/// Every signer's consent to `manifest`: the sample participants all hold the sample Ed25519 key.
+fn consents(manifest: &Manifest) -> BTreeMap<String, String> {
+    let signature = STANDARD.encode(sign_ed25519(&manifest::consent_message(&manifest.id())));
+    manifest
+        .participants
+        .iter()
+        .map(|p| (p.id.clone(), signature.clone()))
+        .collect()
+}
+
+fn request_with(consents: BTreeMap<String, String>) -> RunCommand {
     RunCommand::Request {
         id: RunId(uuid::Uuid::from_u128(1)),
         workspace: WorkspaceId(uuid::Uuid::from_u128(2)),
         computation: ComputationId(uuid::Uuid::from_u128(3)),
-        manifest_id: MANIFEST.into(),
+        manifest: Box::new(manifest()),
+        consents,
+        cvm: CvmSpec {
+            provider: "any".into(),
+            vcpus: 1,
+            memory_mib: 1024,
+            platform: ConfidentialPlatform::SevSnp,
+            ttl_seconds: 7200,
+            labels: Default::default(),
+        },
     }
+}
+
+fn request() -> RunCommand {
+    request_with(consents(&manifest()))
 }
 
 /// The commands of the happy path, in order, after the request.
@@ -72,7 +108,8 @@ fn a_run_goes_through_every_step_to_closed() {
             S::Closed
         ]
     );
-    assert_eq!(run.manifest_id.as_deref(), Some(MANIFEST));
+    assert_eq!(run.manifest_id, Some(manifest().id()));
+    assert_eq!(run.deadline, Some(ctx().now + chrono::Duration::hours(1)));
     assert_eq!(run.cvm, Some(CvmId(uuid::Uuid::from_u128(4))));
 }
 
@@ -154,13 +191,6 @@ fn asking_a_stopping_run_to_stop_again_changes_nothing() {
 
 #[test]
 fn bad_input_is_refused() {
-    let mut bad = request();
-    if let RunCommand::Request { manifest_id, .. } = &mut bad {
-        *manifest_id = "not a digest".into();
-    }
-    given::<Run>([])
-        .when(bad)
-        .then_rejects(RunError::Digest("manifest_id"));
     given::<Run>([])
         .when(RunCommand::AwaitAgent)
         .then_rejects(RunError::NotFound);
@@ -203,4 +233,43 @@ fn every_state_is_reachable_and_every_one_can_reach_closed() {
     // Each step of the table is one event, from one state.
     let pairs: BTreeSet<_> = all.iter().map(|t| (t.from, t.event)).collect();
     assert_eq!(pairs.len(), all.len());
+}
+
+#[test]
+fn no_run_without_every_signers_consent() {
+    let manifest_id = manifest().id();
+    let all = consents(&manifest());
+    let mut without_bob = all.clone();
+    let bob = without_bob
+        .keys()
+        .find(|id| id.starts_with("bob"))
+        .unwrap()
+        .clone();
+    without_bob.remove(&bob);
+    given::<Run>([])
+        .when(request_with(without_bob))
+        .then_rejects(RunError::ConsentMissing {
+            participant: bob.clone(),
+            manifest_id: manifest_id.clone(),
+            reason: "no signature".into(),
+        });
+    // A signature over another manifest is no consent to this one.
+    let mut stale = all.clone();
+    stale.insert(
+        bob.clone(),
+        STANDARD.encode(sign_ed25519(&manifest::consent_message(&"00".repeat(32)))),
+    );
+    given::<Run>([])
+        .when(request_with(stale))
+        .then_rejects(RunError::ConsentMissing {
+            participant: bob.clone(),
+            manifest_id: manifest_id.clone(),
+            reason: crate::values::SignatureError::Invalid.to_string(),
+        });
+    let mut garbled = all;
+    garbled.insert(bob.clone(), "%%%".into());
+    assert!(matches!(
+        given::<Run>([]).when(request_with(garbled)).outcome(),
+        Err(RunError::ConsentMissing { reason, .. }) if reason.contains("base64")
+    ));
 }
