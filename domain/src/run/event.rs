@@ -13,7 +13,7 @@ use crate::ids::{Actor, ComputationId, CvmId, RunId, WorkspaceId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum RunEvent {
-    Requested(RunRequested),
+    Requested(Box<RunRequested>),
     ProvisioningStarted(RunProvisioningStarted),
     AgentAwaited(RunStep),
     AttestingStarted(RunStep),

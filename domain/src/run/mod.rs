@@ -149,7 +149,7 @@ impl Aggregate for Run {
                 let deadline = at
                     .checked_add_signed(chrono::Duration::seconds(seconds))
                     .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-                RunEvent::Requested(RunRequested {
+                RunEvent::Requested(Box::new(RunRequested {
                     id,
                     workspace,
                     computation,
@@ -160,7 +160,7 @@ impl Aggregate for Run {
                     deadline,
                     requested_by: ctx.actor.clone(),
                     at,
-                })
+                }))
             }
             _ if self.status == RunStatus::New => return Err(RunError::NotFound),
             // Asking a stopping run to stop again changes nothing.
