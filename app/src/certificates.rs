@@ -148,6 +148,31 @@ impl CertificateRequest {
     }
 }
 
+impl CertificateRequest {
+    /// The TLS server certificate of a CVM's agent for its participants' API, for `host` (the host
+    /// part of the address the agent announced: an IP address or a DNS name).
+    pub fn agent_server(cvm: prism_domain::CvmId, host: &str) -> Self {
+        let (dns_names, ip_addresses) = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => (Vec::new(), vec![ip]),
+            Err(_) => (vec![host.to_owned()], Vec::new()),
+        };
+        Self {
+            entity: Entity {
+                kind: EntityKind::Cvm,
+                id: cvm.to_string(),
+            },
+            profile: Profile::AgentServer,
+            subject: Subject {
+                common_name: cvm.to_string(),
+                dns_names,
+                ip_addresses,
+                ..Default::default()
+            },
+            ttl: None,
+        }
+    }
+}
+
 /// A certificate just issued or renewed: its lineage, its text, the chain above it, and — once, for a
 /// key the authority generated — the private key.
 #[derive(Debug, Clone)]

@@ -50,6 +50,7 @@ mod memberships;
 mod oidc;
 mod operations;
 mod reactions;
+mod runs;
 mod workspaces;
 
 pub use accounts::{
@@ -79,6 +80,7 @@ pub use memberships::{
 pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
+pub use runs::{DryRun, Lack, ManifestView, Runs};
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};
 
 /// Tunables of the application layer; [`AppConfig::default`] is what production uses.
@@ -306,6 +308,10 @@ impl App {
 
     pub fn cvms(&self) -> Cvms<'_> {
         Cvms::new(self)
+    }
+
+    pub fn runs(&self) -> Runs<'_> {
+        Runs::new(self)
     }
 
     pub fn attestations(&self) -> Attestations<'_> {

@@ -24,13 +24,14 @@ use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
     ApiKeysProjection, BackendsProjection, CertificatesProjection, ComputationsProjection, CvmsProjection,
-    Projection, Projector, ReactionsProjection, RunProjection, UsersProjection, WorkspacesProjection,
+    Projection, Projector, ReactionsProjection, RunProjection, RunsProjection, UsersProjection,
+    WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
     Attestor, BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker, LateComputationArchiver,
-    LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor, RetiredComputationRevoker, Worker,
-    WorkerConfig, WorkspaceArchiver,
+    LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor, RetiredComputationRevoker, RunConductor,
+    RunCvmWatcher, RunTimer, Worker, WorkerConfig, WorkspaceArchiver,
 };
 use tokio::sync::watch;
 
@@ -62,7 +63,25 @@ pub fn modules() -> Vec<Module> {
             .projection(ApiKeysProjection)
             .routes(routes::api_keys::routes),
         Module::aggregate::<AccessDenial>(),
-        Module::aggregate::<Run>(),
+        Module::aggregate::<Run>()
+            .projection(RunsProjection)
+            .routes(routes::runs::routes)
+            .task(RunConductor::NAME, |deps| {
+                Box::pin(async move {
+                    let conductor = RunConductor::new(deps.app.clone(), deps.agents);
+                    let worker = Worker::new(conductor, deps.store, deps.app, deps.config);
+                    Ok(worker.run(deps.shutdown).await?)
+                })
+            })
+            .task(RunTimer::NAME, |deps| {
+                Box::pin(async move {
+                    // Deadlines are minutes to hours away: a look every few seconds is on time.
+                    RunTimer::new(deps.app, std::time::Duration::from_secs(5))
+                        .run(deps.shutdown)
+                        .await;
+                    Ok(())
+                })
+            }),
         Module::aggregate::<Certificate>()
             .projection(CertificatesProjection)
             .routes(routes::certs::routes)
@@ -90,6 +109,7 @@ pub fn modules() -> Vec<Module> {
             .projection(CvmsProjection)
             .routes(routes::attestation::routes)
             .worker(Attestor::new)
+            .worker(RunCvmWatcher::new)
             .routes(routes::cvms::routes)
             .task(Provisioner::NAME, |deps| {
                 Box::pin(async move {
@@ -120,6 +140,8 @@ pub struct WorkerDeps {
     pub config: WorkerConfig,
     pub shutdown: watch::Receiver<bool>,
     pub provisioning: ProvisioningConfig,
+    /// The agents' channel, when the platform runs one.
+    pub agents: Option<prism_agents::AgentChannel>,
 }
 
 /// One aggregate type and everything the platform runs for it.

@@ -514,6 +514,7 @@ impl Platform {
             config: config.workers,
             shutdown: stopped.clone(),
             provisioning,
+            agents: agents.as_ref().map(|a| a.1.clone()),
         };
         for (name, worker) in modules::workers(&deps) {
             tasks.spawn(async move { worker.await.with_context(|| format!("worker {name}")) });

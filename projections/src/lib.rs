@@ -19,6 +19,8 @@ mod projector;
 mod queries;
 mod reactions;
 mod read_cache;
+mod run_queries;
+mod runs;
 mod users;
 mod workspaces;
 
@@ -38,6 +40,8 @@ pub use queries::{
     ComputationView, Page, PageRequest, QuarantinedView, ReactionView, ReadModels, WorkspaceView,
 };
 pub use reactions::ReactionsProjection;
+pub use run_queries::{RunDayCount, RunFilter, RunView};
+pub use runs::RunsProjection;
 pub use users::UsersProjection;
 pub use workspaces::WorkspacesProjection;
 
@@ -57,3 +61,5 @@ pub const CERTIFICATES: &str = "certificates";
 pub const BACKENDS: &str = "backends";
 /// Name of the CVMs projection (state, backend, cost and statistics of each CVM).
 pub const CVMS: &str = "cvms";
+/// Name of the runs projection (where each run of a computation is, its CVM and how it ended).
+pub const RUNS: &str = "runs";

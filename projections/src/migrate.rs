@@ -42,6 +42,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_attestations",
         include_str!("../migrations/0012_attestations.sql"),
     ),
+    ("0013_runs", include_str!("../migrations/0013_runs.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

@@ -20,9 +20,16 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 
 use crate::aggregate::{Aggregate, CommandContext};
+use crate::ids::{CvmId, RunId};
 use crate::values::{PublicKey, check_text};
 
 pub const REASON_MAX: usize = 1024;
+
+/// The id of the CVM made for `run`: derived from the run's, so that asking for it again (a
+/// redelivered event) meets the same CVM instead of making a second one.
+pub fn cvm_of(run: RunId) -> CvmId {
+    CvmId(uuid::Uuid::new_v5(&run.0, b"cvm"))
+}
 
 /// One step of the machine: from a state, an event (by name) leads to a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -162,7 +162,7 @@ fn labels() -> Schema {
 impl CreateCvm {
     /// The spec, once each value the domain would refuse is found here with its pointer (so one answer
     /// lists them all); the domain decides again.
-    fn into_spec(self) -> Result<CvmSpec, Problem> {
+    pub(crate) fn into_spec(self) -> Result<CvmSpec, Problem> {
         let mut invalid = Invalid::default();
         if self.vcpus == 0 || self.vcpus > VCPUS_MAX {
             invalid.push("/vcpus", CvmError::Vcpus { max: VCPUS_MAX }.to_string());

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod members;
 pub mod operations;
 pub mod reactions;
+pub mod runs;
 pub mod workspaces;
 
 use axum::http::HeaderMap;

@@ -1,0 +1,419 @@
+//! Runs of a computation: its manifest and the participants' consent to it, what a run still lacks
+//! (the dry run), the request, the stop, and the steps the run's process manager records.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use prism_domain::access::Permission;
+use prism_domain::computation::{Computation, ComputationCommand, ConsentStatus, Role};
+use prism_domain::cvm::{ANY_PROVIDER, CvmSpec};
+use prism_domain::run::manifest::consent_message;
+use prism_domain::run::{Manifest, Run, RunCommand};
+use prism_domain::{ComputationId, ParticipantId, RunId, WorkspaceId};
+use prism_projections::{Page, PageRequest, RunFilter, RunView};
+use serde::Serialize;
+
+use crate::{Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, Target};
+
+const WHAT: &str = "run";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Runs<'a> {
+    app: &'a App,
+}
+
+/// A computation's current manifest, as participants read it before they sign.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestView {
+    pub manifest_id: String,
+    pub manifest: Manifest,
+    /// The canonical encoding whose SHA-256 is the id (UTF-8 JSON).
+    pub canonical: String,
+    /// What a participant signs to consent: `prism-consent-v1:<manifest id>`.
+    pub consent_message: String,
+    pub consent: ConsentStatus,
+}
+
+/// One thing a run of the computation would lack now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lack {
+    /// `participant_key`, `participant_pending`, `algorithm`, `datasets`, `result_consumer`,
+    /// `consent`, `backend` or `computation_archived`.
+    pub what: &'static str,
+    pub detail: String,
+}
+
+/// What the dry run found: the manifest a run would execute and everything it lacks.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub ready: bool,
+    pub manifest_id: String,
+    pub lacks: Vec<Lack>,
+}
+
+impl<'a> Runs<'a> {
+    pub(crate) fn new(app: &'a App) -> Self {
+        Self { app }
+    }
+
+    async fn computation(&self, workspace: WorkspaceId, id: ComputationId) -> Result<Computation, AppError> {
+        let state = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Computation>().existing_state(&id).await?) })
+            .await?;
+        if state.workspace_id != Some(workspace) {
+            return Err(AppError::not_found(format!("computation {id} not found")));
+        }
+        Ok(state)
+    }
+
+    /// The computation's current manifest and who has consented to it.
+    pub async fn manifest(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+    ) -> Result<ManifestView, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRead, workspace, computation),
+            )
+            .await?;
+        let state = self.computation(workspace, computation).await?;
+        let manifest = state.manifest().expect("an existing computation has a manifest");
+        let manifest_id = manifest.id();
+        Ok(ManifestView {
+            canonical: String::from_utf8(manifest.canonical_bytes()).expect("canonical JSON is UTF-8"),
+            consent_message: String::from_utf8(consent_message(&manifest_id)).expect("ASCII"),
+            consent: state
+                .consent_status()
+                .expect("an existing computation has a manifest"),
+            manifest_id,
+            manifest,
+        })
+    }
+
+    /// The caller consents, as the participant it is, to runs of the manifest `manifest_id` with
+    /// `signature` over its consent message.
+    pub async fn consent(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+        manifest_id: String,
+        signature: Vec<u8>,
+    ) -> Result<Executed<Computation>, AppError> {
+        let Some(user) = caller.user() else {
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
+                "only a participant signed in as a user can consent",
+            ));
+        };
+        #[derive(Serialize)]
+        struct Input<'a> {
+            manifest_id: &'a str,
+            signature: String,
+        }
+        let input = Input {
+            manifest_id: &manifest_id,
+            signature: base64::engine::general_purpose::STANDARD.encode(&signature),
+        };
+        let command = Command {
+            what: "computation",
+            operation: "consent",
+            permission: Permission::ComputationConsent,
+            target: Target::Existing(computation.to_string()),
+            workspace: Some(workspace),
+            input: &input,
+        };
+        self.app
+            .authorize_command::<Computation, _>(caller, &command)
+            .await?;
+        self.computation(workspace, computation).await?;
+        let participant = ParticipantId::User(user.id);
+        self.app
+            .execute_authorized(caller, options, command, |_| ComputationCommand::SignConsent {
+                participant,
+                manifest_id: manifest_id.clone(),
+                signature: signature.clone(),
+            })
+            .await
+    }
+
+    /// What a run of the computation requested now, on a CVM made as `cvm` asks, would lack.
+    pub async fn dry_run(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+        cvm: &CvmSpec,
+    ) -> Result<DryRun, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRun, workspace, computation),
+            )
+            .await?;
+        let state = self.computation(workspace, computation).await?;
+        let mut lacks = lacks_of(&state);
+        let backends = self
+            .app
+            .read_models()?
+            .backends(Some(workspace))
+            .await
+            .map_err(AppError::internal)?;
+        let usable = backends.iter().any(|backend| {
+            backend.healthy
+                && backend.settings.platforms.contains(&cvm.platform)
+                && (cvm.provider == ANY_PROVIDER || backend.settings.driver.kind() == cvm.provider)
+        });
+        if !usable {
+            lacks.push(Lack {
+                what: "backend",
+                detail: format!(
+                    "no healthy backend of provider `{}` offers the platform `{}`",
+                    cvm.provider,
+                    cvm.platform.as_str()
+                ),
+            });
+        }
+        Ok(DryRun {
+            ready: lacks.is_empty(),
+            manifest_id: state
+                .manifest()
+                .expect("an existing computation has a manifest")
+                .id(),
+            lacks,
+        })
+    }
+
+    /// Runs the computation's current manifest on a CVM made as `cvm` asks. Refused until every
+    /// participant with a key has consented to that manifest.
+    pub async fn request(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+        cvm: CvmSpec,
+    ) -> Result<Executed<Run>, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRun, workspace, computation),
+            )
+            .await?;
+        let state = self.computation(workspace, computation).await?;
+        if let Some(lack) = lacks_of(&state).into_iter().next() {
+            return Err(AppError::new(ErrorKind::StateConflict, lack.detail));
+        }
+        let manifest = state.manifest().expect("an existing computation has a manifest");
+        let consents: BTreeMap<String, String> = state
+            .consent_status()
+            .expect("an existing computation has a manifest")
+            .signed
+            .into_iter()
+            .map(|(participant, signature)| (participant.to_string(), signature))
+            .collect();
+        #[derive(Serialize)]
+        struct Input<'a> {
+            computation: ComputationId,
+            cvm: &'a CvmSpec,
+        }
+        let command = Command {
+            what: WHAT,
+            operation: "request",
+            permission: Permission::ComputationRun,
+            target: Target::New {
+                proposed: uuid::Uuid::now_v7().to_string(),
+            },
+            workspace: Some(workspace),
+            input: &Input {
+                computation,
+                cvm: &cvm,
+            },
+        };
+        self.app
+            .execute_authorized(caller, options, command, |id| RunCommand::Request {
+                id: RunId(id.parse().expect("the service proposes UUIDs")),
+                workspace,
+                computation,
+                manifest: Box::new(manifest.clone()),
+                consents: consents.clone(),
+                cvm: cvm.clone(),
+            })
+            .await
+    }
+
+    /// The workspace's runs, newest first, as `filter` narrows them.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        filter: &RunFilter,
+        page: PageRequest,
+    ) -> Result<Page<RunView>, AppError> {
+        let action = match filter.computation {
+            Some(computation) => Action::on_computation(Permission::ComputationRead, workspace, computation),
+            None => Action::in_workspace(Permission::ComputationRead, workspace),
+        };
+        self.app.authorize(caller, action).await?;
+        let models = self.app.read_models()?;
+        models
+            .runs(workspace, filter, page)
+            .await
+            .map_err(AppError::internal)
+    }
+
+    /// A run as the log has it now.
+    pub async fn get(&self, caller: &Caller, workspace: WorkspaceId, id: RunId) -> Result<Run, AppError> {
+        let run = self.state(id).await?;
+        let computation = run.computation.expect("a requested run names its computation");
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRead, workspace, computation),
+            )
+            .await?;
+        if run.workspace != Some(workspace) {
+            return Err(not_found(id));
+        }
+        Ok(run)
+    }
+
+    /// Asks a run to stop: whatever it is doing ends, and it is cleaned up.
+    pub async fn stop(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: RunId,
+        reason: String,
+    ) -> Result<Executed<Run>, AppError> {
+        let run = self.state(id).await?;
+        let computation = run.computation.expect("a requested run names its computation");
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRun, workspace, computation),
+            )
+            .await?;
+        if run.workspace != Some(workspace) {
+            return Err(not_found(id));
+        }
+        #[derive(Serialize)]
+        struct Input<'a> {
+            reason: &'a str,
+        }
+        let command = Command {
+            what: WHAT,
+            operation: "stop",
+            permission: Permission::ComputationRun,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &Input { reason: &reason },
+        };
+        self.app
+            .execute_authorized(caller, options, command, |_| RunCommand::Stop {
+                reason: reason.clone(),
+            })
+            .await
+    }
+
+    /// Records one step of a run, as its process manager decides it. `key` makes a redelivered
+    /// reaction record it once.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        id: RunId,
+        command: RunCommand,
+        key: &str,
+    ) -> Result<Executed<Run>, AppError> {
+        let run = self.state(id).await?;
+        let command_record = Command {
+            what: WHAT,
+            operation: "record",
+            permission: Permission::ComputationRun,
+            target: Target::Existing(id.to_string()),
+            workspace: run.workspace,
+            input: &key,
+        };
+        self.app
+            .execute_authorized(caller, &CommandOptions::keyed(key), command_record, |_| command)
+            .await
+    }
+
+    /// A run's state; not found when it was never requested.
+    pub async fn state(&self, id: RunId) -> Result<Run, AppError> {
+        let run = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Run>().load(&id.to_string()).await?.state) })
+            .await?;
+        if run.id.is_none() {
+            return Err(not_found(id));
+        }
+        Ok(run)
+    }
+}
+
+fn not_found(id: RunId) -> AppError {
+    AppError::not_found(format!("run {id} not found"))
+}
+
+/// What the computation's definition and consents lack for a run, in a fixed order.
+fn lacks_of(state: &Computation) -> Vec<Lack> {
+    let mut lacks = Vec::new();
+    let definition = &state.definition;
+    if state.status == prism_domain::computation::ComputationStatus::Archived {
+        lacks.push(Lack {
+            what: "computation_archived",
+            detail: "the computation is archived".into(),
+        });
+    }
+    for participant in &definition.participants {
+        if let ParticipantId::Invited(email) = &participant.id
+            && participant.roles.iter().any(|role| role.needs_public_key())
+        {
+            lacks.push(Lack {
+                what: "participant_pending",
+                detail: format!("`{email}` has not joined yet, so cannot consent"),
+            });
+        }
+    }
+    if definition.algorithm.is_none() {
+        lacks.push(Lack {
+            what: "algorithm",
+            detail: "no algorithm is declared".into(),
+        });
+    }
+    if definition.datasets.is_empty() {
+        lacks.push(Lack {
+            what: "datasets",
+            detail: "no dataset is declared".into(),
+        });
+    }
+    if !definition
+        .participants
+        .iter()
+        .any(|p| p.roles.contains(&Role::ResultConsumer))
+    {
+        lacks.push(Lack {
+            what: "result_consumer",
+            detail: "nobody receives the result: no participant has the `result_consumer` role".into(),
+        });
+    }
+    if let Some(status) = state.consent_status() {
+        for participant in status.missing {
+            lacks.push(Lack {
+                what: "consent",
+                detail: format!(
+                    "`{participant}` has not consented to manifest {}",
+                    status.manifest_id
+                ),
+            });
+        }
+    }
+    lacks
+}

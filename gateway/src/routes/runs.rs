@@ -1,0 +1,376 @@
+//! Runs: a computation's manifest and the participants' consent to it, the dry run that lists what
+//! a run would lack, the run itself (request, status, stop) and the workspace's runs.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use prism_app::{DryRun, ManifestView};
+use prism_domain::cvm::{ANY_PROVIDER, ConfidentialPlatform, CvmSpec};
+use prism_domain::run::Run;
+use prism_domain::{ComputationId, RunId, WorkspaceId};
+use prism_projections::{RunFilter, RunView};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::cvms::CreateCvm;
+use super::{page_request, parameter_problem};
+use crate::auth::Authenticated;
+use crate::extract::{JsonBody, Path, Query};
+use crate::headers::{CommandHeaderParams, CommandHeaders};
+use crate::problem::Problem;
+use crate::responses::{BodyProblems, ChangeProblems, CommandProblems, NotFound, QueryProblems};
+use crate::{AppState, Routes};
+
+const WHAT: &str = "run";
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .routes(routes!(get_manifest))
+        .routes(routes!(consent))
+        .routes(routes!(dry_run))
+        .routes(routes!(request_run))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(stop_run))
+}
+
+/// A participant's consent: its signature over `prism-consent-v1:<manifest_id>` (`docs/manifest.md`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// The manifest consented to: it must be the computation's current one.
+    pub manifest_id: String,
+    /// The signature, base64.
+    pub signature: String,
+}
+
+/// Where a run's CVM is made; absent: any backend, platform `none` (development), 1 vCPU, 1 GiB,
+/// living the run's limit plus ten minutes.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub cvm: Option<CreateCvm>,
+}
+
+impl RunRequest {
+    fn into_spec(self) -> Result<CvmSpec, Problem> {
+        match self.cvm {
+            Some(cvm) => cvm.into_spec(),
+            None => Ok(CvmSpec {
+                provider: ANY_PROVIDER.into(),
+                vcpus: 1,
+                memory_mib: 1024,
+                platform: ConfidentialPlatform::None,
+                ttl_seconds: prism_domain::run::RunLimits::DEFAULT.max_run_seconds + 600,
+                labels: Default::default(),
+            }),
+        }
+    }
+}
+
+/// Why a run is asked to stop.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopRequest {
+    pub reason: String,
+}
+
+/// Which runs a list shows.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunListParams {
+    pub computation: Option<Uuid>,
+    /// A run state (`requested`, `running`, `closed`, …).
+    pub status: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<RunView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A run as the log has it now: its state, manifest, consents, CVM, deadline and, once it ended,
+/// in which state and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunBody {
+    #[schema(value_type = Object)]
+    #[serde(flatten)]
+    pub run: Run,
+}
+
+fn run_response(run: Run, status: StatusCode) -> Response {
+    (status, Json(RunBody { run })).into_response()
+}
+
+/// The computation's current manifest, its canonical encoding, the message to sign and who has
+/// consented (`computation.read`).
+#[utoipa::path(
+    get,
+    path = "/{workspace}/computations/{computation}/manifest",
+    operation_id = "get_manifest",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("computation" = Uuid, Path, description = "Computation id"),
+    ),
+    responses(
+        (status = 200, description = "The manifest", body = Object),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn get_manifest(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<ManifestView>, Problem> {
+    let view = state
+        .app()
+        .runs()
+        .manifest(&caller, WorkspaceId(workspace), ComputationId(id))
+        .await?;
+    Ok(Json(view))
+}
+
+/// Consent, as the participant the caller is, to runs of the computation's current manifest
+/// (`computation.consent`). The signature is checked with the participant's registered key; the
+/// answer is the manifest with who has consented.
+#[utoipa::path(
+    post,
+    path = "/{workspace}/computations/{computation}/consents",
+    operation_id = "consent",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("computation" = Uuid, Path, description = "Computation id"),
+        CommandHeaderParams,
+    ),
+    request_body = Consent,
+    responses(
+        (status = 200, description = "The manifest and its consents", body = Object),
+        CommandProblems,
+        BodyProblems,
+        ChangeProblems,
+    )
+)]
+pub async fn consent(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    headers: CommandHeaders,
+    JsonBody(body): JsonBody<Consent>,
+) -> Result<Json<ManifestView>, Problem> {
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(body.signature.trim())
+        .map_err(|_| parameter_problem("/signature", "the signature must be base64".into()))?;
+    let runs = state.app().runs();
+    runs.consent(
+        &caller,
+        &headers.options("computation")?,
+        WorkspaceId(workspace),
+        ComputationId(id),
+        body.manifest_id,
+        signature,
+    )
+    .await?;
+    Ok(Json(
+        runs.manifest(&caller, WorkspaceId(workspace), ComputationId(id))
+            .await?,
+    ))
+}
+
+/// What a run of the computation requested now would lack (`computation.run`): participants who
+/// have not joined or consented, an undeclared algorithm or datasets, no result consumer, no
+/// backend for its CVM. Records nothing.
+#[utoipa::path(
+    post,
+    path = "/{workspace}/computations/{computation}/dry-run",
+    operation_id = "dry_run",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("computation" = Uuid, Path, description = "Computation id"),
+    ),
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "What a run would lack", body = Object),
+        QueryProblems,
+        BodyProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn dry_run(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    JsonBody(body): JsonBody<RunRequest>,
+) -> Result<Json<DryRun>, Problem> {
+    let spec = body.into_spec()?;
+    let dry_run = state
+        .app()
+        .runs()
+        .dry_run(&caller, WorkspaceId(workspace), ComputationId(id), &spec)
+        .await?;
+    Ok(Json(dry_run))
+}
+
+/// Run the computation's current manifest (`computation.run`): refused (409) while anything the
+/// dry run lists is lacking, consents above all. The run is `requested` when this answers; its
+/// process manager provisions the CVM, attests it and sends the agent the manifest.
+#[utoipa::path(
+    post,
+    path = "/{workspace}/computations/{computation}/runs",
+    operation_id = "request_run",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("computation" = Uuid, Path, description = "Computation id"),
+        CommandHeaderParams,
+    ),
+    request_body = RunRequest,
+    responses(
+        (status = 201, description = "The run", body = RunBody),
+        CommandProblems,
+        BodyProblems,
+        ChangeProblems,
+    )
+)]
+pub async fn request_run(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    headers: CommandHeaders,
+    JsonBody(body): JsonBody<RunRequest>,
+) -> Result<Response, Problem> {
+    let spec = body.into_spec()?;
+    let executed = state
+        .app()
+        .runs()
+        .request(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
+            ComputationId(id),
+            spec,
+        )
+        .await?;
+    Ok(run_response(executed.outcome.state, StatusCode::CREATED))
+}
+
+/// The workspace's runs, newest first (`computation.read` on the workspace's computations).
+#[utoipa::path(
+    get,
+    path = "/{workspace}/runs",
+    operation_id = "list_runs",
+    tag = "runs",
+    params(("workspace" = Uuid, Path, description = "Workspace id"), RunListParams),
+    responses(
+        (status = 200, description = "One page", body = RunPage),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(workspace): Path<Uuid>,
+    Query(params): Query<RunListParams>,
+) -> Result<Json<RunPage>, Problem> {
+    let page = page_request(params.limit, params.cursor.as_deref())?;
+    let filter = RunFilter {
+        computation: params.computation.map(ComputationId),
+        status: params.status,
+        ..Default::default()
+    };
+    let page = state
+        .app()
+        .runs()
+        .list(&caller, WorkspaceId(workspace), &filter, page)
+        .await?;
+    Ok(Json(RunPage {
+        items: page.items,
+        next_cursor: page.next_after.map(crate::cursor::encode),
+    }))
+}
+
+/// A run as the log has it now (`computation.read`).
+#[utoipa::path(
+    get,
+    path = "/{workspace}/runs/{run}",
+    operation_id = "get_run",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+    ),
+    responses(
+        (status = 200, description = "The run", body = RunBody),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn get_run(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, Problem> {
+    let run = state
+        .app()
+        .runs()
+        .get(&caller, WorkspaceId(workspace), RunId(id))
+        .await?;
+    Ok(run_response(run, StatusCode::OK))
+}
+
+/// Stop a run (`computation.run`): whatever it is doing ends, the agent's data is wiped, its CVM
+/// destroyed and its certificates revoked. Stopping a stopping run changes nothing.
+#[utoipa::path(
+    post,
+    path = "/{workspace}/runs/{run}/stop",
+    operation_id = "stop_run",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+        CommandHeaderParams,
+    ),
+    request_body = StopRequest,
+    responses(
+        (status = 200, description = "The run", body = RunBody),
+        CommandProblems,
+        BodyProblems,
+        ChangeProblems,
+    )
+)]
+pub async fn stop_run(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    headers: CommandHeaders,
+    JsonBody(body): JsonBody<StopRequest>,
+) -> Result<Response, Problem> {
+    let executed = state
+        .app()
+        .runs()
+        .stop(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
+            RunId(id),
+            body.reason,
+        )
+        .await?;
+    Ok(run_response(executed.outcome.state, StatusCode::OK))
+}

@@ -1,0 +1,576 @@
+//! The run's process manager, in two reactors that share one rule: every step is a run command
+//! named after the event that caused it, and a step the run's state machine does not allow from
+//! where the run is now is skipped, so a redelivered or late event changes nothing.
+//!
+//! * [`RunConductor`] reacts to a run's own events. Requested: it asks for the run's CVM (its id
+//!   derived from the run's, [`cvm_of`]). Attesting: it issues the agent's TLS server certificate,
+//!   sends the agent the run request built from the manifest (which starts the agent's
+//!   participants' API, where evidence is asked for), then asks for fresh evidence bound to a
+//!   nonce and the agent's key ([`prism_agents::attest_fresh`]); an accepted verdict lets the
+//!   participants send their inputs, any other fails the run. Any ending: cleanup, which stops the
+//!   computation on the agent (the agent wipes its data) and destroys the CVM (the provisioner
+//!   then revokes the CVM's certificates); the run closes once the CVM is destroyed.
+//! * [`RunCvmWatcher`] reacts to the events of CVMs made for runs: started, online, failed,
+//!   destroyed, and what the agent reports about the computation (running, results ready,
+//!   complete, failed) become the run's steps.
+//! * [`RunTimer`] times out, every so often, the runs past their deadline.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use prism_agents::{
+    AgentChannel, AgentEndpoint, AttestError, ServerRequest, attest::evidence_type, attest_fresh,
+};
+use prism_app::{App, AppError, Caller, CertificateRequest, CommandOptions, ErrorKind};
+use prism_domain::cvm::{
+    AgentMessage, ConfidentialPlatform, Cvm, CvmCommand, CvmEvent, CvmStatus, DestroyReason,
+};
+use prism_domain::run::{Manifest, REASON_MAX, Run, RunCommand, RunEvent, RunStatus, cvm_of};
+use prism_domain::{CvmId, RunId, WorkspaceId};
+use prism_proto::cvms::{AgentConfig, Algorithm, ComputationRunReq, Dataset, ResultConsumer};
+use prism_store::{EventMeta, Recorded};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, every};
+
+/// How long the agent's participants' API may take to come up after the run request.
+const AGENT_API_WAIT: Duration = Duration::from_secs(30);
+
+/// Records `command` on `run` as the step `step` caused by `meta`'s event; a step the run's state
+/// machine does not allow now is skipped (it was taken already, or the run has moved on).
+async fn step(
+    app: &App,
+    meta: &EventMeta,
+    worker: &str,
+    run: RunId,
+    command: RunCommand,
+    step: &str,
+) -> Result<(), ReactionError> {
+    let recorded = app
+        .runs()
+        .record(
+            &caused_by(meta, worker),
+            run,
+            command,
+            &format!("{}:{step}", meta.id),
+        )
+        .await;
+    match recorded {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::StateConflict => {
+            info!(%run, step, reason = %e, "run step skipped");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn clip(reason: String) -> String {
+    if reason.chars().count() <= REASON_MAX {
+        return reason;
+    }
+    let mut clipped: String = reason.chars().take(REASON_MAX - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+async fn fail(
+    app: &App,
+    meta: &EventMeta,
+    worker: &str,
+    run: RunId,
+    reason: String,
+) -> Result<(), ReactionError> {
+    warn!(%run, %reason, "run failed");
+    step(
+        app,
+        meta,
+        worker,
+        run,
+        RunCommand::Fail { reason: clip(reason) },
+        "fail",
+    )
+    .await
+}
+
+/// Drives a run through its steps.
+#[derive(Debug, Clone)]
+pub struct RunConductor {
+    app: App,
+    agents: Option<AgentChannel>,
+}
+
+impl RunConductor {
+    pub const NAME: &'static str = "run-conductor";
+
+    pub fn new(app: App, agents: Option<AgentChannel>) -> Self {
+        Self { app, agents }
+    }
+
+    async fn provision(
+        &self,
+        meta: &EventMeta,
+        run: RunId,
+        requested: &prism_domain::run::RunRequested,
+    ) -> Result<(), ReactionError> {
+        let cvm = cvm_of(run);
+        let asked = self
+            .app
+            .cvms()
+            .record(
+                &caused_by(meta, Self::NAME),
+                cvm,
+                requested.workspace,
+                CvmCommand::Request {
+                    id: cvm,
+                    workspace: requested.workspace,
+                    spec: requested.cvm.clone(),
+                    run: Some(run),
+                },
+                Some(&format!("{}:cvm", meta.id)),
+            )
+            .await;
+        match asked {
+            Ok(_) => {}
+            // Asked for before this delivery: the same CVM.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind == ErrorKind::Invalid => {
+                return fail(
+                    &self.app,
+                    meta,
+                    Self::NAME,
+                    run,
+                    format!("the CVM cannot be asked for: {}", e.detail),
+                )
+                .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        step(
+            &self.app,
+            meta,
+            Self::NAME,
+            run,
+            RunCommand::StartProvisioning { cvm },
+            "provision",
+        )
+        .await
+    }
+
+    /// Sends the agent the run request and appraises fresh evidence of the CVM.
+    async fn start_on_agent(&self, meta: &EventMeta, run: RunId) -> Result<(), ReactionError> {
+        let state = self.app.runs().state(run).await?;
+        if state.status != RunStatus::Attesting {
+            return Ok(());
+        }
+        let (Some(workspace), Some(manifest), Some(cvm)) =
+            (state.workspace, state.manifest.as_ref(), state.cvm)
+        else {
+            return Err(ReactionError::Fatal(AppError::internal(
+                "an attesting run has its manifest and CVM",
+            )));
+        };
+        match self.attest(meta, run, workspace, manifest, cvm).await {
+            Ok(command) => step(&self.app, meta, Self::NAME, run, command, "attested").await,
+            Err(Failure::Run(reason)) => fail(&self.app, meta, Self::NAME, run, reason).await,
+            Err(Failure::Reaction(e)) => Err(e),
+        }
+    }
+
+    async fn attest(
+        &self,
+        meta: &EventMeta,
+        run: RunId,
+        workspace: WorkspaceId,
+        manifest: &Manifest,
+        cvm: CvmId,
+    ) -> Result<RunCommand, Failure> {
+        let caller = caused_by(meta, Self::NAME);
+        let machine = self.app.cvms().state(cvm).await?;
+        let address = machine
+            .agent_address
+            .clone()
+            .ok_or_else(|| Failure::Run("the CVM's agent announced no address for participants".into()))?;
+        let channel = self
+            .agents
+            .as_ref()
+            .ok_or_else(|| Failure::Run("the platform runs no agents' channel".into()))?;
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let server = self
+            .app
+            .certificates()
+            .issue(
+                &caller,
+                &CommandOptions::default(),
+                workspace,
+                CertificateRequest::agent_server(cvm, &host),
+            )
+            .await?;
+        let key = server.private_key.clone().ok_or_else(|| {
+            Failure::Reaction(ReactionError::Fatal(AppError::internal(
+                "a new certificate comes with its key",
+            )))
+        })?;
+        let request = run_request(
+            run,
+            manifest,
+            AgentConfig {
+                cert_file: format!("{}{}", server.certificate, server.chain),
+                key_file: key,
+                ..Default::default()
+            },
+        )
+        .map_err(Failure::Run)?;
+        channel
+            .send(cvm, ServerRequest::Run(Box::new(request)))
+            .await
+            .map_err(|e| Failure::Run(format!("the run request did not reach the agent: {e}")))?;
+
+        let endpoint = AgentEndpoint {
+            address,
+            server_name: host,
+            roots_pem: self.app.certificates().chain().await?,
+            client: None,
+        };
+        let kind = match machine.spec.as_ref().map(|spec| spec.platform) {
+            Some(ConfidentialPlatform::Tdx) => evidence_type::TDX,
+            // An emulated agent answers in the SEV-SNP format, signed by its test root.
+            _ => evidence_type::SNP,
+        };
+        let deadline = tokio::time::Instant::now() + AGENT_API_WAIT;
+        let appraisal = loop {
+            match attest_fresh(&self.app, &caller, cvm, &endpoint, kind).await {
+                Ok(appraisal) => break appraisal,
+                // The agent's participants' API starts once it has taken the run request.
+                Err(AttestError::Connect(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(AttestError::App(e)) => return Err(e.into()),
+                Err(e) => return Err(Failure::Run(format!("no fresh evidence from the agent: {e}"))),
+            }
+        };
+        let verdict = &appraisal.verdict;
+        if !verdict.outcome.accepted() {
+            let reason = verdict
+                .reason()
+                .map_or_else(|| "the evidence was refused".to_owned(), ToString::to_string);
+            return Err(Failure::Run(format!("attestation refused: {reason}")));
+        }
+        info!(%run, %cvm, outcome = ?verdict.outcome, "run attested");
+        Ok(RunCommand::RecordAttested {
+            evidence_sha256: hex::encode(&verdict.evidence_sha256.0),
+            policy_sha256: hex::encode(&verdict.policy_sha256.0),
+        })
+    }
+
+    /// Stops the computation on the agent, which wipes what it holds, and destroys the CVM; the
+    /// run closes when the CVM is destroyed (or now, when there is none left).
+    async fn clean_up(&self, meta: &EventMeta, run: RunId) -> Result<(), ReactionError> {
+        let state = self.app.runs().state(run).await?;
+        let machine = match state.cvm {
+            None => None,
+            Some(cvm) => match self.app.cvms().state(cvm).await {
+                Ok(machine) => Some((cvm, machine)),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let Some((cvm, machine)) = machine.filter(|(_, m)| m.status != CvmStatus::Destroyed) else {
+            return step(&self.app, meta, Self::NAME, run, RunCommand::Close, "close").await;
+        };
+        if let Some(channel) = &self.agents
+            && channel.is_connected(cvm)
+            && let Err(e) = channel
+                .send(
+                    cvm,
+                    ServerRequest::Stop {
+                        computation_id: run.to_string(),
+                    },
+                )
+                .await
+        {
+            warn!(%run, %cvm, error = %e, "the agent could not be told to stop; destroying its CVM wipes it");
+        }
+        let workspace = machine.workspace.expect("a requested CVM has a workspace");
+        let destroyed = self
+            .app
+            .cvms()
+            .record(
+                &caused_by(meta, Self::NAME),
+                cvm,
+                workspace,
+                CvmCommand::Destroy {
+                    reason: DestroyReason::RunEnded,
+                },
+                Some(&format!("{}:destroy", meta.id)),
+            )
+            .await;
+        match destroyed {
+            Ok(_) => Ok(()),
+            // Being destroyed already: the watcher closes the run when it is.
+            Err(e) if e.kind == ErrorKind::StateConflict => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Why a step could not be taken: the run fails (with a reason for its participants), or the
+/// reaction is retried or recorded as failed.
+enum Failure {
+    Run(String),
+    Reaction(ReactionError),
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Self::Reaction(e.into())
+    }
+}
+
+/// The agent's run request for `manifest`: the algorithm's and datasets' SHA3-256 digests and file
+/// names, each with its provider's key, the result consumers' keys, and how to serve participants.
+pub fn run_request(
+    run: RunId,
+    manifest: &Manifest,
+    agent_config: AgentConfig,
+) -> Result<ComputationRunReq, String> {
+    let key_of = |participant: &str| -> Result<Vec<u8>, String> {
+        let key = manifest
+            .participants
+            .iter()
+            .find(|p| p.id == participant)
+            .and_then(|p| p.public_key.as_ref())
+            .ok_or_else(|| format!("`{participant}` holds no key"))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map_err(|_| format!("`{participant}`'s key is not base64"))
+    };
+    let digest =
+        |hex_digest: &str| hex::decode(hex_digest).map_err(|_| format!("{hex_digest} is not a digest"));
+    let algorithm = manifest
+        .algorithm
+        .as_ref()
+        .ok_or("the manifest declares no algorithm")?;
+    Ok(ComputationRunReq {
+        id: run.to_string(),
+        name: manifest.computation.clone(),
+        description: format!("manifest {}", manifest.id()),
+        datasets: manifest
+            .datasets
+            .iter()
+            .map(|dataset| {
+                Ok(Dataset {
+                    hash: digest(&dataset.sha3_256)?,
+                    user_key: key_of(&dataset.provider)?,
+                    filename: dataset.file_name.clone(),
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        algorithm: Some(Algorithm {
+            hash: digest(&algorithm.sha3_256)?,
+            user_key: key_of(&algorithm.provider)?,
+            ..Default::default()
+        }),
+        result_consumers: manifest
+            .result_consumers
+            .iter()
+            .map(|consumer| {
+                Ok(ResultConsumer {
+                    user_key: key_of(consumer)?,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        agent_config: Some(agent_config),
+    })
+}
+
+impl Reactor for RunConductor {
+    type Aggregate = Run;
+    const NAME: &'static str = RunConductor::NAME;
+
+    async fn react<'a>(&'a self, recorded: &'a Recorded<RunEvent>) -> Result<(), ReactionError> {
+        let meta = &recorded.meta;
+        let run: RunId = aggregate_id(meta)?;
+        match &recorded.event {
+            RunEvent::Requested(requested) => self.provision(meta, run, requested).await,
+            RunEvent::AttestingStarted(_) => self.start_on_agent(meta, run).await,
+            RunEvent::Completed(_)
+            | RunEvent::StopRequested(_)
+            | RunEvent::Failed(_)
+            | RunEvent::TimedOut(_) => {
+                step(
+                    &self.app,
+                    meta,
+                    Self::NAME,
+                    run,
+                    RunCommand::StartCleanup,
+                    "cleanup",
+                )
+                .await
+            }
+            RunEvent::CleanupStarted(_) => self.clean_up(meta, run).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Turns what happens to a run's CVM, and what its agent reports, into the run's steps.
+#[derive(Debug, Clone)]
+pub struct RunCvmWatcher {
+    app: App,
+}
+
+impl RunCvmWatcher {
+    pub const NAME: &'static str = "run-cvm-watcher";
+
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+
+    /// The run step an agent's message calls for, if any.
+    fn step_for(message: &AgentMessage, run: RunId) -> Option<(RunCommand, &'static str)> {
+        match message {
+            AgentMessage::Event {
+                event_type,
+                computation_id,
+                status,
+                ..
+            } if *computation_id == run.to_string() => match (event_type.as_str(), status.as_str()) {
+                ("Running", "Starting" | "InProgress") => Some((RunCommand::StartRunning, "running")),
+                ("ConsumingResults", _) => Some((RunCommand::MarkResultsReady, "results-ready")),
+                ("Complete", _) => Some((RunCommand::Complete, "complete")),
+                ("Failed", _) | ("Running", "Failed") => Some((
+                    RunCommand::Fail {
+                        reason: "the algorithm failed on the agent; see the run's logs".into(),
+                    },
+                    "agent-failed",
+                )),
+                _ => None,
+            },
+            AgentMessage::RunResult {
+                computation_id,
+                error,
+            } if *computation_id == run.to_string() && !error.is_empty() => Some((
+                RunCommand::Fail {
+                    reason: clip(format!("the agent refused the run request: {error}")),
+                },
+                "agent-refused",
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl Reactor for RunCvmWatcher {
+    type Aggregate = Cvm;
+    const NAME: &'static str = RunCvmWatcher::NAME;
+
+    async fn react<'a>(&'a self, recorded: &'a Recorded<CvmEvent>) -> Result<(), ReactionError> {
+        let meta = &recorded.meta;
+        // Most of a CVM's events are its agent's log lines: those say nothing to the run.
+        let relevant = match &recorded.event {
+            CvmEvent::Started(_) | CvmEvent::Online(_) | CvmEvent::Failed(_) | CvmEvent::Destroyed(_) => true,
+            CvmEvent::AgentMessageReceived(received) => {
+                matches!(
+                    received.message,
+                    AgentMessage::Event { .. } | AgentMessage::RunResult { .. }
+                )
+            }
+            _ => false,
+        };
+        if !relevant {
+            return Ok(());
+        }
+        let cvm: CvmId = aggregate_id(meta)?;
+        let machine = match self.app.cvms().state(cvm).await {
+            Ok(machine) => machine,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(run) = machine.run else {
+            return Ok(());
+        };
+        let (command, name) = match &recorded.event {
+            CvmEvent::Started(_) => (RunCommand::AwaitAgent, "agent-awaited"),
+            CvmEvent::Online(_) => (RunCommand::StartAttesting, "attesting"),
+            CvmEvent::Failed(failed) => (
+                RunCommand::Fail {
+                    reason: clip(format!("the CVM failed: {}", failed.reason)),
+                },
+                "cvm-failed",
+            ),
+            CvmEvent::Destroyed(_) => {
+                let status = self.app.runs().state(run).await?.status;
+                if status == RunStatus::CleaningUp {
+                    (RunCommand::Close, "close")
+                } else {
+                    (
+                        RunCommand::Fail {
+                            reason: "the CVM was destroyed before the run ended".into(),
+                        },
+                        "cvm-destroyed",
+                    )
+                }
+            }
+            CvmEvent::AgentMessageReceived(received) => match Self::step_for(&received.message, run) {
+                Some(step) => step,
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        step(&self.app, meta, Self::NAME, run, command, name).await
+    }
+}
+
+/// Times out the runs past their deadline.
+#[derive(Debug, Clone)]
+pub struct RunTimer {
+    app: App,
+    every: Duration,
+}
+
+impl RunTimer {
+    pub const NAME: &'static str = "run-timer";
+
+    pub fn new(app: App, every: Duration) -> Self {
+        Self { app, every }
+    }
+
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        every(self.every, shutdown, "timing out runs", || {
+            self.time_out_overdue()
+        })
+        .await;
+    }
+
+    /// Times out every active run whose deadline has passed; answers how many.
+    pub async fn time_out_overdue(&self) -> Result<usize, AppError> {
+        let caller = Caller::service(Self::NAME);
+        let overdue = self
+            .app
+            .read_models()?
+            .overdue_runs(chrono::Utc::now())
+            .await
+            .map_err(AppError::internal)?;
+        let mut timed_out = 0;
+        for run in overdue {
+            let key = format!("{}:{}", Self::NAME, run);
+            match self
+                .app
+                .runs()
+                .record(&caller, run, RunCommand::TimeOut, &key)
+                .await
+            {
+                Ok(_) => timed_out += 1,
+                Err(e) if e.kind == ErrorKind::StateConflict => {}
+                Err(e) => warn!(%run, error = %e, "could not time out the run"),
+            }
+        }
+        Ok(timed_out)
+    }
+}
