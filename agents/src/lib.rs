@@ -10,8 +10,11 @@
 
 pub mod attest;
 mod channel;
+mod dial;
 mod messages;
+pub mod participant;
 
-pub use attest::{AgentEndpoint, AttestError, attest_fresh};
+pub use attest::{AttestError, attest_fresh};
 pub use channel::{AgentChannel, ChannelConfig, SendError, ServerRequest};
+pub use dial::{AgentEndpoint, DialError, dial};
 pub use messages::received;

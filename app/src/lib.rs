@@ -80,7 +80,7 @@ pub use memberships::{
 pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
-pub use runs::{DryRun, Lack, ManifestView, Runs};
+pub use runs::{DryRun, Lack, ManifestView, RunConnection, Runs, agent_host};
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};
 
 /// Tunables of the application layer; [`AppConfig::default`] is what production uses.
@@ -93,6 +93,9 @@ pub struct AppConfig {
     pub repository: RepositoryConfig,
     /// How attestation evidence is appraised.
     pub attestation: AttestationConfig,
+    /// How long a run's result consumers may fetch its result before the run completes anyway (and
+    /// its agent's data is wiped).
+    pub result_window: Duration,
 }
 
 impl Default for AppConfig {
@@ -102,6 +105,7 @@ impl Default for AppConfig {
             read_wait: Duration::from_secs(5),
             repository: RepositoryConfig::default(),
             attestation: AttestationConfig::default(),
+            result_window: Duration::from_secs(3600),
         }
     }
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use prism_domain::access::Permission;
 use prism_domain::computation::{Computation, ComputationCommand, ConsentStatus, Role};
+use prism_domain::cvm::CvmAttestationAppraised;
 use prism_domain::cvm::{ANY_PROVIDER, CvmSpec};
 use prism_domain::run::manifest::consent_message;
-use prism_domain::run::{Manifest, Run, RunCommand};
+use prism_domain::run::{Manifest, ReceiptKind, Run, RunCommand, RunStatus};
 use prism_domain::{ComputationId, ParticipantId, RunId, WorkspaceId};
 use prism_projections::{Page, PageRequest, RunFilter, RunView};
 use serde::Serialize;
@@ -34,10 +35,31 @@ pub struct ManifestView {
     pub consent: ConsentStatus,
 }
 
+/// How a participant reaches a run's attested agent: its address, the name its TLS certificate
+/// carries and the certificates it chains to, and the appraisal (evidence, verdict, EAR) that let
+/// the participants' inputs in — to be checked before anything is sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunConnection {
+    pub run: RunId,
+    pub status: RunStatus,
+    pub manifest_id: String,
+    pub agent_address: String,
+    pub server_name: String,
+    pub ca_pem: String,
+    pub attestation: CvmAttestationAppraised,
+}
+
+/// The host part of an agent's `host:port` address, without IPv6 brackets: the name its TLS
+/// server certificate is issued for and checked against.
+pub fn agent_host(address: &str) -> String {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']').to_owned()
+}
+
 /// One thing a run of the computation would lack now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lack {
-    /// `participant_key`, `participant_pending`, `algorithm`, `datasets`, `result_consumer`,
+    /// `participant_pending`, `algorithm`, `datasets`, `result_consumer`,
     /// `consent`, `backend` or `computation_archived`.
     pub what: &'static str,
     pub detail: String,
@@ -158,12 +180,7 @@ impl<'a> Runs<'a> {
             .await?;
         let state = self.computation(workspace, computation).await?;
         let mut lacks = lacks_of(&state);
-        let backends = self
-            .app
-            .read_models()?
-            .backends(Some(workspace))
-            .await
-            .map_err(AppError::internal)?;
+        let backends = self.app.read_models()?.backends(Some(workspace)).await?;
         let usable = backends.iter().any(|backend| {
             backend.healthy
                 && backend.settings.platforms.contains(&cvm.platform)
@@ -205,6 +222,7 @@ impl<'a> Runs<'a> {
                 Action::on_computation(Permission::ComputationRun, workspace, computation),
             )
             .await?;
+        self.app.require_active_workspace(workspace, "runs").await?;
         let state = self.computation(workspace, computation).await?;
         if let Some(lack) = lacks_of(&state).into_iter().next() {
             return Err(AppError::new(ErrorKind::StateConflict, lack.detail));
@@ -261,15 +279,12 @@ impl<'a> Runs<'a> {
         };
         self.app.authorize(caller, action).await?;
         let models = self.app.read_models()?;
-        models
-            .runs(workspace, filter, page)
-            .await
-            .map_err(AppError::internal)
+        Ok(models.runs(workspace, filter, page).await?)
     }
 
     /// A run as the log has it now.
     pub async fn get(&self, caller: &Caller, workspace: WorkspaceId, id: RunId) -> Result<Run, AppError> {
-        let run = self.state(id).await?;
+        let run = self.in_workspace(workspace, id).await?;
         let computation = run.computation.expect("a requested run names its computation");
         self.app
             .authorize(
@@ -277,9 +292,6 @@ impl<'a> Runs<'a> {
                 Action::on_computation(Permission::ComputationRead, workspace, computation),
             )
             .await?;
-        if run.workspace != Some(workspace) {
-            return Err(not_found(id));
-        }
         Ok(run)
     }
 
@@ -292,7 +304,7 @@ impl<'a> Runs<'a> {
         id: RunId,
         reason: String,
     ) -> Result<Executed<Run>, AppError> {
-        let run = self.state(id).await?;
+        let run = self.in_workspace(workspace, id).await?;
         let computation = run.computation.expect("a requested run names its computation");
         self.app
             .authorize(
@@ -300,9 +312,6 @@ impl<'a> Runs<'a> {
                 Action::on_computation(Permission::ComputationRun, workspace, computation),
             )
             .await?;
-        if run.workspace != Some(workspace) {
-            return Err(not_found(id));
-        }
         #[derive(Serialize)]
         struct Input<'a> {
             reason: &'a str,
@@ -318,6 +327,113 @@ impl<'a> Runs<'a> {
         self.app
             .execute_authorized(caller, options, command, |_| RunCommand::Stop {
                 reason: reason.clone(),
+            })
+            .await
+    }
+
+    /// How the caller reaches the run's attested agent (`computation.read`); a run that is not
+    /// attested, or no longer running, has none (409).
+    pub async fn connection(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: RunId,
+    ) -> Result<RunConnection, AppError> {
+        let run = self.get(caller, workspace, id).await?;
+        let (Some(evidence), Some(cvm), true) = (
+            run.evidence_sha256.as_ref(),
+            run.cvm,
+            matches!(
+                run.status,
+                RunStatus::AwaitingInputs | RunStatus::Running | RunStatus::ResultsReady
+            ),
+        ) else {
+            return Err(AppError::new(
+                ErrorKind::StateConflict,
+                format!("run {id} is {}: its agent takes no participants now", run.status),
+            ));
+        };
+        let machine = self.app.cvms().state(cvm).await?;
+        let agent_address = machine
+            .agent_address
+            .ok_or_else(|| AppError::internal("an attested run's agent has an address"))?;
+        let appraisals = self.app.read_models()?.cvm_attestations(workspace, cvm).await?;
+        let attestation = appraisals
+            .into_iter()
+            .rev()
+            .find(|appraisal| hex::encode(&appraisal.verdict.evidence_sha256.0) == *evidence)
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorKind::Lagging,
+                    "the run's appraisal is not in the read model yet; retry",
+                )
+            })?;
+        Ok(RunConnection {
+            run: id,
+            status: run.status,
+            manifest_id: run.manifest_id.unwrap_or_default(),
+            server_name: agent_host(&agent_address),
+            agent_address,
+            ca_pem: self.app.certificates().chain().await?,
+            attestation,
+        })
+    }
+
+    /// The caller's receipt, as the participant it is, for what it delivered to the run's agent or
+    /// received from it: `computation.algorithm.upload`, `computation.dataset.upload` or
+    /// `computation.results.read` by kind. Checked against the run's manifest.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn receipt(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: RunId,
+        kind: ReceiptKind,
+        file_name: String,
+        sha3_256: String,
+    ) -> Result<Executed<Run>, AppError> {
+        let Some(user) = caller.user() else {
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
+                "only a participant signed in as a user gives receipts",
+            ));
+        };
+        let run = self.in_workspace(workspace, id).await?;
+        let computation = run.computation.expect("a requested run names its computation");
+        let permission = match kind {
+            ReceiptKind::Algorithm => Permission::ComputationAlgorithmUpload,
+            ReceiptKind::Dataset => Permission::ComputationDatasetUpload,
+            ReceiptKind::Result => Permission::ComputationResultsRead,
+        };
+        self.app
+            .authorize(caller, Action::on_computation(permission, workspace, computation))
+            .await?;
+        #[derive(Serialize)]
+        struct Input<'a> {
+            kind: ReceiptKind,
+            file_name: &'a str,
+            sha3_256: &'a str,
+        }
+        let command = Command {
+            what: WHAT,
+            operation: "receipt",
+            permission,
+            target: Target::Existing(id.to_string()),
+            workspace: Some(workspace),
+            input: &Input {
+                kind,
+                file_name: &file_name,
+                sha3_256: &sha3_256,
+            },
+        };
+        let participant = ParticipantId::User(user.id).to_string();
+        self.app
+            .execute_authorized(caller, options, command, |_| RunCommand::RecordReceipt {
+                participant,
+                kind,
+                file_name: file_name.clone(),
+                sha3_256: sha3_256.clone(),
             })
             .await
     }
@@ -343,6 +459,16 @@ impl<'a> Runs<'a> {
         self.app
             .execute_authorized(caller, &CommandOptions::keyed(key), command_record, |_| command)
             .await
+    }
+
+    /// A run of `workspace`; one of another workspace is "not found" before anything is authorised,
+    /// so whether it exists is not told across workspaces.
+    async fn in_workspace(&self, workspace: WorkspaceId, id: RunId) -> Result<Run, AppError> {
+        let run = self.state(id).await?;
+        if run.workspace != Some(workspace) {
+            return Err(not_found(id));
+        }
+        Ok(run)
     }
 
     /// A run's state; not found when it was never requested.

@@ -13,8 +13,10 @@ CREATE TABLE runs (
     cvm_id          uuid,
     requested_by    text NOT NULL,
     requested_at    timestamptz NOT NULL,
-    -- When it times out if it has not delivered its results.
+    -- When it times out if it has not ended by then.
     deadline        timestamptz NOT NULL,
+    -- Once its result is ready: until when its consumers may fetch it.
+    fetch_until     timestamptz,
     -- In which state it was stopped, failed or timed out, and why.
     ending_during   text,
     ending_reason   text,

@@ -34,6 +34,8 @@ pub struct RunView {
     pub closed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
+    /// Once the result is ready: until when its consumers may fetch it.
+    pub fetch_until: Option<DateTime<Utc>>,
 }
 
 /// Which runs a list shows: each field given narrows it.
@@ -56,7 +58,7 @@ pub struct RunDayCount {
 }
 
 const RUN_COLUMNS: &str = "id, workspace_id, computation_id, manifest_id, status, cvm_id, requested_by, \
-     requested_at, deadline, ending_during, ending_reason, ended_at, closed_at, updated_at, version";
+     requested_at, deadline, ending_during, ending_reason, ended_at, closed_at, updated_at, version, fetch_until";
 
 fn run_view(row: &Row) -> RunView {
     RunView {
@@ -75,6 +77,7 @@ fn run_view(row: &Row) -> RunView {
         closed_at: row.get(12),
         updated_at: row.get(13),
         version: row.get::<_, i64>(14) as u64,
+        fetch_until: row.get(15),
     }
 }
 
@@ -136,15 +139,32 @@ impl ReadModels {
         Ok(row.as_ref().map(run_view))
     }
 
-    /// The runs past their deadline that have not ended: those the run timer times out.
+    /// The runs past their deadline that have not ended (nor delivered their result, which has a
+    /// window of its own): those the run timer times out.
     pub async fn overdue_runs(&self, now: DateTime<Utc>) -> Result<Vec<RunId>, ProjectionError> {
         let client = self.pool().get().await?;
         let statement = client
             .prepare_cached(
                 "SELECT id FROM runs WHERE deadline < $1
                    AND status IN ('requested', 'provisioning', 'agent_connecting', 'attesting',
-                                  'awaiting_inputs', 'running', 'results_ready')
+                                  'awaiting_inputs', 'running', 'running')
                  ORDER BY deadline LIMIT 1000",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&now]).await?;
+        Ok(rows.iter().map(|row| RunId(row.get(0))).collect())
+    }
+
+    /// The runs whose result window has closed: they complete, whoever has not fetched.
+    pub async fn runs_past_their_result_window(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunId>, ProjectionError> {
+        let client = self.pool().get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id FROM runs WHERE status = 'results_ready' AND fetch_until < $1
+                 ORDER BY fetch_until LIMIT 1000",
             )
             .await?;
         let rows = client.query(&statement, &[&now]).await?;

@@ -19,6 +19,7 @@ struct Changes<'a> {
     ending_reason: Option<&'a str>,
     ended_at: Option<DateTime<Utc>>,
     closed_at: Option<DateTime<Utc>>,
+    fetch_until: Option<DateTime<Utc>>,
 }
 
 impl Projection for RunsProjection {
@@ -68,6 +69,7 @@ impl Projection for RunsProjection {
                 changes.ended_at = Some(e.at);
             }
             RunEvent::Completed(e) => changes.ended_at = Some(e.at),
+            RunEvent::ResultsReady(e) => changes.fetch_until = Some(e.fetch_until),
             RunEvent::Closed(e) => changes.closed_at = Some(e.at),
             // The other steps only move the run along, and so do steps the machine may gain later
             // until they carry something the table keeps.
@@ -96,7 +98,8 @@ impl Projection for RunsProjection {
             "UPDATE runs SET status = $2, cvm_id = COALESCE($3, cvm_id),
                              ending_during = COALESCE($4, ending_during),
                              ending_reason = COALESCE($5, ending_reason), ended_at = COALESCE($6, ended_at),
-                             closed_at = COALESCE($7, closed_at), updated_at = $8, version = $9
+                             closed_at = COALESCE($7, closed_at), updated_at = $8, version = $9,
+                             fetch_until = COALESCE($10, fetch_until)
              WHERE id = $1",
             &[
                 &id,
@@ -108,6 +111,7 @@ impl Projection for RunsProjection {
                 &changes.closed_at,
                 &recorded.meta.time,
                 &v,
+                &changes.fetch_until,
             ],
         )
         .await?;

@@ -71,6 +71,22 @@ BACKEND_RULES = [
     )
 ]
 
+# 422 for rules of the run routes that only the manifest or a key can tell: a signature that does not
+# verify with the participant's registered key, a caller without a key, a receipt for something the
+# manifest does not declare from its sender, a reason left empty (documented on those routes).
+RUN_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^the signature does not verify with the participant's registered public key$",
+        r"^RSA keys over 8192 bits ",
+        r"^`[^`]*` is not a participant with a public key, so it cannot consent$",
+        r"^the manifest declares no (algorithm|dataset) ",
+        r"^`[^`]*` is not (a participant|a result consumer) of the run$",
+        r"^reason ",
+        r"^file_name ",
+    )
+]
+
 # 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
 BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
 
@@ -128,7 +144,11 @@ def _reason(case, response):
             for error in errors
         ):
             return "a rule of the certificate routes"
-    if status == 422 and ("/backends" in case.operation.path or "/cvms" in case.operation.path):
+    if status == 422 and (
+        "/backends" in case.operation.path
+        or "/cvms" in case.operation.path
+        or case.operation.path.endswith(("/dry-run", "/runs"))
+    ):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in BACKEND_RULES) for d in details):
             return "a rule of the backend routes"
@@ -136,6 +156,10 @@ def _reason(case, response):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):
             return "a rule of the definition"
+    if status == 422 and ("/consents" in case.operation.path or "/runs/" in case.operation.path):
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in RUN_RULES) for d in details):
+            return "a rule of the run routes"
     return None
 
 

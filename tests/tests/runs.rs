@@ -11,6 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::agent::admin_workspace;
 use common::{Prism, json, problem};
+use prism_agents::AgentEndpoint;
+use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
 use prism_app::AttestationConfig;
 use prism_attestation::Mode;
 use prism_cli::{LocalBackendConfig, ProvisioningSettings};
@@ -275,4 +277,345 @@ async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
     )
     .await;
     assert_eq!(page["items"][0]["id"], run_id);
+}
+
+/// A participant: a registered user, a member of the workspace, with a key of its own.
+struct Party {
+    id: String,
+    token: String,
+    key: ParticipantKey,
+    spki_base64: String,
+}
+
+async fn party(
+    prism: &Prism,
+    ws: WorkspaceId,
+    name: &str,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+) -> Party {
+    let email = format!("{name}@example.org");
+    let password = format!("{name}'s long password");
+    let registered = prism
+        .request(reqwest::Method::POST, "/users", None)
+        .json(&json!({"email": email, "display_name": name, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let id = json(registered, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let signed_in = json(prism.sign_in(&email, &password).await, StatusCode::OK).await;
+    let token = signed_in["access_token"].as_str().unwrap().to_owned();
+    let invited = prism
+        .admin()
+        .post(prism.url(&format!("/workspaces/{ws}/invitations")))
+        .json(&json!({"user_id": id, "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    let invitation = json(invited, StatusCode::CREATED).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = common::client_with(&token)
+        .post(prism.url("/invitations/accept"))
+        .json(&json!({"token": invitation}))
+        .send()
+        .await
+        .unwrap();
+    json(accepted, StatusCode::OK).await;
+    use rcgen::PublicKeyData as _;
+    let pair = rcgen::KeyPair::generate_for(algorithm).unwrap();
+    Party {
+        id,
+        token,
+        key: ParticipantKey::from_pkcs8_der(&pair.serialize_der()).unwrap(),
+        spki_base64: base64::engine::general_purpose::STANDARD.encode(pair.subject_public_key_info()),
+    }
+}
+
+fn sha3(bytes: &[u8]) -> String {
+    use sha3::Digest as _;
+    hex::encode(sha3::Sha3_256::digest(bytes))
+}
+
+const COMBINE: &[u8] = b"import csv, pathlib
+total = 0
+for name in ('a.csv', 'b.csv'):
+    with open(pathlib.Path('datasets') / name) as f:
+        total += sum(int(row['value']) for row in csv.DictReader(f))
+pathlib.Path('results/total.txt').write_text(str(total))
+";
+const A_CSV: &[u8] = b"id,value\n1,10\n2,20\n";
+const B_CSV: &[u8] = b"id,value\n3,5\n4,7\n";
+
+/// The seed's eight steps with three organisations: an algorithm provider and two dataset
+/// providers, one of whom also receives the result. Inputs go straight to the attested agent; the
+/// platform records receipts and digests, never bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = platform(root.path()).await;
+    let (_, ws) = admin_workspace(&prism, "Consortium").await;
+    let alice = party(&prism, ws, "alice", &rcgen::PKCS_ED25519).await;
+    let bob = party(&prism, ws, "bob", &rcgen::PKCS_ECDSA_P256_SHA256).await;
+    let carol = party(&prism, ws, "carol", &rcgen::PKCS_ECDSA_P384_SHA384).await;
+    let admin_id = prism
+        .platform()
+        .app()
+        .identity()
+        .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
+        .await
+        .unwrap()
+        .user()
+        .unwrap()
+        .id
+        .to_string();
+
+    // 1. Definition.
+    let created = prism
+        .admin()
+        .post(prism.url(&format!("/{ws}/computations")))
+        .json(&json!({
+            "name": "Combined totals",
+            "participants": [
+                {"id": admin_id, "roles": ["owner"]},
+                {"id": alice.id, "roles": ["algorithm_provider"], "public_key": alice.spki_base64},
+                {"id": bob.id, "roles": ["dataset_provider"], "public_key": bob.spki_base64},
+                {"id": carol.id, "roles": ["dataset_provider", "result_consumer"], "public_key": carol.spki_base64}
+            ],
+            "algorithm": {"provider": alice.id, "hash": sha3(COMBINE), "name": "combine.py"},
+            "datasets": [
+                {"provider": bob.id, "hash": sha3(A_CSV), "name": "a.csv"},
+                {"provider": carol.id, "hash": sha3(B_CSV), "name": "b.csv"}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    let computation = json(created, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/{ws}/computations/{computation}");
+
+    // Consent: each signs the manifest id with its own key.
+    for party in [&alice, &bob, &carol] {
+        let client = common::client_with(&party.token);
+        let manifest = json(
+            client
+                .get(prism.url(&format!("{base}/manifest")))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        let manifest_id = manifest["manifest_id"].as_str().unwrap();
+        let signature = party.key.sign(&consent_message(manifest_id)).unwrap();
+        let consented = client
+            .post(prism.url(&format!("{base}/consents")))
+            .json(&json!({
+                "manifest_id": manifest_id,
+                "signature": base64::engine::general_purpose::STANDARD.encode(signature)
+            }))
+            .send()
+            .await
+            .unwrap();
+        json(consented, StatusCode::OK).await;
+    }
+
+    // 2–4. Provisioning, the agent, attestation.
+    let r = prism
+        .admin()
+        .post(prism.url(&format!("{base}/runs")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let run_id = json(r, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attested = until(&prism, ws, &run_id, |run| {
+        !["requested", "provisioning", "agent_connecting", "attesting"]
+            .contains(&run["status"].as_str().unwrap())
+    })
+    .await;
+    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+
+    // 5. Onboarding and ingestion: each checks the verdict, then sends straight to the agent.
+    let connect = |party: &Party| {
+        let client = common::client_with(&party.token);
+        let url = prism.url(&format!("/{ws}/runs/{run_id}/connection"));
+        async move {
+            let connection = json(client.get(url).send().await.unwrap(), StatusCode::OK).await;
+            assert_eq!(
+                connection["attestation"]["verdict"]["outcome"],
+                "accepted_insecure"
+            );
+            let endpoint = AgentEndpoint {
+                address: connection["agent_address"].as_str().unwrap().to_owned(),
+                server_name: connection["server_name"].as_str().unwrap().to_owned(),
+                roots_pem: connection["ca_pem"].as_str().unwrap().to_owned(),
+                client: None,
+            };
+            ParticipantClient::connect(&endpoint).await.unwrap()
+        }
+    };
+    let receipt = |party: &Party, kind: &str, file_name: &str, digest: String| {
+        let client = common::client_with(&party.token);
+        let url = prism.url(&format!("/{ws}/runs/{run_id}/receipts"));
+        let body = json!({"kind": kind, "file_name": file_name, "sha3_256": digest});
+        async move { client.post(url).json(&body).send().await.unwrap() }
+    };
+    let quiet: Progress = std::sync::Arc::new(|_| {});
+
+    let mut agent = connect(&alice).await;
+    agent
+        .upload_algorithm(&alice.key, COMBINE.to_vec(), "python", Vec::new(), quiet.clone())
+        .await
+        .unwrap();
+    json(
+        receipt(&alice, "algorithm", "combine.py", sha3(COMBINE)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let mut agent = connect(&bob).await;
+    // Bytes that are not what the manifest declares are refused, and nothing is kept.
+    let refused = agent
+        .upload_dataset(&bob.key, b"id,value\n1,999\n".to_vec(), "a.csv", quiet.clone())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("hash"), "{refused}");
+    // A receipt for what the manifest does not declare is refused too.
+    problem(
+        receipt(&bob, "dataset", "a.csv", "00".repeat(32)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    agent
+        .upload_dataset(&bob.key, A_CSV.to_vec(), "a.csv", quiet.clone())
+        .await
+        .unwrap();
+    json(
+        receipt(&bob, "dataset", "a.csv", sha3(A_CSV)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let mut agent = connect(&carol).await;
+    agent
+        .upload_dataset(&carol.key, B_CSV.to_vec(), "b.csv", quiet.clone())
+        .await
+        .unwrap();
+    json(
+        receipt(&carol, "dataset", "b.csv", sha3(B_CSV)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // 6. Execution.
+    let ready = until(&prism, ws, &run_id, |run| {
+        ["results_ready", "failed", "timed_out", "cleaning_up", "closed"]
+            .contains(&run["status"].as_str().unwrap())
+    })
+    .await;
+    assert_eq!(ready["status"], "results_ready", "{ready:#}");
+
+    // 7. Result distribution: only the declared consumer can fetch it.
+    let mut agent = connect(&bob).await;
+    let refused = agent.fetch_result(&bob.key, quiet.clone()).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("signature verification failed"),
+        "{refused}"
+    );
+    let mut agent = connect(&carol).await;
+    let zip_bytes = agent.fetch_result(&carol.key, quiet.clone()).await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.clone())).unwrap();
+    let mut total = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("total.txt").unwrap(), &mut total).unwrap();
+    assert_eq!(total, "42");
+    json(
+        receipt(&carol, "result", "", sha3(&zip_bytes)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // 8. Cleanup: every consumer has the result, so the run completes, its CVM is destroyed and its
+    // certificates revoked.
+    let closed = until(&prism, ws, &run_id, |run| run["status"] == "closed").await;
+    assert_eq!(closed["ending"], Value::Null, "{closed:#}");
+    let app = prism.platform().app();
+    let cvm = prism_domain::run::cvm_of(run_id.parse::<RunId>().unwrap());
+    assert_eq!(
+        app.cvms().state(cvm).await.unwrap().status,
+        prism_domain::cvm::CvmStatus::Destroyed
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let certificates = json(
+            prism
+                .admin()
+                .get(prism.url(&format!("/{ws}/certs?entity_id={cvm}")))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        let items = certificates["items"].as_array().cloned().unwrap_or_default();
+        let live: Vec<&Value> = items.iter().filter(|c| c["status"] != "revoked").collect();
+        if !items.is_empty() && live.is_empty() {
+            // The agent's client certificate and its TLS server certificate.
+            assert!(items.len() >= 2, "{certificates:#}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "certificates not revoked: {certificates:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let subject = app.log().subjects().aggregate("run", &run_id).unwrap();
+    let names: Vec<String> = app
+        .log()
+        .load(&subject)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|commit| commit.events.into_iter().map(|e| e.ty))
+        .map(|ty| {
+            ty.trim_start_matches("io.prism.run.")
+                .trim_end_matches(".v1")
+                .to_owned()
+        })
+        .collect();
+    // Receipts land as their senders send them, in whichever order the agent's own steps allow.
+    let receipts = names.iter().filter(|name| *name == "receipt_recorded").count();
+    assert_eq!(receipts, 4, "{names:?}");
+    let steps: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|name| *name != "receipt_recorded")
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "requested",
+            "provisioning_started",
+            "agent_awaited",
+            "attesting_started",
+            "attested",
+            "running_started",
+            "results_ready",
+            "completed",
+            "cleanup_started",
+            "closed"
+        ]
+    );
+    assert_eq!(names.last().map(String::as_str), Some("closed"));
 }

@@ -25,7 +25,7 @@ use prism_app::{App, AppError, Caller, CertificateRequest, CommandOptions, Error
 use prism_domain::cvm::{
     AgentMessage, ConfidentialPlatform, Cvm, CvmCommand, CvmEvent, CvmStatus, DestroyReason,
 };
-use prism_domain::run::{Manifest, REASON_MAX, Run, RunCommand, RunEvent, RunStatus, cvm_of};
+use prism_domain::run::{Manifest, REASON_MAX, ReceiptKind, Run, RunCommand, RunEvent, RunStatus, cvm_of};
 use prism_domain::{CvmId, RunId, WorkspaceId};
 use prism_proto::cvms::{AgentConfig, Algorithm, ComputationRunReq, Dataset, ResultConsumer};
 use prism_store::{EventMeta, Recorded};
@@ -108,6 +108,8 @@ impl RunConductor {
         Self { app, agents }
     }
 
+    /// Records the step first, then asks for the CVM only while the run is provisioning: a run
+    /// stopped meanwhile gets no CVM, and the CVM's own events find the run ready for them.
     async fn provision(
         &self,
         meta: &EventMeta,
@@ -115,6 +117,11 @@ impl RunConductor {
         requested: &prism_domain::run::RunRequested,
     ) -> Result<(), ReactionError> {
         let cvm = cvm_of(run);
+        let provisioning = RunCommand::StartProvisioning { cvm };
+        step(&self.app, meta, Self::NAME, run, provisioning, "provision").await?;
+        if self.app.runs().state(run).await?.status != RunStatus::Provisioning {
+            return Ok(());
+        }
         let asked = self
             .app
             .cvms()
@@ -132,30 +139,15 @@ impl RunConductor {
             )
             .await;
         match asked {
-            Ok(_) => {}
-            // Asked for before this delivery: the same CVM.
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+            // Asked for before this delivery, when it exists already: the same CVM.
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
             Err(e) if e.kind == ErrorKind::Invalid => {
-                return fail(
-                    &self.app,
-                    meta,
-                    Self::NAME,
-                    run,
-                    format!("the CVM cannot be asked for: {}", e.detail),
-                )
-                .await;
+                let reason = format!("the CVM cannot be asked for: {}", e.detail);
+                fail(&self.app, meta, Self::NAME, run, reason).await
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
-        step(
-            &self.app,
-            meta,
-            Self::NAME,
-            run,
-            RunCommand::StartProvisioning { cvm },
-            "provision",
-        )
-        .await
     }
 
     /// Sends the agent the run request and appraises fresh evidence of the CVM.
@@ -196,10 +188,7 @@ impl RunConductor {
             .agents
             .as_ref()
             .ok_or_else(|| Failure::Run("the platform runs no agents' channel".into()))?;
-        let host = address
-            .rsplit_once(':')
-            .map_or(address.as_str(), |(host, _)| host);
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = prism_app::agent_host(&address);
         let server = self
             .app
             .certificates()
@@ -229,11 +218,18 @@ impl RunConductor {
             .send(cvm, ServerRequest::Run(Box::new(request)))
             .await
             .map_err(|e| Failure::Run(format!("the run request did not reach the agent: {e}")))?;
-
+        // From here on a retry would send the run request again, which an agent refuses: every
+        // failure fails the run, with its reason.
+        let roots_pem = self
+            .app
+            .certificates()
+            .chain()
+            .await
+            .map_err(|e| Failure::Run(format!("the platform's certificate chain is unavailable: {e}")))?;
         let endpoint = AgentEndpoint {
             address,
             server_name: host,
-            roots_pem: self.app.certificates().chain().await?,
+            roots_pem,
             client: None,
         };
         let kind = match machine.spec.as_ref().map(|spec| spec.platform) {
@@ -249,7 +245,6 @@ impl RunConductor {
                 Err(AttestError::Connect(_)) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(AttestError::App(e)) => return Err(e.into()),
                 Err(e) => return Err(Failure::Run(format!("no fresh evidence from the agent: {e}"))),
             }
         };
@@ -270,14 +265,13 @@ impl RunConductor {
     /// Stops the computation on the agent, which wipes what it holds, and destroys the CVM; the
     /// run closes when the CVM is destroyed (or now, when there is none left).
     async fn clean_up(&self, meta: &EventMeta, run: RunId) -> Result<(), ReactionError> {
-        let state = self.app.runs().state(run).await?;
-        let machine = match state.cvm {
-            None => None,
-            Some(cvm) => match self.app.cvms().state(cvm).await {
-                Ok(machine) => Some((cvm, machine)),
-                Err(e) if e.kind == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.into()),
-            },
+        // The run's CVM by its derived id rather than the one the run recorded: a CVM asked for
+        // just before the run was stopped is cleaned up too.
+        let cvm = cvm_of(run);
+        let machine = match self.app.cvms().state(cvm).await {
+            Ok(machine) => Some((cvm, machine)),
+            Err(e) if e.kind == ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
         };
         let Some((cvm, machine)) = machine.filter(|(_, m)| m.status != CvmStatus::Destroyed) else {
             return step(&self.app, meta, Self::NAME, run, RunCommand::Close, "close").await;
@@ -414,6 +408,13 @@ impl Reactor for RunConductor {
                 .await
             }
             RunEvent::CleanupStarted(_) => self.clean_up(meta, run).await,
+            RunEvent::ReceiptRecorded(receipt) if receipt.kind == ReceiptKind::Result => {
+                if self.app.runs().state(run).await?.every_consumer_has_the_result() {
+                    step(&self.app, meta, Self::NAME, run, RunCommand::Complete, "complete").await
+                } else {
+                    Ok(())
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -433,7 +434,11 @@ impl RunCvmWatcher {
     }
 
     /// The run step an agent's message calls for, if any.
-    fn step_for(message: &AgentMessage, run: RunId) -> Option<(RunCommand, &'static str)> {
+    fn step_for(
+        message: &AgentMessage,
+        run: RunId,
+        result_window: chrono::Duration,
+    ) -> Option<(RunCommand, &'static str)> {
         match message {
             AgentMessage::Event {
                 event_type,
@@ -442,8 +447,14 @@ impl RunCvmWatcher {
                 ..
             } if *computation_id == run.to_string() => match (event_type.as_str(), status.as_str()) {
                 ("Running", "Starting" | "InProgress") => Some((RunCommand::StartRunning, "running")),
-                ("ConsumingResults", _) => Some((RunCommand::MarkResultsReady, "results-ready")),
-                ("Complete", _) => Some((RunCommand::Complete, "complete")),
+                ("ConsumingResults", _) => Some((
+                    RunCommand::MarkResultsReady {
+                        fetch_until: chrono::Utc::now() + result_window,
+                    },
+                    "results-ready",
+                )),
+                // The agent completes at the first consumer's fetch; the run completes when every
+                // consumer has said it has the result, or its window closes.
                 ("Failed", _) | ("Running", "Failed") => Some((
                     RunCommand::Fail {
                         reason: "the algorithm failed on the agent; see the run's logs".into(),
@@ -517,7 +528,12 @@ impl Reactor for RunCvmWatcher {
                     )
                 }
             }
-            CvmEvent::AgentMessageReceived(received) => match Self::step_for(&received.message, run) {
+            CvmEvent::AgentMessageReceived(received) => match Self::step_for(
+                &received.message,
+                run,
+                chrono::Duration::from_std(self.app.config().result_window)
+                    .unwrap_or(chrono::Duration::hours(1)),
+            ) {
                 Some(step) => step,
                 None => return Ok(()),
             },
@@ -548,29 +564,35 @@ impl RunTimer {
         .await;
     }
 
-    /// Times out every active run whose deadline has passed; answers how many.
+    /// Times out every run past its deadline and completes every run whose result window has
+    /// closed; answers how many runs it moved.
     pub async fn time_out_overdue(&self) -> Result<usize, AppError> {
-        let caller = Caller::service(Self::NAME);
-        let overdue = self
-            .app
-            .read_models()?
-            .overdue_runs(chrono::Utc::now())
-            .await
-            .map_err(AppError::internal)?;
-        let mut timed_out = 0;
-        for run in overdue {
-            let key = format!("{}:{}", Self::NAME, run);
+        let now = chrono::Utc::now();
+        let read = self.app.read_models()?;
+        let overdue = read.overdue_runs(now).await?;
+        let finished = read.runs_past_their_result_window(now).await?;
+        let mut moved = 0;
+        let steps = overdue
+            .into_iter()
+            .map(|run| (run, RunCommand::TimeOut, "time-out"))
+            .chain(
+                finished
+                    .into_iter()
+                    .map(|run| (run, RunCommand::Complete, "window-closed")),
+            );
+        for (run, command, name) in steps {
+            let key = format!("{}:{run}:{name}", Self::NAME);
             match self
                 .app
                 .runs()
-                .record(&caller, run, RunCommand::TimeOut, &key)
+                .record(&Caller::service(Self::NAME), run, command, &key)
                 .await
             {
-                Ok(_) => timed_out += 1,
+                Ok(_) => moved += 1,
                 Err(e) if e.kind == ErrorKind::StateConflict => {}
-                Err(e) => warn!(%run, error = %e, "could not time out the run"),
+                Err(e) => warn!(%run, error = %e, "could not move the run past its time"),
             }
         }
-        Ok(timed_out)
+        Ok(moved)
     }
 }

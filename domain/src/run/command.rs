@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::Manifest;
+use super::event::ReceiptKind;
 use crate::cvm::CvmSpec;
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
 
@@ -34,7 +35,19 @@ pub enum RunCommand {
     },
     /// The inputs are in; the algorithm runs.
     StartRunning,
-    MarkResultsReady,
+    /// The result is ready; its consumers may fetch it until `fetch_until`, when the run completes
+    /// whoever has not.
+    MarkResultsReady {
+        fetch_until: chrono::DateTime<chrono::Utc>,
+    },
+    /// A participant says what it delivered to the agent or received from it (the platform never
+    /// sees the bytes): checked against the manifest.
+    RecordReceipt {
+        participant: String,
+        kind: ReceiptKind,
+        file_name: String,
+        sha3_256: String,
+    },
     Complete,
     Stop {
         reason: String,

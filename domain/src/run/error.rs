@@ -12,8 +12,11 @@ pub enum RunError {
     /// The machine has no such step from here ([`super::TRANSITIONS`]).
     #[error("a run that is {} cannot be {event}", .from.as_str())]
     IllegalTransition { from: RunStatus, event: &'static str },
-    #[error("{0} must be a SHA-256 digest: 64 lower-case hexadecimal characters")]
+    #[error("{0} must be a 256-bit digest: 64 lower-case hexadecimal characters")]
     Digest(&'static str),
+    /// A receipt for something the manifest does not declare.
+    #[error("{0}")]
+    Receipt(String),
     #[error(transparent)]
     Invalid(#[from] ValueError),
     /// A participant named with a key in the manifest has not consented (or its signature does not
@@ -32,7 +35,7 @@ impl Rejection for RunError {
             Self::NotFound => RejectionKind::NotFound,
             Self::AlreadyExists => RejectionKind::AlreadyExists,
             Self::IllegalTransition { .. } => RejectionKind::StateConflict,
-            Self::Digest(_) | Self::Invalid(_) => RejectionKind::Invalid,
+            Self::Digest(_) | Self::Invalid(_) | Self::Receipt(_) => RejectionKind::Invalid,
             Self::ConsentMissing { .. } => RejectionKind::StateConflict,
         }
     }

@@ -19,7 +19,8 @@ pub enum RunEvent {
     AttestingStarted(RunStep),
     Attested(RunAttested),
     RunningStarted(RunStep),
-    ResultsReady(RunStep),
+    ResultsReady(RunResultsReady),
+    ReceiptRecorded(RunReceipt),
     Completed(RunStep),
     StopRequested(RunEnding),
     Failed(RunEnding),
@@ -42,7 +43,7 @@ pub struct RunRequested {
     pub consents: BTreeMap<String, String>,
     /// The CVM to make for it.
     pub cvm: CvmSpec,
-    /// When it times out if it has not delivered its results: the request plus the manifest's
+    /// When it times out if it has not ended by then: the request plus the manifest's
     /// `max_run_seconds`.
     pub deadline: DateTime<Utc>,
     pub requested_by: Actor,
@@ -54,6 +55,37 @@ pub struct RunRequested {
 #[serde(deny_unknown_fields)]
 pub struct RunProvisioningStarted {
     pub cvm: CvmId,
+    pub at: DateTime<Utc>,
+}
+
+/// The result is ready for its consumers until `fetch_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunResultsReady {
+    pub fetch_until: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// What a participant's receipt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// The algorithm, delivered to the agent by its provider.
+    Algorithm,
+    /// A dataset, delivered to the agent by its provider.
+    Dataset,
+    /// The result, received from the agent by a consumer.
+    Result,
+}
+
+/// A participant's receipt: who delivered or received which file, with its SHA3-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunReceipt {
+    pub participant: String,
+    pub kind: ReceiptKind,
+    pub file_name: String,
+    pub sha3_256: String,
     pub at: DateTime<Utc>,
 }
 
@@ -94,6 +126,7 @@ impl DomainEvent for RunEvent {
             Self::Attested(_) => "attested",
             Self::RunningStarted(_) => "running_started",
             Self::ResultsReady(_) => "results_ready",
+            Self::ReceiptRecorded(_) => "receipt_recorded",
             Self::Completed(_) => "completed",
             Self::StopRequested(_) => "stop_requested",
             Self::Failed(_) => "failed",

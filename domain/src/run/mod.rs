@@ -11,7 +11,10 @@ mod state;
 
 pub use command::RunCommand;
 pub use error::RunError;
-pub use event::{RunAttested, RunEnding, RunEvent, RunProvisioningStarted, RunRequested, RunStep};
+pub use event::{
+    ReceiptKind, RunAttested, RunEnding, RunEvent, RunProvisioningStarted, RunReceipt, RunRequested,
+    RunResultsReady, RunStep,
+};
 pub use manifest::{Manifest, RunLimits};
 pub use state::{Run, RunStatus};
 
@@ -57,15 +60,18 @@ pub fn transitions() -> Vec<Transition> {
     for from in active {
         all.push(step(from, "stop_requested", S::Stopping));
         all.push(step(from, "failed", S::Failed));
-        // Every step but the request itself waits on something that may never come.
-        if from != S::Requested {
-            all.push(step(from, "timed_out", S::TimedOut));
-        }
+        // Every step waits on something that may never come.
+        all.push(step(from, "timed_out", S::TimedOut));
     }
     for from in RunStatus::ALL.into_iter().filter(|s| s.is_ending()) {
         all.push(step(from, "cleanup_started", S::CleaningUp));
     }
     all.push(step(S::CleaningUp, "closed", S::Closed));
+    // Receipts change nothing but the record: inputs while the agent takes or runs them, results
+    // while they may be fetched.
+    for state in [S::AwaitingInputs, S::Running, S::ResultsReady] {
+        all.push(step(state, "receipt_recorded", state));
+    }
     all
 }
 
@@ -116,7 +122,48 @@ fn check_consents(
     Ok(())
 }
 
-fn is_sha256_hex(text: &str) -> bool {
+impl Run {
+    /// A receipt must name what the manifest declares: the algorithm or a dataset with its file
+    /// name and digest, delivered by its provider; the result, received by a declared consumer.
+    fn check_receipt(&self, receipt: &RunReceipt) -> Result<(), RunError> {
+        let manifest = self.manifest.as_ref().ok_or(RunError::NotFound)?;
+        check_text(
+            "file_name",
+            &receipt.file_name,
+            crate::computation::ASSET_NAME_MAX,
+            false,
+        )?;
+        let refuse = |why: String| Err(RunError::Receipt(why));
+        if !manifest.participants.iter().any(|p| p.id == receipt.participant) {
+            return refuse(format!(
+                "`{}` is not a participant of the run",
+                receipt.participant
+            ));
+        }
+        let declared = |asset: &manifest::ManifestAsset| {
+            asset.provider == receipt.participant
+                && asset.file_name == receipt.file_name
+                && asset.sha3_256 == receipt.sha3_256
+        };
+        match receipt.kind {
+            ReceiptKind::Algorithm if !manifest.algorithm.as_ref().is_some_and(declared) => refuse(format!(
+                "the manifest declares no algorithm `{}` with SHA3-256 {} provided by `{}`",
+                receipt.file_name, receipt.sha3_256, receipt.participant
+            )),
+            ReceiptKind::Dataset if !manifest.datasets.iter().any(declared) => refuse(format!(
+                "the manifest declares no dataset `{}` with SHA3-256 {} provided by `{}`",
+                receipt.file_name, receipt.sha3_256, receipt.participant
+            )),
+            ReceiptKind::Result if !manifest.result_consumers.contains(&receipt.participant) => refuse(
+                format!("`{}` is not a result consumer of the run", receipt.participant),
+            ),
+            ReceiptKind::Result if !is_hex_digest(&receipt.sha3_256) => Err(RunError::Digest("sha3_256")),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn is_hex_digest(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -185,7 +232,7 @@ impl Aggregate for Run {
                     ("evidence_sha256", &evidence_sha256),
                     ("policy_sha256", &policy_sha256),
                 ] {
-                    if !is_sha256_hex(digest) {
+                    if !is_hex_digest(digest) {
                         return Err(RunError::Digest(field));
                     }
                 }
@@ -196,7 +243,37 @@ impl Aggregate for Run {
                 })
             }
             RunCommand::StartRunning => RunEvent::RunningStarted(step()),
-            RunCommand::MarkResultsReady => RunEvent::ResultsReady(step()),
+            RunCommand::MarkResultsReady { fetch_until } => {
+                RunEvent::ResultsReady(RunResultsReady { fetch_until, at })
+            }
+            RunCommand::RecordReceipt {
+                participant,
+                kind,
+                file_name,
+                sha3_256,
+            } => {
+                let receipt = RunReceipt {
+                    participant,
+                    kind,
+                    file_name,
+                    sha3_256,
+                    at,
+                };
+                self.check_receipt(&receipt)?;
+                let same = |r: &RunReceipt| {
+                    (&r.participant, r.kind, &r.file_name, &r.sha3_256)
+                        == (
+                            &receipt.participant,
+                            receipt.kind,
+                            &receipt.file_name,
+                            &receipt.sha3_256,
+                        )
+                };
+                if self.receipts.iter().any(same) {
+                    return Ok(vec![]);
+                }
+                RunEvent::ReceiptRecorded(receipt)
+            }
             RunCommand::Complete => RunEvent::Completed(step()),
             RunCommand::Stop { reason } => RunEvent::StopRequested(ending(reason)?),
             RunCommand::Fail { reason } => RunEvent::Failed(ending(reason)?),
@@ -231,6 +308,9 @@ impl Aggregate for Run {
                 self.requested_at = Some(e.at);
             }
             RunEvent::ProvisioningStarted(e) => self.cvm = Some(e.cvm),
+            RunEvent::Attested(e) => self.evidence_sha256 = Some(e.evidence_sha256.clone()),
+            RunEvent::ResultsReady(e) => self.fetch_until = Some(e.fetch_until),
+            RunEvent::ReceiptRecorded(e) => self.receipts.push(e.clone()),
             RunEvent::StopRequested(e) | RunEvent::Failed(e) | RunEvent::TimedOut(e) => {
                 self.ending = Some((e.during, e.reason.clone()));
             }

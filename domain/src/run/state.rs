@@ -3,6 +3,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Manifest;
+use super::event::{ReceiptKind, RunReceipt};
 use crate::cvm::CvmSpec;
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
 
@@ -108,6 +109,20 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+impl Run {
+    /// Whether every result consumer the manifest names has said it received the result.
+    pub fn every_consumer_has_the_result(&self) -> bool {
+        let Some(manifest) = &self.manifest else {
+            return false;
+        };
+        manifest.result_consumers.iter().all(|consumer| {
+            self.receipts
+                .iter()
+                .any(|r| r.kind == ReceiptKind::Result && r.participant == *consumer)
+        })
+    }
+}
+
 /// One run of a computation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
@@ -122,6 +137,15 @@ pub struct Run {
     pub cvm_spec: Option<CvmSpec>,
     pub cvm: Option<CvmId>,
     pub deadline: Option<DateTime<Utc>>,
+    /// Until when the result may be fetched, once it is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_until: Option<DateTime<Utc>>,
+    /// SHA-256 (hex) of the evidence whose appraisal let the participants' inputs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_sha256: Option<String>,
+    /// The participants' receipts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<RunReceipt>,
     /// Why it failed, timed out or was stopped, and in which state.
     pub ending: Option<(RunStatus, String)>,
     pub requested_at: Option<DateTime<Utc>>,

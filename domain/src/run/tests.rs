@@ -66,7 +66,9 @@ fn happy_path() -> Vec<RunCommand> {
             policy_sha256: DIGEST.into(),
         },
         RunCommand::StartRunning,
-        RunCommand::MarkResultsReady,
+        RunCommand::MarkResultsReady {
+            fetch_until: ctx().now + chrono::Duration::hours(1),
+        },
         RunCommand::Complete,
         RunCommand::StartCleanup,
         RunCommand::Close,
@@ -154,10 +156,6 @@ fn a_stop_failure_or_timeout_in_any_step_ends_in_cleanup_and_closed() {
             let (run, _) = drive(steps[..done].to_vec());
             let during = run.status;
             let outcome = run.decide(ending.clone(), &ctx());
-            if during == RunStatus::Requested && ending == RunCommand::TimeOut {
-                assert!(outcome.is_err(), "a request does not time out");
-                continue;
-            }
             let mut run = run;
             for event in outcome.unwrap() {
                 run.apply(&event);
@@ -272,4 +270,132 @@ fn no_run_without_every_signers_consent() {
         given::<Run>([]).when(request_with(garbled)).outcome(),
         Err(RunError::ConsentMissing { reason, .. }) if reason.contains("base64")
     ));
+}
+
+mod receipts {
+    use super::*;
+
+    /// A run awaiting its inputs.
+    fn awaiting() -> Run {
+        drive(happy_path().into_iter().take(4)).0
+    }
+
+    fn receipt(participant: &str, kind: ReceiptKind, file_name: &str, sha3_256: &str) -> RunCommand {
+        RunCommand::RecordReceipt {
+            participant: participant.into(),
+            kind,
+            file_name: file_name.into(),
+            sha3_256: sha3_256.into(),
+        }
+    }
+
+    fn id_of(name: &str) -> String {
+        manifest()
+            .participants
+            .iter()
+            .find(|p| p.id.starts_with(name))
+            .unwrap()
+            .id
+            .clone()
+    }
+
+    #[test]
+    fn a_receipt_names_what_the_manifest_declares_from_its_sender() {
+        let run = awaiting();
+        assert_eq!(run.status, RunStatus::AwaitingInputs);
+        let algorithm = manifest().algorithm.unwrap();
+        let events = run
+            .decide(
+                receipt(
+                    &algorithm.provider,
+                    ReceiptKind::Algorithm,
+                    &algorithm.file_name,
+                    &algorithm.sha3_256,
+                ),
+                &ctx(),
+            )
+            .unwrap();
+        assert!(matches!(events.as_slice(), [RunEvent::ReceiptRecorded(_)]));
+        let mut again = run.clone();
+        again.apply(&events[0]);
+        assert_eq!(
+            again.status,
+            RunStatus::AwaitingInputs,
+            "a receipt changes no state"
+        );
+        // The same receipt twice is recorded once.
+        let repeat = receipt(
+            &algorithm.provider,
+            ReceiptKind::Algorithm,
+            &algorithm.file_name,
+            &algorithm.sha3_256,
+        );
+        assert_eq!(again.decide(repeat, &ctx()), Ok(vec![]));
+
+        // Another digest, another sender, another name: refused.
+        let wrong_digest = receipt(
+            &algorithm.provider,
+            ReceiptKind::Algorithm,
+            &algorithm.file_name,
+            DIGEST,
+        );
+        assert!(matches!(
+            run.decide(wrong_digest, &ctx()),
+            Err(RunError::Receipt(_))
+        ));
+        let dataset = manifest().datasets[0].clone();
+        let not_the_provider = receipt(
+            &id_of("carol"),
+            ReceiptKind::Dataset,
+            &dataset.file_name,
+            &dataset.sha3_256,
+        );
+        assert!(matches!(
+            run.decide(not_the_provider, &ctx()),
+            Err(RunError::Receipt(_))
+        ));
+        let stranger = receipt(
+            "mallory@example.org",
+            ReceiptKind::Dataset,
+            &dataset.file_name,
+            &dataset.sha3_256,
+        );
+        assert!(matches!(run.decide(stranger, &ctx()), Err(RunError::Receipt(_))));
+    }
+
+    #[test]
+    fn only_result_consumers_receive_and_the_run_knows_when_all_have() {
+        let (mut run, _) = drive(happy_path().into_iter().take(6));
+        assert_eq!(run.status, RunStatus::ResultsReady);
+        assert!(!run.every_consumer_has_the_result());
+        let digest = "cd".repeat(32);
+        let bob = receipt(&id_of("bob"), ReceiptKind::Result, "", &digest);
+        assert!(matches!(run.decide(bob, &ctx()), Err(RunError::Receipt(_))));
+        let carol = receipt(&id_of("carol"), ReceiptKind::Result, "", &digest);
+        for event in run.decide(carol, &ctx()).unwrap() {
+            run.apply(&event);
+        }
+        assert!(run.every_consumer_has_the_result());
+        let malformed = receipt(&id_of("carol"), ReceiptKind::Result, "", "not hex");
+        assert_eq!(run.decide(malformed, &ctx()), Err(RunError::Digest("sha3_256")));
+    }
+
+    #[test]
+    fn receipts_are_taken_only_while_inputs_or_results_are_exchanged() {
+        let algorithm = manifest().algorithm.unwrap();
+        let command = receipt(
+            &algorithm.provider,
+            ReceiptKind::Algorithm,
+            &algorithm.file_name,
+            &algorithm.sha3_256,
+        );
+        let (requested, _) = drive([]);
+        assert!(matches!(
+            requested.decide(command, &ctx()),
+            Err(RunError::IllegalTransition {
+                event: "receipt_recorded",
+                ..
+            })
+        ));
+    }
 }

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use prism_app::{DryRun, ManifestView};
+use prism_app::{DryRun, ManifestView, RunConnection};
 use prism_domain::cvm::{ANY_PROVIDER, ConfidentialPlatform, CvmSpec};
-use prism_domain::run::Run;
+use prism_domain::run::{ReceiptKind, Run, RunStatus};
 use prism_domain::{ComputationId, RunId, WorkspaceId};
 use prism_projections::{RunFilter, RunView};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use super::cvms::CreateCvm;
 use super::{page_request, parameter_problem};
 use crate::auth::Authenticated;
 use crate::extract::{JsonBody, Path, Query};
+use crate::fields;
 use crate::headers::{CommandHeaderParams, CommandHeaders};
 use crate::problem::Problem;
 use crate::responses::{BodyProblems, ChangeProblems, CommandProblems, NotFound, QueryProblems};
@@ -36,6 +37,23 @@ pub fn routes() -> Routes {
         .routes(routes!(list_runs))
         .routes(routes!(get_run))
         .routes(routes!(stop_run))
+        .routes(routes!(connection))
+        .routes(routes!(receipt))
+}
+
+/// What a participant delivered to the run's agent or received from it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// `algorithm`, `dataset` or `result`.
+    #[schema(value_type = String, example = "dataset")]
+    pub kind: ReceiptKind,
+    /// The file name the manifest declares (empty for a result).
+    #[serde(default)]
+    pub file_name: String,
+    /// SHA3-256 (hex) of the bytes delivered or received.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha3_256: String,
 }
 
 /// A participant's consent: its signature over `prism-consent-v1:<manifest_id>` (`docs/manifest.md`).
@@ -43,8 +61,14 @@ pub fn routes() -> Routes {
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// The manifest consented to: it must be the computation's current one.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub manifest_id: String,
     /// The signature, base64.
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+        min_length = 4,
+        max_length = 4096
+    )]
     pub signature: String,
 }
 
@@ -76,6 +100,8 @@ impl RunRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopRequest {
+    /// Why, for the run's record: 1–1024 characters, not only white space, no control characters.
+    #[schema(min_length = 1, max_length = 1024)]
     pub reason: String,
 }
 
@@ -84,11 +110,17 @@ pub struct StopRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RunListParams {
+    /// Only runs of this computation.
     pub computation: Option<Uuid>,
-    /// A run state (`requested`, `running`, `closed`, …).
+    /// Only runs in this state.
+    #[param(
+        value_type = Option<String>,
+        pattern = "^(requested|provisioning|agent_connecting|attesting|awaiting_inputs|running|results_ready|completed|stopping|failed|timed_out|cleaning_up|closed)$"
+    )]
     pub status: Option<String>,
-    #[param(minimum = 1, maximum = 200)]
+    #[param(schema_with = fields::limit)]
     pub limit: Option<u32>,
+    #[param(schema_with = fields::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -101,8 +133,8 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
-/// A run as the log has it now: its state, manifest, consents, CVM, deadline and, once it ended,
-/// in which state and why.
+/// A run as the log has it now: its state, manifest, CVM spec and CVM, deadline and, once it
+/// ended, in which state and why.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunBody {
     #[schema(value_type = Object)]
@@ -146,7 +178,9 @@ pub async fn get_manifest(
 
 /// Consent, as the participant the caller is, to runs of the computation's current manifest
 /// (`computation.consent`). The signature is checked with the participant's registered key; the
-/// answer is the manifest with who has consented.
+/// answer is the manifest with who has consented. Refused with 409 when `manifest_id` is not the
+/// current manifest's (the answer names it), and with 422 when the signature does not verify with
+/// the participant's key, or the caller is no participant holding a key.
 #[utoipa::path(
     post,
     path = "/{workspace}/computations/{computation}/consents",
@@ -193,7 +227,8 @@ pub async fn consent(
 
 /// What a run of the computation requested now would lack (`computation.run`): participants who
 /// have not joined or consented, an undeclared algorithm or datasets, no result consumer, no
-/// backend for its CVM. Records nothing.
+/// backend for its CVM. Records nothing. As for `POST /{workspace}/cvms`, the `local` provider offers
+/// the platform `none` only (422).
 #[utoipa::path(
     post,
     path = "/{workspace}/computations/{computation}/dry-run",
@@ -228,7 +263,8 @@ pub async fn dry_run(
 
 /// Run the computation's current manifest (`computation.run`): refused (409) while anything the
 /// dry run lists is lacking, consents above all. The run is `requested` when this answers; its
-/// process manager provisions the CVM, attests it and sends the agent the manifest.
+/// process manager provisions the CVM, attests it and sends the agent the manifest. As for
+/// `POST /{workspace}/cvms`, the `local` provider offers the platform `none` only (422).
 #[utoipa::path(
     post,
     path = "/{workspace}/computations/{computation}/runs",
@@ -289,6 +325,13 @@ pub async fn list_runs(
     Query(params): Query<RunListParams>,
 ) -> Result<Json<RunPage>, Problem> {
     let page = page_request(params.limit, params.cursor.as_deref())?;
+    if let Some(status) = &params.status
+        && !RunStatus::ALL
+            .iter()
+            .any(|s| s.as_str() == status && *s != RunStatus::New)
+    {
+        return Err(parameter_problem("status", format!("`{status}` is no run state")));
+    }
     let filter = RunFilter {
         computation: params.computation.map(ComputationId),
         status: params.status,
@@ -335,7 +378,8 @@ pub async fn get_run(
 }
 
 /// Stop a run (`computation.run`): whatever it is doing ends, the agent's data is wiped, its CVM
-/// destroyed and its certificates revoked. Stopping a stopping run changes nothing.
+/// destroyed and its certificates revoked. Stopping a stopping run changes nothing; one that has
+/// ended is 409. A reason of white space only, or with control characters, is 422.
 #[utoipa::path(
     post,
     path = "/{workspace}/runs/{run}/stop",
@@ -370,6 +414,84 @@ pub async fn stop_run(
             WorkspaceId(workspace),
             RunId(id),
             body.reason,
+        )
+        .await?;
+    Ok(run_response(executed.outcome.state, StatusCode::OK))
+}
+
+/// How to reach the run's attested agent (`computation.read`): its address, the name its TLS
+/// certificate carries, the certificates it chains to, and the appraisal that let inputs in — the
+/// evidence, the verdict and its EAR (verify it with `GET /attestation/jwks.json`) — to check before
+/// sending anything. 409 while the run is not attested, or after it stopped taking participants.
+#[utoipa::path(
+    get,
+    path = "/{workspace}/runs/{run}/connection",
+    operation_id = "get_run_connection",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+    ),
+    responses(
+        (status = 200, description = "The agent's connection details", body = Object),
+        QueryProblems,
+        ChangeProblems,
+    )
+)]
+pub async fn connection(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<RunConnection>, Problem> {
+    let connection = state
+        .app()
+        .runs()
+        .connection(&caller, WorkspaceId(workspace), RunId(id))
+        .await?;
+    Ok(Json(connection))
+}
+
+/// Give a receipt, as the participant you are, for what you delivered to the run's agent (the
+/// algorithm, a dataset: its declared file name and SHA3-256) or received from it (the result).
+/// Refused (422) when the manifest declares no such thing from you, and (409) outside the steps
+/// where inputs or results are exchanged. When every result consumer has given one, the run
+/// completes.
+#[utoipa::path(
+    post,
+    path = "/{workspace}/runs/{run}/receipts",
+    operation_id = "give_run_receipt",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+        CommandHeaderParams,
+    ),
+    request_body = Receipt,
+    responses(
+        (status = 200, description = "The run", body = RunBody),
+        CommandProblems,
+        BodyProblems,
+        ChangeProblems,
+    )
+)]
+pub async fn receipt(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    headers: CommandHeaders,
+    JsonBody(body): JsonBody<Receipt>,
+) -> Result<Response, Problem> {
+    let executed = state
+        .app()
+        .runs()
+        .receipt(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
+            RunId(id),
+            body.kind,
+            body.file_name,
+            body.sha3_256,
         )
         .await?;
     Ok(run_response(executed.outcome.state, StatusCode::OK))

@@ -1,0 +1,260 @@
+//! The participants' side of an agent's API: upload the algorithm or a dataset straight to the
+//! attested agent, fetch the result — the platform never sees the bytes. Each call carries
+//! Cocos's participant authentication: metadata `signature` = base64 of the participant's
+//! signature over the role string of the call (`algorithm-provider`, `data-provider`,
+//! `consumer`), made with the key registered for it in the run's manifest, as cocos-cli sends it.
+//! Uploads go in 1 MiB chunks, as cocos-cli cuts them.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use futures::StreamExt as _;
+use prism_proto::agent::agent_service_client::AgentServiceClient;
+use prism_proto::agent::{AlgoRequest, DataRequest, ResultRequest};
+use rustls::pki_types::PrivatePkcs8KeyDer;
+use rustls::pki_types::pem::PemObject as _;
+use sha2::{Digest as _, Sha256};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use crate::dial::{AgentEndpoint, DialError, dial};
+
+/// The size of the chunks an upload is cut into.
+pub const CHUNK: usize = 1024 * 1024;
+
+/// The role strings a participant signs, one per call (Cocos's `agent/auth`).
+pub mod role {
+    pub const ALGORITHM_PROVIDER: &str = "algorithm-provider";
+    pub const DATA_PROVIDER: &str = "data-provider";
+    pub const CONSUMER: &str = "consumer";
+}
+
+/// Reports how many bytes have gone (or come) so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Why a participant's call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParticipantError {
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error("the agent refused: {0}")]
+    Agent(String),
+    #[error("{0}")]
+    Key(String),
+}
+
+fn refused(status: tonic::Status) -> ParticipantError {
+    ParticipantError::Agent(status.message().to_owned())
+}
+
+/// A participant's private key, from an unencrypted PKCS #8 PEM file (`openssl genpkey` writes
+/// one), signing as Cocos verifies: RSA PKCS #1 v1.5 with SHA-256, ECDSA with SHA-256 whatever the
+/// curve (ASN.1 DER), Ed25519 over the message itself — the same schemes consent signatures use.
+pub struct ParticipantKey(Kind);
+
+enum Kind {
+    Rsa(ring::signature::RsaKeyPair),
+    Ed25519(ring::signature::Ed25519KeyPair),
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
+}
+
+impl std::fmt::Debug for ParticipantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.0 {
+            Kind::Rsa(_) => "RSA",
+            Kind::Ed25519(_) => "Ed25519",
+            Kind::P256(_) => "P-256",
+            Kind::P384(_) => "P-384",
+            Kind::P521(_) => "P-521",
+        };
+        write!(f, "ParticipantKey({kind})")
+    }
+}
+
+impl ParticipantKey {
+    /// Reads the key: RSA, EC on P-256, P-384 or P-521, or Ed25519.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, ParticipantError> {
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+            ParticipantError::Key(format!(
+                "not an unencrypted PKCS #8 private key ({e}); convert one with \
+                 `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.p8.pem`"
+            ))
+        })?;
+        Self::from_pkcs8_der(der.secret_pkcs8_der())
+    }
+
+    /// Reads a DER PKCS #8 key; each kind is tried in turn, as a key says which it is only inside.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, ParticipantError> {
+        use p256::pkcs8::DecodePrivateKey as _;
+        if let Ok(key) = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+            return Ok(Self(Kind::Ed25519(key)));
+        }
+        if let Ok(key) = ring::signature::RsaKeyPair::from_pkcs8(der) {
+            return Ok(Self(Kind::Rsa(key)));
+        }
+        if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_der(der) {
+            return Ok(Self(Kind::P256(key)));
+        }
+        if let Ok(key) = p384::ecdsa::SigningKey::from_pkcs8_der(der) {
+            return Ok(Self(Kind::P384(key)));
+        }
+        if let Ok(key) = p521::SecretKey::from_pkcs8_der(der) {
+            let key = p521::ecdsa::SigningKey::from_bytes(&key.to_bytes())
+                .map_err(|e| ParticipantError::Key(format!("P-521 key: {e}")))?;
+            return Ok(Self(Kind::P521(key)));
+        }
+        Err(ParticipantError::Key(
+            "the private key is none of RSA, EC on P-256, P-384 or P-521, or Ed25519".into(),
+        ))
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ParticipantError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        let digest = Sha256::digest(message);
+        let failed = |e: &dyn std::fmt::Display| ParticipantError::Key(format!("signing failed: {e}"));
+        Ok(match &self.0 {
+            Kind::Rsa(key) => {
+                let mut signature = vec![0; key.public().modulus_len()];
+                key.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(|e| failed(&e))?;
+                signature
+            }
+            Kind::Ed25519(key) => key.sign(message).as_ref().to_vec(),
+            Kind::P256(key) => {
+                let signature: p256::ecdsa::Signature = key.sign_prehash(&digest).map_err(|e| failed(&e))?;
+                signature.to_der().as_bytes().to_vec()
+            }
+            Kind::P384(key) => {
+                let signature: p384::ecdsa::Signature = key.sign_prehash(&digest).map_err(|e| failed(&e))?;
+                signature.to_der().as_bytes().to_vec()
+            }
+            Kind::P521(key) => {
+                // As the verifier does: the SHA-256 digest widened to the field, its value unchanged.
+                let mut widened = [0u8; 66];
+                widened[66 - digest.len()..].copy_from_slice(&digest);
+                use p521::ecdsa::signature::hazmat::PrehashSigner as _;
+                let signature: p521::ecdsa::Signature = key.sign_prehash(&widened).map_err(|e| failed(&e))?;
+                signature.to_der().as_bytes().to_vec()
+            }
+        })
+    }
+
+    /// Cocos's authentication metadata for a call of `role`.
+    fn authenticate<T>(&self, request: &mut tonic::Request<T>, role: &str) -> Result<(), ParticipantError> {
+        let signature = base64::engine::general_purpose::STANDARD.encode(self.sign(role.as_bytes())?);
+        let metadata = request.metadata_mut();
+        metadata.insert(
+            "signature",
+            MetadataValue::try_from(signature).expect("base64 is a valid header value"),
+        );
+        // cocos-cli sends it; the agent does not read it.
+        metadata.insert("user-id", MetadataValue::from_static("prism"));
+        Ok(())
+    }
+}
+
+/// A participant's connection to an agent.
+#[derive(Debug, Clone)]
+pub struct ParticipantClient {
+    client: AgentServiceClient<Channel>,
+}
+
+/// `bytes` in chunks, each made by `wrap`, reporting the bytes sent as the stream is read.
+fn chunks<T: Send + 'static>(
+    bytes: Vec<u8>,
+    progress: Progress,
+    mut wrap: impl FnMut(Vec<u8>, bool) -> T + Send + 'static,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    let bytes = Arc::new(bytes);
+    let count = bytes.len().div_ceil(CHUNK).max(1);
+    futures::stream::iter(0..count).map(move |index| {
+        let start = index * CHUNK;
+        let end = (start + CHUNK).min(bytes.len());
+        progress(end as u64);
+        wrap(bytes[start..end].to_vec(), index == 0)
+    })
+}
+
+impl ParticipantClient {
+    /// Dials the agent (TLS to the platform's roots, pinned to the certificate it shows).
+    pub async fn connect(endpoint: &AgentEndpoint) -> Result<Self, ParticipantError> {
+        let (channel, _leaf) = dial(endpoint).await?;
+        Ok(Self {
+            client: AgentServiceClient::new(channel)
+                .max_decoding_message_size(2 * CHUNK)
+                .max_encoding_message_size(2 * CHUNK),
+        })
+    }
+
+    /// Sends the algorithm (`algo_type`: `bin`, `python`, `wasm`, `docker`) with its requirements
+    /// file (Python's, or empty), as its provider.
+    pub async fn upload_algorithm(
+        &mut self,
+        key: &ParticipantKey,
+        algorithm: Vec<u8>,
+        algo_type: &str,
+        requirements: Vec<u8>,
+        progress: Progress,
+    ) -> Result<(), ParticipantError> {
+        let mut requirements = Some(requirements);
+        let stream = chunks(algorithm, progress, move |algorithm, first| AlgoRequest {
+            algorithm,
+            requirements: if first {
+                requirements.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        });
+        let mut request = tonic::Request::new(stream);
+        key.authenticate(&mut request, role::ALGORITHM_PROVIDER)?;
+        let algo_type = MetadataValue::try_from(algo_type)
+            .map_err(|_| ParticipantError::Key(format!("`{algo_type}` is no algorithm type")))?;
+        request.metadata_mut().insert("algo_type", algo_type);
+        self.client.algo(request).await.map_err(refused)?;
+        Ok(())
+    }
+
+    /// Sends a dataset under the file name the manifest declares for it, as its provider.
+    pub async fn upload_dataset(
+        &mut self,
+        key: &ParticipantKey,
+        dataset: Vec<u8>,
+        file_name: &str,
+        progress: Progress,
+    ) -> Result<(), ParticipantError> {
+        let file_name = file_name.to_owned();
+        let stream = chunks(dataset, progress, move |dataset, _| DataRequest {
+            dataset,
+            filename: file_name.clone(),
+        });
+        let mut request = tonic::Request::new(stream);
+        key.authenticate(&mut request, role::DATA_PROVIDER)?;
+        self.client.data(request).await.map_err(refused)?;
+        Ok(())
+    }
+
+    /// Fetches the result (a zip of the algorithm's `results/` directory), as a result consumer.
+    pub async fn fetch_result(
+        &mut self,
+        key: &ParticipantKey,
+        progress: Progress,
+    ) -> Result<Vec<u8>, ParticipantError> {
+        let mut request = tonic::Request::new(ResultRequest {});
+        key.authenticate(&mut request, role::CONSUMER)?;
+        let mut stream = self.client.result(request).await.map_err(refused)?.into_inner();
+        let mut result = Vec::new();
+        while let Some(part) = stream.next().await {
+            result.extend_from_slice(&part.map_err(refused)?.file);
+            progress(result.len() as u64);
+        }
+        Ok(result)
+    }
+}
