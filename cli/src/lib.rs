@@ -4,6 +4,7 @@
 
 pub mod attestation;
 pub mod modules;
+pub mod participant;
 mod platform;
 
 pub use platform::{

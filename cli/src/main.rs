@@ -11,7 +11,7 @@ use prism_app::{
     RenewalPolicy,
 };
 use prism_auth::{OidcConfig, OidcProvider, SigningKeys};
-use prism_cli::{Platform, PlatformConfig, modules};
+use prism_cli::{Platform, PlatformConfig, modules, participant};
 use prism_store::{EventLog, EventStore, OpenMode, SnapshotKey, StoreConfig};
 
 mod up;
@@ -105,10 +105,42 @@ enum Command {
         #[arg(long, env = "PRISM_TOKEN_KEYS", default_value = ".prism/token-keys.json")]
         token_keys: PathBuf,
     },
-    /// Attestation evidence, appraised again offline.
+    /// Attestation evidence: a run's appraisal, or recorded ones appraised again offline.
     Attestation {
         #[command(subcommand)]
         command: AttestationCommand,
+    },
+    /// Sign in as a participant; the session is kept for the participants' commands
+    /// (`$HOME/.config/prism/credentials.json`, mode 0600, or `PRISM_CREDENTIALS`).
+    Login {
+        /// The platform's API, e.g. `http://127.0.0.1:8080`.
+        #[arg(long, env = "PRISM_URL")]
+        url: String,
+        #[arg(long)]
+        email: String,
+        /// Read from standard input when not given here.
+        #[arg(long, env = "PRISM_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Consent to a computation's current manifest.
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+    /// Send the algorithm straight to a run's attested agent.
+    Algo {
+        #[command(subcommand)]
+        command: AlgoCommand,
+    },
+    /// Send a dataset straight to a run's attested agent.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Receive a run's result from its attested agent.
+    Result {
+        #[command(subcommand)]
+        command: ResultCommand,
     },
     /// Read-model maintenance.
     Projections {
@@ -136,6 +168,83 @@ enum AttestationCommand {
         /// development platform (`prism up`) does.
         #[arg(long)]
         insecure_development: bool,
+    },
+    /// Print the appraisal that let a run take inputs: evidence, verdict and EAR.
+    Get {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        run: String,
+    },
+}
+
+/// Which run, and with which key, a participant acts.
+#[derive(Debug, Args)]
+struct RunTarget {
+    #[arg(long)]
+    workspace: String,
+    #[arg(long)]
+    run: String,
+    /// The participant's private key (unencrypted PKCS #8 PEM: RSA, EC on P-256, P-384 or P-521, or
+    /// Ed25519), the one whose public half the computation registers.
+    #[arg(long)]
+    key: PathBuf,
+    /// Accept a run whose machine has no TEE as insecure (never as verified): a development
+    /// platform (`prism up`) runs such machines.
+    #[arg(long)]
+    insecure_development: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsentCommand {
+    /// Sign the computation's current manifest id with the participant's key.
+    Sign {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        computation: String,
+        /// The participant's private key (unencrypted PKCS #8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlgoCommand {
+    /// Check the file against the run's manifest and attestation, send it, give a receipt.
+    Upload {
+        #[command(flatten)]
+        target: RunTarget,
+        #[arg(long)]
+        file: PathBuf,
+        /// `bin`, `python`, `wasm` or `docker`.
+        #[arg(long = "type", default_value = "bin")]
+        algo_type: String,
+        /// A Python algorithm's requirements file.
+        #[arg(long)]
+        requirements: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Check the file against the run's manifest and attestation, send it, give a receipt.
+    Upload {
+        #[command(flatten)]
+        target: RunTarget,
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ResultCommand {
+    /// Check the run's attestation, receive the result (a zip), give a receipt.
+    Fetch {
+        #[command(flatten)]
+        target: RunTarget,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -576,6 +685,62 @@ async fn main() -> anyhow::Result<()> {
                     insecure_development,
                 },
         } => verify_attestations(&file, jwks.as_deref(), insecure_development),
+        Command::Attestation {
+            command: AttestationCommand::Get { workspace, run },
+        } => participant::attestation(&participant::Session::load()?, &workspace, &run).await,
+        Command::Login { url, email, password } => {
+            let password = match password {
+                Some(password) => password,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            participant::login(&url, &email, &password).await
+        }
+        Command::Consent {
+            command:
+                ConsentCommand::Sign {
+                    workspace,
+                    computation,
+                    key,
+                },
+        } => participant::consent(&participant::Session::load()?, &workspace, &computation, &key).await,
+        Command::Algo {
+            command:
+                AlgoCommand::Upload {
+                    target,
+                    file,
+                    algo_type,
+                    requirements,
+                },
+        } => {
+            let input = participant::Input::Algorithm {
+                algo_type,
+                requirements,
+            };
+            upload(target, &file, input).await
+        }
+        Command::Data {
+            command: DataCommand::Upload { target, file },
+        } => upload(target, &file, participant::Input::Dataset).await,
+        Command::Result {
+            command: ResultCommand::Fetch { target, out },
+        } => {
+            let session = participant::Session::load()?;
+            participant::fetch_result(
+                &session,
+                &target.workspace,
+                &target.run,
+                &target.key,
+                &out,
+                target.insecure_development,
+            )
+            .await
+        }
         Command::Projections { command, servers } => {
             let (nats_url, database_url) = servers.urls()?;
             projections(command, nats_url, database_url).await
@@ -736,4 +901,18 @@ async fn projections(command: ProjectionsCommand, nats_url: &str, database_url: 
         }
     }
     Ok(())
+}
+
+async fn upload(target: RunTarget, file: &Path, input: participant::Input) -> anyhow::Result<()> {
+    let session = participant::Session::load()?;
+    participant::upload(
+        &session,
+        &target.workspace,
+        &target.run,
+        &target.key,
+        file,
+        input,
+        target.insecure_development,
+    )
+    .await
 }

@@ -282,8 +282,12 @@ async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
 /// A participant: a registered user, a member of the workspace, with a key of its own.
 struct Party {
     id: String,
+    email: String,
+    password: String,
     token: String,
     key: ParticipantKey,
+    /// The private key as PKCS #8 PEM, for the `prism` CLI.
+    pem: String,
     spki_base64: String,
 }
 
@@ -329,8 +333,11 @@ async fn party(
     let pair = rcgen::KeyPair::generate_for(algorithm).unwrap();
     Party {
         id,
+        email,
+        password,
         token,
         key: ParticipantKey::from_pkcs8_der(&pair.serialize_der()).unwrap(),
+        pem: pair.serialize_pem(),
         spki_base64: base64::engine::general_purpose::STANDARD.encode(pair.subject_public_key_info()),
     }
 }
@@ -400,8 +407,26 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         .to_owned();
     let base = format!("/{ws}/computations/{computation}");
 
+    // Carol works with the `prism` CLI, signed in as herself.
+    let cli = Cli::new(&prism, &carol).await;
+
     // Consent: each signs the manifest id with its own key.
-    for party in [&alice, &bob, &carol] {
+    let out = cli
+        .run(
+            &[
+                "consent",
+                "sign",
+                "--workspace",
+                &ws.to_string(),
+                "--computation",
+                &computation,
+                "--key",
+            ],
+            &[cli.key()],
+        )
+        .await;
+    assert!(out.0, "{}", out.1);
+    for party in [&alice, &bob] {
         let client = common::client_with(&party.token);
         let manifest = json(
             client
@@ -506,16 +531,33 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     )
     .await;
 
-    let mut agent = connect(&carol).await;
-    agent
-        .upload_dataset(&carol.key, B_CSV.to_vec(), "b.csv", quiet.clone())
-        .await
-        .unwrap();
-    json(
-        receipt(&carol, "dataset", "b.csv", sha3(B_CSV)).await,
-        StatusCode::OK,
-    )
-    .await;
+    // The CLI checks the file against the manifest and the run's attestation before it sends.
+    let ws_text = ws.to_string();
+    let upload = [
+        "data",
+        "upload",
+        "--workspace",
+        &ws_text,
+        "--run",
+        &run_id,
+        "--key",
+    ];
+    let insecure = "--insecure-development".to_owned();
+    let wrong = cli.file("wrong.csv", b"id,value\n3,6\n");
+    let (ok, said) = cli
+        .run(&upload, &[cli.key(), insecure.clone(), "--file".into(), wrong])
+        .await;
+    assert!(!ok && said.contains("nothing was sent"), "{said}");
+    let b_csv = cli.file("b.csv", B_CSV);
+    // A machine without a TEE does not pass this program's own appraisal unless asked to accept it.
+    let (ok, said) = cli
+        .run(&upload, &[cli.key(), "--file".into(), b_csv.clone()])
+        .await;
+    assert!(!ok && said.contains("does not hold"), "{said}");
+    let (ok, said) = cli
+        .run(&upload, &[cli.key(), insecure.clone(), "--file".into(), b_csv])
+        .await;
+    assert!(ok, "{said}");
 
     // 6. Execution.
     let ready = until(&prism, ws, &run_id, |run| {
@@ -532,17 +574,29 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         refused.to_string().contains("signature verification failed"),
         "{refused}"
     );
-    let mut agent = connect(&carol).await;
-    let zip_bytes = agent.fetch_result(&carol.key, quiet.clone()).await.unwrap();
+    let result_zip = cli.dir.path().join("result.zip").display().to_string();
+    let fetch = [
+        "result",
+        "fetch",
+        "--workspace",
+        &ws_text,
+        "--run",
+        &run_id,
+        "--key",
+    ];
+    let (ok, said) = cli
+        .run(&fetch, &[cli.key(), insecure, "--out".into(), result_zip.clone()])
+        .await;
+    assert!(ok, "{said}");
+    let zip_bytes = std::fs::read(&result_zip).unwrap();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.clone())).unwrap();
     let mut total = String::new();
     std::io::Read::read_to_string(&mut archive.by_name("total.txt").unwrap(), &mut total).unwrap();
     assert_eq!(total, "42");
-    json(
-        receipt(&carol, "result", "", sha3(&zip_bytes)).await,
-        StatusCode::OK,
-    )
-    .await;
+    assert!(
+        said.contains(&sha3(&zip_bytes)),
+        "the CLI gave the receipt with the digest: {said}"
+    );
 
     // 8. Cleanup: every consumer has the result, so the run completes, its CVM is destroyed and its
     // certificates revoked.
@@ -618,4 +672,63 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         ]
     );
     assert_eq!(names.last().map(String::as_str), Some("closed"));
+}
+
+/// The `prism` CLI as one participant uses it: signed in, with a key file, in a directory of its own.
+struct Cli {
+    program: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    async fn new(prism: &Prism, party: &Party) -> Self {
+        let cli = Cli {
+            program: common::emulated_agent().with_file_name("prism"),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(cli.dir.path().join("key.pem"), &party.pem).unwrap();
+        let url = prism.url("");
+        let login = [
+            "login",
+            "--url",
+            url.trim_end_matches('/'),
+            "--email",
+            &party.email,
+            "--password",
+            &party.password,
+        ];
+        let (ok, said) = cli.run(&login, &[]).await;
+        assert!(ok, "{said}");
+        cli
+    }
+
+    fn key(&self) -> String {
+        self.dir.path().join("key.pem").display().to_string()
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    /// Runs `prism` with `args` then `more`; answers whether it succeeded and what it printed.
+    async fn run(&self, args: &[&str], more: &[String]) -> (bool, String) {
+        let output = tokio::process::Command::new(&self.program)
+            .args(args)
+            .args(more)
+            .env("PRISM_CREDENTIALS", self.dir.path().join("credentials.json"))
+            .env_remove("PRISM_URL")
+            .env_remove("PRISM_TOKEN")
+            .env_remove("PRISM_PASSWORD")
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.program.display()));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), said)
+    }
 }

@@ -1,0 +1,407 @@
+//! The participants' commands: sign in, consent to a computation's manifest, send the algorithm or
+//! a dataset straight to a run's attested agent, fetch the result, see the run's attestation.
+//!
+//! Before anything is sent, the CLI checks for itself what it is about to trust: the file's SHA3-256
+//! is the one the run's manifest declares, and the appraisal that let the run take inputs holds
+//! when this program appraises the recorded evidence again and checks its EAR against the
+//! platform's public JWK Set (`prism attestation verify` does the same offline). The bytes go to
+//! the agent over TLS pinned to the platform's certificate authority; the platform only receives a
+//! receipt with the digest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use prism_agents::AgentEndpoint;
+use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
+use prism_attestation::Mode;
+use prism_domain::cvm::CvmAttestationAppraised;
+use prism_domain::run::manifest::consent_message;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha3::Digest as _;
+
+/// Where a signed-in participant's session is kept, unless `PRISM_CREDENTIALS` says otherwise.
+fn credentials_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PRISM_CREDENTIALS") {
+        return Ok(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set; set PRISM_CREDENTIALS"))?;
+    Ok(PathBuf::from(home).join(".config/prism/credentials.json"))
+}
+
+/// A signed-in session: the platform's URL and the access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub url: String,
+    pub access_token: String,
+}
+
+impl Session {
+    /// The session `prism login` saved, or `PRISM_URL` and `PRISM_TOKEN`.
+    pub fn load() -> anyhow::Result<Self> {
+        if let (Ok(url), Ok(access_token)) = (std::env::var("PRISM_URL"), std::env::var("PRISM_TOKEN")) {
+            return Ok(Self { url, access_token });
+        }
+        let path = credentials_path()?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("not signed in ({} is missing): run `prism login`", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a saved session", path.display()))
+    }
+
+    fn save(&self) -> anyhow::Result<PathBuf> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = credentials_path()?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // The token is a credential: readable by its owner only, from the first byte written.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+        Ok(path)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let mut request = http()
+            .request(method, self.url(path))
+            .bearer_auth(&self.access_token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(
+            request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {}", self.url))?,
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client with no custom TLS settings builds")
+}
+
+/// The body of a 2xx answer; a problem document's title and detail otherwise.
+async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail = body["detail"]
+        .as_str()
+        .or(body["error_description"].as_str())
+        .unwrap_or("");
+    bail!("{status}: {detail}")
+}
+
+/// `prism login`: signs in with a password and keeps the session for the other commands.
+pub async fn login(url: &str, email: &str, password: &str) -> anyhow::Result<()> {
+    let response = http()
+        .post(format!("{}/oauth/token", url.trim_end_matches('/')))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let tokens = answer(response).await.context("signing in")?;
+    let access_token = tokens["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the platform answered without an access token"))?
+        .to_owned();
+    let path = Session {
+        url: url.to_owned(),
+        access_token,
+    }
+    .save()?;
+    println!("signed in as {email}; session saved in {}", path.display());
+    Ok(())
+}
+
+fn read_key(path: &Path) -> anyhow::Result<ParticipantKey> {
+    let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(ParticipantKey::from_pkcs8_pem(&pem)?)
+}
+
+fn sha3_hex(bytes: &[u8]) -> String {
+    hex::encode(sha3::Sha3_256::digest(bytes))
+}
+
+/// `prism consent sign`: signs the computation's current manifest id with the participant's key.
+pub async fn consent(
+    session: &Session,
+    workspace: &str,
+    computation: &str,
+    key: &Path,
+) -> anyhow::Result<()> {
+    let key = read_key(key)?;
+    let base = format!("/{workspace}/computations/{computation}");
+    let manifest = session
+        .get(&format!("{base}/manifest"))
+        .await
+        .context("reading the manifest")?;
+    let manifest_id = manifest["manifest_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the platform answered without a manifest id"))?;
+    let signature = key.sign(&consent_message(manifest_id))?;
+    let consented = session
+        .post(
+            &format!("{base}/consents"),
+            &json!({
+                "manifest_id": manifest_id,
+                "signature": base64::engine::general_purpose::STANDARD.encode(signature),
+            }),
+        )
+        .await
+        .context("consenting")?;
+    let missing = consented["consent"]["missing"].as_array().map_or(0, Vec::len);
+    println!("consented to manifest {manifest_id}; {missing} signature(s) still missing");
+    Ok(())
+}
+
+/// What the participant sends.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Algorithm {
+        algo_type: String,
+        requirements: Option<PathBuf>,
+    },
+    Dataset,
+}
+
+/// The run's agent, once its appraisal holds for this program too.
+async fn attested_agent(
+    session: &Session,
+    workspace: &str,
+    run: &str,
+    insecure_development: bool,
+) -> anyhow::Result<ParticipantClient> {
+    let connection = session
+        .get(&format!("/{workspace}/runs/{run}/connection"))
+        .await
+        .context("reading the run's connection details")?;
+    let appraisal: CvmAttestationAppraised = serde_json::from_value(connection["attestation"].clone())
+        .context("the run's appraisal is not one this program reads")?;
+    let jwks = session
+        .get("/attestation/jwks.json")
+        .await
+        .context("reading the platform's JWK Set")?;
+    let mode = if insecure_development {
+        Mode::InsecureDevelopment
+    } else {
+        Mode::Secure
+    };
+    let checked = crate::attestation::reverify(std::slice::from_ref(&appraisal), Some(&jwks), mode)?;
+    let checked = checked.first().expect("one appraisal in, one out");
+    if !checked.holds() {
+        let reasons: Vec<String> = checked.verdict.failures.iter().map(ToString::to_string).collect();
+        let ear = match &checked.ear {
+            Some(Err(e)) => format!("; EAR: {e}"),
+            _ => String::new(),
+        };
+        bail!(
+            "the run's attestation does not hold here ({:?}{}{ear}); nothing was sent{}",
+            checked.verdict.outcome,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reasons.join("; "))
+            },
+            if insecure_development {
+                ""
+            } else {
+                " (a development platform without a TEE needs --insecure-development)"
+            }
+        );
+    }
+    for warning in &checked.verdict.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let text = |field: &str| {
+        connection[field]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the connection details lack `{field}`"))
+    };
+    let endpoint = AgentEndpoint {
+        address: text("agent_address")?,
+        server_name: text("server_name")?,
+        roots_pem: text("ca_pem")?,
+        client: None,
+    };
+    Ok(ParticipantClient::connect(&endpoint).await?)
+}
+
+fn progress_bar(length: Option<u64>, what: &str) -> (ProgressBar, Progress) {
+    let bar = match length {
+        Some(length) => ProgressBar::new(length),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    let reporter = bar.clone();
+    (bar, Arc::new(move |done| reporter.set_position(done)))
+}
+
+/// `prism algo upload` and `prism data upload`: checks the file against the manifest and the run's
+/// attestation, sends it to the agent, and gives the platform a receipt.
+pub async fn upload(
+    session: &Session,
+    workspace: &str,
+    run: &str,
+    key: &Path,
+    file: &Path,
+    input: Input,
+    insecure_development: bool,
+) -> anyhow::Result<()> {
+    let key = read_key(key)?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let digest = sha3_hex(&bytes);
+    let state = session
+        .get(&format!("/{workspace}/runs/{run}"))
+        .await
+        .context("reading the run")?;
+    let manifest = &state["manifest"];
+    let (kind, file_name) = match &input {
+        Input::Algorithm { .. } => {
+            let declared = manifest["algorithm"]["sha3_256"].as_str().unwrap_or("");
+            if declared != digest {
+                bail!(
+                    "{} has SHA3-256 {digest}; the run's manifest declares the algorithm {declared}: nothing was sent",
+                    file.display()
+                );
+            }
+            (
+                "algorithm",
+                manifest["algorithm"]["file_name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        }
+        Input::Dataset => {
+            let declared = manifest["datasets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|dataset| dataset["sha3_256"] == digest.as_str())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{} has SHA3-256 {digest}, which is no dataset of the run's manifest: nothing was sent",
+                        file.display()
+                    )
+                })?;
+            ("dataset", declared["file_name"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    let mut agent = attested_agent(session, workspace, run, insecure_development).await?;
+    let (bar, progress) = progress_bar(Some(bytes.len() as u64), &format!("sending {}", file.display()));
+    match input {
+        Input::Algorithm {
+            algo_type,
+            requirements,
+        } => {
+            let requirements = match requirements {
+                Some(path) => std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                None => Vec::new(),
+            };
+            agent
+                .upload_algorithm(&key, bytes, &algo_type, requirements, progress)
+                .await?
+        }
+        Input::Dataset => agent.upload_dataset(&key, bytes, &file_name, progress).await?,
+    }
+    bar.finish();
+    session
+        .post(
+            &format!("/{workspace}/runs/{run}/receipts"),
+            &json!({"kind": kind, "file_name": file_name, "sha3_256": digest}),
+        )
+        .await
+        .context("giving the platform the receipt")?;
+    println!(
+        "sent {} ({kind} `{file_name}`, SHA3-256 {digest}) to the run's agent",
+        file.display()
+    );
+    Ok(())
+}
+
+/// `prism result fetch`: receives the result from the run's agent into `out`, and gives the
+/// platform a receipt with its digest.
+pub async fn fetch_result(
+    session: &Session,
+    workspace: &str,
+    run: &str,
+    key: &Path,
+    out: &Path,
+    insecure_development: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = read_key(key)?;
+    let mut agent = attested_agent(session, workspace, run, insecure_development).await?;
+    let (bar, progress) = progress_bar(None, "receiving the result");
+    let result = agent.fetch_result(&key, progress).await?;
+    bar.finish();
+    let digest = sha3_hex(&result);
+    // The result is the participants' data: readable by its owner only.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut file| file.write_all(&result))
+        .with_context(|| format!("writing {}", out.display()))?;
+    session
+        .post(
+            &format!("/{workspace}/runs/{run}/receipts"),
+            &json!({"kind": "result", "file_name": "", "sha3_256": digest}),
+        )
+        .await
+        .context("giving the platform the receipt")?;
+    println!("received the result into {} (SHA3-256 {digest})", out.display());
+    Ok(())
+}
+
+/// `prism attestation get`: the appraisal that let the run take inputs, as recorded.
+pub async fn attestation(session: &Session, workspace: &str, run: &str) -> anyhow::Result<()> {
+    let connection = session
+        .get(&format!("/{workspace}/runs/{run}/connection"))
+        .await
+        .context("reading the run's connection details")?;
+    println!("{}", serde_json::to_string_pretty(&connection["attestation"])?);
+    Ok(())
+}
