@@ -328,9 +328,18 @@ async fn embedded_servers_admit_only_the_platform() {
         assert_eq!(mode, 0o600, "{file}");
     }
 
-    // The banner says where the credentials are, and prints no password.
-    let printed = std::fs::read_to_string(&output).unwrap();
+    // The banner says where the credentials are, and prints no password. It is printed once the
+    // platform has started, which may be just after the API first answers.
     let env_path = env_file.canonicalize().unwrap();
+    let banner = format!(". {}", env_path.display());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let printed = loop {
+        let printed = std::fs::read_to_string(&output).unwrap();
+        if printed.contains(&banner) || std::time::Instant::now() > deadline {
+            break printed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(
         printed.contains(&format!(". {}", env_path.display())),
         "{printed}"

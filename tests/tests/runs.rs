@@ -732,3 +732,123 @@ impl Cli {
         (output.status.success(), said)
     }
 }
+
+/// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
+/// attested: the run's id once it awaits its inputs.
+async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
+    let app = prism.platform().app();
+    let me = app
+        .identity()
+        .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
+        .await
+        .unwrap()
+        .user()
+        .unwrap()
+        .id
+        .to_string();
+    let created = prism
+        .admin()
+        .post(prism.url(&format!("/{ws}/computations")))
+        .json(&json!({
+            "name": "Solo",
+            "participants": [{
+                "id": me,
+                "roles": ["owner", "algorithm_provider", "dataset_provider", "result_consumer"],
+                "public_key": ED25519_BASE64_DER
+            }],
+            "algorithm": {"provider": me, "hash": sha3(algorithm), "name": "algo.py"},
+            "datasets": [{"provider": me, "hash": sha3(dataset), "name": "data.csv"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    let computation = json(created, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/{ws}/computations/{computation}");
+    let manifest = json(
+        prism
+            .admin()
+            .get(prism.url(&format!("{base}/manifest")))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let manifest_id = manifest["manifest_id"].as_str().unwrap();
+    let consent = json!({"manifest_id": manifest_id, "signature": signature(manifest_id)});
+    let r = prism
+        .admin()
+        .post(prism.url(&format!("{base}/consents")))
+        .json(&consent)
+        .send()
+        .await
+        .unwrap();
+    json(r, StatusCode::OK).await;
+    let r = prism
+        .admin()
+        .post(prism.url(&format!("{base}/runs")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let run = json(r, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attested = until(prism, ws, &run, |run| {
+        !["requested", "provisioning", "agent_connecting", "attesting"]
+            .contains(&run["status"].as_str().unwrap())
+    })
+    .await;
+    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+    run
+}
+
+/// The administrator's client of the run's agent.
+async fn solo_agent(prism: &Prism, ws: WorkspaceId, run: &str) -> ParticipantClient {
+    let url = prism.url(&format!("/{ws}/runs/{run}/connection"));
+    let connection = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    let endpoint = AgentEndpoint {
+        address: connection["agent_address"].as_str().unwrap().to_owned(),
+        server_name: connection["server_name"].as_str().unwrap().to_owned(),
+        roots_pem: connection["ca_pem"].as_str().unwrap().to_owned(),
+        client: None,
+    };
+    ParticipantClient::connect(&endpoint).await.unwrap()
+}
+
+/// An algorithm that crashes fails the run, with the state it failed in and why; the run is cleaned
+/// up all the same: CVM destroyed, closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
+    const CRASH: &[u8] = b"raise SystemExit('the algorithm gives up')\n";
+    const DATA: &[u8] = b"id,value\n1,1\n";
+    let root = tempfile::tempdir().unwrap();
+    let prism = platform(root.path()).await;
+    let (_, ws) = admin_workspace(&prism, "Crash").await;
+    let run = consented_run(&prism, ws, CRASH, DATA).await;
+    let key = ParticipantKey::from_pkcs8_pem(prism_domain::testing::keys::ED25519_PRIVATE_PEM).unwrap();
+    let quiet: Progress = std::sync::Arc::new(|_| {});
+    let mut agent = solo_agent(&prism, ws, &run).await;
+    agent
+        .upload_algorithm(&key, CRASH.to_vec(), "python", Vec::new(), quiet.clone())
+        .await
+        .unwrap();
+    agent
+        .upload_dataset(&key, DATA.to_vec(), "data.csv", quiet)
+        .await
+        .unwrap();
+
+    let closed = until(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(
+        closed["ending"],
+        json!(["running", "the algorithm failed on the agent; see the run's logs"]),
+        "{closed:#}"
+    );
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let machine = prism.platform().app().cvms().state(cvm).await.unwrap();
+    assert_eq!(machine.status, prism_domain::cvm::CvmStatus::Destroyed);
+}

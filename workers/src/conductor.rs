@@ -10,9 +10,9 @@
 //!   participants send their inputs, any other fails the run. Any ending: cleanup, which stops the
 //!   computation on the agent (the agent wipes its data) and destroys the CVM (the provisioner
 //!   then revokes the CVM's certificates); the run closes once the CVM is destroyed.
-//! * [`RunCvmWatcher`] reacts to the events of CVMs made for runs: started, online, failed,
-//!   destroyed, and what the agent reports about the computation (running, results ready,
-//!   complete, failed) become the run's steps.
+//! * [`RunCvmWatcher`] reacts to the events of CVMs made for runs: started, online, offline (the
+//!   agent vanished), failed, destroyed, and what the agent reports about the computation
+//!   (running, results ready, failed, a refused run request) become the run's steps.
 //! * [`RunTimer`] times out, every so often, the runs past their deadline.
 
 use std::time::Duration;
@@ -485,7 +485,11 @@ impl Reactor for RunCvmWatcher {
         let meta = &recorded.meta;
         // Most of a CVM's events are its agent's log lines: those say nothing to the run.
         let relevant = match &recorded.event {
-            CvmEvent::Started(_) | CvmEvent::Online(_) | CvmEvent::Failed(_) | CvmEvent::Destroyed(_) => true,
+            CvmEvent::Started(_)
+            | CvmEvent::Online(_)
+            | CvmEvent::Offline(_)
+            | CvmEvent::Failed(_)
+            | CvmEvent::Destroyed(_) => true,
             CvmEvent::AgentMessageReceived(received) => {
                 matches!(
                     received.message,
@@ -509,6 +513,14 @@ impl Reactor for RunCvmWatcher {
         let (command, name) = match &recorded.event {
             CvmEvent::Started(_) => (RunCommand::AwaitAgent, "agent-awaited"),
             CvmEvent::Online(_) => (RunCommand::StartAttesting, "attesting"),
+            // Offline is recorded once the agent has been away longer than the heartbeat gap: what
+            // it held for the run (inputs, a computation under way) cannot be trusted to resume.
+            CvmEvent::Offline(_) => (
+                RunCommand::Fail {
+                    reason: "the agent vanished: its CVM went offline during the run".into(),
+                },
+                "agent-vanished",
+            ),
             CvmEvent::Failed(failed) => (
                 RunCommand::Fail {
                     reason: clip(format!("the CVM failed: {}", failed.reason)),

@@ -54,6 +54,10 @@ pub fn ed25519() -> PublicKey {
 /// The private half of [`ED25519`]: the seed of RFC 8410's example private key (§10.3).
 pub const ED25519_SEED: &str = "d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842";
 
+/// [`ED25519_SEED`] as the PKCS #8 PEM private key RFC 8410 prints (§10.3), as a participant's key
+/// file holds it.
+pub const ED25519_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+
 /// `message` signed with [`ED25519_SEED`], as the sample participants sign.
 pub fn sign_ed25519(message: &[u8]) -> Vec<u8> {
     let seed = hex::decode(ED25519_SEED).expect("hex");
