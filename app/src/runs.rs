@@ -11,7 +11,7 @@ use prism_domain::cvm::{ANY_PROVIDER, CvmSpec};
 use prism_domain::run::manifest::consent_message;
 use prism_domain::run::{Manifest, ReceiptKind, Run, RunCommand, RunStatus};
 use prism_domain::{ComputationId, ParticipantId, RunId, WorkspaceId};
-use prism_projections::{Page, PageRequest, RunFilter, RunView};
+use prism_projections::{Page, PageRequest, RunDayCount, RunFilter, RunView};
 use serde::Serialize;
 
 use crate::{Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, Target};
@@ -216,6 +216,19 @@ impl<'a> Runs<'a> {
         computation: ComputationId,
         cvm: CvmSpec,
     ) -> Result<Executed<Run>, AppError> {
+        self.request_run(caller, options, workspace, computation, cvm, None)
+            .await
+    }
+
+    async fn request_run(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+        cvm: CvmSpec,
+        retry_of: Option<RunId>,
+    ) -> Result<Executed<Run>, AppError> {
         self.app
             .authorize(
                 caller,
@@ -239,6 +252,7 @@ impl<'a> Runs<'a> {
         struct Input<'a> {
             computation: ComputationId,
             cvm: &'a CvmSpec,
+            retry_of: Option<RunId>,
         }
         let command = Command {
             what: WHAT,
@@ -251,6 +265,7 @@ impl<'a> Runs<'a> {
             input: &Input {
                 computation,
                 cvm: &cvm,
+                retry_of,
             },
         };
         self.app
@@ -261,8 +276,54 @@ impl<'a> Runs<'a> {
                 manifest: Box::new(manifest.clone()),
                 consents: consents.clone(),
                 cvm: cvm.clone(),
+                retry_of,
             })
             .await
+    }
+
+    /// Runs the computation of an ended run again (`computation.run`), on a CVM made as that
+    /// one's was: its current manifest, so consents to it are needed as for any run.
+    pub async fn retry(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        id: RunId,
+    ) -> Result<Executed<Run>, AppError> {
+        let ended = self.in_workspace(workspace, id).await?;
+        if !matches!(ended.status, RunStatus::Closed | RunStatus::CleaningUp) || ended.ending.is_none() {
+            return Err(AppError::new(
+                ErrorKind::StateConflict,
+                format!(
+                    "run {id} is {}: only a run that failed, timed out or was stopped is tried again",
+                    ended.status
+                ),
+            ));
+        }
+        let computation = ended.computation.expect("a requested run names its computation");
+        let cvm = ended.cvm_spec.expect("a requested run names its CVM");
+        self.request_run(caller, options, workspace, computation, cvm, Some(id))
+            .await
+    }
+
+    /// How many of the workspace's runs (of one computation, when given) were requested on each
+    /// day, by the state they are in now.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        computation: Option<ComputationId>,
+    ) -> Result<Vec<RunDayCount>, AppError> {
+        let action = match computation {
+            Some(computation) => Action::on_computation(Permission::ComputationRead, workspace, computation),
+            None => Action::in_workspace(Permission::ComputationRead, workspace),
+        };
+        self.app.authorize(caller, action).await?;
+        Ok(self
+            .app
+            .read_models()?
+            .run_counts_by_day(workspace, computation)
+            .await?)
     }
 
     /// The workspace's runs, newest first, as `filter` narrows them.

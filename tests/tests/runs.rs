@@ -851,4 +851,40 @@ async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
     let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
     let machine = prism.platform().app().cvms().state(cvm).await.unwrap();
     assert_eq!(machine.status, prism_domain::cvm::CvmStatus::Destroyed);
+
+    // A failed run is tried again as a new run that names it; one still under way is not.
+    let retry = |run: &str| {
+        prism
+            .admin()
+            .post(prism.url(&format!("/{ws}/runs/{run}/retry")))
+            .send()
+    };
+    let again = json(retry(&run).await.unwrap(), StatusCode::CREATED).await;
+    assert_eq!(again["retry_of"], run.as_str());
+    let again = again["id"].as_str().unwrap().to_owned();
+    problem(retry(&again).await.unwrap(), StatusCode::CONFLICT).await;
+    let stop = json!({"reason": "enough"});
+    let r = prism
+        .admin()
+        .post(prism.url(&format!("/{ws}/runs/{again}/stop")))
+        .json(&stop)
+        .send()
+        .await
+        .unwrap();
+    json(r, StatusCode::OK).await;
+    until(&prism, ws, &again, |run| run["status"] == "closed").await;
+
+    // The history counts both, by the day they were asked for and the state they are in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = prism.url(&format!("/{ws}/runs/history"));
+        let history = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+        if history["days"]
+            == json!([{"day": chrono::Utc::now().date_naive(), "status": "closed", "count": 2}])
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{history:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

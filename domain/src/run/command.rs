@@ -19,6 +19,8 @@ pub enum RunCommand {
         manifest: Box<Manifest>,
         consents: BTreeMap<String, String>,
         cvm: CvmSpec,
+        /// The ended run this one tries again, if any.
+        retry_of: Option<RunId>,
     },
     /// A CVM is being made for the run.
     StartProvisioning {

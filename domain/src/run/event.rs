@@ -43,6 +43,9 @@ pub struct RunRequested {
     pub consents: BTreeMap<String, String>,
     /// The CVM to make for it.
     pub cvm: CvmSpec,
+    /// The ended run this one tries again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RunId>,
     /// When it times out if it has not ended by then: the request plus the manifest's
     /// `max_run_seconds`.
     pub deadline: DateTime<Utc>,

@@ -193,6 +193,7 @@ impl Aggregate for Run {
                 manifest,
                 consents,
                 cvm,
+                retry_of,
             } => {
                 if self.status != RunStatus::New {
                     return Err(RunError::AlreadyExists);
@@ -211,6 +212,7 @@ impl Aggregate for Run {
                     manifest: *manifest,
                     consents,
                     cvm,
+                    retry_of,
                     deadline,
                     requested_by: ctx.actor.clone(),
                     at,
@@ -305,6 +307,7 @@ impl Aggregate for Run {
                 self.manifest = Some(e.manifest.clone());
                 self.cvm_spec = Some(e.cvm.clone());
                 self.deadline = Some(e.deadline);
+                self.retry_of = e.retry_of;
                 self.requested_at = Some(e.at);
             }
             RunEvent::ProvisioningStarted(e) => self.cvm = Some(e.cvm),

@@ -137,6 +137,9 @@ pub struct Run {
     pub cvm_spec: Option<CvmSpec>,
     pub cvm: Option<CvmId>,
     pub deadline: Option<DateTime<Utc>>,
+    /// The ended run this one tries again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RunId>,
     /// Until when the result may be fetched, once it is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_until: Option<DateTime<Utc>>,

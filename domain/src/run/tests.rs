@@ -46,6 +46,7 @@ fn request_with(consents: BTreeMap<String, String>) -> RunCommand {
             ttl_seconds: 7200,
             labels: Default::default(),
         },
+        retry_of: None,
     }
 }
 

@@ -39,6 +39,25 @@ pub fn routes() -> Routes {
         .routes(routes!(stop_run))
         .routes(routes!(connection))
         .routes(routes!(receipt))
+        .routes(routes!(history))
+        .routes(routes!(retry))
+}
+
+/// Which runs the history counts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Only runs of this computation.
+    pub computation: Option<Uuid>,
+}
+
+/// How many runs were requested on each day (UTC), by the state they are in now; days without runs
+/// are left out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunHistory {
+    #[schema(value_type = Vec<Object>)]
+    pub days: Vec<prism_projections::RunDayCount>,
 }
 
 /// What a participant delivered to the run's agent or received from it.
@@ -495,4 +514,74 @@ pub async fn receipt(
         )
         .await?;
     Ok(run_response(executed.outcome.state, StatusCode::OK))
+}
+
+/// The workspace's runs per day and state (`computation.read`), of one computation with
+/// `?computation=`.
+#[utoipa::path(
+    get,
+    path = "/{workspace}/runs/history",
+    operation_id = "run_history",
+    tag = "runs",
+    params(("workspace" = Uuid, Path, description = "Workspace id"), HistoryParams),
+    responses(
+        (status = 200, description = "Runs per day and state", body = RunHistory),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(workspace): Path<Uuid>,
+    Query(params): Query<HistoryParams>,
+) -> Result<Json<RunHistory>, Problem> {
+    let days = state
+        .app()
+        .runs()
+        .history(
+            &caller,
+            WorkspaceId(workspace),
+            params.computation.map(ComputationId),
+        )
+        .await?;
+    Ok(Json(RunHistory { days }))
+}
+
+/// Run an ended run's computation again (`computation.run`) on a CVM made as that one's was: a new
+/// run of the current manifest, naming the one it retries. 409 unless the run failed, timed out or
+/// was stopped, or while anything a run needs is lacking (consents to a changed manifest above all).
+#[utoipa::path(
+    post,
+    path = "/{workspace}/runs/{run}/retry",
+    operation_id = "retry_run",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+        CommandHeaderParams,
+    ),
+    responses(
+        (status = 201, description = "The new run", body = RunBody),
+        CommandProblems,
+        ChangeProblems,
+    )
+)]
+pub async fn retry(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    headers: CommandHeaders,
+) -> Result<Response, Problem> {
+    let executed = state
+        .app()
+        .runs()
+        .retry(
+            &caller,
+            &headers.options(WHAT)?,
+            WorkspaceId(workspace),
+            RunId(id),
+        )
+        .await?;
+    Ok(run_response(executed.outcome.state, StatusCode::CREATED))
 }
