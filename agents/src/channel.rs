@@ -10,12 +10,13 @@ use futures::{Stream, StreamExt as _};
 use prism_app::{AgentIdentity, App, AppError, ErrorKind};
 use prism_domain::CvmId;
 use prism_domain::cvm::{AgentStream, ReceivedMessage};
-use prism_proto::chunks::run_request_chunks;
+use prism_proto::chunks::run_request_chunks_with;
 use prism_proto::cvms::service_server::Service;
 use prism_proto::cvms::{
     AgentStateReq, ClientStreamMessage, ComputationRunReq, DisconnectReq, ServerStreamMessage,
     StopComputation, server_stream_message::Message,
 };
+use prism_proto::prism::RunConsent;
 use prism_tls::PeerCertificate;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
@@ -44,8 +45,12 @@ impl Default for ChannelConfig {
 /// drops a stream that sends it an empty one.
 #[derive(Debug, Clone)]
 pub enum ServerRequest {
-    /// Run a computation: sent in 1 MiB chunks ending with an empty `is_last` one.
-    Run(Box<ComputationRunReq>),
+    /// Run a computation: sent in 1 MiB chunks ending with an empty `is_last` one, with the run's
+    /// manifest and consents in Prism's extension field when given ([`prism_proto::prism`]).
+    Run {
+        request: Box<ComputationRunReq>,
+        consent: Option<Box<RunConsent>>,
+    },
     State {
         id: String,
     },
@@ -115,7 +120,7 @@ impl AgentChannel {
             .map(|c| c.outbound.clone())
             .ok_or(SendError::NotConnected(cvm))?;
         let messages = match request {
-            ServerRequest::Run(run) => run_request_chunks(&run),
+            ServerRequest::Run { request, consent } => run_request_chunks_with(&request, consent.as_deref()),
             ServerRequest::State { id } => vec![message(Message::AgentStateReq(AgentStateReq { id }))],
             ServerRequest::Stop { computation_id } => {
                 vec![message(Message::StopComputation(StopComputation {

@@ -127,12 +127,6 @@ impl<'a> Runs<'a> {
         manifest_id: String,
         signature: Vec<u8>,
     ) -> Result<Executed<Computation>, AppError> {
-        let Some(user) = caller.user() else {
-            return Err(AppError::new(
-                ErrorKind::Forbidden,
-                "only a participant signed in as a user can consent",
-            ));
-        };
         #[derive(Serialize)]
         struct Input<'a> {
             manifest_id: &'a str,
@@ -153,6 +147,13 @@ impl<'a> Runs<'a> {
         self.app
             .authorize_command::<Computation, _>(caller, &command)
             .await?;
+        // After authorising, so that a caller without a credential is told to sign in (401).
+        let Some(user) = caller.user() else {
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
+                "only a participant signed in as a user can consent",
+            ));
+        };
         self.computation(workspace, computation).await?;
         let participant = ParticipantId::User(user.id);
         self.app
@@ -291,6 +292,14 @@ impl<'a> Runs<'a> {
         id: RunId,
     ) -> Result<Executed<Run>, AppError> {
         let ended = self.in_workspace(workspace, id).await?;
+        let computation = ended.computation.expect("a requested run names its computation");
+        // Authorised before the run's state is told.
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRun, workspace, computation),
+            )
+            .await?;
         if !matches!(ended.status, RunStatus::Closed | RunStatus::CleaningUp) || ended.ending.is_none() {
             return Err(AppError::new(
                 ErrorKind::StateConflict,
@@ -300,7 +309,6 @@ impl<'a> Runs<'a> {
                 ),
             ));
         }
-        let computation = ended.computation.expect("a requested run names its computation");
         let cvm = ended.cvm_spec.expect("a requested run names its CVM");
         self.request_run(caller, options, workspace, computation, cvm, Some(id))
             .await
@@ -454,12 +462,6 @@ impl<'a> Runs<'a> {
         file_name: String,
         sha3_256: String,
     ) -> Result<Executed<Run>, AppError> {
-        let Some(user) = caller.user() else {
-            return Err(AppError::new(
-                ErrorKind::Forbidden,
-                "only a participant signed in as a user gives receipts",
-            ));
-        };
         let run = self.in_workspace(workspace, id).await?;
         let computation = run.computation.expect("a requested run names its computation");
         let permission = match kind {
@@ -470,6 +472,13 @@ impl<'a> Runs<'a> {
         self.app
             .authorize(caller, Action::on_computation(permission, workspace, computation))
             .await?;
+        // After authorising, so that a caller without a credential is told to sign in (401).
+        let Some(user) = caller.user() else {
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
+                "only a participant signed in as a user gives receipts",
+            ));
+        };
         #[derive(Serialize)]
         struct Input<'a> {
             kind: ReceiptKind,

@@ -162,6 +162,9 @@ impl Driver for LocalDriver {
             .env("AGENT_LOG_LEVEL", &request.log_level)
             .env("PRISM_EMULATED_AGENT_LISTEN", &address)
             .env("PRISM_EMULATED_AGENT_DIR", dir.join("agent"))
+            // Runs of the platform always carry their manifest and consents: the agent refuses any
+            // request that does not.
+            .env("PRISM_EMULATED_AGENT_REQUIRE_CONSENT", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

@@ -90,8 +90,13 @@ impl ParticipantKey {
     }
 
     fn verifies(&self, role: Role, signature: &[u8]) -> bool {
+        self.verifies_message(role.wire_name().as_bytes(), signature)
+    }
+
+    /// Whether `signature` is this key's over `message`.
+    pub fn verifies_message(&self, message: &[u8], signature: &[u8]) -> bool {
         UnparsedPublicKey::new(self.algorithm, &self.key)
-            .verify(role.wire_name().as_bytes(), signature)
+            .verify(message, signature)
             .is_ok()
     }
 }

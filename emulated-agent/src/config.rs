@@ -69,6 +69,10 @@ pub struct Config {
     pub work_dir: Option<PathBuf>,
     /// Pause between losing the agent's stream and dialling again ([`RECONNECT_INTERVAL`]).
     pub reconnect_interval: Duration,
+    /// `PRISM_EMULATED_AGENT_REQUIRE_CONSENT` (`1` or `true`): refuse a run request that does not
+    /// carry Prism's manifest and every participant's consent ([`crate::consent`]). Upstream's agent
+    /// knows no consent; unset, the emulated agent takes bare requests as upstream does.
+    pub require_consent: bool,
 }
 
 impl Config {
@@ -102,6 +106,8 @@ impl Config {
             listen,
             work_dir: non_empty("PRISM_EMULATED_AGENT_DIR").map(PathBuf::from),
             reconnect_interval: RECONNECT_INTERVAL,
+            require_consent: non_empty("PRISM_EMULATED_AGENT_REQUIRE_CONSENT")
+                .is_some_and(|value| matches!(value.as_str(), "1" | "true")),
         })
     }
 }

@@ -21,6 +21,7 @@ use prism_proto::cvms::{
     AgentStateRes, ClientStreamMessage, ComputationRunReq, RunResponse, ServerStreamMessage,
     StopComputationResponse, client_stream_message, server_stream_message,
 };
+use prism_proto::prism::RunConsent;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::{Mutex, mpsc, watch};
@@ -381,21 +382,21 @@ impl AgentLink {
         match message.message {
             Some(Message::RunReqChunks(chunk)) => {
                 let id = chunk.id.clone();
-                match assembler.add(chunk, Instant::now()) {
+                match assembler.add_with_consent(chunk, Instant::now()) {
                     Ok(None) => {}
-                    Ok(Some(request)) => {
+                    Ok(Some((request, consent))) => {
                         self.agent
                             .telemetry()
                             .info(&format!("Received complete computation run request id={id}"));
                         let link = self.clone();
-                        tokio::spawn(async move { link.execute_run(request).await });
+                        tokio::spawn(async move { link.execute_run(request, consent).await });
                     }
                     Err(e) => return Err(format!("received manifest may be corrupted : {e}")),
                 }
             }
             Some(Message::RunReq(request)) => {
                 let link = self.clone();
-                tokio::spawn(async move { link.execute_run(request).await });
+                tokio::spawn(async move { link.execute_run(request, None).await });
             }
             Some(Message::StopComputation(stop)) => {
                 let link = self.clone();
@@ -417,7 +418,7 @@ impl AgentLink {
     }
 
     /// `executeRun` (`client.go:232-363`).
-    async fn execute_run(&self, request: ComputationRunReq) {
+    async fn execute_run(&self, request: ComputationRunReq, consent: Option<RunConsent>) {
         let telemetry = self.agent.telemetry();
         let state = self.agent.state();
         if state != AgentState::ReceivingManifest {
@@ -432,6 +433,25 @@ impl AgentLink {
             "Starting computation execution computationId={} name={}",
             request.id, request.name
         ));
+        // Prism's check, before anything of the request is taken (see `consent`).
+        let refusal = match &consent {
+            Some(consent) => crate::consent::check(&request, consent).err(),
+            None if self.config.require_consent => {
+                Some("the run request carries no consent of its participants".to_owned())
+            }
+            None => None,
+        };
+        if let Some(error) = refusal {
+            telemetry.warn(&format!("refusing the run request: {error}"));
+            self.answer(client_stream_message::Message::RunRes(RunResponse {
+                computation_id: request.id.clone(),
+                error,
+            }));
+            return;
+        }
+        if consent.is_some() {
+            telemetry.info("every participant has consented to the run's manifest");
+        }
         if let Err(e) = self.agent.init_computation(&request) {
             telemetry.warn(&e.to_string());
             return;

@@ -21,6 +21,7 @@ pub mod attestation;
 pub mod auth;
 pub mod computation;
 pub mod config;
+pub mod consent;
 pub mod cvms;
 mod error;
 pub mod participants;

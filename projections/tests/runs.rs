@@ -37,6 +37,7 @@ impl Runs<'_> {
                 RunLimits::DEFAULT,
             )),
             consents: BTreeMap::new(),
+            retry_of: None,
             cvm: CvmSpec {
                 provider: "any".into(),
                 vcpus: 1,

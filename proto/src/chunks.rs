@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 
 use crate::cvms::{ComputationRunReq, RunReqChunks, ServerStreamMessage, server_stream_message};
+use crate::prism::{RunConsent, consent_of, encode_with_consent};
 
 /// The largest chunk: 1 MiB, as upstream cuts them.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
@@ -20,7 +21,15 @@ pub const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 /// chunk marked `is_last` — the very sequence upstream sends (it marks the read that meets the end of
 /// the data, which is always an empty one).
 pub fn run_request_chunks(request: &ComputationRunReq) -> Vec<ServerStreamMessage> {
-    let encoded = request.encode_to_vec();
+    run_request_chunks_with(request, None)
+}
+
+/// [`run_request_chunks`] of `request` carrying Prism's `consent` ([`crate::prism`]).
+pub fn run_request_chunks_with(
+    request: &ComputationRunReq,
+    consent: Option<&RunConsent>,
+) -> Vec<ServerStreamMessage> {
+    let encoded = encode_with_consent(request, consent);
     let chunk = |data: &[u8], is_last: bool| ServerStreamMessage {
         message: Some(server_stream_message::Message::RunReqChunks(RunReqChunks {
             data: data.to_vec(),
@@ -85,6 +94,15 @@ impl RunRequestAssembler {
         chunk: RunReqChunks,
         now: Instant,
     ) -> Result<Option<ComputationRunReq>, ChunkError> {
+        Ok(self.add_with_consent(chunk, now)?.map(|(request, _)| request))
+    }
+
+    /// [`RunRequestAssembler::add`], answering also the consent Prism put in the request, if any.
+    pub fn add_with_consent(
+        &mut self,
+        chunk: RunReqChunks,
+        now: Instant,
+    ) -> Result<Option<(ComputationRunReq, Option<RunConsent>)>, ChunkError> {
         let timeout = self.timeout;
         self.pending
             .retain(|_, pending| now.duration_since(pending.last_chunk) <= timeout);
@@ -109,9 +127,9 @@ impl RunRequestAssembler {
             .remove(&chunk.id)
             .map(|p| p.buffer)
             .unwrap_or_default();
-        ComputationRunReq::decode(buffer.as_slice())
-            .map(Some)
-            .map_err(|source| ChunkError::Decode { id: chunk.id, source })
+        let request = ComputationRunReq::decode(buffer.as_slice())
+            .map_err(|source| ChunkError::Decode { id: chunk.id, source })?;
+        Ok(Some((request, consent_of(&buffer))))
     }
 
     /// How many requests are partly received.

@@ -19,6 +19,7 @@ pub use prost_types;
 pub use tonic;
 
 pub mod chunks;
+pub mod prism;
 
 // The `#[allow(clippy::all)]` attributes below cover only the generated code pulled
 // in by `include_proto!` (e.g. `large_enum_variant` on `cvms::ServerStreamMessage`).

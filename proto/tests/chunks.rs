@@ -109,3 +109,35 @@ fn a_late_chunk_starts_over_and_an_oversize_request_is_refused() {
     assert!(matches!(error, ChunkError::TooLarge { limit: 1000, .. }));
     assert_eq!(small.pending(), 0);
 }
+
+/// Prism's consent rides in field 1000: the request decodes unchanged for an agent that does not
+/// know it, and the assembler hands it over for one that does.
+#[test]
+fn a_request_carries_prisms_consent_where_unmodified_agents_do_not_look() {
+    use prism_proto::chunks::run_request_chunks_with;
+    use prism_proto::prism::{ParticipantConsent, RunConsent, consent_of, encode_with_consent};
+    use prost::Message as _;
+
+    let original = request("with-consent", 3);
+    let consent = RunConsent {
+        manifest: br#"{"format":"prism-manifest-v1"}"#.to_vec(),
+        consents: vec![ParticipantConsent {
+            participant: "alice".into(),
+            signature: vec![1, 2, 3],
+        }],
+    };
+    let encoded = encode_with_consent(&original, Some(&consent));
+    assert_eq!(ComputationRunReq::decode(encoded.as_slice()).unwrap(), original);
+    assert_eq!(consent_of(&encoded), Some(consent.clone()));
+    assert_eq!(consent_of(&original.encode_to_vec()), None);
+
+    let mut assembler = RunRequestAssembler::new(16 * CHUNK_SIZE);
+    let mut assembled = None;
+    for message in run_request_chunks_with(&original, Some(&consent)) {
+        let Some(server_stream_message::Message::RunReqChunks(chunk)) = message.message else {
+            panic!("run requests travel in chunks");
+        };
+        assembled = assembler.add_with_consent(chunk, Instant::now()).unwrap();
+    }
+    assert_eq!(assembled, Some((original, Some(consent))));
+}

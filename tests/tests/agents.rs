@@ -185,7 +185,13 @@ async fn an_agent_dials_in_on_two_streams_and_what_it_says_becomes_its_cvms_even
         ..Default::default()
     };
     channel
-        .send(one, ServerRequest::Run(Box::new(run.clone())))
+        .send(
+            one,
+            ServerRequest::Run {
+                request: Box::new(run.clone()),
+                consent: None,
+            },
+        )
         .await
         .unwrap();
     let mut assembler = RunRequestAssembler::new(16 * CHUNK_SIZE);

@@ -403,9 +403,39 @@ async fn fresh_evidence_is_bound_to_a_single_use_nonce_and_the_agents_tls_key() 
         }),
         ..Default::default()
     };
+    // The local backend's agent takes only a request its participants consented to: the manifest
+    // of this request, signed with the sample key's private half.
+    use prism_domain::run::manifest::{ManifestAsset, ManifestParticipant, consent_message};
+    let manifest = prism_domain::run::Manifest {
+        algorithm: Some(ManifestAsset {
+            file_name: String::new(),
+            provider: "p".into(),
+            sha3_256: hex::encode([7; 32]),
+        }),
+        attestation_policy_sha256: "00".repeat(32),
+        computation: uuid::Uuid::nil().to_string(),
+        datasets: Vec::new(),
+        format: prism_domain::run::manifest::FORMAT.into(),
+        limits: prism_domain::run::RunLimits::DEFAULT,
+        participants: vec![ManifestParticipant {
+            id: "p".into(),
+            public_key: Some(ED25519.into()),
+            roles: vec!["algorithm_provider".into(), "result_consumer".into()],
+        }],
+        result_consumers: vec!["p".into()],
+    };
+    let signature = prism_domain::testing::keys::sign_ed25519(&consent_message(&manifest.id()));
+    let consents = [("p".to_owned(), base64_encode(&signature))].into();
+    let consent = prism_workers::run_consent(&manifest, &consents).unwrap();
     let (_, channel) = prism.platform().agents().unwrap();
     channel
-        .send(cvm, ServerRequest::Run(Box::new(run)))
+        .send(
+            cvm,
+            ServerRequest::Run {
+                request: Box::new(run),
+                consent: Some(Box::new(consent)),
+            },
+        )
         .await
         .unwrap();
 

@@ -7,9 +7,12 @@
 //! user what their workspace role, custom roles and computation roles grant; an API key what both the
 //! key and its owner hold; a workspace (or computation) the caller has no part in is "not found"; no
 //! credential (or one that does not hold) is 401. So a change of the data alone, or of the enforcement
-//! alone, fails this test. Allowed means the route's own success status; denied means 401, 404 or a 403
-//! whose detail names the missing permission. What `GET /workspaces` lists must be exactly what the
-//! matrix lets the caller read. Every denial must also leave a record in the event log.
+//! alone, fails this test. Allowed means the route's own success status — or, for the few routes whose
+//! success the fixture cannot reach (consent to a manifest that is no longer current, a run that has
+//! ended), the refusal the route documents for that request, which it gives only once the caller is
+//! authorised; denied means 401, 404 or a 403 whose detail names the missing permission. What
+//! `GET /workspaces` lists must be exactly what the matrix lets the caller read. Every denial must also
+//! leave a record in the event log.
 
 mod common;
 
@@ -17,13 +20,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use chrono::Utc;
 use common::Prism;
 use prism_app::Caller;
 use prism_domain::access::{Grants, Permission, WorkspaceRole};
-use prism_domain::computation::Role as ComputationRole;
+use prism_domain::computation::{ASSET_NAME_MAX, Role as ComputationRole};
 use prism_domain::reaction::ReactionFailed;
-use prism_domain::testing::keys::ED25519 as KEY;
+use prism_domain::run::manifest::consent_message;
+use prism_domain::testing::keys::{ED25519 as KEY, sign_ed25519};
 use prism_domain::values::Email;
 use prism_domain::{UserId, WorkspaceId};
 use reqwest::{Method, Response, StatusCode};
@@ -137,6 +142,10 @@ impl Who {
 
 /// The member that `PATCH` and `DELETE /workspaces/{ws}/members/{user}` act on (never a caller).
 const VICTIM: &str = "dave@example.org";
+
+/// The participant who provides the algorithm and the dataset of the [`runnable`] computation (never a
+/// caller, so what it may do changes nobody's row).
+const PROVIDER: &str = "petra@example.org";
 
 // ---------------------------------------------------------------------------------------------------
 // The world, as data: the fixtures are built from it and the expectations computed from it
@@ -362,6 +371,18 @@ enum Route {
     GetAttestationPolicy,
     SetAttestationPolicy,
     DestroyCvm,
+    // The run routes act on the [`runnable`] computation and its run that has ended.
+    GetManifest,
+    DryRun,
+    ListRuns,
+    RunHistory,
+    GetRun,
+    RunConnection,
+    Consent,
+    RequestRun,
+    GiveReceipt,
+    StopRun,
+    RetryRun,
     ArchiveComputation,
     /// Last: allowed cases get a workspace of their own, denied ones the shared one.
     ArchiveWorkspace,
@@ -369,7 +390,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 52] = [
+    const ALL: [Route; 63] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -420,6 +441,17 @@ impl Route {
         Route::GetAttestationPolicy,
         Route::SetAttestationPolicy,
         Route::DestroyCvm,
+        Route::GetManifest,
+        Route::DryRun,
+        Route::ListRuns,
+        Route::RunHistory,
+        Route::GetRun,
+        Route::RunConnection,
+        Route::Consent,
+        Route::RequestRun,
+        Route::GiveReceipt,
+        Route::StopRun,
+        Route::RetryRun,
         Route::ArchiveComputation,
         Route::ArchiveWorkspace,
     ];
@@ -476,6 +508,17 @@ impl Route {
             Route::CreateCvm => "POST /{ws}/cvms",
             Route::EnrolCvm => "POST /{ws}/cvms/{cvm}/enrolment",
             Route::DestroyCvm => "DELETE /{ws}/cvms/{cvm}",
+            Route::GetManifest => "GET /{ws}/computations/{c}/manifest",
+            Route::DryRun => "POST /{ws}/computations/{c}/dry-run",
+            Route::ListRuns => "GET /{ws}/runs",
+            Route::RunHistory => "GET /{ws}/runs/history",
+            Route::GetRun => "GET /{ws}/runs/{run}",
+            Route::RunConnection => "GET /{ws}/runs/{run}/connection",
+            Route::Consent => "POST /{ws}/computations/{c}/consents",
+            Route::RequestRun => "POST /{ws}/computations/{c}/runs",
+            Route::GiveReceipt => "POST /{ws}/runs/{run}/receipts",
+            Route::StopRun => "POST /{ws}/runs/{run}/stop",
+            Route::RetryRun => "POST /{ws}/runs/{run}/retry",
             Route::ArchiveComputation => "DELETE /{ws}/computations/{c}",
             Route::ArchiveWorkspace => "POST /workspaces/{ws}/archive",
         }
@@ -525,6 +568,19 @@ impl Route {
             Route::SetAttestationPolicy => vec![Act::Computation(P::ComputationUpdate)],
             Route::CreateCvm => vec![Act::Workspace(P::CvmsCreate)],
             Route::DestroyCvm => vec![Act::Workspace(P::CvmsDestroy)],
+            // A run's routes find the run first (one of another workspace is not found), then ask on
+            // its computation, as the computation's own routes do.
+            Route::GetManifest | Route::GetRun | Route::RunConnection => {
+                vec![Act::Computation(P::ComputationRead)]
+            }
+            Route::ListRuns | Route::RunHistory => vec![Act::Workspace(P::ComputationRead)],
+            Route::DryRun | Route::RequestRun | Route::StopRun | Route::RetryRun => {
+                vec![Act::Computation(P::ComputationRun)]
+            }
+            // Consent is given as the participant the caller is (a user, not a service).
+            Route::Consent => vec![Act::Computation(P::ComputationConsent)],
+            // A receipt for the result (the permission follows the receipt's kind).
+            Route::GiveReceipt => vec![Act::Computation(P::ComputationResultsRead)],
             // Enrolling makes a download token for the agent's certificate, which is issuing.
             Route::EnrolCvm => vec![
                 Act::Workspace(P::CvmsCreate),
@@ -547,9 +603,18 @@ impl Route {
         }
     }
 
-    /// What the route answers when it is allowed (the requests below are made to succeed).
+    /// What the route answers when it is allowed: the requests below are made to succeed, but for the
+    /// routes whose success the fixture cannot reach, which answer what they document for the request
+    /// only once the caller is authorised.
     fn success(self) -> StatusCode {
         match self {
+            // The manifest consented to is not the current one.
+            Route::Consent => StatusCode::CONFLICT,
+            // The run has ended: its agent takes no participants, and it cannot be stopped.
+            Route::RunConnection | Route::StopRun => StatusCode::CONFLICT,
+            // The receipt's file name is longer than an asset's name may be, which the run checks
+            // before anything else of a receipt.
+            Route::GiveReceipt => StatusCode::UNPROCESSABLE_ENTITY,
             Route::CreateWorkspace
             | Route::CreateComputation
             | Route::Invite
@@ -560,7 +625,9 @@ impl Route {
             | Route::RegisterBackend
             | Route::RegisterPlatformBackend
             | Route::CreateCvm
-            | Route::EnrolCvm => StatusCode::CREATED,
+            | Route::EnrolCvm
+            | Route::RequestRun
+            | Route::RetryRun => StatusCode::CREATED,
             Route::RemoveMember
             | Route::DeleteRole
             | Route::RevokeInvitation
@@ -848,6 +915,70 @@ impl Prism {
         cvm.to_string()
     }
 
+    /// The [`runnable`] computation of `ws`, consented to by every participant with a key, and a run of
+    /// it, once the run has ended: no backend fits its CVM ([`run_request`]), which fails, and the run
+    /// with it.
+    async fn ended_run(&self, users: &HashMap<Who, User>, provider: &User, ws: &str) -> (String, String) {
+        let admin = &users[&Who::WorkspaceAdmin].access;
+        let computation = self
+            .call(
+                Method::POST,
+                &format!("/{ws}/computations"),
+                Some(admin),
+                Some(&runnable(provider)),
+            )
+            .await
+            .expect(StatusCode::CREATED, "creating the runnable computation")
+            .field("id");
+        let base = format!("/{ws}/computations/{computation}");
+        let manifest_id = self
+            .call(Method::GET, &format!("{base}/manifest"), Some(admin), None)
+            .await
+            .expect(StatusCode::OK, "reading the manifest")
+            .field("manifest_id");
+        // Consent is given as the participant one is: each signer in its own session.
+        let signers = Who::ALL
+            .into_iter()
+            .filter(|who| participation(*who).iter().any(|r| r.needs_public_key()))
+            .map(|who| &users[&who])
+            .chain([provider]);
+        let body = json!({"manifest_id": manifest_id, "signature": consent_signature(&manifest_id)});
+        for signer in signers {
+            self.call(
+                Method::POST,
+                &format!("{base}/consents"),
+                Some(&signer.access),
+                Some(&body),
+            )
+            .await
+            .expect(StatusCode::OK, "consenting");
+        }
+        let run = self
+            .call(
+                Method::POST,
+                &format!("{base}/runs"),
+                Some(admin),
+                Some(&run_request()),
+            )
+            .await
+            .expect(StatusCode::CREATED, "requesting a run")
+            .field("id");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state = self
+                .call(Method::GET, &format!("/{ws}/runs/{run}"), Some(admin), None)
+                .await
+                .expect(StatusCode::OK, "reading the run");
+            if state.body["status"] == "closed" {
+                assert!(state.body["ending"].is_array(), "the run failed: {}", state.body);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run did not end: {}", state.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (computation, run)
+    }
+
     /// Access denials recorded after `after`, each counted with those it reports as suppressed.
     async fn denials_after(&self, after: u64) -> (u64, u64) {
         let log = self.platform().app().log();
@@ -888,6 +1019,34 @@ fn participants() -> Value {
     Value::Array(list)
 }
 
+/// A computation that can run: the fixture computation's participants, and [`PROVIDER`] providing the
+/// algorithm and the dataset. Who else takes part, and how, is the same as in the fixture computation,
+/// so the matrix decides on it the same.
+fn runnable(provider: &User) -> Value {
+    let mut participants = participants();
+    let roles = [
+        ComputationRole::AlgorithmProvider,
+        ComputationRole::DatasetProvider,
+    ];
+    participants.as_array_mut().unwrap().push(json!({
+        "id": provider.id,
+        "roles": roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "public_key": KEY,
+    }));
+    json!({
+        "name": "Runnable",
+        "description": "matrix",
+        "participants": participants,
+        "algorithm": {"provider": provider.id, "hash": "ab".repeat(32), "name": "sum.py"},
+        "datasets": [{"provider": provider.id, "hash": "cd".repeat(32), "name": "numbers.txt"}],
+    })
+}
+
+/// A consent signature over `manifest_id` with the private half of [`KEY`] (base64).
+fn consent_signature(manifest_id: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(sign_ed25519(&consent_message(manifest_id)))
+}
+
 /// A bring-your-own backend's settings.
 fn backend_settings(name: &str) -> Value {
     json!({"name": name, "driver": {"kind": "byo"}, "platforms": ["sev_snp"], "capacity": 4})
@@ -896,6 +1055,12 @@ fn backend_settings(name: &str) -> Value {
 /// A CVM that no backend carries the labels for.
 fn cvm_request() -> Value {
     json!({"vcpus": 1, "memory_mib": 512, "platform": "sev_snp", "ttl_seconds": 3600, "labels": {"zone": "nowhere"}})
+}
+
+/// A run on a CVM that no backend carries the labels for: it fails as soon as the CVM does, and is
+/// cleaned up and closed, and so is every run that tries it again (on a CVM made the same).
+fn run_request() -> Value {
+    json!({"cvm": cvm_request()})
 }
 
 fn definition(name: &str) -> Value {
@@ -992,6 +1157,9 @@ struct Scene {
     csr: String,
     /// A backend of the platform.
     platform_backend: String,
+    /// The fixture workspace's [`runnable`] computation, and a run of it that has ended.
+    runnable: String,
+    run: String,
 }
 
 /// The request of case `n` of `route` against `fx`, with what it needs made first (as the workspace
@@ -1232,6 +1400,52 @@ async fn prepare(
         ),
         // Destroying a CVM that is being destroyed changes nothing and is answered the same.
         Route::DestroyCvm => (Method::DELETE, format!("/{ws}/cvms/{}", fx.cvm), None),
+        Route::GetManifest => (
+            Method::GET,
+            format!("/{ws}/computations/{}/manifest", scene.runnable),
+            None,
+        ),
+        Route::DryRun => (
+            Method::POST,
+            format!("/{ws}/computations/{}/dry-run", scene.runnable),
+            Some(json!({})),
+        ),
+        Route::ListRuns => (Method::GET, format!("/{ws}/runs"), None),
+        Route::RunHistory => (Method::GET, format!("/{ws}/runs/history"), None),
+        Route::GetRun => (Method::GET, format!("/{ws}/runs/{}", scene.run), None),
+        Route::RunConnection => (Method::GET, format!("/{ws}/runs/{}/connection", scene.run), None),
+        // A well-signed consent to a manifest that is not the computation's: refused (409, naming the
+        // current one) for whoever may consent, participant or not, before the signer is looked for.
+        Route::Consent => {
+            let stale = "00".repeat(32);
+            (
+                Method::POST,
+                format!("/{ws}/computations/{}/consents", scene.runnable),
+                Some(json!({"manifest_id": stale, "signature": consent_signature(&stale)})),
+            )
+        }
+        // Every allowed case makes a run, which fails as the fixture's did.
+        Route::RequestRun => (
+            Method::POST,
+            format!("/{ws}/computations/{}/runs", scene.runnable),
+            Some(run_request()),
+        ),
+        Route::GiveReceipt => (
+            Method::POST,
+            format!("/{ws}/runs/{}/receipts", scene.run),
+            Some(json!({
+                "kind": "result",
+                "file_name": "r".repeat(ASSET_NAME_MAX + 1),
+                "sha3_256": "00".repeat(32),
+            })),
+        ),
+        Route::StopRun => (
+            Method::POST,
+            format!("/{ws}/runs/{}/stop", scene.run),
+            Some(json!({"reason": format!("stopped by case {n}")})),
+        ),
+        // Every allowed case makes a new run naming the ended one, which fails as that did.
+        Route::RetryRun => (Method::POST, format!("/{ws}/runs/{}/retry", scene.run), None),
         Route::RetryReaction => {
             // A reaction a worker nobody runs gave up on: retrying it only records the request.
             let failure = ReactionFailed {
@@ -1302,6 +1516,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         }
     }
     let victim = prism.user(VICTIM).await;
+    let provider = prism.user(PROVIDER).await;
     // The outsider belongs to a workspace of its own, and to nothing of the fixture's; the workspace
     // admin has another workspace too, which its foreign key is for.
     let mut places = Vec::new();
@@ -1335,6 +1550,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
             &[],
         )
         .await;
+    let (runnable, run) = prism.ended_run(&users, &provider, &main.ws).await;
     let mut scene = Scene {
         main,
         places,
@@ -1344,6 +1560,8 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         victim_is_auditor: false,
         csr: common::openssl_csr("/CN=participant", &[]),
         platform_backend: prism.platform_backend("platform").await,
+        runnable,
+        run,
     };
     let set_up = started.elapsed() - platform_took;
 
@@ -1371,12 +1589,8 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
                 user => Some(users[&user].access.clone()),
             };
             let answer = prism.call(method, &path, bearer.as_deref(), body.as_ref()).await;
-            // What a listing shows is read too: exactly the workspaces the matrix lets the caller read.
-            // DEFECT: with an API key, `GET /workspaces` lists every workspace of the key's owner
-            // (`Workspaces::list` in app/src/workspaces.rs narrows by the owner's id only), though the key
-            // reaches its own workspace only (`GET /workspaces/{other}` with it answers 404, "outside the
-            // API key's workspace"). The rows of both API keys fail here until the listing is narrowed to
-            // the key's workspace.
+            // What a listing shows is read too: exactly the workspaces the matrix lets the caller read
+            // (with an API key, its own workspace only).
             let listing = (route == Route::ListWorkspaces && answer.status == StatusCode::OK).then(|| {
                 let name = |id: &str| {
                     scene

@@ -888,3 +888,91 @@ async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The local backend's agent takes only a run request that carries its manifest and every
+/// participant's consent: a bare one (as upstream's server sends) is refused with a reason, and the
+/// refusal is an event of the CVM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_agent_refuses_a_run_request_without_consent() {
+    use prism_agents::ServerRequest;
+    use prism_proto::cvms::{Algorithm, ComputationRunReq, ResultConsumer};
+
+    let root = tempfile::tempdir().unwrap();
+    let prism = platform(root.path()).await;
+    let (admin, ws) = admin_workspace(&prism, "Bare").await;
+    let app = prism.platform().app();
+    let spec = prism_domain::cvm::CvmSpec {
+        provider: "local".into(),
+        vcpus: 1,
+        memory_mib: 512,
+        platform: prism_domain::cvm::ConfidentialPlatform::None,
+        ttl_seconds: 3600,
+        labels: Default::default(),
+    };
+    let cvm: CvmId = app
+        .cvms()
+        .create(&admin, &prism_app::CommandOptions::default(), ws, spec)
+        .await
+        .unwrap()
+        .id
+        .parse()
+        .unwrap();
+    let (_, channel) = prism.platform().agents().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !channel.is_connected(cvm) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never dialled in"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(ED25519_BASE64_DER)
+        .unwrap();
+    let bare = ComputationRunReq {
+        id: "bare".into(),
+        algorithm: Some(Algorithm {
+            hash: vec![7; 32],
+            user_key: key.clone(),
+            ..Default::default()
+        }),
+        result_consumers: vec![ResultConsumer { user_key: key }],
+        ..Default::default()
+    };
+    channel
+        .send(
+            cvm,
+            ServerRequest::Run {
+                request: Box::new(bare),
+                consent: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let subject = app.log().subjects().aggregate("cvm", &cvm.to_string()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let refused = app
+            .log()
+            .load(&subject)
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|commit| commit.events)
+            .find_map(|event| {
+                let message = &event.data["message"];
+                (message["kind"] == "run_result" && message["computation_id"] == "bare")
+                    .then(|| message["error"].as_str().unwrap_or_default().to_owned())
+            });
+        if let Some(error) = refused {
+            assert_eq!(error, "the run request carries no consent of its participants");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer to the bare run request"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -15,6 +15,7 @@
 //!   (running, results ready, failed, a refused run request) become the run's steps.
 //! * [`RunTimer`] times out, every so often, the runs past their deadline.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -28,6 +29,7 @@ use prism_domain::cvm::{
 use prism_domain::run::{Manifest, REASON_MAX, ReceiptKind, Run, RunCommand, RunEvent, RunStatus, cvm_of};
 use prism_domain::{CvmId, RunId, WorkspaceId};
 use prism_proto::cvms::{AgentConfig, Algorithm, ComputationRunReq, Dataset, ResultConsumer};
+use prism_proto::prism::{ParticipantConsent, RunConsent};
 use prism_store::{EventMeta, Recorded};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -163,7 +165,10 @@ impl RunConductor {
                 "an attesting run has its manifest and CVM",
             )));
         };
-        match self.attest(meta, run, workspace, manifest, cvm).await {
+        match self
+            .attest(meta, run, workspace, manifest, &state.consents, cvm)
+            .await
+        {
             Ok(command) => step(&self.app, meta, Self::NAME, run, command, "attested").await,
             Err(Failure::Run(reason)) => fail(&self.app, meta, Self::NAME, run, reason).await,
             Err(Failure::Reaction(e)) => Err(e),
@@ -176,6 +181,7 @@ impl RunConductor {
         run: RunId,
         workspace: WorkspaceId,
         manifest: &Manifest,
+        consents: &BTreeMap<String, String>,
         cvm: CvmId,
     ) -> Result<RunCommand, Failure> {
         let caller = caused_by(meta, Self::NAME);
@@ -214,8 +220,15 @@ impl RunConductor {
             },
         )
         .map_err(Failure::Run)?;
+        let consent = run_consent(manifest, consents).map_err(Failure::Run)?;
         channel
-            .send(cvm, ServerRequest::Run(Box::new(request)))
+            .send(
+                cvm,
+                ServerRequest::Run {
+                    request: Box::new(request),
+                    consent: Some(Box::new(consent)),
+                },
+            )
             .await
             .map_err(|e| Failure::Run(format!("the run request did not reach the agent: {e}")))?;
         // From here on a retry would send the run request again, which an agent refuses: every
@@ -323,6 +336,27 @@ impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
         Self::Reaction(e.into())
     }
+}
+
+/// What the agent is given to check the run against: the manifest's canonical encoding and every
+/// consent to it ([`prism_proto::prism`]).
+pub fn run_consent(manifest: &Manifest, consents: &BTreeMap<String, String>) -> Result<RunConsent, String> {
+    let consents = consents
+        .iter()
+        .map(|(participant, signature)| {
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(signature)
+                .map_err(|_| format!("`{participant}`'s consent is not base64"))?;
+            Ok(ParticipantConsent {
+                participant: participant.clone(),
+                signature,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(RunConsent {
+        manifest: manifest.canonical_bytes(),
+        consents,
+    })
 }
 
 /// The agent's run request for `manifest`: the algorithm's and datasets' SHA3-256 digests and file

@@ -308,6 +308,7 @@ impl Aggregate for Run {
                 self.cvm_spec = Some(e.cvm.clone());
                 self.deadline = Some(e.deadline);
                 self.retry_of = e.retry_of;
+                self.consents = e.consents.clone();
                 self.requested_at = Some(e.at);
             }
             RunEvent::ProvisioningStarted(e) => self.cvm = Some(e.cvm),

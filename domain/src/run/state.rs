@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -137,6 +139,9 @@ pub struct Run {
     pub cvm_spec: Option<CvmSpec>,
     pub cvm: Option<CvmId>,
     pub deadline: Option<DateTime<Utc>>,
+    /// Every signer's consent: participant id → base64 signature over the manifest id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consents: BTreeMap<String, String>,
     /// The ended run this one tries again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<RunId>,

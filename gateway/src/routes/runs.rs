@@ -65,7 +65,7 @@ pub struct RunHistory {
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// `algorithm`, `dataset` or `result`.
-    #[schema(value_type = String, example = "dataset")]
+    #[schema(value_type = String, pattern = "^(algorithm|dataset|result)$", example = "dataset")]
     pub kind: ReceiptKind,
     /// The file name the manifest declares (empty for a result).
     #[serde(default)]
@@ -225,7 +225,13 @@ pub async fn consent(
     headers: CommandHeaders,
     JsonBody(body): JsonBody<Consent>,
 ) -> Result<Json<ManifestView>, Problem> {
-    let signature = base64::engine::general_purpose::STANDARD
+    // Unused bits in the last character are let through (RFC 4648 §3.5 lets decoders): the
+    // signature's bytes are what they are either way.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let signature = lenient
         .decode(body.signature.trim())
         .map_err(|_| parameter_problem("/signature", "the signature must be base64".into()))?;
     let runs = state.app().runs();
