@@ -80,7 +80,10 @@ pub use memberships::{
 pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
-pub use runs::{DryRun, Lack, ManifestView, RunConnection, Runs, agent_host};
+pub use runs::{
+    DryRun, Lack, ManifestView, RunConnection, RunEventFilter, RunEventView, RunLogFilter, RunLogLine,
+    RunPageOf, Runs, agent_host,
+};
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};
 
 /// Tunables of the application layer; [`AppConfig::default`] is what production uses.

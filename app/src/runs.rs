@@ -49,6 +49,90 @@ pub struct RunConnection {
     pub attestation: CvmAttestationAppraised,
 }
 
+/// Which of a run's events a query shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunEventFilter {
+    /// Event names (`requested`, `agent_message_received`, …); empty: all.
+    pub types: Vec<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// `user`, `platform` or `agent`.
+    pub originator: Option<String>,
+    /// Only events after this stream sequence (the last one of the previous page).
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+/// One page of a run's events or log lines. A page ends with a whole commit (the events one
+/// command recorded share a stream sequence), so `next_after` resumes exactly after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunPageOf<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+/// At least `limit` items (fewer only at the end), never cutting a commit in two.
+fn page_by_commit<T>(
+    items: impl Iterator<Item = T>,
+    sequence: impl Fn(&T) -> u64,
+    limit: usize,
+) -> RunPageOf<T> {
+    let mut rest = items.peekable();
+    let mut page = Vec::new();
+    while let Some(item) = rest.next() {
+        let at = sequence(&item);
+        page.push(item);
+        if page.len() >= limit && rest.peek().is_none_or(|next| sequence(next) != at) {
+            break;
+        }
+    }
+    let next_after = rest.peek().and(page.last()).map(&sequence);
+    RunPageOf {
+        items: page,
+        next_after,
+    }
+}
+
+/// One event of a run or of its CVM, as the log records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunEventView {
+    /// The stream sequence of its commit: the order of the log, and the cursor of the next page.
+    pub sequence: u64,
+    pub id: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// `run` or `cvm`.
+    pub source: String,
+    /// The event's name (`requested`, `agent_message_received`, …).
+    pub event: String,
+    /// Who caused it: `user`, `platform` (a worker or service) or `agent` (a message of the CVM's agent).
+    pub originator: String,
+    pub actor: String,
+    pub data: serde_json::Value,
+}
+
+/// Which of a run's agent's log lines a query shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunLogFilter {
+    /// Of this level, in any case.
+    pub level: Option<String>,
+    /// Containing this text.
+    pub contains: Option<String>,
+    /// After this stream sequence (the last of the previous page).
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+/// One log line of a run's agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunLogLine {
+    pub sequence: u64,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub level: String,
+    pub message: String,
+}
+
 /// The host part of an agent's `host:port` address, without IPv6 brackets: the name its TLS
 /// server certificate is issued for and checked against.
 pub fn agent_host(address: &str) -> String {
@@ -506,6 +590,103 @@ impl<'a> Runs<'a> {
                 sha3_256: sha3_256.clone(),
             })
             .await
+    }
+
+    /// The run's events and its CVM's, in the log's order, as `filter` narrows them
+    /// (`computation.read`).
+    pub async fn events(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: RunId,
+        filter: &RunEventFilter,
+    ) -> Result<RunPageOf<RunEventView>, AppError> {
+        self.get(caller, workspace, id).await?;
+        let mut events = Vec::new();
+        for (source, aggregate) in [
+            ("run", id.to_string()),
+            ("cvm", prism_domain::run::cvm_of(id).to_string()),
+        ] {
+            let subject = self
+                .app
+                .log()
+                .subjects()
+                .aggregate(source, &aggregate)
+                .map_err(AppError::internal)?;
+            let commits = self
+                .app
+                .bounded(async { Ok(self.app.log().load(&subject).await?) })
+                .await?;
+            for commit in commits {
+                for envelope in commit.events {
+                    let event = envelope
+                        .ty
+                        .strip_prefix(&format!("io.prism.{source}."))
+                        .and_then(|rest| rest.rsplit_once(".v"))
+                        .map_or(envelope.ty.clone(), |(name, _)| name.to_owned());
+                    let originator = if event == "agent_message_received" {
+                        "agent"
+                    } else if envelope.actor.starts_with("user:") {
+                        "user"
+                    } else {
+                        "platform"
+                    };
+                    events.push(RunEventView {
+                        sequence: commit.sequence,
+                        id: envelope.id,
+                        time: envelope.time,
+                        source: source.to_owned(),
+                        event,
+                        originator: originator.to_owned(),
+                        actor: envelope.actor,
+                        data: envelope.data,
+                    });
+                }
+            }
+        }
+        // Stable: a commit's events keep their order.
+        events.sort_by_key(|e| e.sequence);
+        let matching = events
+            .into_iter()
+            .filter(|e| filter.after.is_none_or(|after| e.sequence > after))
+            .filter(|e| filter.types.is_empty() || filter.types.contains(&e.event))
+            .filter(|e| filter.from.is_none_or(|from| e.time >= from))
+            .filter(|e| filter.to.is_none_or(|to| e.time < to))
+            .filter(|e| filter.originator.as_ref().is_none_or(|o| *o == e.originator));
+        Ok(page_by_commit(matching, |e| e.sequence, filter.limit))
+    }
+
+    /// The log lines of the run's agent (`computation.read`), oldest first: of `level` when given,
+    /// and containing `contains` when given.
+    pub async fn logs(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: RunId,
+        filter: &RunLogFilter,
+    ) -> Result<RunPageOf<RunLogLine>, AppError> {
+        let (level, contains) = (filter.level.as_deref(), filter.contains.as_deref());
+        let messages = RunEventFilter {
+            types: vec!["agent_message_received".into()],
+            after: filter.after,
+            limit: usize::MAX,
+            ..RunEventFilter::default()
+        };
+        let events = self.events(caller, workspace, id, &messages).await?.items;
+        let lines = events
+            .into_iter()
+            .filter_map(|event| {
+                let message = &event.data["message"];
+                (message["kind"] == "log").then(|| RunLogLine {
+                    sequence: event.sequence,
+                    time: event.time,
+                    level: message["level"].as_str().unwrap_or_default().to_owned(),
+                    message: message["message"].as_str().unwrap_or_default().to_owned(),
+                })
+            })
+            .filter(|line| level.is_none_or(|level| line.level.eq_ignore_ascii_case(level)))
+            .filter(|line| contains.is_none_or(|text| line.message.contains(text)));
+        Ok(page_by_commit(lines, |line| line.sequence, filter.limit))
     }
 
     /// Records one step of a run, as its process manager decides it. `key` makes a redelivered

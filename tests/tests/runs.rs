@@ -648,6 +648,72 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
                 .to_owned()
         })
         .collect();
+    // The run's events and its CVM's over HTTP, narrowed by name, originator and page.
+    let events = |query: &str| {
+        let url = prism.url(&format!("/{ws}/runs/{run_id}/events?{query}"));
+        let client = prism.admin().clone();
+        async move { json(client.get(url).send().await.unwrap(), StatusCode::OK).await }
+    };
+    let ends = events("type=requested,closed").await;
+    let named: Vec<(&str, &str)> = ends["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["source"].as_str().unwrap(), e["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        named,
+        [("run", "requested"), ("cvm", "requested"), ("run", "closed")]
+    );
+    let by_users = events("originator=user").await;
+    let by_users = by_users["items"].as_array().unwrap();
+    assert!(by_users.iter().all(|e| e["originator"] == "user"));
+    assert_eq!(
+        by_users
+            .iter()
+            .filter(|e| e["event"] == "receipt_recorded")
+            .count(),
+        4
+    );
+    let mut after = None;
+    let mut paged = Vec::new();
+    loop {
+        let query = match after {
+            Some(after) => format!("originator=platform&limit=3&after={after}"),
+            None => "originator=platform&limit=3".to_owned(),
+        };
+        let page = events(&query).await;
+        paged.extend(page["items"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+        match page["next_after"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let all = events("originator=platform&limit=100").await;
+    assert!(
+        all["next_after"].is_null(),
+        "fewer than 100 of the platform's events"
+    );
+    let everything: Vec<Value> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(paged, everything, "pages of 3 give every event once, in order");
+    let url = prism.url(&format!(
+        "/{ws}/runs/{run_id}/logs?level=INFO&contains=computation%20manifest"
+    ));
+    let logs = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    let lines = logs["items"].as_array().unwrap();
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l["message"].as_str().unwrap().contains("computation manifest")),
+        "{logs:#}"
+    );
+
     // Receipts land as their senders send them, in whichever order the agent's own steps allow.
     let receipts = names.iter().filter(|name| *name == "receipt_recorded").count();
     assert_eq!(receipts, 4, "{names:?}");

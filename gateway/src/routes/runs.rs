@@ -41,6 +41,85 @@ pub fn routes() -> Routes {
         .routes(routes!(receipt))
         .routes(routes!(history))
         .routes(routes!(retry))
+        .routes(routes!(events))
+        .routes(routes!(logs))
+}
+
+/// Which of a run's events to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Event names, comma-separated (`requested,attested`, `agent_message_received`, …).
+    #[param(value_type = Option<String>, pattern = "^[a-z_]{1,64}(,[a-z_]{1,64}){0,31}$")]
+    pub r#type: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<String>,
+    /// Who caused them: `user`, `platform` (the platform's workers) or `agent` (the CVM's agent).
+    #[param(value_type = Option<String>, pattern = "^(user|platform|agent)$")]
+    pub originator: Option<String>,
+    /// Only events after this stream sequence: `next_after` of the previous page.
+    pub after: Option<u64>,
+    #[param(schema_with = fields::limit)]
+    pub limit: Option<u32>,
+}
+
+/// Which of a run's agent's log lines to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Only lines of this level (`debug`, `info`, `warn`, `error`), in any case.
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{1,16}$")]
+    pub level: Option<String>,
+    /// Only lines that contain this text.
+    #[param(value_type = Option<String>, max_length = 256)]
+    pub contains: Option<String>,
+    /// Only lines after this stream sequence: `next_after` of the previous page.
+    pub after: Option<u64>,
+    #[param(schema_with = fields::limit)]
+    pub limit: Option<u32>,
+}
+
+/// One page of a run's events, in the log's order; a page ends with a whole commit (the events of
+/// one command share a stream sequence).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunEvents {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<prism_app::RunEventView>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+/// One page of a run's agent's log lines, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunLogs {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<prism_app::RunLogLine>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+fn time(name: &str, value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+    value
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| parameter_problem(name, format!("`{text}` is not an RFC 3339 time: {e}")))
+        })
+        .transpose()
+}
+
+fn page_size(limit: Option<u32>) -> Result<usize, Problem> {
+    crate::cursor::limit(limit)
+        .map(|n| n as usize)
+        .map_err(|detail| parameter_problem("limit", detail))
 }
 
 /// Which runs the history counts.
@@ -590,4 +669,96 @@ pub async fn retry(
         )
         .await?;
     Ok(run_response(executed.outcome.state, StatusCode::CREATED))
+}
+
+/// A run's events and its CVM's, in the log's order (`computation.read`): each with its time, name,
+/// originator (`user`, `platform`, `agent`) and content, narrowed by name, time range and originator.
+#[utoipa::path(
+    get,
+    path = "/{workspace}/runs/{run}/events",
+    operation_id = "list_run_events",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+        EventParams
+    ),
+    responses(
+        (status = 200, description = "One page of events", body = RunEvents),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    Query(params): Query<EventParams>,
+) -> Result<Json<RunEvents>, Problem> {
+    let limit = page_size(params.limit)?;
+    let filter = prism_app::RunEventFilter {
+        types: params
+            .r#type
+            .map(|types| types.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
+        from: time("from", params.from.as_deref())?,
+        to: time("to", params.to.as_deref())?,
+        originator: params.originator,
+        after: params.after,
+        limit,
+    };
+    let page = state
+        .app()
+        .runs()
+        .events(&caller, WorkspaceId(workspace), RunId(id), &filter)
+        .await?;
+    Ok(Json(RunEvents {
+        items: page.items,
+        next_after: page.next_after,
+    }))
+}
+
+/// The log lines of the run's agent, oldest first (`computation.read`), by level and text.
+#[utoipa::path(
+    get,
+    path = "/{workspace}/runs/{run}/logs",
+    operation_id = "list_run_logs",
+    tag = "runs",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("run" = Uuid, Path, description = "Run id"),
+        LogParams
+    ),
+    responses(
+        (status = 200, description = "One page of log lines", body = RunLogs),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn logs(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<RunLogs>, Problem> {
+    let limit = page_size(params.limit)?;
+    let page = state
+        .app()
+        .runs()
+        .logs(
+            &caller,
+            WorkspaceId(workspace),
+            RunId(id),
+            &prism_app::RunLogFilter {
+                level: params.level,
+                contains: params.contains,
+                after: params.after,
+                limit,
+            },
+        )
+        .await?;
+    Ok(Json(RunLogs {
+        items: page.items,
+        next_after: page.next_after,
+    }))
 }
