@@ -377,6 +377,8 @@ enum Route {
     ListRuns,
     RunHistory,
     GetRun,
+    RunEvents,
+    RunLogs,
     RunConnection,
     Consent,
     RequestRun,
@@ -390,7 +392,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 63] = [
+    const ALL: [Route; 65] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -446,6 +448,8 @@ impl Route {
         Route::ListRuns,
         Route::RunHistory,
         Route::GetRun,
+        Route::RunEvents,
+        Route::RunLogs,
         Route::RunConnection,
         Route::Consent,
         Route::RequestRun,
@@ -513,6 +517,8 @@ impl Route {
             Route::ListRuns => "GET /{ws}/runs",
             Route::RunHistory => "GET /{ws}/runs/history",
             Route::GetRun => "GET /{ws}/runs/{run}",
+            Route::RunEvents => "GET /{ws}/runs/{run}/events",
+            Route::RunLogs => "GET /{ws}/runs/{run}/logs",
             Route::RunConnection => "GET /{ws}/runs/{run}/connection",
             Route::Consent => "POST /{ws}/computations/{c}/consents",
             Route::RequestRun => "POST /{ws}/computations/{c}/runs",
@@ -570,7 +576,7 @@ impl Route {
             Route::DestroyCvm => vec![Act::Workspace(P::CvmsDestroy)],
             // A run's routes find the run first (one of another workspace is not found), then ask on
             // its computation, as the computation's own routes do.
-            Route::GetManifest | Route::GetRun | Route::RunConnection => {
+            Route::GetManifest | Route::GetRun | Route::RunEvents | Route::RunLogs | Route::RunConnection => {
                 vec![Act::Computation(P::ComputationRead)]
             }
             Route::ListRuns | Route::RunHistory => vec![Act::Workspace(P::ComputationRead)],
@@ -1413,6 +1419,8 @@ async fn prepare(
         Route::ListRuns => (Method::GET, format!("/{ws}/runs"), None),
         Route::RunHistory => (Method::GET, format!("/{ws}/runs/history"), None),
         Route::GetRun => (Method::GET, format!("/{ws}/runs/{}", scene.run), None),
+        Route::RunEvents => (Method::GET, format!("/{ws}/runs/{}/events", scene.run), None),
+        Route::RunLogs => (Method::GET, format!("/{ws}/runs/{}/logs", scene.run), None),
         Route::RunConnection => (Method::GET, format!("/{ws}/runs/{}/connection", scene.run), None),
         // A well-signed consent to a manifest that is not the computation's: refused (409, naming the
         // current one) for whoever may consent, participant or not, before the signer is looked for.
