@@ -406,11 +406,9 @@ impl<'a> Runs<'a> {
         workspace: WorkspaceId,
         computation: Option<ComputationId>,
     ) -> Result<Vec<RunDayCount>, AppError> {
-        let action = match computation {
-            Some(computation) => Action::on_computation(Permission::ComputationRead, workspace, computation),
-            None => Action::in_workspace(Permission::ComputationRead, workspace),
-        };
-        self.app.authorize(caller, action).await?;
+        self.app
+            .authorize(caller, reading(workspace, computation))
+            .await?;
         Ok(self
             .app
             .read_models()?
@@ -426,11 +424,9 @@ impl<'a> Runs<'a> {
         filter: &RunFilter,
         page: PageRequest,
     ) -> Result<Page<RunView>, AppError> {
-        let action = match filter.computation {
-            Some(computation) => Action::on_computation(Permission::ComputationRead, workspace, computation),
-            None => Action::in_workspace(Permission::ComputationRead, workspace),
-        };
-        self.app.authorize(caller, action).await?;
+        self.app
+            .authorize(caller, reading(workspace, filter.computation))
+            .await?;
         let models = self.app.read_models()?;
         Ok(models.runs(workspace, filter, page).await?)
     }
@@ -732,6 +728,14 @@ impl<'a> Runs<'a> {
             return Err(not_found(id));
         }
         Ok(run)
+    }
+}
+
+/// Reading runs: of one computation (as its participants may), or of the whole workspace.
+fn reading(workspace: WorkspaceId, computation: Option<ComputationId>) -> Action {
+    match computation {
+        Some(computation) => Action::on_computation(Permission::ComputationRead, workspace, computation),
+        None => Action::in_workspace(Permission::ComputationRead, workspace),
     }
 }
 

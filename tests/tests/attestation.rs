@@ -12,36 +12,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent::admin_workspace;
+use common::agent::{admin_workspace, with_local_backend};
 use common::{Prism, json};
-use prism_app::{AttestationConfig, CommandOptions};
+use prism_app::CommandOptions;
 use prism_attestation::{Mode, ear};
-use prism_cli::{LocalBackendConfig, ProvisioningSettings};
 use prism_domain::cvm::{ConfidentialPlatform, CvmSpec};
 use prism_domain::testing::keys::ED25519_BASE64_DER as ED25519;
 use prism_domain::{CvmId, WorkspaceId};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn platform(root: &std::path::Path, mode: Mode) -> Prism {
-    Prism::builder()
-        .provisioning(ProvisioningSettings {
-            local: Some(LocalBackendConfig {
-                program: common::emulated_agent(),
-                root: root.to_owned(),
-                capacity: 2,
-            }),
-            reap_every: Duration::from_secs(3600),
-            check_every: Duration::from_secs(3600),
-            agent_log_level: "info".into(),
-        })
-        .attestation(AttestationConfig {
-            mode,
-            vcek_cache: None,
-        })
-        .start()
-        .await
-}
 
 async fn local_cvm(prism: &Prism, ws: WorkspaceId) -> CvmId {
     let app = prism.platform().app();
@@ -134,7 +113,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_development_mode_the_emulated_agents_start_up_report_is_accepted_as_insecure_never_verified() {
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path(), Mode::InsecureDevelopment).await;
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (_, ws) = admin_workspace(&prism, "Attested").await;
     let cvm = local_cvm(&prism, ws).await;
 
@@ -225,7 +204,7 @@ async fn in_development_mode_the_emulated_agents_start_up_report_is_accepted_as_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_secure_mode_a_machine_without_a_tee_is_refused_saying_why() {
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path(), Mode::Secure).await;
+    let prism = with_local_backend(root.path(), Mode::Secure).await;
     let (_, ws) = admin_workspace(&prism, "Secure").await;
     let cvm = local_cvm(&prism, ws).await;
 
@@ -355,7 +334,7 @@ async fn fresh_evidence_is_bound_to_a_single_use_nonce_and_the_agents_tls_key() 
     use prism_proto::cvms::{AgentConfig, Algorithm, ComputationRunReq, ResultConsumer};
 
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path(), Mode::InsecureDevelopment).await;
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (admin, ws) = admin_workspace(&prism, "Fresh").await;
     let cvm = local_cvm(&prism, ws).await;
     appraisals(&prism, ws, cvm).await; // Online, its start-up report appraised.

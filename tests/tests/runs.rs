@@ -9,38 +9,16 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::agent::admin_workspace;
+use common::agent::{admin_workspace, with_local_backend};
 use common::{Prism, json, problem};
 use prism_agents::AgentEndpoint;
 use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
-use prism_app::AttestationConfig;
 use prism_attestation::Mode;
-use prism_cli::{LocalBackendConfig, ProvisioningSettings};
 use prism_domain::run::manifest::consent_message;
 use prism_domain::testing::keys::{ED25519_BASE64_DER, sign_ed25519};
 use prism_domain::{CvmId, RunId, WorkspaceId};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn platform(root: &std::path::Path) -> Prism {
-    Prism::builder()
-        .provisioning(ProvisioningSettings {
-            local: Some(LocalBackendConfig {
-                program: common::emulated_agent(),
-                root: root.to_owned(),
-                capacity: 2,
-            }),
-            reap_every: Duration::from_secs(3600),
-            check_every: Duration::from_secs(3600),
-            agent_log_level: "info".into(),
-        })
-        .attestation(AttestationConfig {
-            mode: Mode::InsecureDevelopment,
-            vcek_cache: None,
-        })
-        .start()
-        .await
-}
 
 fn signature(manifest_id: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sign_ed25519(&consent_message(manifest_id)))
@@ -71,31 +49,10 @@ async fn until(prism: &Prism, ws: WorkspaceId, run: &str, done: impl Fn(&Value) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path()).await;
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (admin, ws) = admin_workspace(&prism, "Runs").await;
     let me = admin.user().unwrap().id.to_string();
-    let hash = "ab".repeat(32);
-    // The administrator takes every part, holding the RFC 8410 key whose private half the test has.
-    let created = prism
-        .admin()
-        .post(prism.url(&format!("/{ws}/computations")))
-        .json(&json!({
-            "name": "Sum",
-            "participants": [{
-                "id": me,
-                "roles": ["owner", "algorithm_provider", "dataset_provider", "result_consumer"],
-                "public_key": ED25519_BASE64_DER
-            }],
-            "algorithm": {"provider": me, "hash": hash, "name": "sum.py"},
-            "datasets": [{"provider": me, "hash": "cd".repeat(32), "name": "numbers.txt"}]
-        }))
-        .send()
-        .await
-        .unwrap();
-    let computation = json(created, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let computation = solo_computation(&prism, ws, b"sum", b"1 2 3").await;
     let base = format!("/{ws}/computations/{computation}");
 
     let manifest = json(
@@ -363,7 +320,7 @@ const B_CSV: &[u8] = b"id,value\n3,5\n4,7\n";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end() {
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path()).await;
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (_, ws) = admin_workspace(&prism, "Consortium").await;
     let alice = party(&prism, ws, "alice", &rcgen::PKCS_ED25519).await;
     let bob = party(&prism, ws, "bob", &rcgen::PKCS_ECDSA_P256_SHA256).await;
@@ -799,11 +756,12 @@ impl Cli {
     }
 }
 
-/// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
-/// attested: the run's id once it awaits its inputs.
-async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
-    let app = prism.platform().app();
-    let me = app
+/// A computation of the administrator alone: every part, with the RFC 8410 key whose private half
+/// the tests hold; the algorithm `algo.py` and the dataset `data.csv` by their digests. Its id.
+async fn solo_computation(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
+    let me = prism
+        .platform()
+        .app()
         .identity()
         .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
         .await
@@ -828,10 +786,16 @@ async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset
         .send()
         .await
         .unwrap();
-    let computation = json(created, StatusCode::CREATED).await["id"]
+    json(created, StatusCode::CREATED).await["id"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
+/// attested: the run's id once it awaits its inputs.
+async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
+    let computation = solo_computation(prism, ws, algorithm, dataset).await;
     let base = format!("/{ws}/computations/{computation}");
     let manifest = json(
         prism
@@ -893,7 +857,7 @@ async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
     const CRASH: &[u8] = b"raise SystemExit('the algorithm gives up')\n";
     const DATA: &[u8] = b"id,value\n1,1\n";
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path()).await;
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (_, ws) = admin_workspace(&prism, "Crash").await;
     let run = consented_run(&prism, ws, CRASH, DATA).await;
     let key = ParticipantKey::from_pkcs8_pem(prism_domain::testing::keys::ED25519_PRIVATE_PEM).unwrap();
@@ -964,7 +928,7 @@ async fn the_local_agent_refuses_a_run_request_without_consent() {
     use prism_proto::cvms::{Algorithm, ComputationRunReq, ResultConsumer};
 
     let root = tempfile::tempdir().unwrap();
-    let prism = platform(root.path()).await;
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (admin, ws) = admin_workspace(&prism, "Bare").await;
     let app = prism.platform().app();
     let spec = prism_domain::cvm::CvmSpec {

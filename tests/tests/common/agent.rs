@@ -1,5 +1,6 @@
-//! What the tests of the agents' channel share: a workspace of the administrator's, a CVM the
-//! provisioner has started on a bring-your-own backend, and its agent's certificate.
+//! What the tests of the agents' channel share: a platform with a local backend, a workspace of the
+//! administrator's, a CVM the provisioner has started on a bring-your-own backend, and its agent's
+//! certificate.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,6 +11,28 @@ use prism_domain::cvm::{ConfidentialPlatform, Cvm, CvmSpec, CvmStatus};
 use prism_domain::{CvmId, WorkspaceId};
 
 use super::Prism;
+
+/// A platform whose local backend runs emulated agents (two at once, their directories under
+/// `root`), appraising evidence in `mode`.
+pub async fn with_local_backend(root: &std::path::Path, mode: prism_attestation::Mode) -> Prism {
+    Prism::builder()
+        .provisioning(prism_cli::ProvisioningSettings {
+            local: Some(prism_cli::LocalBackendConfig {
+                program: super::emulated_agent(),
+                root: root.to_owned(),
+                capacity: 2,
+            }),
+            reap_every: Duration::from_secs(3600),
+            check_every: Duration::from_secs(3600),
+            agent_log_level: "info".into(),
+        })
+        .attestation(prism_app::AttestationConfig {
+            mode,
+            vcek_cache: None,
+        })
+        .start()
+        .await
+}
 
 /// The platform administrator as a caller, and a new workspace of theirs called `name`.
 pub async fn admin_workspace(prism: &Prism, name: &str) -> (Caller, WorkspaceId) {
