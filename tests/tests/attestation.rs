@@ -48,7 +48,7 @@ async fn local_cvm(prism: &Prism, ws: WorkspaceId) -> CvmId {
 
 /// The CVM's appraisals over HTTP, once there is one (within a minute).
 async fn appraisals(prism: &Prism, ws: WorkspaceId, cvm: CvmId) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let response = prism
             .admin()
@@ -64,7 +64,24 @@ async fn appraisals(prism: &Prism, ws: WorkspaceId, cvm: CvmId) -> Vec<Value> {
                 return items;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "no appraisal of CVM {cvm}");
+        if std::time::Instant::now() > deadline {
+            // Say what the CVM went through, so that a slow or failed start tells why.
+            let app = prism.platform().app();
+            let subject = app.log().subjects().aggregate("cvm", &cvm.to_string()).unwrap();
+            let events: Vec<String> = app
+                .log()
+                .load(&subject)
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|commit| commit.events)
+                .map(|e| format!("{} {}", e.ty, e.data))
+                .collect();
+            panic!(
+                "no appraisal of CVM {cvm} within two minutes; its events:\n{}",
+                events.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
