@@ -274,6 +274,50 @@ impl<'a> Attestations<'a> {
         Ok(Some(recorded.verdict))
     }
 
+    /// The policy a CVM's evidence is appraised against, where it comes from, and the manifest the
+    /// EAR names. A CVM made for a run: the run's computation's policy (its backend's override
+    /// first) — which must be the one the participants consented to, or the appraisal is refused —;
+    /// any other CVM: the platform's default.
+    async fn policy_for(&self, state: &Cvm) -> Result<(Policy, PolicySource, Option<String>), AppError> {
+        let Some(run) = state.run else {
+            return Ok((Policy::default(), PolicySource::PlatformDefault, None));
+        };
+        let run = self.app.runs().state(run).await?;
+        let (Some(computation), Some(manifest)) = (run.computation, run.manifest.as_ref()) else {
+            return Err(AppError::internal(
+                "a requested run names its computation and manifest",
+            ));
+        };
+        let definition = self
+            .app
+            .bounded(async {
+                Ok(self
+                    .app
+                    .repository::<prism_domain::computation::Computation>()
+                    .existing_state(&computation)
+                    .await?)
+            })
+            .await?;
+        if definition.attestation_policies_sha256() != manifest.attestation_policy_sha256 {
+            return Err(AppError::new(
+                ErrorKind::StateConflict,
+                "the computation's attestation policies changed after the run was requested: the \
+                 participants consented to others; request a new run",
+            ));
+        }
+        let (policy, source) = match definition.attestation_policy_for(state.backend) {
+            Some(versioned) => (
+                versioned.policy.clone(),
+                PolicySource::Computation {
+                    computation,
+                    version: versioned.version,
+                },
+            ),
+            None => (Policy::default(), PolicySource::PlatformDefault),
+        };
+        Ok((policy, source, run.manifest_id.clone()))
+    }
+
     /// Appraises evidence of the CVM against what was asked for and the policy that applies, signs
     /// the verdict as an EAR, and records it all on the CVM.
     async fn appraise_and_record(
@@ -289,7 +333,7 @@ impl<'a> Attestations<'a> {
                 "a CVM with evidence has a workspace and a spec",
             ));
         };
-        let policy = Policy::default();
+        let (policy, policy_source, manifest_id) = self.policy_for(state).await?;
         let appraiser = self.appraiser(test_root(state.test_attestation_root.as_deref())?)?;
         let verdict = appraiser.appraise(
             platform(spec.platform),
@@ -304,7 +348,7 @@ impl<'a> Attestations<'a> {
                 &verdict,
                 &Subject {
                     name: cvm.to_string(),
-                    manifest_id: None,
+                    manifest_id,
                 },
                 Utc::now().timestamp(),
             )
@@ -316,7 +360,7 @@ impl<'a> Attestations<'a> {
             expected_eat_nonce: hex::encode(&appraisal.expected.eat_nonce),
             test_attestation_root: state.test_attestation_root.clone(),
             policy,
-            policy_source: PolicySource::PlatformDefault,
+            policy_source,
             verdict,
             ear,
             at: Utc::now(),

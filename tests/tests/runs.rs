@@ -792,10 +792,8 @@ async fn solo_computation(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], data
         .to_owned()
 }
 
-/// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
-/// attested: the run's id once it awaits its inputs.
-async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
-    let computation = solo_computation(prism, ws, algorithm, dataset).await;
+/// The administrator consents to the computation's current manifest and asks for a run: its id.
+async fn consent_and_request(prism: &Prism, ws: WorkspaceId, computation: &str) -> String {
     let base = format!("/{ws}/computations/{computation}");
     let manifest = json(
         prism
@@ -828,6 +826,14 @@ async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset
         .as_str()
         .unwrap()
         .to_owned();
+    run
+}
+
+/// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
+/// attested: the run's id once it awaits its inputs.
+async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
+    let computation = solo_computation(prism, ws, algorithm, dataset).await;
+    let run = consent_and_request(prism, ws, &computation).await;
     let attested = until(prism, ws, &run, |run| {
         !["requested", "provisioning", "agent_connecting", "attesting"]
             .contains(&run["status"].as_str().unwrap())
@@ -1005,4 +1011,69 @@ async fn the_local_agent_refuses_a_run_request_without_consent() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A run is appraised against its computation's policy — the one its participants consented to —
+/// and an agent whose evidence does not meet it gets no inputs: the run fails while attesting,
+/// saying which field failed, and is cleaned up. The EAR names the run's manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_evidence_fails_its_computations_policy_gets_no_inputs() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Strict").await;
+    let computation = solo_computation(&prism, ws, b"algo", b"data").await;
+    let policy = json!({"sev_snp": {"minimum_guest_svn": 4000}});
+    let url = prism.url(&format!("/{ws}/computations/{computation}/attestation-policy"));
+    json(
+        prism.admin().put(url).json(&policy).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let run = consent_and_request(&prism, ws, &computation).await;
+
+    let closed = until(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(closed["ending"][0], "attesting", "{closed:#}");
+    let reason = closed["ending"][1].as_str().unwrap();
+    assert!(
+        reason.starts_with("attestation refused") && reason.contains("guest_svn"),
+        "{reason}"
+    );
+
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let url = prism.url(&format!("/{ws}/cvms/{cvm}/attestations"));
+    let appraisals = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    let fresh = appraisals["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| !a["nonce"].is_null())
+        .expect("a fresh appraisal");
+    assert_eq!(
+        fresh["policy_source"]["kind"], "computation",
+        "{:#}",
+        fresh["policy_source"]
+    );
+    assert_eq!(fresh["policy_source"]["version"], 1);
+    assert_eq!(fresh["verdict"]["outcome"], "refused");
+    let jwks = json(
+        prism
+            .admin()
+            .get(prism.url("/attestation/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let ear = fresh["ear"].as_str().unwrap();
+    let jwk = prism_attestation::ear::jwk_for(ear, &jwks).unwrap();
+    prism_attestation::ear::verify_signature(ear, jwk).unwrap();
+    let payload = ear.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["prism_manifest_id"], closed["manifest_id"], "{claims:#}");
 }
