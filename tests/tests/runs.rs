@@ -822,11 +822,10 @@ async fn consent_and_request(prism: &Prism, ws: WorkspaceId, computation: &str) 
         .send()
         .await
         .unwrap();
-    let run = json(r, StatusCode::CREATED).await["id"]
+    json(r, StatusCode::CREATED).await["id"]
         .as_str()
         .unwrap()
-        .to_owned();
-    run
+        .to_owned()
 }
 
 /// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
