@@ -61,6 +61,8 @@ enum Command {
         tls: TlsArgs,
         #[command(flatten)]
         agents: AgentsArgs,
+        #[command(flatten)]
+        runs: RunsArgs,
         /// How many CVMs the local backend (the emulated agent: insecure, no hardware protection) runs at
         /// once; 0 leaves it out.
         #[arg(long, env = "PRISM_LOCAL_CVMS", default_value_t = 4)]
@@ -86,6 +88,8 @@ enum Command {
         tls: TlsArgs,
         #[command(flatten)]
         agents: AgentsArgs,
+        #[command(flatten)]
+        runs: RunsArgs,
         #[command(flatten)]
         attestation: AttestationArgs,
     },
@@ -453,6 +457,21 @@ impl AttestationArgs {
     }
 }
 
+/// Runs.
+#[derive(Debug, Args)]
+struct RunsArgs {
+    /// How long a run's result consumers may fetch its result, in seconds; the run then completes,
+    /// whoever has not, and its agent's data is wiped.
+    #[arg(long, env = "PRISM_RESULT_WINDOW_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    result_window_secs: u64,
+}
+
+impl RunsArgs {
+    fn result_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.result_window_secs)
+    }
+}
+
 /// The agents' channel.
 #[derive(Debug, Args)]
 struct AgentsArgs {
@@ -614,6 +633,7 @@ async fn main() -> anyhow::Result<()> {
             renewal,
             tls,
             agents,
+            runs,
             local_cvms,
         } => {
             let key = store.snapshot_key()?;
@@ -635,6 +655,7 @@ async fn main() -> anyhow::Result<()> {
                 https,
                 agents: Some(agents.config_or_loopback()),
                 local_cvms,
+                result_window: runs.result_window(),
             };
             up::up(&data_dir, up).await
         }
@@ -648,6 +669,7 @@ async fn main() -> anyhow::Result<()> {
             renewal,
             tls,
             agents,
+            runs,
             attestation,
         } => {
             let identity = identity.config(None, http, tls.tls).await?;
@@ -664,6 +686,7 @@ async fn main() -> anyhow::Result<()> {
                 identity,
                 app: prism_app::AppConfig {
                     attestation: attestation.config(),
+                    result_window: runs.result_window(),
                     ..Default::default()
                 },
                 ..PlatformConfig::new(nats_url, database_url, http)

@@ -50,6 +50,8 @@ pub(crate) struct Up {
     pub agents: Option<prism_cli::AgentsConfig>,
     /// How many CVMs the local backend runs at once (0: no local backend).
     pub local_cvms: u32,
+    /// How long a run's result consumers may fetch its result.
+    pub result_window: std::time::Duration,
 }
 
 pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
@@ -66,6 +68,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         https,
         agents,
         local_cvms,
+        result_window,
     } = up;
     let password_given = admin_password.is_some();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -156,6 +159,7 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
                 mode: prism_attestation::Mode::InsecureDevelopment,
                 vcek_cache: None,
             },
+            result_window,
             ..Default::default()
         },
         bootstrap_admin: Some(BootstrapAdmin {
