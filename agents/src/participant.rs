@@ -165,6 +165,8 @@ impl ParticipantKey {
 #[derive(Debug, Clone)]
 pub struct ParticipantClient {
     client: AgentServiceClient<Channel>,
+    /// The agent's TLS certificate (DER), as the connection saw it; the channel is pinned to it.
+    agent_certificate: Vec<u8>,
 }
 
 /// `bytes` in chunks, each made by `wrap`, reporting the bytes sent as the stream is read.
@@ -186,12 +188,21 @@ fn chunks<T: Send + 'static>(
 impl ParticipantClient {
     /// Dials the agent (TLS to the platform's roots, pinned to the certificate it shows).
     pub async fn connect(endpoint: &AgentEndpoint) -> Result<Self, ParticipantError> {
-        let (channel, _leaf) = dial(endpoint).await?;
+        let (channel, agent_certificate) = dial(endpoint).await?;
         Ok(Self {
             client: AgentServiceClient::new(channel)
                 .max_decoding_message_size(2 * CHUNK)
                 .max_encoding_message_size(2 * CHUNK),
+            agent_certificate,
         })
+    }
+
+    /// The SubjectPublicKeyInfo (DER) of the agent's TLS certificate: what fresh evidence of the
+    /// agent must be bound to.
+    pub fn agent_key(&self) -> Result<Vec<u8>, ParticipantError> {
+        let (_, certificate) = x509_parser::parse_x509_certificate(&self.agent_certificate)
+            .map_err(|e| ParticipantError::Agent(format!("the agent's certificate does not parse: {e}")))?;
+        Ok(certificate.tbs_certificate.subject_pki.raw.to_vec())
     }
 
     /// Sends the algorithm (`algo_type`: `bin`, `python`, `wasm`, `docker`) with its requirements

@@ -506,6 +506,25 @@ impl<'a> Runs<'a> {
         let agent_address = machine
             .agent_address
             .ok_or_else(|| AppError::internal("an attested run's agent has an address"))?;
+        // The appraisal was recorded before the run's `attested` event: once the CVMs read model has
+        // reached the run's last commit, it holds the appraisal.
+        let last_sequence = self
+            .app
+            .bounded(async {
+                Ok(self
+                    .app
+                    .repository::<Run>()
+                    .load(&id.to_string())
+                    .await?
+                    .last_sequence)
+            })
+            .await?;
+        self.app
+            .wait_read(
+                &[prism_projections::CVMS],
+                crate::ReadOptions::at_least(last_sequence),
+            )
+            .await?;
         let appraisals = self.app.read_models()?.cvm_attestations(workspace, cvm).await?;
         let attestation = appraisals
             .into_iter()
@@ -620,12 +639,14 @@ impl<'a> Runs<'a> {
                         .strip_prefix(&format!("io.prism.{source}."))
                         .and_then(|rest| rest.rsplit_once(".v"))
                         .map_or(envelope.ty.clone(), |(name, _)| name.to_owned());
+                    // The platform's own workers and services act as `service:<name>`; anyone else
+                    // (a user, an API key of a user) is a user.
                     let originator = if event == "agent_message_received" {
                         "agent"
-                    } else if envelope.actor.starts_with("user:") {
-                        "user"
-                    } else {
+                    } else if envelope.actor.starts_with("service:") {
                         "platform"
+                    } else {
+                        "user"
                     };
                     events.push(RunEventView {
                         sequence: commit.sequence,

@@ -107,10 +107,19 @@ fn free_local_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What the agent said before it exited: its first lines up to a backtrace (where the error is),
+/// else its last ones.
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    let lines: Vec<&str> = text.lines().collect();
+    let backtrace = lines
+        .iter()
+        .position(|line| line.to_ascii_lowercase().starts_with("stack backtrace"));
+    let shown: Vec<&str> = match backtrace {
+        Some(end) => lines[..end].iter().rev().take(5).rev().copied().collect(),
+        None => lines.iter().rev().take(5).rev().copied().collect(),
+    };
+    shown.join(" | ")
 }
 
 async fn stop(mut machine: Machine) {

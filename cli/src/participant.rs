@@ -21,7 +21,7 @@ use prism_domain::cvm::CvmAttestationAppraised;
 use prism_domain::run::manifest::consent_message;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha3::Digest as _;
+use sha2::Digest as _;
 
 /// Where a signed-in participant's session is kept, unless `PRISM_CREDENTIALS` says otherwise.
 fn credentials_path() -> anyhow::Result<PathBuf> {
@@ -152,7 +152,7 @@ fn read_key(path: &Path) -> anyhow::Result<ParticipantKey> {
 }
 
 fn sha3_hex(bytes: &[u8]) -> String {
-    hex::encode(sha3::Sha3_256::digest(bytes))
+    hex::encode(<sha3::Sha3_256 as sha2::Digest>::digest(bytes))
 }
 
 /// `prism consent sign`: signs the computation's current manifest id with the participant's key.
@@ -171,6 +171,23 @@ pub async fn consent(
     let manifest_id = manifest["manifest_id"]
         .as_str()
         .ok_or_else(|| anyhow!("the platform answered without a manifest id"))?;
+    // Sign only what this program has checked is the manifest: its id is the SHA-256 of the
+    // canonical encoding, and that encoding is the manifest shown.
+    let canonical = manifest["canonical"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the platform answered without the manifest's canonical encoding"))?;
+    let computed = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
+    let parsed: Value = serde_json::from_str(canonical).context("the canonical manifest is not JSON")?;
+    if computed != manifest_id || parsed != manifest["manifest"] {
+        bail!("the manifest id is not the SHA-256 of the manifest shown; nothing was signed");
+    }
+    println!(
+        "manifest {manifest_id}: algorithm {}, {} dataset(s), {} participant(s), result to {}",
+        parsed["algorithm"]["sha3_256"].as_str().unwrap_or("none"),
+        parsed["datasets"].as_array().map_or(0, Vec::len),
+        parsed["participants"].as_array().map_or(0, Vec::len),
+        parsed["result_consumers"]
+    );
     let signature = key.sign(&consent_message(manifest_id))?;
     let consented = session
         .post(
@@ -257,7 +274,30 @@ async fn attested_agent(
         roots_pem: text("ca_pem")?,
         client: None,
     };
-    Ok(ParticipantClient::connect(&endpoint).await?)
+    let agent = ParticipantClient::connect(&endpoint).await?;
+    // The evidence must be of the very agent this connection reached: bound to a nonce and to the
+    // key of the certificate it showed here — else the platform could pair a genuine appraisal with
+    // another endpoint.
+    let spki = agent.agent_key()?;
+    let prism_attestation::Binding::Fresh {
+        nonce,
+        agent_key_sha256,
+    } = &appraisal.verdict.binding
+    else {
+        bail!("the run's appraisal is not of fresh evidence bound to the agent's key; nothing was sent");
+    };
+    let nonce = prism_attestation::Nonce::from_hex(&hex::encode(&nonce.0))
+        .ok_or_else(|| anyhow!("the appraisal's nonce is not 32 bytes"))?;
+    let bound = prism_attestation::binding::fresh_report_data(&nonce, &spki);
+    if agent_key_sha256.0 != sha2::Sha256::digest(&spki).as_slice()
+        || appraisal.expected_report_data != hex::encode(bound)
+    {
+        bail!(
+            "the agent at {} is not the one whose evidence was appraised (its TLS key differs); nothing was sent",
+            endpoint.address
+        );
+    }
+    Ok(agent)
 }
 
 fn progress_bar(length: Option<u64>, what: &str) -> (ProgressBar, Progress) {

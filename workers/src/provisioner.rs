@@ -25,12 +25,15 @@ use prism_domain::cvm::{
     REASON_MAX, place,
 };
 use prism_domain::{CvmId, WorkspaceId};
-use prism_projections::{BACKENDS, BackendView, CVMS};
+use prism_projections::{BACKENDS, BackendView, CERTIFICATES, CVMS};
 use prism_store::{EventMeta, Recorded};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, every, read_as_of};
+
+/// How long the provisioner waits for the certificates read model to hold a new agent certificate.
+const CERTIFICATE_WAIT: Duration = Duration::from_secs(10);
 
 /// What the provisioner needs besides the application layer.
 #[derive(Debug, Clone)]
@@ -168,6 +171,14 @@ impl Provisioner {
         let key = certificate.private_key.clone().ok_or_else(|| {
             ReactionError::Fatal(AppError::internal("a new agent certificate comes with its key"))
         })?;
+        // The agents' channel knows an agent by its certificate in the certificates read model: an
+        // agent launched before the model holds it would be refused at its first dial, and a Cocos
+        // agent exits then. Wait for it (a lagging model is retried as the reaction).
+        self.app
+            .read_models()?
+            .wait_for(CERTIFICATES, certificate.sequence, CERTIFICATE_WAIT)
+            .await
+            .map_err(|e| ReactionError::Retry(AppError::from(e)))?;
 
         let mut refusals = Vec::new();
         for (attempt, (backend_id, _)) in placement.ranked.iter().enumerate() {
