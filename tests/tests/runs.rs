@@ -622,6 +622,12 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         named,
         [("run", "requested"), ("cvm", "requested"), ("run", "closed")]
     );
+    let unknown = prism.url(&format!("/{ws}/runs/{run_id}/events?originator=someone"));
+    problem(
+        prism.admin().get(unknown).send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let by_users = events("originator=user").await;
     let by_users = by_users["items"].as_array().unwrap();
     assert!(by_users.iter().all(|e| e["originator"] == "user"));

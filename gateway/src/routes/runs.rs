@@ -696,6 +696,26 @@ pub async fn events(
     Query(params): Query<EventParams>,
 ) -> Result<Json<RunEvents>, Problem> {
     let limit = page_size(params.limit)?;
+    // The rules the parameters' patterns state, enforced here too: a value outside them is a
+    // mistake to be told, not an empty page.
+    if let Some(originator) = &params.originator
+        && !["user", "platform", "agent"].contains(&originator.as_str())
+    {
+        return Err(parameter_problem(
+            "originator",
+            format!("`{originator}` is no originator: user, platform or agent"),
+        ));
+    }
+    if let Some(types) = &params.r#type
+        && !types.split(',').all(|name| {
+            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+    {
+        return Err(parameter_problem(
+            "type",
+            format!("`{types}` is not a comma-separated list of event names"),
+        ));
+    }
     let filter = prism_app::RunEventFilter {
         types: params
             .r#type
@@ -742,6 +762,18 @@ pub async fn logs(
     Query(params): Query<LogParams>,
 ) -> Result<Json<RunLogs>, Problem> {
     let limit = page_size(params.limit)?;
+    if let Some(level) = &params.level
+        && !((1..=16).contains(&level.len()) && level.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(parameter_problem("level", format!("`{level}` is no log level")));
+    }
+    if params
+        .contains
+        .as_ref()
+        .is_some_and(|text| text.chars().count() > 256)
+    {
+        return Err(parameter_problem("contains", "at most 256 characters".into()));
+    }
     let page = state
         .app()
         .runs()
