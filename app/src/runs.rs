@@ -375,15 +375,11 @@ impl<'a> Runs<'a> {
         workspace: WorkspaceId,
         id: RunId,
     ) -> Result<Executed<Run>, AppError> {
-        let ended = self.in_workspace(workspace, id).await?;
-        let computation = ended.computation.expect("a requested run names its computation");
         // Authorised before the run's state is told.
-        self.app
-            .authorize(
-                caller,
-                Action::on_computation(Permission::ComputationRun, workspace, computation),
-            )
+        let ended = self
+            .authorized(caller, workspace, id, Permission::ComputationRun)
             .await?;
+        let computation = ended.computation.expect("a requested run names its computation");
         if !matches!(ended.status, RunStatus::Closed | RunStatus::CleaningUp) || ended.ending.is_none() {
             return Err(AppError::new(
                 ErrorKind::StateConflict,
@@ -433,13 +429,8 @@ impl<'a> Runs<'a> {
 
     /// A run as the log has it now.
     pub async fn get(&self, caller: &Caller, workspace: WorkspaceId, id: RunId) -> Result<Run, AppError> {
-        let run = self.in_workspace(workspace, id).await?;
-        let computation = run.computation.expect("a requested run names its computation");
-        self.app
-            .authorize(
-                caller,
-                Action::on_computation(Permission::ComputationRead, workspace, computation),
-            )
+        let run = self
+            .authorized(caller, workspace, id, Permission::ComputationRead)
             .await?;
         Ok(run)
     }
@@ -453,13 +444,7 @@ impl<'a> Runs<'a> {
         id: RunId,
         reason: String,
     ) -> Result<Executed<Run>, AppError> {
-        let run = self.in_workspace(workspace, id).await?;
-        let computation = run.computation.expect("a requested run names its computation");
-        self.app
-            .authorize(
-                caller,
-                Action::on_computation(Permission::ComputationRun, workspace, computation),
-            )
+        self.authorized(caller, workspace, id, Permission::ComputationRun)
             .await?;
         #[derive(Serialize)]
         struct Input<'a> {
@@ -561,16 +546,12 @@ impl<'a> Runs<'a> {
         file_name: String,
         sha3_256: String,
     ) -> Result<Executed<Run>, AppError> {
-        let run = self.in_workspace(workspace, id).await?;
-        let computation = run.computation.expect("a requested run names its computation");
         let permission = match kind {
             ReceiptKind::Algorithm => Permission::ComputationAlgorithmUpload,
             ReceiptKind::Dataset => Permission::ComputationDatasetUpload,
             ReceiptKind::Result => Permission::ComputationResultsRead,
         };
-        self.app
-            .authorize(caller, Action::on_computation(permission, workspace, computation))
-            .await?;
+        self.authorized(caller, workspace, id, permission).await?;
         // After authorising, so that a caller without a credential is told to sign in (401).
         let Some(user) = caller.user() else {
             return Err(AppError::new(
@@ -736,6 +717,22 @@ impl<'a> Runs<'a> {
         if run.workspace != Some(workspace) {
             return Err(not_found(id));
         }
+        Ok(run)
+    }
+
+    /// A run of `workspace` the caller holds `permission` on, through the run's computation.
+    async fn authorized(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: RunId,
+        permission: Permission,
+    ) -> Result<Run, AppError> {
+        let run = self.in_workspace(workspace, id).await?;
+        let computation = run.computation.expect("a requested run names its computation");
+        self.app
+            .authorize(caller, Action::on_computation(permission, workspace, computation))
+            .await?;
         Ok(run)
     }
 

@@ -69,12 +69,7 @@ async fn step(
 }
 
 fn clip(reason: String) -> String {
-    if reason.chars().count() <= REASON_MAX {
-        return reason;
-    }
-    let mut clipped: String = reason.chars().take(REASON_MAX - 1).collect();
-    clipped.push('…');
-    clipped
+    crate::runtime::clip(reason, REASON_MAX)
 }
 
 async fn fail(

@@ -56,12 +56,8 @@ pub struct Provisioner {
     config: ProvisioningConfig,
 }
 
-fn clip(mut reason: String) -> String {
-    if reason.chars().count() > REASON_MAX {
-        reason = reason.chars().take(REASON_MAX - 1).collect();
-        reason.push('…');
-    }
-    reason
+fn clip(reason: String) -> String {
+    crate::runtime::clip(reason, REASON_MAX)
 }
 
 fn candidate(backend: &BackendView) -> Candidate {

@@ -481,3 +481,13 @@ impl<R: Reactor> Worker<R> {
         }
     }
 }
+
+/// `reason` cut to `max` characters (the last one an ellipsis), as events' reasons are bounded.
+pub fn clip(reason: String, max: usize) -> String {
+    if reason.chars().count() <= max {
+        return reason;
+    }
+    let mut clipped: String = reason.chars().take(max - 1).collect();
+    clipped.push('…');
+    clipped
+}
