@@ -325,17 +325,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     let alice = party(&prism, ws, "alice", &rcgen::PKCS_ED25519).await;
     let bob = party(&prism, ws, "bob", &rcgen::PKCS_ECDSA_P256_SHA256).await;
     let carol = party(&prism, ws, "carol", &rcgen::PKCS_ECDSA_P384_SHA384).await;
-    let admin_id = prism
-        .platform()
-        .app()
-        .identity()
-        .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
-        .await
-        .unwrap()
-        .user()
-        .unwrap()
-        .id
-        .to_string();
+    let admin_id = admin_id(&prism).await;
 
     // 1. Definition.
     let created = prism
@@ -428,24 +418,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
 
     // 5. Onboarding and ingestion: each checks the verdict, then sends straight to the agent.
-    let connect = |party: &Party| {
-        let client = common::client_with(&party.token);
-        let url = prism.url(&format!("/{ws}/runs/{run_id}/connection"));
-        async move {
-            let connection = json(client.get(url).send().await.unwrap(), StatusCode::OK).await;
-            assert_eq!(
-                connection["attestation"]["verdict"]["outcome"],
-                "accepted_insecure"
-            );
-            let endpoint = AgentEndpoint {
-                address: connection["agent_address"].as_str().unwrap().to_owned(),
-                server_name: connection["server_name"].as_str().unwrap().to_owned(),
-                roots_pem: connection["ca_pem"].as_str().unwrap().to_owned(),
-                client: None,
-            };
-            ParticipantClient::connect(&endpoint).await.unwrap()
-        }
-    };
+    let connect = |party: &Party| agent_of(&prism, common::client_with(&party.token), ws, &run_id);
     let receipt = |party: &Party, kind: &str, file_name: &str, digest: String| {
         let client = common::client_with(&party.token);
         let url = prism.url(&format!("/{ws}/runs/{run_id}/receipts"));
@@ -762,20 +735,21 @@ impl Cli {
     }
 }
 
-/// A computation of the administrator alone: every part, with the RFC 8410 key whose private half
-/// the tests hold; the algorithm `algo.py` and the dataset `data.csv` by their digests. Its id.
-async fn solo_computation(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
-    let me = prism
-        .platform()
-        .app()
+/// The platform administrator's user id.
+async fn admin_id(prism: &Prism) -> String {
+    let app = prism.platform().app();
+    let admin = app
         .identity()
         .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
         .await
-        .unwrap()
-        .user()
-        .unwrap()
-        .id
-        .to_string();
+        .unwrap();
+    admin.user().unwrap().id.to_string()
+}
+
+/// A computation of the administrator alone: every part, with the RFC 8410 key whose private half
+/// the tests hold; the algorithm `algo.py` and the dataset `data.csv` by their digests. Its id.
+async fn solo_computation(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
+    let me = admin_id(prism).await;
     let created = prism
         .admin()
         .post(prism.url(&format!("/{ws}/computations")))
@@ -850,8 +824,18 @@ async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset
 
 /// The administrator's client of the run's agent.
 async fn solo_agent(prism: &Prism, ws: WorkspaceId, run: &str) -> ParticipantClient {
+    agent_of(prism, prism.admin().clone(), ws, run).await
+}
+
+/// `client`'s connection to the run's agent, from the run's connection details, once their
+/// appraisal says the agent was accepted (as insecure: the local backend has no TEE).
+async fn agent_of(prism: &Prism, client: reqwest::Client, ws: WorkspaceId, run: &str) -> ParticipantClient {
     let url = prism.url(&format!("/{ws}/runs/{run}/connection"));
-    let connection = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    let connection = json(client.get(url).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(
+        connection["attestation"]["verdict"]["outcome"],
+        "accepted_insecure"
+    );
     let endpoint = AgentEndpoint {
         address: connection["agent_address"].as_str().unwrap().to_owned(),
         server_name: connection["server_name"].as_str().unwrap().to_owned(),
