@@ -5,7 +5,7 @@ use prism_domain::ParticipantId;
 use prism_domain::access::Permission;
 use prism_domain::computation::VersionedPolicy;
 use prism_domain::computation::{
-    Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Participant,
+    Change, Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Participant,
     WorkspaceStanding,
 };
 use prism_domain::user::{User, UserStatus};
@@ -88,7 +88,8 @@ impl<'a> Computations<'a> {
         Ok(executed)
     }
 
-    /// Changes a computation's definition; absent fields keep their value.
+    /// Changes a computation's definition; absent fields keep their value. Once the computation is
+    /// approved, a change of its manifest becomes a proposal (see [`crate::Governance`]).
     pub async fn update(
         &self,
         caller: &Caller,
@@ -126,10 +127,14 @@ impl<'a> Computations<'a> {
             workspace: Some(workspace),
             input: &changes,
         };
+        // Once the computation is approved, a change of its manifest is proposed rather than made;
+        // the caller's proposal is its approval when it is a participant with a say.
+        let by = caller.user().map(|user| ParticipantId::User(user.id));
         let executed = self
             .app
-            .execute(caller, options, command, |_| {
-                ComputationCommand::Update(changes.clone())
+            .execute(caller, options, command, |_| ComputationCommand::Change {
+                change: Change::Update(changes.clone()),
+                by: by.clone(),
             })
             .await?;
         self.invite(&executed, &named_before);
@@ -174,7 +179,7 @@ impl<'a> Computations<'a> {
     /// Tells each address this command newly named (not in `named_before`) that it is invited. The
     /// invitation itself is the participant entry, in the log; the mail is a notice, sent off the
     /// request's path. Linking happens when the address is verified (`prism-workers`' linkers).
-    fn invite(&self, executed: &Executed<Computation>, named_before: &[ParticipantId]) {
+    pub(crate) fn invite(&self, executed: &Executed<Computation>, named_before: &[ParticipantId]) {
         let named = executed.outcome.events.iter().find_map(|event| match event {
             ComputationEvent::Created(e) => Some(&e.definition.participants),
             ComputationEvent::Updated(e) => e.changes.participants.as_ref(),
@@ -309,13 +314,10 @@ impl<'a> Computations<'a> {
         Ok(models.computations(workspace, page).await?)
     }
 
-    /// A computation is addressed through its workspace; one in another workspace is "not found" here,
-    /// or a request could change a computation of a workspace it does not name. Checked on the aggregate
-    /// (the read model may lag). A computation never moves between workspaces, so the repository's
-    /// cached state answers when present.
     /// Sets the attestation policy the computation's runs are appraised against: its own, or with
     /// `backend` the one that replaces it for runs placed on that backend. A new version each time it
-    /// changes; the same policy again records nothing.
+    /// changes; the same policy again records nothing. Once the computation is approved, a new policy
+    /// (which changes the manifest) becomes a proposal.
     pub async fn set_attestation_policy(
         &self,
         caller: &Caller,
@@ -343,12 +345,14 @@ impl<'a> Computations<'a> {
             workspace: Some(workspace),
             input: &input,
         };
+        let by = caller.user().map(|user| ParticipantId::User(user.id));
         self.app
-            .execute(caller, options, command, |_| {
-                ComputationCommand::SetAttestationPolicy {
+            .execute(caller, options, command, |_| ComputationCommand::Change {
+                change: Change::AttestationPolicy {
                     policy: Box::new(policy.clone()),
                     backend,
-                }
+                },
+                by: by.clone(),
             })
             .await
     }
@@ -381,6 +385,10 @@ impl<'a> Computations<'a> {
         })
     }
 
+    /// A computation is addressed through its workspace; one in another workspace is "not found" here,
+    /// or a request could change a computation of a workspace it does not name. Checked on the aggregate
+    /// (the read model may lag). A computation never moves between workspaces, so the repository's
+    /// cached state answers when present.
     async fn ensure_in_workspace(&self, workspace: WorkspaceId, id: ComputationId) -> Result<(), AppError> {
         let existing = self
             .app

@@ -45,6 +45,7 @@ mod computations;
 mod cvms;
 mod denials;
 mod error;
+mod governance;
 mod identity;
 mod memberships;
 mod oidc;
@@ -72,6 +73,7 @@ pub use computations::{AttestationPolicies, Computations};
 pub use cvms::{AgentIdentity, Cvms, Enrolment};
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
+pub use governance::{ChangeOutcome, Governance, GovernanceView, HaltView, ProposalFilter, ProposalView};
 pub use identity::{Identity, IdentityConfig, Registration, Tokens};
 pub use memberships::{
     INVITATION_LIFETIME, INVITATION_LIFETIME_MAX, InvitationAnswer, Invite, InviteeInput, IssuedInvitation,
@@ -319,6 +321,10 @@ impl App {
 
     pub fn runs(&self) -> Runs<'_> {
         Runs::new(self)
+    }
+
+    pub fn governance(&self) -> Governance<'_> {
+        Governance::new(self)
     }
 
     pub fn attestations(&self) -> Attestations<'_> {

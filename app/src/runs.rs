@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use prism_domain::access::Permission;
-use prism_domain::computation::{Computation, ComputationCommand, ConsentStatus, Role};
+use prism_domain::computation::{Computation, ComputationCommand, ComputationError, ConsentStatus, Role};
 use prism_domain::cvm::CvmAttestationAppraised;
 use prism_domain::cvm::{ANY_PROVIDER, CvmSpec};
 use prism_domain::run::manifest::consent_message;
@@ -143,8 +143,8 @@ pub fn agent_host(address: &str) -> String {
 /// One thing a run of the computation would lack now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lack {
-    /// `participant_pending`, `algorithm`, `datasets`, `result_consumer`,
-    /// `consent`, `backend` or `computation_archived`.
+    /// `computation_archived`, `halted`, `participant_pending`, `algorithm`, `datasets`,
+    /// `result_consumer`, `consent` or `backend`.
     pub what: &'static str,
     pub detail: String,
 }
@@ -162,10 +162,12 @@ impl<'a> Runs<'a> {
         Self { app }
     }
 
+    /// The computation as the log has it now: a halt, a consent or a change recorded a moment ago
+    /// (by this process or another) must count for the run asked for next.
     async fn computation(&self, workspace: WorkspaceId, id: ComputationId) -> Result<Computation, AppError> {
         let state = self
             .app
-            .bounded(async { Ok(self.app.repository::<Computation>().existing_state(&id).await?) })
+            .bounded(async { Ok(self.app.repository::<Computation>().load(&id).await?.state) })
             .await?;
         if state.workspace_id != Some(workspace) {
             return Err(AppError::not_found(format!("computation {id} not found")));
@@ -292,7 +294,7 @@ impl<'a> Runs<'a> {
     }
 
     /// Runs the computation's current manifest on a CVM made as `cvm` asks. Refused until every
-    /// participant with a key has consented to that manifest.
+    /// participant with a key has consented to that manifest, and while any participant's halt holds.
     pub async fn request(
         &self,
         caller: &Caller,
@@ -736,6 +738,24 @@ impl<'a> Runs<'a> {
         Ok(run)
     }
 
+    /// Why the run may not go on, when its computation is halted now: a halt recorded after the
+    /// run was asked for stops it too (see [`Computation::execution_allowed`]).
+    pub async fn halted(&self, run: &Run) -> Result<Option<String>, AppError> {
+        let (Some(workspace), Some(computation)) = (run.workspace, run.computation) else {
+            return Ok(None);
+        };
+        let state = self.computation(workspace, computation).await?;
+        Ok(match state.execution_allowed() {
+            Err(halted @ ComputationError::Halted { .. }) => Some(halted.to_string()),
+            _ => None,
+        })
+    }
+
+    /// The runs of `computation` that have not ended, as the runs read model has them.
+    pub async fn unended_of(&self, computation: ComputationId) -> Result<Vec<RunId>, AppError> {
+        Ok(self.app.read_models()?.unended_runs_of(computation).await?)
+    }
+
     /// A run's state; not found when it was never requested.
     pub async fn state(&self, id: RunId) -> Result<Run, AppError> {
         let run = self
@@ -769,6 +789,14 @@ fn lacks_of(state: &Computation) -> Vec<Lack> {
         lacks.push(Lack {
             what: "computation_archived",
             detail: "the computation is archived".into(),
+        });
+    }
+    // Before anything a participant could still provide: a halt is a party's withdrawal, and a run
+    // request refused while it holds names who halted.
+    if let Err(halted @ ComputationError::Halted { .. }) = state.execution_allowed() {
+        lacks.push(Lack {
+            what: "halted",
+            detail: halted.to_string(),
         });
     }
     for participant in &definition.participants {

@@ -31,7 +31,7 @@ use prism_store::{EventLog, EventStore};
 use prism_workers::{
     Attestor, BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker, LateComputationArchiver,
     LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor, RetiredComputationRevoker, RunConductor,
-    RunCvmWatcher, RunTimer, Worker, WorkerConfig, WorkspaceArchiver,
+    RunCvmWatcher, RunHaltWatcher, RunTimer, Worker, WorkerConfig, WorkspaceArchiver,
 };
 use tokio::sync::watch;
 
@@ -46,9 +46,11 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<Computation>()
             .projection(ComputationsProjection)
             .routes(routes::computations::routes)
+            .routes(routes::governance::routes)
             .worker(LateComputationArchiver::new)
             .worker(LateInvitationLinker::new)
-            .worker(RetiredComputationRevoker::new),
+            .worker(RetiredComputationRevoker::new)
+            .worker(RunHaltWatcher::new),
         Module::aggregate::<Reaction>()
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)

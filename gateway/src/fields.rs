@@ -141,6 +141,15 @@ pub fn archive_reason() -> Schema {
     )
 }
 
+/// Why a participant vetoes a proposal or halts execution: recorded in the event, so not blank.
+pub fn governance_reason() -> Schema {
+    name(
+        computation::REASON_MAX,
+        false,
+        "Our dataset is under audit until the end of the month",
+    )
+}
+
 fn participant(description: &str) -> Schema {
     string(false)
         .min_length(Some(1))

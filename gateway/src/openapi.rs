@@ -35,6 +35,7 @@ use crate::responses::ProblemComponents;
     tags(
         (name = "workspaces", description = "Tenants that own computations"),
         (name = "computations", description = "Computations: participants, roles, expected algorithm and datasets"),
+        (name = "governance", description = "Changes to an approved computation: proposals, approvals, vetoes, the change threshold, halts of execution"),
         (name = "operations", description = "Health of the service and of its event log"),
         (name = "identity", description = "Registration, sign-in (OAuth 2.0) and the token signing keys"),
         (name = "members", description = "Workspace members, invitations and custom roles"),

@@ -10,6 +10,7 @@ fn document() -> Value {
     let api = prism_gateway::openapi([
         routes::workspaces::routes(),
         routes::computations::routes(),
+        routes::governance::routes(),
         routes::operations::routes(),
     ]);
     serde_json::to_value(api).unwrap()
@@ -79,17 +80,26 @@ fn it_is_openapi_3_1_with_every_route() {
         routes,
         [
             "DELETE /{workspace}/computations/{computation}",
+            "DELETE /{workspace}/computations/{computation}/halt",
             "GET /health",
             "GET /operations/quarantine",
             "GET /workspaces",
             "GET /workspaces/{workspace}",
             "GET /{workspace}/computations",
             "GET /{workspace}/computations/{computation}",
+            "GET /{workspace}/computations/{computation}/governance",
+            "GET /{workspace}/computations/{computation}/proposals",
+            "GET /{workspace}/computations/{computation}/proposals/{proposal}",
             "PATCH /workspaces/{workspace}",
             "PATCH /{workspace}/computations/{computation}",
             "POST /workspaces",
             "POST /workspaces/{workspace}/archive",
             "POST /{workspace}/computations",
+            "POST /{workspace}/computations/{computation}/halt",
+            "POST /{workspace}/computations/{computation}/proposals",
+            "POST /{workspace}/computations/{computation}/proposals/{proposal}/approve",
+            "POST /{workspace}/computations/{computation}/proposals/{proposal}/veto",
+            "PUT /{workspace}/computations/{computation}/change-threshold",
         ]
     );
 }
@@ -425,4 +435,49 @@ fn a_computation_needs_an_owner_in_the_schema_too() {
             "{schema}"
         );
     }
+}
+
+#[test]
+fn governance_bodies_say_what_the_server_accepts() {
+    let doc = document();
+    // A change is exactly one kind, and nothing else.
+    let change = at(&doc, "/components/schemas/ProposeChange/oneOf");
+    let kinds: Vec<&str> = change
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kind| {
+            assert_eq!(kind["additionalProperties"], false, "{kind}");
+            kind["required"][0].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(kinds, ["update", "attestation_policy", "change_threshold"]);
+    let threshold = at(&doc, "/components/schemas/ChangeThreshold/oneOf");
+    assert_eq!(threshold[0]["enum"], json!(["all"]));
+    assert_eq!(threshold[1]["minimum"], 1);
+    assert_eq!(threshold[1]["maximum"], json!(computation::PARTICIPANTS_MAX));
+    let reason = property(&doc, "ReasonRequest", "reason");
+    assert_eq!(reason["maxLength"], json!(computation::REASON_MAX));
+    assert_eq!(reason["minLength"], 1);
+    assert_eq!(reason["pattern"], fields::NAME_PATTERN);
+    let number = parameter(
+        &doc,
+        "/{workspace}/computations/{computation}/proposals/{proposal}",
+        "get",
+        "proposal",
+    );
+    assert_eq!(number["schema"]["minimum"], 1);
+    let status = parameter(
+        &doc,
+        "/{workspace}/computations/{computation}/proposals",
+        "get",
+        "status",
+    );
+    assert_eq!(status["schema"]["pattern"], "^(open|adopted|vetoed|superseded)$");
+    // A change of an approved computation's manifest is answered 202, naming its proposal.
+    let patch = at(
+        &doc,
+        "/paths/~1{workspace}~1computations~1{computation}/patch/description",
+    );
+    assert!(patch.as_str().unwrap().contains("proposal"), "{patch}");
 }

@@ -72,9 +72,20 @@ impl Projection for ComputationsProjection {
                         replace_participants(tx, id, participants).await?;
                     }
                 }
-                // Policies and consents are read from the aggregate, which computes the manifest
-                // they belong to; the read model only keeps its version in step.
-                ComputationEvent::AttestationPolicySet(_) | ComputationEvent::ConsentSigned(_) => {
+                // Policies, consents and governance (proposals, votes, the threshold, halts) are read
+                // from the aggregate, which computes the manifest they belong to and counts the votes;
+                // the read model only keeps its version in step. An adopted change's own events
+                // (`updated`, `attestation_policy_set`) follow in its commit and change the rest.
+                ComputationEvent::AttestationPolicySet(_)
+                | ComputationEvent::ConsentSigned(_)
+                | ComputationEvent::ChangeProposed(_)
+                | ComputationEvent::ChangeApproved(_)
+                | ComputationEvent::ChangeVetoed(_)
+                | ComputationEvent::ChangeAdopted(_)
+                | ComputationEvent::ChangeSuperseded(_)
+                | ComputationEvent::ChangeThresholdSet(_)
+                | ComputationEvent::ExecutionHalted(_)
+                | ComputationEvent::HaltLifted(_) => {
                     tx.execute(
                         "UPDATE computations SET version = $2, updated_at = $3 WHERE id = $1",
                         &[&id, &v, &recorded.meta.time],

@@ -87,6 +87,20 @@ RUN_RULES = [
     )
 ]
 
+# 422 for rules of the governance routes that only the computation can tell: whether the caller is a
+# participant holding a public key (only they approve, veto and halt, whatever their roles grant), and
+# how many such participants there are for a change threshold (documented on those routes). A change
+# proposed there is a change of the definition too, whose rules are DEFINITION_RULES.
+GOVERNANCE_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^`[^`]*` is not a participant with a public key, so it has no say in the computation's changes and execution$",
+        r"^a change threshold of \d+ is outside 1–\d+, the number of participants with a public key$",
+        r"^reason ",
+    )
+]
+GOVERNANCE_PATHS = ("/proposals", "/halt", "/change-threshold")
+
 # 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
 BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
 
@@ -156,6 +170,10 @@ def _reason(case, response):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):
             return "a rule of the definition"
+    if status == 422 and any(part in case.operation.path for part in GOVERNANCE_PATHS):
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in GOVERNANCE_RULES + DEFINITION_RULES) for d in details):
+            return "a rule of the governance routes"
     if status == 422 and ("/consents" in case.operation.path or "/runs/" in case.operation.path):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in RUN_RULES) for d in details):

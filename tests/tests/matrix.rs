@@ -9,7 +9,7 @@
 //! credential (or one that does not hold) is 401. So a change of the data alone, or of the enforcement
 //! alone, fails this test. Allowed means the route's own success status — or, for the few routes whose
 //! success the fixture cannot reach (consent to a manifest that is no longer current, a run that has
-//! ended), the refusal the route documents for that request, which it gives only once the caller is
+//! ended, a vote on a vetoed proposal, a halt nobody holds), the refusal the route documents for that request, which it gives only once the caller is
 //! authorised; denied means 401, 404 or a 403 whose detail names the missing permission. What
 //! `GET /workspaces` lists must be exactly what the matrix lets the caller read. Every denial must also
 //! leave a record in the event log.
@@ -25,7 +25,7 @@ use chrono::Utc;
 use common::Prism;
 use prism_app::Caller;
 use prism_domain::access::{Grants, Permission, WorkspaceRole};
-use prism_domain::computation::{ASSET_NAME_MAX, Role as ComputationRole};
+use prism_domain::computation::{ASSET_NAME_MAX, REASON_MAX, Role as ComputationRole};
 use prism_domain::reaction::ReactionFailed;
 use prism_domain::run::manifest::consent_message;
 use prism_domain::testing::keys::{ED25519 as KEY, sign_ed25519};
@@ -385,6 +385,17 @@ enum Route {
     GiveReceipt,
     StopRun,
     RetryRun,
+    // The governance routes act on the [`runnable`] computation, which its participants have approved,
+    // and on its proposal that a participant vetoed.
+    GetGovernance,
+    ListProposals,
+    GetProposal,
+    ProposeChange,
+    ApproveProposal,
+    VetoProposal,
+    SetChangeThreshold,
+    HaltExecution,
+    LiftHalt,
     ArchiveComputation,
     /// Last: allowed cases get a workspace of their own, denied ones the shared one.
     ArchiveWorkspace,
@@ -392,7 +403,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 65] = [
+    const ALL: [Route; 74] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -456,6 +467,15 @@ impl Route {
         Route::GiveReceipt,
         Route::StopRun,
         Route::RetryRun,
+        Route::GetGovernance,
+        Route::ListProposals,
+        Route::GetProposal,
+        Route::ProposeChange,
+        Route::ApproveProposal,
+        Route::VetoProposal,
+        Route::SetChangeThreshold,
+        Route::HaltExecution,
+        Route::LiftHalt,
         Route::ArchiveComputation,
         Route::ArchiveWorkspace,
     ];
@@ -525,6 +545,15 @@ impl Route {
             Route::GiveReceipt => "POST /{ws}/runs/{run}/receipts",
             Route::StopRun => "POST /{ws}/runs/{run}/stop",
             Route::RetryRun => "POST /{ws}/runs/{run}/retry",
+            Route::GetGovernance => "GET /{ws}/computations/{c}/governance",
+            Route::ListProposals => "GET /{ws}/computations/{c}/proposals",
+            Route::GetProposal => "GET /{ws}/computations/{c}/proposals/{p}",
+            Route::ProposeChange => "POST /{ws}/computations/{c}/proposals",
+            Route::ApproveProposal => "POST /{ws}/computations/{c}/proposals/{p}/approve",
+            Route::VetoProposal => "POST /{ws}/computations/{c}/proposals/{p}/veto",
+            Route::SetChangeThreshold => "PUT /{ws}/computations/{c}/change-threshold",
+            Route::HaltExecution => "POST /{ws}/computations/{c}/halt",
+            Route::LiftHalt => "DELETE /{ws}/computations/{c}/halt",
             Route::ArchiveComputation => "DELETE /{ws}/computations/{c}",
             Route::ArchiveWorkspace => "POST /workspaces/{ws}/archive",
         }
@@ -585,6 +614,16 @@ impl Route {
             }
             // Consent is given as the participant the caller is (a user, not a service).
             Route::Consent => vec![Act::Computation(P::ComputationConsent)],
+            Route::GetGovernance | Route::ListProposals | Route::GetProposal => {
+                vec![Act::Computation(P::ComputationRead)]
+            }
+            // A change asks for what the change itself needs (a new dataset, a threshold).
+            Route::ProposeChange | Route::SetChangeThreshold => vec![Act::Computation(P::ComputationUpdate)],
+            // Votes, vetoes and halts are the signers' (`computation.consent`); the computation then
+            // accepts them only from a participant holding a key.
+            Route::ApproveProposal | Route::VetoProposal | Route::HaltExecution | Route::LiftHalt => {
+                vec![Act::Computation(P::ComputationConsent)]
+            }
             // A receipt for the result (the permission follows the receipt's kind).
             Route::GiveReceipt => vec![Act::Computation(P::ComputationResultsRead)],
             // Enrolling makes a download token for the agent's certificate, which is issuing.
@@ -618,6 +657,15 @@ impl Route {
             Route::Consent => StatusCode::CONFLICT,
             // The run has ended: its agent takes no participants, and it cannot be stopped.
             Route::RunConnection | Route::StopRun => StatusCode::CONFLICT,
+            // The proposal was vetoed, so it takes no more votes, whoever may vote; and nobody holds a
+            // halt to lift. Both refusals come before the computation asks whether the caller has a
+            // say, so they are the same for every authorised caller.
+            Route::ApproveProposal | Route::VetoProposal | Route::LiftHalt => StatusCode::CONFLICT,
+            // The halt's reason is longer than a reason may be, which the computation checks before
+            // whether the caller has a say (so that no case halts the computation for the next).
+            Route::HaltExecution => StatusCode::UNPROCESSABLE_ENTITY,
+            // The computation is approved: a new threshold is proposed, and waits for approvals.
+            Route::SetChangeThreshold => StatusCode::ACCEPTED,
             // The receipt's file name is longer than an asset's name may be, which the run checks
             // before anything else of a receipt.
             Route::GiveReceipt => StatusCode::UNPROCESSABLE_ENTITY,
@@ -633,7 +681,8 @@ impl Route {
             | Route::CreateCvm
             | Route::EnrolCvm
             | Route::RequestRun
-            | Route::RetryRun => StatusCode::CREATED,
+            | Route::RetryRun
+            | Route::ProposeChange => StatusCode::CREATED,
             Route::RemoveMember
             | Route::DeleteRole
             | Route::RevokeInvitation
@@ -985,6 +1034,35 @@ impl Prism {
         (computation, run)
     }
 
+    /// A proposal of the approved `computation`, made by the workspace admin and vetoed by its result
+    /// consumer (a participant holding a key): its number.
+    async fn vetoed_proposal(&self, users: &HashMap<Who, User>, ws: &str, computation: &str) -> u64 {
+        let base = format!("/{ws}/computations/{computation}");
+        let proposed = self
+            .call(
+                Method::POST,
+                &format!("{base}/proposals"),
+                Some(&users[&Who::WorkspaceAdmin].access),
+                Some(&json!({"update": {"datasets": [dataset_named("vetoed.txt")]}})),
+            )
+            .await
+            .expect(StatusCode::CREATED, "proposing a change");
+        let number = proposed.body["id"].as_u64().unwrap();
+        let consumer = Who::ALL
+            .into_iter()
+            .find(|who| participation(*who).contains(&ComputationRole::ResultConsumer))
+            .unwrap();
+        self.call(
+            Method::POST,
+            &format!("{base}/proposals/{number}/veto"),
+            Some(&users[&consumer].access),
+            Some(&json!({"reason": "not this dataset"})),
+        )
+        .await
+        .expect(StatusCode::OK, "vetoing a proposal");
+        number
+    }
+
     /// Access denials recorded after `after`, each counted with those it reports as suppressed.
     async fn denials_after(&self, after: u64) -> (u64, u64) {
         let log = self.platform().app().log();
@@ -1046,6 +1124,11 @@ fn runnable(provider: &User) -> Value {
         "algorithm": {"provider": provider.id, "hash": "ab".repeat(32), "name": "sum.py"},
         "datasets": [{"provider": provider.id, "hash": "cd".repeat(32), "name": "numbers.txt"}],
     })
+}
+
+/// The [`runnable`] computation's dataset under another file name: a change of its manifest.
+fn dataset_named(name: &str) -> Value {
+    json!({"provider": UserId::for_email(&Email::parse(PROVIDER).unwrap()).to_string(), "hash": "cd".repeat(32), "name": name})
 }
 
 /// A consent signature over `manifest_id` with the private half of [`KEY`] (base64).
@@ -1166,6 +1249,8 @@ struct Scene {
     /// The fixture workspace's [`runnable`] computation, and a run of it that has ended.
     runnable: String,
     run: String,
+    /// A proposal of the runnable computation that a participant vetoed.
+    vetoed: u64,
 }
 
 /// The request of case `n` of `route` against `fx`, with what it needs made first (as the workspace
@@ -1454,6 +1539,59 @@ async fn prepare(
         ),
         // Every allowed case makes a new run naming the ended one, which fails as that did.
         Route::RetryRun => (Method::POST, format!("/{ws}/runs/{}/retry", scene.run), None),
+        Route::GetGovernance => (
+            Method::GET,
+            format!("/{ws}/computations/{}/governance", scene.runnable),
+            None,
+        ),
+        Route::ListProposals => (
+            Method::GET,
+            format!("/{ws}/computations/{}/proposals", scene.runnable),
+            None,
+        ),
+        Route::GetProposal => (
+            Method::GET,
+            format!("/{ws}/computations/{}/proposals/{}", scene.runnable, scene.vetoed),
+            None,
+        ),
+        // Every allowed case proposes a change of the approved computation's manifest; nobody who
+        // may propose here has a say, so none is adopted and the manifest stays the consented one.
+        Route::ProposeChange => (
+            Method::POST,
+            format!("/{ws}/computations/{}/proposals", scene.runnable),
+            Some(json!({"update": {"datasets": [dataset_named(&format!("case-{n}.txt"))]}})),
+        ),
+        Route::ApproveProposal => (
+            Method::POST,
+            format!(
+                "/{ws}/computations/{}/proposals/{}/approve",
+                scene.runnable, scene.vetoed
+            ),
+            None,
+        ),
+        Route::VetoProposal => (
+            Method::POST,
+            format!(
+                "/{ws}/computations/{}/proposals/{}/veto",
+                scene.runnable, scene.vetoed
+            ),
+            Some(json!({"reason": format!("vetoed again by case {n}")})),
+        ),
+        Route::SetChangeThreshold => (
+            Method::PUT,
+            format!("/{ws}/computations/{}/change-threshold", scene.runnable),
+            Some(json!({"threshold": 1})),
+        ),
+        Route::HaltExecution => (
+            Method::POST,
+            format!("/{ws}/computations/{}/halt", scene.runnable),
+            Some(json!({"reason": "h".repeat(REASON_MAX + 1)})),
+        ),
+        Route::LiftHalt => (
+            Method::DELETE,
+            format!("/{ws}/computations/{}/halt", scene.runnable),
+            None,
+        ),
         Route::RetryReaction => {
             // A reaction a worker nobody runs gave up on: retrying it only records the request.
             let failure = ReactionFailed {
@@ -1559,6 +1697,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         )
         .await;
     let (runnable, run) = prism.ended_run(&users, &provider, &main.ws).await;
+    let vetoed = prism.vetoed_proposal(&users, &main.ws, &runnable).await;
     let mut scene = Scene {
         main,
         places,
@@ -1570,6 +1709,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         platform_backend: prism.platform_backend("platform").await,
         runnable,
         run,
+        vetoed,
     };
     let set_up = started.elapsed() - platform_took;
 

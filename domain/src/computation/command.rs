@@ -1,6 +1,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::governance::Change;
 use super::state::{Definition, ExpectedAsset, Participant};
 use prism_attestation::Policy;
 
@@ -24,6 +25,7 @@ pub enum ComputationCommand {
         workspace: WorkspaceStanding,
         definition: Definition,
     },
+    /// [`ComputationCommand::Change`] of the definition by no participant.
     Update(ComputationChanges),
     Archive {
         reason: Option<String>,
@@ -34,7 +36,8 @@ pub enum ComputationCommand {
         email: Email,
     },
     /// Sets the attestation policy its runs' evidence is appraised against: the computation's own
-    /// (`backend` absent), or the one that overrides it for runs placed on `backend`.
+    /// (`backend` absent), or the one that overrides it for runs placed on `backend`. The same as
+    /// [`ComputationCommand::Change`] of the policy by no participant.
     SetAttestationPolicy {
         policy: Box<Policy>,
         backend: Option<BackendId>,
@@ -46,6 +49,34 @@ pub enum ComputationCommand {
         participant: ParticipantId,
         manifest_id: String,
         signature: Vec<u8>,
+    },
+    /// A change asked for by `by`, the caller as the participant it is (`None` when it is none):
+    /// applied at once while the computation is not approved or when it leaves the manifest as it is;
+    /// otherwise proposed, the proposal counting as `by`'s approval when `by` has a say (see
+    /// [`super::governance`]).
+    Change {
+        change: Change,
+        by: Option<ParticipantId>,
+    },
+    /// `participant` approves proposal `proposal`.
+    ApproveChange {
+        proposal: u32,
+        participant: ParticipantId,
+    },
+    /// `participant` refuses proposal `proposal`, which ends it.
+    VetoChange {
+        proposal: u32,
+        participant: ParticipantId,
+        reason: String,
+    },
+    /// `participant` halts the computation's execution until it lifts its halt.
+    HaltExecution {
+        participant: ParticipantId,
+        reason: String,
+    },
+    /// `participant` lifts its own halt.
+    LiftHalt {
+        participant: ParticipantId,
     },
 }
 

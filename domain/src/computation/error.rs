@@ -26,6 +26,62 @@ pub enum ComputationError {
     NotASigner(ParticipantId),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    #[error("proposal {0} does not exist")]
+    ProposalNotFound(u32),
+    #[error("proposal {proposal} is {status}: it takes no more votes")]
+    ProposalClosed { proposal: u32, status: &'static str },
+    /// Kept for a proposal whose manifest changed without it being superseded, which the aggregate
+    /// never records; refusing beats adopting what nobody agreed to.
+    #[error(
+        "proposal {proposal} was made for manifest {proposed_for}, but the manifest is now {current}: propose the change again"
+    )]
+    ProposalStale {
+        proposal: u32,
+        proposed_for: String,
+        current: String,
+    },
+    #[error("`{participant}` has already approved proposal {proposal}")]
+    AlreadyApproved {
+        proposal: u32,
+        participant: ParticipantId,
+    },
+    #[error(
+        "`{0}` is not a participant with a public key, so it has no say in the computation's changes and execution"
+    )]
+    NotAParticipant(ParticipantId),
+    #[error(
+        "a change threshold of {threshold} is outside 1–{participants}, the number of participants with a public key"
+    )]
+    ThresholdOutOfRange { threshold: u32, participants: usize },
+    #[error(
+        "`{0}` has already halted the computation's execution; lift that halt first to give another reason"
+    )]
+    AlreadyHalted(ParticipantId),
+    #[error(
+        "`{participant}` holds no halt of the computation's execution (halted by: {}); only a participant who halted lifts its own halt",
+        names(.halted_by)
+    )]
+    NotHalted {
+        participant: ParticipantId,
+        halted_by: Vec<ParticipantId>,
+    },
+    #[error(
+        "the computation's execution is halted by {}: it runs again once each of them has lifted its halt",
+        names(.by)
+    )]
+    Halted { by: Vec<ParticipantId> },
+}
+
+/// Participants as a message lists them: `a`, `b`; "nobody" for none.
+fn names(participants: &[ParticipantId]) -> String {
+    if participants.is_empty() {
+        return "nobody".into();
+    }
+    participants
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A rule of a computation's definition that the command breaks.
@@ -71,6 +127,16 @@ impl Rejection for ComputationError {
             Self::WorkspaceNotFound => RejectionKind::NotFound,
             Self::ManifestChanged { .. } => RejectionKind::StateConflict,
             Self::Invalid(_) | Self::NotASigner(_) | Self::Signature(_) => RejectionKind::Invalid,
+            Self::ProposalNotFound(_) => RejectionKind::NotFound,
+            Self::ProposalClosed { .. }
+            | Self::ProposalStale { .. }
+            | Self::AlreadyApproved { .. }
+            | Self::AlreadyHalted(_)
+            | Self::NotHalted { .. }
+            | Self::Halted { .. } => RejectionKind::StateConflict,
+            // As for consent: who has a say is part of what the computation says, so a caller
+            // without one is told so (422) rather than refused a permission it may well hold.
+            Self::NotAParticipant(_) | Self::ThresholdOutOfRange { .. } => RejectionKind::Invalid,
         }
     }
 }

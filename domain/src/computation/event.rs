@@ -3,6 +3,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::command::ComputationChanges;
+use super::governance::{Change, ChangeThreshold};
 use super::state::Definition;
 use crate::aggregate::DomainEvent;
 use prism_attestation::Policy;
@@ -19,6 +20,111 @@ pub enum ComputationEvent {
     ParticipantLinked(ParticipantLinked),
     AttestationPolicySet(Box<AttestationPolicySet>),
     ConsentSigned(ConsentSigned),
+    ChangeProposed(Box<ChangeProposed>),
+    ChangeApproved(ChangeApproved),
+    ChangeVetoed(ChangeVetoed),
+    ChangeAdopted(ChangeAdopted),
+    ChangeSuperseded(ChangeSuperseded),
+    ChangeThresholdSet(ChangeThresholdSet),
+    ExecutionHalted(ExecutionHalted),
+    HaltLifted(HaltLifted),
+}
+
+/// A change of an approved computation that would change its manifest (or its change threshold) was
+/// asked for: it waits for the participants' approval instead of being applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeProposed {
+    /// The proposal's number within the computation, from 1.
+    pub proposal: u32,
+    /// The change, as it will be applied when adopted.
+    pub change: Change,
+    /// SHA-256 (hex) of the manifest it was proposed for; it can be adopted only while that manifest is
+    /// the current one.
+    pub manifest_id: String,
+    /// The participant whose proposal it is, which counts as its approval; absent when it was proposed
+    /// by someone without a say (no participant holding a public key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposer: Option<ParticipantId>,
+    pub proposed_by: Actor,
+    pub proposed_at: DateTime<Utc>,
+}
+
+/// A participant approved a proposed change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeApproved {
+    pub proposal: u32,
+    pub participant: ParticipantId,
+    pub approved_by: Actor,
+    pub approved_at: DateTime<Utc>,
+}
+
+/// A participant refused a proposed change, which ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeVetoed {
+    pub proposal: u32,
+    pub participant: ParticipantId,
+    pub reason: String,
+    pub vetoed_by: Actor,
+    pub vetoed_at: DateTime<Utc>,
+}
+
+/// A proposed change reached its threshold and is applied: the change's own events follow in the same
+/// commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeAdopted {
+    pub proposal: u32,
+    /// The participants whose approvals counted.
+    pub approvals: Vec<ParticipantId>,
+    /// How many approvals it needed.
+    pub required: u32,
+    pub adopted_at: DateTime<Utc>,
+}
+
+/// The manifest changed before a proposal was adopted: what its voters agreed to is no longer what it
+/// would change, so it can no longer be adopted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSuperseded {
+    pub proposal: u32,
+    /// SHA-256 (hex) of the manifest that is current now.
+    pub manifest_id: String,
+    pub superseded_at: DateTime<Utc>,
+}
+
+/// How many participants must approve a change of the computation once it is approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeThresholdSet {
+    pub threshold: ChangeThreshold,
+    pub set_by: Actor,
+    pub set_at: DateTime<Utc>,
+}
+
+/// A participant halted the computation's execution: no run is requested while any participant's halt
+/// holds. It names the computation so that a process manager of runs can act on it alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionHalted {
+    /// The computation halted (also the event's subject).
+    pub computation: ComputationId,
+    pub participant: ParticipantId,
+    pub reason: String,
+    pub halted_by: Actor,
+    pub halted_at: DateTime<Utc>,
+}
+
+/// A participant lifted its own halt; the computation runs again once no halt remains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HaltLifted {
+    pub computation: ComputationId,
+    pub participant: ParticipantId,
+    pub lifted_by: Actor,
+    pub lifted_at: DateTime<Utc>,
 }
 
 /// A participant consented to runs of one manifest: its signature over the manifest id verified
@@ -100,6 +206,14 @@ impl DomainEvent for ComputationEvent {
             Self::ParticipantLinked(_) => "participant_linked",
             Self::AttestationPolicySet(_) => "attestation_policy_set",
             Self::ConsentSigned(_) => "consent_signed",
+            Self::ChangeProposed(_) => "change_proposed",
+            Self::ChangeApproved(_) => "change_approved",
+            Self::ChangeVetoed(_) => "change_vetoed",
+            Self::ChangeAdopted(_) => "change_adopted",
+            Self::ChangeSuperseded(_) => "change_superseded",
+            Self::ChangeThresholdSet(_) => "change_threshold_set",
+            Self::ExecutionHalted(_) => "execution_halted",
+            Self::HaltLifted(_) => "halt_lifted",
         }
     }
 }

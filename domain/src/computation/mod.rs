@@ -1,18 +1,22 @@
 //! The computation aggregate: who takes part in which role, which algorithm and datasets (by SHA3-256
-//! digest) are expected, and who receives the result. Later capabilities (runs, uploads, results) extend
-//! this state machine; the definition rules live here.
+//! digest) are expected, and who receives the result; the participants' consent to its manifest, and
+//! once they have all consented, their governance of its changes and execution ([`governance`]).
+//! Runs are an aggregate of their own; the definition rules live here.
 
 mod command;
 mod error;
 mod event;
+pub mod governance;
 mod state;
 
 pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
 pub use event::{
-    AttestationPolicySet, ComputationArchived, ComputationCreated, ComputationEvent, ComputationUpdated,
-    ConsentSigned, ParticipantLinked,
+    AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed, ChangeSuperseded,
+    ChangeThresholdSet, ChangeVetoed, ComputationArchived, ComputationCreated, ComputationEvent,
+    ComputationUpdated, ConsentSigned, ExecutionHalted, HaltLifted, ParticipantLinked,
 };
+pub use governance::{Change, ChangeThreshold, Halt, Proposal, ProposalStatus};
 pub use state::{
     Computation, ComputationStatus, ConsentStatus, Definition, ExpectedAsset, Participant, Role,
     VersionedPolicy,
@@ -34,11 +38,76 @@ pub const REASON_MAX: usize = 1024;
 
 impl Aggregate for Computation {
     const TYPE: &'static str = "computation";
+    // 2: the state carries whether the computation is approved, which is folded from its consents.
+    const SNAPSHOT_VERSION: u32 = 2;
     type Command = ComputationCommand;
     type Event = ComputationEvent;
     type Error = ComputationError;
 
     fn decide(
+        &self,
+        command: ComputationCommand,
+        ctx: &CommandContext,
+    ) -> Result<Vec<ComputationEvent>, ComputationError> {
+        let events = self.decide_command(command, ctx)?;
+        // Whatever changed the manifest or the approvals, its consequences for open proposals are
+        // recorded in the same commit, so no reader ever sees a stale proposal still open.
+        self.settled(events, ctx)
+    }
+
+    fn apply(&mut self, event: &ComputationEvent) {
+        match event {
+            ComputationEvent::Created(e) => {
+                self.status = ComputationStatus::Active;
+                self.id = Some(e.id);
+                self.workspace_id = Some(e.workspace_id);
+                self.definition = e.definition.clone();
+            }
+            ComputationEvent::Updated(e) => {
+                self.definition = e.changes.clone().applied_to(std::mem::take(&mut self.definition));
+            }
+            ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
+            ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
+            ComputationEvent::ConsentSigned(e) => {
+                self.consents
+                    .entry(e.manifest_id.clone())
+                    .or_default()
+                    .insert(e.participant.clone(), e.signature.clone());
+                if !self.approved
+                    && self
+                        .consent_status()
+                        .is_some_and(|status| status.manifest_id == e.manifest_id && status.is_complete())
+                {
+                    self.approved = true;
+                }
+            }
+            ComputationEvent::AttestationPolicySet(e) => {
+                self.policy_version = e.version;
+                let versioned = VersionedPolicy {
+                    version: e.version,
+                    policy: e.policy.clone(),
+                };
+                match e.backend {
+                    Some(backend) => {
+                        self.backend_policies.insert(backend, versioned);
+                    }
+                    None => self.attestation_policy = Some(versioned),
+                }
+            }
+            ComputationEvent::ChangeProposed(_)
+            | ComputationEvent::ChangeApproved(_)
+            | ComputationEvent::ChangeVetoed(_)
+            | ComputationEvent::ChangeAdopted(_)
+            | ComputationEvent::ChangeSuperseded(_)
+            | ComputationEvent::ChangeThresholdSet(_)
+            | ComputationEvent::ExecutionHalted(_)
+            | ComputationEvent::HaltLifted(_) => self.apply_governance(event),
+        }
+    }
+}
+
+impl Computation {
+    fn decide_command(
         &self,
         command: ComputationCommand,
         ctx: &CommandContext,
@@ -73,9 +142,17 @@ impl Aggregate for Computation {
             (S::New, _) => Err(ComputationError::NotFound),
             (_, C::Create { .. }) => Err(ComputationError::AlreadyExists),
             (S::Archived, C::Archive { .. }) => Err(ComputationError::AlreadyArchived),
-            (S::Archived, C::Update(_) | C::SetAttestationPolicy { .. } | C::SignConsent { .. }) => {
-                Err(ComputationError::Archived)
-            }
+            (
+                S::Archived,
+                C::Update(_)
+                | C::SetAttestationPolicy { .. }
+                | C::SignConsent { .. }
+                | C::Change { .. }
+                | C::ApproveChange { .. }
+                | C::VetoChange { .. }
+                | C::HaltExecution { .. }
+                | C::LiftHalt { .. },
+            ) => Err(ComputationError::Archived),
             (
                 S::Active,
                 C::SignConsent {
@@ -123,39 +200,28 @@ impl Aggregate for Computation {
                     linked_at: ctx.now,
                 })])
             }
-            (S::Active, C::Update(changes)) => {
-                let changes = changes.normalised().without_unchanged(&self.definition);
-                if changes.is_empty() {
-                    return Ok(vec![]);
-                }
-                changes.clone().applied_to(self.definition.clone()).validate()?;
-                Ok(vec![ComputationEvent::Updated(ComputationUpdated {
-                    changes,
-                    updated_by: ctx.actor.clone(),
-                    updated_at: ctx.now,
-                })])
-            }
+            (S::Active, C::Update(changes)) => self.change(Change::Update(changes), None, ctx),
             (S::Active, C::SetAttestationPolicy { policy, backend }) => {
-                // A policy's values are checked by its types (exact byte lengths, ranges): any
-                // policy that exists is one the platform can apply.
-                let current = match backend {
-                    Some(backend) => self.backend_policies.get(&backend),
-                    None => self.attestation_policy.as_ref(),
-                };
-                if current.is_some_and(|current| current.policy == *policy) {
-                    return Ok(vec![]);
-                }
-                Ok(vec![ComputationEvent::AttestationPolicySet(Box::new(
-                    AttestationPolicySet {
-                        version: self.policy_version + 1,
-                        policy_sha256: hex::encode(policy.digest()),
-                        policy: *policy,
-                        backend,
-                        set_by: ctx.actor.clone(),
-                        set_at: ctx.now,
-                    },
-                ))])
+                self.change(Change::AttestationPolicy { policy, backend }, None, ctx)
             }
+            (S::Active, C::Change { change, by }) => self.change(change, by, ctx),
+            (
+                S::Active,
+                C::ApproveChange {
+                    proposal,
+                    participant,
+                },
+            ) => self.approve(proposal, participant, ctx),
+            (
+                S::Active,
+                C::VetoChange {
+                    proposal,
+                    participant,
+                    reason,
+                },
+            ) => self.veto(proposal, participant, reason, ctx),
+            (S::Active, C::HaltExecution { participant, reason }) => self.halt(participant, reason, ctx),
+            (S::Active, C::LiftHalt { participant }) => self.lift_halt(participant, ctx),
             (S::Active, C::Archive { reason }) => {
                 if let Some(reason) = &reason {
                     check_text("reason", reason, REASON_MAX, false)?;
@@ -165,41 +231,6 @@ impl Aggregate for Computation {
                     archived_by: ctx.actor.clone(),
                     archived_at: ctx.now,
                 })])
-            }
-        }
-    }
-
-    fn apply(&mut self, event: &ComputationEvent) {
-        match event {
-            ComputationEvent::Created(e) => {
-                self.status = ComputationStatus::Active;
-                self.id = Some(e.id);
-                self.workspace_id = Some(e.workspace_id);
-                self.definition = e.definition.clone();
-            }
-            ComputationEvent::Updated(e) => {
-                self.definition = e.changes.clone().applied_to(std::mem::take(&mut self.definition));
-            }
-            ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
-            ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
-            ComputationEvent::ConsentSigned(e) => {
-                self.consents
-                    .entry(e.manifest_id.clone())
-                    .or_default()
-                    .insert(e.participant.clone(), e.signature.clone());
-            }
-            ComputationEvent::AttestationPolicySet(e) => {
-                self.policy_version = e.version;
-                let versioned = VersionedPolicy {
-                    version: e.version,
-                    policy: e.policy.clone(),
-                };
-                match e.backend {
-                    Some(backend) => {
-                        self.backend_policies.insert(backend, versioned);
-                    }
-                    None => self.attestation_policy = Some(versioned),
-                }
             }
         }
     }

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::DefinitionError;
+use super::governance::{ChangeThreshold, Halt, Proposal};
 use super::{ASSET_NAME_MAX, DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANTS_MAX};
 use crate::access::RoleName;
 use prism_attestation::Policy;
@@ -215,6 +216,20 @@ pub struct Computation {
     /// earlier manifests stay, as the record of what each run was approved as.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub consents: BTreeMap<String, BTreeMap<ParticipantId, String>>,
+    /// Whether every participant with a key has signed one manifest: from then on, changes of the
+    /// manifest need the participants' approval (see [`super::governance`]). It stays set when a
+    /// new manifest awaits signatures: the parties have agreed once, and later changes are theirs.
+    #[serde(default)]
+    pub approved: bool,
+    /// How many participants must approve a change once approved.
+    #[serde(default)]
+    pub change_threshold: ChangeThreshold,
+    /// Every proposed change, open or decided, by number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proposals: BTreeMap<u32, Proposal>,
+    /// The halts that hold, by the participant who halted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub halts: BTreeMap<ParticipantId, Halt>,
 }
 
 /// Who has consented to a manifest and who still has to.

@@ -567,3 +567,563 @@ mod consent {
         assert_eq!(restored, state);
     }
 }
+
+mod governance {
+    use super::*;
+    use crate::run::manifest::consent_message;
+    use crate::testing::keys::sign_ed25519;
+
+    /// Decides `command` on `history` and appends what it records.
+    fn record(history: &mut Vec<ComputationEvent>, command: ComputationCommand) -> Vec<ComputationEvent> {
+        let events = given::<Computation>(history.clone())
+            .when(command)
+            .outcome()
+            .unwrap_or_else(|e| panic!("refused: {e}"));
+        history.extend(events.clone());
+        events
+    }
+
+    fn state(history: &[ComputationEvent]) -> Computation {
+        given::<Computation>(history.to_vec()).state().clone()
+    }
+
+    fn sign(participant: &str, manifest_id: &str) -> ComputationCommand {
+        ComputationCommand::SignConsent {
+            participant: pid(participant),
+            manifest_id: manifest_id.to_owned(),
+            signature: sign_ed25519(&consent_message(manifest_id)),
+        }
+    }
+
+    /// Every participant with a key (alice, bob, carol) signs the current manifest.
+    fn consent_all(history: &mut Vec<ComputationEvent>) {
+        let id = state(history).manifest().unwrap().id();
+        for name in ["alice", "bob", "carol"] {
+            record(history, sign(name, &id));
+        }
+    }
+
+    fn approved() -> Vec<ComputationEvent> {
+        let mut history = vec![created()];
+        consent_all(&mut history);
+        assert!(state(&history).approved);
+        history
+    }
+
+    /// A change of the manifest: another dataset of bob's.
+    fn new_dataset(seed: &[u8]) -> Change {
+        Change::Update(ComputationChanges {
+            datasets: Some(vec![ExpectedAsset {
+                provider: pid("bob"),
+                hash: crate::values::Sha3Digest::of(seed),
+                name: "other.csv".into(),
+            }]),
+            ..Default::default()
+        })
+    }
+
+    fn propose(change: Change, by: &str) -> ComputationCommand {
+        ComputationCommand::Change {
+            change,
+            by: Some(pid(by)),
+        }
+    }
+
+    fn approve(proposal: u32, by: &str) -> ComputationCommand {
+        ComputationCommand::ApproveChange {
+            proposal,
+            participant: pid(by),
+        }
+    }
+
+    fn veto(proposal: u32, by: &str) -> ComputationCommand {
+        ComputationCommand::VetoChange {
+            proposal,
+            participant: pid(by),
+            reason: "not this cohort".into(),
+        }
+    }
+
+    fn halt(by: &str) -> ComputationCommand {
+        ComputationCommand::HaltExecution {
+            participant: pid(by),
+            reason: "audit of our dataset".into(),
+        }
+    }
+
+    fn lift(by: &str) -> ComputationCommand {
+        ComputationCommand::LiftHalt { participant: pid(by) }
+    }
+
+    fn names(events: &[ComputationEvent]) -> Vec<&'static str> {
+        use crate::aggregate::DomainEvent as _;
+        events.iter().map(|e| e.name()).collect()
+    }
+
+    #[test]
+    fn a_computation_is_approved_once_every_participant_with_a_key_has_signed() {
+        let mut history = vec![created()];
+        let id = state(&history).manifest().unwrap().id();
+        record(&mut history, sign("alice", &id));
+        record(&mut history, sign("bob", &id));
+        assert!(!state(&history).approved);
+        record(&mut history, sign("carol", &id));
+        assert!(state(&history).approved);
+        // A new manifest awaiting signatures does not make it unapproved again.
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        record(&mut history, approve(1, "bob"));
+        record(&mut history, approve(1, "carol"));
+        let changed = state(&history);
+        assert!(!changed.consent_status().unwrap().is_complete());
+        assert!(changed.approved);
+    }
+
+    #[test]
+    fn a_change_to_an_unapproved_computation_applies_directly() {
+        let mut history = vec![created()];
+        let id = state(&history).manifest().unwrap().id();
+        // Two of three signatures: not approved yet.
+        record(&mut history, sign("alice", &id));
+        record(&mut history, sign("bob", &id));
+        let events = record(&mut history, propose(new_dataset(b"x"), "alice"));
+        assert_eq!(names(&events), ["updated"]);
+        assert!(state(&history).proposals.is_empty());
+        assert_ne!(state(&history).manifest().unwrap().id(), id);
+    }
+
+    #[test]
+    fn a_change_of_the_manifest_of_an_approved_computation_becomes_a_proposal() {
+        let history = approved();
+        let before = state(&history).manifest().unwrap().id();
+        let after = given::<Computation>(history.clone())
+            .when(propose(new_dataset(b"x"), "alice"))
+            .then_expect([ComputationEvent::ChangeProposed(Box::new(ChangeProposed {
+                proposal: 1,
+                change: new_dataset(b"x"),
+                manifest_id: before.clone(),
+                proposer: Some(pid("alice")),
+                proposed_by: ctx().actor,
+                proposed_at: ctx().now,
+            }))]);
+        // Nothing of it is applied: the manifest and its consents stand.
+        assert_eq!(after.manifest().unwrap().id(), before);
+        assert!(after.consent_status().unwrap().is_complete());
+        let proposal = &after.proposals[&1];
+        assert_eq!(proposal.status, ProposalStatus::Open);
+        assert_eq!(proposal.approvals, [pid("alice")].into());
+
+        // The plain update command and the policy command take the same path.
+        let events = given::<Computation>(history.clone())
+            .when(ComputationCommand::Update(ComputationChanges {
+                datasets: Some(Vec::new()),
+                ..Default::default()
+            }))
+            .outcome()
+            .unwrap();
+        assert_eq!(names(&events), ["change_proposed"]);
+        let events = given::<Computation>(history)
+            .when(ComputationCommand::SetAttestationPolicy {
+                policy: Box::default(),
+                backend: None,
+            })
+            .outcome()
+            .unwrap();
+        let [ComputationEvent::ChangeProposed(proposed)] = events.as_slice() else {
+            panic!("a proposal, got {events:?}");
+        };
+        // Proposed by no participant: nobody's approval counts yet.
+        assert_eq!(proposed.proposer, None);
+    }
+
+    #[test]
+    fn a_change_that_leaves_the_manifest_as_it_is_applies_directly() {
+        let history = approved();
+        let events = given::<Computation>(history)
+            .when(propose(
+                Change::Update(ComputationChanges {
+                    name: Some("Renamed study".into()),
+                    ..Default::default()
+                }),
+                "alice",
+            ))
+            .outcome()
+            .unwrap();
+        assert_eq!(names(&events), ["updated"]);
+    }
+
+    #[test]
+    fn a_proposal_is_adopted_when_every_participant_has_approved_by_default() {
+        let mut history = approved();
+        let before = state(&history).manifest().unwrap().id();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        let events = record(&mut history, approve(1, "bob"));
+        assert_eq!(names(&events), ["change_approved"], "two of three is not all");
+        assert_eq!(state(&history).manifest().unwrap().id(), before);
+
+        let events = record(&mut history, approve(1, "carol"));
+        assert_eq!(names(&events), ["change_approved", "change_adopted", "updated"]);
+        let ComputationEvent::ChangeAdopted(adopted) = &events[1] else {
+            unreachable!()
+        };
+        assert_eq!(adopted.required, 3);
+        assert_eq!(adopted.approvals, [pid("alice"), pid("bob"), pid("carol")]);
+        let after = state(&history);
+        assert!(matches!(
+            after.proposals[&1].status,
+            ProposalStatus::Adopted { .. }
+        ));
+        // Consent is unchanged: the new manifest needs everyone's signature again.
+        assert_ne!(after.manifest().unwrap().id(), before);
+        assert_eq!(
+            after.consent_status().unwrap().missing,
+            [pid("alice"), pid("bob"), pid("carol")]
+        );
+    }
+
+    #[test]
+    fn with_a_threshold_of_two_of_three_two_approvals_adopt_a_change() {
+        let mut history = vec![created()];
+        // Not approved yet: the threshold is set directly.
+        let events = record(
+            &mut history,
+            propose(Change::ChangeThreshold(ChangeThreshold::AtLeast(2)), "alice"),
+        );
+        assert_eq!(names(&events), ["change_threshold_set"]);
+        consent_all(&mut history);
+        assert_eq!(state(&history).required_approvals(), 2);
+
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        let events = record(&mut history, approve(1, "carol"));
+        assert_eq!(names(&events), ["change_approved", "change_adopted", "updated"]);
+        // Carol's approval was the second; bob never needed to vote, and can no longer.
+        given::<Computation>(history)
+            .when(approve(1, "bob"))
+            .then_rejects(ComputationError::ProposalClosed {
+                proposal: 1,
+                status: "adopted",
+            });
+    }
+
+    #[test]
+    fn changing_the_threshold_of_an_approved_computation_needs_the_current_threshold() {
+        let mut history = approved();
+        let events = record(
+            &mut history,
+            propose(Change::ChangeThreshold(ChangeThreshold::AtLeast(1)), "alice"),
+        );
+        assert_eq!(names(&events), ["change_proposed"]);
+        assert_eq!(state(&history).change_threshold, ChangeThreshold::All);
+        record(&mut history, approve(1, "bob"));
+        let events = record(&mut history, approve(1, "carol"));
+        assert_eq!(
+            names(&events),
+            ["change_approved", "change_adopted", "change_threshold_set"]
+        );
+        assert_eq!(state(&history).change_threshold, ChangeThreshold::AtLeast(1));
+        // Now one participant decides alone: the proposal is adopted as it is made.
+        let events = record(&mut history, propose(new_dataset(b"y"), "bob"));
+        assert_eq!(names(&events), ["change_proposed", "change_adopted", "updated"]);
+    }
+
+    #[test]
+    fn a_threshold_is_between_one_and_the_number_of_participants_with_a_key() {
+        given::<Computation>([created()])
+            .when(propose(
+                Change::ChangeThreshold(ChangeThreshold::AtLeast(4)),
+                "alice",
+            ))
+            .then_rejects(ComputationError::ThresholdOutOfRange {
+                threshold: 4,
+                participants: 3,
+            });
+        given::<Computation>([created()])
+            .when(propose(
+                Change::ChangeThreshold(ChangeThreshold::AtLeast(0)),
+                "alice",
+            ))
+            .then_rejects(ComputationError::ThresholdOutOfRange {
+                threshold: 0,
+                participants: 3,
+            });
+        assert_eq!(
+            serde_json::from_str::<ChangeThreshold>("\"all\"").unwrap(),
+            ChangeThreshold::All
+        );
+        assert_eq!(
+            serde_json::from_str::<ChangeThreshold>("2").unwrap(),
+            ChangeThreshold::AtLeast(2)
+        );
+        assert!(serde_json::from_str::<ChangeThreshold>("0").is_err());
+        assert!(serde_json::from_str::<ChangeThreshold>("\"most\"").is_err());
+        assert_eq!(serde_json::to_string(&ChangeThreshold::All).unwrap(), "\"all\"");
+    }
+
+    #[test]
+    fn a_lowered_threshold_adopts_a_proposal_that_already_meets_it() {
+        let mut history = approved();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        record(&mut history, approve(1, "bob"));
+        record(
+            &mut history,
+            propose(Change::ChangeThreshold(ChangeThreshold::AtLeast(2)), "alice"),
+        );
+        record(&mut history, approve(2, "bob"));
+        let events = record(&mut history, approve(2, "carol"));
+        assert_eq!(
+            names(&events),
+            [
+                "change_approved",
+                "change_adopted",
+                "change_threshold_set",
+                "change_adopted",
+                "updated"
+            ]
+        );
+        assert!(matches!(
+            state(&history).proposals[&1].status,
+            ProposalStatus::Adopted { .. }
+        ));
+    }
+
+    #[test]
+    fn a_veto_ends_a_proposal() {
+        let mut history = approved();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        record(&mut history, approve(1, "bob"));
+        let events = record(&mut history, veto(1, "carol"));
+        assert_eq!(names(&events), ["change_vetoed"]);
+        let after = state(&history);
+        assert_eq!(
+            after.proposals[&1].status.as_str(),
+            "vetoed",
+            "{:?}",
+            after.proposals[&1]
+        );
+        given::<Computation>(history.clone())
+            .when(approve(1, "carol"))
+            .then_rejects(ComputationError::ProposalClosed {
+                proposal: 1,
+                status: "vetoed",
+            });
+        // One who approved may still veto, until the proposal is adopted.
+        let mut again = approved();
+        record(&mut again, propose(new_dataset(b"x"), "alice"));
+        let events = record(&mut again, veto(1, "alice"));
+        assert_eq!(names(&events), ["change_vetoed"]);
+        // A veto gives its reason.
+        let mut history = approved();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        given::<Computation>(history)
+            .when(ComputationCommand::VetoChange {
+                proposal: 1,
+                participant: pid("bob"),
+                reason: " ".into(),
+            })
+            .then_rejects(ValueError::Empty { field: "reason" }.into());
+    }
+
+    #[test]
+    fn only_participants_with_a_key_vote_veto_or_halt() {
+        let mut history = vec![created()];
+        // Dave takes part as a viewer, without a key; mallory does not take part at all.
+        record(
+            &mut history,
+            ComputationCommand::Update(ComputationChanges {
+                participants: Some(
+                    sample_definition()
+                        .participants
+                        .into_iter()
+                        .chain([participant("dave", &[Role::Viewer])])
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+        );
+        consent_all(&mut history);
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        for outsider in ["dave", "mallory"] {
+            given::<Computation>(history.clone())
+                .when(approve(1, outsider))
+                .then_rejects(ComputationError::NotAParticipant(pid(outsider)));
+            given::<Computation>(history.clone())
+                .when(veto(1, outsider))
+                .then_rejects(ComputationError::NotAParticipant(pid(outsider)));
+            given::<Computation>(history.clone())
+                .when(halt(outsider))
+                .then_rejects(ComputationError::NotAParticipant(pid(outsider)));
+        }
+        // Nor does their proposal count as anyone's approval.
+        let events = given::<Computation>(history)
+            .when(propose(new_dataset(b"y"), "dave"))
+            .outcome()
+            .unwrap();
+        let [ComputationEvent::ChangeProposed(proposed)] = events.as_slice() else {
+            panic!("a proposal, got {events:?}");
+        };
+        assert_eq!(proposed.proposer, None);
+    }
+
+    #[test]
+    fn a_participant_approves_once() {
+        let mut history = approved();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        // The proposal is the proposer's approval already.
+        given::<Computation>(history.clone())
+            .when(approve(1, "alice"))
+            .then_rejects(ComputationError::AlreadyApproved {
+                proposal: 1,
+                participant: pid("alice"),
+            });
+        record(&mut history, approve(1, "bob"));
+        given::<Computation>(history.clone())
+            .when(approve(1, "bob"))
+            .then_rejects(ComputationError::AlreadyApproved {
+                proposal: 1,
+                participant: pid("bob"),
+            });
+        assert_eq!(
+            state(&history).approvals_counted(&state(&history).proposals[&1]),
+            2
+        );
+        given::<Computation>(history)
+            .when(approve(7, "bob"))
+            .then_rejects(ComputationError::ProposalNotFound(7));
+    }
+
+    #[test]
+    fn a_proposal_made_for_another_manifest_is_superseded_and_cannot_be_adopted() {
+        let mut history = approved();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        record(&mut history, propose(new_dataset(b"y"), "bob"));
+        record(&mut history, approve(1, "bob"));
+        // Adopting the first changes the manifest the second was proposed for, in the same commit.
+        let events = record(&mut history, approve(1, "carol"));
+        assert_eq!(
+            names(&events),
+            [
+                "change_approved",
+                "change_adopted",
+                "updated",
+                "change_superseded"
+            ]
+        );
+        let current = state(&history).manifest().unwrap().id();
+        let ComputationEvent::ChangeSuperseded(superseded) = &events[3] else {
+            unreachable!()
+        };
+        assert_eq!((superseded.proposal, &superseded.manifest_id), (2, &current));
+        for command in [approve(2, "alice"), veto(2, "carol")] {
+            given::<Computation>(history.clone()).when(command).then_rejects(
+                ComputationError::ProposalClosed {
+                    proposal: 2,
+                    status: "superseded",
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn a_halt_by_two_holds_until_both_have_lifted_their_own() {
+        let mut history = approved();
+        assert_eq!(state(&history).execution_allowed(), Ok(()));
+        let events = record(&mut history, halt("bob"));
+        let [ComputationEvent::ExecutionHalted(halted)] = events.as_slice() else {
+            panic!("a halt, got {events:?}");
+        };
+        assert_eq!(
+            (halted.computation, &halted.participant, halted.reason.as_str()),
+            (
+                ComputationId(uuid::Uuid::from_u128(1)),
+                &pid("bob"),
+                "audit of our dataset"
+            )
+        );
+        record(&mut history, halt("carol"));
+        // Halting again is refused: the first reason stays on record.
+        given::<Computation>(history.clone())
+            .when(halt("bob"))
+            .then_rejects(ComputationError::AlreadyHalted(pid("bob")));
+        // Nobody lifts another's halt, not even one who never halted.
+        given::<Computation>(history.clone())
+            .when(lift("alice"))
+            .then_rejects(ComputationError::NotHalted {
+                participant: pid("alice"),
+                halted_by: vec![pid("bob"), pid("carol")],
+            });
+
+        record(&mut history, lift("bob"));
+        assert_eq!(
+            state(&history).execution_allowed(),
+            Err(ComputationError::Halted {
+                by: vec![pid("carol")]
+            })
+        );
+        given::<Computation>(history.clone())
+            .when(lift("bob"))
+            .then_rejects(ComputationError::NotHalted {
+                participant: pid("bob"),
+                halted_by: vec![pid("carol")],
+            });
+        record(&mut history, lift("carol"));
+        assert_eq!(state(&history).execution_allowed(), Ok(()));
+        assert!(state(&history).halts.is_empty());
+    }
+
+    #[test]
+    fn a_run_is_refused_while_the_computation_is_halted() {
+        let mut history = approved();
+        record(&mut history, halt("carol"));
+        let halted = state(&history);
+        // Consents are complete: only the halt stands in the way.
+        assert!(halted.consent_status().unwrap().is_complete());
+        let refusal = halted.execution_allowed().unwrap_err();
+        assert_eq!(
+            refusal,
+            ComputationError::Halted {
+                by: vec![pid("carol")]
+            }
+        );
+        assert!(refusal.to_string().contains("`carol@example.org`"), "{refusal}");
+        assert_eq!(
+            crate::aggregate::Rejection::kind(&refusal),
+            crate::aggregate::RejectionKind::StateConflict
+        );
+        // A computation that was never approved can be halted as well: a party may withdraw at any time.
+        let events = given::<Computation>([created()])
+            .when(halt("bob"))
+            .outcome()
+            .unwrap();
+        assert_eq!(names(&events), ["execution_halted"]);
+        given::<Computation>([created(), archived()])
+            .when(halt("bob"))
+            .then_rejects(ComputationError::Archived);
+    }
+
+    #[test]
+    fn governance_survives_a_snapshot_and_its_events_round_trip_through_json() {
+        let mut history = approved();
+        record(&mut history, propose(new_dataset(b"x"), "alice"));
+        record(
+            &mut history,
+            ComputationCommand::SetAttestationPolicy {
+                policy: Box::default(),
+                backend: Some(crate::ids::BackendId(uuid::Uuid::from_u128(5))),
+            },
+        );
+        record(&mut history, veto(2, "bob"));
+        record(&mut history, halt("carol"));
+        let state = state(&history);
+        let restored: Computation = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(restored, state);
+        for event in &history {
+            let json = serde_json::to_value(event).unwrap();
+            assert_eq!(&serde_json::from_value::<ComputationEvent>(json).unwrap(), event);
+        }
+        let proposed = serde_json::to_value(&history[history.len() - 4]).unwrap();
+        assert_eq!(proposed["event"], "change_proposed");
+        assert!(
+            proposed["data"]["change"]["update"]["datasets"].is_array(),
+            "{proposed}"
+        );
+    }
+}

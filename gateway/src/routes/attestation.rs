@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prism_app::AttestationPolicies;
+use prism_app::{AttestationPolicies, ChangeOutcome};
 use prism_attestation::Policy;
-use prism_domain::computation::VersionedPolicy;
+use prism_domain::computation::{Change, VersionedPolicy};
 use prism_domain::cvm::CvmAttestationAppraised;
 use prism_domain::{BackendId, ComputationId, CvmId, WorkspaceId};
 use serde::{Deserialize, Serialize};
@@ -156,7 +156,9 @@ pub async fn get_policy(
 
 /// Set the computation's attestation policy (`computation.update`), or with `?backend=` the one that
 /// replaces it for runs placed on that backend. Each change is a new version; the same policy again
-/// changes nothing. The answer is the computation's policies after the change.
+/// changes nothing. The answer is the computation's policies after the change — unless every
+/// participant with a public key has signed the computation's manifest: a policy is part of the
+/// manifest, so the change is then a proposal the participants decide on (202, `docs/governance.md`).
 #[utoipa::path(
     put,
     path = "/{workspace}/computations/{computation}/attestation-policy",
@@ -171,6 +173,8 @@ pub async fn get_policy(
     request_body = AttestationPolicy,
     responses(
         (status = 200, description = "The policies after the change", body = AttestationPoliciesBody),
+        (status = 202, description = "The computation is approved: the new policy, which changes its manifest, is a proposal that waits for its participants' approval", body = crate::routes::governance::ProposalBody,
+            headers(("Location" = String, description = "Where the proposal is"))),
         CommandProblems,
         BodyProblems,
         ChangeProblems,
@@ -183,23 +187,40 @@ pub async fn set_policy(
     Query(params): Query<PolicyParams>,
     headers: CommandHeaders,
     JsonBody(body): JsonBody<serde_json::Value>,
-) -> Result<Json<AttestationPoliciesBody>, Problem> {
+) -> Result<Response, Problem> {
     let AttestationPolicy(policy) = from_json_value(body)?;
-    let computations = state.app().computations();
-    computations
-        .set_attestation_policy(
+    let outcome = state
+        .app()
+        .governance()
+        .propose(
             &caller,
             &headers.options(WHAT)?,
             WorkspaceId(workspace),
             ComputationId(id),
-            policy,
-            params.backend.map(BackendId),
+            Change::AttestationPolicy {
+                policy: Box::new(policy),
+                backend: params.backend.map(BackendId),
+            },
         )
         .await?;
-    let policies = computations
+    if let ChangeOutcome::Proposed(_, ref proposal) = outcome
+        && proposal.status == "open"
+    {
+        let proposal = (**proposal).clone();
+        return Ok(super::governance::proposed(
+            workspace,
+            id,
+            &outcome,
+            proposal,
+            StatusCode::ACCEPTED,
+        ));
+    }
+    let policies = state
+        .app()
+        .computations()
         .attestation_policies(&caller, WorkspaceId(workspace), ComputationId(id))
         .await?;
-    Ok(Json(policies.into()))
+    Ok(Json(AttestationPoliciesBody::from(policies)).into_response())
 }
 
 /// One appraisal of a CVM's evidence: the evidence as the agent sent it (base64), the nonce it

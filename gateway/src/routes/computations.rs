@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prism_app::{AppError, Caller, Executed};
+use prism_app::{AppError, Caller, ChangeOutcome, Executed};
+use prism_domain::computation::Change;
 use prism_domain::{ComputationId, WorkspaceId};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::link::Link;
@@ -196,6 +197,11 @@ pub async fn get(
 }
 
 /// Change a computation's definition. Absent fields keep their value; lists replace the whole list.
+///
+/// Once every participant with a public key has signed its manifest, a change of the manifest (assets,
+/// participants, their roles or keys) is not applied when asked for: it is recorded as a proposal that
+/// the participants approve or veto (`docs/governance.md`), and the answer is `202` naming it at
+/// `Location`. A new name or description is applied at once either way.
 #[utoipa::path(
     patch,
     path = "/{workspace}/computations/{computation}",
@@ -224,18 +230,28 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateComputation>,
 ) -> Result<Response, Problem> {
     let changes = body.into_changes()?;
-    let executed = state
+    let outcome = state
         .app()
-        .computations()
-        .update(
+        .governance()
+        .propose(
             &caller,
             &headers.options(WHAT)?,
             WorkspaceId(workspace),
             ComputationId(id),
-            changes,
+            Change::Update(changes),
         )
         .await?;
-    Ok(respond(&state, &caller, workspace, &executed, StatusCode::OK).await)
+    match outcome {
+        ChangeOutcome::Proposed(_, ref proposal) if proposal.status == "open" => Ok(
+            super::governance::proposal_accepted(workspace, id, &outcome, proposal.id),
+        ),
+        // Adopted as it was proposed (the caller's approval was enough): done, as asked.
+        ChangeOutcome::Proposed(executed, _)
+        | ChangeOutcome::Applied(executed)
+        | ChangeOutcome::Unchanged(executed) => {
+            Ok(respond(&state, &caller, workspace, &executed, StatusCode::OK).await)
+        }
+    }
 }
 
 /// Archive a computation (it is kept, read-only, for the audit trail).

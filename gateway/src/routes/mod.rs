@@ -9,6 +9,7 @@ pub mod certificates;
 pub mod certs;
 pub mod computations;
 pub mod cvms;
+pub mod governance;
 pub mod health;
 pub mod identity;
 pub mod members;
