@@ -1,9 +1,17 @@
 //! The participants' side of an agent's API: upload the algorithm or a dataset straight to the
-//! attested agent, fetch the result — the platform never sees the bytes. Each call carries
-//! Cocos's participant authentication: metadata `signature` = base64 of the participant's
-//! signature over the role string of the call (`algorithm-provider`, `data-provider`,
-//! `consumer`), made with the key registered for it in the run's manifest, as cocos-cli sends it.
-//! Uploads go in 1 MiB chunks, as cocos-cli cuts them.
+//! attested agent, fetch the result — the platform never sees the bytes. Uploads go in 1 MiB
+//! chunks, as cocos-cli cuts them.
+//!
+//! Each call is authenticated with the key registered for the participant in the run's manifest.
+//! Before each call the client asks the agent's `prism.agent.v1.ParticipantAuth/Challenge` for a
+//! fresh challenge for the call's role and signs
+//! [`prism_proto::prism_agent::signed_message`] — the role, the challenge and the SHA-256 of the
+//! key of the TLS certificate this connection was shown — sending metadata `prism-challenge` and
+//! `signature`: the agent accepts it once, for that role, on that agent only, so it can be neither
+//! replayed nor relayed. An agent that answers `UNIMPLEMENTED` (the unmodified Cocos agent, which
+//! knows only its own scheme) gets what cocos-cli sends instead: `signature` = base64 of the
+//! signature over the role string (`algorithm-provider`, `data-provider`, `consumer`), which that
+//! agent can replay. Any other answer to the challenge request fails the call.
 
 use std::sync::Arc;
 
@@ -11,6 +19,9 @@ use base64::Engine as _;
 use futures::StreamExt as _;
 use prism_proto::agent::agent_service_client::AgentServiceClient;
 use prism_proto::agent::{AlgoRequest, DataRequest, ResultRequest};
+use prism_proto::prism_agent::v1::ChallengeRequest;
+use prism_proto::prism_agent::v1::participant_auth_client::ParticipantAuthClient;
+use prism_proto::prism_agent::{CHALLENGE_METADATA, SIGNATURE_METADATA, signed_message};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject as _;
 use sha2::{Digest as _, Sha256};
@@ -22,7 +33,7 @@ use crate::dial::{AgentEndpoint, DialError, dial};
 /// The size of the chunks an upload is cut into.
 pub const CHUNK: usize = 1024 * 1024;
 
-/// The role strings a participant signs, one per call (Cocos's `agent/auth`).
+/// The roles of the calls, as a participant names them when it signs (Cocos's `agent/auth`).
 pub mod role {
     pub const ALGORITHM_PROVIDER: &str = "algorithm-provider";
     pub const DATA_PROVIDER: &str = "data-provider";
@@ -146,25 +157,14 @@ impl ParticipantKey {
             }
         })
     }
-
-    /// Cocos's authentication metadata for a call of `role`.
-    fn authenticate<T>(&self, request: &mut tonic::Request<T>, role: &str) -> Result<(), ParticipantError> {
-        let signature = base64::engine::general_purpose::STANDARD.encode(self.sign(role.as_bytes())?);
-        let metadata = request.metadata_mut();
-        metadata.insert(
-            "signature",
-            MetadataValue::try_from(signature).expect("base64 is a valid header value"),
-        );
-        // cocos-cli sends it; the agent does not read it.
-        metadata.insert("user-id", MetadataValue::from_static("prism"));
-        Ok(())
-    }
 }
 
 /// A participant's connection to an agent.
 #[derive(Debug, Clone)]
 pub struct ParticipantClient {
     client: AgentServiceClient<Channel>,
+    /// Prism's challenge service, on the same connection.
+    auth: ParticipantAuthClient<Channel>,
     /// The agent's TLS certificate (DER), as the connection saw it; the channel is pinned to it.
     agent_certificate: Vec<u8>,
 }
@@ -190,6 +190,7 @@ impl ParticipantClient {
     pub async fn connect(endpoint: &AgentEndpoint) -> Result<Self, ParticipantError> {
         let (channel, agent_certificate) = dial(endpoint).await?;
         Ok(Self {
+            auth: ParticipantAuthClient::new(channel.clone()),
             client: AgentServiceClient::new(channel)
                 .max_decoding_message_size(2 * CHUNK)
                 .max_encoding_message_size(2 * CHUNK),
@@ -203,6 +204,45 @@ impl ParticipantClient {
         let (_, certificate) = x509_parser::parse_x509_certificate(&self.agent_certificate)
             .map_err(|e| ParticipantError::Agent(format!("the agent's certificate does not parse: {e}")))?;
         Ok(certificate.tbs_certificate.subject_pki.raw.to_vec())
+    }
+
+    /// Puts the authentication of a call of `role` signed with `key` in `request`'s metadata: a
+    /// signed fresh challenge, or Cocos's signature over the role where the agent offers no
+    /// challenge (see the module's documentation).
+    async fn authenticate<T>(
+        &mut self,
+        key: &ParticipantKey,
+        request: &mut tonic::Request<T>,
+        role: &str,
+    ) -> Result<(), ParticipantError> {
+        let asked = self
+            .auth
+            .challenge(ChallengeRequest {
+                role: role.to_owned(),
+            })
+            .await;
+        let (challenge, message) = match asked {
+            Ok(answer) => {
+                let challenge = answer.into_inner().challenge;
+                let agent_key: [u8; 32] = Sha256::digest(self.agent_key()?).into();
+                let message = signed_message(role, &challenge, Some(&agent_key));
+                (Some(challenge), message)
+            }
+            // The unmodified Cocos agent: it knows no challenge, only its own scheme.
+            Err(status) if status.code() == tonic::Code::Unimplemented => (None, role.as_bytes().to_vec()),
+            Err(status) => return Err(refused(status)),
+        };
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let value = |text: String| MetadataValue::try_from(text).expect("base64 is a valid header value");
+        let signature = base64.encode(key.sign(&message)?);
+        let metadata = request.metadata_mut();
+        if let Some(challenge) = challenge {
+            metadata.insert(CHALLENGE_METADATA, value(base64.encode(challenge)));
+        }
+        metadata.insert(SIGNATURE_METADATA, value(signature));
+        // cocos-cli sends it; the agent does not read it.
+        metadata.insert("user-id", MetadataValue::from_static("prism"));
+        Ok(())
     }
 
     /// Sends the algorithm (`algo_type`: `bin`, `python`, `wasm`, `docker`) with its requirements
@@ -225,7 +265,8 @@ impl ParticipantClient {
             },
         });
         let mut request = tonic::Request::new(stream);
-        key.authenticate(&mut request, role::ALGORITHM_PROVIDER)?;
+        self.authenticate(key, &mut request, role::ALGORITHM_PROVIDER)
+            .await?;
         let algo_type = MetadataValue::try_from(algo_type)
             .map_err(|_| ParticipantError::Key(format!("`{algo_type}` is no algorithm type")))?;
         request.metadata_mut().insert("algo_type", algo_type);
@@ -247,7 +288,7 @@ impl ParticipantClient {
             filename: file_name.clone(),
         });
         let mut request = tonic::Request::new(stream);
-        key.authenticate(&mut request, role::DATA_PROVIDER)?;
+        self.authenticate(key, &mut request, role::DATA_PROVIDER).await?;
         self.client.data(request).await.map_err(refused)?;
         Ok(())
     }
@@ -259,7 +300,7 @@ impl ParticipantClient {
         progress: Progress,
     ) -> Result<Vec<u8>, ParticipantError> {
         let mut request = tonic::Request::new(ResultRequest {});
-        key.authenticate(&mut request, role::CONSUMER)?;
+        self.authenticate(key, &mut request, role::CONSUMER).await?;
         let mut stream = self.client.result(request).await.map_err(refused)?.into_inner();
         let mut result = Vec::new();
         while let Some(part) = stream.next().await {

@@ -1,6 +1,6 @@
 //! Configuration, read from the same environment variables as the real agent
 //! (`cmd/agent/main.go:51-63`, `pkg/clients/clients.go:25-31` with prefix `AGENT_CVM_GRPC_`),
-//! plus two of the emulator's own (`PRISM_EMULATED_AGENT_*`).
+//! plus the emulator's own (`PRISM_EMULATED_AGENT_*`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +15,9 @@ pub const DEFAULT_CVM_URL: &str = "localhost:7001";
 /// How long the agent waits before dialling again after losing its stream
 /// (`agent/cvms/api/grpc/client.go:27`).
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a participant's challenge stays good: long enough for a slow client to sign and call,
+/// short enough that one left unused is soon worthless.
+pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The levels `AGENT_LOG_LEVEL` accepts, as Go's `slog.Level.UnmarshalText` does (case-insensitive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +76,13 @@ pub struct Config {
     /// carry Prism's manifest and every participant's consent ([`crate::consent`]). Upstream's agent
     /// knows no consent; unset, the emulated agent takes bare requests as upstream does.
     pub require_consent: bool,
+    /// `PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH` (`1` or `true`): also accept upstream's participant
+    /// signature over the role string alone, for scenarios that must behave as the real agent.
+    /// Unset, a call must carry a signed challenge of `prism.agent.v1.ParticipantAuth`
+    /// ([`crate::auth`]), because upstream's signature never changes and can be replayed.
+    pub accept_cocos_auth: bool,
+    /// How long a participant's challenge is accepted ([`CHALLENGE_LIFETIME`]).
+    pub challenge_lifetime: Duration,
 }
 
 impl Config {
@@ -84,6 +94,7 @@ impl Config {
     /// Reads the configuration through `lookup` (an environment in a map, for tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let flag = |name: &str| non_empty(name).is_some_and(|value| matches!(value.as_str(), "1" | "true"));
         let log_level_text = non_empty("AGENT_LOG_LEVEL").unwrap_or_else(|| "debug".into());
         let log_level = LogLevel::parse(&log_level_text).ok_or_else(|| {
             Error::Config(format!(
@@ -106,8 +117,29 @@ impl Config {
             listen,
             work_dir: non_empty("PRISM_EMULATED_AGENT_DIR").map(PathBuf::from),
             reconnect_interval: RECONNECT_INTERVAL,
-            require_consent: non_empty("PRISM_EMULATED_AGENT_REQUIRE_CONSENT")
-                .is_some_and(|value| matches!(value.as_str(), "1" | "true")),
+            require_consent: flag("PRISM_EMULATED_AGENT_REQUIRE_CONSENT"),
+            accept_cocos_auth: flag("PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH"),
+            challenge_lifetime: CHALLENGE_LIFETIME,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(env: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+            .unwrap()
+    }
+
+    #[test]
+    fn upstreams_replayable_participant_signature_is_accepted_only_when_asked_for() {
+        assert!(!config(&[]).accept_cocos_auth);
+        assert!(!config(&[("PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH", "0")]).accept_cocos_auth);
+        assert!(!config(&[("PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH", "")]).accept_cocos_auth);
+        assert!(config(&[("PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH", "1")]).accept_cocos_auth);
+        assert!(config(&[("PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH", "true")]).accept_cocos_auth);
+        assert_eq!(config(&[]).challenge_lifetime, Duration::from_secs(60));
     }
 }

@@ -498,7 +498,7 @@ impl AgentLink {
             }
         };
         let secure = if tls.is_some() { "with TLS" } else { "without TLS" };
-        let service = ParticipantService::new(self.agent.clone(), participants);
+        let service = ParticipantService::new(self.agent.clone(), participants, &self.config);
         match Listener::start(self.config.listen, tls, service).await {
             Ok(listener) => {
                 telemetry.info(&format!(

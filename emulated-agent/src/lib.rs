@@ -4,8 +4,10 @@
 //! On the wire it behaves as the real agent VM (agent, computation runner, log forwarder and
 //! ingress in one process): it dials `cvms.Service/Process` with the real agent's environment
 //! ([`config`]), opens the agent's and the log forwarder's streams ([`cvms`]), follows the real
-//! state machine and checks ([`computation`]), serves `agent.AgentService` to participants with
-//! upstream's signature authentication ([`participants`], [`auth`]), runs `bin` and `python`
+//! state machine and checks ([`computation`]), serves `agent.AgentService` to participants
+//! ([`participants`]) — who authenticate by signing a fresh single-use challenge of Prism's
+//! `prism.agent.v1.ParticipantAuth`, or, only with `PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH`, by
+//! upstream's replayable signature over their role ([`auth`]) —, runs `bin` and `python`
 //! algorithms as subprocesses in a private directory, and answers attestation requests with the
 //! evidence of an SEV-SNP guest — an EAT ([`eat`]) over a go-sev-guest `Attestation` ([`sevsnp`])
 //! whose report is signed by a chain it generates ([`attestation`]).

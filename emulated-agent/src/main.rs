@@ -2,7 +2,8 @@
 //!
 //! Configured from the real agent's environment (`AGENT_CVM_GRPC_URL`, `AGENT_CVM_GRPC_CLIENT_CERT`,
 //! `AGENT_CVM_GRPC_CLIENT_KEY`, `AGENT_CVM_GRPC_SERVER_CA_CERTS`, `AGENT_CVM_ID`, `AGENT_LOG_LEVEL`)
-//! plus `PRISM_EMULATED_AGENT_LISTEN` and `PRISM_EMULATED_AGENT_DIR`. SIGTERM or SIGINT wipe the
+//! plus `PRISM_EMULATED_AGENT_LISTEN`, `PRISM_EMULATED_AGENT_DIR`, `PRISM_EMULATED_AGENT_REQUIRE_CONSENT`
+//! and `PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH` (see `config.rs`). SIGTERM or SIGINT wipe the
 //! computation's files and exit 0; a first connection that fails exits 1.
 
 use anyhow::Context as _;

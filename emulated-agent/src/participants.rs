@@ -5,13 +5,17 @@
 //! when it also has `client_ca_file` (each a path or inline PEM, `pkg/ingress/tls.go:36-45`).
 //!
 //! Differences from upstream: no gRPC reflection service; `AlgoRequest` without `algo_type`
-//! metadata runs as `bin` (upstream indexes the missing value and panics).
+//! metadata runs as `bin` (upstream indexes the missing value and panics); Prism's
+//! `prism.agent.v1.ParticipantAuth` is served on the same port, and a call must carry a signed
+//! challenge of it unless upstream's replayable scheme is turned on ([`crate::auth`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use futures::Stream;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -23,16 +27,23 @@ use prism_proto::agent::{
     ResultRequest, ResultResponse,
 };
 use prism_proto::cvms::AgentConfig;
+use prism_proto::prism_agent::v1::participant_auth_server::{ParticipantAuth, ParticipantAuthServer};
+use prism_proto::prism_agent::v1::{ChallengeRequest, ChallengeResponse};
+use prism_proto::prism_agent::{CHALLENGE_METADATA, SIGNATURE_METADATA};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_health::pb::health_server::HealthServer;
 
 use crate::attestation;
-use crate::auth::{Participants, Role};
+use crate::auth::{
+    AuthError, ChallengeError, ChallengeStore, MAX_OUTSTANDING_CHALLENGES, Participants, Role,
+};
 use crate::computation::{Agent, ServiceError};
+use crate::config::Config;
 
 /// Upstream streams files in 1 MiB messages (`agent/api/grpc/server.go:24`).
 const FILE_CHUNK: usize = 1024 * 1024;
@@ -47,11 +58,18 @@ const PLATFORM_TDX: i32 = 4;
 
 type FileStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// The service behind the listener.
+/// The service behind the listener: `agent.AgentService` and `prism.agent.v1.ParticipantAuth`,
+/// sharing the challenges one issues and the other consumes.
 #[derive(Debug, Clone)]
 pub struct ParticipantService {
     agent: Agent,
     participants: Arc<Participants>,
+    challenges: Arc<Mutex<ChallengeStore>>,
+    /// Whether upstream's signature over the role alone is also accepted.
+    accept_cocos_auth: bool,
+    /// The SHA-256 of the SubjectPublicKeyInfo of the certificate this agent serves with, which
+    /// signed challenges must name; `None` without TLS. Set by [`Listener::start`].
+    agent_key_sha256: Option<[u8; 32]>,
 }
 
 fn unknown(error: ServiceError) -> Status {
@@ -59,22 +77,86 @@ fn unknown(error: ServiceError) -> Status {
 }
 
 impl ParticipantService {
-    pub fn new(agent: Agent, participants: Participants) -> Self {
+    /// The participants' service of one run request, authenticating as `config` says
+    /// (`accept_cocos_auth`, `challenge_lifetime`).
+    pub fn new(agent: Agent, participants: Participants, config: &Config) -> Self {
         ParticipantService {
             agent,
             participants: Arc::new(participants),
+            challenges: Arc::new(Mutex::new(ChallengeStore::new(
+                config.challenge_lifetime,
+                MAX_OUTSTANDING_CHALLENGES,
+            ))),
+            accept_cocos_auth: config.accept_cocos_auth,
+            agent_key_sha256: None,
         }
     }
 
+    fn challenges(&self) -> std::sync::MutexGuard<'_, ChallengeStore> {
+        // The store is consistent after any panic (each operation is one map call).
+        self.challenges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Who the call's metadata proves to be in `role`: by a signed challenge when it carries
+    /// `prism-challenge`, by upstream's signature over the role only when that is turned on.
     fn authenticate(&self, metadata: &tonic::metadata::MetadataMap, role: Role) -> Result<usize, Status> {
         let signatures: Vec<&str> = metadata
-            .get_all("signature")
+            .get_all(SIGNATURE_METADATA)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .collect();
-        self.participants
-            .authenticate(role, &signatures)
-            .map_err(|e| Status::unauthenticated(e.message()))
+        let challenges: Vec<Option<&str>> = metadata
+            .get_all(CHALLENGE_METADATA)
+            .iter()
+            .map(|value| value.to_str().ok())
+            .collect();
+        let outcome = match challenges.as_slice() {
+            [] if self.accept_cocos_auth => self.participants.authenticate(role, &signatures),
+            [] => Err(AuthError::ChallengeRequired),
+            [Some(encoded)] => match STANDARD.decode(encoded) {
+                Ok(challenge) => {
+                    // Consumed before anything is checked: a challenge gets one try.
+                    let issued_for = self.challenges().take(&challenge, Instant::now());
+                    self.participants.authenticate_challenge(
+                        role,
+                        &challenge,
+                        issued_for,
+                        &signatures,
+                        self.agent_key_sha256.as_ref(),
+                    )
+                }
+                Err(_) => Err(AuthError::InvalidMetadata),
+            },
+            _ => Err(AuthError::InvalidMetadata),
+        };
+        outcome.map_err(|e| Status::unauthenticated(e.message()))
+    }
+}
+
+#[tonic::async_trait]
+impl ParticipantAuth for ParticipantService {
+    async fn challenge(
+        &self,
+        request: Request<ChallengeRequest>,
+    ) -> Result<Response<ChallengeResponse>, Status> {
+        let name = request.into_inner().role;
+        let role = Role::from_wire_name(&name).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown role `{name}`: one of algorithm-provider, data-provider, consumer"
+            ))
+        })?;
+        let mut challenges = self.challenges();
+        let challenge = challenges.issue(role, Instant::now()).map_err(|e| match e {
+            ChallengeError::TooMany => Status::resource_exhausted(e.to_string()),
+            ChallengeError::Random => Status::internal(e.to_string()),
+        })?;
+        let expires_in_seconds = u32::try_from(challenges.lifetime().as_secs()).unwrap_or(u32::MAX);
+        Ok(Response::new(ChallengeResponse {
+            challenge: challenge.to_vec(),
+            expires_in_seconds,
+        }))
     }
 }
 
@@ -216,13 +298,17 @@ pub fn evidence(platform: i32, report_data: &[u8; 64], nonce: &[u8; 32]) -> Resu
     }
 }
 
-/// The two services on one listener, chosen by path. tonic's own `Routes` needs its `router`
+/// The services on one listener, chosen by path. tonic's own `Routes` needs its `router`
 /// feature, which brings axum in for this one `match`.
 #[derive(Debug, Clone)]
 struct Routes {
     agent: AgentServiceServer<ParticipantService>,
+    auth: ParticipantAuthServer<ParticipantService>,
     health: HealthServer<HealthService>,
 }
+
+/// The path prefix of Prism's `ParticipantAuth` calls.
+const PARTICIPANT_AUTH_PATH: &str = "/prism.agent.v1.ParticipantAuth/";
 
 type HealthService = tonic_health::server::HealthService;
 
@@ -239,6 +325,9 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for Routes {
         if request.uri().path().starts_with("/grpc.health.v1.Health/") {
             let mut health = self.health.clone();
             Box::pin(async move { health.call(request).await })
+        } else if request.uri().path().starts_with(PARTICIPANT_AUTH_PATH) {
+            let mut auth = self.auth.clone();
+            Box::pin(async move { auth.call(request).await })
         } else {
             let mut agent = self.agent.clone();
             Box::pin(async move { agent.call(request).await })
@@ -269,8 +358,17 @@ fn file_or_inline(input: &str) -> Result<Vec<u8>, ListenError> {
     }
 }
 
+/// The TLS the participants' listener serves with.
+#[derive(Debug, Clone)]
+pub struct IngressTls {
+    pub config: Arc<rustls::ServerConfig>,
+    /// The SHA-256 of the SubjectPublicKeyInfo (DER) of the certificate it presents: what a
+    /// participant's signed challenge must name, so that it is good for this agent only.
+    pub key_sha256: [u8; 32],
+}
+
 /// The TLS configuration `agent_config` asks for, or `None` for plain HTTP/2.
-pub fn tls_config(config: &AgentConfig) -> Result<Option<Arc<rustls::ServerConfig>>, ListenError> {
+pub fn tls_config(config: &AgentConfig) -> Result<Option<IngressTls>, ListenError> {
     if config.cert_file.is_empty() && config.key_file.is_empty() {
         return Ok(None);
     }
@@ -280,6 +378,11 @@ pub fn tls_config(config: &AgentConfig) -> Result<Option<Arc<rustls::ServerConfi
             .collect::<Result<_, _>>()
             .map_err(|e| bad(&e))?;
     let key = PrivateKeyDer::from_pem_slice(&file_or_inline(&config.key_file)?).map_err(|e| bad(&e))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| ListenError::Certificates("no certificate in cert_file".into()))?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(leaf).map_err(|e| bad(&e))?;
+    let key_sha256: [u8; 32] = Sha256::digest(certificate.tbs_certificate.subject_pki.raw).into();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -298,7 +401,10 @@ pub fn tls_config(config: &AgentConfig) -> Result<Option<Arc<rustls::ServerConfi
     };
     let mut server = builder.with_single_cert(chain, key).map_err(|e| bad(&e))?;
     server.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Some(Arc::new(server)))
+    Ok(Some(IngressTls {
+        config: Arc::new(server),
+        key_sha256,
+    }))
 }
 
 /// The running listener; dropping it or calling [`Listener::stop`] stops it.
@@ -310,12 +416,15 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Serves `service` (and health for `agent`) on `address`.
+    /// Serves `service` (with `ParticipantAuth`, and health for `agent`) on `address`; signed
+    /// challenges must name the key of `tls`'s certificate.
     pub async fn start(
         address: SocketAddr,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        service: ParticipantService,
+        tls: Option<IngressTls>,
+        mut service: ParticipantService,
     ) -> Result<Self, ListenError> {
+        service.agent_key_sha256 = tls.as_ref().map(|tls| tls.key_sha256);
+        let tls = tls.map(|tls| tls.config);
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| ListenError::Bind { address, source })?;
@@ -326,7 +435,8 @@ impl Listener {
             .set_service_status("agent", tonic_health::ServingStatus::Serving)
             .await;
         let routes = Routes {
-            agent: AgentServiceServer::new(service),
+            agent: AgentServiceServer::new(service.clone()),
+            auth: ParticipantAuthServer::new(service),
             health: health_service,
         };
         let (stop, stopped) = watch::channel(false);
@@ -359,6 +469,9 @@ async fn accept_loop(
             },
             _ = stopped.changed() => break,
         };
+        // A call is a challenge request and then the call itself; without this, Nagle's algorithm
+        // holds the second part of an answer until the client's delayed acknowledgement.
+        let _ = tcp.set_nodelay(true);
         let routes = routes.clone();
         let tls = tls.clone();
         let mut stopping = stopped.clone();

@@ -1,5 +1,8 @@
 //! The emulated agent against a minimal control plane, through its public surface: the two CVMS
-//! streams, the participants' `AgentService`, and its directory.
+//! streams, the participants' `AgentService`, and its directory. Participants here speak as
+//! cocos-cli speaks to the real agent (a signature over the role alone), so the agents that serve
+//! them are started with `PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH`; Prism's signed challenge, the
+//! default, is `challenge_auth.rs`'s.
 
 mod common;
 
@@ -8,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::evidence::assert_snp_evidence;
-use common::{Pki, Server, agent_config, free_port};
+use common::{ACCEPT_COCOS_AUTH, Pki, Server, agent_config, agent_config_with, free_port, start_agent};
 use prism_emulated_agent::attestation;
 use prism_emulated_agent::{COMPUTATION_DIR, run};
 use prism_proto::agent::agent_service_client::AgentServiceClient;
@@ -21,22 +24,7 @@ use prism_proto::cvms::{
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519, PublicKeyData as _, SigningKey as _};
 use sha2::{Digest as _, Sha256, Sha512};
 use sha3::Sha3_256;
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
-
-/// The emulated agent in this process until the returned sender is used or dropped.
-fn start_agent(
-    config: prism_emulated_agent::Config,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), prism_emulated_agent::Error>>,
-) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(config, async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
-}
 
 fn message(received: ClientStreamMessage) -> client_stream_message::Message {
     received.message.expect("a message with its oneof set")
@@ -200,7 +188,14 @@ async fn a_computation_runs_from_a_chunked_run_request_to_a_consumed_zip_with_up
     let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
     let work = tempfile::tempdir().unwrap();
     let listen = free_port();
-    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), listen));
+    // These calls speak as cocos-cli speaks to the real agent: a signature over the role alone.
+    let (stop, task) = start_agent(agent_config_with(
+        &pki,
+        server.addr,
+        work.path(),
+        listen,
+        &[ACCEPT_COCOS_AUTH],
+    ));
     let (mut agent, mut logs) = server.agent_streams().await;
     let _startup = agent.next().await;
     assert_eq!(state(&mut agent, "s-1").await, "ReceivingManifest");
@@ -539,7 +534,14 @@ async fn a_stop_during_the_run_kills_the_algorithm_wipes_its_files_and_closes_th
     let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
     let work = tempfile::tempdir().unwrap();
     let listen = free_port();
-    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), listen));
+    // These calls speak as cocos-cli speaks to the real agent: a signature over the role alone.
+    let (stop, task) = start_agent(agent_config_with(
+        &pki,
+        server.addr,
+        work.path(),
+        listen,
+        &[ACCEPT_COCOS_AUTH],
+    ));
     let (mut agent, _logs) = server.agent_streams().await;
     let _startup = agent.next().await;
 
@@ -611,7 +613,14 @@ async fn a_python_algorithm_runs_over_the_datasets_and_its_results_reach_the_con
     let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
     let work = tempfile::tempdir().unwrap();
     let listen = free_port();
-    let (stop, task) = start_agent(agent_config(&pki, server.addr, work.path(), listen));
+    // These calls speak as cocos-cli speaks to the real agent: a signature over the role alone.
+    let (stop, task) = start_agent(agent_config_with(
+        &pki,
+        server.addr,
+        work.path(),
+        listen,
+        &[ACCEPT_COCOS_AUTH],
+    ));
     let (mut agent, _logs) = server.agent_streams().await;
     let _startup = agent.next().await;
     let provider = Participant::new(&PKCS_ECDSA_P256_SHA256);

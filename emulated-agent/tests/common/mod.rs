@@ -227,6 +227,17 @@ pub fn free_port() -> SocketAddr {
 }
 
 pub fn agent_config(pki: &Pki, server: SocketAddr, work_dir: &Path, listen: SocketAddr) -> Config {
+    agent_config_with(pki, server, work_dir, listen, &[])
+}
+
+/// [`agent_config`] with more of the agent's environment variables (`extra` wins).
+pub fn agent_config_with(
+    pki: &Pki,
+    server: SocketAddr,
+    work_dir: &Path,
+    listen: SocketAddr,
+    extra: &[(&str, &str)],
+) -> Config {
     let env = [
         ("AGENT_CVM_GRPC_URL", server.to_string()),
         (
@@ -246,5 +257,30 @@ pub fn agent_config(pki: &Pki, server: SocketAddr, work_dir: &Path, listen: Sock
         ("PRISM_EMULATED_AGENT_LISTEN", listen.to_string()),
         ("PRISM_EMULATED_AGENT_DIR", work_dir.display().to_string()),
     ];
-    Config::from_lookup(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())).unwrap()
+    Config::from_lookup(|name| {
+        extra
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+            .or_else(|| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+    })
+    .unwrap()
+}
+
+/// The environment that has the emulated agent also accept upstream's participant signature over
+/// the role alone, for scenarios that speak to it as cocos-cli speaks to the real agent.
+pub const ACCEPT_COCOS_AUTH: (&str, &str) = ("PRISM_EMULATED_AGENT_ACCEPT_COCOS_AUTH", "1");
+
+/// The emulated agent in this process until the returned sender is used or dropped.
+pub fn start_agent(
+    config: Config,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), prism_emulated_agent::Error>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(prism_emulated_agent::run(config, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
 }
