@@ -279,23 +279,38 @@ async fn attested_agent(
     // key of the certificate it showed here — else the platform could pair a genuine appraisal with
     // another endpoint.
     let spki = agent.agent_key()?;
-    let prism_attestation::Binding::Fresh {
-        nonce,
-        agent_key_sha256,
-    } = &appraisal.verdict.binding
-    else {
-        bail!("the run's appraisal is not of fresh evidence bound to the agent's key; nothing was sent");
-    };
-    let nonce = prism_attestation::Nonce::from_hex(&hex::encode(&nonce.0))
-        .ok_or_else(|| anyhow!("the appraisal's nonce is not 32 bytes"))?;
-    let bound = prism_attestation::binding::fresh_report_data(&nonce, &spki);
-    if agent_key_sha256.0 != sha2::Sha256::digest(&spki).as_slice()
-        || appraisal.expected_report_data != hex::encode(bound)
-    {
-        bail!(
-            "the agent at {} is not the one whose evidence was appraised (its TLS key differs); nothing was sent",
-            endpoint.address
-        );
+    match &appraisal.verdict.binding {
+        prism_attestation::Binding::Fresh {
+            nonce,
+            agent_key_sha256,
+        } => {
+            let nonce = prism_attestation::Nonce::from_hex(&hex::encode(&nonce.0))
+                .ok_or_else(|| anyhow!("the appraisal's nonce is not 32 bytes"))?;
+            let bound = prism_attestation::binding::fresh_report_data(&nonce, &spki);
+            if agent_key_sha256.0 != sha2::Sha256::digest(&spki).as_slice()
+                || appraisal.expected_report_data != hex::encode(bound)
+            {
+                bail!(
+                    "the agent at {} is not the one whose evidence was appraised (its TLS key differs); nothing was sent",
+                    endpoint.address
+                );
+            }
+        }
+        // A real Cocos agent on a machine without a TEE answers no nonce: all there is, is its
+        // start-up report, which proves nothing and binds nothing to this connection. Taken only
+        // when the user said so, and said out loud.
+        prism_attestation::Binding::StartupCertificate { .. }
+            if insecure_development && appraisal.verdict.platform == prism_attestation::Platform::None =>
+        {
+            eprintln!(
+                "warning: INSECURE: the agent at {} has no TEE and gave no fresh evidence; nothing binds its \
+                 start-up report to this connection",
+                endpoint.address
+            );
+        }
+        prism_attestation::Binding::StartupCertificate { .. } => {
+            bail!("the run's appraisal is not of fresh evidence bound to the agent's key; nothing was sent")
+        }
     }
     Ok(agent)
 }

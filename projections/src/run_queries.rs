@@ -147,11 +147,26 @@ impl ReadModels {
             .prepare_cached(
                 "SELECT id FROM runs WHERE deadline < $1
                    AND status IN ('requested', 'provisioning', 'agent_connecting', 'attesting',
-                                  'awaiting_inputs', 'running', 'running')
+                                  'awaiting_inputs', 'running')
                  ORDER BY deadline LIMIT 1000",
             )
             .await?;
         let rows = client.query(&statement, &[&now]).await?;
+        Ok(rows.iter().map(|row| RunId(row.get(0))).collect())
+    }
+
+    /// The runs of a computation that have not ended: those a halt of it stops.
+    pub async fn unended_runs_of(&self, computation: ComputationId) -> Result<Vec<RunId>, ProjectionError> {
+        let client = self.pool().get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id FROM runs WHERE computation_id = $1
+                   AND status IN ('requested', 'provisioning', 'agent_connecting', 'attesting',
+                                  'awaiting_inputs', 'running', 'results_ready')
+                 ORDER BY requested_at",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&computation.as_uuid()]).await?;
         Ok(rows.iter().map(|row| RunId(row.get(0))).collect())
     }
 

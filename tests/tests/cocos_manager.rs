@@ -27,15 +27,13 @@ use base64::Engine as _;
 use common::Prism;
 use common::agent::{admin_workspace, agent_certificate};
 use common::peers::{cocos_programs_or_skip, cvm_events, until};
-use manager::{CocosManager, ManagerTls, processes_in};
+use manager::{processes_in, provisioner_driver, start_manager, until_healthy};
 use prism_app::{Caller, CommandOptions};
-use prism_backends::{Driver as _, DriverError, LaunchRequest, ManagerConfig, ManagerDriver};
-use prism_cli::{PROVISIONER_CERTIFICATE_ENTITY, ProvisioningSettings};
+use prism_backends::{Driver as _, DriverError, LaunchRequest};
+use prism_cli::ProvisioningSettings;
 use prism_domain::DomainEvent as _;
-use prism_domain::backend::{BackendSettings, Driver};
-use prism_domain::certificate::Subject;
 use prism_domain::cvm::{AgentMessage, AgentStream, ConfidentialPlatform, CvmEvent, CvmSpec, CvmStatus};
-use prism_domain::{BackendId, CvmId, WorkspaceId};
+use prism_domain::{CvmId, WorkspaceId};
 use prism_projections::{CertificateFilter, PageRequest};
 
 /// One agent stack fits on a host (its programs use fixed paths): the tests of this file take
@@ -65,75 +63,6 @@ async fn platform() -> Prism {
         })
         .start()
         .await
-}
-
-/// Starts the real manager with a server certificate of the platform's authority for 127.0.0.1,
-/// admitting clients whose certificates chain to the platform's root — the platform's provisioner.
-async fn start_manager(prism: &Prism, programs: &std::path::Path) -> CocosManager {
-    let localhost = Subject {
-        common_name: "cocos-manager".into(),
-        ip_addresses: vec!["127.0.0.1".parse().unwrap()],
-        ..Default::default()
-    };
-    let identity = prism
-        .platform()
-        .app()
-        .certificates()
-        .platform_identity(&Caller::service("cocos-manager"), "cocos-manager", localhost)
-        .await
-        .unwrap();
-    CocosManager::start(
-        programs,
-        &ManagerTls {
-            server_chain_pem: identity.certificate_chain,
-            server_key_pem: identity.private_key,
-            client_ca_pem: identity.root,
-        },
-        &std::env::temp_dir(),
-    )
-}
-
-/// A driver of `addr` presenting the certificate the platform's provisioner presents to managers.
-async fn provisioner_driver(prism: &Prism, addr: String) -> ManagerDriver {
-    let name = Subject {
-        common_name: PROVISIONER_CERTIFICATE_ENTITY.into(),
-        dns_names: vec!["localhost".into()],
-        ..Default::default()
-    };
-    let identity = prism
-        .platform()
-        .app()
-        .certificates()
-        .platform_identity(
-            &Caller::service(PROVISIONER_CERTIFICATE_ENTITY),
-            PROVISIONER_CERTIFICATE_ENTITY,
-            name,
-        )
-        .await
-        .unwrap();
-    ManagerDriver::new(ManagerConfig::new(
-        addr,
-        &identity.root,
-        &identity.certificate_chain,
-        &identity.private_key,
-    ))
-    .unwrap()
-}
-
-/// Waits until the manager answers its health check (it takes a moment to listen).
-async fn until_healthy(driver: &ManagerDriver, cocos_manager: &mut CocosManager) {
-    let started = Instant::now();
-    loop {
-        match driver.check().await {
-            Ok(()) => break,
-            Err(DriverError::Unreachable(_)) if started.elapsed() < Duration::from_secs(30) => {
-                cocos_manager.assert_running();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the manager is not healthy: {e}\n{}", cocos_manager.log()),
-        }
-    }
-    eprintln!("the manager answered after {:?}", started.elapsed());
 }
 
 /// The CVM's active certificates (their lineages' current serials).
@@ -170,7 +99,6 @@ async fn status(prism: &Prism, cvm: CvmId) -> CvmStatus {
     prism.platform().app().cvms().state(cvm).await.unwrap().status
 }
 
-/// The CVM's events other than its agent's messages, by name.
 /// The CVM's events other than its agent's messages and the appraisals of its evidence (which come
 /// whenever the attestor gets to them), by name.
 fn lifecycle(events: &[CvmEvent]) -> Vec<&'static str> {
@@ -205,31 +133,7 @@ async fn the_platform_launches_a_cvm_on_the_real_cocos_manager_whose_agent_dials
     until_healthy(&driver, &mut cocos_manager).await;
 
     // The manager as the workspace's backend, trusted through the platform's own root.
-    let root = certificates.authority().await.unwrap().root_pem();
-    let backend: BackendId = app
-        .backends()
-        .register(
-            &admin,
-            &CommandOptions::default(),
-            Some(ws),
-            BackendSettings {
-                name: BACKEND_NAME.into(),
-                driver: Driver::CocosManager {
-                    address: cocos_manager.addr().to_string(),
-                    ca_pem: root,
-                },
-                platforms: vec![ConfidentialPlatform::None],
-                capacity: 4,
-                labels: BTreeMap::new(),
-                price: None,
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .parse()
-        .map(BackendId)
-        .unwrap();
+    let backend = manager::register_backend(&prism, &admin, ws, &cocos_manager, BACKEND_NAME).await;
 
     // A CVM asked for as a user asks: the provisioner places and launches it.
     let spec = CvmSpec {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::agent::{admin_workspace, with_local_backend};
+use common::parties::{Cli, Party, admin_id, party, sha3, until_run};
 use common::{Prism, json, problem};
 use prism_agents::AgentEndpoint;
 use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
@@ -22,28 +23,6 @@ use serde_json::{Value, json};
 
 fn signature(manifest_id: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sign_ed25519(&consent_message(manifest_id)))
-}
-
-/// Polls the run until `done` says so (within two minutes), printing its state on timeout.
-async fn until(prism: &Prism, ws: WorkspaceId, run: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let r = prism
-            .admin()
-            .get(prism.url(&format!("/{ws}/runs/{run}")))
-            .send()
-            .await
-            .unwrap();
-        let state = json(r, StatusCode::OK).await;
-        if done(&state) {
-            return state;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run is stuck: {state:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +143,7 @@ async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
 
     // The process manager makes the CVM, waits for its agent, sends it the run request and has
     // fresh evidence appraised (accepted as insecure: the local backend has no TEE).
-    let attested = until(&prism, ws, &run_id, |run| {
+    let attested = until_run(&prism, ws, &run_id, |run| {
         run["status"] != "requested"
             && !["provisioning", "agent_connecting", "attesting"].contains(&run["status"].as_str().unwrap())
     })
@@ -177,7 +156,7 @@ async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
     assert_eq!(machine.run.map(|r| r.to_string()), Some(run_id.clone()));
 
     // The workspace's runs list it.
-    let listed = until(&prism, ws, &run_id, |_| true).await;
+    let listed = until_run(&prism, ws, &run_id, |_| true).await;
     assert_eq!(listed["id"], run_id);
 
     // Stopped while it awaits its inputs: cleaned up and closed.
@@ -190,7 +169,7 @@ async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
         .unwrap();
     let stopping = json(r, StatusCode::OK).await;
     assert_eq!(stopping["status"], "stopping");
-    let closed = until(&prism, ws, &run_id, |run| run["status"] == "closed").await;
+    let closed = until_run(&prism, ws, &run_id, |run| run["status"] == "closed").await;
     assert_eq!(closed["ending"], json!(["awaiting_inputs", "changed our minds"]));
     let machine = app.cvms().state(cvm).await.unwrap();
     assert_eq!(machine.status, prism_domain::cvm::CvmStatus::Destroyed);
@@ -234,74 +213,6 @@ async fn a_consented_run_is_provisioned_attested_stopped_and_cleaned_up() {
     )
     .await;
     assert_eq!(page["items"][0]["id"], run_id);
-}
-
-/// A participant: a registered user, a member of the workspace, with a key of its own.
-struct Party {
-    id: String,
-    email: String,
-    password: String,
-    token: String,
-    key: ParticipantKey,
-    /// The private key as PKCS #8 PEM, for the `prism` CLI.
-    pem: String,
-    spki_base64: String,
-}
-
-async fn party(
-    prism: &Prism,
-    ws: WorkspaceId,
-    name: &str,
-    algorithm: &'static rcgen::SignatureAlgorithm,
-) -> Party {
-    let email = format!("{name}@example.org");
-    let password = format!("{name}'s long password");
-    let registered = prism
-        .request(reqwest::Method::POST, "/users", None)
-        .json(&json!({"email": email, "display_name": name, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let id = json(registered, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let signed_in = json(prism.sign_in(&email, &password).await, StatusCode::OK).await;
-    let token = signed_in["access_token"].as_str().unwrap().to_owned();
-    let invited = prism
-        .admin()
-        .post(prism.url(&format!("/workspaces/{ws}/invitations")))
-        .json(&json!({"user_id": id, "role": "member"}))
-        .send()
-        .await
-        .unwrap();
-    let invitation = json(invited, StatusCode::CREATED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let accepted = common::client_with(&token)
-        .post(prism.url("/invitations/accept"))
-        .json(&json!({"token": invitation}))
-        .send()
-        .await
-        .unwrap();
-    json(accepted, StatusCode::OK).await;
-    use rcgen::PublicKeyData as _;
-    let pair = rcgen::KeyPair::generate_for(algorithm).unwrap();
-    Party {
-        id,
-        email,
-        password,
-        token,
-        key: ParticipantKey::from_pkcs8_der(&pair.serialize_der()).unwrap(),
-        pem: pair.serialize_pem(),
-        spki_base64: base64::engine::general_purpose::STANDARD.encode(pair.subject_public_key_info()),
-    }
-}
-
-fn sha3(bytes: &[u8]) -> String {
-    use sha3::Digest as _;
-    hex::encode(sha3::Sha3_256::digest(bytes))
 }
 
 const COMBINE: &[u8] = b"import csv, pathlib
@@ -410,7 +321,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         .as_str()
         .unwrap()
         .to_owned();
-    let attested = until(&prism, ws, &run_id, |run| {
+    let attested = until_run(&prism, ws, &run_id, |run| {
         !["requested", "provisioning", "agent_connecting", "attesting"]
             .contains(&run["status"].as_str().unwrap())
     })
@@ -490,7 +401,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     assert!(ok, "{said}");
 
     // 6. Execution.
-    let ready = until(&prism, ws, &run_id, |run| {
+    let ready = until_run(&prism, ws, &run_id, |run| {
         ["results_ready", "failed", "timed_out", "cleaning_up", "closed"]
             .contains(&run["status"].as_str().unwrap())
     })
@@ -530,7 +441,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
 
     // 8. Cleanup: every consumer has the result, so the run completes, its CVM is destroyed and its
     // certificates revoked.
-    let closed = until(&prism, ws, &run_id, |run| run["status"] == "closed").await;
+    let closed = until_run(&prism, ws, &run_id, |run| run["status"] == "closed").await;
     assert_eq!(closed["ending"], Value::Null, "{closed:#}");
     let app = prism.platform().app();
     let cvm = prism_domain::run::cvm_of(run_id.parse::<RunId>().unwrap());
@@ -676,76 +587,6 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     assert_eq!(names.last().map(String::as_str), Some("closed"));
 }
 
-/// The `prism` CLI as one participant uses it: signed in, with a key file, in a directory of its own.
-struct Cli {
-    program: std::path::PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Cli {
-    async fn new(prism: &Prism, party: &Party) -> Self {
-        let cli = Cli {
-            program: common::emulated_agent().with_file_name("prism"),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(cli.dir.path().join("key.pem"), &party.pem).unwrap();
-        let url = prism.url("");
-        let login = [
-            "login",
-            "--url",
-            url.trim_end_matches('/'),
-            "--email",
-            &party.email,
-            "--password",
-            &party.password,
-        ];
-        let (ok, said) = cli.run(&login, &[]).await;
-        assert!(ok, "{said}");
-        cli
-    }
-
-    fn key(&self) -> String {
-        self.dir.path().join("key.pem").display().to_string()
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.display().to_string()
-    }
-
-    /// Runs `prism` with `args` then `more`; answers whether it succeeded and what it printed.
-    async fn run(&self, args: &[&str], more: &[String]) -> (bool, String) {
-        let output = tokio::process::Command::new(&self.program)
-            .args(args)
-            .args(more)
-            .env("PRISM_CREDENTIALS", self.dir.path().join("credentials.json"))
-            .env_remove("PRISM_URL")
-            .env_remove("PRISM_TOKEN")
-            .env_remove("PRISM_PASSWORD")
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", self.program.display()));
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), said)
-    }
-}
-
-/// The platform administrator's user id.
-async fn admin_id(prism: &Prism) -> String {
-    let app = prism.platform().app();
-    let admin = app
-        .identity()
-        .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
-        .await
-        .unwrap();
-    admin.user().unwrap().id.to_string()
-}
-
 /// A computation of the administrator alone: every part, with the RFC 8410 key whose private half
 /// the tests hold; the algorithm `algo.py` and the dataset `data.csv` by their digests. Its id.
 async fn solo_computation(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
@@ -813,7 +654,7 @@ async fn consent_and_request(prism: &Prism, ws: WorkspaceId, computation: &str) 
 async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
     let computation = solo_computation(prism, ws, algorithm, dataset).await;
     let run = consent_and_request(prism, ws, &computation).await;
-    let attested = until(prism, ws, &run, |run| {
+    let attested = until_run(prism, ws, &run, |run| {
         !["requested", "provisioning", "agent_connecting", "attesting"]
             .contains(&run["status"].as_str().unwrap())
     })
@@ -867,7 +708,7 @@ async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
         .await
         .unwrap();
 
-    let closed = until(&prism, ws, &run, |run| run["status"] == "closed").await;
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
     assert_eq!(
         closed["ending"],
         json!(["running", "the algorithm failed on the agent; see the run's logs"]),
@@ -897,7 +738,7 @@ async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
         .await
         .unwrap();
     json(r, StatusCode::OK).await;
-    until(&prism, ws, &again, |run| run["status"] == "closed").await;
+    until_run(&prism, ws, &again, |run| run["status"] == "closed").await;
 
     // The history counts both, by the day they were asked for and the state they are in.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -1020,7 +861,7 @@ async fn a_run_whose_evidence_fails_its_computations_policy_gets_no_inputs() {
     .await;
     let run = consent_and_request(&prism, ws, &computation).await;
 
-    let closed = until(&prism, ws, &run, |run| run["status"] == "closed").await;
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
     assert_eq!(closed["ending"][0], "attesting", "{closed:#}");
     let reason = closed["ending"][1].as_str().unwrap();
     assert!(
@@ -1065,4 +906,64 @@ async fn a_run_whose_evidence_fails_its_computations_policy_gets_no_inputs() {
     )
     .unwrap();
     assert_eq!(claims["prism_manifest_id"], closed["manifest_id"], "{claims:#}");
+}
+
+/// A participant's halt stops a run under way: it is cleaned up like any stop, its ending names the
+/// halt, and no run is let through until the halt is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halt_stops_the_run_under_way_and_holds_back_the_next_until_lifted() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Halted").await;
+    let computation = solo_computation(&prism, ws, b"algo", b"data").await;
+    let run = consent_and_request(&prism, ws, &computation).await;
+    let attested = until_run(&prism, ws, &run, |run| {
+        !["requested", "provisioning", "agent_connecting", "attesting"]
+            .contains(&run["status"].as_str().unwrap())
+    })
+    .await;
+    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+
+    let base = format!("/{ws}/computations/{computation}");
+    let halted = prism
+        .admin()
+        .post(prism.url(&format!("{base}/halt")))
+        .json(&json!({"reason": "the algorithm leaks rows"}))
+        .send()
+        .await
+        .unwrap();
+    json(halted, StatusCode::OK).await;
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(closed["ending"][0], "awaiting_inputs", "{closed:#}");
+    let reason = closed["ending"][1].as_str().unwrap();
+    assert!(
+        reason.contains("execution halted") && reason.contains("the algorithm leaks rows"),
+        "{reason}"
+    );
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    assert_eq!(
+        prism.platform().app().cvms().state(cvm).await.unwrap().status,
+        prism_domain::cvm::CvmStatus::Destroyed
+    );
+
+    let request = || {
+        prism
+            .admin()
+            .post(prism.url(&format!("{base}/runs")))
+            .json(&json!({}))
+            .send()
+    };
+    let refused = problem(request().await.unwrap(), StatusCode::CONFLICT).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("halted"),
+        "{refused:#}"
+    );
+    let lifted = prism
+        .admin()
+        .delete(prism.url(&format!("{base}/halt")))
+        .send()
+        .await
+        .unwrap();
+    json(lifted, StatusCode::OK).await;
+    json(request().await.unwrap(), StatusCode::CREATED).await;
 }

@@ -13,6 +13,9 @@
 //! * [`RunCvmWatcher`] reacts to the events of CVMs made for runs: started, online, offline (the
 //!   agent vanished), failed, destroyed, and what the agent reports about the computation
 //!   (running, results ready, failed, a refused run request) become the run's steps.
+//! * [`RunHaltWatcher`] stops every run of a computation not yet ended when a participant halts
+//!   its execution; the conductor also stops a run whose computation is halted before it makes
+//!   its CVM and before it gives the agent the run.
 //! * [`RunTimer`] times out, every so often, the runs past their deadline.
 
 use std::collections::BTreeMap;
@@ -22,9 +25,12 @@ use base64::Engine as _;
 use prism_agents::{
     AgentChannel, AgentEndpoint, AttestError, ServerRequest, attest::evidence_type, attest_fresh,
 };
-use prism_app::{App, AppError, Caller, CertificateRequest, CommandOptions, ErrorKind};
+use prism_app::{App, AppError, Caller, CertificateRequest, CommandOptions, ErrorKind, ReadOptions};
+use prism_attestation::{Claims, EvidenceKind};
+use prism_domain::computation::{Computation, ComputationEvent};
 use prism_domain::cvm::{
-    AgentMessage, ConfidentialPlatform, Cvm, CvmCommand, CvmEvent, CvmStatus, DestroyReason,
+    AgentMessage, ConfidentialPlatform, Cvm, CvmAttestationAppraised, CvmCommand, CvmEvent, CvmStatus,
+    DestroyReason,
 };
 use prism_domain::run::{Manifest, REASON_MAX, ReceiptKind, Run, RunCommand, RunEvent, RunStatus, cvm_of};
 use prism_domain::{CvmId, RunId, WorkspaceId};
@@ -38,6 +44,9 @@ use crate::runtime::{ReactionError, Reactor, aggregate_id, caused_by, every};
 
 /// How long the agent's participants' API may take to come up after the run request.
 const AGENT_API_WAIT: Duration = Duration::from_secs(30);
+
+/// How long an agent's start-up report may take to be appraised once the agent is online.
+const STARTUP_REPORT_WAIT: Duration = Duration::from_secs(10);
 
 /// Records `command` on `run` as the step `step` caused by `meta`'s event; a step the run's state
 /// machine does not allow now is skipped (it was taken already, or the run has moved on).
@@ -103,6 +112,19 @@ impl RunConductor {
 
     pub fn new(app: App, agents: Option<AgentChannel>) -> Self {
         Self { app, agents }
+    }
+
+    /// Stops the run when its computation is halted now; whether it did.
+    async fn stopped_by_halt(&self, meta: &EventMeta, run: RunId) -> Result<bool, ReactionError> {
+        let runs = self.app.runs();
+        let Some(halted) = runs.halted(&runs.state(run).await?).await? else {
+            return Ok(false);
+        };
+        let stop = RunCommand::Stop {
+            reason: clip(format!("execution halted: {halted}")),
+        };
+        step(&self.app, meta, Self::NAME, run, stop, "halted").await?;
+        Ok(true)
     }
 
     /// Records the step first, then asks for the CVM only while the run is provisioning: a run
@@ -240,8 +262,12 @@ impl RunConductor {
             roots_pem,
             client: None,
         };
-        let kind = match machine.spec.as_ref().map(|spec| spec.platform) {
-            Some(ConfidentialPlatform::Tdx) => evidence_type::TDX,
+        let platform = machine
+            .spec
+            .as_ref()
+            .map_or(ConfidentialPlatform::None, |spec| spec.platform);
+        let kind = match platform {
+            ConfidentialPlatform::Tdx => evidence_type::TDX,
             // An emulated agent answers in the SEV-SNP format, signed by its test root.
             _ => evidence_type::SNP,
         };
@@ -252,6 +278,17 @@ impl RunConductor {
                 // The agent's participants' API starts once it has taken the run request.
                 Err(AttestError::Connect(_)) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(AttestError::Agent(refusal)) if platform == ConfidentialPlatform::None => {
+                    break self
+                        .nocc_startup_appraisal(&caller, workspace, cvm)
+                        .await?
+                        .ok_or_else(|| {
+                            Failure::Run(format!(
+                                "no fresh evidence from the agent ({refusal}), and no start-up report \
+                                 of a machine without a TEE to fall back on"
+                            ))
+                        })?;
                 }
                 Err(e) => return Err(Failure::Run(format!("no fresh evidence from the agent: {e}"))),
             }
@@ -268,6 +305,38 @@ impl RunConductor {
             evidence_sha256: hex::encode(&verdict.evidence_sha256.0),
             policy_sha256: hex::encode(&verdict.policy_sha256.0),
         })
+    }
+
+    /// The appraisal of the start-up report of a real Cocos agent on a machine without a TEE
+    /// (`NoCC`), waiting a little for it to be recorded; `None` when there is none.
+    ///
+    /// Such an agent cannot answer a nonce at all: upstream's attestation service serves every
+    /// evidence request there from a provider that refuses, so its start-up report — over its
+    /// client certificate, not fresh, and proving nothing — is all there is. Its verdict was taken
+    /// against the run's policy and is accepted only when the platform runs for development, so a
+    /// secure platform still refuses the run.
+    async fn nocc_startup_appraisal(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        cvm: CvmId,
+    ) -> Result<Option<CvmAttestationAppraised>, Failure> {
+        let deadline = tokio::time::Instant::now() + STARTUP_REPORT_WAIT;
+        loop {
+            let appraisals = self
+                .app
+                .attestations()
+                .list(caller, workspace, cvm, ReadOptions::default())
+                .await?;
+            let nocc = appraisals.into_iter().rev().find(|appraisal| {
+                appraisal.nonce.is_none()
+                    && matches!(&appraisal.verdict.claims, Some(Claims::None(claims)) if claims.source == EvidenceKind::NoCc.to_string())
+            });
+            if nocc.is_some() || tokio::time::Instant::now() >= deadline {
+                return Ok(nocc);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Stops the computation on the agent, which wipes what it holds, and destroys the CVM; the
@@ -420,8 +489,21 @@ impl Reactor for RunConductor {
         let meta = &recorded.meta;
         let run: RunId = aggregate_id(meta)?;
         match &recorded.event {
-            RunEvent::Requested(requested) => self.provision(meta, run, requested).await,
-            RunEvent::AttestingStarted(_) => self.start_on_agent(meta, run).await,
+            // A halt recorded after the run was asked for holds it back before a CVM is made and
+            // before the agent is given the run (the halt watcher stops the runs it finds; these
+            // checks cover a run the read model did not show it yet).
+            RunEvent::Requested(requested) => {
+                if !self.stopped_by_halt(meta, run).await? {
+                    self.provision(meta, run, requested).await?;
+                }
+                Ok(())
+            }
+            RunEvent::AttestingStarted(_) => {
+                if !self.stopped_by_halt(meta, run).await? {
+                    self.start_on_agent(meta, run).await?;
+                }
+                Ok(())
+            }
             RunEvent::Completed(_)
             | RunEvent::StopRequested(_)
             | RunEvent::Failed(_)
@@ -581,6 +663,52 @@ impl Reactor for RunCvmWatcher {
             _ => return Ok(()),
         };
         step(&self.app, meta, Self::NAME, run, command, name).await
+    }
+}
+
+/// Stops every run of a computation that has not ended when a participant halts its execution:
+/// no CVM is made for it, no input is taken, no result is handed out any more. Cleanup follows
+/// as for any stop.
+#[derive(Debug, Clone)]
+pub struct RunHaltWatcher {
+    app: App,
+}
+
+impl RunHaltWatcher {
+    pub const NAME: &'static str = "run-halt-watcher";
+
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+impl Reactor for RunHaltWatcher {
+    type Aggregate = Computation;
+    const NAME: &'static str = RunHaltWatcher::NAME;
+
+    async fn react<'a>(&'a self, recorded: &'a Recorded<ComputationEvent>) -> Result<(), ReactionError> {
+        let ComputationEvent::ExecutionHalted(halted) = &recorded.event else {
+            return Ok(());
+        };
+        let reason = clip(format!(
+            "execution halted by participant {}: {}",
+            halted.participant, halted.reason
+        ));
+        for run in self.app.runs().unended_of(halted.computation).await? {
+            let stop = RunCommand::Stop {
+                reason: reason.clone(),
+            };
+            step(
+                &self.app,
+                &recorded.meta,
+                Self::NAME,
+                run,
+                stop,
+                &format!("halted:{run}"),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

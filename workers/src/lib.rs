@@ -16,7 +16,7 @@ pub mod runtime;
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
 pub use attestor::Attestor;
 pub use certificates::{CertificateRenewer, RetiredComputationRevoker};
-pub use conductor::{RunConductor, RunCvmWatcher, RunTimer, run_consent, run_request};
+pub use conductor::{RunConductor, RunCvmWatcher, RunHaltWatcher, RunTimer, run_consent, run_request};
 pub use linker::{InvitationLinker, LateInvitationLinker};
 pub use provisioner::{BackendHealthChecker, CvmReaper, Provisioner, ProvisioningConfig};
 pub use runtime::{ReactionError, Reactor, Worker, WorkerConfig, WorkerError, caused_by};

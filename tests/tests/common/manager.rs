@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use prism_app::Caller;
+use prism_backends::{Driver as _, DriverError, ManagerConfig, ManagerDriver};
+use prism_cli::PROVISIONER_CERTIFICATE_ENTITY;
+use prism_domain::certificate::Subject;
+
+use super::common::Prism;
 use super::common::peers::repository_root;
 
 /// What the manager serves with and whom it lets in.
@@ -134,6 +140,20 @@ impl CocosManager {
         std::fs::read_to_string(self.dir.join("manager.log")).unwrap_or_default()
     }
 
+    /// The manager's log, then each VM's process logs: what explains a VM that did not come up.
+    pub fn logs(&self) -> String {
+        let mut text = format!("== manager.log\n{}", self.log());
+        let vms = std::fs::read_dir(self.dir.join("vms")).into_iter().flatten();
+        for vm in vms.filter_map(Result::ok) {
+            let logs = std::fs::read_dir(vm.path().join("logs")).into_iter().flatten();
+            for log in logs.filter_map(Result::ok) {
+                let contents = std::fs::read_to_string(log.path()).unwrap_or_default();
+                text.push_str(&format!("== {}\n{contents}", log.path().display()));
+            }
+        }
+        text
+    }
+
     /// Panics with the log when the manager has exited.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
@@ -171,6 +191,15 @@ impl Drop for CocosManager {
             signal_group("-KILL", self.child.id());
         }
         let _ = self.child.wait();
+        // The manager starts each stand-in in a process group of its own and leaves it running
+        // when it exits: a test that ends with a VM still up would leave its agent stack holding
+        // the host's one place for it. Its programs run in the VM's working directory.
+        let vms = std::fs::read_dir(self.dir.join("vms")).into_iter().flatten();
+        for vm in vms.filter_map(Result::ok) {
+            for (pid, _) in processes_in(&vm.path()) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
         if let Ok(entries) = std::fs::read_dir("/tmp") {
             for entry in entries.filter_map(Result::ok) {
                 let name = entry.file_name();
@@ -222,4 +251,108 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+/// Starts the real manager with a server certificate of the platform's authority for 127.0.0.1,
+/// admitting clients whose certificates chain to the platform's root — the platform's provisioner.
+pub async fn start_manager(prism: &Prism, programs: &std::path::Path) -> CocosManager {
+    let localhost = Subject {
+        common_name: "cocos-manager".into(),
+        ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+        ..Default::default()
+    };
+    let identity = prism
+        .platform()
+        .app()
+        .certificates()
+        .platform_identity(&Caller::service("cocos-manager"), "cocos-manager", localhost)
+        .await
+        .unwrap();
+    CocosManager::start(
+        programs,
+        &ManagerTls {
+            server_chain_pem: identity.certificate_chain,
+            server_key_pem: identity.private_key,
+            client_ca_pem: identity.root,
+        },
+        &std::env::temp_dir(),
+    )
+}
+
+/// A driver of `addr` presenting the certificate the platform's provisioner presents to managers.
+pub async fn provisioner_driver(prism: &Prism, addr: String) -> ManagerDriver {
+    let name = Subject {
+        common_name: PROVISIONER_CERTIFICATE_ENTITY.into(),
+        dns_names: vec!["localhost".into()],
+        ..Default::default()
+    };
+    let identity = prism
+        .platform()
+        .app()
+        .certificates()
+        .platform_identity(
+            &Caller::service(PROVISIONER_CERTIFICATE_ENTITY),
+            PROVISIONER_CERTIFICATE_ENTITY,
+            name,
+        )
+        .await
+        .unwrap();
+    ManagerDriver::new(ManagerConfig::new(
+        addr,
+        &identity.root,
+        &identity.certificate_chain,
+        &identity.private_key,
+    ))
+    .unwrap()
+}
+
+/// Waits until the manager answers its health check (it takes a moment to listen).
+pub async fn until_healthy(driver: &ManagerDriver, cocos_manager: &mut CocosManager) {
+    let started = Instant::now();
+    loop {
+        match driver.check().await {
+            Ok(()) => break,
+            Err(DriverError::Unreachable(_)) if started.elapsed() < Duration::from_secs(30) => {
+                cocos_manager.assert_running();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the manager is not healthy: {e}\n{}", cocos_manager.log()),
+        }
+    }
+    eprintln!("the manager answered after {:?}", started.elapsed());
+}
+
+/// Registers `manager` as a backend of `ws` named `name`, offering machines without a TEE, trusted
+/// through the platform's own root (its server certificate is of the platform's authority).
+pub async fn register_backend(
+    prism: &Prism,
+    admin: &Caller,
+    ws: prism_domain::WorkspaceId,
+    manager: &CocosManager,
+    name: &str,
+) -> prism_domain::BackendId {
+    use prism_domain::backend::{BackendSettings, Driver};
+    let app = prism.platform().app();
+    let root = app.certificates().authority().await.unwrap().root_pem();
+    let registered = app
+        .backends()
+        .register(
+            admin,
+            &prism_app::CommandOptions::default(),
+            Some(ws),
+            BackendSettings {
+                name: name.into(),
+                driver: Driver::CocosManager {
+                    address: manager.addr().to_string(),
+                    ca_pem: root,
+                },
+                platforms: vec![prism_domain::cvm::ConfidentialPlatform::None],
+                capacity: 4,
+                labels: std::collections::BTreeMap::new(),
+                price: None,
+            },
+        )
+        .await
+        .unwrap();
+    prism_domain::BackendId(registered.id.parse().unwrap())
 }

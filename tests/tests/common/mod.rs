@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod parties;
 pub mod peers;
 
 use std::net::SocketAddr;

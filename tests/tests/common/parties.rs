@@ -1,0 +1,173 @@
+//! The participants of the end-to-end runs: registered users, members of a workspace, each with a
+//! key of its own; the `prism` CLI as one of them uses it; and a wait for a run's state.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use prism_agents::participant::ParticipantKey;
+use prism_domain::WorkspaceId;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Prism, json};
+
+/// Polls the run until `done` says so (within two minutes), printing its state on timeout.
+pub async fn until_run(prism: &Prism, ws: WorkspaceId, run: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = prism
+            .admin()
+            .get(prism.url(&format!("/{ws}/runs/{run}")))
+            .send()
+            .await
+            .unwrap();
+        let state = json(r, StatusCode::OK).await;
+        if done(&state) {
+            return state;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run is stuck: {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A participant: a registered user, a member of the workspace, with a key of its own.
+pub struct Party {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub key: ParticipantKey,
+    /// The private key as PKCS #8 PEM, for the `prism` CLI.
+    pub pem: String,
+    pub spki_base64: String,
+}
+
+pub async fn party(
+    prism: &Prism,
+    ws: WorkspaceId,
+    name: &str,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+) -> Party {
+    let email = format!("{name}@example.org");
+    let password = format!("{name}'s long password");
+    let registered = prism
+        .request(reqwest::Method::POST, "/users", None)
+        .json(&json!({"email": email, "display_name": name, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let id = json(registered, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let signed_in = json(prism.sign_in(&email, &password).await, StatusCode::OK).await;
+    let token = signed_in["access_token"].as_str().unwrap().to_owned();
+    let invited = prism
+        .admin()
+        .post(prism.url(&format!("/workspaces/{ws}/invitations")))
+        .json(&json!({"user_id": id, "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    let invitation = json(invited, StatusCode::CREATED).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = super::client_with(&token)
+        .post(prism.url("/invitations/accept"))
+        .json(&json!({"token": invitation}))
+        .send()
+        .await
+        .unwrap();
+    json(accepted, StatusCode::OK).await;
+    use rcgen::PublicKeyData as _;
+    let pair = rcgen::KeyPair::generate_for(algorithm).unwrap();
+    Party {
+        id,
+        email,
+        password,
+        token,
+        key: ParticipantKey::from_pkcs8_der(&pair.serialize_der()).unwrap(),
+        pem: pair.serialize_pem(),
+        spki_base64: base64::engine::general_purpose::STANDARD.encode(pair.subject_public_key_info()),
+    }
+}
+
+pub fn sha3(bytes: &[u8]) -> String {
+    use sha3::Digest as _;
+    hex::encode(sha3::Sha3_256::digest(bytes))
+}
+
+/// The `prism` CLI as one participant uses it: signed in, with a key file, in a directory of its own.
+pub struct Cli {
+    pub program: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cli {
+    pub async fn new(prism: &Prism, party: &Party) -> Self {
+        let cli = Cli {
+            program: super::emulated_agent().with_file_name("prism"),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(cli.dir.path().join("key.pem"), &party.pem).unwrap();
+        let url = prism.url("");
+        let login = [
+            "login",
+            "--url",
+            url.trim_end_matches('/'),
+            "--email",
+            &party.email,
+            "--password",
+            &party.password,
+        ];
+        let (ok, said) = cli.run(&login, &[]).await;
+        assert!(ok, "{said}");
+        cli
+    }
+
+    pub fn key(&self) -> String {
+        self.dir.path().join("key.pem").display().to_string()
+    }
+
+    pub fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    /// Runs `prism` with `args` then `more`; answers whether it succeeded and what it printed.
+    pub async fn run(&self, args: &[&str], more: &[String]) -> (bool, String) {
+        let output = tokio::process::Command::new(&self.program)
+            .args(args)
+            .args(more)
+            .env("PRISM_CREDENTIALS", self.dir.path().join("credentials.json"))
+            .env_remove("PRISM_URL")
+            .env_remove("PRISM_TOKEN")
+            .env_remove("PRISM_PASSWORD")
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.program.display()));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), said)
+    }
+}
+
+/// The platform administrator's user id.
+pub async fn admin_id(prism: &Prism) -> String {
+    let app = prism.platform().app();
+    let admin = app
+        .identity()
+        .authenticate(prism_app::Caller::anonymous(), prism.admin_token())
+        .await
+        .unwrap();
+    admin.user().unwrap().id.to_string()
+}
