@@ -3,10 +3,11 @@
 use prism_attestation::Policy;
 use prism_domain::ParticipantId;
 use prism_domain::access::Permission;
+use prism_domain::backend::BackendStatus;
 use prism_domain::computation::VersionedPolicy;
 use prism_domain::computation::{
-    Change, Computation, ComputationChanges, ComputationCommand, ComputationEvent, Definition, Participant,
-    WorkspaceStanding,
+    Change, Computation, ComputationChanges, ComputationCommand, ComputationEvent, ComputationImport,
+    Definition, Participant, WorkspaceStanding,
 };
 use prism_domain::user::{User, UserStatus};
 use prism_domain::values::Email;
@@ -21,6 +22,42 @@ use crate::{
 };
 
 const WHAT: &str = "computation";
+
+/// A computation as exported: what defines it, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedComputation {
+    pub import: ComputationImport,
+    pub origin: ExportOrigin,
+}
+
+/// Where an exported computation comes from: for the reader; an import ignores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOrigin {
+    pub workspace: WorkspaceId,
+    pub computation: ComputationId,
+    /// The computation's version (its last event) when exported.
+    pub version: u64,
+    /// Its manifest's id then; an imported computation's differs, being another computation.
+    pub manifest_id: Option<String>,
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The participants a new computation's definition names.
+trait HasParticipants {
+    fn participants(&self) -> &[Participant];
+}
+
+impl HasParticipants for Definition {
+    fn participants(&self) -> &[Participant] {
+        &self.participants
+    }
+}
+
+impl HasParticipants for ComputationImport {
+    fn participants(&self) -> &[Participant] {
+        &self.definition.participants
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Computations<'a> {
@@ -45,6 +82,66 @@ impl<'a> Computations<'a> {
         workspace: WorkspaceId,
         definition: Definition,
     ) -> Result<Executed<Computation>, AppError> {
+        self.define(
+            caller,
+            options,
+            workspace,
+            "create",
+            &definition,
+            &[],
+            |id, standing| ComputationCommand::Create {
+                id,
+                workspace_id: workspace,
+                workspace: standing,
+                definition: definition.clone(),
+            },
+        )
+        .await
+    }
+
+    /// Defines a computation in an active workspace from an exported one ([`Computations::export`]):
+    /// the same definition, attestation policies and change threshold, in one commit. Its
+    /// participants consent to it anew; a backend an override names must be one this workspace can
+    /// place runs on.
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        import: ComputationImport,
+    ) -> Result<Executed<Computation>, AppError> {
+        let backends: Vec<BackendId> = import.backend_policies.keys().copied().collect();
+        self.define(
+            caller,
+            options,
+            workspace,
+            "import",
+            &import,
+            &backends,
+            |id, standing| ComputationCommand::Import {
+                id,
+                workspace_id: workspace,
+                workspace: standing,
+                import: Box::new(import.clone()),
+            },
+        )
+        .await
+    }
+
+    /// What a new computation's definition (`input`, as the command records it) needs before its
+    /// command: the caller may create computations here, the workspace is active, every participant
+    /// named by id is a user, and every backend named is one the workspace can use.
+    #[allow(clippy::too_many_arguments)]
+    async fn define<I: Serialize + HasParticipants>(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        operation: &'static str,
+        input: &I,
+        backends: &[BackendId],
+        command: impl Fn(ComputationId, WorkspaceStanding) -> ComputationCommand,
+    ) -> Result<Executed<Computation>, AppError> {
         // The workspace aggregate itself, not its read model: a workspace created a moment ago may not
         // be projected yet, and one archived a moment ago must already count as archived. The load
         // brings a cached view up to date with the commits after it, never the whole history again.
@@ -57,35 +154,104 @@ impl<'a> Computations<'a> {
             WorkspaceStatus::Active => WorkspaceStanding::Active,
             WorkspaceStatus::Archived => WorkspaceStanding::Archived,
         };
-        let command = Command {
+        let checked = Command {
             what: WHAT,
-            operation: "create",
+            operation,
             permission: Permission::ComputationCreate,
             target: Target::New {
                 proposed: uuid::Uuid::now_v7().to_string(),
             },
             workspace: Some(workspace),
-            input: &definition,
+            input,
         };
         // Whether the participants exist is told only to those who may create here.
         self.app
-            .authorize_command::<Computation, _>(caller, &command)
+            .authorize_command::<Computation, _>(caller, &checked)
             .await?;
         if standing == WorkspaceStanding::Active {
-            self.check_participants(&workspace_state, &definition.participants)
+            self.check_participants(&workspace_state, input.participants())
                 .await?;
+            self.check_backends(workspace, backends).await?;
         }
         let executed = self
             .app
-            .execute_authorized(caller, options, command, |id| ComputationCommand::Create {
-                id: ComputationId(id.parse().expect("the service proposes UUIDs")),
-                workspace_id: workspace,
-                workspace: standing,
-                definition: definition.clone(),
+            .execute_authorized(caller, options, checked, |id| {
+                command(
+                    ComputationId(id.parse().expect("the service proposes UUIDs")),
+                    standing,
+                )
             })
             .await?;
         self.invite(&executed, &[]);
         Ok(executed)
+    }
+
+    /// Every backend named must exist and serve this workspace (its own, or the platform's).
+    async fn check_backends(&self, workspace: WorkspaceId, backends: &[BackendId]) -> Result<(), AppError> {
+        for &backend in backends {
+            let state = match self.app.backends().load(backend).await {
+                Ok(state) => Some(state),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            let usable = state.is_some_and(|b| {
+                b.status == BackendStatus::Active && b.workspace.is_none_or(|w| w == workspace)
+            });
+            if !usable {
+                return Err(AppError::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "an attestation policy overrides the computation's for backend {backend}, which this \
+                         workspace has no use of (unknown, removed, or another workspace's)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The computation as a document another workspace imports ([`Computations::import`]): its
+    /// definition, attestation policies and change threshold, and where it comes from.
+    pub async fn export(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        id: ComputationId,
+    ) -> Result<ExportedComputation, AppError> {
+        self.app
+            .authorize(
+                caller,
+                Action::on_computation(Permission::ComputationRead, workspace, id),
+            )
+            .await?;
+        let loaded = self
+            .app
+            .bounded(async { Ok(self.app.repository::<Computation>().load(&id).await?) })
+            .await?;
+        let state = loaded.state;
+        if state.workspace_id != Some(workspace) || state.id.is_none() {
+            return Err(not_found(id));
+        }
+        let manifest_id = state.manifest().map(|manifest| manifest.id());
+        Ok(ExportedComputation {
+            import: ComputationImport {
+                definition: state.definition.clone(),
+                attestation_policy: state.attestation_policy.clone().map(|v| v.policy),
+                backend_policies: state
+                    .backend_policies
+                    .iter()
+                    .map(|(backend, versioned)| (*backend, versioned.policy.clone()))
+                    .collect(),
+                change_threshold: state.change_threshold,
+            },
+            origin: ExportOrigin {
+                workspace,
+                computation: id,
+                version: loaded.version,
+                manifest_id,
+                exported_at: chrono::Utc::now(),
+            },
+        })
     }
 
     /// Changes a computation's definition; absent fields keep their value. Once the computation is

@@ -69,7 +69,7 @@ pub use certificates::{
     CertificateAuthorityConfig, CertificateBundle, CertificateRequest, Certificates, CsrSigning,
     DOWNLOAD_TOKEN_LIFETIME, IssuedCertificate, Maintenance, PlatformIdentity, RenewalPolicy,
 };
-pub use computations::{AttestationPolicies, Computations};
+pub use computations::{AttestationPolicies, Computations, ExportOrigin, ExportedComputation};
 pub use cvms::{AgentIdentity, Cvms, Enrolment};
 pub use denials::Denial;
 pub use error::{AppError, ErrorKind};

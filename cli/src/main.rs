@@ -126,6 +126,11 @@ enum Command {
         #[arg(long, env = "PRISM_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// A workspace's computations: list, show, export as a document, import from one.
+    Computations {
+        #[command(subcommand)]
+        command: ComputationsCommand,
+    },
     /// Consent to a computation's current manifest.
     Consent {
         #[command(subcommand)]
@@ -197,6 +202,40 @@ struct RunTarget {
     /// platform (`prism up`) runs such machines.
     #[arg(long)]
     insecure_development: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ComputationsCommand {
+    /// The workspace's computations: id, status and name, one per line.
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// One computation, as the API shows it.
+    Get {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        computation: String,
+    },
+    /// The computation as a document (`prism.computation.v1`): its definition, attestation policies
+    /// and change threshold.
+    Export {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        computation: String,
+        /// Where to write it; standard output when not given.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A new computation of the workspace from a document `export` wrote; prints its id.
+    Import {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -723,6 +762,28 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             participant::login(&url, &email, &password).await
+        }
+        Command::Computations { command } => {
+            let session = participant::Session::load()?;
+            match command {
+                ComputationsCommand::List { workspace } => {
+                    participant::list_computations(&session, &workspace).await
+                }
+                ComputationsCommand::Get {
+                    workspace,
+                    computation,
+                } => participant::show_computation(&session, &workspace, &computation).await,
+                ComputationsCommand::Export {
+                    workspace,
+                    computation,
+                    out,
+                } => {
+                    participant::export_computation(&session, &workspace, &computation, out.as_deref()).await
+                }
+                ComputationsCommand::Import { workspace, file } => {
+                    participant::import_computation(&session, &workspace, &file).await
+                }
+            }
         }
         Command::Consent {
             command:

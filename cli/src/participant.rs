@@ -120,6 +120,76 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     bail!("{status}: {detail}")
 }
 
+/// `prism computations list`: the workspace's computations, one per line (id, status, name),
+/// every page of them.
+pub async fn list_computations(session: &Session, workspace: &str) -> anyhow::Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/{workspace}/computations?cursor={cursor}"),
+            None => format!("/{workspace}/computations"),
+        };
+        let page = session.get(&path).await.context("listing the computations")?;
+        for computation in page["items"].as_array().into_iter().flatten() {
+            println!(
+                "{}  {:<8}  {}",
+                computation["id"].as_str().unwrap_or_default(),
+                computation["status"].as_str().unwrap_or_default(),
+                computation["name"].as_str().unwrap_or_default()
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `prism computations get`: the computation as the API shows it.
+pub async fn show_computation(session: &Session, workspace: &str, computation: &str) -> anyhow::Result<()> {
+    let shown = session
+        .get(&format!("/{workspace}/computations/{computation}"))
+        .await
+        .context("reading the computation")?;
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(())
+}
+
+/// `prism computations export`: the computation as a document, to `out` or standard output.
+pub async fn export_computation(
+    session: &Session,
+    workspace: &str,
+    computation: &str,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let document = session
+        .get(&format!("/{workspace}/computations/{computation}/export"))
+        .await
+        .context("exporting the computation")?;
+    let text = serde_json::to_string_pretty(&document)? + "\n";
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("exported to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `prism computations import`: a new computation of the workspace from a document; prints its id.
+pub async fn import_computation(session: &Session, workspace: &str, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let document: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let created = session
+        .post(&format!("/{workspace}/computations/import"), &document)
+        .await
+        .context("importing the computation")?;
+    println!("{}", created["id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
 /// `prism login`: signs in with a password and keeps the session for the other commands.
 pub async fn login(url: &str, email: &str, password: &str) -> anyhow::Result<()> {
     let response = http()

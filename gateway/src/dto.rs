@@ -254,6 +254,18 @@ impl From<ComputationView> for Computation {
     }
 }
 
+impl From<computation::Definition> for CreateComputation {
+    fn from(d: computation::Definition) -> Self {
+        Self {
+            name: d.name,
+            description: Some(d.description).filter(|text| !text.is_empty()),
+            participants: d.participants.into_iter().map(participant_out).collect(),
+            algorithm: d.algorithm.map(asset_out),
+            datasets: Some(d.datasets.into_iter().map(asset_out).collect()),
+        }
+    }
+}
+
 fn participant_out(p: computation::Participant) -> Participant {
     Participant {
         id: p.id.to_string(),

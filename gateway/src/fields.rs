@@ -332,6 +332,16 @@ pub fn min_sequence() -> Schema {
         .into()
 }
 
+/// The format of a computation document: one value, so a document of another version is told apart.
+pub fn document_format() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(["prism.computation.v1"]))
+        .examples(["prism.computation.v1"])
+        .build()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use prism_domain::ParticipantId;

@@ -101,6 +101,17 @@ GOVERNANCE_RULES = [
 ]
 GOVERNANCE_PATHS = ("/proposals", "/halt", "/change-threshold")
 
+# 422 for what only the importing workspace can tell about a computation document (documented on
+# `POST /{workspace}/computations/import`): whether a backend its overrides name serves this workspace,
+# and a change threshold beyond its participants with a key.
+IMPORT_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^an attestation policy overrides the computation's for backend [0-9a-f-]{36}, which this workspace has no use of",
+        r"^a change threshold of \d+ is outside 1–\d+, the number of participants with a public key$",
+    )
+]
+
 # 400 for a `min_sequence` the event log has not reached yet (a schema cannot know the log's end).
 BEYOND_THE_LOG = re.compile(r"^min_sequence \d+ is beyond the end of the event log")
 
@@ -168,7 +179,8 @@ def _reason(case, response):
             return "a rule of the backend routes"
     if status == 422 and "/computations" in case.operation.path:
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
-        if all(any(rule.match(d) for rule in DEFINITION_RULES) for d in details):
+        rules = DEFINITION_RULES + (IMPORT_RULES if case.operation.path.endswith("/import") else [])
+        if all(any(rule.match(d) for rule in rules) for d in details):
             return "a rule of the definition"
     if status == 422 and any(part in case.operation.path for part in GOVERNANCE_PATHS):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]

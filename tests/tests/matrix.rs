@@ -325,6 +325,7 @@ enum Route {
     GetWorkspace,
     ListComputations,
     GetComputation,
+    ExportComputation,
     ListMembers,
     ListRoles,
     ListInvitations,
@@ -334,6 +335,7 @@ enum Route {
     CreateWorkspace,
     UpdateWorkspace,
     CreateComputation,
+    ImportComputation,
     UpdateComputation,
     UpdateParticipants,
     Invite,
@@ -403,11 +405,12 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 74] = [
+    const ALL: [Route; 76] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
         Route::GetComputation,
+        Route::ExportComputation,
         Route::ListMembers,
         Route::ListRoles,
         Route::ListInvitations,
@@ -417,6 +420,7 @@ impl Route {
         Route::CreateWorkspace,
         Route::UpdateWorkspace,
         Route::CreateComputation,
+        Route::ImportComputation,
         Route::UpdateComputation,
         Route::UpdateParticipants,
         Route::Invite,
@@ -486,6 +490,7 @@ impl Route {
             Route::GetWorkspace => "GET /workspaces/{ws}",
             Route::ListComputations => "GET /{ws}/computations",
             Route::GetComputation => "GET /{ws}/computations/{c}",
+            Route::ExportComputation => "GET /{ws}/computations/{c}/export",
             Route::ListMembers => "GET /workspaces/{ws}/members",
             Route::ListRoles => "GET /workspaces/{ws}/roles",
             Route::ListInvitations => "GET /workspaces/{ws}/invitations",
@@ -495,6 +500,7 @@ impl Route {
             Route::CreateWorkspace => "POST /workspaces",
             Route::UpdateWorkspace => "PATCH /workspaces/{ws}",
             Route::CreateComputation => "POST /{ws}/computations",
+            Route::ImportComputation => "POST /{ws}/computations/import",
             Route::UpdateComputation => "PATCH /{ws}/computations/{c}",
             Route::UpdateParticipants => "PATCH /{ws}/computations/{c} +participants",
             Route::Invite => "POST /workspaces/{ws}/invitations",
@@ -568,9 +574,9 @@ impl Route {
             Route::GetWorkspace => vec![Act::Workspace(P::WorkspaceRead)],
             Route::UpdateWorkspace => vec![Act::Workspace(P::WorkspaceUpdate)],
             Route::ArchiveWorkspace => vec![Act::Workspace(P::WorkspaceArchive)],
-            Route::CreateComputation => vec![Act::Workspace(P::ComputationCreate)],
+            Route::CreateComputation | Route::ImportComputation => vec![Act::Workspace(P::ComputationCreate)],
             Route::ListComputations => vec![Act::Workspace(P::ComputationRead)],
-            Route::GetComputation => vec![Act::Computation(P::ComputationRead)],
+            Route::GetComputation | Route::ExportComputation => vec![Act::Computation(P::ComputationRead)],
             Route::UpdateComputation => vec![Act::Computation(P::ComputationUpdate)],
             Route::UpdateParticipants => vec![
                 Act::Computation(P::ComputationParticipantsManage),
@@ -682,7 +688,8 @@ impl Route {
             | Route::EnrolCvm
             | Route::RequestRun
             | Route::RetryRun
-            | Route::ProposeChange => StatusCode::CREATED,
+            | Route::ProposeChange
+            | Route::ImportComputation => StatusCode::CREATED,
             Route::RemoveMember
             | Route::DeleteRole
             | Route::RevokeInvitation
@@ -1317,6 +1324,16 @@ async fn prepare(
             format!("/{ws}/computations"),
             Some(definition(&format!("Case {n}"))),
         ),
+        Route::ImportComputation => (
+            Method::POST,
+            format!("/{ws}/computations/import"),
+            Some(json!({
+                "format": "prism.computation.v1",
+                "computation": definition(&format!("Case {n}")),
+                "change_threshold": "all"
+            })),
+        ),
+        Route::ExportComputation => (Method::GET, format!("/{ws}/computations/{c}/export"), None),
         Route::UpdateComputation => (
             Method::PATCH,
             format!("/{ws}/computations/{c}"),

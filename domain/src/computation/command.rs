@@ -1,7 +1,9 @@
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::governance::Change;
+use super::governance::{Change, ChangeThreshold};
 use super::state::{Definition, ExpectedAsset, Participant};
 use prism_attestation::Policy;
 
@@ -24,6 +26,15 @@ pub enum ComputationCommand {
         workspace_id: WorkspaceId,
         workspace: WorkspaceStanding,
         definition: Definition,
+    },
+    /// Defines a computation from an exported one ([`ComputationImport`]): its definition, attestation
+    /// policies and change threshold, in one commit, as [`ComputationCommand::Create`] followed by
+    /// each setting would record them. It starts unapproved: consent is to this computation's manifest.
+    Import {
+        id: ComputationId,
+        workspace_id: WorkspaceId,
+        workspace: WorkspaceStanding,
+        import: Box<ComputationImport>,
     },
     /// [`ComputationCommand::Change`] of the definition by no participant.
     Update(ComputationChanges),
@@ -134,4 +145,17 @@ impl ComputationChanges {
         }
         definition
     }
+}
+
+/// What defines a computation, as it travels between workspaces (exported by one, imported by
+/// another): everything the participants consent to, nothing of its history. Consents, proposals,
+/// halts and runs stay with the computation they belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputationImport {
+    pub definition: Definition,
+    /// The computation's own attestation policy; `None`: the platform's default.
+    pub attestation_policy: Option<Policy>,
+    /// The policies that replace it for runs placed on a backend.
+    pub backend_policies: BTreeMap<BackendId, Policy>,
+    pub change_threshold: ChangeThreshold,
 }

@@ -9,7 +9,7 @@ mod event;
 pub mod governance;
 mod state;
 
-pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
+pub use command::{ComputationChanges, ComputationCommand, ComputationImport, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
 pub use event::{
     AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed, ChangeSuperseded,
@@ -139,8 +139,57 @@ impl Computation {
                     created_at: ctx.now,
                 })])
             }
+            (
+                S::New,
+                C::Import {
+                    id,
+                    workspace_id,
+                    workspace,
+                    import,
+                },
+            ) => {
+                // Each part as its own command would record it, on the state the parts before it
+                // leave: the same rules, and one commit.
+                let ComputationImport {
+                    definition,
+                    attestation_policy,
+                    backend_policies,
+                    change_threshold,
+                } = *import;
+                let mut state = self.clone();
+                let mut events = Vec::new();
+                let create = C::Create {
+                    id,
+                    workspace_id,
+                    workspace,
+                    definition,
+                };
+                let policies = attestation_policy.map(|policy| (None, policy)).into_iter().chain(
+                    backend_policies
+                        .into_iter()
+                        .map(|(backend, policy)| (Some(backend), policy)),
+                );
+                let settings = policies
+                    .map(|(backend, policy)| C::SetAttestationPolicy {
+                        policy: Box::new(policy),
+                        backend,
+                    })
+                    .chain(
+                        (change_threshold != ChangeThreshold::default()).then_some(C::Change {
+                            change: Change::ChangeThreshold(change_threshold),
+                            by: None,
+                        }),
+                    );
+                for command in std::iter::once(create).chain(settings) {
+                    for event in state.decide_command(command, ctx)? {
+                        state.apply(&event);
+                        events.push(event);
+                    }
+                }
+                Ok(events)
+            }
             (S::New, _) => Err(ComputationError::NotFound),
-            (_, C::Create { .. }) => Err(ComputationError::AlreadyExists),
+            (_, C::Create { .. } | C::Import { .. }) => Err(ComputationError::AlreadyExists),
             (S::Archived, C::Archive { .. }) => Err(ComputationError::AlreadyArchived),
             (
                 S::Archived,

@@ -1127,3 +1127,125 @@ mod governance {
         );
     }
 }
+
+mod import {
+    use std::collections::BTreeMap;
+
+    use prism_attestation::Policy;
+
+    use super::*;
+    use crate::ids::BackendId;
+
+    fn strict() -> Policy {
+        let mut policy = Policy::default();
+        policy.sev_snp.vmpl = Some(2);
+        policy
+    }
+
+    fn import(import: ComputationImport) -> ComputationCommand {
+        ComputationCommand::Import {
+            id: ComputationId(uuid::Uuid::from_u128(1)),
+            workspace_id: WorkspaceId(uuid::Uuid::from_u128(2)),
+            workspace: WorkspaceStanding::Active,
+            import: Box::new(import),
+        }
+    }
+
+    fn everything() -> ComputationImport {
+        ComputationImport {
+            definition: sample_definition(),
+            attestation_policy: Some(Policy::default()),
+            backend_policies: BTreeMap::from([(BackendId(uuid::Uuid::from_u128(9)), strict())]),
+            change_threshold: ChangeThreshold::AtLeast(1),
+        }
+    }
+
+    #[test]
+    fn an_import_records_the_definition_policies_and_threshold_in_one_commit() {
+        // What creating it and then setting each part records, one command after the other.
+        let mut expected = vec![created()];
+        let mut original = Computation::default();
+        original.apply(&created());
+        for command in [
+            ComputationCommand::SetAttestationPolicy {
+                policy: Box::default(),
+                backend: None,
+            },
+            ComputationCommand::SetAttestationPolicy {
+                policy: Box::new(strict()),
+                backend: Some(BackendId(uuid::Uuid::from_u128(9))),
+            },
+            ComputationCommand::Change {
+                change: Change::ChangeThreshold(ChangeThreshold::AtLeast(1)),
+                by: None,
+            },
+        ] {
+            for event in original.decide(command, &ctx()).unwrap() {
+                original.apply(&event);
+                expected.push(event);
+            }
+        }
+        let state = given::<Computation>([])
+            .when(import(everything()))
+            .then_expect(expected);
+        assert_eq!(state.status, ComputationStatus::Active);
+        assert_eq!(state.change_threshold, ChangeThreshold::AtLeast(1));
+        assert_eq!(state.policy_version, 2);
+        assert_eq!(
+            state
+                .attestation_policy_for(Some(BackendId(uuid::Uuid::from_u128(9))))
+                .unwrap()
+                .policy,
+            strict()
+        );
+        // Nothing of a history comes along: no consent, so not approved.
+        assert!(!state.approved);
+        assert!(state.consents.is_empty());
+        // An imported computation exists: neither created nor imported again.
+        let again = state.decide(import(everything()), &ctx());
+        assert_eq!(again, Err(ComputationError::AlreadyExists));
+    }
+
+    #[test]
+    fn an_import_with_the_defaults_is_a_creation() {
+        given::<Computation>([])
+            .when(import(ComputationImport {
+                definition: sample_definition(),
+                attestation_policy: None,
+                backend_policies: BTreeMap::new(),
+                change_threshold: ChangeThreshold::All,
+            }))
+            .then_expect([created()]);
+    }
+
+    #[test]
+    fn an_import_follows_the_rules_of_each_part() {
+        let mut no_owner = everything();
+        no_owner.definition.participants[0].roles.remove(&Role::Owner);
+        given::<Computation>([])
+            .when(import(no_owner))
+            .then_rejects(ComputationError::Invalid(DefinitionError::NoOwner));
+        let participants = sample_definition()
+            .participants
+            .iter()
+            .filter(|p| p.public_key.is_some())
+            .count() as u32;
+        let mut too_many = everything();
+        too_many.change_threshold = ChangeThreshold::AtLeast(participants + 1);
+        let refused = given::<Computation>([])
+            .when(import(too_many))
+            .outcome()
+            .unwrap_err();
+        assert!(
+            matches!(refused, ComputationError::ThresholdOutOfRange { .. }),
+            "{refused:?}"
+        );
+        let mut archived_workspace = import(everything());
+        if let ComputationCommand::Import { workspace, .. } = &mut archived_workspace {
+            *workspace = WorkspaceStanding::Archived;
+        }
+        given::<Computation>([])
+            .when(archived_workspace)
+            .then_rejects(ComputationError::WorkspaceArchived);
+    }
+}

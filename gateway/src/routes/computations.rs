@@ -6,15 +6,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prism_app::{AppError, Caller, ChangeOutcome, Executed};
-use prism_domain::computation::Change;
-use prism_domain::{ComputationId, WorkspaceId};
+use prism_app::{AppError, Caller, ChangeOutcome, Executed, ExportedComputation};
+use prism_domain::computation::{Change, ChangeThreshold, ComputationImport};
+use prism_domain::{BackendId, ComputationId, WorkspaceId};
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::link::Link;
-use utoipa::{IntoResponses, OpenApi};
+use utoipa::{IntoResponses, OpenApi, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::attestation::AttestationPolicy;
+use super::governance::Threshold;
 use super::{page_request, read_options};
 use crate::auth::Authenticated;
 use crate::cursor;
@@ -29,19 +32,29 @@ use crate::responses::{
     BodyProblems, ChangeProblems, Changed, CommandProblems, Created, Found, Linked, NotFound, QueryProblems,
     link, own_problem,
 };
-use crate::{AppState, Routes};
+use crate::{AppState, Routes, fields};
 
 const WHAT: &str = "computation";
 
 /// The schemas this module's requests and responses refer to.
 #[derive(OpenApi)]
-#[openapi(components(schemas(Computation, ComputationPage, Participant, Asset, Role)))]
+#[openapi(components(schemas(
+    Computation,
+    ComputationPage,
+    Participant,
+    Asset,
+    Role,
+    ComputationDocument,
+    DocumentOrigin
+)))]
 struct Schemas;
 
 pub fn routes() -> Routes {
     Routes::with_openapi(Schemas::openapi())
         .routes(routes!(create, list))
         .routes(routes!(get, update, archive))
+        .routes(routes!(export))
+        .routes(routes!(import))
 }
 
 fn location(workspace: Uuid, id: &str) -> String {
@@ -310,4 +323,180 @@ async fn respond(
     state
         .respond(executed, status, location(workspace, &executed.id), read)
         .await
+}
+
+/// The one format of a computation document this version writes and reads.
+pub const DOCUMENT_FORMAT: &str = "prism.computation.v1";
+
+/// A computation as a document: what defines it — participants with their roles and keys, the
+/// expected algorithm and datasets, its attestation policies and change threshold — and where it
+/// comes from. `POST /{workspace}/computations/import` defines the same computation from it (in
+/// another workspace, or again in this one); consents, proposals, halts and runs stay with the
+/// computation they belong to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputationDocument {
+    /// `prism.computation.v1`.
+    #[schema(schema_with = fields::document_format)]
+    pub format: String,
+    pub computation: CreateComputation,
+    /// The computation's own attestation policy; absent or null: the platform's default.
+    #[serde(default)]
+    pub attestation_policy: Option<AttestationPolicy>,
+    /// The policies that replace it for runs placed on a backend, by backend id.
+    #[serde(default)]
+    pub backend_attestation_policies: BTreeMap<Uuid, AttestationPolicy>,
+    /// How many participants holding a key must approve a change once it is approved.
+    #[serde(default = "all")]
+    pub change_threshold: Threshold,
+    /// Where the document comes from; an import reads nothing from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<DocumentOrigin>,
+}
+
+fn all() -> Threshold {
+    Threshold(ChangeThreshold::All)
+}
+
+/// Where an exported computation comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentOrigin {
+    pub workspace_id: Uuid,
+    pub computation_id: Uuid,
+    /// The computation's version when exported.
+    pub version: u64,
+    /// Its manifest's id then; an imported computation's differs, being another computation.
+    pub manifest_id: Option<String>,
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<ExportedComputation> for ComputationDocument {
+    fn from(exported: ExportedComputation) -> Self {
+        let ExportedComputation { import, origin } = exported;
+        Self {
+            format: DOCUMENT_FORMAT.to_owned(),
+            computation: import.definition.into(),
+            attestation_policy: import.attestation_policy.map(AttestationPolicy),
+            backend_attestation_policies: import
+                .backend_policies
+                .into_iter()
+                .map(|(backend, policy)| (backend.as_uuid(), AttestationPolicy(policy)))
+                .collect(),
+            change_threshold: Threshold(import.change_threshold),
+            origin: Some(DocumentOrigin {
+                workspace_id: origin.workspace.as_uuid(),
+                computation_id: origin.computation.as_uuid(),
+                version: origin.version,
+                manifest_id: origin.manifest_id,
+                exported_at: origin.exported_at,
+            }),
+        }
+    }
+}
+
+impl ComputationDocument {
+    fn into_import(self) -> Result<ComputationImport, Problem> {
+        if self.format != DOCUMENT_FORMAT {
+            return Err(Problem::new(
+                ProblemKind::Validation,
+                format!(
+                    "`format` is `{}`: this version reads `{DOCUMENT_FORMAT}` documents only",
+                    self.format
+                ),
+            ));
+        }
+        Ok(ComputationImport {
+            definition: self.computation.into_definition()?,
+            attestation_policy: self.attestation_policy.map(|AttestationPolicy(policy)| policy),
+            backend_policies: self
+                .backend_attestation_policies
+                .into_iter()
+                .map(|(backend, AttestationPolicy(policy))| (BackendId(backend), policy))
+                .collect(),
+            change_threshold: self.change_threshold.0,
+        })
+    }
+}
+
+/// Export a computation as a document (`computation.read`): its definition, attestation policies
+/// and change threshold, which `POST /{workspace}/computations/import` reads back.
+#[utoipa::path(
+    get,
+    path = "/{workspace}/computations/{computation}/export",
+    operation_id = "export_computation",
+    tag = "computations",
+    params(
+        ("workspace" = Uuid, Path, description = "Workspace id"),
+        ("computation" = Uuid, Path, description = "Computation id"),
+    ),
+    responses(
+        (status = 200, description = "The computation as a document", body = ComputationDocument),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn export(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((workspace, id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<ComputationDocument>, Problem> {
+    let exported = state
+        .app()
+        .computations()
+        .export(&caller, WorkspaceId(workspace), ComputationId(id))
+        .await?;
+    Ok(Json(exported.into()))
+}
+
+/// Define a computation from a document `GET …/export` wrote (`computation.create`): the same
+/// definition, attestation policies and change threshold, in one commit. It is a new computation:
+/// its participants consent to its manifest anew. The definition's rules are those of
+/// `POST /{workspace}/computations`; a backend an override names must be one this workspace can
+/// place runs on.
+#[utoipa::path(
+    post,
+    path = "/{workspace}/computations/import",
+    operation_id = "import_computation",
+    tag = "computations",
+    params(("workspace" = Uuid, Path, description = "Workspace id"), CommandHeaderParams),
+    request_body = ComputationDocument,
+    responses(
+        Created<Computation>,
+        CommandProblems,
+        BodyProblems,
+        (status = 404, response = NotFound),
+        ImportProblems,
+    )
+)]
+pub async fn import(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(workspace): Path<Uuid>,
+    headers: CommandHeaders,
+    JsonBody(body): JsonBody<ComputationDocument>,
+) -> Result<Response, Problem> {
+    let import = body.into_import()?;
+    let executed = state
+        .app()
+        .computations()
+        .import(&caller, &headers.options(WHAT)?, WorkspaceId(workspace), import)
+        .await?;
+    Ok(respond(&state, &caller, workspace, &executed, StatusCode::CREATED).await)
+}
+
+/// The 422 of an import: a definition's, and the document's own.
+struct ImportProblems;
+
+impl IntoResponses for ImportProblems {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let description = "The document breaks a rule: a `format` other than `prism.computation.v1`; \
+            the rules of a definition, as for `POST /{workspace}/computations`; a change threshold above \
+            the number of participants holding a public key; an attestation policy override for a \
+            backend this workspace has no use of (unknown, removed, or another workspace's). Also 422: the \
+            `Idempotency-Key` was first used with a different request.";
+        BTreeMap::from([(
+            "422".to_owned(),
+            own_problem(description, ProblemKind::Validation),
+        )])
+    }
 }
