@@ -136,7 +136,7 @@ async fn the_row_follows_the_run_and_answers_lists_and_counts() {
     assert_eq!((row.status.as_str(), row.version), ("cleaning_up", 4));
     assert_eq!(row.closed_at, None);
 
-    let at = runs.execute(first, RunCommand::Close).await;
+    let at = runs.execute(first, RunCommand::Close { usage: None }).await;
     let closed = runs.row(first, at).await;
     assert_eq!((closed.status.as_str(), closed.version), ("closed", 5));
     assert_eq!(closed.closed_at, Some(closed.updated_at));

@@ -386,6 +386,7 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
     assert_eq!(closed["ending"], Value::Null, "{closed:#}");
     let app = prism.platform().app();
     let cvm = prism_domain::run::cvm_of(run_id.parse::<RunId>().unwrap());
+    assert_eq!(closed["usage"]["cvm"], cvm.to_string(), "{closed:#}");
     assert_eq!(
         app.cvms().state(cvm).await.unwrap().status,
         prism_domain::cvm::CvmStatus::Destroyed

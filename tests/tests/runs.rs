@@ -445,6 +445,11 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     assert_eq!(closed["ending"], Value::Null, "{closed:#}");
     let app = prism.platform().app();
     let cvm = prism_domain::run::cvm_of(run_id.parse::<RunId>().unwrap());
+    // What the run's machine used is recorded as it closes.
+    let usage = &closed["usage"];
+    assert_eq!(usage["cvm"], cvm.to_string(), "{closed:#}");
+    assert_eq!(usage["vcpus"], closed["cvm_spec"]["vcpus"], "{closed:#}");
+    assert!(usage["seconds"].as_u64().unwrap() < 120, "{closed:#}");
     assert_eq!(
         app.cvms().state(cvm).await.unwrap().status,
         prism_domain::cvm::CvmStatus::Destroyed

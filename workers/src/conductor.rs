@@ -350,8 +350,14 @@ impl RunConductor {
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        let Some((cvm, machine)) = machine.filter(|(_, m)| m.status != CvmStatus::Destroyed) else {
-            return step(&self.app, meta, Self::NAME, run, RunCommand::Close, "close").await;
+        let (cvm, machine) = match machine {
+            Some((cvm, machine)) if machine.status != CvmStatus::Destroyed => (cvm, machine),
+            gone => {
+                let close = RunCommand::Close {
+                    usage: gone.and_then(|(_, machine)| machine.usage()),
+                };
+                return step(&self.app, meta, Self::NAME, run, close, "close").await;
+            }
         };
         if let Some(channel) = &self.agents
             && channel.is_connected(cvm)
@@ -641,7 +647,8 @@ impl Reactor for RunCvmWatcher {
             CvmEvent::Destroyed(_) => {
                 let status = self.app.runs().state(run).await?.status;
                 if status == RunStatus::CleaningUp {
-                    (RunCommand::Close, "close")
+                    let usage = machine.usage();
+                    (RunCommand::Close { usage }, "close")
                 } else {
                     (
                         RunCommand::Fail {

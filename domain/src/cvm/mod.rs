@@ -332,7 +332,10 @@ impl Aggregate for Cvm {
                 self.status = CvmStatus::Destroying;
                 self.destroy_reason = Some(e.reason);
             }
-            CvmEvent::Destroyed(_) => self.status = CvmStatus::Destroyed,
+            CvmEvent::Destroyed(e) => {
+                self.status = CvmStatus::Destroyed;
+                self.destroyed_at = Some(e.at);
+            }
             CvmEvent::Failed(e) => {
                 self.status = CvmStatus::Failed;
                 self.failure = Some(e.reason.clone());

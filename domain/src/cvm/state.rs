@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{CvmSpec, DestroyReason, MachineDescription};
 use crate::ids::{BackendId, CvmId, RunId, WorkspaceId};
+use crate::run::RunUsage;
 
 /// Creating → Starting → Online ⇄ Offline → Destroying → Destroyed; Failed from any state before
 /// Destroyed.
@@ -68,6 +69,9 @@ pub struct Cvm {
     pub test_attestation_root: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub destroy_reason: Option<DestroyReason>,
+    /// When it was recorded destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroyed_at: Option<DateTime<Utc>>,
     pub failure: Option<String>,
     pub description: Option<MachineDescription>,
     /// The digests of the agent's latest messages, oldest first (at most [`RECENT_MESSAGES`]): a
@@ -91,6 +95,28 @@ pub struct Cvm {
 pub const RECENT_MESSAGES: usize = 1024;
 
 impl Cvm {
+    /// What the machine used, once destroyed: from its start to its destruction (nothing, when it
+    /// never started), at its backend's hourly price when it has one. `None` before it is destroyed.
+    pub fn usage(&self) -> Option<RunUsage> {
+        let (Some(id), Some(spec), Some(destroyed_at)) = (self.id, self.spec.as_ref(), self.destroyed_at)
+        else {
+            return None;
+        };
+        let seconds = self
+            .started_at
+            .map_or(0, |started| (destroyed_at - started).num_seconds().max(0) as u64);
+        Some(RunUsage {
+            cvm: id,
+            backend: self.backend,
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            seconds,
+            cost_micros: self.hourly_cost_micros.map(|hourly| {
+                u64::try_from((u128::from(seconds) * u128::from(hourly)).div_ceil(3600)).unwrap_or(u64::MAX)
+            }),
+        })
+    }
+
     /// Whether the CVM has outlived its TTL at `now` and is still to be destroyed.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
         matches!(

@@ -483,3 +483,40 @@ mod attestation {
             });
     }
 }
+
+#[test]
+fn a_destroyed_cvm_used_its_machine_from_its_start_to_its_destruction_at_its_backends_price() {
+    let mut state = Cvm::default();
+    for event in [requested(), assigned(), started(), online()] {
+        state.apply(&event);
+    }
+    assert_eq!(state.usage(), None, "nothing to account for before the end");
+    state.apply(&destroying(DestroyReason::Requested));
+    // 90 minutes at 0.25 an hour.
+    state.apply(&CvmEvent::Destroyed(CvmDestroyed {
+        at: ctx().now + Duration::minutes(90),
+    }));
+    let usage = state.usage().unwrap();
+    assert_eq!(usage.cvm, CvmId(uuid::Uuid::from_u128(1)));
+    assert_eq!(usage.backend, Some(BackendId(uuid::Uuid::from_u128(3))));
+    assert_eq!((usage.vcpus, usage.memory_mib), (spec().vcpus, spec().memory_mib));
+    assert_eq!(usage.seconds, 5400);
+    assert_eq!(usage.cost_micros, Some(375_000));
+
+    // A part of a second's price is a whole micro-unit; a machine that never started cost nothing.
+    let mut brief = Cvm::default();
+    for event in [requested(), assigned(), started()] {
+        brief.apply(&event);
+    }
+    brief.apply(&CvmEvent::Destroyed(CvmDestroyed {
+        at: ctx().now + Duration::seconds(1),
+    }));
+    assert_eq!(brief.usage().unwrap().cost_micros, Some(70));
+    let mut never = Cvm::default();
+    for event in [requested(), assigned()] {
+        never.apply(&event);
+    }
+    never.apply(&CvmEvent::Destroyed(CvmDestroyed { at: ctx().now }));
+    assert_eq!(never.usage().unwrap().seconds, 0);
+    assert_eq!(never.usage().unwrap().cost_micros, Some(0));
+}

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::Manifest;
-use super::event::ReceiptKind;
+use super::event::{ReceiptKind, RunUsage};
 use crate::cvm::CvmSpec;
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
 
@@ -59,5 +59,8 @@ pub enum RunCommand {
     },
     TimeOut,
     StartCleanup,
-    Close,
+    /// The cleanup is done; `usage` is what the run's CVM used, when it had one.
+    Close {
+        usage: Option<RunUsage>,
+    },
 }

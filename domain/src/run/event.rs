@@ -8,7 +8,7 @@ use super::Manifest;
 use super::state::RunStatus;
 use crate::aggregate::DomainEvent;
 use crate::cvm::CvmSpec;
-use crate::ids::{Actor, ComputationId, CvmId, RunId, WorkspaceId};
+use crate::ids::{Actor, BackendId, ComputationId, CvmId, RunId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
@@ -26,7 +26,7 @@ pub enum RunEvent {
     Failed(RunEnding),
     TimedOut(RunEnding),
     CleanupStarted(RunStep),
-    Closed(RunStep),
+    Closed(RunClosed),
 }
 
 /// A run of a computation was asked for, of the manifest with this id.
@@ -90,6 +90,32 @@ pub struct RunReceipt {
     pub file_name: String,
     pub sha3_256: String,
     pub at: DateTime<Utc>,
+}
+
+/// The run is over and cleaned up; what its CVM used, when it had one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunClosed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<RunUsage>,
+    pub at: DateTime<Utc>,
+}
+
+/// What a run's CVM used, from its start to its destruction: what a workspace is accountable for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunUsage {
+    pub cvm: CvmId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendId>,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// From the CVM's start to its destruction; 0 when it never started.
+    pub seconds: u64,
+    /// At the backend's hourly price, when it has one: `seconds × hourly price / 3600`, in
+    /// millionths of the price's currency, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<u64>,
 }
 
 /// A step with nothing to say but when.

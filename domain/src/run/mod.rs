@@ -12,8 +12,8 @@ mod state;
 pub use command::RunCommand;
 pub use error::RunError;
 pub use event::{
-    ReceiptKind, RunAttested, RunEnding, RunEvent, RunProvisioningStarted, RunReceipt, RunRequested,
-    RunResultsReady, RunStep,
+    ReceiptKind, RunAttested, RunClosed, RunEnding, RunEvent, RunProvisioningStarted, RunReceipt,
+    RunRequested, RunResultsReady, RunStep, RunUsage,
 };
 pub use manifest::{Manifest, RunLimits};
 pub use state::{Run, RunStatus};
@@ -281,7 +281,7 @@ impl Aggregate for Run {
             RunCommand::Fail { reason } => RunEvent::Failed(ending(reason)?),
             RunCommand::TimeOut => RunEvent::TimedOut(ending(format!("{} took too long", self.status))?),
             RunCommand::StartCleanup => RunEvent::CleanupStarted(step()),
-            RunCommand::Close => RunEvent::Closed(step()),
+            RunCommand::Close { usage } => RunEvent::Closed(RunClosed { usage, at }),
         };
         use crate::aggregate::DomainEvent as _;
         if next(self.status, event.name()).is_none() {
@@ -314,6 +314,7 @@ impl Aggregate for Run {
             RunEvent::ProvisioningStarted(e) => self.cvm = Some(e.cvm),
             RunEvent::Attested(e) => self.evidence_sha256 = Some(e.evidence_sha256.clone()),
             RunEvent::ResultsReady(e) => self.fetch_until = Some(e.fetch_until),
+            RunEvent::Closed(e) => self.usage = e.usage.clone(),
             RunEvent::ReceiptRecorded(e) => self.receipts.push(e.clone()),
             RunEvent::StopRequested(e) | RunEvent::Failed(e) | RunEvent::TimedOut(e) => {
                 self.ending = Some((e.during, e.reason.clone()));

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Manifest;
+use super::event::RunUsage;
 use super::event::{ReceiptKind, RunReceipt};
 use crate::cvm::CvmSpec;
 use crate::ids::{ComputationId, CvmId, RunId, WorkspaceId};
@@ -151,6 +152,9 @@ pub struct Run {
     /// SHA-256 (hex) of the evidence whose appraisal let the participants' inputs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_sha256: Option<String>,
+    /// What its CVM used, once it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<RunUsage>,
     /// The participants' receipts, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub receipts: Vec<RunReceipt>,

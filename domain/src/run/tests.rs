@@ -72,7 +72,7 @@ fn happy_path() -> Vec<RunCommand> {
         },
         RunCommand::Complete,
         RunCommand::StartCleanup,
-        RunCommand::Close,
+        RunCommand::Close { usage: None },
     ]
 }
 
@@ -162,7 +162,7 @@ fn a_stop_failure_or_timeout_in_any_step_ends_in_cleanup_and_closed() {
                 run.apply(&event);
             }
             assert_eq!(run.ending.as_ref().map(|(state, _)| *state), Some(during));
-            for command in [RunCommand::StartCleanup, RunCommand::Close] {
+            for command in [RunCommand::StartCleanup, RunCommand::Close { usage: None }] {
                 for event in run.decide(command, &ctx()).unwrap() {
                     run.apply(&event);
                 }
