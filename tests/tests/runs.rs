@@ -972,3 +972,50 @@ async fn a_halt_stops_the_run_under_way_and_holds_back_the_next_until_lifted() {
     json(lifted, StatusCode::OK).await;
     json(request().await.unwrap(), StatusCode::CREATED).await;
 }
+
+/// The processes whose environment names `cvm` as theirs: the local backend's agent of that CVM.
+fn agent_processes(cvm: CvmId) -> Vec<u32> {
+    let wanted = format!("AGENT_CVM_ID={cvm}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == wanted.as_bytes()))
+        })
+        .collect()
+}
+
+/// An agent that vanishes in the middle of a run (its process killed, as a crashed VM would be)
+/// fails the run in the state it was in, and the run is cleaned up all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_vanishes_fails_the_run_and_it_is_cleaned_up() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Vanishing").await;
+    let run = consented_run(&prism, ws, b"algo", b"data").await;
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let agents = agent_processes(cvm);
+    assert!(!agents.is_empty(), "the CVM's agent runs as a process");
+    for pid in agents {
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(closed["ending"][0], "awaiting_inputs", "{closed:#}");
+    assert!(
+        closed["ending"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("the agent vanished"),
+        "{closed:#}"
+    );
+    assert_eq!(
+        prism.platform().app().cvms().state(cvm).await.unwrap().status,
+        prism_domain::cvm::CvmStatus::Destroyed
+    );
+}
