@@ -332,6 +332,7 @@ async fn attested_agent(
     for warning in &checked.verdict.warnings {
         eprintln!("warning: {warning}");
     }
+    consented_policy(session, workspace, run, &appraisal).await?;
     let text = |field: &str| {
         connection[field]
             .as_str()
@@ -383,6 +384,77 @@ async fn attested_agent(
         }
     }
     Ok(agent)
+}
+
+/// Checks that the evidence was appraised against a policy the participants consented to: the
+/// run's manifest names the computation's attestation policies by the digest of their set
+/// (`attestation_policy_sha256`, see `docs/manifest.md`); the policies the computation shows must
+/// hash to it, and the appraisal's policy must be one of them — or the platform's default, when
+/// the set names none for the computation. Otherwise a platform could appraise against a policy
+/// weaker than the one consented to, and the appraisal would still re-verify.
+async fn consented_policy(
+    session: &Session,
+    workspace: &str,
+    run: &str,
+    appraisal: &CvmAttestationAppraised,
+) -> anyhow::Result<()> {
+    let state = session
+        .get(&format!("/{workspace}/runs/{run}"))
+        .await
+        .context("reading the run")?;
+    let consented = state["manifest"]["attestation_policy_sha256"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the run's manifest names no attestation policies"))?;
+    let computation = state["computation"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the run names no computation"))?;
+    let policies = session
+        .get(&format!(
+            "/{workspace}/computations/{computation}/attestation-policy"
+        ))
+        .await
+        .context("reading the computation's attestation policies")?;
+    let used = hex::encode(&appraisal.verdict.policy_sha256.0);
+    if hex::encode(appraisal.policy.digest()) != used {
+        bail!("the appraisal's recorded policy is not the one its verdict names; nothing was sent");
+    }
+    policy_in_consented_set(consented, &policies, &used)
+}
+
+/// Whether `used` (a policy's digest, hex) is in the set of attestation policies `policies` (as
+/// `GET …/attestation-policy` shows them) and that set is the one whose digest is `consented`.
+fn policy_in_consented_set(consented: &str, policies: &Value, used: &str) -> anyhow::Result<()> {
+    let digest_of = |versioned: &Value| versioned["policy_sha256"].as_str().map(str::to_owned);
+    let own = digest_of(&policies["policy"]);
+    let backends: std::collections::BTreeMap<String, String> = policies["backends"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(backend, versioned)| Some((backend.clone(), digest_of(versioned)?)))
+        .collect();
+    // The same canonical JSON the platform hashes (serde_json orders keys).
+    let set = json!({"backends": backends, "computation": own});
+    if hex::encode(sha2::Sha256::digest(set.to_string())) != consented {
+        bail!(
+            "the computation's attestation policies are not those its participants consented to for this \
+             run; nothing was sent"
+        );
+    }
+    let default = own
+        .is_none()
+        .then(|| hex::encode(prism_attestation::Policy::default().digest()));
+    if !own
+        .iter()
+        .chain(backends.values())
+        .chain(default.iter())
+        .any(|allowed| allowed == used)
+    {
+        bail!(
+            "the run's evidence was appraised against a policy (SHA-256 {used}) its participants did not \
+             consent to; nothing was sent"
+        );
+    }
+    Ok(())
 }
 
 fn progress_bar(length: Option<u64>, what: &str) -> (ProgressBar, Progress) {
@@ -529,4 +601,46 @@ pub async fn attestation(session: &Session, workspace: &str, run: &str) -> anyho
         .context("reading the run's connection details")?;
     println!("{}", serde_json::to_string_pretty(&connection["attestation"])?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_digest(backends: &[(&str, &str)], own: Option<&str>) -> String {
+        let backends: std::collections::BTreeMap<&str, &str> = backends.iter().copied().collect();
+        hex::encode(sha2::Sha256::digest(
+            json!({"backends": backends, "computation": own}).to_string(),
+        ))
+    }
+
+    #[test]
+    fn only_a_policy_of_the_consented_set_lets_inputs_go() {
+        let policies = json!({
+            "version": 2,
+            "policy": {"version": 1, "policy_sha256": "aa", "policy": {}},
+            "backends": {"b1": {"version": 2, "policy_sha256": "bb", "policy": {}}}
+        });
+        let consented = set_digest(&[("b1", "bb")], Some("aa"));
+        policy_in_consented_set(&consented, &policies, "aa").unwrap();
+        policy_in_consented_set(&consented, &policies, "bb").unwrap();
+        let weaker = policy_in_consented_set(&consented, &policies, "cc").unwrap_err();
+        assert!(weaker.to_string().contains("did not consent"), "{weaker}");
+        // The platform's default is no policy of a set that names the computation's own.
+        let default = hex::encode(prism_attestation::Policy::default().digest());
+        assert!(policy_in_consented_set(&consented, &policies, &default).is_err());
+        // A set other than the consented one (an override added since) is refused outright.
+        let other = set_digest(&[], Some("aa"));
+        let changed = policy_in_consented_set(&other, &policies, "aa").unwrap_err();
+        assert!(changed.to_string().contains("not those"), "{changed}");
+    }
+
+    #[test]
+    fn without_a_policy_of_its_own_the_platforms_default_is_the_consented_one() {
+        let policies = json!({"version": 0, "policy": null, "backends": {}});
+        let consented = set_digest(&[], None);
+        let default = hex::encode(prism_attestation::Policy::default().digest());
+        policy_in_consented_set(&consented, &policies, &default).unwrap();
+        assert!(policy_in_consented_set(&consented, &policies, "aa").is_err());
+    }
 }
