@@ -1019,3 +1019,48 @@ async fn an_agent_that_vanishes_fails_the_run_and_it_is_cleaned_up() {
         prism_domain::cvm::CvmStatus::Destroyed
     );
 }
+
+/// A run stopped while its algorithm runs: the agent is told to stop (the algorithm is killed and
+/// the inputs wiped), the CVM destroyed, and the run closed with the state it was stopped in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_while_its_algorithm_runs_is_cleaned_up() {
+    const SLOW: &[u8] = b"import time\ntime.sleep(300)\n";
+    const DATA: &[u8] = b"id,value\n1,1\n";
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Stopped running").await;
+    let run = consented_run(&prism, ws, SLOW, DATA).await;
+    let key = ParticipantKey::from_pkcs8_pem(prism_domain::testing::keys::ED25519_PRIVATE_PEM).unwrap();
+    let quiet: Progress = std::sync::Arc::new(|_| {});
+    let mut agent = solo_agent(&prism, ws, &run).await;
+    agent
+        .upload_algorithm(&key, SLOW.to_vec(), "python", Vec::new(), quiet.clone())
+        .await
+        .unwrap();
+    agent
+        .upload_dataset(&key, DATA.to_vec(), "data.csv", quiet)
+        .await
+        .unwrap();
+    let running = until_run(&prism, ws, &run, |run| run["status"] != "awaiting_inputs").await;
+    assert_eq!(running["status"], "running", "{running:#}");
+
+    let r = prism
+        .admin()
+        .post(prism.url(&format!("/{ws}/runs/{run}/stop")))
+        .json(&json!({"reason": "the question changed"}))
+        .send()
+        .await
+        .unwrap();
+    json(r, StatusCode::OK).await;
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(
+        closed["ending"],
+        json!(["running", "the question changed"]),
+        "{closed:#}"
+    );
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let machine = prism.platform().app().cvms().state(cvm).await.unwrap();
+    assert_eq!(machine.status, prism_domain::cvm::CvmStatus::Destroyed);
+    // The algorithm went with its machine.
+    assert!(agent_processes(cvm).is_empty(), "the CVM's agent still runs");
+}
