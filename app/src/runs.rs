@@ -611,9 +611,18 @@ impl<'a> Runs<'a> {
                 .subjects()
                 .aggregate(source, &aggregate)
                 .map_err(AppError::internal)?;
+            // The first page reads the whole history, its hash chain verified; a later one only the
+            // commits after its cursor (a chain is verified from its start, so those are not: the
+            // audit trail's verification is what vouches for the log).
+            let log = self.app.log();
             let commits = self
                 .app
-                .bounded(async { Ok(self.app.log().load(&subject).await?) })
+                .bounded(async {
+                    Ok(match filter.after {
+                        None => log.load(&subject).await?,
+                        Some(after) => log.commits_after(&subject, after).await?,
+                    })
+                })
                 .await?;
             for commit in commits {
                 for envelope in commit.events {
