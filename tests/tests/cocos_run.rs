@@ -21,12 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::agent::admin_workspace;
-use common::parties::{Cli, Party, admin_id, party, sha3};
+use common::parties::{Cli, Consortium, Party, consent, receipt, sha3, until_run_explained};
 use common::peers::cocos_programs_or_skip;
 use common::{Prism, json, problem};
 use prism_attestation::Mode;
-use prism_domain::run::manifest::consent_message;
-use prism_domain::{RunId, WorkspaceId};
+use prism_domain::RunId;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -103,37 +102,6 @@ impl CocosCli {
     }
 }
 
-/// Polls the run until `done` says so, within two minutes; else panics with the run, and the logs
-/// of the manager and of the agent stack.
-async fn until(
-    prism: &Prism,
-    ws: WorkspaceId,
-    run: &str,
-    stack: &manager::CocosManager,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let answer = prism
-            .admin()
-            .get(prism.url(&format!("/{ws}/runs/{run}")))
-            .send()
-            .await
-            .unwrap();
-        let state = json(answer, StatusCode::OK).await;
-        if done(&state) {
-            return state;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run is stuck in {}: {state:#}\n{}",
-            state["status"],
-            stack.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The run's events, by name, in the order they were recorded.
 async fn run_event_names(prism: &Prism, run: &str) -> Vec<String> {
     let log = prism.platform().app().log();
@@ -149,51 +117,6 @@ async fn run_event_names(prism: &Prism, run: &str) -> Vec<String> {
                 .to_owned()
         })
         .collect()
-}
-
-/// `party` consents, with its own key, to the computation's current manifest.
-async fn consent(prism: &Prism, party: &Party, base: &str) {
-    let client = common::client_with(&party.token);
-    let manifest = json(
-        client
-            .get(prism.url(&format!("{base}/manifest")))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    let manifest_id = manifest["manifest_id"].as_str().unwrap();
-    let signature = party.key.sign(&consent_message(manifest_id)).unwrap();
-    let consented = client
-        .post(prism.url(&format!("{base}/consents")))
-        .json(&json!({
-            "manifest_id": manifest_id,
-            "signature": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature)
-        }))
-        .send()
-        .await
-        .unwrap();
-    json(consented, StatusCode::OK).await;
-}
-
-/// `party`'s receipt for what it gave or got.
-async fn receipt(
-    prism: &Prism,
-    ws: WorkspaceId,
-    run: &str,
-    party: &Party,
-    kind: &str,
-    file: &str,
-    digest: String,
-) {
-    let answer = common::client_with(&party.token)
-        .post(prism.url(&format!("/{ws}/runs/{run}/receipts")))
-        .json(&json!({"kind": kind, "file_name": file, "sha3_256": digest}))
-        .send()
-        .await
-        .unwrap();
-    json(answer, StatusCode::OK).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,36 +143,20 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
     manager::until_healthy(&driver, &mut cocos_manager).await;
     manager::register_backend(&prism, &admin, ws, &cocos_manager, "cocos-manager").await;
 
-    let alice = party(&prism, ws, "alice", &rcgen::PKCS_ED25519).await;
-    let bob = party(&prism, ws, "bob", &rcgen::PKCS_ECDSA_P256_SHA256).await;
-    let carol = party(&prism, ws, "carol", &rcgen::PKCS_ECDSA_P384_SHA384).await;
-    let admin_id = admin_id(&prism).await;
-
     // 1. Definition and consent.
-    let created = prism
-        .admin()
-        .post(prism.url(&format!("/{ws}/computations")))
-        .json(&json!({
-            "name": "Combined totals on Cocos",
-            "participants": [
-                {"id": admin_id, "roles": ["owner"]},
-                {"id": alice.id, "roles": ["algorithm_provider"], "public_key": alice.spki_base64},
-                {"id": bob.id, "roles": ["dataset_provider"], "public_key": bob.spki_base64},
-                {"id": carol.id, "roles": ["dataset_provider", "result_consumer"], "public_key": carol.spki_base64}
-            ],
-            "algorithm": {"provider": alice.id, "hash": sha3(SUM), "name": "sum.sh"},
-            "datasets": [
-                {"provider": bob.id, "hash": sha3(A_CSV), "name": "a.csv"},
-                {"provider": carol.id, "hash": sha3(B_CSV), "name": "b.csv"}
-            ]
-        }))
-        .send()
-        .await
-        .unwrap();
-    let computation = json(created, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Consortium {
+        alice,
+        bob,
+        carol,
+        computation,
+    } = Consortium::define(
+        &prism,
+        ws,
+        "Combined totals on Cocos",
+        (SUM, "sum.sh"),
+        [(A_CSV, "a.csv"), (B_CSV, "b.csv")],
+    )
+    .await;
     let base = format!("/{ws}/computations/{computation}");
     for party in [&alice, &bob, &carol] {
         consent(&prism, party, &base).await;
@@ -268,10 +175,16 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
         .as_str()
         .unwrap()
         .to_owned();
-    let attested = until(&prism, ws, &run_id, &cocos_manager, |run| {
-        !["requested", "provisioning", "agent_connecting", "attesting"]
-            .contains(&run["status"].as_str().unwrap())
-    })
+    let attested = until_run_explained(
+        &prism,
+        ws,
+        &run_id,
+        || cocos_manager.logs(),
+        |run| {
+            !["requested", "provisioning", "agent_connecting", "attesting"]
+                .contains(&run["status"].as_str().unwrap())
+        },
+    )
     .await;
     assert_eq!(
         attested["status"],
@@ -302,7 +215,11 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
     let algorithm = alice_cli.file("sum.sh", SUM);
     let (ok, said) = alice_cli.run(&["algo", algorithm.to_str().unwrap()]).await;
     assert!(ok, "cocos-cli algo: {said}");
-    receipt(&prism, ws, &run_id, &alice, "algorithm", "sum.sh", sha3(SUM)).await;
+    json(
+        receipt(&prism, ws, &run_id, &alice, "algorithm", "sum.sh", sha3(SUM)).await,
+        StatusCode::OK,
+    )
+    .await;
 
     let bob_cli = CocosCli::new(&programs, &bob, &connection);
     let tampered = bob_cli.file("a.csv", b"id,value\n1,999\n");
@@ -314,7 +231,11 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
     let dataset = bob_cli.file("a.csv", A_CSV);
     let (ok, said) = bob_cli.run(&["data", dataset.to_str().unwrap()]).await;
     assert!(ok, "cocos-cli data: {said}");
-    receipt(&prism, ws, &run_id, &bob, "dataset", "a.csv", sha3(A_CSV)).await;
+    json(
+        receipt(&prism, ws, &run_id, &bob, "dataset", "a.csv", sha3(A_CSV)).await,
+        StatusCode::OK,
+    )
+    .await;
 
     // Carol uses the `prism` CLI: it checks the file and the run's appraisal, then speaks
     // cocos-cli's scheme to the real agent. The appraisal of a machine without a TEE holds only
@@ -345,10 +266,16 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
     assert!(said.contains("INSECURE"), "{said}");
 
     // 6. Execution: the agent runs the algorithm and reports results ready.
-    let ready = until(&prism, ws, &run_id, &cocos_manager, |run| {
-        ["results_ready", "failed", "timed_out", "cleaning_up", "closed"]
-            .contains(&run["status"].as_str().unwrap())
-    })
+    let ready = until_run_explained(
+        &prism,
+        ws,
+        &run_id,
+        || cocos_manager.logs(),
+        |run| {
+            ["results_ready", "failed", "timed_out", "cleaning_up", "closed"]
+                .contains(&run["status"].as_str().unwrap())
+        },
+    )
     .await;
     assert_eq!(ready["status"], "results_ready", "{ready:#}");
 
@@ -367,7 +294,7 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
         .unwrap_or_else(|| panic!("no total.txt in the result"));
     std::io::Read::read_to_string(&mut archive.by_name(&name).unwrap(), &mut total).unwrap();
     assert_eq!(total.trim(), "42");
-    receipt(
+    let given = receipt(
         &prism,
         ws,
         &run_id,
@@ -375,13 +302,17 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
         "result",
         "results.zip",
         sha3(&zip_bytes),
-    )
-    .await;
+    );
+    json(given.await, StatusCode::OK).await;
 
     // 8. Every consumer has it: the run completes, the VM is removed, the certificates revoked.
-    let closed = until(&prism, ws, &run_id, &cocos_manager, |run| {
-        run["status"] == "closed"
-    })
+    let closed = until_run_explained(
+        &prism,
+        ws,
+        &run_id,
+        || cocos_manager.logs(),
+        |run| run["status"] == "closed",
+    )
     .await;
     assert_eq!(closed["ending"], Value::Null, "{closed:#}");
     let app = prism.platform().app();

@@ -6,12 +6,10 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::agent::{admin_workspace, with_local_backend};
-use common::parties::{Party, party, sha3};
+use common::parties::{Party, consent, party, sha3};
 use common::{Prism, client_with, header, json, problem};
 use prism_attestation::Mode;
-use prism_domain::run::manifest::consent_message;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -19,29 +17,7 @@ use serde_json::{Value, json};
 async fn consent_all(prism: &Prism, base: &str, parties: &[&Party]) -> String {
     let mut id = String::new();
     for party in parties {
-        let client = client_with(&party.token);
-        let manifest = json(
-            client
-                .get(prism.url(&format!("{base}/manifest")))
-                .send()
-                .await
-                .unwrap(),
-            StatusCode::OK,
-        )
-        .await;
-        id = manifest["manifest_id"].as_str().unwrap().to_owned();
-        let signature = party.key.sign(&consent_message(&id)).unwrap();
-        let body = json!({
-            "manifest_id": id,
-            "signature": base64::engine::general_purpose::STANDARD.encode(signature),
-        });
-        let r = client
-            .post(prism.url(&format!("{base}/consents")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        json(r, StatusCode::OK).await;
+        id = consent(prism, party, base).await;
     }
     id
 }

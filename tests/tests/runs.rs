@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::agent::{admin_workspace, with_local_backend};
-use common::parties::{Cli, Party, admin_id, party, sha3, until_run};
+use common::parties::{Cli, Consortium, Party, admin_id, consent, receipt, sha3, until_run};
 use common::{Prism, json, problem};
 use prism_agents::AgentEndpoint;
 use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
@@ -233,36 +233,20 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     let root = tempfile::tempdir().unwrap();
     let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (_, ws) = admin_workspace(&prism, "Consortium").await;
-    let alice = party(&prism, ws, "alice", &rcgen::PKCS_ED25519).await;
-    let bob = party(&prism, ws, "bob", &rcgen::PKCS_ECDSA_P256_SHA256).await;
-    let carol = party(&prism, ws, "carol", &rcgen::PKCS_ECDSA_P384_SHA384).await;
-    let admin_id = admin_id(&prism).await;
-
     // 1. Definition.
-    let created = prism
-        .admin()
-        .post(prism.url(&format!("/{ws}/computations")))
-        .json(&json!({
-            "name": "Combined totals",
-            "participants": [
-                {"id": admin_id, "roles": ["owner"]},
-                {"id": alice.id, "roles": ["algorithm_provider"], "public_key": alice.spki_base64},
-                {"id": bob.id, "roles": ["dataset_provider"], "public_key": bob.spki_base64},
-                {"id": carol.id, "roles": ["dataset_provider", "result_consumer"], "public_key": carol.spki_base64}
-            ],
-            "algorithm": {"provider": alice.id, "hash": sha3(COMBINE), "name": "combine.py"},
-            "datasets": [
-                {"provider": bob.id, "hash": sha3(A_CSV), "name": "a.csv"},
-                {"provider": carol.id, "hash": sha3(B_CSV), "name": "b.csv"}
-            ]
-        }))
-        .send()
-        .await
-        .unwrap();
-    let computation = json(created, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Consortium {
+        alice,
+        bob,
+        carol,
+        computation,
+    } = Consortium::define(
+        &prism,
+        ws,
+        "Combined totals",
+        (COMBINE, "combine.py"),
+        [(A_CSV, "a.csv"), (B_CSV, "b.csv")],
+    )
+    .await;
     let base = format!("/{ws}/computations/{computation}");
 
     // Carol works with the `prism` CLI, signed in as herself.
@@ -285,28 +269,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         .await;
     assert!(out.0, "{}", out.1);
     for party in [&alice, &bob] {
-        let client = common::client_with(&party.token);
-        let manifest = json(
-            client
-                .get(prism.url(&format!("{base}/manifest")))
-                .send()
-                .await
-                .unwrap(),
-            StatusCode::OK,
-        )
-        .await;
-        let manifest_id = manifest["manifest_id"].as_str().unwrap();
-        let signature = party.key.sign(&consent_message(manifest_id)).unwrap();
-        let consented = client
-            .post(prism.url(&format!("{base}/consents")))
-            .json(&json!({
-                "manifest_id": manifest_id,
-                "signature": base64::engine::general_purpose::STANDARD.encode(signature)
-            }))
-            .send()
-            .await
-            .unwrap();
-        json(consented, StatusCode::OK).await;
+        consent(&prism, party, &base).await;
     }
 
     // 2–4. Provisioning, the agent, attestation.
@@ -330,12 +293,6 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
 
     // 5. Onboarding and ingestion: each checks the verdict, then sends straight to the agent.
     let connect = |party: &Party| agent_of(&prism, common::client_with(&party.token), ws, &run_id);
-    let receipt = |party: &Party, kind: &str, file_name: &str, digest: String| {
-        let client = common::client_with(&party.token);
-        let url = prism.url(&format!("/{ws}/runs/{run_id}/receipts"));
-        let body = json!({"kind": kind, "file_name": file_name, "sha3_256": digest});
-        async move { client.post(url).json(&body).send().await.unwrap() }
-    };
     let quiet: Progress = std::sync::Arc::new(|_| {});
 
     let mut agent = connect(&alice).await;
@@ -344,7 +301,16 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         .await
         .unwrap();
     json(
-        receipt(&alice, "algorithm", "combine.py", sha3(COMBINE)).await,
+        receipt(
+            &prism,
+            ws,
+            &run_id,
+            &alice,
+            "algorithm",
+            "combine.py",
+            sha3(COMBINE),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -358,7 +324,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     assert!(refused.to_string().contains("hash"), "{refused}");
     // A receipt for what the manifest does not declare is refused too.
     problem(
-        receipt(&bob, "dataset", "a.csv", "00".repeat(32)).await,
+        receipt(&prism, ws, &run_id, &bob, "dataset", "a.csv", "00".repeat(32)).await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
@@ -367,7 +333,7 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         .await
         .unwrap();
     json(
-        receipt(&bob, "dataset", "a.csv", sha3(A_CSV)).await,
+        receipt(&prism, ws, &run_id, &bob, "dataset", "a.csv", sha3(A_CSV)).await,
         StatusCode::OK,
     )
     .await;
@@ -673,6 +639,21 @@ async fn solo_agent(prism: &Prism, ws: WorkspaceId, run: &str) -> ParticipantCli
     agent_of(prism, prism.admin().clone(), ws, run).await
 }
 
+/// The administrator sends the solo computation's algorithm (Python) and dataset to the run's agent.
+async fn solo_inputs(prism: &Prism, ws: WorkspaceId, run: &str, algorithm: &[u8], dataset: &[u8]) {
+    let key = ParticipantKey::from_pkcs8_pem(prism_domain::testing::keys::ED25519_PRIVATE_PEM).unwrap();
+    let quiet: Progress = std::sync::Arc::new(|_| {});
+    let mut agent = solo_agent(prism, ws, run).await;
+    agent
+        .upload_algorithm(&key, algorithm.to_vec(), "python", Vec::new(), quiet.clone())
+        .await
+        .unwrap();
+    agent
+        .upload_dataset(&key, dataset.to_vec(), "data.csv", quiet)
+        .await
+        .unwrap();
+}
+
 /// `client`'s connection to the run's agent, from the run's connection details, once their
 /// appraisal says the agent was accepted (as insecure: the local backend has no TEE).
 async fn agent_of(prism: &Prism, client: reqwest::Client, ws: WorkspaceId, run: &str) -> ParticipantClient {
@@ -701,17 +682,7 @@ async fn an_algorithm_that_crashes_fails_the_run_and_it_is_cleaned_up() {
     let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (_, ws) = admin_workspace(&prism, "Crash").await;
     let run = consented_run(&prism, ws, CRASH, DATA).await;
-    let key = ParticipantKey::from_pkcs8_pem(prism_domain::testing::keys::ED25519_PRIVATE_PEM).unwrap();
-    let quiet: Progress = std::sync::Arc::new(|_| {});
-    let mut agent = solo_agent(&prism, ws, &run).await;
-    agent
-        .upload_algorithm(&key, CRASH.to_vec(), "python", Vec::new(), quiet.clone())
-        .await
-        .unwrap();
-    agent
-        .upload_dataset(&key, DATA.to_vec(), "data.csv", quiet)
-        .await
-        .unwrap();
+    solo_inputs(&prism, ws, &run, CRASH, DATA).await;
 
     let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
     assert_eq!(
@@ -1030,17 +1001,7 @@ async fn a_run_stopped_while_its_algorithm_runs_is_cleaned_up() {
     let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
     let (_, ws) = admin_workspace(&prism, "Stopped running").await;
     let run = consented_run(&prism, ws, SLOW, DATA).await;
-    let key = ParticipantKey::from_pkcs8_pem(prism_domain::testing::keys::ED25519_PRIVATE_PEM).unwrap();
-    let quiet: Progress = std::sync::Arc::new(|_| {});
-    let mut agent = solo_agent(&prism, ws, &run).await;
-    agent
-        .upload_algorithm(&key, SLOW.to_vec(), "python", Vec::new(), quiet.clone())
-        .await
-        .unwrap();
-    agent
-        .upload_dataset(&key, DATA.to_vec(), "data.csv", quiet)
-        .await
-        .unwrap();
+    solo_inputs(&prism, ws, &run, SLOW, DATA).await;
     let running = until_run(&prism, ws, &run, |run| run["status"] != "awaiting_inputs").await;
     assert_eq!(running["status"], "running", "{running:#}");
 

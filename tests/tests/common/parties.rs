@@ -14,6 +14,17 @@ use super::{Prism, json};
 
 /// Polls the run until `done` says so (within two minutes), printing its state on timeout.
 pub async fn until_run(prism: &Prism, ws: WorkspaceId, run: &str, done: impl Fn(&Value) -> bool) -> Value {
+    until_run_explained(prism, ws, run, String::new, done).await
+}
+
+/// [`until_run`], adding what `explain` says on timeout (the logs of what should have moved it).
+pub async fn until_run_explained(
+    prism: &Prism,
+    ws: WorkspaceId,
+    run: &str,
+    explain: impl Fn() -> String,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let r = prism
@@ -28,7 +39,9 @@ pub async fn until_run(prism: &Prism, ws: WorkspaceId, run: &str, done: impl Fn(
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the run is stuck: {state:#}"
+            "the run is stuck in {}: {state:#}\n{}",
+            state["status"],
+            explain()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -170,4 +183,111 @@ pub async fn admin_id(prism: &Prism) -> String {
         .await
         .unwrap();
     admin.user().unwrap().id.to_string()
+}
+
+/// `party` consents, with its own key, to the computation's current manifest (`base` is the
+/// computation's path): the manifest's id.
+pub async fn consent(prism: &Prism, party: &Party, base: &str) -> String {
+    let client = super::client_with(&party.token);
+    let manifest = json(
+        client
+            .get(prism.url(&format!("{base}/manifest")))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let manifest_id = manifest["manifest_id"].as_str().unwrap().to_owned();
+    let signature = party
+        .key
+        .sign(&prism_domain::run::manifest::consent_message(&manifest_id))
+        .unwrap();
+    let consented = client
+        .post(prism.url(&format!("{base}/consents")))
+        .json(&json!({
+            "manifest_id": manifest_id,
+            "signature": base64::engine::general_purpose::STANDARD.encode(signature)
+        }))
+        .send()
+        .await
+        .unwrap();
+    json(consented, StatusCode::OK).await;
+    manifest_id
+}
+
+/// `party`'s receipt for what it gave (`algorithm`, `dataset`) or got (`result`); the answer.
+pub async fn receipt(
+    prism: &Prism,
+    ws: WorkspaceId,
+    run: &str,
+    party: &Party,
+    kind: &str,
+    file_name: &str,
+    digest: String,
+) -> reqwest::Response {
+    super::client_with(&party.token)
+        .post(prism.url(&format!("/{ws}/runs/{run}/receipts")))
+        .json(&json!({"kind": kind, "file_name": file_name, "sha3_256": digest}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Three organisations and the computation they define together, administered by the platform's
+/// administrator: alice provides the algorithm (Ed25519 key), bob the first dataset (P-256), carol
+/// the second (P-384) and receives the result.
+pub struct Consortium {
+    pub alice: Party,
+    pub bob: Party,
+    pub carol: Party,
+    pub computation: String,
+}
+
+impl Consortium {
+    /// Registers the three, and defines the computation `name` with the algorithm and the two
+    /// datasets, each given as its bytes and file name.
+    pub async fn define(
+        prism: &Prism,
+        ws: WorkspaceId,
+        name: &str,
+        algorithm: (&[u8], &str),
+        datasets: [(&[u8], &str); 2],
+    ) -> Self {
+        let alice = party(prism, ws, "alice", &rcgen::PKCS_ED25519).await;
+        let bob = party(prism, ws, "bob", &rcgen::PKCS_ECDSA_P256_SHA256).await;
+        let carol = party(prism, ws, "carol", &rcgen::PKCS_ECDSA_P384_SHA384).await;
+        let admin = admin_id(prism).await;
+        let [(a, a_name), (b, b_name)] = datasets;
+        let created = prism
+            .admin()
+            .post(prism.url(&format!("/{ws}/computations")))
+            .json(&json!({
+                "name": name,
+                "participants": [
+                    {"id": admin, "roles": ["owner"]},
+                    {"id": alice.id, "roles": ["algorithm_provider"], "public_key": alice.spki_base64},
+                    {"id": bob.id, "roles": ["dataset_provider"], "public_key": bob.spki_base64},
+                    {"id": carol.id, "roles": ["dataset_provider", "result_consumer"], "public_key": carol.spki_base64}
+                ],
+                "algorithm": {"provider": alice.id, "hash": sha3(algorithm.0), "name": algorithm.1},
+                "datasets": [
+                    {"provider": bob.id, "hash": sha3(a), "name": a_name},
+                    {"provider": carol.id, "hash": sha3(b), "name": b_name}
+                ]
+            }))
+            .send()
+            .await
+            .unwrap();
+        let computation = json(created, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Consortium {
+            alice,
+            bob,
+            carol,
+            computation,
+        }
+    }
 }
