@@ -305,15 +305,26 @@ impl<'a> Attestations<'a> {
                  participants consented to others; request a new run",
             ));
         }
-        let (policy, source) = match definition.attestation_policy_for(state.backend) {
-            Some(versioned) => (
+        let overridden = state
+            .backend
+            .and_then(|backend| Some((backend, definition.backend_policies.get(&backend)?)));
+        let (policy, source) = match (overridden, definition.attestation_policy.as_ref()) {
+            (Some((backend, versioned)), _) => (
+                versioned.policy.clone(),
+                PolicySource::BackendOverride {
+                    computation,
+                    backend,
+                    version: versioned.version,
+                },
+            ),
+            (None, Some(versioned)) => (
                 versioned.policy.clone(),
                 PolicySource::Computation {
                     computation,
                     version: versioned.version,
                 },
             ),
-            None => (Policy::default(), PolicySource::PlatformDefault),
+            (None, None) => (Policy::default(), PolicySource::PlatformDefault),
         };
         Ok((policy, source, run.manifest_id.clone()))
     }

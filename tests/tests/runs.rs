@@ -1025,3 +1025,68 @@ async fn a_run_stopped_while_its_algorithm_runs_is_cleaned_up() {
     // The algorithm went with its machine.
     assert!(agent_processes(cvm).is_empty(), "the CVM's agent still runs");
 }
+
+/// A backend's override replaces the computation's own policy for the runs placed there: a lenient
+/// computation policy and a strict override for the local backend fail the run while attesting,
+/// and the appraisal names the override (backend and version) as its policy's source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_placed_on_a_backend_with_an_override_is_appraised_against_the_override() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Overridden").await;
+    let computation = solo_computation(&prism, ws, b"algo", b"data").await;
+    let backends = json(
+        prism
+            .admin()
+            .get(prism.url(&format!("/{ws}/backends")))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let local = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["driver"]["kind"] == "local")
+        .unwrap_or_else(|| panic!("no local backend: {backends:#}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = prism.url(&format!("/{ws}/computations/{computation}/attestation-policy"));
+    for (query, policy) in [
+        (String::new(), json!({})),
+        (
+            format!("?backend={local}"),
+            json!({"sev_snp": {"minimum_guest_svn": 4000}}),
+        ),
+    ] {
+        let r = prism
+            .admin()
+            .put(format!("{url}{query}"))
+            .json(&policy)
+            .send()
+            .await
+            .unwrap();
+        json(r, StatusCode::OK).await;
+    }
+    let run = consent_and_request(&prism, ws, &computation).await;
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(closed["ending"][0], "attesting", "{closed:#}");
+
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let url = prism.url(&format!("/{ws}/cvms/{cvm}/attestations"));
+    let appraisals = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    let fresh = appraisals["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| !a["nonce"].is_null())
+        .expect("a fresh appraisal");
+    assert_eq!(
+        fresh["policy_source"],
+        json!({"kind": "backend_override", "computation": computation, "backend": local, "version": 2})
+    );
+    assert_eq!(fresh["verdict"]["outcome"], "refused");
+}

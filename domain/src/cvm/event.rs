@@ -121,6 +121,12 @@ pub enum PolicySource {
         computation: ComputationId,
         version: u32,
     },
+    /// The policy that replaces a computation's own for runs placed on `backend`, at a version.
+    BackendOverride {
+        computation: ComputationId,
+        backend: BackendId,
+        version: u32,
+    },
 }
 
 /// Evidence from the CVM was appraised: the evidence as received, the policy, the verdict (every
