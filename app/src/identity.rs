@@ -236,8 +236,10 @@ impl<'a> Identity<'a> {
                 display_name: registration.display_name,
                 password: Some(password),
                 platform_admin,
-                // Verification by mail comes with a sender; until then an address is taken as given.
-                email_verified: false,
+                // Verification by mail comes with a sender; until then an address is taken as given,
+                // and is not verified — but for the first administrator's, which the operator
+                // configured the platform with: a computation naming that address names them.
+                email_verified: platform_admin,
                 verification: None,
             },
         )

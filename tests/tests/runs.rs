@@ -1090,3 +1090,53 @@ async fn a_run_placed_on_a_backend_with_an_override_is_appraised_against_the_ove
     );
     assert_eq!(fresh["verdict"]["outcome"], "refused");
 }
+
+/// The platform's first administrator, named in a computation by address (as `prism up`'s banner
+/// shows), is that participant: the address is the one the operator configured, so the computation
+/// names the administrator's account, which consents as itself and runs the computation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_administrator_named_by_address_consents_as_that_participant() {
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "By address").await;
+    let created = prism
+        .admin()
+        .post(prism.url(&format!("/{ws}/computations")))
+        .json(&json!({
+            "name": "Named by address",
+            "participants": [{
+                "id": common::ADMIN_EMAIL,
+                "roles": ["owner", "algorithm_provider", "dataset_provider", "result_consumer"],
+                "public_key": ED25519_BASE64_DER
+            }],
+            "algorithm": {"provider": common::ADMIN_EMAIL, "hash": sha3(b"algo"), "name": "algo.py"},
+            "datasets": [{"provider": common::ADMIN_EMAIL, "hash": sha3(b"data"), "name": "data.csv"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    let computation = json(created, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Linked to the account as soon as it is defined (a reaction: consent may come first).
+    let admin = admin_id(&prism).await;
+    let url = prism.url(&format!("/{ws}/computations/{computation}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = json(prism.admin().get(&url).send().await.unwrap(), StatusCode::OK).await;
+        if shown["participants"][0]["id"] == admin.as_str() {
+            assert_eq!(shown["algorithm"]["provider"], admin.as_str());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never linked: {shown:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = consent_and_request(&prism, ws, &computation).await;
+    let attested = until_run(&prism, ws, &run, |run| {
+        !["requested", "provisioning", "agent_connecting", "attesting"]
+            .contains(&run["status"].as_str().unwrap())
+    })
+    .await;
+    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+}
