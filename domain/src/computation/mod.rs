@@ -12,13 +12,13 @@ mod state;
 pub use command::{ComputationChanges, ComputationCommand, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
 pub use event::{
-    AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed, ChangeSuperseded,
-    ChangeThresholdSet, ChangeVetoed, ComputationArchived, ComputationCreated, ComputationEvent,
-    ComputationUpdated, ConsentSigned, ExecutionHalted, HaltLifted, ParticipantLinked,
+    AssetLinked, AssetUnlinked, AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed,
+    ChangeSuperseded, ChangeThresholdSet, ChangeVetoed, ComputationArchived, ComputationCreated,
+    ComputationEvent, ComputationUpdated, ConsentSigned, ExecutionHalted, HaltLifted, ParticipantLinked,
 };
 pub use governance::{Change, ChangeThreshold, Halt, Proposal, ProposalStatus};
 pub use state::{
-    Computation, ComputationStatus, ConsentStatus, Definition, ExpectedAsset, Participant, Role,
+    Computation, ComputationStatus, ConsentStatus, Definition, ExpectedAsset, LinkedAsset, Participant, Role,
     VersionedPolicy,
 };
 
@@ -68,6 +68,8 @@ impl Aggregate for Computation {
             }
             ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
             ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
+            ComputationEvent::AssetLinked(e) => self.definition.link_asset(&e.asset),
+            ComputationEvent::AssetUnlinked(e) => self.definition.unlink_asset(e.asset),
             ComputationEvent::ConsentSigned(e) => {
                 self.consents
                     .entry(e.manifest_id.clone())
@@ -130,6 +132,12 @@ impl Computation {
                     WorkspaceStanding::Active => {}
                 }
                 let definition = definition.normalised();
+                // Nothing is linked yet: an asset is linked by its provider once the computation exists.
+                if let Some((_, entry)) = definition.linked_assets().next() {
+                    return Err(ComputationError::AssetNotAsLinked(
+                        entry.asset.expect("a linked entry names its asset"),
+                    ));
+                }
                 definition.validate()?;
                 Ok(vec![ComputationEvent::Created(ComputationCreated {
                     id,

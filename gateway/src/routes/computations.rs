@@ -291,7 +291,7 @@ pub async fn archive(
     Ok(respond(&state, &caller, workspace, &executed, StatusCode::OK).await)
 }
 
-async fn respond(
+pub(crate) async fn respond(
     state: &AppState,
     caller: &Caller,
     workspace: Uuid,
