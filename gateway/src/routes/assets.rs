@@ -377,7 +377,7 @@ impl ToSchema for SampleBytes {
 
 impl RegisterAsset {
     /// The record, once every value the domain would refuse is found here with its pointer.
-    fn into_record(self) -> Result<AssetRecord, Problem> {
+    pub fn into_record(self) -> Result<AssetRecord, Problem> {
         let mut invalid = Invalid::default();
         let kind = AssetKind::parse(&self.kind);
         if kind.is_none() {
@@ -1201,6 +1201,35 @@ mod tests {
         .unwrap_err();
         let pointers: Vec<&str> = problem.errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/algorithm_type", "/file_name"]);
+    }
+
+    #[test]
+    fn the_mime_type_pattern_is_the_domains_rule() {
+        let pattern = regex::Regex::new(MIME_TYPE_PATTERN).unwrap();
+        let alphabet: Vec<char> = "aZ0/;= \t.+\"-é\u{0}".chars().collect();
+        let mut samples = crate::strings::over(&alphabet, 4, 20_000, 16);
+        samples.extend([
+            "text/csv".to_owned(),
+            "text/csv ; charset=utf-8".to_owned(),
+            "text/csv;a=b;c=d".to_owned(),
+            "text/csv;a=b ".to_owned(),
+            format!("a/{}", "b".repeat(127)),
+            format!("a/{}", "b".repeat(128)),
+        ]);
+        for s in samples {
+            let schema = pattern.is_match(&s) && s.chars().count() <= MimeType::MAX_LEN;
+            assert_eq!(schema, MimeType::parse(&s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_file_name_pattern_is_the_domains_rule_but_for_dot_and_dot_dot() {
+        let pattern = regex::Regex::new(FILE_NAME_PATTERN).unwrap();
+        let alphabet: Vec<char> = "a./\\ \u{0}\u{1f}\u{7f}\u{85}\u{a0}é😀".chars().collect();
+        for s in crate::strings::over(&alphabet, 3, 5000, 300) {
+            let documented = pattern.is_match(&s) && s != "." && s != "..";
+            assert_eq!(documented, FileName::parse(&s).is_ok(), "{s:?}");
+        }
     }
 
     #[test]
