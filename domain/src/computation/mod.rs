@@ -1,6 +1,8 @@
 //! The computation aggregate: who takes part in which role, which algorithm and datasets (by SHA3-256
 //! digest) are expected, and who receives the result; the participants' consent to its manifest, and
 //! once they have all consented, their governance of its changes and execution ([`governance`]).
+//! The algorithm and datasets are declared in the definition, or linked by their providers from the
+//! workspace's assets ([`crate::asset`], [`Change::LinkAsset`]).
 //! Runs are an aggregate of their own; the definition rules live here.
 
 mod command;

@@ -1138,7 +1138,7 @@ mod governance {
         use crate::values::{FileName, Sha3Digest};
 
         fn asset(n: u128) -> AssetId {
-            AssetId(uuid::Uuid::from_u128(0xa55e7_0000 + n))
+            AssetId(uuid::Uuid::from_u128(0xa55e_0000 + n))
         }
 
         fn linked(kind: AssetKind, n: u128, provider: &str, content: &[u8], name: &str) -> LinkedAsset {

@@ -75,7 +75,10 @@ impl IntoResponses for DefinitionProblems {
               and only keys Prism accepts (see `Participant.public_key`);\n\
             * name as the algorithm's `provider` a participant with the `algorithm_provider` role, and as \
               each dataset's a participant with the `dataset_provider` role;\n\
-            * list each dataset digest once.\n\n\
+            * list each dataset digest once, and each dataset file name once (the agent tells datasets \
+              apart by name);\n\
+            * name an asset (`asset_id`) only where a link put it, exactly as it put it: assets are linked \
+              with `POST /{workspace}/computations/{computation}/assets`.\n\n\
             Also 422: the `Idempotency-Key` was first used with a different request.";
         BTreeMap::from([(
             "422".to_owned(),
