@@ -320,6 +320,8 @@ impl Linked for AssetBody {
             ("UpdateAsset", link("update_asset", &ids)),
             ("ArchiveAsset", link("archive_asset", &ids)),
             ("GetAssetSample", link("get_asset_sample", &ids)),
+            ("PutAssetSample", link("put_asset_sample", &ids)),
+            ("RemoveAssetSample", link("remove_asset_sample", &ids)),
         ]
     }
 }
