@@ -7,7 +7,7 @@ use prism_domain::backend::BackendStatus;
 use prism_domain::computation::VersionedPolicy;
 use prism_domain::computation::{
     Change, Computation, ComputationChanges, ComputationCommand, ComputationEvent, ComputationImport,
-    Definition, Participant, WorkspaceStanding,
+    Definition, LinkedAsset, Participant, WorkspaceStanding,
 };
 use prism_domain::user::{User, UserStatus};
 use prism_domain::values::Email;
@@ -111,6 +111,8 @@ impl<'a> Computations<'a> {
         import: ComputationImport,
     ) -> Result<Executed<Computation>, AppError> {
         let backends: Vec<BackendId> = import.backend_policies.keys().copied().collect();
+        let mut import = import;
+        import.linked = self.linked_assets(workspace, &import.definition).await?;
         self.define(
             caller,
             options,
@@ -186,6 +188,33 @@ impl<'a> Computations<'a> {
         Ok(executed)
     }
 
+    /// The records of the assets of `workspace` that `definition`'s entries name as linked (which
+    /// the computation then checks the entries against); one the workspace does not hold is refused.
+    async fn linked_assets(
+        &self,
+        workspace: WorkspaceId,
+        definition: &Definition,
+    ) -> Result<Vec<LinkedAsset>, AppError> {
+        let mut linked = Vec::new();
+        let entries = definition.algorithm.iter().chain(&definition.datasets);
+        for asset in entries.filter_map(|entry| entry.asset) {
+            match self.app.assets().linkable(workspace, asset).await {
+                Ok(record) => linked.push(record),
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    return Err(AppError::new(
+                        ErrorKind::Invalid,
+                        format!(
+                            "asset {asset}, linked in the document, is no asset of this workspace: drop its \
+                             `asset_id` to declare the entry without the link"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(linked)
+    }
+
     /// Every backend named must exist and serve this workspace (its own, or the platform's).
     async fn check_backends(&self, workspace: WorkspaceId, backends: &[BackendId]) -> Result<(), AppError> {
         for &backend in backends {
@@ -243,6 +272,7 @@ impl<'a> Computations<'a> {
                     .map(|(backend, versioned)| (*backend, versioned.policy.clone()))
                     .collect(),
                 change_threshold: state.change_threshold,
+                linked: Vec::new(),
             },
             origin: ExportOrigin {
                 workspace,

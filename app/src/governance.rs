@@ -304,6 +304,21 @@ impl<'a> Governance<'a> {
                     .set_threshold(caller, options, workspace, id, threshold)
                     .await;
             }
+            // What is linked is read from the asset itself, never taken from the request.
+            Change::LinkAsset(linked) => {
+                return self
+                    .app
+                    .assets()
+                    .link(caller, options, workspace, id, linked.asset)
+                    .await;
+            }
+            Change::UnlinkAsset { asset } => {
+                return self
+                    .app
+                    .assets()
+                    .unlink(caller, options, workspace, id, asset)
+                    .await;
+            }
         };
         self.outcome(caller, executed).await
     }
@@ -498,7 +513,7 @@ impl<'a> Governance<'a> {
 
     /// What `executed` did with the change: for a retry answered with the first result, read from
     /// that commit, as a retry records nothing itself.
-    async fn outcome(
+    pub(crate) async fn outcome(
         &self,
         caller: &Caller,
         executed: Executed<Computation>,

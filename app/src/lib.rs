@@ -27,8 +27,8 @@ use prism_domain::computation::Computation;
 use prism_domain::{Aggregate, ComputationId, WorkspaceId};
 use prism_projections::ReadModels;
 use prism_store::{
-    Claim, CommandOutcome, CommandRequest, EventLog, IdempotencyRecord, IdempotencyRecords,
-    MemoryIdempotency, RecordedOutcome, Repository, RepositoryConfig, SignedSnapshots,
+    BlobStore, Claim, CommandOutcome, CommandRequest, EventLog, IdempotencyRecord, IdempotencyRecords,
+    MemoryBlobs, MemoryIdempotency, RecordedOutcome, Repository, RepositoryConfig, SignedSnapshots,
 };
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -36,6 +36,7 @@ use tracing::warn;
 
 mod accounts;
 mod api_keys;
+mod assets;
 mod attestations;
 mod auth;
 mod backends;
@@ -59,6 +60,7 @@ pub use accounts::{
     PASSWORD_RESET_LIFETIME,
 };
 pub use api_keys::{ApiKeys, IssuedApiKey, NewApiKey};
+pub use assets::{Assets, SampleContent};
 pub use attestations::{
     AttestationConfig, Attestations, ReappraisalError, platform as attestation_platform, reappraise,
 };
@@ -176,6 +178,8 @@ struct Inner {
     snapshots: Option<SignedSnapshots>,
     read: Option<ReadModels>,
     idempotency: Arc<dyn IdempotencyRecords>,
+    /// Bytes kept beside the log: asset samples.
+    blobs: Arc<dyn BlobStore>,
     authorizer: Arc<dyn Authorizer>,
     denials: denials::DenialGate,
     identity: Option<identity::IdentityState>,
@@ -203,6 +207,7 @@ pub struct AppBuilder {
     snapshots: Option<SignedSnapshots>,
     read: Option<ReadModels>,
     idempotency: Arc<dyn IdempotencyRecords>,
+    blobs: Arc<dyn BlobStore>,
     authorizer: Arc<dyn Authorizer>,
     identity: Option<IdentityConfig>,
     authority: Option<CertificateAuthorityConfig>,
@@ -244,6 +249,12 @@ impl AppBuilder {
         self
     }
 
+    /// Where asset samples are kept; in memory unless set.
+    pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
     pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
         self.authorizer = authorizer;
         self
@@ -261,6 +272,7 @@ impl AppBuilder {
                 snapshots: self.snapshots,
                 read: self.read,
                 idempotency: self.idempotency,
+                blobs: self.blobs,
                 authorizer: self.authorizer,
                 denials: denials::DenialGate::default(),
                 identity: self.identity.map(identity::IdentityState::new),
@@ -275,7 +287,7 @@ impl AppBuilder {
 }
 
 impl App {
-    /// An application over `log`, with idempotency records in memory, no read models, and every
+    /// An application over `log`, with idempotency records and blobs in memory, no read models, and every
     /// caller allowed; the builder's methods replace each.
     pub fn builder(log: Arc<dyn EventLog>) -> AppBuilder {
         AppBuilder {
@@ -283,6 +295,7 @@ impl App {
             snapshots: None,
             read: None,
             idempotency: Arc::new(MemoryIdempotency::default()),
+            blobs: Arc::new(MemoryBlobs::default()),
             authorizer: Arc::new(AllowAll),
             identity: None,
             authority: None,
@@ -305,6 +318,10 @@ impl App {
 
     pub fn computations(&self) -> Computations<'_> {
         Computations::new(self)
+    }
+
+    pub fn assets(&self) -> Assets<'_> {
+        Assets::new(self)
     }
 
     pub fn certificates(&self) -> Certificates<'_> {

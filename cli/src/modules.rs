@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use prism_app::App;
 use prism_domain::Aggregate;
 use prism_domain::api_key::ApiKey;
+use prism_domain::asset::Asset;
 use prism_domain::authority::Authority;
 use prism_domain::backend::Backend;
 use prism_domain::certificate::Certificate;
@@ -23,9 +24,9 @@ use prism_domain::user::User;
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
-    ApiKeysProjection, BackendsProjection, CertificatesProjection, ComputationsProjection, CvmsProjection,
-    Projection, Projector, ReactionsProjection, RunProjection, RunsProjection, UsersProjection,
-    WorkspacesProjection,
+    ApiKeysProjection, AssetsProjection, BackendsProjection, CertificatesProjection, ComputationsProjection,
+    CvmsProjection, Projection, Projector, ReactionsProjection, RunProjection, RunsProjection,
+    UsersProjection, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
@@ -51,6 +52,9 @@ pub fn modules() -> Vec<Module> {
             .worker(LateInvitationLinker::new)
             .worker(RetiredComputationRevoker::new)
             .worker(RunHaltWatcher::new),
+        Module::aggregate::<Asset>()
+            .projection(AssetsProjection)
+            .routes(routes::assets::routes),
         Module::aggregate::<Reaction>()
             .projection(ReactionsProjection)
             .routes(routes::reactions::routes)

@@ -19,7 +19,7 @@ use prism_domain::cvm::ConfidentialPlatform;
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
 use prism_store::{
-    EventLog, EventStore, KvIdempotency, KvSnapshots, SignedSnapshots, SnapshotKey, StoreConfig,
+    EventLog, EventStore, KvIdempotency, KvSnapshots, ObjectBlobs, SignedSnapshots, SnapshotKey, StoreConfig,
 };
 use prism_tls::{
     Alpn, ClientAuth, IdentityHandle, PeerAddr, RevokedSerials, ServerIdentity, TlsServerConfig,
@@ -35,6 +35,8 @@ use crate::modules::{self, WorkerDeps};
 const IDEMPOTENCY_BUCKET: &str = "PRISM_IDEMPOTENCY";
 /// JetStream key-value bucket of aggregate snapshots.
 const SNAPSHOT_BUCKET: &str = "PRISM_SNAPSHOTS";
+/// The JetStream object store that keeps asset samples (bytes the log only names).
+const SAMPLES_BUCKET: &str = "PRISM_ASSET_SAMPLES";
 
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
@@ -402,9 +404,11 @@ pub async fn connect(
         .with_context(|| format!("cannot reach PostgreSQL at {}", redact(database_url)))?;
     read.migrate().await.context("applying database migrations")?;
     let idempotency = KvIdempotency::open(&store, IDEMPOTENCY_BUCKET, std::time::Duration::ZERO).await?;
+    let samples = ObjectBlobs::open(&store, SAMPLES_BUCKET).await?;
     let mut app = App::builder(Arc::new(store.clone()))
         .read_models(read)
         .idempotency(Arc::new(idempotency))
+        .blobs(Arc::new(samples))
         .authorizer(Arc::new(RoleAuthorizer))
         .config(config);
     if let Some(identity) = identity {

@@ -89,6 +89,13 @@ permissions! {
     ComputationResultsRead = "computation.results.read", Computation;
     /// Sign a run's manifest (consent).
     ComputationConsent = "computation.consent", Computation;
+    /// Link one's own asset to a computation as its algorithm or one of its datasets, and unlink it
+    /// (the computation then asks for the role that provides that kind of asset).
+    ComputationAssetsLink = "computation.assets.link", Computation;
+    /// See the workspace's algorithm and dataset records and download their samples.
+    AssetsRead = "assets.read", Workspace;
+    /// Register assets; change, attach a sample to, remove the sample of and archive one's own.
+    AssetsManage = "assets.manage", Workspace;
     /// See the workspace's certificates (never their keys).
     CertificatesRead = "certificates.read", Workspace;
     /// Issue certificates for the workspace's entities, sign their CSRs, renew them, and hand out
@@ -152,6 +159,9 @@ impl WorkspaceRole {
                 ComputationDatasetUpload,
                 ComputationResultsRead,
                 ComputationConsent,
+                ComputationAssetsLink,
+                AssetsRead,
+                AssetsManage,
                 CertificatesRead,
                 CertificatesIssue,
                 CertificatesRevoke,
@@ -166,6 +176,8 @@ impl WorkspaceRole {
                 MembersRead,
                 ComputationCreate,
                 ComputationRead,
+                AssetsRead,
+                AssetsManage,
                 CertificatesRead,
                 BackendsRead,
                 CvmsRead,
@@ -194,10 +206,18 @@ pub fn computation_role_permissions(role: ComputationRole) -> &'static [Permissi
         ComputationRole::Editor => &[ComputationRead, ComputationUpdate],
         ComputationRole::Runner => &[ComputationRead, ComputationRun],
         ComputationRole::Viewer => &[ComputationRead],
-        ComputationRole::AlgorithmProvider => {
-            &[ComputationRead, ComputationAlgorithmUpload, ComputationConsent]
-        }
-        ComputationRole::DatasetProvider => &[ComputationRead, ComputationDatasetUpload, ComputationConsent],
+        ComputationRole::AlgorithmProvider => &[
+            ComputationRead,
+            ComputationAlgorithmUpload,
+            ComputationConsent,
+            ComputationAssetsLink,
+        ],
+        ComputationRole::DatasetProvider => &[
+            ComputationRead,
+            ComputationDatasetUpload,
+            ComputationConsent,
+            ComputationAssetsLink,
+        ],
         ComputationRole::ResultConsumer => &[ComputationRead, ComputationResultsRead, ComputationConsent],
     }
 }

@@ -79,6 +79,11 @@ uuid_id!(
     RunId
 );
 uuid_id!(
+    /// An algorithm or dataset record of a workspace: what its file is (SHA3-256, name, type), never
+    /// the file itself.
+    AssetId
+);
+uuid_id!(
     /// A backend that runs CVMs (a Cocos manager, the local emulator, a bring-your-own machine).
     BackendId
 );

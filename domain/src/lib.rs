@@ -8,6 +8,7 @@
 pub mod access;
 pub mod aggregate;
 pub mod api_key;
+pub mod asset;
 pub mod authority;
 pub mod backend;
 pub mod certificate;
@@ -26,6 +27,6 @@ pub mod workspace;
 
 pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
 pub use ids::{
-    Actor, ApiKeyId, BackendId, CertificateId, ComputationId, CvmId, InvitationId, ParticipantId, RunId,
-    SessionId, UserId, WorkspaceId,
+    Actor, ApiKeyId, AssetId, BackendId, CertificateId, ComputationId, CvmId, InvitationId, ParticipantId,
+    RunId, SessionId, UserId, WorkspaceId,
 };

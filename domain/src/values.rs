@@ -7,9 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod identity;
+mod media;
 mod public_key;
 
 pub use identity::{Email, PasswordHash, SecretHash};
+pub use media::{FILE_NAME_PATTERN, FileName, MIME_TYPE_PATTERN, MimeType};
 pub use public_key::{PublicKey, SignatureError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +32,12 @@ pub enum ValueError {
     RoleName(String),
     #[error("public key is invalid: {0}")]
     PublicKey(String),
+    #[error(
+        "`{0}` is not a MIME type: expected `type/subtype` with optional `; name=value` parameters (tokens)"
+    )]
+    MimeType(String),
+    #[error("`{name}` is not a file name: {why}")]
+    FileName { name: String, why: &'static str },
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
     #[error("{field} is {len} characters long; the limit is {max}")]

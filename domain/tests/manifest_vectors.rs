@@ -86,6 +86,7 @@ fn any_change_to_what_is_consented_to_changes_the_id() {
                 provider: pid("bob"),
                 hash: prism_domain::values::Sha3Digest::parse(&"ee".repeat(32)).unwrap(),
                 name: "more.csv".into(),
+                asset: None,
             })
         }),
         changed(|d| d.participants[2].public_key = None),

@@ -162,6 +162,11 @@ pub struct Asset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = fields::asset_name)]
     pub name: Option<String>,
+    /// The workspace's asset this was linked from (`POST /{workspace}/computations/{computation}/assets`);
+    /// absent for one declared here. Only linking sets it: a definition given here may keep an entry
+    /// a link made exactly as it is, and name no other asset (422).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -280,6 +285,7 @@ fn asset_out(a: computation::ExpectedAsset) -> Asset {
         provider: a.provider.to_string(),
         hash: a.hash.to_string(),
         name: Some(a.name).filter(|n| !n.is_empty()),
+        asset_id: a.asset.map(|a| a.as_uuid()),
     }
 }
 
@@ -453,6 +459,7 @@ fn asset_in(input: Asset, base: &str, invalid: &mut Invalid) -> Option<computati
         provider: provider?,
         hash: hash?,
         name: input.name.unwrap_or_default(),
+        asset: input.asset_id.map(prism_domain::AssetId),
     })
 }
 
@@ -576,6 +583,7 @@ mod tests {
                 provider: "alice@example.org".into(),
                 hash: "zz".into(),
                 name: None,
+                asset_id: None,
             }),
             datasets: None,
         }

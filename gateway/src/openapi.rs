@@ -21,7 +21,8 @@ use crate::responses::ProblemComponents;
             Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `type` URN; \
             a field of the body that this API does not know, or a malformed parameter or header, is 400; a \
             value that breaks a rule is 422, with a JSON Pointer to it in `errors`. Bodies are JSON of at \
-            most 512 KiB (413 beyond, 415 if not JSON). A method a path does not list is answered 405 with \
+            most 512 KiB (413 beyond, 415 if not JSON), but for an asset's sample: raw bytes of any type, at \
+            most 10 MiB. A method a path does not list is answered 405 with \
             `Allow`.\n\n\
             Every route but sign-in, registration, the JWKS and `/health` needs `Authorization: Bearer` with an \
             access token from `POST /oauth/token` (15 minutes; refresh with the refresh token) or a personal \
@@ -35,6 +36,7 @@ use crate::responses::ProblemComponents;
     tags(
         (name = "workspaces", description = "Tenants that own computations"),
         (name = "computations", description = "Computations: participants, roles, expected algorithm and datasets"),
+        (name = "assets", description = "Algorithm and dataset records of a workspace (what a file is, never the file), their samples, and linking them to computations"),
         (name = "governance", description = "Changes to an approved computation: proposals, approvals, vetoes, the change threshold, halts of execution"),
         (name = "operations", description = "Health of the service and of its event log"),
         (name = "identity", description = "Registration, sign-in (OAuth 2.0) and the token signing keys"),

@@ -11,6 +11,7 @@ fn document() -> Value {
         routes::workspaces::routes(),
         routes::computations::routes(),
         routes::governance::routes(),
+        routes::assets::routes(),
         routes::operations::routes(),
     ]);
     serde_json::to_value(api).unwrap()
@@ -79,12 +80,18 @@ fn it_is_openapi_3_1_with_every_route() {
     assert_eq!(
         routes,
         [
+            "DELETE /{workspace}/assets/{asset}",
+            "DELETE /{workspace}/assets/{asset}/sample",
             "DELETE /{workspace}/computations/{computation}",
+            "DELETE /{workspace}/computations/{computation}/assets/{asset}",
             "DELETE /{workspace}/computations/{computation}/halt",
             "GET /health",
             "GET /operations/quarantine",
             "GET /workspaces",
             "GET /workspaces/{workspace}",
+            "GET /{workspace}/assets",
+            "GET /{workspace}/assets/{asset}",
+            "GET /{workspace}/assets/{asset}/sample",
             "GET /{workspace}/computations",
             "GET /{workspace}/computations/{computation}",
             "GET /{workspace}/computations/{computation}/export",
@@ -92,15 +99,19 @@ fn it_is_openapi_3_1_with_every_route() {
             "GET /{workspace}/computations/{computation}/proposals",
             "GET /{workspace}/computations/{computation}/proposals/{proposal}",
             "PATCH /workspaces/{workspace}",
+            "PATCH /{workspace}/assets/{asset}",
             "PATCH /{workspace}/computations/{computation}",
             "POST /workspaces",
             "POST /workspaces/{workspace}/archive",
+            "POST /{workspace}/assets",
             "POST /{workspace}/computations",
             "POST /{workspace}/computations/import",
+            "POST /{workspace}/computations/{computation}/assets",
             "POST /{workspace}/computations/{computation}/halt",
             "POST /{workspace}/computations/{computation}/proposals",
             "POST /{workspace}/computations/{computation}/proposals/{proposal}/approve",
             "POST /{workspace}/computations/{computation}/proposals/{proposal}/veto",
+            "PUT /{workspace}/assets/{asset}/sample",
             "PUT /{workspace}/computations/{computation}/change-threshold",
         ]
     );
@@ -482,4 +493,85 @@ fn governance_bodies_say_what_the_server_accepts() {
         "/paths/~1{workspace}~1computations~1{computation}/patch/description",
     );
     assert!(patch.as_str().unwrap().contains("proposal"), "{patch}");
+}
+
+#[test]
+fn asset_bodies_say_what_the_server_accepts() {
+    use prism_domain::asset;
+    use prism_domain::values::{FILE_NAME_PATTERN, FileName, MIME_TYPE_PATTERN, MimeType};
+    let doc = document();
+    assert_eq!(
+        property(&doc, "RegisterAsset", "kind")["enum"],
+        json!(["algorithm", "dataset"])
+    );
+    assert_eq!(
+        property(&doc, "RegisterAsset", "algorithm_type")["enum"],
+        json!(["python", "bin", "wasm", "docker", null])
+    );
+    for schema in ["RegisterAsset", "UpdateAsset"] {
+        let mime = property(&doc, schema, "mime_type");
+        assert_eq!(mime["pattern"], MIME_TYPE_PATTERN, "{schema}");
+        assert_eq!(mime["maxLength"], json!(MimeType::MAX_LEN), "{schema}");
+        let description = property(&doc, schema, "description");
+        assert_eq!(
+            description["maxLength"],
+            json!(asset::DESCRIPTION_MAX),
+            "{schema}"
+        );
+        assert_eq!(description["pattern"], fields::TEXT_PATTERN, "{schema}");
+        assert_eq!(
+            at(
+                &doc,
+                &format!("/components/schemas/{schema}/additionalProperties")
+            ),
+            false,
+            "{schema}"
+        );
+    }
+    let name = property(&doc, "RegisterAsset", "file_name");
+    assert_eq!(name["pattern"], FILE_NAME_PATTERN);
+    assert_eq!(name["maxLength"], json!(FileName::MAX_LEN));
+    assert!(name["description"].as_str().unwrap().contains("`..`"));
+    assert_eq!(
+        property(&doc, "RegisterAsset", "sha3_256")["pattern"],
+        fields::SHA3_DIGEST_PATTERN
+    );
+    assert_eq!(
+        at(&doc, "/components/schemas/RegisterAsset/required"),
+        &json!(["kind", "mime_type", "sha3_256", "file_name"])
+    );
+    let example = at(&doc, "/components/schemas/RegisterAsset/examples/0").clone();
+    let example: routes::assets::RegisterAsset = serde_json::from_value(example).unwrap();
+    example.into_record().unwrap();
+    // A linked entry of a definition says which asset it came from.
+    assert_eq!(property(&doc, "Asset", "asset_id")["format"], "uuid");
+    let filters = ["kind", "owner", "status"]
+        .map(|name| parameter(&doc, "/{workspace}/assets", "get", name)["schema"].clone());
+    assert_eq!(filters[0]["pattern"], "^(algorithm|dataset)$");
+    assert_eq!(filters[1]["format"], "uuid");
+    assert_eq!(filters[2]["pattern"], "^(active|archived)$");
+
+    // A sample is raw bytes of any type, up to its own limit, and comes back as it went.
+    let put = at(&doc, "/paths/~1{workspace}~1assets~1{asset}~1sample/put");
+    assert!(
+        put["requestBody"]["content"]["application/octet-stream"].is_object(),
+        "{put}"
+    );
+    let too_large = resolve(&doc, &put["responses"]["413"])["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(too_large.contains(&asset::SAMPLE_MAX.to_string()), "{too_large}");
+    let get = at(&doc, "/paths/~1{workspace}~1assets~1{asset}~1sample/get");
+    assert!(get["responses"]["200"]["content"]["*/*"].is_object(), "{get}");
+    assert!(get["responses"]["200"]["headers"]["Repr-Digest"].is_object());
+    // Linking names the rules of the computation.
+    let link = at(
+        &doc,
+        "/paths/~1{workspace}~1computations~1{computation}~1assets/post",
+    );
+    let refused = resolve(&doc, &link["responses"]["422"])["description"]
+        .as_str()
+        .unwrap();
+    assert!(refused.contains("`dataset_provider`"), "{refused}");
 }

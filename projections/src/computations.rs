@@ -1,11 +1,12 @@
 use deadpool_postgres::Transaction;
-use prism_domain::computation::{Computation, ComputationEvent, Participant};
+use prism_domain::asset::AssetKind;
+use prism_domain::computation::{Computation, ComputationEvent, ExpectedAsset, Participant};
 use prism_store::Recorded;
 
 use crate::projection_support::{aggregate_uuid, version};
 use crate::{COMPUTATIONS, Projection, ProjectionError};
 
-/// The `computations` and `participants` tables.
+/// The `computations`, `participants` and `computation_assets` tables.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ComputationsProjection;
 
@@ -17,7 +18,7 @@ impl Projection for ComputationsProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["participants", "computations"]
+        &["computation_assets", "participants", "computations"]
     }
 
     async fn apply<'a>(
@@ -49,6 +50,7 @@ impl Projection for ComputationsProjection {
                     )
                     .await?;
                     replace_participants(tx, id, &d.participants).await?;
+                    sync_linked_assets(tx, id).await?;
                 }
                 ComputationEvent::Updated(e) => {
                     let c = &e.changes;
@@ -71,6 +73,39 @@ impl Projection for ComputationsProjection {
                     if let Some(participants) = &c.participants {
                         replace_participants(tx, id, participants).await?;
                     }
+                    if c.algorithm.is_some() || c.datasets.is_some() {
+                        sync_linked_assets(tx, id).await?;
+                    }
+                }
+                ComputationEvent::AssetLinked(e) => {
+                    let entry = json(&ExpectedAsset::linked(&e.asset));
+                    let statement = match e.asset.kind {
+                        AssetKind::Algorithm => {
+                            "UPDATE computations SET algorithm = $2, version = $3, updated_at = $4 WHERE id = $1"
+                        }
+                        AssetKind::Dataset => {
+                            "UPDATE computations SET datasets = datasets || jsonb_build_array($2::jsonb),
+                                    version = $3, updated_at = $4
+                             WHERE id = $1"
+                        }
+                    };
+                    tx.execute(statement, &[&id, &entry, &v, &e.linked_at]).await?;
+                    sync_linked_assets(tx, id).await?;
+                }
+                ComputationEvent::AssetUnlinked(e) => {
+                    let asset = e.asset.to_string();
+                    tx.execute(
+                        "UPDATE computations SET
+                             algorithm = CASE WHEN algorithm->>'asset' = $2 THEN NULL ELSE algorithm END,
+                             datasets = (SELECT COALESCE(jsonb_agg(d ORDER BY n), '[]'::jsonb)
+                                         FROM jsonb_array_elements(datasets) WITH ORDINALITY AS t(d, n)
+                                         WHERE d->>'asset' IS DISTINCT FROM $2),
+                             version = $3, updated_at = $4
+                         WHERE id = $1",
+                        &[&id, &asset, &v, &e.unlinked_at],
+                    )
+                    .await?;
+                    sync_linked_assets(tx, id).await?;
                 }
                 // Policies, consents and governance (proposals, votes, the threshold, halts) are read
                 // from the aggregate, which computes the manifest they belong to and counts the votes;
@@ -126,6 +161,27 @@ impl Projection for ComputationsProjection {
         }
         Ok(())
     }
+}
+
+/// `computation_assets` as the computation's algorithm and datasets name assets now.
+async fn sync_linked_assets(tx: &Transaction<'_>, computation: uuid::Uuid) -> Result<(), ProjectionError> {
+    tx.execute(
+        "DELETE FROM computation_assets WHERE computation_id = $1",
+        &[&computation],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO computation_assets (computation_id, asset_id, kind)
+         SELECT id, (algorithm->>'asset')::uuid, 'algorithm' FROM computations
+         WHERE id = $1 AND algorithm->>'asset' IS NOT NULL
+         UNION ALL
+         SELECT c.id, (d->>'asset')::uuid, 'dataset' FROM computations c, jsonb_array_elements(c.datasets) AS d
+         WHERE c.id = $1 AND d->>'asset' IS NOT NULL
+         ON CONFLICT DO NOTHING",
+        &[&computation],
+    )
+    .await?;
+    Ok(())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {

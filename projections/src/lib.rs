@@ -6,6 +6,8 @@
 //! (read-your-writes without sleeping).
 
 mod api_keys;
+mod asset_queries;
+mod assets;
 mod certificate_queries;
 mod certificates;
 mod computations;
@@ -25,6 +27,8 @@ mod users;
 mod workspaces;
 
 pub use api_keys::ApiKeysProjection;
+pub use asset_queries::{AssetFilter, AssetView, SampleView};
+pub use assets::AssetsProjection;
 pub use certificate_queries::{
     CertificateFilter, CertificateSerialView, CertificateView, DueCertificate, Revocations, RevokedSerial,
 };
@@ -61,5 +65,8 @@ pub const CERTIFICATES: &str = "certificates";
 pub const BACKENDS: &str = "backends";
 /// Name of the CVMs projection (state, backend, cost and statistics of each CVM).
 pub const CVMS: &str = "cvms";
+/// Name of the assets projection (algorithm and dataset records; which computations link them is the
+/// computations projection's).
+pub const ASSETS: &str = "assets";
 /// Name of the runs projection (where each run of a computation is, its CVM and how it ended).
 pub const RUNS: &str = "runs";

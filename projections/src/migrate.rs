@@ -43,6 +43,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0012_attestations.sql"),
     ),
     ("0013_runs", include_str!("../migrations/0013_runs.sql")),
+    ("0014_assets", include_str!("../migrations/0014_assets.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

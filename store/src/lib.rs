@@ -10,6 +10,7 @@
 //! **Architecture Invariant:** this is the only crate that depends on `async-nats`
 //! (`tests/nats_boundary.rs` checks the workspace).
 
+mod blobs;
 pub mod chain;
 mod durable;
 mod envelope;
@@ -23,6 +24,7 @@ mod snapshot;
 mod subjects;
 mod subscription;
 
+pub use blobs::{BlobStore, MemoryBlobs, ObjectBlobs};
 pub use chain::ChainTip;
 pub use durable::{Delivery, Durable, DurableConfig};
 pub use envelope::{DecodeError, EventEnvelope, GENESIS_HASH, Metadata};

@@ -26,6 +26,8 @@ DEFINITION_RULES = [
         r"^participant `[^`]*` has no role$",
         r"^participant [0-9a-f-]{36} is not a registered user: ",
         r"^participant [^:]+: custom role `[^`]*` is not defined in the workspace$",
+        r"^dataset file name `[^`]*` is listed more than once: the agent tells datasets apart by name$",
+        r"^`asset` [0-9a-f-]{36} is not linked so: assets are linked with `POST …/assets`, and a change keeps a link only as it is$",
     )
 ]
 
@@ -108,7 +110,27 @@ IMPORT_RULES = [
     re.compile(pattern)
     for pattern in (
         r"^an attestation policy overrides the computation's for backend [0-9a-f-]{36}, which this workspace has no use of",
+        r"^asset [0-9a-f-]{36}, linked in the document, is no asset of this workspace",
+        r"^`asset` [0-9a-f-]{36} is not linked so",
         r"^a change threshold of \d+ is outside 1–\d+, the number of participants with a public key$",
+    )
+]
+
+# 422 for rules of the asset routes that no schema can state: whose an asset is (only its owner changes
+# it), that an algorithm says how it runs and a dataset does not (two fields), the names `.` and `..`
+# (which the file-name pattern lets through), an empty sample, and for linking, which role the caller
+# holds in the computation and whose the asset is (documented on those routes).
+ASSET_RULES = [
+    re.compile(pattern)
+    for pattern in (
+        r"^the asset belongs to `[^`]*`: only its owner changes it, its sample, or archives it$",
+        r"^an algorithm needs its `algorithm_type` \(`python`, `bin`, `wasm` or `docker`\)$",
+        r"^a dataset has no `algorithm_type`$",
+        r"^`\.\.?` is not a file name: `\.` and `\.\.` name directories$",
+        r"^a sample has at least one byte$",
+        r"^only a participant with the `[a-z_]+` role links an asset of this kind; `[^`]*` lacks it$",
+        r"^asset [0-9a-f-]{36} is provided by `[^`]*`: only its provider links or unlinks it$",
+        r"^only a participant signed in as a user links or unlinks an asset$",
     )
 ]
 
@@ -182,6 +204,10 @@ def _reason(case, response):
         rules = DEFINITION_RULES + (IMPORT_RULES if case.operation.path.endswith("/import") else [])
         if all(any(rule.match(d) for rule in rules) for d in details):
             return "a rule of the definition"
+    if status == 422 and "/assets" in case.operation.path:
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in ASSET_RULES) for d in details):
+            return "a rule of the asset routes"
     if status == 422 and any(part in case.operation.path for part in GOVERNANCE_PATHS):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in GOVERNANCE_RULES + DEFINITION_RULES) for d in details):

@@ -1,6 +1,6 @@
 //! A computation as a document, over HTTP against a real nats-server and PostgreSQL: exported with
-//! its participants, roles, keys, algorithm and datasets, attestation policies (its own and a
-//! backend's override) and change threshold; imported again as a new computation that exports to
+//! its participants, roles, keys, algorithm and datasets (one linked from an asset of the
+//! workspace), attestation policies (its own and a backend's override) and change threshold; imported again as a new computation that exports to
 //! the same document; refused when its format is another, when an override names a backend the
 //! importing workspace has no use of, or when the importer is no member of the workspace.
 
@@ -86,6 +86,30 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
         .as_str()
         .unwrap()
         .to_owned();
+    // Bob links a second dataset from an asset of the workspace: the document keeps the link.
+    let asset = json(
+        client_with(&bob.token)
+            .post(prism.url(&format!("/{ws}/assets")))
+            .json(
+                &json!({"kind": "dataset", "mime_type": "text/csv", "sha3_256": sha3(b"cohort 2"),
+                          "file_name": "cohort2.csv"}),
+            )
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let linked = client_with(&bob.token)
+        .post(prism.url(&format!("{base}/assets")))
+        .json(&json!({"asset_id": asset}))
+        .send()
+        .await
+        .unwrap();
+    json(linked, StatusCode::OK).await;
     for (query, policy) in [
         ("", json!({"sev_snp": {"minimum_guest_svn": 3}})),
         (
@@ -118,6 +142,7 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
         json!(["dataset_provider", "result_consumer"])
     );
     assert_eq!(document["computation"]["datasets"][0]["name"], "cohort.csv");
+    assert_eq!(document["computation"]["datasets"][1]["asset_id"], asset.as_str());
     assert_eq!(document["attestation_policy"]["sev_snp"]["minimum_guest_svn"], 3);
     assert_eq!(
         document["backend_attestation_policies"][&backend]["sev_snp"]["minimum_guest_svn"],
@@ -158,9 +183,27 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
     // Its manifest names it, so consent to the original's is no consent to it.
     assert_ne!(copy_manifest["manifest_id"], manifest["manifest_id"]);
 
-    // Another workspace has no use of this one's backend: the override is refused, naming it.
+    // A link the document claims is checked against the asset it names: another digest is refused.
+    let mut forged = document.clone();
+    forged["computation"]["datasets"][1]["hash"] = json!(sha3(b"something else"));
     let refused = problem(
-        import(&prism, &admin, &elsewhere.to_string(), &document).await,
+        import(&prism, &admin, &ws, &forged).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains(&asset),
+        "{refused:#}"
+    );
+
+    // Another workspace holds neither this one's backend nor its asset: each is refused, naming it.
+    let mut portable = document.clone();
+    portable["computation"]["datasets"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("asset_id");
+    let refused = problem(
+        import(&prism, &admin, &elsewhere.to_string(), &portable).await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
@@ -168,8 +211,18 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
         refused["detail"].as_str().unwrap().contains(&backend),
         "{refused:#}"
     );
-    let mut portable = document.clone();
     portable["backend_attestation_policies"] = json!({});
+    let mut with_link = portable.clone();
+    with_link["computation"]["datasets"][1] = document["computation"]["datasets"][1].clone();
+    let refused = problem(
+        import(&prism, &admin, &elsewhere.to_string(), &with_link).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains(&asset),
+        "{refused:#}"
+    );
     let moved = json(
         import(&prism, &admin, &elsewhere.to_string(), &portable).await,
         StatusCode::CREATED,

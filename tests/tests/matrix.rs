@@ -9,7 +9,8 @@
 //! credential (or one that does not hold) is 401. So a change of the data alone, or of the enforcement
 //! alone, fails this test. Allowed means the route's own success status — or, for the few routes whose
 //! success the fixture cannot reach (consent to a manifest that is no longer current, a run that has
-//! ended, a vote on a vetoed proposal, a halt nobody holds), the refusal the route documents for that request, which it gives only once the caller is
+//! ended, a vote on a vetoed proposal, a halt nobody holds, a link asked for by someone who provides
+//! nothing, an unlink of what is not linked), the refusal the route documents for that request, which it gives only once the caller is
 //! authorised; denied means 401, 404 or a 403 whose detail names the missing permission. What
 //! `GET /workspaces` lists must be exactly what the matrix lets the caller read. Every denial must also
 //! leave a record in the event log.
@@ -398,6 +399,18 @@ enum Route {
     SetChangeThreshold,
     HaltExecution,
     LiftHalt,
+    // The asset routes: a change of an asset is its owner's, so every allowed case changes an asset of
+    // its own; linking acts on the fixture computation, of which no caller is a provider.
+    ListAssets,
+    GetAsset,
+    GetAssetSample,
+    RegisterAsset,
+    UpdateAsset,
+    PutAssetSample,
+    RemoveAssetSample,
+    LinkAsset,
+    UnlinkAsset,
+    ArchiveAsset,
     ArchiveComputation,
     /// Last: allowed cases get a workspace of their own, denied ones the shared one.
     ArchiveWorkspace,
@@ -405,7 +418,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 76] = [
+    const ALL: [Route; 86] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -480,6 +493,16 @@ impl Route {
         Route::SetChangeThreshold,
         Route::HaltExecution,
         Route::LiftHalt,
+        Route::ListAssets,
+        Route::GetAsset,
+        Route::GetAssetSample,
+        Route::RegisterAsset,
+        Route::UpdateAsset,
+        Route::PutAssetSample,
+        Route::RemoveAssetSample,
+        Route::LinkAsset,
+        Route::UnlinkAsset,
+        Route::ArchiveAsset,
         Route::ArchiveComputation,
         Route::ArchiveWorkspace,
     ];
@@ -560,6 +583,16 @@ impl Route {
             Route::SetChangeThreshold => "PUT /{ws}/computations/{c}/change-threshold",
             Route::HaltExecution => "POST /{ws}/computations/{c}/halt",
             Route::LiftHalt => "DELETE /{ws}/computations/{c}/halt",
+            Route::ListAssets => "GET /{ws}/assets",
+            Route::GetAsset => "GET /{ws}/assets/{a}",
+            Route::GetAssetSample => "GET /{ws}/assets/{a}/sample",
+            Route::RegisterAsset => "POST /{ws}/assets",
+            Route::UpdateAsset => "PATCH /{ws}/assets/{a}",
+            Route::PutAssetSample => "PUT /{ws}/assets/{a}/sample",
+            Route::RemoveAssetSample => "DELETE /{ws}/assets/{a}/sample",
+            Route::LinkAsset => "POST /{ws}/computations/{c}/assets",
+            Route::UnlinkAsset => "DELETE /{ws}/computations/{c}/assets/{a}",
+            Route::ArchiveAsset => "DELETE /{ws}/assets/{a}",
             Route::ArchiveComputation => "DELETE /{ws}/computations/{c}",
             Route::ArchiveWorkspace => "POST /workspaces/{ws}/archive",
         }
@@ -630,6 +663,16 @@ impl Route {
             Route::ApproveProposal | Route::VetoProposal | Route::HaltExecution | Route::LiftHalt => {
                 vec![Act::Computation(P::ComputationConsent)]
             }
+            Route::ListAssets | Route::GetAsset | Route::GetAssetSample => {
+                vec![Act::Workspace(P::AssetsRead)]
+            }
+            Route::RegisterAsset
+            | Route::UpdateAsset
+            | Route::PutAssetSample
+            | Route::RemoveAssetSample
+            | Route::ArchiveAsset => vec![Act::Workspace(P::AssetsManage)],
+            // Linking is a change of the computation that a provider asks for.
+            Route::LinkAsset | Route::UnlinkAsset => vec![Act::Computation(P::ComputationAssetsLink)],
             // A receipt for the result (the permission follows the receipt's kind).
             Route::GiveReceipt => vec![Act::Computation(P::ComputationResultsRead)],
             // Enrolling makes a download token for the agent's certificate, which is issuing.
@@ -675,6 +718,11 @@ impl Route {
             // The receipt's file name is longer than an asset's name may be, which the run checks
             // before anything else of a receipt.
             Route::GiveReceipt => StatusCode::UNPROCESSABLE_ENTITY,
+            // Who may link holds no provider's role in the computation (422, whatever their other
+            // roles), and the asset is linked nowhere to be unlinked from (409): both refusals come only
+            // once the caller is authorised.
+            Route::LinkAsset => StatusCode::UNPROCESSABLE_ENTITY,
+            Route::UnlinkAsset => StatusCode::CONFLICT,
             Route::CreateWorkspace
             | Route::CreateComputation
             | Route::Invite
@@ -689,7 +737,8 @@ impl Route {
             | Route::RequestRun
             | Route::RetryRun
             | Route::ProposeChange
-            | Route::ImportComputation => StatusCode::CREATED,
+            | Route::ImportComputation
+            | Route::RegisterAsset => StatusCode::CREATED,
             Route::RemoveMember
             | Route::DeleteRole
             | Route::RevokeInvitation
@@ -739,6 +788,8 @@ struct Fixture {
     cvm: String,
     /// A CVM of the workspace's recorded as started, with its agent's certificate, to enrol.
     started_cvm: String,
+    /// A dataset asset of the workspace admin's, with a sample.
+    asset: String,
     /// Stream sequence after it was set up, for reads (`min_sequence`).
     sequence: u64,
 }
@@ -883,6 +934,7 @@ impl Prism {
             .expect(StatusCode::CREATED, "asking for a CVM")
             .field("id");
         let started_cvm = self.started_cvm(&ws).await;
+        let asset = self.asset(admin, &ws, "fixture").await;
         let sequence = self.platform().app().log().last_sequence().await.unwrap();
         Fixture {
             ws,
@@ -892,6 +944,7 @@ impl Prism {
             backend,
             cvm,
             started_cvm,
+            asset,
             sequence,
         }
     }
@@ -919,6 +972,26 @@ impl Prism {
         .await
         .expect(StatusCode::OK, "reading the certificate");
         serial
+    }
+
+    /// A new dataset asset of `ws` registered by `bearer` (so owned by its user), with a sample.
+    async fn asset(&self, bearer: &str, ws: &str, name: &str) -> String {
+        let body = json!({"kind": "dataset", "mime_type": "text/csv", "sha3_256": "ef".repeat(32),
+                          "file_name": format!("{name}.csv")});
+        let id = self
+            .call(Method::POST, &format!("/{ws}/assets"), Some(bearer), Some(&body))
+            .await
+            .expect(StatusCode::CREATED, "registering an asset")
+            .field("id");
+        self.call(
+            Method::PUT,
+            &format!("/{ws}/assets/{id}/sample"),
+            Some(bearer),
+            Some(&json!("a,b\n1,2\n")),
+        )
+        .await
+        .expect(StatusCode::OK, "attaching a sample");
+        id
     }
 
     /// A personal API key of `owner` for `ws`.
@@ -1262,15 +1335,28 @@ struct Scene {
 
 /// The request of case `n` of `route` against `fx`, with what it needs made first (as the workspace
 /// admin): a computation, role or invitation of its own when the case may destroy it.
+#[allow(clippy::too_many_arguments)]
 async fn prepare(
     prism: &Prism,
     users: &HashMap<Who, User>,
     scene: &mut Scene,
     route: Route,
+    who: Who,
+    bearer: Option<&str>,
     n: usize,
     fx: &Fixture,
 ) -> (Method, String, Option<Value>) {
     let admin = &users[&Who::WorkspaceAdmin].access;
+    // An asset change that is to succeed changes an asset of the caller's own; a refused one the
+    // fixture's.
+    let own_asset = || async {
+        match bearer {
+            Some(bearer) if expect(who, &route.acts()) == Outcome::Allowed => {
+                prism.asset(bearer, &fx.ws, &format!("case-{n}")).await
+            }
+            _ => fx.asset.clone(),
+        }
+    };
     let (ws, c, seq, serial) = (&fx.ws, &fx.computation, fx.sequence, &fx.serial);
     let victim = scene.victim.id.clone();
     match route {
@@ -1609,6 +1695,52 @@ async fn prepare(
             format!("/{ws}/computations/{}/halt", scene.runnable),
             None,
         ),
+        Route::ListAssets => (Method::GET, format!("/{ws}/assets?min_sequence={seq}"), None),
+        Route::GetAsset => (
+            Method::GET,
+            format!("/{ws}/assets/{}?min_sequence={seq}", fx.asset),
+            None,
+        ),
+        Route::GetAssetSample => (Method::GET, format!("/{ws}/assets/{}/sample", fx.asset), None),
+        Route::RegisterAsset => (
+            Method::POST,
+            format!("/{ws}/assets"),
+            Some(
+                json!({"kind": "algorithm", "algorithm_type": "python", "mime_type": "text/x-python",
+                        "sha3_256": "01".repeat(32), "file_name": format!("case-{n}.py")}),
+            ),
+        ),
+        Route::UpdateAsset => (
+            Method::PATCH,
+            format!("/{ws}/assets/{}", own_asset().await),
+            Some(json!({"description": format!("changed by case {n}")})),
+        ),
+        // A JSON string is a sample too (of type `application/json`).
+        Route::PutAssetSample => (
+            Method::PUT,
+            format!("/{ws}/assets/{}/sample", own_asset().await),
+            Some(json!(format!("sample of case {n}"))),
+        ),
+        Route::RemoveAssetSample => (
+            Method::DELETE,
+            format!("/{ws}/assets/{}/sample", own_asset().await),
+            None,
+        ),
+        Route::ArchiveAsset => (
+            Method::DELETE,
+            format!("/{ws}/assets/{}", own_asset().await),
+            None,
+        ),
+        Route::LinkAsset => (
+            Method::POST,
+            format!("/{ws}/computations/{c}/assets"),
+            Some(json!({"asset_id": fx.asset})),
+        ),
+        Route::UnlinkAsset => (
+            Method::DELETE,
+            format!("/{ws}/computations/{c}/assets/{}", fx.asset),
+            None,
+        ),
         Route::RetryReaction => {
             // A reaction a worker nobody runs gave up on: retrying it only records the request.
             let failure = ReactionFailed {
@@ -1744,7 +1876,6 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
             } else {
                 scene.main.clone()
             };
-            let (method, path, body) = prepare(&prism, &users, &mut scene, route, n, &fx).await;
             let bearer = match who {
                 Who::Anonymous => None,
                 Who::Malformed => Some("not-a-credential".to_owned()),
@@ -1753,6 +1884,8 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
                 Who::ForeignKey => Some(scene.foreign_key.clone()),
                 user => Some(users[&user].access.clone()),
             };
+            let (method, path, body) =
+                prepare(&prism, &users, &mut scene, route, who, bearer.as_deref(), n, &fx).await;
             let answer = prism.call(method, &path, bearer.as_deref(), body.as_ref()).await;
             // What a listing shows is read too: exactly the workspaces the matrix lets the caller read
             // (with an API key, its own workspace only).

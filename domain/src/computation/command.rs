@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::governance::{Change, ChangeThreshold};
-use super::state::{Definition, ExpectedAsset, Participant};
+use super::state::{Definition, ExpectedAsset, LinkedAsset, Participant};
 use prism_attestation::Policy;
 
 use crate::ids::{BackendId, ComputationId, ParticipantId, WorkspaceId};
@@ -158,4 +158,7 @@ pub struct ComputationImport {
     /// The policies that replace it for runs placed on a backend.
     pub backend_policies: BTreeMap<BackendId, Policy>,
     pub change_threshold: ChangeThreshold,
+    /// The records of the workspace's assets the definition's entries name as linked: each such
+    /// entry must be exactly what linking that asset would make it.
+    pub linked: Vec<LinkedAsset>,
 }

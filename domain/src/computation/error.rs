@@ -1,6 +1,6 @@
 use super::state::Role;
 use crate::aggregate::{Rejection, RejectionKind};
-use crate::ids::ParticipantId;
+use crate::ids::{AssetId, ParticipantId};
 use crate::values::{Sha3Digest, SignatureError, ValueError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +70,36 @@ pub enum ComputationError {
         names(.by)
     )]
     Halted { by: Vec<ParticipantId> },
+    /// Linking an asset of a kind takes the role that provides that kind.
+    #[error(
+        "only a participant with the `{role}` role links an asset of this kind; `{participant}` lacks it"
+    )]
+    NotAProvider { participant: ParticipantId, role: Role },
+    /// Who provides an asset is who sends its file to the agent: its owner, no one else.
+    #[error("asset {asset} is provided by `{provider}`: only its provider links or unlinks it")]
+    NotTheProvider { asset: AssetId, provider: ParticipantId },
+    #[error("only a participant signed in as a user links or unlinks an asset")]
+    NoParticipant,
+    #[error("asset {0} is already linked to the computation")]
+    AssetAlreadyLinked(AssetId),
+    #[error("asset {0} is not linked to the computation")]
+    AssetNotLinked(AssetId),
+    #[error("the computation's algorithm is provided by `{provider}`: only they replace it")]
+    AlgorithmProvidedByAnother { provider: ParticipantId },
+    #[error(
+        "the computation already has a dataset named `{name}` (provided by `{provider}`): the agent tells datasets apart by name"
+    )]
+    DatasetNameTaken { name: String, provider: ParticipantId },
+    #[error("the computation already has a dataset with digest {hash} (provided by `{provider}`)")]
+    DatasetDigestTaken {
+        hash: Sha3Digest,
+        provider: ParticipantId,
+    },
+    /// A definition names an asset only as a link made it, so that no one can claim a link by editing.
+    #[error(
+        "`asset` {0} is not linked so: assets are linked with `POST …/assets`, and a change keeps a link only as it is"
+    )]
+    AssetNotAsLinked(AssetId),
 }
 
 /// Participants as a message lists them: `a`, `b`; "nobody" for none.
@@ -103,6 +133,8 @@ pub enum DefinitionError {
     ProviderLacksRole { provider: ParticipantId, role: Role },
     #[error("dataset digest {0} is listed more than once")]
     DuplicateDataset(Sha3Digest),
+    #[error("dataset file name `{0}` is listed more than once: the agent tells datasets apart by name")]
+    DuplicateDatasetName(String),
     #[error("too many {what}: {count} (limit {max})")]
     TooMany {
         what: &'static str,
@@ -135,8 +167,19 @@ impl Rejection for ComputationError {
             | Self::NotHalted { .. }
             | Self::Halted { .. } => RejectionKind::StateConflict,
             // As for consent: who has a say is part of what the computation says, so a caller
-            // without one is told so (422) rather than refused a permission it may well hold.
-            Self::NotAParticipant(_) | Self::ThresholdOutOfRange { .. } => RejectionKind::Invalid,
+            // without one is told so (422) rather than refused a permission it may well hold. Who
+            // provides an asset likewise.
+            Self::NotAParticipant(_)
+            | Self::ThresholdOutOfRange { .. }
+            | Self::NotAProvider { .. }
+            | Self::NotTheProvider { .. }
+            | Self::NoParticipant
+            | Self::AssetNotAsLinked(_) => RejectionKind::Invalid,
+            Self::AssetAlreadyLinked(_)
+            | Self::AssetNotLinked(_)
+            | Self::AlgorithmProvidedByAnother { .. }
+            | Self::DatasetNameTaken { .. }
+            | Self::DatasetDigestTaken { .. } => RejectionKind::StateConflict,
         }
     }
 }

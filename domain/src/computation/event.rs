@@ -4,11 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use super::command::ComputationChanges;
 use super::governance::{Change, ChangeThreshold};
-use super::state::Definition;
+use super::state::{Definition, LinkedAsset};
 use crate::aggregate::DomainEvent;
+use crate::asset::AssetKind;
 use prism_attestation::Policy;
 
-use crate::ids::{Actor, BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
+use crate::ids::{Actor, AssetId, BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
 use crate::values::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -28,6 +29,28 @@ pub enum ComputationEvent {
     ChangeThresholdSet(ChangeThresholdSet),
     ExecutionHalted(ExecutionHalted),
     HaltLifted(HaltLifted),
+    AssetLinked(AssetLinked),
+    AssetUnlinked(AssetUnlinked),
+}
+
+/// An asset of the workspace was linked: it is the computation's algorithm now (replacing the one
+/// before it), or one more of its datasets, provided by the asset's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssetLinked {
+    pub asset: LinkedAsset,
+    pub linked_by: Actor,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// A linked asset was taken out: the computation has no algorithm any more, or one dataset less.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssetUnlinked {
+    pub asset: AssetId,
+    pub kind: AssetKind,
+    pub unlinked_by: Actor,
+    pub unlinked_at: DateTime<Utc>,
 }
 
 /// A change of an approved computation that would change its manifest (or its change threshold) was
@@ -214,6 +237,8 @@ impl DomainEvent for ComputationEvent {
             Self::ChangeThresholdSet(_) => "change_threshold_set",
             Self::ExecutionHalted(_) => "execution_halted",
             Self::HaltLifted(_) => "halt_lifted",
+            Self::AssetLinked(_) => "asset_linked",
+            Self::AssetUnlinked(_) => "asset_unlinked",
         }
     }
 }

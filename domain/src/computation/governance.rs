@@ -32,13 +32,15 @@ use serde::{Deserialize, Serialize};
 use super::command::ComputationChanges;
 use super::error::ComputationError;
 use super::event::{
-    AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed, ChangeSuperseded,
-    ChangeThresholdSet, ChangeVetoed, ComputationEvent, ComputationUpdated, ExecutionHalted, HaltLifted,
+    AssetLinked, AssetUnlinked, AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed,
+    ChangeSuperseded, ChangeThresholdSet, ChangeVetoed, ComputationEvent, ComputationUpdated,
+    ExecutionHalted, HaltLifted,
 };
-use super::state::Computation;
+use super::state::{Computation, ExpectedAsset, LinkedAsset};
 use super::{PARTICIPANTS_MAX, REASON_MAX};
 use crate::aggregate::{Aggregate, CommandContext};
-use crate::ids::{Actor, BackendId, ParticipantId};
+use crate::asset::AssetKind;
+use crate::ids::{Actor, AssetId, BackendId, ParticipantId};
 use crate::values::check_text;
 use prism_attestation::Policy;
 
@@ -138,6 +140,11 @@ pub enum Change {
     },
     /// A new change threshold.
     ChangeThreshold(ChangeThreshold),
+    /// An asset of the workspace linked: the algorithm (in place of its provider's earlier one) or one
+    /// more dataset. Asked for by its provider only.
+    LinkAsset(LinkedAsset),
+    /// A linked asset taken out. Asked for by its provider only.
+    UnlinkAsset { asset: AssetId },
 }
 
 impl Change {
@@ -271,6 +278,7 @@ impl Computation {
                 if changes.is_empty() {
                     return Ok(vec![]);
                 }
+                self.keeps_links_as_they_are(&changes)?;
                 changes.clone().applied_to(self.definition.clone()).validate()?;
                 Ok(vec![ComputationEvent::Updated(ComputationUpdated {
                     changes,
@@ -318,6 +326,120 @@ impl Computation {
                     set_at: ctx.now,
                 })])
             }
+            Change::LinkAsset(link) => {
+                if self.definition.linked(link.asset).is_some() {
+                    return Err(ComputationError::AssetAlreadyLinked(link.asset));
+                }
+                match link.kind {
+                    AssetKind::Algorithm => {
+                        if let Some(current) = &self.definition.algorithm
+                            && current.provider != link.provider
+                        {
+                            return Err(ComputationError::AlgorithmProvidedByAnother {
+                                provider: current.provider.clone(),
+                            });
+                        }
+                    }
+                    AssetKind::Dataset => {
+                        for dataset in &self.definition.datasets {
+                            if dataset.name == link.name.as_str() {
+                                return Err(ComputationError::DatasetNameTaken {
+                                    name: dataset.name.clone(),
+                                    provider: dataset.provider.clone(),
+                                });
+                            }
+                            if dataset.hash == link.hash {
+                                return Err(ComputationError::DatasetDigestTaken {
+                                    hash: dataset.hash.clone(),
+                                    provider: dataset.provider.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let events = vec![ComputationEvent::AssetLinked(AssetLinked {
+                    asset: link.clone(),
+                    linked_by: ctx.actor.clone(),
+                    linked_at: ctx.now,
+                })];
+                self.after(&events).definition.validate()?;
+                Ok(events)
+            }
+            Change::UnlinkAsset { asset } => {
+                let (kind, _) = self
+                    .definition
+                    .linked(*asset)
+                    .ok_or(ComputationError::AssetNotLinked(*asset))?;
+                Ok(vec![ComputationEvent::AssetUnlinked(AssetUnlinked {
+                    asset: *asset,
+                    kind,
+                    unlinked_by: ctx.actor.clone(),
+                    unlinked_at: ctx.now,
+                })])
+            }
+        }
+    }
+
+    /// A change of the definition names an asset only where a link put it, exactly as it put it: a
+    /// link is made by its provider through [`Change::LinkAsset`], never claimed by an edit.
+    fn keeps_links_as_they_are(&self, changes: &ComputationChanges) -> Result<(), ComputationError> {
+        let current = &self.definition;
+        let algorithm = changes
+            .algorithm
+            .iter()
+            .map(|a| (a, current.algorithm.as_ref() == Some(a)));
+        let datasets = changes
+            .datasets
+            .iter()
+            .flatten()
+            .map(|d| (d, current.datasets.contains(d)));
+        for (entry, as_linked) in algorithm.chain(datasets) {
+            if let Some(asset) = entry.asset
+                && !as_linked
+            {
+                return Err(ComputationError::AssetNotAsLinked(asset));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `by` may ask for `change` as far as assets go: an asset is linked by a participant
+    /// holding the role that provides its kind, and only by its provider (its owner, who will send its
+    /// file); a linked asset is unlinked by its provider only.
+    fn may_change_assets(&self, change: &Change, by: Option<&ParticipantId>) -> Result<(), ComputationError> {
+        match change {
+            Change::LinkAsset(link) => {
+                let by = by.ok_or(ComputationError::NoParticipant)?;
+                let role = link.kind.provider_role();
+                if !self.definition.has_role(by, role) {
+                    return Err(ComputationError::NotAProvider {
+                        participant: by.clone(),
+                        role,
+                    });
+                }
+                if *by != link.provider {
+                    return Err(ComputationError::NotTheProvider {
+                        asset: link.asset,
+                        provider: link.provider.clone(),
+                    });
+                }
+                Ok(())
+            }
+            Change::UnlinkAsset { asset } => {
+                let (_, entry): (AssetKind, &ExpectedAsset) = self
+                    .definition
+                    .linked(*asset)
+                    .ok_or(ComputationError::AssetNotLinked(*asset))?;
+                let by = by.ok_or(ComputationError::NoParticipant)?;
+                if *by != entry.provider {
+                    return Err(ComputationError::NotTheProvider {
+                        asset: *asset,
+                        provider: entry.provider.clone(),
+                    });
+                }
+                Ok(())
+            }
+            Change::Update(_) | Change::AttestationPolicy { .. } | Change::ChangeThreshold(_) => Ok(()),
         }
     }
 
@@ -331,6 +453,7 @@ impl Computation {
         ctx: &CommandContext,
     ) -> Result<Vec<ComputationEvent>, ComputationError> {
         let change = change.minimal(self);
+        self.may_change_assets(&change, by.as_ref())?;
         let events = self.applied(&change, ctx)?;
         if events.is_empty() || !self.approved {
             return Ok(events);

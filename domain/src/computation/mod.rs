@@ -1,6 +1,8 @@
 //! The computation aggregate: who takes part in which role, which algorithm and datasets (by SHA3-256
 //! digest) are expected, and who receives the result; the participants' consent to its manifest, and
 //! once they have all consented, their governance of its changes and execution ([`governance`]).
+//! The algorithm and datasets are declared in the definition, or linked by their providers from the
+//! workspace's assets ([`crate::asset`], [`Change::LinkAsset`]).
 //! Runs are an aggregate of their own; the definition rules live here.
 
 mod command;
@@ -12,19 +14,20 @@ mod state;
 pub use command::{ComputationChanges, ComputationCommand, ComputationImport, WorkspaceStanding};
 pub use error::{ComputationError, DefinitionError};
 pub use event::{
-    AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed, ChangeSuperseded,
-    ChangeThresholdSet, ChangeVetoed, ComputationArchived, ComputationCreated, ComputationEvent,
-    ComputationUpdated, ConsentSigned, ExecutionHalted, HaltLifted, ParticipantLinked,
+    AssetLinked, AssetUnlinked, AttestationPolicySet, ChangeAdopted, ChangeApproved, ChangeProposed,
+    ChangeSuperseded, ChangeThresholdSet, ChangeVetoed, ComputationArchived, ComputationCreated,
+    ComputationEvent, ComputationUpdated, ConsentSigned, ExecutionHalted, HaltLifted, ParticipantLinked,
 };
 pub use governance::{Change, ChangeThreshold, Halt, Proposal, ProposalStatus};
 pub use state::{
-    Computation, ComputationStatus, ConsentStatus, Definition, ExpectedAsset, Participant, Role,
+    Computation, ComputationStatus, ConsentStatus, Definition, ExpectedAsset, LinkedAsset, Participant, Role,
     VersionedPolicy,
 };
 
 use base64::Engine as _;
 
 use crate::aggregate::{Aggregate, CommandContext};
+use crate::asset::AssetKind;
 use crate::ids::{ParticipantId, UserId};
 use crate::run::manifest::consent_message;
 use crate::values::check_text;
@@ -68,6 +71,8 @@ impl Aggregate for Computation {
             }
             ComputationEvent::Archived(_) => self.status = ComputationStatus::Archived,
             ComputationEvent::ParticipantLinked(e) => self.definition.link(&e.email, e.user),
+            ComputationEvent::AssetLinked(e) => self.definition.link_asset(&e.asset),
+            ComputationEvent::AssetUnlinked(e) => self.definition.unlink_asset(e.asset),
             ComputationEvent::ConsentSigned(e) => {
                 self.consents
                     .entry(e.manifest_id.clone())
@@ -130,6 +135,12 @@ impl Computation {
                     WorkspaceStanding::Active => {}
                 }
                 let definition = definition.normalised();
+                // Nothing is linked yet: an asset is linked by its provider once the computation exists.
+                if let Some((_, entry)) = definition.linked_assets().next() {
+                    return Err(ComputationError::AssetNotAsLinked(
+                        entry.asset.expect("a linked entry names its asset"),
+                    ));
+                }
                 definition.validate()?;
                 Ok(vec![ComputationEvent::Created(ComputationCreated {
                     id,
@@ -155,14 +166,38 @@ impl Computation {
                     attestation_policy,
                     backend_policies,
                     change_threshold,
+                    linked,
                 } = *import;
+                // An entry linked from an asset must be what linking that very asset makes it (of
+                // its kind, its provider, digest and name); created without the links, it then
+                // keeps them — a link a document claims is checked, never taken on its word.
+                let algorithm = definition
+                    .algorithm
+                    .iter()
+                    .map(|entry| (AssetKind::Algorithm, entry));
+                let datasets = definition
+                    .datasets
+                    .iter()
+                    .map(|entry| (AssetKind::Dataset, entry));
+                for (kind, entry) in algorithm.chain(datasets) {
+                    if let Some(asset) = entry.asset {
+                        let record = linked.iter().find(|l| l.asset == asset && l.kind == kind);
+                        if record.is_none_or(|record| ExpectedAsset::linked(record) != *entry) {
+                            return Err(ComputationError::AssetNotAsLinked(asset));
+                        }
+                    }
+                }
+                let mut unlinked = definition.clone();
+                for entry in unlinked.algorithm.iter_mut().chain(unlinked.datasets.iter_mut()) {
+                    entry.asset = None;
+                }
                 let mut state = self.clone();
                 let mut events = Vec::new();
                 let create = C::Create {
                     id,
                     workspace_id,
                     workspace,
-                    definition,
+                    definition: unlinked,
                 };
                 let policies = attestation_policy.map(|policy| (None, policy)).into_iter().chain(
                     backend_policies
@@ -185,6 +220,9 @@ impl Computation {
                         state.apply(&event);
                         events.push(event);
                     }
+                }
+                if let Some(ComputationEvent::Created(created)) = events.first_mut() {
+                    created.definition = definition.normalised();
                 }
                 Ok(events)
             }

@@ -10,9 +10,10 @@ use super::{ASSET_NAME_MAX, DATASETS_MAX, DESCRIPTION_MAX, NAME_MAX, PARTICIPANT
 use crate::access::RoleName;
 use prism_attestation::Policy;
 
-use crate::ids::{BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
+use crate::asset::AssetKind;
+use crate::ids::{AssetId, BackendId, ComputationId, ParticipantId, UserId, WorkspaceId};
 use crate::run::{Manifest, RunLimits};
-use crate::values::{Email, PublicKey, Sha3Digest, check_text};
+use crate::values::{Email, FileName, PublicKey, Sha3Digest, check_text};
 use sha2::{Digest as _, Sha256};
 
 /// A participant's role in one computation (Prism's computation roles).
@@ -74,6 +75,38 @@ pub struct ExpectedAsset {
     pub hash: Sha3Digest,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// The asset of the workspace it was linked from (provider, digest and name are the asset's); absent
+    /// for one declared in the definition itself. Only linking sets it ([`super::Change::LinkAsset`]);
+    /// it is not part of the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<AssetId>,
+}
+
+impl ExpectedAsset {
+    /// What the computation takes in when `linked` is linked to it.
+    pub fn linked(linked: &LinkedAsset) -> Self {
+        Self {
+            provider: linked.provider.clone(),
+            hash: linked.hash.clone(),
+            name: linked.name.to_string(),
+            asset: Some(linked.asset),
+        }
+    }
+}
+
+/// An asset of the workspace as a link takes it into a computation: the algorithm (replacing the one
+/// before it, if its own provider's) or one more dataset, provided by the asset's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedAsset {
+    pub asset: AssetId,
+    pub kind: AssetKind,
+    /// The asset's owner, who will send its file to the agent.
+    pub provider: ParticipantId,
+    /// The asset's SHA3-256 digest.
+    pub hash: Sha3Digest,
+    /// The asset's file name.
+    pub name: FileName,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -114,6 +147,37 @@ impl Definition {
         for asset in assets.filter(|a| a.provider == invited) {
             asset.provider = linked.clone();
         }
+    }
+
+    /// Where asset `asset` is linked: as the algorithm or as a dataset, and the entry it made.
+    pub fn linked(&self, asset: AssetId) -> Option<(AssetKind, &ExpectedAsset)> {
+        self.linked_assets().find(|(_, entry)| entry.asset == Some(asset))
+    }
+
+    /// Every entry that was linked from an asset of the workspace, with its kind.
+    pub fn linked_assets(&self) -> impl Iterator<Item = (AssetKind, &ExpectedAsset)> {
+        let algorithm = self.algorithm.iter().map(|a| (AssetKind::Algorithm, a));
+        let datasets = self.datasets.iter().map(|d| (AssetKind::Dataset, d));
+        algorithm
+            .chain(datasets)
+            .filter(|(_, entry)| entry.asset.is_some())
+    }
+
+    /// `linked` becomes the algorithm (in place of the one before) or one more dataset.
+    pub(crate) fn link_asset(&mut self, linked: &LinkedAsset) {
+        let entry = ExpectedAsset::linked(linked);
+        match linked.kind {
+            AssetKind::Algorithm => self.algorithm = Some(entry),
+            AssetKind::Dataset => self.datasets.push(entry),
+        }
+    }
+
+    /// What was linked from `asset` is taken out.
+    pub(crate) fn unlink_asset(&mut self, asset: AssetId) {
+        if self.algorithm.as_ref().is_some_and(|a| a.asset == Some(asset)) {
+            self.algorithm = None;
+        }
+        self.datasets.retain(|d| d.asset != Some(asset));
     }
 
     /// The participants who may receive the result.
@@ -157,11 +221,16 @@ impl Definition {
             self.check_provider(&algorithm.provider, Role::AlgorithmProvider)?;
         }
         let mut digests = HashSet::new();
+        let mut names = HashSet::new();
         for dataset in &self.datasets {
             check_text("dataset name", &dataset.name, ASSET_NAME_MAX, false)?;
             self.check_provider(&dataset.provider, Role::DatasetProvider)?;
             if !digests.insert(&dataset.hash) {
                 return Err(DefinitionError::DuplicateDataset(dataset.hash.clone()));
+            }
+            // The agent tells datasets apart by file name: two of one name could not both arrive.
+            if !dataset.name.is_empty() && !names.insert(&dataset.name) {
+                return Err(DefinitionError::DuplicateDatasetName(dataset.name.clone()));
             }
         }
         Ok(())

@@ -518,6 +518,7 @@ mod consent {
                 provider: pid("bob"),
                 hash: crate::values::Sha3Digest::of(b"another dataset"),
                 name: "other.csv".into(),
+                asset: None,
             }]),
             ..Default::default()
         };
@@ -617,6 +618,7 @@ mod governance {
                 provider: pid("bob"),
                 hash: crate::values::Sha3Digest::of(seed),
                 name: "other.csv".into(),
+                asset: None,
             }]),
             ..Default::default()
         })
@@ -1126,6 +1128,332 @@ mod governance {
             "{proposed}"
         );
     }
+
+    /// Assets of the workspace linked to the computation by their providers.
+    mod linking {
+        use super::*;
+        use crate::asset::AssetKind;
+        use crate::ids::AssetId;
+        use crate::testing::samples::algorithm_digest;
+        use crate::values::{FileName, Sha3Digest};
+
+        fn asset(n: u128) -> AssetId {
+            AssetId(uuid::Uuid::from_u128(0xa55e_0000 + n))
+        }
+
+        fn linked(kind: AssetKind, n: u128, provider: &str, content: &[u8], name: &str) -> LinkedAsset {
+            LinkedAsset {
+                asset: asset(n),
+                kind,
+                provider: pid(provider),
+                hash: Sha3Digest::of(content),
+                name: FileName::parse(name).unwrap(),
+            }
+        }
+
+        /// Alice's algorithm asset `survival.py`.
+        fn algorithm() -> LinkedAsset {
+            linked(AssetKind::Algorithm, 1, "alice", b"survival", "survival.py")
+        }
+
+        /// Bob's dataset asset `cohort.csv`.
+        fn dataset() -> LinkedAsset {
+            linked(AssetKind::Dataset, 2, "bob", b"1,2,3", "cohort.csv")
+        }
+
+        fn link(asset: LinkedAsset, by: &str) -> ComputationCommand {
+            propose(Change::LinkAsset(asset), by)
+        }
+
+        fn unlink(n: u128, by: &str) -> ComputationCommand {
+            propose(Change::UnlinkAsset { asset: asset(n) }, by)
+        }
+
+        fn asset_linked(asset: LinkedAsset) -> ComputationEvent {
+            ComputationEvent::AssetLinked(AssetLinked {
+                asset,
+                linked_by: ctx().actor,
+                linked_at: ctx().now,
+            })
+        }
+
+        #[test]
+        fn a_provider_links_its_own_algorithm_and_dataset_into_the_manifest() {
+            let mut history = vec![created()];
+            let before = state(&history).manifest().unwrap();
+            let events = record(&mut history, link(algorithm(), "alice"));
+            assert_eq!(events, [asset_linked(algorithm())]);
+            record(&mut history, link(dataset(), "bob"));
+            let after = state(&history);
+            let definition = &after.definition;
+            // The algorithm is alice's asset now, in place of the one she declared; bob's dataset is one
+            // more, next to the one he declared.
+            assert_eq!(
+                definition.algorithm,
+                Some(ExpectedAsset {
+                    provider: pid("alice"),
+                    hash: Sha3Digest::of(b"survival"),
+                    name: "survival.py".into(),
+                    asset: Some(asset(1)),
+                })
+            );
+            assert_eq!(definition.datasets.len(), 2);
+            assert_eq!(definition.datasets[1].asset, Some(asset(2)));
+            assert_eq!(definition.linked(asset(2)).unwrap().0, AssetKind::Dataset);
+            // The manifest names them, digest and file name, and so needs new consent.
+            let manifest = after.manifest().unwrap();
+            assert_ne!(manifest.id(), before.id());
+            let canonical = String::from_utf8(manifest.canonical_bytes()).unwrap();
+            assert!(canonical.contains("survival.py"), "{canonical}");
+            assert!(
+                canonical.contains(Sha3Digest::of(b"1,2,3").as_str()),
+                "{canonical}"
+            );
+            assert!(
+                !canonical.contains(&asset(2).to_string()),
+                "asset ids are not in the manifest"
+            );
+        }
+
+        #[test]
+        fn only_a_participant_with_the_matching_role_links_an_asset() {
+            // Bob provides datasets, not the algorithm; carol only receives the result.
+            let bobs_algorithm = linked(AssetKind::Algorithm, 3, "bob", b"other", "other.py");
+            given::<Computation>([created()])
+                .when(link(bobs_algorithm, "bob"))
+                .then_rejects(ComputationError::NotAProvider {
+                    participant: pid("bob"),
+                    role: Role::AlgorithmProvider,
+                });
+            let carols_dataset = linked(AssetKind::Dataset, 4, "carol", b"4,5", "carol.csv");
+            given::<Computation>([created()])
+                .when(link(carols_dataset, "carol"))
+                .then_rejects(ComputationError::NotAProvider {
+                    participant: pid("carol"),
+                    role: Role::DatasetProvider,
+                });
+            // Someone who is no participant at all (an administrator) has no such role either.
+            given::<Computation>([created()])
+                .when(link(dataset(), "admin"))
+                .then_rejects(ComputationError::NotAProvider {
+                    participant: pid("admin"),
+                    role: Role::DatasetProvider,
+                });
+            given::<Computation>([created()])
+                .when(ComputationCommand::Change {
+                    change: Change::LinkAsset(dataset()),
+                    by: None,
+                })
+                .then_rejects(ComputationError::NoParticipant);
+        }
+
+        #[test]
+        fn a_provider_links_only_its_own_asset() {
+            let mut definition = sample_definition();
+            definition
+                .participants
+                .push(participant("dave", &[Role::DatasetProvider]));
+            let history = [ComputationEvent::Created(ComputationCreated {
+                definition,
+                ..match created() {
+                    ComputationEvent::Created(c) => c,
+                    _ => unreachable!(),
+                }
+            })];
+            // Dave holds the role, but the asset is bob's: bob is who will send its file.
+            given::<Computation>(history)
+                .when(link(dataset(), "dave"))
+                .then_rejects(ComputationError::NotTheProvider {
+                    asset: asset(2),
+                    provider: pid("bob"),
+                });
+        }
+
+        #[test]
+        fn linking_twice_and_unlinking_what_is_not_linked_are_refused() {
+            let mut history = vec![created()];
+            record(&mut history, link(dataset(), "bob"));
+            given::<Computation>(history.clone())
+                .when(link(dataset(), "bob"))
+                .then_rejects(ComputationError::AssetAlreadyLinked(asset(2)));
+            given::<Computation>(history)
+                .when(unlink(9, "bob"))
+                .then_rejects(ComputationError::AssetNotLinked(asset(9)));
+            for error in [
+                ComputationError::AssetAlreadyLinked(asset(2)),
+                ComputationError::AssetNotLinked(asset(9)),
+            ] {
+                assert_eq!(
+                    crate::Rejection::kind(&error),
+                    crate::RejectionKind::StateConflict
+                );
+            }
+        }
+
+        #[test]
+        fn a_dataset_whose_file_name_or_digest_the_computation_has_is_refused() {
+            let mut history = vec![created()];
+            record(&mut history, link(dataset(), "bob"));
+            let same_name = linked(AssetKind::Dataset, 5, "bob", b"7,8,9", "cohort.csv");
+            given::<Computation>(history.clone())
+                .when(link(same_name, "bob"))
+                .then_rejects(ComputationError::DatasetNameTaken {
+                    name: "cohort.csv".into(),
+                    provider: pid("bob"),
+                });
+            // The sample definition's own dataset has this digest already.
+            let mut same_digest = linked(AssetKind::Dataset, 6, "bob", b"", "again.csv");
+            same_digest.hash = dataset_digest();
+            given::<Computation>(history)
+                .when(link(same_digest, "bob"))
+                .then_rejects(ComputationError::DatasetDigestTaken {
+                    hash: dataset_digest(),
+                    provider: pid("bob"),
+                });
+        }
+
+        #[test]
+        fn an_algorithm_is_replaced_only_by_its_own_provider() {
+            let mut definition = sample_definition();
+            definition
+                .participants
+                .push(participant("dave", &[Role::AlgorithmProvider]));
+            let history = vec![ComputationEvent::Created(ComputationCreated {
+                definition,
+                ..match created() {
+                    ComputationEvent::Created(c) => c,
+                    _ => unreachable!(),
+                }
+            })];
+            let daves = linked(AssetKind::Algorithm, 7, "dave", b"dave", "dave.py");
+            given::<Computation>(history.clone())
+                .when(link(daves, "dave"))
+                .then_rejects(ComputationError::AlgorithmProvidedByAnother {
+                    provider: pid("alice"),
+                });
+            let replaced = given::<Computation>(history)
+                .when(link(algorithm(), "alice"))
+                .then_expect([asset_linked(algorithm())]);
+            assert_ne!(replaced.definition.algorithm.unwrap().hash, algorithm_digest());
+        }
+
+        #[test]
+        fn unlinking_takes_out_what_the_link_put_in_and_only_its_provider_does_it() {
+            let mut history = vec![created()];
+            record(&mut history, link(algorithm(), "alice"));
+            record(&mut history, link(dataset(), "bob"));
+            given::<Computation>(history.clone())
+                .when(unlink(1, "bob"))
+                .then_rejects(ComputationError::NotTheProvider {
+                    asset: asset(1),
+                    provider: pid("alice"),
+                });
+            let events = record(&mut history, unlink(1, "alice"));
+            assert_eq!(
+                events,
+                [ComputationEvent::AssetUnlinked(AssetUnlinked {
+                    asset: asset(1),
+                    kind: AssetKind::Algorithm,
+                    unlinked_by: ctx().actor,
+                    unlinked_at: ctx().now,
+                })]
+            );
+            record(&mut history, unlink(2, "bob"));
+            let definition = state(&history).definition;
+            assert_eq!(definition.algorithm, None);
+            assert_eq!(definition.datasets, sample_definition().datasets);
+        }
+
+        #[test]
+        fn on_an_approved_computation_a_link_is_a_proposal_adopted_as_any_change() {
+            let mut history = approved();
+            let approved_manifest = state(&history).manifest().unwrap().id();
+            let events = record(&mut history, link(dataset(), "bob"));
+            let [ComputationEvent::ChangeProposed(proposed)] = events.as_slice() else {
+                panic!("a proposal, got {events:?}");
+            };
+            assert_eq!(proposed.change, Change::LinkAsset(dataset()));
+            assert_eq!(proposed.proposer, Some(pid("bob")));
+            // Nothing is linked until the participants agree.
+            assert_eq!(state(&history).definition.linked(asset(2)), None);
+            assert_eq!(state(&history).manifest().unwrap().id(), approved_manifest);
+            record(&mut history, approve(1, "alice"));
+            let events = record(&mut history, approve(1, "carol"));
+            assert_eq!(
+                names(&events),
+                ["change_approved", "change_adopted", "asset_linked"]
+            );
+            assert!(state(&history).definition.linked(asset(2)).is_some());
+
+            // Unlinking changes the manifest too, and is decided the same way; a veto ends it.
+            let events = record(&mut history, unlink(2, "bob"));
+            assert_eq!(names(&events), ["change_proposed"]);
+            record(&mut history, veto(2, "carol"));
+            assert!(state(&history).definition.linked(asset(2)).is_some());
+            // Who may ask is checked before anything is proposed.
+            given::<Computation>(history)
+                .when(unlink(2, "alice"))
+                .then_rejects(ComputationError::NotTheProvider {
+                    asset: asset(2),
+                    provider: pid("bob"),
+                });
+        }
+
+        #[test]
+        fn a_definition_names_an_asset_only_as_a_link_made_it() {
+            let mut claimed = sample_definition();
+            claimed.datasets[0].asset = Some(asset(2));
+            given::<Computation>([])
+                .when(create_with(claimed, WorkspaceStanding::Active))
+                .then_rejects(ComputationError::AssetNotAsLinked(asset(2)));
+
+            let mut history = vec![created()];
+            record(&mut history, link(dataset(), "bob"));
+            let linked_entry = state(&history).definition.datasets[1].clone();
+            // An edit may keep the link as it is, and drop it…
+            let kept = ComputationChanges {
+                datasets: Some(vec![linked_entry.clone()]),
+                ..Default::default()
+            };
+            record(&mut history.clone(), ComputationCommand::Update(kept));
+            // …but not claim one, nor change what a link put in.
+            let mut other = linked_entry.clone();
+            other.hash = Sha3Digest::of(b"forged");
+            let forged = ComputationChanges {
+                datasets: Some(vec![linked_entry, other]),
+                ..Default::default()
+            };
+            given::<Computation>(history)
+                .when(ComputationCommand::Update(forged))
+                .then_rejects(ComputationError::AssetNotAsLinked(asset(2)));
+        }
+
+        #[test]
+        fn dataset_file_names_are_unique_within_a_computation() {
+            let mut d = sample_definition();
+            d.datasets[0].name = "cohort.csv".into();
+            d.datasets.push(ExpectedAsset {
+                provider: pid("bob"),
+                hash: Sha3Digest::of(b"other"),
+                name: "cohort.csv".into(),
+                asset: None,
+            });
+            rejects_definition(d, DefinitionError::DuplicateDatasetName("cohort.csv".into()));
+        }
+
+        #[test]
+        fn linked_assets_survive_a_snapshot() {
+            let mut history = vec![created()];
+            record(&mut history, link(algorithm(), "alice"));
+            let state = state(&history);
+            let restored: Computation =
+                serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+            assert_eq!(restored, state);
+            let json = serde_json::to_value(&history[1]).unwrap();
+            assert_eq!(json["event"], "asset_linked");
+            assert_eq!(json["data"]["asset"]["kind"], "algorithm");
+        }
+    }
 }
 
 mod import {
@@ -1157,6 +1485,7 @@ mod import {
             attestation_policy: Some(Policy::default()),
             backend_policies: BTreeMap::from([(BackendId(uuid::Uuid::from_u128(9)), strict())]),
             change_threshold: ChangeThreshold::AtLeast(1),
+            linked: Vec::new(),
         }
     }
 
@@ -1214,6 +1543,7 @@ mod import {
                 attestation_policy: None,
                 backend_policies: BTreeMap::new(),
                 change_threshold: ChangeThreshold::All,
+                linked: Vec::new(),
             }))
             .then_expect([created()]);
     }

@@ -56,11 +56,13 @@ pub fn sample_definition() -> Definition {
             provider: pid("alice"),
             hash: algorithm_digest(),
             name: String::new(),
+            asset: None,
         }),
         datasets: vec![ExpectedAsset {
             provider: pid("bob"),
             hash: dataset_digest(),
             name: String::new(),
+            asset: None,
         }],
     }
 }

@@ -88,7 +88,10 @@ impl IntoResponses for DefinitionProblems {
               and only keys Prism accepts (see `Participant.public_key`);\n\
             * name as the algorithm's `provider` a participant with the `algorithm_provider` role, and as \
               each dataset's a participant with the `dataset_provider` role;\n\
-            * list each dataset digest once.\n\n\
+            * list each dataset digest once, and each dataset file name once (the agent tells datasets \
+              apart by name);\n\
+            * name an asset (`asset_id`) only where a link put it, exactly as it put it: assets are linked \
+              with `POST /{workspace}/computations/{computation}/assets`.\n\n\
             Also 422: the `Idempotency-Key` was first used with a different request.";
         BTreeMap::from([(
             "422".to_owned(),
@@ -304,7 +307,7 @@ pub async fn archive(
     Ok(respond(&state, &caller, workspace, &executed, StatusCode::OK).await)
 }
 
-async fn respond(
+pub(crate) async fn respond(
     state: &AppState,
     caller: &Caller,
     workspace: Uuid,
@@ -414,6 +417,8 @@ impl ComputationDocument {
                 .map(|(backend, AttestationPolicy(policy))| (BackendId(backend), policy))
                 .collect(),
             change_threshold: self.change_threshold.0,
+            // The application looks up the assets the entries name, in the importing workspace.
+            linked: Vec::new(),
         })
     }
 }
@@ -492,7 +497,9 @@ impl IntoResponses for ImportProblems {
         let description = "The document breaks a rule: a `format` other than `prism.computation.v1`; \
             the rules of a definition, as for `POST /{workspace}/computations`; a change threshold above \
             the number of participants holding a public key; an attestation policy override for a \
-            backend this workspace has no use of (unknown, removed, or another workspace's). Also 422: the \
+            backend this workspace has no use of (unknown, removed, or another workspace's); an entry \
+            linked from an asset (`asset_id`) that is no asset of this workspace, or not exactly what \
+            linking that asset makes (its kind, provider, digest and file name). Also 422: the \
             `Idempotency-Key` was first used with a different request.";
         BTreeMap::from([(
             "422".to_owned(),

@@ -152,7 +152,8 @@ pub struct ProposalBody {
     #[schema(pattern = "^(open|adopted|vetoed|superseded)$")]
     pub status: String,
     /// The change, as `POST …/proposals` takes it (`update`, `attestation_policy` or
-    /// `change_threshold`).
+    /// `change_threshold`), or a provider's link of its asset (`link_asset`: the asset, its kind,
+    /// provider, digest and file name) or unlink (`unlink_asset`: `{"asset"}`).
     #[schema(value_type = Object)]
     pub change: Change,
     /// The manifest it was proposed for; it can be adopted only while that is the current one.

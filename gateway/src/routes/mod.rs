@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod assets;
 pub mod attestation;
 pub mod backends;
 pub mod certificates;
