@@ -183,6 +183,12 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
     // Its manifest names it, so consent to the original's is no consent to it.
     assert_ne!(copy_manifest["manifest_id"], manifest["manifest_id"]);
 
+    // Whole numbers written as floats are the integers they are to JSON Schema: taken as such.
+    let mut floats = document.clone();
+    floats["attestation_policy"]["sev_snp"]["minimum_guest_svn"] = json!(3.0);
+    floats["change_threshold"] = json!(1.0);
+    json(import(&prism, &admin, &ws, &floats).await, StatusCode::CREATED).await;
+
     // A link the document claims is checked against the asset it names: another digest is refused.
     let mut forged = document.clone();
     forged["computation"]["datasets"][1]["hash"] = json!(sha3(b"something else"));

@@ -25,7 +25,7 @@ use crate::dto::{
     ArchiveParams, Asset, Computation, ComputationPage, CreateComputation, ListParams, Participant,
     ReadParams, Role, UpdateComputation,
 };
-use crate::extract::{JsonBody, Path, Query};
+use crate::extract::{JsonBody, Path, Query, from_json_value};
 use crate::headers::{CommandHeaderParams, CommandHeaders, ConditionalHeaderParams, QueryHeaderParams, etag};
 use crate::problem::{Problem, ProblemKind};
 use crate::responses::{
@@ -478,9 +478,12 @@ pub async fn import(
     Authenticated(caller): Authenticated,
     Path(workspace): Path<Uuid>,
     headers: CommandHeaders,
-    JsonBody(body): JsonBody<ComputationDocument>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
-    let import = body.into_import()?;
+    // Read through `from_json_value`, as the attestation policy's route does: a whole number sent as
+    // a float (`132.0`, an integer to JSON Schema) is taken as the integer it is.
+    let document: ComputationDocument = from_json_value(body)?;
+    let import = document.into_import()?;
     let executed = state
         .app()
         .computations()
