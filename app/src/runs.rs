@@ -747,12 +747,13 @@ impl<'a> Runs<'a> {
         Ok(run)
     }
 
-    /// Why the run may not go on, when its computation is halted now: a halt recorded after the
-    /// run was asked for stops it too (see [`Computation::execution_allowed`]).
-    pub async fn halted(&self, run: &Run) -> Result<Option<String>, AppError> {
-        let (Some(workspace), Some(computation)) = (run.workspace, run.computation) else {
-            return Ok(None);
-        };
+    /// Why a run of `computation` may not go on, when the computation is halted now: a halt recorded
+    /// after a run was asked for stops it too (see [`Computation::execution_allowed`]).
+    pub async fn halted(
+        &self,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+    ) -> Result<Option<String>, AppError> {
         let state = self.computation(workspace, computation).await?;
         Ok(match state.execution_allowed() {
             Err(halted @ ComputationError::Halted { .. }) => Some(halted.to_string()),

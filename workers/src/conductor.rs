@@ -33,7 +33,7 @@ use prism_domain::cvm::{
     DestroyReason,
 };
 use prism_domain::run::{Manifest, REASON_MAX, ReceiptKind, Run, RunCommand, RunEvent, RunStatus, cvm_of};
-use prism_domain::{CvmId, RunId, WorkspaceId};
+use prism_domain::{ComputationId, CvmId, RunId, WorkspaceId};
 use prism_proto::cvms::{AgentConfig, Algorithm, ComputationRunReq, Dataset, ResultConsumer};
 use prism_proto::prism::{ParticipantConsent, RunConsent};
 use prism_store::{EventMeta, Recorded};
@@ -115,9 +115,14 @@ impl RunConductor {
     }
 
     /// Stops the run when its computation is halted now; whether it did.
-    async fn stopped_by_halt(&self, meta: &EventMeta, run: RunId) -> Result<bool, ReactionError> {
-        let runs = self.app.runs();
-        let Some(halted) = runs.halted(&runs.state(run).await?).await? else {
+    async fn stopped_by_halt(
+        &self,
+        meta: &EventMeta,
+        run: RunId,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+    ) -> Result<bool, ReactionError> {
+        let Some(halted) = self.app.runs().halted(workspace, computation).await? else {
             return Ok(false);
         };
         let stop = RunCommand::Stop {
@@ -169,19 +174,26 @@ impl RunConductor {
         }
     }
 
-    /// Sends the agent the run request and appraises fresh evidence of the CVM.
+    /// Sends the agent the run request and appraises fresh evidence of the CVM — unless the
+    /// computation is halted by now, which stops the run instead.
     async fn start_on_agent(&self, meta: &EventMeta, run: RunId) -> Result<(), ReactionError> {
         let state = self.app.runs().state(run).await?;
         if state.status != RunStatus::Attesting {
             return Ok(());
         }
-        let (Some(workspace), Some(manifest), Some(cvm)) =
-            (state.workspace, state.manifest.as_ref(), state.cvm)
-        else {
+        let (Some(workspace), Some(computation), Some(manifest), Some(cvm)) = (
+            state.workspace,
+            state.computation,
+            state.manifest.as_ref(),
+            state.cvm,
+        ) else {
             return Err(ReactionError::Fatal(AppError::internal(
-                "an attesting run has its manifest and CVM",
+                "an attesting run has its computation, manifest and CVM",
             )));
         };
+        if self.stopped_by_halt(meta, run, workspace, computation).await? {
+            return Ok(());
+        }
         match self
             .attest(meta, run, workspace, manifest, &state.consents, cvm)
             .await
@@ -499,17 +511,13 @@ impl Reactor for RunConductor {
             // before the agent is given the run (the halt watcher stops the runs it finds; these
             // checks cover a run the read model did not show it yet).
             RunEvent::Requested(requested) => {
-                if !self.stopped_by_halt(meta, run).await? {
+                let (workspace, computation) = (requested.workspace, requested.computation);
+                if !self.stopped_by_halt(meta, run, workspace, computation).await? {
                     self.provision(meta, run, requested).await?;
                 }
                 Ok(())
             }
-            RunEvent::AttestingStarted(_) => {
-                if !self.stopped_by_halt(meta, run).await? {
-                    self.start_on_agent(meta, run).await?;
-                }
-                Ok(())
-            }
+            RunEvent::AttestingStarted(_) => self.start_on_agent(meta, run).await,
             RunEvent::Completed(_)
             | RunEvent::StopRequested(_)
             | RunEvent::Failed(_)
