@@ -323,26 +323,8 @@ impl<'a> Assets<'a> {
         computation: ComputationId,
         asset: AssetId,
     ) -> Result<ChangeOutcome, AppError> {
-        #[derive(Serialize)]
-        struct Input {
-            asset: AssetId,
-        }
-        let input = Input { asset };
-        let command = link_command("link_asset", workspace, computation, &input);
-        self.app
-            .authorize_command::<Computation, _>(caller, &command)
-            .await?;
-        let by = ParticipantId::User(user_of(caller, "link an asset")?);
-        self.computation_in(workspace, computation).await?;
-        let linked = self.linkable(workspace, asset).await?;
-        let executed = self
-            .app
-            .execute_authorized(caller, options, command, |_| ComputationCommand::Change {
-                change: Change::LinkAsset(linked.clone()),
-                by: Some(by.clone()),
-            })
-            .await?;
-        self.app.governance().outcome(caller, executed).await
+        self.change_links(caller, options, workspace, computation, asset, Linking::Link)
+            .await
     }
 
     /// Takes a linked asset out of a computation (`computation.assets.link`), as its provider. Once the
@@ -355,21 +337,44 @@ impl<'a> Assets<'a> {
         computation: ComputationId,
         asset: AssetId,
     ) -> Result<ChangeOutcome, AppError> {
+        self.change_links(caller, options, workspace, computation, asset, Linking::Unlink)
+            .await
+    }
+
+    /// Links or unlinks `asset` as the caller, the participant it is: authorised, the computation
+    /// found in the workspace, and (to link) the asset's record read, before the change is asked for.
+    async fn change_links(
+        &self,
+        caller: &Caller,
+        options: &CommandOptions,
+        workspace: WorkspaceId,
+        computation: ComputationId,
+        asset: AssetId,
+        linking: Linking,
+    ) -> Result<ChangeOutcome, AppError> {
         #[derive(Serialize)]
         struct Input {
             asset: AssetId,
         }
         let input = Input { asset };
-        let command = link_command("unlink_asset", workspace, computation, &input);
+        let (operation, what) = match linking {
+            Linking::Link => ("link_asset", "link an asset"),
+            Linking::Unlink => ("unlink_asset", "unlink an asset"),
+        };
+        let command = link_command(operation, workspace, computation, &input);
         self.app
             .authorize_command::<Computation, _>(caller, &command)
             .await?;
-        let by = ParticipantId::User(user_of(caller, "unlink an asset")?);
+        let by = ParticipantId::User(user_of(caller, what)?);
         self.computation_in(workspace, computation).await?;
+        let change = match linking {
+            Linking::Link => Change::LinkAsset(self.linkable(workspace, asset).await?),
+            Linking::Unlink => Change::UnlinkAsset { asset },
+        };
         let executed = self
             .app
             .execute_authorized(caller, options, command, |_| ComputationCommand::Change {
-                change: Change::UnlinkAsset { asset },
+                change: change.clone(),
                 by: Some(by.clone()),
             })
             .await?;
@@ -516,6 +521,13 @@ impl<'a> Assets<'a> {
             warn!(error = %e, blob = name, "could not delete the bytes of a sample no longer kept");
         }
     }
+}
+
+/// Whether an asset goes into a computation or out of it.
+#[derive(Debug, Clone, Copy)]
+enum Linking {
+    Link,
+    Unlink,
 }
 
 fn link_command<'a, I: Serialize>(
