@@ -10,44 +10,12 @@ mod common;
 
 use base64::Engine as _;
 use common::agent::admin_workspace;
-use common::parties::{Party, party, sha3};
+use common::parties::{Party, as_party, call, consent_all, party, sha3};
 use common::{Prism, client_with, header, json, problem};
 use prism_domain::asset::SAMPLE_MAX;
-use prism_domain::run::manifest::consent_message;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-
-async fn call(
-    prism: &Prism,
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = client.request(method, prism.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
-/// `method path` as `party` with `body`: the body of the answer, which must have `status`.
-async fn as_party(
-    prism: &Prism,
-    party: &Party,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    status: StatusCode,
-) -> Value {
-    let r = call(prism, &client_with(&party.token), method, path, body).await;
-    if status.is_success() {
-        json(r, status).await
-    } else {
-        problem(r, status).await
-    }
-}
 
 /// Registers an asset of `ws` as `party`: its id.
 async fn register(prism: &Prism, ws: &str, party: &Party, body: Value) -> String {
@@ -179,29 +147,6 @@ async fn manifest(prism: &Prism, base: &str) -> Value {
         StatusCode::OK,
     )
     .await
-}
-
-async fn consent_all(prism: &Prism, base: &str, parties: &[&Party]) {
-    let id = manifest(prism, base).await["manifest_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for party in parties {
-        let signature = party.key.sign(&consent_message(&id)).unwrap();
-        let body = json!({
-            "manifest_id": id,
-            "signature": base64::engine::general_purpose::STANDARD.encode(signature),
-        });
-        as_party(
-            prism,
-            party,
-            Method::POST,
-            &format!("{base}/consents"),
-            Some(body),
-            StatusCode::OK,
-        )
-        .await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::agent::admin_workspace;
-use common::parties::{Cli, Consortium, Party, consent, receipt, sha3, until_run_explained};
+use common::parties::{
+    Cli, Consortium, Party, consent, past_attestation, receipt, request_run, sha3, until_run_explained,
+};
 use common::peers::cocos_programs_or_skip;
 use common::{Prism, json, problem};
 use prism_attestation::Mode;
@@ -164,28 +166,8 @@ async fn three_parties_run_a_bin_algorithm_on_the_real_cocos_agent_with_the_real
 
     // 2–4. The manager makes the CVM, the real agent dials in, takes the run request and is
     // appraised on its start-up report.
-    let r = prism
-        .admin()
-        .post(prism.url(&format!("{base}/runs")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let run_id = json(r, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let attested = until_run_explained(
-        &prism,
-        ws,
-        &run_id,
-        || cocos_manager.logs(),
-        |run| {
-            !["requested", "provisioning", "agent_connecting", "attesting"]
-                .contains(&run["status"].as_str().unwrap())
-        },
-    )
-    .await;
+    let run_id = request_run(&prism, &base).await;
+    let attested = until_run_explained(&prism, ws, &run_id, || cocos_manager.logs(), past_attestation).await;
     assert_eq!(
         attested["status"],
         "awaiting_inputs",

@@ -7,44 +7,11 @@
 mod common;
 
 use common::agent::{admin_workspace, with_local_backend};
-use common::parties::{Party, consent, party, sha3};
+use common::parties::{Party, as_party, call, consent_all, party, sha3};
 use common::{Prism, client_with, header, json, problem};
 use prism_attestation::Mode;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// Each participant signs the computation's current manifest with its own key: the manifest's id.
-async fn consent_all(prism: &Prism, base: &str, parties: &[&Party]) -> String {
-    let mut id = String::new();
-    for party in parties {
-        id = consent(prism, party, base).await;
-    }
-    id
-}
-
-async fn call(
-    prism: &Prism,
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = client.request(method, prism.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
-/// `POST {path}` as `party` with `body`, answered with `status`: the body of the answer.
-async fn post_as(prism: &Prism, party: &Party, path: &str, body: Option<Value>, status: StatusCode) -> Value {
-    let r = call(prism, &client_with(&party.token), Method::POST, path, body).await;
-    if status.is_success() {
-        json(r, status).await
-    } else {
-        problem(r, status).await
-    }
-}
 
 async fn governance(prism: &Prism, base: &str) -> Value {
     json(
@@ -187,11 +154,12 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
     );
     // Bob approves; carol vetoes, which ends it.
     let approve = format!("{location}/approve");
-    let bobs = post_as(&prism, &bob, &approve, None, StatusCode::OK).await;
+    let bobs = as_party(&prism, &bob, Method::POST, &approve, None, StatusCode::OK).await;
     assert_eq!(bobs["approvals"].as_array().unwrap().len(), 2, "{bobs:#}");
-    let vetoed = post_as(
+    let vetoed = as_party(
         &prism,
         &carol,
+        Method::POST,
         &format!("{location}/veto"),
         Some(json!({"reason": "b.csv is not the agreed cohort"})),
         StatusCode::OK,
@@ -199,8 +167,8 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
     .await;
     assert_eq!(vetoed["status"], "vetoed", "{vetoed:#}");
     assert_eq!(vetoed["vetoed_by"], carol.id.as_str());
-    post_as(&prism, &carol, &approve, None, StatusCode::CONFLICT).await;
-    post_as(&prism, &bob, &approve, None, StatusCode::CONFLICT).await;
+    as_party(&prism, &carol, Method::POST, &approve, None, StatusCode::CONFLICT).await;
+    as_party(&prism, &bob, Method::POST, &approve, None, StatusCode::CONFLICT).await;
 
     // Lowering the threshold to two of three is itself a change that needs all three.
     let r = call(
@@ -215,9 +183,25 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
     assert_eq!(threshold_proposal["id"], 2);
     assert_eq!(threshold_proposal["change"], json!({"change_threshold": 2}));
     let approve_threshold = format!("{base}/proposals/2/approve");
-    post_as(&prism, &bob, &approve_threshold, None, StatusCode::OK).await;
+    as_party(
+        &prism,
+        &bob,
+        Method::POST,
+        &approve_threshold,
+        None,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(governance(&prism, &base).await["threshold"], "all");
-    let adopted = post_as(&prism, &carol, &approve_threshold, None, StatusCode::OK).await;
+    let adopted = as_party(
+        &prism,
+        &carol,
+        Method::POST,
+        &approve_threshold,
+        None,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(adopted["status"], "adopted", "{adopted:#}");
     let lowered = governance(&prism, &base).await;
     assert_eq!(
@@ -229,9 +213,10 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
     );
 
     // Proposed again; two approvals (alice's proposal and bob's) adopt it.
-    let proposed = post_as(
+    let proposed = as_party(
         &prism,
         &alice,
+        Method::POST,
         &format!("{base}/proposals"),
         Some(json!({"update": {"datasets": datasets(&bob, b"7 8 9", "c.csv")}})),
         StatusCode::CREATED,
@@ -241,18 +226,20 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
         (proposed["id"].clone(), proposed["status"].clone()),
         (json!(3), json!("open"))
     );
-    let adopted = post_as(
+    let adopted = as_party(
         &prism,
         &bob,
+        Method::POST,
         &format!("{base}/proposals/3/approve"),
         None,
         StatusCode::OK,
     )
     .await;
     assert_eq!(adopted["status"], "adopted", "{adopted:#}");
-    post_as(
+    as_party(
         &prism,
         &carol,
+        Method::POST,
         &format!("{base}/proposals/3/approve"),
         None,
         StatusCode::CONFLICT,
@@ -298,17 +285,19 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
 
     // Bob and carol halt execution.
     let halt = format!("{base}/halt");
-    post_as(
+    as_party(
         &prism,
         &bob,
+        Method::POST,
         &halt,
         Some(json!({"reason": "audit of a.csv"})),
         StatusCode::OK,
     )
     .await;
-    let halted = post_as(
+    let halted = as_party(
         &prism,
         &carol,
+        Method::POST,
         &halt,
         Some(json!({"reason": "contract renewal"})),
         StatusCode::OK,
@@ -316,9 +305,10 @@ async fn participants_decide_on_changes_veto_them_and_halt_execution() {
     .await;
     assert_eq!(halted["halted"], true);
     assert_eq!(halted["halts"].as_array().unwrap().len(), 2);
-    post_as(
+    as_party(
         &prism,
         &bob,
+        Method::POST,
         &halt,
         Some(json!({"reason": "again"})),
         StatusCode::CONFLICT,

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::agent::{admin_workspace, with_local_backend};
-use common::parties::{Cli, Consortium, Party, admin_id, consent, receipt, sha3, until_run};
+use common::parties::{
+    Cli, Consortium, Party, admin_id, consent, receipt, request_run, sha3, until_attested, until_run,
+};
 use common::{Prism, json, problem};
 use prism_agents::AgentEndpoint;
 use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
@@ -273,23 +275,8 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
     }
 
     // 2–4. Provisioning, the agent, attestation.
-    let r = prism
-        .admin()
-        .post(prism.url(&format!("{base}/runs")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let run_id = json(r, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let attested = until_run(&prism, ws, &run_id, |run| {
-        !["requested", "provisioning", "agent_connecting", "attesting"]
-            .contains(&run["status"].as_str().unwrap())
-    })
-    .await;
-    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+    let run_id = request_run(&prism, &base).await;
+    until_attested(&prism, ws, &run_id).await;
 
     // 5. Onboarding and ingestion: each checks the verdict, then sends straight to the agent.
     let connect = |party: &Party| agent_of(&prism, common::client_with(&party.token), ws, &run_id);
@@ -607,17 +594,7 @@ async fn consent_and_request(prism: &Prism, ws: WorkspaceId, computation: &str) 
         .await
         .unwrap();
     json(r, StatusCode::OK).await;
-    let r = prism
-        .admin()
-        .post(prism.url(&format!("{base}/runs")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    json(r, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    request_run(prism, &base).await
 }
 
 /// A computation of the administrator alone (every part, the RFC 8410 key), consented, run, and
@@ -625,12 +602,7 @@ async fn consent_and_request(prism: &Prism, ws: WorkspaceId, computation: &str) 
 async fn consented_run(prism: &Prism, ws: WorkspaceId, algorithm: &[u8], dataset: &[u8]) -> String {
     let computation = solo_computation(prism, ws, algorithm, dataset).await;
     let run = consent_and_request(prism, ws, &computation).await;
-    let attested = until_run(prism, ws, &run, |run| {
-        !["requested", "provisioning", "agent_connecting", "attesting"]
-            .contains(&run["status"].as_str().unwrap())
-    })
-    .await;
-    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+    until_attested(prism, ws, &run).await;
     run
 }
 
@@ -652,6 +624,20 @@ async fn solo_inputs(prism: &Prism, ws: WorkspaceId, run: &str, algorithm: &[u8]
         .upload_dataset(&key, dataset.to_vec(), "data.csv", quiet)
         .await
         .unwrap();
+}
+
+/// The appraisal of the fresh evidence the run's CVM gave (the one answering a nonce).
+async fn fresh_appraisal(prism: &Prism, ws: WorkspaceId, run: &str) -> Value {
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let url = prism.url(&format!("/{ws}/cvms/{cvm}/attestations"));
+    let appraisals = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    appraisals["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| !a["nonce"].is_null())
+        .expect("a fresh appraisal")
+        .clone()
 }
 
 /// `client`'s connection to the run's agent, from the run's connection details, once their
@@ -845,15 +831,7 @@ async fn a_run_whose_evidence_fails_its_computations_policy_gets_no_inputs() {
         "{reason}"
     );
 
-    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
-    let url = prism.url(&format!("/{ws}/cvms/{cvm}/attestations"));
-    let appraisals = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
-    let fresh = appraisals["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| !a["nonce"].is_null())
-        .expect("a fresh appraisal");
+    let fresh = fresh_appraisal(&prism, ws, &run).await;
     assert_eq!(
         fresh["policy_source"]["kind"], "computation",
         "{:#}",
@@ -893,12 +871,7 @@ async fn a_halt_stops_the_run_under_way_and_holds_back_the_next_until_lifted() {
     let (_, ws) = admin_workspace(&prism, "Halted").await;
     let computation = solo_computation(&prism, ws, b"algo", b"data").await;
     let run = consent_and_request(&prism, ws, &computation).await;
-    let attested = until_run(&prism, ws, &run, |run| {
-        !["requested", "provisioning", "agent_connecting", "attesting"]
-            .contains(&run["status"].as_str().unwrap())
-    })
-    .await;
-    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+    until_attested(&prism, ws, &run).await;
 
     let base = format!("/{ws}/computations/{computation}");
     let halted = prism
@@ -1075,15 +1048,7 @@ async fn a_run_placed_on_a_backend_with_an_override_is_appraised_against_the_ove
     let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
     assert_eq!(closed["ending"][0], "attesting", "{closed:#}");
 
-    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
-    let url = prism.url(&format!("/{ws}/cvms/{cvm}/attestations"));
-    let appraisals = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
-    let fresh = appraisals["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| !a["nonce"].is_null())
-        .expect("a fresh appraisal");
+    let fresh = fresh_appraisal(&prism, ws, &run).await;
     assert_eq!(
         fresh["policy_source"],
         json!({"kind": "backend_override", "computation": computation, "backend": local, "version": 2})
@@ -1133,10 +1098,5 @@ async fn the_first_administrator_named_by_address_consents_as_that_participant()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let run = consent_and_request(&prism, ws, &computation).await;
-    let attested = until_run(&prism, ws, &run, |run| {
-        !["requested", "provisioning", "agent_connecting", "attesting"]
-            .contains(&run["status"].as_str().unwrap())
-    })
-    .await;
-    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+    until_attested(&prism, ws, &run).await;
 }

@@ -291,3 +291,71 @@ impl Consortium {
         }
     }
 }
+
+/// Whether the run is past its attestation: taking inputs, or ended.
+pub fn past_attestation(run: &Value) -> bool {
+    !["requested", "provisioning", "agent_connecting", "attesting"].contains(&run["status"].as_str().unwrap())
+}
+
+/// Waits until the run is past its attestation, which must have let it take inputs.
+pub async fn until_attested(prism: &Prism, ws: WorkspaceId, run: &str) {
+    let attested = until_run(prism, ws, run, past_attestation).await;
+    assert_eq!(attested["status"], "awaiting_inputs", "{attested:#}");
+}
+
+/// The administrator asks for a run of the computation at `base` (its path): the run's id.
+pub async fn request_run(prism: &Prism, base: &str) -> String {
+    let requested = prism
+        .admin()
+        .post(prism.url(&format!("{base}/runs")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    json(requested, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `method path` with `client`, and `body` as JSON when given: the answer.
+pub async fn call(
+    prism: &Prism,
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = client.request(method, prism.url(path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// `method path` as `party` with `body`: the body of the answer, which must have `status`.
+pub async fn as_party(
+    prism: &Prism,
+    party: &Party,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Value {
+    let answer = call(prism, &super::client_with(&party.token), method, path, body).await;
+    if status.is_success() {
+        json(answer, status).await
+    } else {
+        super::problem(answer, status).await
+    }
+}
+
+/// Each of `parties` consents to the computation's current manifest (`base` is its path): the
+/// manifest's id.
+pub async fn consent_all(prism: &Prism, base: &str, parties: &[&Party]) -> String {
+    let mut id = String::new();
+    for party in parties {
+        id = consent(prism, party, base).await;
+    }
+    id
+}
