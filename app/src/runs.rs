@@ -251,13 +251,14 @@ impl<'a> Runs<'a> {
             .await
     }
 
-    /// What a run of the computation requested now, on a CVM made as `cvm` asks, would lack.
+    /// What a run of the computation requested now, on a CVM made as `cvm` asks (`None`: the
+    /// default for the computation's limits, [`prism_domain::run::RunLimits::default_cvm`]), would lack.
     pub async fn dry_run(
         &self,
         caller: &Caller,
         workspace: WorkspaceId,
         computation: ComputationId,
-        cvm: &CvmSpec,
+        cvm: Option<CvmSpec>,
     ) -> Result<DryRun, AppError> {
         self.app
             .authorize(
@@ -266,6 +267,8 @@ impl<'a> Runs<'a> {
             )
             .await?;
         let state = self.computation(workspace, computation).await?;
+        let manifest = state.manifest().expect("an existing computation has a manifest");
+        let cvm = cvm.unwrap_or_else(|| manifest.limits.default_cvm());
         let mut lacks = lacks_of(&state);
         let backends = self.app.read_models()?.backends(Some(workspace)).await?;
         let usable = backends.iter().any(|backend| {
@@ -285,23 +288,21 @@ impl<'a> Runs<'a> {
         }
         Ok(DryRun {
             ready: lacks.is_empty(),
-            manifest_id: state
-                .manifest()
-                .expect("an existing computation has a manifest")
-                .id(),
+            manifest_id: manifest.id(),
             lacks,
         })
     }
 
-    /// Runs the computation's current manifest on a CVM made as `cvm` asks. Refused until every
-    /// participant with a key has consented to that manifest, and while any participant's halt holds.
+    /// Runs the computation's current manifest on a CVM made as `cvm` asks (`None`: the default for
+    /// the computation's limits). Refused until every participant with a key has consented to that
+    /// manifest, and while any participant's halt holds.
     pub async fn request(
         &self,
         caller: &Caller,
         options: &CommandOptions,
         workspace: WorkspaceId,
         computation: ComputationId,
-        cvm: CvmSpec,
+        cvm: Option<CvmSpec>,
     ) -> Result<Executed<Run>, AppError> {
         self.request_run(caller, options, workspace, computation, cvm, None)
             .await
@@ -313,7 +314,7 @@ impl<'a> Runs<'a> {
         options: &CommandOptions,
         workspace: WorkspaceId,
         computation: ComputationId,
-        cvm: CvmSpec,
+        cvm: Option<CvmSpec>,
         retry_of: Option<RunId>,
     ) -> Result<Executed<Run>, AppError> {
         self.app
@@ -328,6 +329,7 @@ impl<'a> Runs<'a> {
             return Err(AppError::new(ErrorKind::StateConflict, lack.detail));
         }
         let manifest = state.manifest().expect("an existing computation has a manifest");
+        let cvm = cvm.unwrap_or_else(|| manifest.limits.default_cvm());
         let consents: BTreeMap<String, String> = state
             .consent_status()
             .expect("an existing computation has a manifest")
@@ -392,7 +394,7 @@ impl<'a> Runs<'a> {
             ));
         }
         let cvm = ended.cvm_spec.expect("a requested run names its CVM");
-        self.request_run(caller, options, workspace, computation, cvm, Some(id))
+        self.request_run(caller, options, workspace, computation, Some(cvm), Some(id))
             .await
     }
 

@@ -215,6 +215,7 @@ async fn a_provider_links_its_own_asset_and_nobody_else_does() {
         ],
         algorithm: None,
         datasets: Vec::new(),
+        limits: Default::default(),
     };
     let computation: ComputationId = app
         .computations()

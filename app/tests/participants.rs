@@ -29,6 +29,7 @@ fn definition(participants: Vec<Participant>) -> Definition {
         participants,
         algorithm: None,
         datasets: Vec::new(),
+        limits: Default::default(),
     }
 }
 

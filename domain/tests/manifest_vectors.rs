@@ -4,7 +4,7 @@
 
 use prism_domain::ComputationId;
 use prism_domain::computation::ExpectedAsset;
-use prism_domain::run::{Manifest, RunLimits};
+use prism_domain::run::Manifest;
 use prism_domain::testing::samples::{pid, sample_definition};
 
 const POLICY: &str = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
@@ -18,9 +18,6 @@ fn manifest() -> Manifest {
         ComputationId(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001)),
         &definition,
         POLICY,
-        RunLimits {
-            max_run_seconds: 3600,
-        },
     )
 }
 
@@ -72,9 +69,6 @@ fn any_change_to_what_is_consented_to_changes_the_id() {
             ComputationId(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001)),
             &definition,
             POLICY,
-            RunLimits {
-                max_run_seconds: 3600,
-            },
         )
         .id()
     };
@@ -105,6 +99,8 @@ fn any_change_to_what_is_consented_to_changes_the_id() {
     let mut other_limits = manifest();
     other_limits.limits.max_run_seconds = 60;
     assert_ne!(other_limits.id(), base);
+    // The computation's own limits are what its manifest carries.
+    assert_ne!(changed(|d| d.limits.max_run_seconds = 60), base);
     // What is not consented to (the name and description) does not change it.
     assert_eq!(changed(|d| d.description = "new words".into()), base);
 }

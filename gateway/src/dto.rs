@@ -194,6 +194,33 @@ pub struct CreateComputation {
     #[serde(default)]
     #[schema(schema_with = fields::datasets)]
     pub datasets: Option<Vec<Asset>>,
+    /// Absent: one hour.
+    #[serde(default)]
+    pub limits: Option<RunLimits>,
+}
+
+/// What bounds each run of a computation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    #[schema(schema_with = fields::max_run_seconds)]
+    pub max_run_seconds: u64,
+}
+
+impl From<prism_domain::run::RunLimits> for RunLimits {
+    fn from(limits: prism_domain::run::RunLimits) -> Self {
+        Self {
+            max_run_seconds: limits.max_run_seconds,
+        }
+    }
+}
+
+impl From<RunLimits> for prism_domain::run::RunLimits {
+    fn from(limits: RunLimits) -> Self {
+        Self {
+            max_run_seconds: limits.max_run_seconds,
+        }
+    }
 }
 
 /// A partial update: absent fields keep their value; lists replace the whole list.
@@ -215,6 +242,8 @@ pub struct UpdateComputation {
     #[serde(default)]
     #[schema(schema_with = fields::datasets)]
     pub datasets: Option<Vec<Asset>>,
+    #[serde(default)]
+    pub limits: Option<RunLimits>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -229,6 +258,7 @@ pub struct Computation {
     pub participants: Vec<Participant>,
     pub algorithm: Option<Asset>,
     pub datasets: Vec<Asset>,
+    pub limits: RunLimits,
     /// Aggregate version; also the `ETag`.
     pub version: u64,
     pub created_by: String,
@@ -250,6 +280,7 @@ impl From<ComputationView> for Computation {
             participants: v.participants.into_iter().map(participant_out).collect(),
             algorithm: v.algorithm.map(asset_out),
             datasets: v.datasets.into_iter().map(asset_out).collect(),
+            limits: v.limits.into(),
             version: v.version,
             created_by: v.created_by,
             created_at: v.created_at,
@@ -267,6 +298,7 @@ impl From<computation::Definition> for CreateComputation {
             participants: d.participants.into_iter().map(participant_out).collect(),
             algorithm: d.algorithm.map(asset_out),
             datasets: Some(d.datasets.into_iter().map(asset_out).collect()),
+            limits: Some(d.limits.into()),
         }
     }
 }
@@ -487,6 +519,7 @@ impl CreateComputation {
             participants,
             algorithm,
             datasets,
+            limits: self.limits.map(Into::into).unwrap_or_default(),
         })
     }
 }
@@ -507,6 +540,7 @@ impl UpdateComputation {
             participants,
             algorithm,
             datasets,
+            limits: self.limits.map(Into::into),
         })
     }
 }
@@ -586,6 +620,7 @@ mod tests {
                 asset_id: None,
             }),
             datasets: None,
+            limits: None,
         }
         .into_changes()
         .unwrap_err();

@@ -307,6 +307,22 @@ pub fn limit() -> Schema {
         .into()
 }
 
+/// `max_run_seconds` of a computation's run limits.
+pub fn max_run_seconds() -> Schema {
+    use prism_domain::run::RunLimits;
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(RunLimits::MIN_RUN_SECONDS))
+        .maximum(Some(RunLimits::MAX_RUN_SECONDS))
+        .description(Some(format!(
+            "The longest a run may take from its request to its results, in seconds: {}–{}; past it \
+             the run times out and is cleaned up. Part of the manifest participants consent to.",
+            RunLimits::MIN_RUN_SECONDS,
+            RunLimits::MAX_RUN_SECONDS
+        )))
+        .into()
+}
+
 /// `cursor` of a page.
 pub fn cursor() -> Schema {
     string(false)

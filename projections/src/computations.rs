@@ -1,6 +1,7 @@
 use deadpool_postgres::Transaction;
 use prism_domain::asset::AssetKind;
 use prism_domain::computation::{Computation, ComputationEvent, ExpectedAsset, Participant};
+use prism_domain::run::RunLimits;
 use prism_store::Recorded;
 
 use crate::projection_support::{aggregate_uuid, version};
@@ -34,8 +35,8 @@ impl Projection for ComputationsProjection {
                     let d = &e.definition;
                     tx.execute(
                         "INSERT INTO computations (id, workspace_id, name, description, status, algorithm, datasets,
-                                                   version, created_by, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $9)",
+                                                   version, created_by, created_at, updated_at, max_run_seconds)
+                         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $9, $10)",
                         &[
                             &id,
                             &e.workspace_id.as_uuid(),
@@ -46,6 +47,7 @@ impl Projection for ComputationsProjection {
                             &v,
                             &e.created_by.0,
                             &e.created_at,
+                            &seconds(d.limits),
                         ],
                     )
                     .await?;
@@ -57,7 +59,7 @@ impl Projection for ComputationsProjection {
                     tx.execute(
                         "UPDATE computations SET name = COALESCE($2, name), description = COALESCE($3, description),
                                 algorithm = COALESCE($4, algorithm), datasets = COALESCE($5, datasets),
-                                version = $6, updated_at = $7
+                                version = $6, updated_at = $7, max_run_seconds = COALESCE($8, max_run_seconds)
                          WHERE id = $1",
                         &[
                             &id,
@@ -67,6 +69,7 @@ impl Projection for ComputationsProjection {
                             &c.datasets.as_ref().map(json),
                             &v,
                             &e.updated_at,
+                            &c.limits.map(seconds),
                         ],
                     )
                     .await?;
@@ -222,4 +225,9 @@ async fn replace_participants(
         .await?;
     }
     Ok(())
+}
+
+/// A run limit as the `max_run_seconds` column holds it (`BIGINT`; limits are far below its maximum).
+fn seconds(limits: RunLimits) -> i64 {
+    i64::try_from(limits.max_run_seconds).unwrap_or(i64::MAX)
 }

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0013_runs", include_str!("../migrations/0013_runs.sql")),
     ("0014_assets", include_str!("../migrations/0014_assets.sql")),
+    (
+        "0015_run_limits",
+        include_str!("../migrations/0015_run_limits.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use prism_domain::computation::{ExpectedAsset, Participant};
+use prism_domain::run::RunLimits;
 use prism_domain::{ComputationId, WorkspaceId};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -65,6 +66,7 @@ pub struct ComputationView {
     pub participants: Vec<Participant>,
     pub algorithm: Option<ExpectedAsset>,
     pub datasets: Vec<ExpectedAsset>,
+    pub limits: RunLimits,
     pub version: u64,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -485,7 +487,7 @@ macro_rules! computation_select {
             "c.created_by, c.created_at, c.updated_at, ",
             "COALESCE((SELECT json_agg(json_build_object('id', p.participant_id, 'roles', p.roles, ",
             "'custom_roles', p.custom_roles, 'public_key', p.public_key) ORDER BY p.position) ",
-            "FROM participants p WHERE p.computation_id = c.id), '[]') ",
+            "FROM participants p WHERE p.computation_id = c.id), '[]'), c.max_run_seconds ",
             "FROM computations c ",
             $rest
         )
@@ -554,6 +556,9 @@ fn computation_view(row: &Row) -> Result<ComputationView, ProjectionError> {
         participants,
         algorithm: algorithm.map(|Json(a)| a),
         datasets,
+        limits: RunLimits {
+            max_run_seconds: row.get::<_, i64>(12) as u64,
+        },
         version: row.get::<_, i64>(7) as u64,
         created_by: row.get(8),
         created_at: row.get(9),

@@ -870,6 +870,7 @@ async fn the_computations_a_user_alone_owns_are_found_by_id_or_address() {
         participants: owners.iter().map(|o| participant(o, &[Role::Owner])).collect(),
         algorithm: None,
         datasets: vec![],
+        limits: Default::default(),
     };
     let (by_id, bob) = (ada_id.to_string(), "bob@example.org".to_owned());
     let mut last = 0;

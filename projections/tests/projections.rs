@@ -32,6 +32,7 @@ fn definition(name: &str) -> Definition {
         ],
         algorithm: None,
         datasets: vec![],
+        limits: Default::default(),
     }
 }
 

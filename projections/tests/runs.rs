@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use common::{Env, WAIT, env};
 use prism_domain::cvm::{ConfidentialPlatform, CvmSpec};
-use prism_domain::run::{Manifest, Run, RunCommand, RunLimits};
+use prism_domain::run::{Manifest, Run, RunCommand};
 use prism_domain::testing::samples::minimal_definition;
 use prism_domain::{ComputationId, CvmId, RunId, WorkspaceId};
 use prism_projections::{PageRequest, RUNS, RunDayCount, RunFilter, RunView, RunsProjection};
@@ -30,12 +30,7 @@ impl Runs<'_> {
             id,
             workspace: self.workspace,
             computation,
-            manifest: Box::new(Manifest::of(
-                computation,
-                &minimal_definition(),
-                POLICY,
-                RunLimits::DEFAULT,
-            )),
+            manifest: Box::new(Manifest::of(computation, &minimal_definition(), POLICY)),
             consents: BTreeMap::new(),
             retry_of: None,
             cvm: CvmSpec {

@@ -58,7 +58,8 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
                 {"id": bob.id, "roles": ["dataset_provider", "result_consumer"], "public_key": bob.spki_base64}
             ],
             "algorithm": {"provider": alice.id, "hash": sha3(b"sum"), "name": "sum.py"},
-            "datasets": [{"provider": bob.id, "hash": sha3(b"cohort"), "name": "cohort.csv"}]
+            "datasets": [{"provider": bob.id, "hash": sha3(b"cohort"), "name": "cohort.csv"}],
+            "limits": {"max_run_seconds": 900}
         }))
         .send()
         .await
@@ -141,6 +142,7 @@ async fn a_computation_exports_to_a_document_that_imports_as_the_same_computatio
         document["computation"]["participants"][1]["roles"],
         json!(["dataset_provider", "result_consumer"])
     );
+    assert_eq!(document["computation"]["limits"], json!({"max_run_seconds": 900}));
     assert_eq!(document["computation"]["datasets"][0]["name"], "cohort.csv");
     assert_eq!(document["computation"]["datasets"][1]["asset_id"], asset.as_str());
     assert_eq!(document["attestation_policy"]["sev_snp"]["minimum_guest_svn"], 3);

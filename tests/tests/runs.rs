@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::agent::{admin_workspace, with_local_backend};
 use common::parties::{
-    Cli, Consortium, Party, admin_id, consent, receipt, request_run, sha3, until_attested, until_run,
+    Cli, Consortium, Party, admin_id, call, consent, receipt, request_run, sha3, until_attested, until_run,
 };
 use common::{Prism, json, problem};
 use prism_agents::AgentEndpoint;
@@ -20,7 +20,7 @@ use prism_attestation::Mode;
 use prism_domain::run::manifest::consent_message;
 use prism_domain::testing::keys::{ED25519_BASE64_DER, sign_ed25519};
 use prism_domain::{CvmId, RunId, WorkspaceId};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 fn signature(manifest_id: &str) -> String {
@@ -543,6 +543,68 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         ]
     );
     assert_eq!(names.last().map(String::as_str), Some("closed"));
+}
+
+/// A computation's own run limit is its runs' deadline: set by an update (a new manifest, which
+/// needs consent again), it times out a run whose algorithm outlives it; the run is cleaned up, and
+/// its CVM was asked to live the limit plus the cleanup time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_computations_limit_times_out_and_is_cleaned_up() {
+    const SLOW: &[u8] = b"import time\ntime.sleep(300)\n";
+    const DATA: &[u8] = b"id,value\n1,1\n";
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Limited").await;
+    let computation = solo_computation(&prism, ws, SLOW, DATA).await;
+    let base = format!("/{ws}/computations/{computation}");
+    let defined = json(
+        prism.admin().get(prism.url(&base)).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(defined["limits"], json!({"max_run_seconds": 3600}));
+
+    for refused in [json!(9), json!(2_591_401), json!(-1), json!("ten")] {
+        let r = call(
+            &prism,
+            prism.admin(),
+            Method::PATCH,
+            &base,
+            Some(json!({"limits": {"max_run_seconds": refused}})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    }
+    let r = call(
+        &prism,
+        prism.admin(),
+        Method::PATCH,
+        &base,
+        Some(json!({"limits": {"max_run_seconds": 12}})),
+    )
+    .await;
+    assert_eq!(
+        json(r, StatusCode::OK).await["limits"],
+        json!({"max_run_seconds": 12})
+    );
+    let run = consent_and_request(&prism, ws, &computation).await;
+    until_attested(&prism, ws, &run).await;
+    solo_inputs(&prism, ws, &run, SLOW, DATA).await;
+
+    let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
+    assert_eq!(closed["manifest"]["limits"], json!({"max_run_seconds": 12}));
+    assert_eq!(closed["ending"][0], "running", "{closed:#}");
+    let requested: chrono::DateTime<chrono::Utc> = closed["requested_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> = closed["deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(deadline - requested, chrono::Duration::seconds(12));
+    assert_eq!(closed["cvm_spec"]["ttl_seconds"], 12 + 600);
+    let url = prism.url(&format!("/{ws}/runs/{run}/events?type=timed_out"));
+    let timed_out = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(timed_out["items"].as_array().unwrap().len(), 1, "{timed_out:#}");
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let machine = prism.platform().app().cvms().state(cvm).await.unwrap();
+    assert_eq!(machine.status, prism_domain::cvm::CvmStatus::Destroyed);
+    assert!(agent_processes(cvm).is_empty(), "the CVM's agent still runs");
 }
 
 /// A computation of the administrator alone: every part, with the RFC 8410 key whose private half

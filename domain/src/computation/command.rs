@@ -8,6 +8,7 @@ use super::state::{Definition, ExpectedAsset, LinkedAsset, Participant};
 use prism_attestation::Policy;
 
 use crate::ids::{BackendId, ComputationId, ParticipantId, WorkspaceId};
+use crate::run::RunLimits;
 use crate::values::Email;
 
 /// What the application layer found out about the workspace before asking: computations can only be
@@ -105,6 +106,8 @@ pub struct ComputationChanges {
     pub algorithm: Option<ExpectedAsset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datasets: Option<Vec<ExpectedAsset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<RunLimits>,
 }
 
 impl ComputationChanges {
@@ -124,6 +127,7 @@ impl ComputationChanges {
         self.participants = self.participants.filter(|v| *v != current.participants);
         self.algorithm = self.algorithm.filter(|v| Some(v) != current.algorithm.as_ref());
         self.datasets = self.datasets.filter(|v| *v != current.datasets);
+        self.limits = self.limits.filter(|v| *v != current.limits);
         self
     }
 
@@ -142,6 +146,9 @@ impl ComputationChanges {
         }
         if let Some(v) = self.datasets {
             definition.datasets = v;
+        }
+        if let Some(v) = self.limits {
+            definition.limits = v;
         }
         definition
     }

@@ -135,6 +135,12 @@ pub enum DefinitionError {
     DuplicateDataset(Sha3Digest),
     #[error("dataset file name `{0}` is listed more than once: the agent tells datasets apart by name")]
     DuplicateDatasetName(String),
+    #[error(
+        "a run limit of {0} s is out of range: {min}–{max} s",
+        min = crate::run::RunLimits::MIN_RUN_SECONDS,
+        max = crate::run::RunLimits::MAX_RUN_SECONDS
+    )]
+    RunLimit(u64),
     #[error("too many {what}: {count} (limit {max})")]
     TooMany {
         what: &'static str,

@@ -120,6 +120,10 @@ pub struct Definition {
     pub algorithm: Option<ExpectedAsset>,
     #[serde(default)]
     pub datasets: Vec<ExpectedAsset>,
+    /// What bounds each run; absent in what was recorded before computations set their own, which
+    /// had the default.
+    #[serde(default)]
+    pub limits: RunLimits,
 }
 
 impl Definition {
@@ -193,6 +197,10 @@ impl Definition {
         check_text("description", &self.description, DESCRIPTION_MAX, false)?;
         bounded("participants", self.participants.len(), PARTICIPANTS_MAX)?;
         bounded("datasets", self.datasets.len(), DATASETS_MAX)?;
+        let seconds = self.limits.max_run_seconds;
+        if !(RunLimits::MIN_RUN_SECONDS..=RunLimits::MAX_RUN_SECONDS).contains(&seconds) {
+            return Err(DefinitionError::RunLimit(seconds));
+        }
 
         // An address and its account's id name the same person: listed once, whichever way.
         let mut seen = HashSet::new();
@@ -331,7 +339,6 @@ impl Computation {
             self.id?,
             &self.definition,
             &self.attestation_policies_sha256(),
-            RunLimits::DEFAULT,
         ))
     }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::ids::{ComputationId, WorkspaceId};
+use crate::run::RunLimits;
 use crate::testing::samples::{dataset_digest, participant, pid, sample_definition};
 use crate::testing::{ctx, given};
 use crate::values::ValueError;
@@ -13,14 +14,18 @@ fn create_with(definition: Definition, workspace: WorkspaceStanding) -> Computat
     }
 }
 
-fn created() -> ComputationEvent {
-    ComputationEvent::Created(ComputationCreated {
+fn created_event() -> ComputationCreated {
+    ComputationCreated {
         id: ComputationId(uuid::Uuid::from_u128(1)),
         workspace_id: WorkspaceId(uuid::Uuid::from_u128(2)),
         definition: sample_definition(),
         created_by: ctx().actor,
         created_at: ctx().now,
-    })
+    }
+}
+
+fn created() -> ComputationEvent {
+    ComputationEvent::Created(created_event())
 }
 
 fn archived() -> ComputationEvent {
@@ -144,6 +149,69 @@ fn a_dataset_digest_is_listed_once() {
     let mut d = sample_definition();
     d.datasets.push(d.datasets[0].clone());
     rejects_definition(d, DefinitionError::DuplicateDataset(dataset_digest()));
+}
+
+#[test]
+fn a_computation_sets_its_runs_limit_within_bounds() {
+    for seconds in [0, RunLimits::MIN_RUN_SECONDS - 1, RunLimits::MAX_RUN_SECONDS + 1] {
+        let mut d = sample_definition();
+        d.limits.max_run_seconds = seconds;
+        rejects_definition(d, DefinitionError::RunLimit(seconds));
+    }
+    for seconds in [RunLimits::MIN_RUN_SECONDS, RunLimits::MAX_RUN_SECONDS] {
+        let mut d = sample_definition();
+        d.limits.max_run_seconds = seconds;
+        let state = given::<Computation>([])
+            .when(create_with(d.clone(), WorkspaceStanding::Active))
+            .then_expect([ComputationEvent::Created(ComputationCreated {
+                definition: d,
+                ..created_event()
+            })]);
+        assert_eq!(state.manifest().unwrap().limits.max_run_seconds, seconds);
+    }
+}
+
+#[test]
+fn a_definition_recorded_before_limits_existed_has_the_default() {
+    let mut json = serde_json::to_value(created()).unwrap();
+    json["data"]["definition"]
+        .as_object_mut()
+        .unwrap()
+        .remove("limits");
+    let ComputationEvent::Created(event) = serde_json::from_value(json).unwrap() else {
+        panic!("a created event");
+    };
+    assert_eq!(event.definition.limits, RunLimits::DEFAULT);
+}
+
+#[test]
+fn an_update_changes_the_limit_and_with_it_the_manifest() {
+    let history = [created()];
+    let before = given::<Computation>(history.clone())
+        .when(ComputationCommand::Update(ComputationChanges::default()))
+        .then_expect([]);
+    let limits = RunLimits { max_run_seconds: 600 };
+    let after = given::<Computation>(history.clone())
+        .when(ComputationCommand::Update(ComputationChanges {
+            limits: Some(limits),
+            ..Default::default()
+        }))
+        .then_expect([ComputationEvent::Updated(ComputationUpdated {
+            changes: ComputationChanges {
+                limits: Some(limits),
+                ..Default::default()
+            },
+            updated_by: ctx().actor,
+            updated_at: ctx().now,
+        })]);
+    assert_eq!(after.manifest().unwrap().limits, limits);
+    assert_ne!(after.manifest().unwrap().id(), before.manifest().unwrap().id());
+    given::<Computation>(history)
+        .when(ComputationCommand::Update(ComputationChanges {
+            limits: Some(RunLimits { max_run_seconds: 1 }),
+            ..Default::default()
+        }))
+        .then_rejects(ComputationError::Invalid(DefinitionError::RunLimit(1)));
 }
 
 #[test]

@@ -32,7 +32,8 @@ use crate::ids::ComputationId;
 /// The encoding's name and version, inside every manifest.
 pub const FORMAT: &str = "prism-manifest-v1";
 
-/// What bounds a run.
+/// What bounds a run: set per computation (its definition's `limits`), part of the manifest the
+/// participants consent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunLimits {
@@ -41,10 +42,39 @@ pub struct RunLimits {
 }
 
 impl RunLimits {
-    /// The limits every run has until a computation sets its own: one hour.
+    /// The limits of a computation that sets none: one hour.
     pub const DEFAULT: RunLimits = RunLimits {
         max_run_seconds: 3600,
     };
+    /// The shortest limit a computation may set: a run has to be provisioned, attested and fed
+    /// its inputs within it.
+    pub const MIN_RUN_SECONDS: u64 = 10;
+    /// The longest limit a computation may set: a CVM lives at most thirty days
+    /// ([`crate::cvm::TTL_MAX_SECONDS`]), and the run's CVM outlives its deadline by
+    /// [`RunLimits::CLEANUP_SECONDS`].
+    pub const MAX_RUN_SECONDS: u64 = crate::cvm::TTL_MAX_SECONDS - Self::CLEANUP_SECONDS;
+    /// How long a run's CVM outlives the run's deadline when the request names no CVM of its own:
+    /// time to fetch results and clean up.
+    pub const CLEANUP_SECONDS: u64 = 600;
+
+    /// The CVM a run gets when its request names none: one vCPU, 1 GiB, no TEE, any backend, living
+    /// until [`RunLimits::CLEANUP_SECONDS`] after the run's deadline.
+    pub fn default_cvm(self) -> crate::cvm::CvmSpec {
+        crate::cvm::CvmSpec {
+            provider: crate::cvm::ANY_PROVIDER.into(),
+            vcpus: 1,
+            memory_mib: 1024,
+            platform: crate::cvm::ConfidentialPlatform::None,
+            ttl_seconds: self.max_run_seconds.saturating_add(Self::CLEANUP_SECONDS),
+            labels: Default::default(),
+        }
+    }
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// The prefix of what a participant signs to consent: `prism-consent-v1:` followed by the manifest
@@ -98,14 +128,9 @@ fn asset(asset: &crate::computation::ExpectedAsset) -> ManifestAsset {
 }
 
 impl Manifest {
-    /// The manifest of a run of `computation` as `definition` defines it, under the policy with
-    /// digest `attestation_policy_sha256` (hex) and `limits`.
-    pub fn of(
-        computation: ComputationId,
-        definition: &Definition,
-        attestation_policy_sha256: &str,
-        limits: RunLimits,
-    ) -> Self {
+    /// The manifest of a run of `computation` as `definition` defines it (its limits included),
+    /// under the policy with digest `attestation_policy_sha256` (hex).
+    pub fn of(computation: ComputationId, definition: &Definition, attestation_policy_sha256: &str) -> Self {
         let mut datasets: Vec<ManifestAsset> = definition.datasets.iter().map(asset).collect();
         datasets.sort_by(|a, b| a.sha3_256.cmp(&b.sha3_256));
         let mut participants: Vec<ManifestParticipant> = definition
@@ -138,7 +163,7 @@ impl Manifest {
             computation: computation.to_string(),
             datasets,
             format: FORMAT.to_owned(),
-            limits,
+            limits: definition.limits,
             participants,
             result_consumers,
         }

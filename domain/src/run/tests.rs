@@ -17,7 +17,6 @@ fn manifest() -> Manifest {
         ComputationId(uuid::Uuid::from_u128(3)),
         &sample_definition(),
         DIGEST,
-        RunLimits::DEFAULT,
     )
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use super::keys;
 use crate::computation::{Definition, ExpectedAsset, Participant, Role};
 use crate::ids::ParticipantId;
+use crate::run::RunLimits;
 use crate::values::Sha3Digest;
 
 /// A participant named by the address `<name>@example.org` (a pending invitation until linked), or by
@@ -64,6 +65,7 @@ pub fn sample_definition() -> Definition {
             name: String::new(),
             asset: None,
         }],
+        limits: RunLimits::DEFAULT,
     }
 }
 
@@ -75,6 +77,7 @@ pub fn minimal_definition() -> Definition {
         participants: vec![participant("alice", &[Role::Owner])],
         algorithm: None,
         datasets: Vec::new(),
+        limits: RunLimits::DEFAULT,
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use prism_app::{DryRun, ManifestView, RunConnection};
-use prism_domain::cvm::{ANY_PROVIDER, ConfidentialPlatform, CvmSpec};
+use prism_domain::cvm::CvmSpec;
 use prism_domain::run::{ReceiptKind, Run, RunStatus};
 use prism_domain::{ComputationId, RunId, WorkspaceId};
 use prism_projections::{RunFilter, RunView};
@@ -171,7 +171,7 @@ pub struct Consent {
 }
 
 /// Where a run's CVM is made; absent: any backend, platform `none` (development), 1 vCPU, 1 GiB,
-/// living the run's limit plus ten minutes.
+/// living the computation's run limit (`limits.max_run_seconds`) plus ten minutes.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
@@ -179,18 +179,9 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
-    fn into_spec(self) -> Result<CvmSpec, Problem> {
-        match self.cvm {
-            Some(cvm) => cvm.into_spec(),
-            None => Ok(CvmSpec {
-                provider: ANY_PROVIDER.into(),
-                vcpus: 1,
-                memory_mib: 1024,
-                platform: ConfidentialPlatform::None,
-                ttl_seconds: prism_domain::run::RunLimits::DEFAULT.max_run_seconds + 600,
-                labels: Default::default(),
-            }),
-        }
+    /// The CVM the request asks for; `None`: the default for the computation's limits.
+    fn into_spec(self) -> Result<Option<CvmSpec>, Problem> {
+        self.cvm.map(|cvm| cvm.into_spec()).transpose()
     }
 }
 
@@ -360,7 +351,7 @@ pub async fn dry_run(
     let dry_run = state
         .app()
         .runs()
-        .dry_run(&caller, WorkspaceId(workspace), ComputationId(id), &spec)
+        .dry_run(&caller, WorkspaceId(workspace), ComputationId(id), spec)
         .await?;
     Ok(Json(dry_run))
 }
