@@ -284,12 +284,15 @@ impl RunConductor {
             _ => evidence_type::SNP,
         };
         let deadline = tokio::time::Instant::now() + AGENT_API_WAIT;
+        // The agent's participants' API starts once it has taken the run request, usually within
+        // milliseconds of it: the first retries come soon, later ones back off.
+        let mut pause = Duration::from_millis(5);
         let appraisal = loop {
             match attest_fresh(&self.app, &caller, cvm, &endpoint, kind).await {
                 Ok(appraisal) => break appraisal,
-                // The agent's participants' API starts once it has taken the run request.
                 Err(AttestError::Connect(_)) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
                 }
                 Err(AttestError::Agent(refusal)) if platform == ConfidentialPlatform::None => {
                     break self
