@@ -407,31 +407,8 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         app.cvms().state(cvm).await.unwrap().status,
         prism_domain::cvm::CvmStatus::Destroyed
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let certificates = json(
-            prism
-                .admin()
-                .get(prism.url(&format!("/{ws}/certs?entity_id={cvm}")))
-                .send()
-                .await
-                .unwrap(),
-            StatusCode::OK,
-        )
-        .await;
-        let items = certificates["items"].as_array().cloned().unwrap_or_default();
-        let live: Vec<&Value> = items.iter().filter(|c| c["status"] != "revoked").collect();
-        if !items.is_empty() && live.is_empty() {
-            // The agent's client certificate and its TLS server certificate.
-            assert!(items.len() >= 2, "{certificates:#}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "certificates not revoked: {certificates:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The agent's client certificate and its TLS server certificate.
+    assert!(until_certificates_revoked(&prism, ws, cvm).await >= 2);
 
     let subject = app.log().subjects().aggregate("run", &run_id).unwrap();
     let names: Vec<String> = app
@@ -977,6 +954,105 @@ async fn a_halt_stops_the_run_under_way_and_holds_back_the_next_until_lifted() {
         .unwrap();
     json(lifted, StatusCode::OK).await;
     json(request().await.unwrap(), StatusCode::CREATED).await;
+}
+
+/// Waits until no certificate issued for `cvm` is left unrevoked: how many there are.
+async fn until_certificates_revoked(prism: &Prism, ws: WorkspaceId, cvm: CvmId) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = prism.url(&format!("/{ws}/certs?entity_id={cvm}"));
+        let certificates = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+        let items = certificates["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().all(|c| c["status"] == "revoked") {
+            return items.len();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "certificates not revoked: {certificates:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A stop lands whenever a participant sends it: in whichever state the run is then, it ends
+/// cleanly — closed, with the state it was stopped in and the reason, its CVM (when one was made)
+/// destroyed, no certificate of it left unrevoked, no agent process left. Stops sent after a
+/// growing delay land in the run's early steps (which last milliseconds each, so which one is
+/// hit varies); then one while it awaits its inputs, and one once the result is ready, before
+/// anyone fetched it. (A stop while the algorithm runs has a test of its own.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_at_any_moment_is_cleaned_up() {
+    const ALGORITHM: &[u8] = b"import pathlib\npathlib.Path('results/out.txt').write_text('done')\n";
+    const DATA: &[u8] = b"id,value\n1,1\n";
+    let root = tempfile::tempdir().unwrap();
+    let prism = with_local_backend(root.path(), Mode::InsecureDevelopment).await;
+    let (_, ws) = admin_workspace(&prism, "Stopped at any moment").await;
+    let computation = solo_computation(&prism, ws, ALGORITHM, DATA).await;
+    let stop = |run: String, reason: String| {
+        let prism = &prism;
+        async move {
+            let r = call(
+                prism,
+                prism.admin(),
+                Method::POST,
+                &format!("/{ws}/runs/{run}/stop"),
+                Some(json!({"reason": reason})),
+            )
+            .await;
+            json(r, StatusCode::OK).await;
+            run
+        }
+    };
+
+    let mut runs = Vec::new();
+    for delay in [0, 10, 30, 60, 120, 250, 500, 1000] {
+        let run = consent_and_request(&prism, ws, &computation).await;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        runs.push(stop(run, format!("stopped after {delay} ms")).await);
+    }
+    let run = consent_and_request(&prism, ws, &computation).await;
+    until_attested(&prism, ws, &run).await;
+    runs.push(stop(run, "stopped awaiting inputs".into()).await);
+    let run = consent_and_request(&prism, ws, &computation).await;
+    until_attested(&prism, ws, &run).await;
+    solo_inputs(&prism, ws, &run, ALGORITHM, DATA).await;
+    until_run(&prism, ws, &run, |run| run["status"] == "results_ready").await;
+    runs.push(stop(run, "stopped with the result ready".into()).await);
+
+    let (mut stopped_in, mut ended) = (std::collections::BTreeSet::new(), Vec::new());
+    for run in runs {
+        let closed = until_run(&prism, ws, &run, |run| run["status"] == "closed").await;
+        let (state, reason) = (
+            closed["ending"][0].as_str().unwrap().to_owned(),
+            closed["ending"][1].as_str().unwrap(),
+        );
+        assert!(reason.starts_with("stopped "), "{closed:#}");
+        stopped_in.insert(state.clone());
+        ended.push((run, state));
+    }
+    eprintln!("runs were stopped in: {stopped_in:?}");
+    // Looked at once every run has closed, so a CVM made late for a stopped run would show.
+    for (run, state) in ended {
+        let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+        match prism.platform().app().cvms().state(cvm).await {
+            Ok(machine) => assert_eq!(
+                machine.status,
+                prism_domain::cvm::CvmStatus::Destroyed,
+                "stopped in {state}"
+            ),
+            Err(e) => assert_eq!(e.kind, prism_app::ErrorKind::NotFound, "stopped in {state}: {e}"),
+        }
+        until_certificates_revoked(&prism, ws, cvm).await;
+        assert!(
+            agent_processes(cvm).is_empty(),
+            "the agent of a run stopped in {state} still runs"
+        );
+    }
+    assert!(
+        stopped_in.contains("results_ready") && stopped_in.contains("awaiting_inputs"),
+        "{stopped_in:?}"
+    );
+    assert!(stopped_in.len() >= 3, "the stops all landed in {stopped_in:?}");
 }
 
 /// The processes whose environment names `cvm` as theirs: the local backend's agent of that CVM.

@@ -220,18 +220,36 @@ impl Provisioner {
             match driver.launch(request).await {
                 Ok(launched) => {
                     info!(%cvm, backend = %backend.settings.name, backend_ref = %launched.backend_ref, "CVM launched");
-                    self.record(
-                        meta,
-                        cvm,
-                        workspace,
-                        "started",
-                        CvmCommand::MarkStarted {
-                            backend_ref: launched.backend_ref.clone(),
-                            agent_address: launched.agent_address,
-                            test_attestation_root: launched.test_attestation_root,
-                        },
-                    )
-                    .await?;
+                    let started = self
+                        .record(
+                            meta,
+                            cvm,
+                            workspace,
+                            "started",
+                            CvmCommand::MarkStarted {
+                                backend_ref: launched.backend_ref.clone(),
+                                agent_address: launched.agent_address,
+                                test_attestation_root: launched.test_attestation_root,
+                            },
+                        )
+                        .await;
+                    if let Err(ReactionError::Fatal(e)) = &started
+                        && e.kind == ErrorKind::StateConflict
+                    {
+                        // Destroyed while the backend launched it (its run stopped early): the
+                        // removal found no machine to remove, so the one just made goes now.
+                        warn!(%cvm, error = %e, "the CVM ended while it was launched: removing the machine");
+                        // A failure is recorded as the reaction's, for an operator to see: a retry
+                        // would find the CVM no longer being created and do nothing.
+                        return match driver.remove(&launched.backend_ref).await {
+                            Ok(()) | Err(DriverError::UnknownMachine(_)) => Ok(()),
+                            Err(e) => Err(ReactionError::Fatal(AppError::unavailable(format!(
+                                "machine {} of destroyed CVM {cvm} could not be removed: {e}",
+                                launched.backend_ref
+                            )))),
+                        };
+                    }
+                    started?;
                     let description = describe(driver.as_ref(), &launched.backend_ref).await;
                     if let Some(description) = description {
                         self.record(
