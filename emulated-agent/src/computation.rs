@@ -10,9 +10,19 @@
 //! `ReceivingManifest`.
 //!
 //! Files live in one private directory (0700): `algo`, `datasets/`, `results/` — the layout the
-//! runner and algorithms share upstream — and the whole directory is wiped once the run ends (the
+//! runner and algorithms share upstream — and `incoming/`, where a participant's file is received
+//! before it is checked. The whole directory, `incoming/` with it, is wiped once the run ends (the
 //! results are kept zipped in memory, as upstream keeps them), on a stop, and at exit.
+//!
+//! Datasets are streamed to disk and hashed as they arrive, where upstream gathers a dataset in
+//! memory and hashes it once it is whole: a few chunks wait in memory at most, so a dataset of
+//! any size fits, and hashing and writing overlap the transfer. A dataset goes to a file of its own
+//! (0600) in `incoming/`, not in `datasets/`, so an algorithm never sees a partial or refused file;
+//! only once the manifest's checks pass, under the agent's lock, is it renamed into `datasets/`
+//! (or unzipped there). A refused, failed or abandoned upload keeps nothing. The algorithm, small,
+//! is gathered in memory and then goes the same way.
 
+use std::io::{BufWriter, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,8 +31,10 @@ use std::time::Duration;
 
 use prism_proto::cvms::ComputationRunReq;
 use sha3::{Digest as _, Sha3_256};
+use tempfile::NamedTempFile;
 use tokio::io::AsyncReadExt as _;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::telemetry::{Status, Telemetry};
 
@@ -68,6 +80,10 @@ pub enum ServiceError {
     UndeclaredDataset,
     #[error("malformed data, hash does not match manifest")]
     HashMismatch,
+    /// A later message of a `Data` stream names another file than its first (upstream takes the
+    /// last name given; a dataset here is placed by its first).
+    #[error("dataset file name changed during the upload")]
+    FilenameChanged,
     #[error("computation results are not yet ready")]
     ResultsNotReady,
     #[error("result consumer is undeclared in computation manifest")]
@@ -82,6 +98,18 @@ pub enum ServiceError {
 /// The algorithm types upstream knows (`agent/algorithm/algorithm.go:15-22`).
 pub const ALGO_TYPE_BIN: &str = "bin";
 pub const ALGO_TYPE_PYTHON: &str = "python";
+
+/// Where, in the computation's directory, the algorithm's inputs are.
+const DATASETS_DIR: &str = "datasets";
+/// Where a participant's file is received: beside `datasets/`, so that no algorithm sees it before
+/// it has passed the manifest's checks.
+const INCOMING_DIR: &str = "incoming";
+/// How many chunks of a dataset may wait for its writer: enough for the network to go on while
+/// the disk is busy, few enough that a dataset of any size holds a few MiB of memory.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// The writer's buffer: a participant's 1 MiB chunks pass it by; a client sending small chunks
+/// does not cost a system call each.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, Default)]
 struct Computation {
@@ -104,6 +132,27 @@ struct Computation {
 struct Inner {
     state: AgentState,
     computation: Computation,
+    /// Counts the run requests taken, so that an upload begun for one computation is not taken
+    /// into the next, even one with the same id (whose directory was wiped in between).
+    generation: u64,
+}
+
+impl Inner {
+    /// Where among the datasets still expected `filename` is, if a dataset is taken now: the
+    /// checks of a data provider's upload, made when it begins and again when it ends.
+    fn expected_dataset(&self, filename: &str) -> Result<usize, ServiceError> {
+        if self.state != AgentState::ReceivingData {
+            return Err(ServiceError::StateNotReady);
+        }
+        if self.computation.remaining_datasets.is_empty() {
+            return Err(ServiceError::AllManifestItemsReceived);
+        }
+        self.computation
+            .remaining_datasets
+            .iter()
+            .position(|d| d.filename == filename)
+            .ok_or(ServiceError::UndeclaredDataset)
+    }
 }
 
 /// The agent's service, shared by the CVMS stream and the participants' server.
@@ -122,6 +171,7 @@ impl Agent {
                 // Upstream starts in Idle and sends itself Start at once (`agent/service.go:256`).
                 state: AgentState::ReceivingManifest,
                 computation: Computation::default(),
+                generation: 0,
             })),
             telemetry,
             dir,
@@ -172,6 +222,7 @@ impl Agent {
             remaining_datasets: request.datasets.clone(),
             ..Computation::default()
         };
+        inner.generation += 1;
         if let Err(e) = create_private_dir(&self.dir) {
             self.telemetry
                 .error(&format!("error creating the computation directory: {e}"));
@@ -207,15 +258,16 @@ impl Agent {
             .and_then(|m| m.algorithm.as_ref())
             .map(|a| a.hash.clone())
             .ok_or(ServiceError::UndeclaredAlgorithm)?;
-        if Sha3_256::digest(algorithm).as_slice() != expected.as_slice() {
-            return Err(ServiceError::HashMismatch);
-        }
+        let creating = |e: std::io::Error| ServiceError::Io(format!("error creating algorithm file: {e}"));
+        let mut incoming = IncomingFile::create(&self.dir).map_err(creating)?;
+        incoming.write(algorithm).map_err(creating)?;
+        let received = incoming.finish().map_err(creating)?;
+        received.check(&expected)?;
         let algo_path = self.dir.join("algo");
-        std::fs::write(&algo_path, algorithm)
-            .map_err(|e| ServiceError::Io(format!("error creating algorithm file: {e}")))?;
+        received.place(&algo_path).map_err(creating)?;
         std::fs::set_permissions(&algo_path, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| ServiceError::Io(format!("error changing file permissions: {e}")))?;
-        std::fs::create_dir_all(self.dir.join("datasets"))
+        std::fs::create_dir_all(self.dir.join(DATASETS_DIR))
             .map_err(|e| ServiceError::Io(format!("error creating datasets directory: {e}")))?;
         let computation = &mut inner.computation;
         computation.algo_type = if algo_type.is_empty() {
@@ -234,31 +286,53 @@ impl Agent {
         Ok(())
     }
 
-    /// A data provider's upload (`Data`): matched by exact file name, then by hash
-    /// (`agent/service.go:1147-1196`); `decompress` unzips it into `datasets/`.
-    pub fn data(&self, dataset: &[u8], filename: &str, decompress: bool) -> Result<(), ServiceError> {
+    /// Begins a data provider's upload (`Data`) of `filename`, matched by exact file name and
+    /// then by hash (`agent/service.go:1147-1196`); `decompress` unzips it into `datasets/`.
+    /// What can be refused before the bytes arrive is refused here, so that a participant who
+    /// cannot upload now learns it before sending a dataset; [`DatasetUpload::finish`] checks it
+    /// all again, since the agent may have moved on meanwhile.
+    pub fn begin_data(&self, filename: &str, decompress: bool) -> Result<DatasetUpload, ServiceError> {
+        let (incoming, generation) = {
+            let inner = self.lock();
+            inner.expected_dataset(filename)?;
+            // Created under the lock: a stop's wipe cannot come between the check and the file.
+            let incoming = IncomingFile::create(&self.dir)
+                .map_err(|e| ServiceError::Io(format!("error creating dataset file: {e}")))?;
+            (incoming, inner.generation)
+        };
+        let (chunks, arriving) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let writer = tokio::task::spawn_blocking(move || incoming.receive(arriving));
+        Ok(DatasetUpload {
+            agent: self.clone(),
+            generation,
+            filename: filename.to_owned(),
+            decompress,
+            chunks,
+            writer: Some(writer),
+            received_bytes: 0,
+        })
+    }
+
+    /// Takes a received dataset into `datasets/` if the agent still expects it and its hash is
+    /// the manifest's; the run starts once the last one is in. Blocking: it may unzip.
+    fn accept_dataset(
+        &self,
+        generation: u64,
+        filename: &str,
+        decompress: bool,
+        received: ReceivedFile,
+    ) -> Result<(), ServiceError> {
         let mut inner = self.lock();
-        if inner.state != AgentState::ReceivingData {
+        if inner.generation != generation {
             return Err(ServiceError::StateNotReady);
         }
-        if inner.computation.remaining_datasets.is_empty() {
-            return Err(ServiceError::AllManifestItemsReceived);
-        }
-        let index = inner
-            .computation
-            .remaining_datasets
-            .iter()
-            .position(|d| d.filename == filename)
-            .ok_or(ServiceError::UndeclaredDataset)?;
-        if Sha3_256::digest(dataset).as_slice() != inner.computation.remaining_datasets[index].hash.as_slice()
-        {
-            return Err(ServiceError::HashMismatch);
-        }
-        inner.computation.remaining_datasets.remove(index);
-        let datasets = self.dir.join("datasets");
+        // Another upload of the same file may have been taken meanwhile, or the run stopped.
+        let index = inner.expected_dataset(filename)?;
+        received.check(&inner.computation.remaining_datasets[index].hash)?;
+        let datasets = self.dir.join(DATASETS_DIR);
         if decompress {
-            zip::ZipArchive::new(std::io::Cursor::new(dataset))
-                .and_then(|mut archive| archive.extract(&datasets))
+            received
+                .extract(&datasets)
                 .map_err(|e| ServiceError::Io(format!("error decompressing dataset: {e}")))?;
         } else {
             // Upstream joins the name as given (`fmt.Sprintf("%s/%s", ...)`); a name with a path
@@ -267,9 +341,12 @@ impl Agent {
                 .file_name()
                 .map(|n| n.to_owned())
                 .unwrap_or_else(|| filename.into());
-            std::fs::write(datasets.join(name), dataset)
+            received
+                .place(&datasets.join(name))
                 .map_err(|e| ServiceError::Io(format!("error creating dataset file: {e}")))?;
         }
+        // Struck off only once in place: a dataset that could not be placed is still expected.
+        inner.computation.remaining_datasets.remove(index);
         if inner.computation.remaining_datasets.is_empty() {
             self.start_run(&mut inner);
         }
@@ -493,6 +570,154 @@ impl Agent {
     }
 }
 
+/// A dataset on its way in, begun by [`Agent::begin_data`]: its chunks go, a few at most waiting,
+/// to a writer on a blocking thread that hashes them and writes them to a file in `incoming/`.
+/// Dropped before [`DatasetUpload::finish`] (the client's stream failed, the call was cancelled),
+/// it ends the writer, whose file is then removed.
+#[derive(Debug)]
+pub struct DatasetUpload {
+    agent: Agent,
+    generation: u64,
+    filename: String,
+    decompress: bool,
+    chunks: mpsc::Sender<Vec<u8>>,
+    /// `None` once awaited (a writer is awaited once).
+    writer: Option<JoinHandle<std::io::Result<ReceivedFile>>>,
+    received_bytes: u64,
+}
+
+impl DatasetUpload {
+    /// Passes the next chunk to the writer, waiting while it is behind.
+    pub async fn write(&mut self, chunk: Vec<u8>) -> Result<(), ServiceError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.received_bytes += chunk.len() as u64;
+        if self.chunks.send(chunk).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stops taking chunks only when a write failed: its error says why.
+        match written(self.writer.take()).await {
+            Err(error) => Err(error),
+            Ok(_) => Err(ServiceError::Io(
+                "error writing dataset file: the writer stopped".into(),
+            )),
+        }
+    }
+
+    /// Whether no byte of the dataset arrived.
+    pub fn is_empty(&self) -> bool {
+        self.received_bytes == 0
+    }
+
+    /// The dataset is whole: once the writer is done, the agent checks it and takes it, or
+    /// refuses it and keeps nothing.
+    pub async fn finish(self) -> Result<(), ServiceError> {
+        let DatasetUpload {
+            agent,
+            generation,
+            filename,
+            decompress,
+            chunks,
+            writer,
+            received_bytes: _,
+        } = self;
+        // The writer's loop ends when the last sender is gone.
+        drop(chunks);
+        let received = written(writer).await?;
+        tokio::task::spawn_blocking(move || agent.accept_dataset(generation, &filename, decompress, received))
+            .await
+            .map_err(|e| ServiceError::Io(format!("error creating dataset file: {e}")))?
+    }
+}
+
+/// The file a dataset's writer wrote, once it is done.
+async fn written(
+    writer: Option<JoinHandle<std::io::Result<ReceivedFile>>>,
+) -> Result<ReceivedFile, ServiceError> {
+    let writer =
+        writer.ok_or_else(|| ServiceError::Io("error writing dataset file: the writer is gone".into()))?;
+    writer
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|written| written)
+        .map_err(|e| ServiceError::Io(format!("error writing dataset file: {e}")))
+}
+
+/// A participant's file being received in `incoming/`, hashed as it is written. Its file goes
+/// with it when dropped (as a [`ReceivedFile`]'s does unless placed): whatever ends an upload
+/// early, nothing of it is kept.
+#[derive(Debug)]
+struct IncomingFile {
+    file: BufWriter<NamedTempFile>,
+    hasher: Sha3_256,
+}
+
+impl IncomingFile {
+    /// A new file (0600) of a name of its own in `dir`'s `incoming/` (created 0700 if missing).
+    fn create(dir: &Path) -> std::io::Result<Self> {
+        let incoming = dir.join(INCOMING_DIR);
+        create_private_dir(&incoming)?;
+        let file = tempfile::Builder::new()
+            .prefix("upload-")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&incoming)?;
+        Ok(IncomingFile {
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            hasher: Sha3_256::new(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(bytes);
+        self.file.write_all(bytes)
+    }
+
+    /// Writes what `chunks` brings until its senders are gone (blocking).
+    fn receive(mut self, mut chunks: mpsc::Receiver<Vec<u8>>) -> std::io::Result<ReceivedFile> {
+        while let Some(chunk) = chunks.blocking_recv() {
+            self.write(&chunk)?;
+        }
+        self.finish()
+    }
+
+    fn finish(self) -> std::io::Result<ReceivedFile> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        Ok(ReceivedFile {
+            file,
+            sha3_256: self.hasher.finalize().into(),
+        })
+    }
+}
+
+/// A whole file in `incoming/` and its SHA3-256; removed when dropped unless placed.
+#[derive(Debug)]
+struct ReceivedFile {
+    file: NamedTempFile,
+    sha3_256: [u8; 32],
+}
+
+impl ReceivedFile {
+    /// Whether it is the file the manifest declares by `expected`, its SHA3-256.
+    fn check(&self, expected: &[u8]) -> Result<(), ServiceError> {
+        if self.sha3_256.as_slice() == expected {
+            Ok(())
+        } else {
+            Err(ServiceError::HashMismatch)
+        }
+    }
+
+    /// Moves it to `path`: a rename, `incoming/` being on the same file system as `datasets/`.
+    fn place(self, path: &Path) -> std::io::Result<()> {
+        self.file.persist(path).map(drop).map_err(|e| e.error)
+    }
+
+    /// Unzips it into `dir`; the zip itself is then removed.
+    fn extract(self, dir: &Path) -> zip::result::ZipResult<()> {
+        zip::ZipArchive::new(self.file.reopen()?)?.extract(dir)
+    }
+}
+
 #[derive(Debug)]
 struct RunJob {
     computation_id: String,
@@ -529,8 +754,9 @@ fn wipe(dir: &Path) {
     }
 }
 
-/// After a successful run upstream removes `results/`, `datasets/` and `algo`; the directory held
-/// nothing else, so it goes whole.
+/// After a successful run upstream removes `results/`, `datasets/` and `algo`; the directory holds
+/// nothing else but `incoming/` (where an upload that lost the race for its dataset may still be
+/// arriving), so it goes whole.
 fn wipe_run_files(dir: &Path) {
     wipe(dir);
 }
@@ -569,4 +795,273 @@ pub fn zip_directory(dir: &Path) -> std::io::Result<Vec<u8>> {
         std::io::copy(&mut std::fs::File::open(&path)?, &mut writer)?;
     }
     Ok(writer.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use prism_proto::cvms::{Algorithm, Dataset};
+
+    use super::*;
+    use crate::config::LogLevel;
+
+    const ALGORITHM: &[u8] = b"#!/bin/sh\nexit 0\n";
+    const MIB: usize = 1024 * 1024;
+
+    /// An agent that has its algorithm and awaits `datasets` (file name, bytes).
+    fn receiving_data(work: &Path, datasets: &[(&str, &[u8])]) -> Agent {
+        let (telemetry, _records) = Telemetry::new(LogLevel::Error);
+        let agent = Agent::new(telemetry, work.join("computation"));
+        agent.init_computation(&manifest(datasets)).unwrap();
+        agent.algo(ALGORITHM, b"", ALGO_TYPE_BIN, Vec::new()).unwrap();
+        assert_eq!(agent.state(), AgentState::ReceivingData);
+        agent
+    }
+
+    fn manifest(datasets: &[(&str, &[u8])]) -> ComputationRunReq {
+        ComputationRunReq {
+            id: "run-1".into(),
+            datasets: datasets
+                .iter()
+                .map(|(filename, bytes)| Dataset {
+                    hash: Sha3_256::digest(bytes).to_vec(),
+                    filename: (*filename).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            algorithm: Some(Algorithm {
+                hash: Sha3_256::digest(ALGORITHM).to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// `len` bytes that differ from one another (xorshift), so a misplaced chunk shows.
+    fn varied_bytes(len: usize) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    /// The names of the files in `dir`, none when it is missing.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn upload(agent: &Agent, filename: &str, bytes: &[u8], chunk: usize) -> Result<(), ServiceError> {
+        let mut upload = agent.begin_data(filename, false)?;
+        for piece in bytes.chunks(chunk) {
+            upload.write(piece.to_vec()).await?;
+        }
+        upload.finish().await
+    }
+
+    /// Waits up to 5 s for `dir` to hold no file.
+    async fn until_empty(dir: &Path) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !files_in(dir).is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} still holds {:?}",
+                dir.display(),
+                files_in(dir)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dataset_in_many_chunks_arrives_byte_exact_in_datasets_and_nothing_stays_in_incoming() {
+        let work = tempfile::tempdir().unwrap();
+        // A last chunk shorter than the others.
+        let big = varied_bytes(5 * MIB + 321);
+        let agent = receiving_data(work.path(), &[("big.bin", &big), ("other.csv", b"1\n")]);
+        let dir = agent.dir().to_owned();
+
+        upload(&agent, "big.bin", &big, MIB).await.unwrap();
+
+        let placed = dir.join("datasets/big.bin");
+        assert!(std::fs::read(&placed).unwrap() == big, "the dataset differs");
+        assert_eq!(
+            std::fs::metadata(&placed).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(files_in(&dir.join("incoming")), Vec::<String>::new());
+        // The other dataset is still expected; the first is not any more.
+        assert_eq!(agent.state(), AgentState::ReceivingData);
+        assert_eq!(
+            upload(&agent, "big.bin", &big, MIB).await,
+            Err(ServiceError::UndeclaredDataset)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tampered_dataset_is_refused_and_leaves_nothing_in_datasets_nor_in_incoming() {
+        let work = tempfile::tempdir().unwrap();
+        let big = varied_bytes(3 * MIB);
+        let agent = receiving_data(work.path(), &[("big.bin", &big), ("other.csv", b"1\n")]);
+        let dir = agent.dir().to_owned();
+        let mut tampered = big.clone();
+        tampered[2 * MIB + 5] ^= 1;
+
+        assert_eq!(
+            upload(&agent, "big.bin", &tampered, MIB).await,
+            Err(ServiceError::HashMismatch)
+        );
+        assert_eq!(files_in(&dir.join("datasets")), Vec::<String>::new());
+        assert_eq!(files_in(&dir.join("incoming")), Vec::<String>::new());
+        // Refused, it is still expected.
+        upload(&agent, "big.bin", &big, MIB).await.unwrap();
+        assert_eq!(files_in(&dir.join("datasets")), ["big.bin"]);
+    }
+
+    #[tokio::test]
+    async fn a_tampered_algorithm_is_refused_and_leaves_nothing_in_incoming() {
+        let work = tempfile::tempdir().unwrap();
+        let (telemetry, _records) = Telemetry::new(LogLevel::Error);
+        let agent = Agent::new(telemetry, work.path().join("computation"));
+        agent.init_computation(&manifest(&[])).unwrap();
+
+        assert_eq!(
+            agent.algo(b"#!/bin/sh\nexit 1\n", b"", ALGO_TYPE_BIN, Vec::new()),
+            Err(ServiceError::HashMismatch)
+        );
+        assert_eq!(files_in(agent.dir()), ["incoming"]);
+        assert_eq!(files_in(&agent.dir().join("incoming")), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_upload_dropped_midway_leaves_no_file() {
+        let work = tempfile::tempdir().unwrap();
+        let big = varied_bytes(4 * MIB);
+        let agent = receiving_data(work.path(), &[("big.bin", &big)]);
+        let incoming = agent.dir().join("incoming");
+
+        let mut upload = agent.begin_data("big.bin", false).unwrap();
+        upload.write(big[..MIB].to_vec()).await.unwrap();
+        upload.write(big[MIB..2 * MIB].to_vec()).await.unwrap();
+        assert_eq!(files_in(&incoming).len(), 1, "the upload has its file");
+        assert_eq!(
+            files_in(&agent.dir().join("datasets")),
+            Vec::<String>::new(),
+            "a partial dataset is out of the algorithm's sight"
+        );
+        drop(upload);
+
+        until_empty(&incoming).await;
+        assert_eq!(files_in(&agent.dir().join("datasets")), Vec::<String>::new());
+        // The dataset is still expected.
+        assert_eq!(agent.state(), AgentState::ReceivingData);
+    }
+
+    #[tokio::test]
+    async fn an_upload_the_agent_cannot_take_is_refused_before_its_first_byte() {
+        let work = tempfile::tempdir().unwrap();
+        let agent = receiving_data(work.path(), &[("data.csv", b"1\n")]);
+
+        let undeclared = agent.begin_data("other.csv", false);
+        assert_eq!(undeclared.err(), Some(ServiceError::UndeclaredDataset));
+        assert_eq!(files_in(&agent.dir().join("incoming")), Vec::<String>::new());
+
+        let (telemetry, _records) = Telemetry::new(LogLevel::Error);
+        let early = Agent::new(telemetry, work.path().join("early"));
+        early
+            .init_computation(&manifest(&[("data.csv", b"1\n")]))
+            .unwrap();
+        assert_eq!(
+            early.begin_data("data.csv", false).err(),
+            Some(ServiceError::StateNotReady)
+        );
+    }
+
+    #[tokio::test]
+    async fn of_two_uploads_of_one_dataset_the_second_to_end_is_refused_and_keeps_nothing() {
+        let work = tempfile::tempdir().unwrap();
+        let data = varied_bytes(MIB);
+        let agent = receiving_data(work.path(), &[("data.bin", &data), ("other.csv", b"1\n")]);
+        let dir = agent.dir().to_owned();
+
+        let mut first = agent.begin_data("data.bin", false).unwrap();
+        let mut second = agent.begin_data("data.bin", false).unwrap();
+        first.write(data.clone()).await.unwrap();
+        second.write(data.clone()).await.unwrap();
+        first.finish().await.unwrap();
+        assert_eq!(second.finish().await, Err(ServiceError::UndeclaredDataset));
+
+        assert_eq!(files_in(&dir.join("datasets")), ["data.bin"]);
+        assert_eq!(files_in(&dir.join("incoming")), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_an_upload_wipes_incoming_and_the_upload_is_refused_in_the_next_computation() {
+        let work = tempfile::tempdir().unwrap();
+        let data = varied_bytes(2 * MIB);
+        let agent = receiving_data(work.path(), &[("data.bin", &data)]);
+        let dir = agent.dir().to_owned();
+
+        let mut upload = agent.begin_data("data.bin", false).unwrap();
+        upload.write(data[..MIB].to_vec()).await.unwrap();
+        assert_eq!(files_in(&dir.join("incoming")).len(), 1);
+        agent.stop().await;
+        assert!(!dir.exists(), "the stop wipes the directory, incoming/ with it");
+
+        // The same computation again: the upload begun before the stop is not taken into it.
+        agent.init_computation(&manifest(&[("data.bin", &data)])).unwrap();
+        agent.algo(ALGORITHM, b"", ALGO_TYPE_BIN, Vec::new()).unwrap();
+        upload.write(data[MIB..].to_vec()).await.unwrap();
+        assert_eq!(upload.finish().await, Err(ServiceError::StateNotReady));
+        assert_eq!(files_in(&dir.join("datasets")), Vec::<String>::new());
+        assert_eq!(files_in(&dir.join("incoming")), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_compressed_dataset_is_unzipped_into_datasets_from_its_received_file() {
+        let work = tempfile::tempdir().unwrap();
+        let inner = varied_bytes(MIB + 7);
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("inner.bin", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&inner).unwrap();
+        let zipped = zip.finish().unwrap().into_inner();
+        let agent = receiving_data(work.path(), &[("data.zip", &zipped), ("other.csv", b"1\n")]);
+        let dir = agent.dir().to_owned();
+
+        let mut upload = agent.begin_data("data.zip", true).unwrap();
+        for piece in zipped.chunks(64 * 1024) {
+            upload.write(piece.to_vec()).await.unwrap();
+        }
+        upload.finish().await.unwrap();
+
+        assert!(std::fs::read(dir.join("datasets/inner.bin")).unwrap() == inner);
+        assert_eq!(files_in(&dir.join("datasets")), ["inner.bin"]);
+        assert_eq!(files_in(&dir.join("incoming")), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_name_with_path_separators_lands_inside_datasets() {
+        let work = tempfile::tempdir().unwrap();
+        let agent = receiving_data(
+            work.path(),
+            &[("../../escape.csv", b"1\n"), ("other.csv", b"2\n")],
+        );
+        upload(&agent, "../../escape.csv", b"1\n", MIB).await.unwrap();
+        assert_eq!(files_in(&agent.dir().join("datasets")), ["escape.csv"]);
+        assert!(!work.path().join("escape.csv").exists());
+    }
 }

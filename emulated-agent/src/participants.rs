@@ -5,7 +5,11 @@
 //! when it also has `client_ca_file` (each a path or inline PEM, `pkg/ingress/tls.go:36-45`).
 //!
 //! Differences from upstream: no gRPC reflection service; `AlgoRequest` without `algo_type`
-//! metadata runs as `bin` (upstream indexes the missing value and panics); Prism's
+//! metadata runs as `bin` (upstream indexes the missing value and panics); a dataset is written to
+//! disk as it arrives ([`crate::computation`]), so the first `DataRequest` must name its file
+//! (upstream takes the last name given; cocos-cli and Prism name it in every message), a later
+//! one naming another file is refused, and a dataset the agent cannot take now is refused at its
+//! first message rather than once all of it is in; Prism's
 //! `prism.agent.v1.ParticipantAuth` is served on the same port, and a call must carry a signed
 //! challenge of it unless upstream's replayable scheme is turned on ([`crate::auth`]).
 
@@ -212,23 +216,28 @@ impl AgentService for ParticipantService {
             .get("decompress")
             .is_some_and(|v| v.as_bytes() == b"true");
         let mut stream = request.into_inner();
-        let (mut dataset, mut filename) = (Vec::new(), String::new());
-        while let Some(chunk) = stream
-            .message()
-            .await
-            .map_err(|s| Status::internal(s.message().to_owned()))?
-        {
-            dataset.extend_from_slice(&chunk.dataset);
-            if !chunk.filename.is_empty() {
-                filename = chunk.filename;
+        let failed = |s: Status| Status::internal(s.message().to_owned());
+        let Some(first) = stream.message().await.map_err(failed)? else {
+            return Err(Status::unknown("dataset is required"));
+        };
+        // The dataset goes to disk as it arrives, so its name must be known from the start; the
+        // next message is read only once the writer has room for it. Dropped by a failed stream
+        // or a cancelled call, the upload keeps nothing.
+        let mut upload = self
+            .agent
+            .begin_data(&first.filename, decompress)
+            .map_err(unknown)?;
+        upload.write(first.dataset).await.map_err(unknown)?;
+        while let Some(chunk) = stream.message().await.map_err(failed)? {
+            if !chunk.filename.is_empty() && chunk.filename != first.filename {
+                return Err(unknown(ServiceError::FilenameChanged));
             }
+            upload.write(chunk.dataset).await.map_err(unknown)?;
         }
-        if dataset.is_empty() {
+        if upload.is_empty() {
             return Err(Status::unknown("dataset is required"));
         }
-        self.agent
-            .data(&dataset, &filename, decompress)
-            .map_err(unknown)?;
+        upload.finish().await.map_err(unknown)?;
         Ok(Response::new(DataResponse {}))
     }
 

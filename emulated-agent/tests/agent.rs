@@ -703,3 +703,276 @@ async fn a_python_algorithm_runs_over_the_datasets_and_its_results_reach_the_con
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// An agent that has its algorithm and awaits datasets, with a data provider dialled to it.
+struct ReceivingData {
+    work: tempfile::TempDir,
+    client: AgentServiceClient<Channel>,
+    data_provider: Participant,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), prism_emulated_agent::Error>>,
+    // Kept for the agent's streams and certificates.
+    _control_plane: (Pki, Server, common::Opened, common::Opened),
+}
+
+impl ReceivingData {
+    /// The agent awaits `datasets` (file name, bytes).
+    async fn start(datasets: &[(&str, &[u8])]) -> Self {
+        let pki = Pki::new();
+        let mut server = Server::start(&pki, "127.0.0.1:0".parse().unwrap()).await;
+        let work = tempfile::tempdir().unwrap();
+        let listen = free_port();
+        let (stop, task) = start_agent(agent_config_with(
+            &pki,
+            server.addr,
+            work.path(),
+            listen,
+            &[ACCEPT_COCOS_AUTH],
+        ));
+        let (mut agent, logs) = server.agent_streams().await;
+        let _startup = agent.next().await;
+        let provider = Participant::new(&PKCS_ECDSA_P256_SHA256);
+        let data_provider = Participant::new(&PKCS_ED25519);
+        let request = ComputationRunReq {
+            id: "run-data".into(),
+            datasets: datasets
+                .iter()
+                .map(|(filename, bytes)| Dataset {
+                    hash: Sha3_256::digest(bytes).to_vec(),
+                    user_key: data_provider.spki(),
+                    filename: (*filename).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            algorithm: Some(Algorithm {
+                hash: Sha3_256::digest(ALGORITHM).to_vec(),
+                user_key: provider.spki(),
+                ..Default::default()
+            }),
+            result_consumers: vec![ResultConsumer {
+                user_key: provider.spki(),
+            }],
+            ..Default::default()
+        };
+        for chunk in run_request_chunks(&request) {
+            agent.send(chunk).await;
+        }
+        assert!(matches!(
+            message(agent.next().await),
+            client_stream_message::Message::RunRes(_)
+        ));
+        let channel = Channel::from_shared(format!("http://{listen}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = AgentServiceClient::new(channel);
+        upload_algo(&mut client, provider.request("algorithm-provider", ()), ALGORITHM)
+            .await
+            .unwrap();
+        assert_eq!(state(&mut agent, "data").await, "ReceivingData");
+        ReceivingData {
+            work,
+            client,
+            data_provider,
+            stop,
+            task,
+            _control_plane: (pki, server, agent, logs),
+        }
+    }
+
+    /// A file or directory of the computation's directory.
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.work.path().join(COMPUTATION_DIR).join(name)
+    }
+
+    /// `dataset` in `chunk`-byte messages, each naming `filename`.
+    async fn upload(&mut self, dataset: &[u8], filename: &str, chunk: usize) -> Result<(), tonic::Status> {
+        let messages: Vec<DataRequest> = dataset
+            .chunks(chunk)
+            .map(|piece| DataRequest {
+                dataset: piece.to_vec(),
+                filename: filename.into(),
+            })
+            .collect();
+        let request = self
+            .data_provider
+            .request("data-provider", futures::stream::iter(messages));
+        self.client.data(request).await.map(|_| ())
+    }
+
+    async fn end(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// The names of the files in `dir`, none when it is missing.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits up to 5 s for `dir` to hold as many files as `count` wants.
+async fn until_files(dir: &std::path::Path, count: impl Fn(usize) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !count(files_in(dir).len()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} holds {:?}",
+            dir.display(),
+            files_in(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `len` bytes that differ from one another (xorshift), so a misplaced chunk shows.
+fn varied_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_streamed_in_1_mib_chunks_arrives_byte_exact_and_a_tampered_one_leaves_nothing() {
+    let big = varied_bytes(5 * MIB);
+    let mut agent = ReceivingData::start(&[("big.bin", &big), ("numbers.txt", DATASET)]).await;
+
+    let mut tampered = big.clone();
+    tampered[4 * MIB + 17] ^= 0x80;
+    let refused = agent.upload(&tampered, "big.bin", MIB).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (
+            tonic::Code::Unknown,
+            "malformed data, hash does not match manifest"
+        )
+    );
+    assert_eq!(files_in(&agent.path("datasets")), Vec::<String>::new());
+    assert_eq!(files_in(&agent.path("incoming")), Vec::<String>::new());
+
+    agent.upload(&big, "big.bin", MIB).await.unwrap();
+    assert!(
+        std::fs::read(agent.path("datasets/big.bin")).unwrap() == big,
+        "the dataset in datasets/ differs from the one sent"
+    );
+    assert_eq!(files_in(&agent.path("incoming")), Vec::<String>::new());
+    agent.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_mid_stream_leaves_no_temporary_file() {
+    let big = varied_bytes(8 * MIB);
+    let mut agent = ReceivingData::start(&[("big.bin", &big)]).await;
+    let incoming = agent.path("incoming");
+    let chunk = |range: std::ops::Range<usize>| DataRequest {
+        dataset: big[range].to_vec(),
+        filename: "big.bin".into(),
+    };
+
+    // The call dropped while its stream is open: the agent sees the stream reset.
+    let (mut sender, body) = futures::channel::mpsc::channel::<DataRequest>(0);
+    let mut client = agent.client.clone();
+    let request = agent.data_provider.request("data-provider", body);
+    let call = tokio::spawn(async move { client.data(request).await });
+    futures::SinkExt::send(&mut sender, chunk(0..MIB)).await.unwrap();
+    futures::SinkExt::send(&mut sender, chunk(MIB..2 * MIB))
+        .await
+        .unwrap();
+    until_files(&incoming, |n| n == 1).await;
+    call.abort();
+    until_files(&incoming, |n| n == 0).await;
+    drop(sender);
+
+    // The stream failing: a message over the agent's 4 MiB limit.
+    let (mut sender, body) = futures::channel::mpsc::channel::<DataRequest>(0);
+    let mut client = agent.client.clone();
+    let request = agent.data_provider.request("data-provider", body);
+    let call = tokio::spawn(async move { client.data(request).await });
+    futures::SinkExt::send(&mut sender, chunk(0..MIB)).await.unwrap();
+    until_files(&incoming, |n| n == 1).await;
+    futures::SinkExt::send(&mut sender, chunk(MIB..7 * MIB))
+        .await
+        .unwrap();
+    let failed = call.await.unwrap().unwrap_err();
+    assert_eq!(failed.code(), tonic::Code::Internal, "{failed:?}");
+    until_files(&incoming, |n| n == 0).await;
+
+    // The stream ended early: what came is not the dataset.
+    let (mut sender, body) = futures::channel::mpsc::channel::<DataRequest>(0);
+    let mut client = agent.client.clone();
+    let request = agent.data_provider.request("data-provider", body);
+    let call = tokio::spawn(async move { client.data(request).await });
+    futures::SinkExt::send(&mut sender, chunk(0..MIB)).await.unwrap();
+    drop(sender);
+    let short = call.await.unwrap().unwrap_err();
+    assert_eq!(short.message(), "malformed data, hash does not match manifest");
+    assert_eq!(files_in(&incoming), Vec::<String>::new());
+
+    assert_eq!(files_in(&agent.path("datasets")), Vec::<String>::new());
+    // Still expected: it arrives whole.
+    agent.upload(&big, "big.bin", MIB).await.unwrap();
+    agent.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_file_name_is_refused_at_the_first_chunk_before_the_dataset_is_sent() {
+    let mut agent = ReceivingData::start(&[("numbers.txt", DATASET)]).await;
+
+    // A client stream that would go on for ever after its first chunk.
+    let body = futures::StreamExt::chain(
+        futures::stream::iter([DataRequest {
+            dataset: vec![7; MIB],
+            filename: "other.txt".into(),
+        }]),
+        futures::stream::pending(),
+    );
+    let request = agent.data_provider.request("data-provider", body);
+    let refused = tokio::time::timeout(Duration::from_secs(10), agent.client.data(request))
+        .await
+        .expect("the agent waited for the rest of an undeclared dataset")
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (
+            tonic::Code::Unknown,
+            "dataset not declared in computation manifest"
+        )
+    );
+    assert_eq!(files_in(&agent.path("incoming")), Vec::<String>::new());
+
+    // A later message naming another file is refused too.
+    let request = agent.data_provider.request(
+        "data-provider",
+        futures::stream::iter([
+            DataRequest {
+                dataset: DATASET[..2].to_vec(),
+                filename: "numbers.txt".into(),
+            },
+            DataRequest {
+                dataset: DATASET[2..].to_vec(),
+                filename: "other.txt".into(),
+            },
+        ]),
+    );
+    let renamed = agent.client.data(request).await.unwrap_err();
+    assert_eq!(renamed.message(), "dataset file name changed during the upload");
+    until_files(&agent.path("incoming"), |n| n == 0).await;
+    assert_eq!(files_in(&agent.path("datasets")), Vec::<String>::new());
+    agent.end().await;
+}
