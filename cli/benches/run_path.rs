@@ -749,8 +749,9 @@ async fn upload(
         raw.suite
     );
     println!(
-        "the agent keeps the dataset in memory, checks its SHA3-256 against the manifest and writes it to its directory \
-         once the last chunk is in ({}); the raw server reads into a {} KiB buffer, hashing and writing as it reads",
+        "the agent hashes and writes each chunk to a file as it arrives (a blocking thread, a few chunks queued) and checks \
+         the SHA3-256 against the manifest once the last is in ({}); the raw server reads into a {} KiB buffer, hashing \
+         and writing as it reads",
         if agent_pid.is_some() {
             "its CPU is read from /proc"
         } else {
