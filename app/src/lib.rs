@@ -38,6 +38,7 @@ mod accounts;
 mod api_keys;
 mod assets;
 mod attestations;
+mod audit;
 mod auth;
 mod backends;
 mod caller;
@@ -64,6 +65,7 @@ pub use assets::{Assets, SampleContent};
 pub use attestations::{
     AttestationConfig, Attestations, ReappraisalError, platform as attestation_platform, reappraise,
 };
+pub use audit::{Audit, BadPosition, FeedFilter, FeedItem, FeedPosition};
 pub use auth::{Action, AllowAll, Authorizer, AuthzError, RoleAuthorizer};
 pub use backends::Backends;
 pub use caller::{ANONYMOUS, ApiKeyScope, Caller, CommandOptions, Principal, UserPrincipal};
@@ -338,6 +340,10 @@ impl App {
 
     pub fn runs(&self) -> Runs<'_> {
         Runs::new(self)
+    }
+
+    pub fn audit(&self) -> Audit<'_> {
+        Audit::new(self)
     }
 
     pub fn governance(&self) -> Governance<'_> {

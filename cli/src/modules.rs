@@ -43,6 +43,8 @@ pub fn modules() -> Vec<Module> {
             .projection(WorkspacesProjection)
             .routes(routes::workspaces::routes)
             .routes(routes::members::routes)
+            // A workspace's audit trail: the events of every aggregate of it.
+            .routes(routes::audit::routes)
             .worker(WorkspaceArchiver::new),
         Module::aggregate::<Computation>()
             .projection(ComputationsProjection)

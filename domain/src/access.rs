@@ -112,6 +112,9 @@ permissions! {
     /// Ask for a CVM, and enrol a bring-your-own machine's agent.
     CvmsCreate = "cvms.create", Workspace;
     CvmsDestroy = "cvms.destroy", Workspace;
+    /// Read the workspace's audit trail: its events as they are recorded (the live feed), from any
+    /// point of the log on.
+    AuditRead = "audit.read", Workspace;
 }
 
 impl fmt::Display for Permission {
@@ -170,6 +173,7 @@ impl WorkspaceRole {
                 CvmsRead,
                 CvmsCreate,
                 CvmsDestroy,
+                AuditRead,
             ],
             Self::Member => &[
                 WorkspaceRead,

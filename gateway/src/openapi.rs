@@ -43,6 +43,7 @@ use crate::responses::ProblemComponents;
         (name = "members", description = "Workspace members, invitations and custom roles"),
         (name = "api-keys", description = "Personal API keys: a user's permissions in one workspace, for programs"),
         (name = "accounts", description = "Your account, password resets and e-mail verification; platform administrators' user management"),
+        (name = "audit", description = "The audit trail: a workspace's events as they are recorded, as CloudEvents over Server-Sent Events"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -388,6 +388,8 @@ enum Route {
     GiveReceipt,
     StopRun,
     RetryRun,
+    // The workspace's audit trail, to an end time already past (the stream ends at once).
+    StreamEvents,
     // The governance routes act on the [`runnable`] computation, which its participants have approved,
     // and on its proposal that a participant vetoed.
     GetGovernance,
@@ -418,7 +420,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 86] = [
+    const ALL: [Route; 87] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -484,6 +486,7 @@ impl Route {
         Route::GiveReceipt,
         Route::StopRun,
         Route::RetryRun,
+        Route::StreamEvents,
         Route::GetGovernance,
         Route::ListProposals,
         Route::GetProposal,
@@ -567,6 +570,7 @@ impl Route {
             Route::RunHistory => "GET /{ws}/runs/history",
             Route::GetRun => "GET /{ws}/runs/{run}",
             Route::RunEvents => "GET /{ws}/runs/{run}/events",
+            Route::StreamEvents => "GET /{ws}/events",
             Route::RunLogs => "GET /{ws}/runs/{run}/logs",
             Route::RunConnection => "GET /{ws}/runs/{run}/connection",
             Route::Consent => "POST /{ws}/computations/{c}/consents",
@@ -648,6 +652,7 @@ impl Route {
                 vec![Act::Computation(P::ComputationRead)]
             }
             Route::ListRuns | Route::RunHistory => vec![Act::Workspace(P::ComputationRead)],
+            Route::StreamEvents => vec![Act::Workspace(P::AuditRead)],
             Route::DryRun | Route::RequestRun | Route::StopRun | Route::RetryRun => {
                 vec![Act::Computation(P::ComputationRun)]
             }
@@ -1608,6 +1613,11 @@ async fn prepare(
         Route::RunHistory => (Method::GET, format!("/{ws}/runs/history"), None),
         Route::GetRun => (Method::GET, format!("/{ws}/runs/{}", scene.run), None),
         Route::RunEvents => (Method::GET, format!("/{ws}/runs/{}/events", scene.run), None),
+        Route::StreamEvents => (
+            Method::GET,
+            format!("/{ws}/events?until=2000-01-01T00:00:00Z"),
+            None,
+        ),
         Route::RunLogs => (Method::GET, format!("/{ws}/runs/{}/logs", scene.run), None),
         Route::RunConnection => (Method::GET, format!("/{ws}/runs/{}/connection", scene.run), None),
         // A well-signed consent to a manifest that is not the computation's: refused (409, naming the

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod assets;
 pub mod attestation;
+pub mod audit;
 pub mod backends;
 pub mod certificates;
 pub mod certs;
