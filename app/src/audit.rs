@@ -21,7 +21,7 @@ use crate::auth::Action;
 use crate::{App, AppError, Caller, ErrorKind};
 
 /// How often a feed asks again whether its caller may still read the workspace's audit trail: a
-/// member removed, a key revoked or a session ended loses the feed within this time.
+/// member removed, or whose roles no longer grant `audit.read`, loses the feed within this time.
 const REAUTHORIZE_EVERY: Duration = Duration::from_secs(15);
 /// How often a feed with an end time looks whether it is over while no event arrives.
 const END_CHECK_EVERY: Duration = Duration::from_millis(500);

@@ -163,6 +163,28 @@ async fn upload_data(
     client.data(request).await.map(|_| ())
 }
 
+/// Sends `request` to the agent in chunks, as the platform does, and waits for its answer, which
+/// must accept it; then opens the participants' API that the agent starts: its client.
+async fn run_and_connect(
+    agent: &mut common::Opened,
+    request: &ComputationRunReq,
+    listen: &std::net::SocketAddr,
+) -> AgentServiceClient<Channel> {
+    for chunk in run_request_chunks(request) {
+        agent.send(chunk).await;
+    }
+    let client_stream_message::Message::RunRes(run_res) = message(agent.next().await) else {
+        panic!("no RunRes");
+    };
+    assert_eq!(run_res.error, "");
+    let channel = Channel::from_shared(format!("http://{listen}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    AgentServiceClient::new(channel)
+}
+
 async fn state(agent: &mut common::Opened, id: &str) -> String {
     agent
         .send(ServerStreamMessage {
@@ -560,19 +582,7 @@ async fn a_stop_during_the_run_kills_the_algorithm_wipes_its_files_and_closes_th
         }],
         ..Default::default()
     };
-    for chunk in run_request_chunks(&request) {
-        agent.send(chunk).await;
-    }
-    assert!(matches!(
-        message(agent.next().await),
-        client_stream_message::Message::RunRes(_)
-    ));
-    let channel = Channel::from_shared(format!("http://{listen}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = AgentServiceClient::new(channel);
+    let mut client = run_and_connect(&mut agent, &request, &listen).await;
     upload_algo(&mut client, provider.request("algorithm-provider", ()), slow)
         .await
         .unwrap();
@@ -644,19 +654,7 @@ async fn a_python_algorithm_runs_over_the_datasets_and_its_results_reach_the_con
         }],
         ..Default::default()
     };
-    for chunk in run_request_chunks(&request) {
-        agent.send(chunk).await;
-    }
-    let client_stream_message::Message::RunRes(run_res) = message(agent.next().await) else {
-        panic!("no RunRes");
-    };
-    assert_eq!(run_res.error, "");
-    let channel = Channel::from_shared(format!("http://{listen}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = AgentServiceClient::new(channel);
+    let mut client = run_and_connect(&mut agent, &request, &listen).await;
     upload_algo_of_type(
         &mut client,
         provider.request("algorithm-provider", ()),
@@ -754,19 +752,7 @@ impl ReceivingData {
             }],
             ..Default::default()
         };
-        for chunk in run_request_chunks(&request) {
-            agent.send(chunk).await;
-        }
-        assert!(matches!(
-            message(agent.next().await),
-            client_stream_message::Message::RunRes(_)
-        ));
-        let channel = Channel::from_shared(format!("http://{listen}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut client = AgentServiceClient::new(channel);
+        let mut client = run_and_connect(&mut agent, &request, &listen).await;
         upload_algo(&mut client, provider.request("algorithm-provider", ()), ALGORITHM)
             .await
             .unwrap();
