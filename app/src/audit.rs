@@ -1,6 +1,8 @@
 //! The audit trail as it is written: a workspace's events, in the log's order, each verified (its
 //! hash chain and address) before it is shown, from any point of the log on and then live.
 //!
+//! The same service replays one aggregate's history (`replay.rs`).
+//!
 //! A place in the feed is an event's [`FeedPosition`]: the stream sequence of its commit and its
 //! index in that commit (the events of one command share a sequence), so a consumer that resumes
 //! after the last event it saw gets neither a gap nor a repeat, even within a commit.
@@ -123,7 +125,7 @@ pub enum FeedItem {
 /// A workspace's audit trail.
 #[derive(Debug)]
 pub struct Audit<'a> {
-    app: &'a App,
+    pub(crate) app: &'a App,
 }
 
 impl<'a> Audit<'a> {

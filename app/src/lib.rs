@@ -53,6 +53,7 @@ mod memberships;
 mod oidc;
 mod operations;
 mod reactions;
+mod replay;
 mod runs;
 mod workspaces;
 
@@ -86,6 +87,7 @@ pub use memberships::{
 pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
+pub use replay::{BadUntil, REPLAYABLE, Replay, ReplayStep, ReplayUntil};
 pub use runs::{
     DryRun, Lack, ManifestView, RunConnection, RunEventFilter, RunEventView, RunLogFilter, RunLogLine,
     RunPageOf, Runs, agent_host,

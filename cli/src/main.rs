@@ -93,6 +93,25 @@ enum Command {
         #[command(flatten)]
         attestation: AttestationArgs,
     },
+    /// One aggregate's history, event by event, with the state after each (time travel for an
+    /// investigation): read from the log with its hash chain verified, folded by the domain's rules.
+    Replay {
+        /// `run`, `computation`, `cvm`, `workspace`, `certificate`, `user`, …
+        aggregate_type: String,
+        id: String,
+        /// Stop after the commit at this stream sequence, or after the last event recorded at or
+        /// before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Show how each event changed the state (an RFC 6902 JSON Patch) instead of the whole state.
+        #[arg(long)]
+        diff: bool,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        servers: Servers,
+    },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
         #[command(subcommand)]
@@ -653,7 +672,9 @@ enum ProjectionsCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to standard error: standard output is for what a command answers (JSON with `--json`).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,async_nats=warn".into()),
@@ -733,6 +754,26 @@ async fn main() -> anyhow::Result<()> {
             let platform = Platform::start(config).await?;
             info!("API listening on {}", platform.base_url());
             run_until_stopped(platform).await
+        }
+        Command::Replay {
+            aggregate_type,
+            id,
+            until,
+            diff,
+            json,
+            servers,
+        } => {
+            let (nats_url, database_url) = servers.urls()?;
+            replay(
+                &aggregate_type,
+                &id,
+                until.as_deref(),
+                diff,
+                json,
+                nats_url,
+                database_url,
+            )
+            .await
         }
         Command::Reactions { command, servers } => {
             let (nats_url, database_url) = servers.urls()?;
@@ -899,6 +940,59 @@ pub(crate) async fn run_until_stopped(mut platform: Platform) -> anyhow::Result<
         }
     }
     platform.shutdown().await
+}
+
+async fn replay(
+    aggregate_type: &str,
+    id: &str,
+    until: Option<&str>,
+    diff: bool,
+    json: bool,
+    nats_url: &str,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    let until = until.map(str::parse::<prism_app::ReplayUntil>).transpose()?;
+    let (_, app) = prism_cli::connect(
+        nats_url,
+        database_url,
+        StoreConfig::default(),
+        AppConfig::default(),
+        None,
+        None,
+        None,
+    )
+    .await?;
+    let replay = app
+        .audit()
+        .replay(&Caller::service("cli"), aggregate_type, id, until)
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&replay)?);
+        return Ok(());
+    }
+    for step in &replay.steps {
+        println!(
+            "v{}  seq {}.{}  {}  {}  by {}",
+            step.version,
+            step.sequence,
+            step.index,
+            step.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            step.event_type,
+            step.actor
+        );
+        println!("  event: {}", step.event);
+        let shown = if diff { &step.diff } else { &step.state };
+        let text = serde_json::to_string_pretty(shown)?.replace('\n', "\n    ");
+        println!("  {}: {text}", if diff { "diff" } else { "state" });
+    }
+    println!(
+        "{} {}: {} event(s){}",
+        replay.aggregate_type,
+        replay.aggregate_id,
+        replay.steps.len(),
+        until.map_or(String::new(), |_| " up to --until".into())
+    );
+    Ok(())
 }
 
 async fn reactions(command: ReactionsCommand, nats_url: &str, database_url: &str) -> anyhow::Result<()> {

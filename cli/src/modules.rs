@@ -273,3 +273,18 @@ pub fn workers(deps: &WorkerDeps) -> Vec<(&'static str, BoxFuture<'static, anyho
         .flat_map(|m| m.workers.iter().map(|(name, start)| (*name, start(deps.clone()))))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An investigator can replay every aggregate the platform records, and nothing else.
+    #[test]
+    fn every_registered_aggregate_can_be_replayed() {
+        let mut registered: Vec<&str> = modules().iter().map(|m| m.aggregate).collect();
+        let mut replayable = prism_app::REPLAYABLE.to_vec();
+        registered.sort_unstable();
+        replayable.sort_unstable();
+        assert_eq!(registered, replayable);
+    }
+}

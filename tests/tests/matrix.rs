@@ -332,6 +332,7 @@ enum Route {
     ListInvitations,
     ListReactions,
     Quarantine,
+    ReplayAggregate,
     ListUsers,
     CreateWorkspace,
     UpdateWorkspace,
@@ -420,7 +421,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 87] = [
+    const ALL: [Route; 88] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -431,6 +432,7 @@ impl Route {
         Route::ListInvitations,
         Route::ListReactions,
         Route::Quarantine,
+        Route::ReplayAggregate,
         Route::ListUsers,
         Route::CreateWorkspace,
         Route::UpdateWorkspace,
@@ -522,6 +524,7 @@ impl Route {
             Route::ListInvitations => "GET /workspaces/{ws}/invitations",
             Route::ListReactions => "GET /operations/reactions",
             Route::Quarantine => "GET /operations/quarantine",
+            Route::ReplayAggregate => "GET /operations/replay/{type}/{id}",
             Route::ListUsers => "GET /users",
             Route::CreateWorkspace => "POST /workspaces",
             Route::UpdateWorkspace => "PATCH /workspaces/{ws}",
@@ -688,6 +691,7 @@ impl Route {
             Route::ListReactions
             | Route::RetryReaction
             | Route::Quarantine
+            | Route::ReplayAggregate
             | Route::ListUsers
             | Route::ListPlatformBackends
             | Route::GetPlatformBackend
@@ -1398,6 +1402,7 @@ async fn prepare(
         ),
         Route::ListReactions => (Method::GET, "/operations/reactions".into(), None),
         Route::Quarantine => (Method::GET, "/operations/quarantine".into(), None),
+        Route::ReplayAggregate => (Method::GET, format!("/operations/replay/workspace/{ws}"), None),
         Route::ListUsers => (Method::GET, "/users".into(), None),
         Route::CreateWorkspace => (
             Method::POST,

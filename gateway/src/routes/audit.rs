@@ -1,18 +1,19 @@
 //! The audit trail: a workspace's events as Server-Sent Events, each a CloudEvents 1.0 record in
-//! JSON, resumable with `Last-Event-ID`.
+//! JSON, resumable with `Last-Event-ID`; and, for operators, one aggregate's history replayed.
 
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use prism_app::{FeedFilter, FeedItem, FeedPosition};
+use prism_app::{FeedFilter, FeedItem, FeedPosition, Replay, ReplayUntil};
 use prism_domain::WorkspaceId;
 use serde::Deserialize;
-use utoipa::IntoParams;
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
@@ -24,7 +25,9 @@ use crate::responses::{NotFound, QueryProblems};
 use crate::{AppState, Routes};
 
 pub fn routes() -> Routes {
-    Routes::new().routes(routes!(stream_events))
+    Routes::new()
+        .routes(routes!(stream_events))
+        .routes(routes!(replay))
 }
 
 /// What a position in the feed looks like: an event's id, `<sequence>.<index>`, or a commit's,
@@ -261,6 +264,70 @@ pub async fn stream_events(
         Some((Ok(event), (!last).then_some(feed)))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Where a replay stops.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReplayParams {
+    /// After the commit at this stream sequence, or after the last event recorded at or before
+    /// this RFC 3339 time; absent: the whole history.
+    #[param(value_type = Option<String>, max_length = 64)]
+    pub until: Option<String>,
+}
+
+/// One aggregate's history (schema of [`prism_app::Replay`]).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ReplayBody {
+    aggregate_type: String,
+    aggregate_id: String,
+    /// Each event in the log's order: `sequence`, `index`, `version`, `time`, `event_type` (as
+    /// recorded), `actor`, `event` (`{"event", "data"}` as the domain reads it today, older versions
+    /// upcast), `state` (after it) and `diff` (an RFC 6902 JSON Patch from the state before).
+    #[schema(value_type = Vec<Object>)]
+    steps: Vec<()>,
+}
+
+/// One aggregate's history, event by event, with the state each event left (`platform.operate`):
+/// time travel for an investigation. The events are read back from the log with their hash chain
+/// verified and folded by the domain's own rules. 404 for an unknown aggregate type or an aggregate
+/// with no events.
+#[utoipa::path(
+    get,
+    path = "/operations/replay/{aggregate_type}/{id}",
+    operation_id = "replay_aggregate",
+    tag = "audit",
+    params(
+        ("aggregate_type" = String, Path, description = "Aggregate type: `run`, `computation`, `cvm`, `workspace`, …"),
+        ("id" = String, Path, description = "Aggregate id"),
+        ReplayParams,
+    ),
+    responses(
+        (status = 200, description = "The history", body = ReplayBody),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn replay(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((aggregate_type, id)): Path<(String, String)>,
+    Query(params): Query<ReplayParams>,
+) -> Result<Json<Replay>, Problem> {
+    let until = params
+        .until
+        .as_deref()
+        .map(|text| text.parse::<ReplayUntil>())
+        .transpose()
+        .map_err(|e| parameter_problem("until", e.to_string()))?;
+    let replay = state
+        .app()
+        .audit()
+        .replay(&caller, &aggregate_type, &id, until)
+        .await?;
+    Ok(Json(replay))
 }
 
 /// One item of the feed as an SSE event, and whether it is the last.

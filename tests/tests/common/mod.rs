@@ -42,7 +42,7 @@ pub const ADMIN_EMAIL: &str = "admin@prism.test";
 /// A running platform, with its administrator signed in.
 pub struct Prism {
     nats: NatsServer,
-    _db: TestDatabase,
+    db: TestDatabase,
     platform: Option<Platform>,
     base: String,
     /// A client without credentials.
@@ -188,7 +188,7 @@ impl Builder {
         let http = client_builder(root.as_deref()).build().unwrap();
         let mut prism = Prism {
             nats,
-            _db: db,
+            db,
             platform: Some(platform),
             base,
             http,
@@ -229,6 +229,11 @@ impl Prism {
     }
 
     /// The nats-server, to stop and restart.
+    /// The URLs of the platform's NATS server and PostgreSQL database, as operator commands take them.
+    pub fn server_urls(&self) -> (String, String) {
+        (self.nats.url(), self.db.url.clone())
+    }
+
     pub fn nats(&mut self) -> &mut NatsServer {
         &mut self.nats
     }
