@@ -44,12 +44,12 @@ pub const REPLAYABLE: &[&str] = &[
     Cvm::TYPE,
 ];
 
-/// Where a replay stops: after the commit at this stream sequence, or after the last event
-/// recorded at or before this time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayUntil {
-    Sequence(u64),
-    Time(DateTime<Utc>),
+/// Where a replay stops: after the commit at stream sequence `sequence`, and after the last event
+/// recorded at or before `time` — whichever comes first; neither: the whole history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayUntil {
+    pub sequence: Option<u64>,
+    pub time: Option<DateTime<Utc>>,
 }
 
 /// Neither a stream sequence nor an RFC 3339 time.
@@ -57,19 +57,24 @@ pub enum ReplayUntil {
 #[error("`{0}` is neither a stream sequence nor an RFC 3339 time")]
 pub struct BadUntil(pub String);
 
+/// A stream sequence (digits) or an RFC 3339 time, as `prism replay --until` takes it.
 impl FromStr for ReplayUntil {
     type Err = BadUntil;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit()) {
-            return text
-                .parse()
-                .map(ReplayUntil::Sequence)
-                .map_err(|_| BadUntil(text.into()));
+        let bad = || BadUntil(text.into());
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            let sequence = text.parse().map_err(|_| bad())?;
+            return Ok(ReplayUntil {
+                sequence: Some(sequence),
+                time: None,
+            });
         }
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| ReplayUntil::Time(t.with_timezone(&Utc)))
-            .map_err(|_| BadUntil(text.into()))
+        let time = DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
+        Ok(ReplayUntil {
+            sequence: None,
+            time: Some(time.with_timezone(&Utc)),
+        })
     }
 }
 
@@ -110,7 +115,7 @@ impl Audit<'_> {
         caller: &Caller,
         aggregate_type: &str,
         id: &str,
-        until: Option<ReplayUntil>,
+        until: ReplayUntil,
     ) -> Result<Replay, AppError> {
         self.app
             .authorize(caller, Action::platform(Permission::PlatformOperate))
@@ -141,11 +146,7 @@ impl Audit<'_> {
         })
     }
 
-    async fn fold<A: Aggregate>(
-        &self,
-        id: &str,
-        until: Option<ReplayUntil>,
-    ) -> Result<Vec<ReplayStep>, AppError> {
+    async fn fold<A: Aggregate>(&self, id: &str, until: ReplayUntil) -> Result<Vec<ReplayStep>, AppError> {
         let log = self.app.log().clone();
         let subject = log
             .subjects()
@@ -163,11 +164,11 @@ impl Audit<'_> {
         let mut before = to_json(&state)?;
         let mut steps = Vec::new();
         for commit in commits {
-            if matches!(until, Some(ReplayUntil::Sequence(last)) if commit.sequence > last) {
+            if until.sequence.is_some_and(|last| commit.sequence > last) {
                 break;
             }
             for (index, envelope) in commit.events.into_iter().enumerate() {
-                if matches!(until, Some(ReplayUntil::Time(last)) if envelope.time > last) {
+                if until.time.is_some_and(|last| envelope.time > last) {
                     return Ok(steps);
                 }
                 let event: A::Event = envelope.decode(A::TYPE).map_err(|e| {
@@ -208,11 +209,16 @@ mod tests {
 
     #[test]
     fn until_is_a_sequence_or_a_time() {
-        assert_eq!("42".parse(), Ok(ReplayUntil::Sequence(42)));
-        assert_eq!(
-            "2026-12-02T10:00:00Z".parse(),
-            Ok(ReplayUntil::Time("2026-12-02T10:00:00Z".parse().unwrap()))
-        );
+        let sequence = ReplayUntil {
+            sequence: Some(42),
+            time: None,
+        };
+        assert_eq!("42".parse(), Ok(sequence));
+        let time = ReplayUntil {
+            sequence: None,
+            time: Some("2026-12-02T10:00:00Z".parse().unwrap()),
+        };
+        assert_eq!("2026-12-02T10:00:00Z".parse(), Ok(time));
         for bad in [
             "",
             "-1",

@@ -951,7 +951,11 @@ async fn replay(
     nats_url: &str,
     database_url: &str,
 ) -> anyhow::Result<()> {
-    let until = until.map(str::parse::<prism_app::ReplayUntil>).transpose()?;
+    let bounded = until.is_some();
+    let until = until
+        .map(str::parse::<prism_app::ReplayUntil>)
+        .transpose()?
+        .unwrap_or_default();
     let (_, app) = prism_cli::connect(
         nats_url,
         database_url,
@@ -990,7 +994,7 @@ async fn replay(
         replay.aggregate_type,
         replay.aggregate_id,
         replay.steps.len(),
-        until.map_or(String::new(), |_| " up to --until".into())
+        if bounded { " up to --until" } else { "" }
     );
     Ok(())
 }

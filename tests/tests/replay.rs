@@ -84,10 +84,16 @@ async fn an_aggregates_history_replays_with_the_state_after_each_event() {
 
     // Up to a sequence, up to a time.
     let second = steps[1]["sequence"].as_u64().unwrap();
-    let upto = replay(format!("?until={second}")).await;
+    let upto = replay(format!("?until_sequence={second}")).await;
     assert_eq!(upto["steps"].as_array().unwrap().len(), 2);
     let first_time = steps[0]["time"].as_str().unwrap();
-    let upto = replay(format!("?until={}", urlencode(first_time))).await;
+    let upto = replay(format!("?until_time={}", urlencode(first_time))).await;
+    assert_eq!(upto["steps"].as_array().unwrap().len(), 1);
+    let upto = replay(format!(
+        "?until_sequence={second}&until_time={}",
+        urlencode(first_time)
+    ))
+    .await;
     assert_eq!(upto["steps"].as_array().unwrap().len(), 1);
 
     // The same from the command line, as an operator with the servers' addresses.
@@ -146,13 +152,15 @@ async fn an_aggregates_history_replays_with_the_state_after_each_event() {
         let r = prism.admin().get(prism.url(&path)).send().await.unwrap();
         problem(r, StatusCode::NOT_FOUND).await;
     }
-    let url = prism.url(&format!("/operations/replay/computation/{id}?until=yesterday"));
+    let url = prism.url(&format!(
+        "/operations/replay/computation/{id}?until_time=yesterday"
+    ));
     let refused = problem(
         prism.admin().get(url).send().await.unwrap(),
         StatusCode::BAD_REQUEST,
     )
     .await;
-    assert_eq!(refused["errors"][0]["pointer"], "until");
+    assert_eq!(refused["errors"][0]["pointer"], "until_time");
 }
 
 fn urlencode(text: &str) -> String {

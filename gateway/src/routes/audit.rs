@@ -266,15 +266,16 @@ pub async fn stream_events(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// Where a replay stops.
+/// Where a replay stops (with both, at whichever comes first; with neither, at the end).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReplayParams {
-    /// After the commit at this stream sequence, or after the last event recorded at or before
-    /// this RFC 3339 time; absent: the whole history.
-    #[param(value_type = Option<String>, max_length = 64)]
-    pub until: Option<String>,
+    /// After the commit at this stream sequence.
+    pub until_sequence: Option<u64>,
+    /// After the last event recorded at or before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until_time: Option<String>,
 }
 
 /// One aggregate's history (schema of [`prism_app::Replay`]).
@@ -316,12 +317,10 @@ pub async fn replay(
     Path((aggregate_type, id)): Path<(String, String)>,
     Query(params): Query<ReplayParams>,
 ) -> Result<Json<Replay>, Problem> {
-    let until = params
-        .until
-        .as_deref()
-        .map(|text| text.parse::<ReplayUntil>())
-        .transpose()
-        .map_err(|e| parameter_problem("until", e.to_string()))?;
+    let until = ReplayUntil {
+        sequence: params.until_sequence,
+        time: time("until_time", params.until_time.as_deref())?,
+    };
     let replay = state
         .app()
         .audit()
