@@ -665,18 +665,29 @@ async fn solo_inputs(prism: &Prism, ws: WorkspaceId, run: &str, algorithm: &[u8]
         .unwrap();
 }
 
-/// The appraisal of the fresh evidence the run's CVM gave (the one answering a nonce).
+/// The appraisal of the fresh evidence the run's CVM gave (the one answering a nonce), once the
+/// appraisals' read model shows it: the run may have moved on (failed, closed) before it does.
 async fn fresh_appraisal(prism: &Prism, ws: WorkspaceId, run: &str) -> Value {
     let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
     let url = prism.url(&format!("/{ws}/cvms/{cvm}/attestations"));
-    let appraisals = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
-    appraisals["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| !a["nonce"].is_null())
-        .expect("a fresh appraisal")
-        .clone()
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let appraisals = json(prism.admin().get(&url).send().await.unwrap(), StatusCode::OK).await;
+        let fresh = appraisals["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| !a["nonce"].is_null())
+            .cloned();
+        if let Some(fresh) = fresh {
+            return fresh;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no fresh appraisal: {appraisals:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `client`'s connection to the run's agent, from the run's connection details, once their
