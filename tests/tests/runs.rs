@@ -557,7 +557,8 @@ async fn a_run_past_its_computations_limit_times_out_and_is_cleaned_up() {
         prism.admin(),
         Method::PATCH,
         &base,
-        Some(json!({"limits": {"max_run_seconds": 12}})),
+        // A whole number sent as a float is an integer to JSON Schema, and so here.
+        Some(json!({"limits": {"max_run_seconds": 12.0}})),
     )
     .await;
     assert_eq!(

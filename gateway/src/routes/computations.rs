@@ -121,9 +121,11 @@ pub async fn create(
     Authenticated(caller): Authenticated,
     Path(workspace): Path<Uuid>,
     headers: CommandHeaders,
-    JsonBody(body): JsonBody<CreateComputation>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
-    let definition = body.into_definition()?;
+    // Read through `from_json_value`: a whole number sent as a float (`limits.max_run_seconds`
+    // of `600.0`) is an integer to JSON Schema.
+    let definition = from_json_value::<CreateComputation>(body)?.into_definition()?;
     let executed = state
         .app()
         .computations()
@@ -243,9 +245,10 @@ pub async fn update(
     Authenticated(caller): Authenticated,
     Path((workspace, id)): Path<(Uuid, Uuid)>,
     headers: CommandHeaders,
-    JsonBody(body): JsonBody<UpdateComputation>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
-    let changes = body.into_changes()?;
+    // As for a new computation: a whole number sent as a float is an integer.
+    let changes = from_json_value::<UpdateComputation>(body)?.into_changes()?;
     let outcome = state
         .app()
         .governance()
