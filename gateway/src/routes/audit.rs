@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::parameter_problem;
+use super::{parameter_problem, time};
 use crate::auth::Authenticated;
 use crate::extract::{Path, Query};
 use crate::problem::Problem;
@@ -168,16 +168,6 @@ fn position(name: &str, text: &str) -> Result<FeedPosition, Problem> {
         return Err(bad());
     }
     Ok(position)
-}
-
-fn time(name: &str, value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
-    value
-        .map(|text| {
-            chrono::DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| parameter_problem(name, format!("`{text}` is not an RFC 3339 time: {e}")))
-        })
-        .transpose()
 }
 
 /// The workspace's events as they are recorded (`audit.read`), as Server-Sent Events: each event's

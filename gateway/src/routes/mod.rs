@@ -48,6 +48,20 @@ pub(crate) fn read_options(headers: &HeaderMap, query: Option<u64>) -> Result<Re
     })
 }
 
+/// Query parameter `name`, an RFC 3339 time when given; 400 naming it otherwise.
+pub(crate) fn time(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+    value
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| parameter_problem(name, format!("`{text}` is not an RFC 3339 time: {e}")))
+        })
+        .transpose()
+}
+
 pub(crate) fn parameter_problem(name: &str, detail: String) -> Problem {
     Problem::bad_request(detail.clone()).with_errors(vec![FieldProblem {
         pointer: name.into(),

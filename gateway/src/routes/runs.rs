@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::cvms::CreateCvm;
-use super::{page_request, parameter_problem};
+use super::{page_request, parameter_problem, time};
 use crate::auth::Authenticated;
 use crate::extract::{JsonBody, Path, Query};
 use crate::fields;
@@ -104,16 +104,6 @@ pub struct RunLogs {
     /// Pass as `after` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_after: Option<u64>,
-}
-
-fn time(name: &str, value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
-    value
-        .map(|text| {
-            chrono::DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| parameter_problem(name, format!("`{text}` is not an RFC 3339 time: {e}")))
-        })
-        .transpose()
 }
 
 fn page_size(limit: Option<u32>) -> Result<usize, Problem> {
