@@ -942,6 +942,21 @@ pub(crate) async fn run_until_stopped(mut platform: Platform) -> anyhow::Result<
     platform.shutdown().await
 }
 
+/// The application layer as operator commands use it: the log and the read models, nothing else.
+async fn operator_app(nats_url: &str, database_url: &str) -> anyhow::Result<prism_app::App> {
+    let (_, app) = prism_cli::connect(
+        nats_url,
+        database_url,
+        StoreConfig::default(),
+        AppConfig::default(),
+        None,
+        None,
+        None,
+    )
+    .await?;
+    Ok(app)
+}
+
 async fn replay(
     aggregate_type: &str,
     id: &str,
@@ -956,16 +971,7 @@ async fn replay(
         .map(str::parse::<prism_app::ReplayUntil>)
         .transpose()?
         .unwrap_or_default();
-    let (_, app) = prism_cli::connect(
-        nats_url,
-        database_url,
-        StoreConfig::default(),
-        AppConfig::default(),
-        None,
-        None,
-        None,
-    )
-    .await?;
+    let app = operator_app(nats_url, database_url).await?;
     let replay = app
         .audit()
         .replay(&Caller::service("cli"), aggregate_type, id, until)
@@ -1000,16 +1006,7 @@ async fn replay(
 }
 
 async fn reactions(command: ReactionsCommand, nats_url: &str, database_url: &str) -> anyhow::Result<()> {
-    let (_, app) = prism_cli::connect(
-        nats_url,
-        database_url,
-        StoreConfig::default(),
-        AppConfig::default(),
-        None,
-        None,
-        None,
-    )
-    .await?;
+    let app = operator_app(nats_url, database_url).await?;
     let caller = Caller::service("cli");
     match command {
         ReactionsCommand::List { status, limit } => {
