@@ -16,6 +16,7 @@ pub mod computation;
 pub mod cvm;
 pub mod denial;
 pub mod ids;
+pub mod ledger;
 pub mod reaction;
 pub mod run;
 pub mod schema;

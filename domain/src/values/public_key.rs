@@ -97,6 +97,13 @@ impl PublicKey {
         &self.0
     }
 
+    /// Whether this is an Ed25519 key.
+    pub fn is_ed25519(&self) -> bool {
+        let der = self.der();
+        let (_, spki) = SubjectPublicKeyInfo::from_der(&der).expect("a parsed key is a SubjectPublicKeyInfo");
+        spki.algorithm.algorithm.to_id_string() == ED25519
+    }
+
     /// The SubjectPublicKeyInfo, DER (what Cocos's run request carries as a user key).
     pub fn der(&self) -> Vec<u8> {
         decode(self.0.trim()).expect("a parsed key is kept as valid PEM")
