@@ -134,27 +134,18 @@ impl<'a> Attestations<'a> {
     /// The platform's EAR signing key: made on first use and sealed with the certificate
     /// authority's keys, so it outlives restarts and the JWKS stays the same.
     pub async fn signer(&self) -> Result<Arc<EarSigner>, AppError> {
-        let keys = self.app.certificates().sealed_keys()?;
         self.state()
             .signer
             .get_or_try_init(|| async {
-                let stored = keys.get(EAR_KEY).await.map_err(|e| internal("the EAR key", e))?;
-                let pkcs8 = match stored {
-                    Some(pkcs8) => pkcs8.to_vec(),
-                    None => {
-                        let (_, pkcs8) = EarSigner::generate().map_err(|e| internal("the EAR key", e))?;
-                        keys.put(EAR_KEY, &pkcs8)
-                            .await
-                            .map_err(|e| internal("the EAR key", e))?;
-                        // Another process may have sealed its own key at the same moment: use what
-                        // the store holds, so that every process signs with the key the JWKS shows.
-                        keys.get(EAR_KEY)
-                            .await
-                            .map_err(|e| internal("the EAR key", e))?
-                            .map(|stored| stored.to_vec())
-                            .unwrap_or(pkcs8)
-                    }
-                };
+                let pkcs8 = self
+                    .app
+                    .certificates()
+                    .sealed_key_or_new(EAR_KEY, || {
+                        EarSigner::generate()
+                            .map(|(_, pkcs8)| pkcs8)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await?;
                 let signer = EarSigner::from_pkcs8(&pkcs8).map_err(|e| internal("the EAR key", e))?;
                 Ok(Arc::new(signer))
             })

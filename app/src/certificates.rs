@@ -277,6 +277,29 @@ impl<'a> Certificates<'a> {
         Ok(self.state()?.config.keys.clone())
     }
 
+    /// The platform key sealed under `name`, made by `generate` and sealed on first use. Processes
+    /// that make one at the same moment each seal theirs; all then use what the store holds, so
+    /// every process signs with the same key.
+    pub(crate) async fn sealed_key_or_new(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>, AppError> {
+        let keys = self.sealed_keys()?;
+        let failed = |e: &dyn std::fmt::Display| AppError::internal(format!("the key {name}: {e}"));
+        if let Some(stored) = keys.get(name).await.map_err(|e| failed(&e))? {
+            return Ok(stored.to_vec());
+        }
+        let made = generate().map_err(|e| failed(&e))?;
+        keys.put(name, &made).await.map_err(|e| failed(&e))?;
+        Ok(keys
+            .get(name)
+            .await
+            .map_err(|e| failed(&e))?
+            .map(|stored| stored.to_vec())
+            .unwrap_or(made))
+    }
+
     fn state(&self) -> Result<&AuthorityState, AppError> {
         self.app
             .inner

@@ -49,6 +49,7 @@ mod denials;
 mod error;
 mod governance;
 mod identity;
+mod ledger;
 mod memberships;
 mod oidc;
 mod operations;
@@ -80,6 +81,10 @@ pub use denials::Denial;
 pub use error::{AppError, ErrorKind};
 pub use governance::{ChangeOutcome, Governance, GovernanceView, HaltView, ProposalFilter, ProposalView};
 pub use identity::{Identity, IdentityConfig, Registration, Tokens};
+pub use ledger::{
+    BUNDLE_FORMAT, Bundle, BundleCommit, Finding, FindingKind, LedgerReport, LedgerService, LedgerSigner, Sealed,
+    unreadable_leaf, verify_bundle,
+};
 pub use memberships::{
     INVITATION_LIFETIME, INVITATION_LIFETIME_MAX, InvitationAnswer, Invite, InviteeInput, IssuedInvitation,
     Memberships,
@@ -189,6 +194,7 @@ struct Inner {
     identity: Option<identity::IdentityState>,
     authority: Option<certificates::AuthorityState>,
     attestation: attestations::AttestationState,
+    ledger: ledger::LedgerState,
     mailer: Arc<dyn Mailer>,
     config: AppConfig,
     /// One repository per aggregate type, made on first use.
@@ -282,6 +288,7 @@ impl AppBuilder {
                 identity: self.identity.map(identity::IdentityState::new),
                 authority: self.authority.map(certificates::AuthorityState::new),
                 attestation: attestations::AttestationState::new(self.config.attestation.clone()),
+                ledger: ledger::LedgerState::default(),
                 mailer: self.mailer,
                 config: self.config,
                 repositories: Mutex::default(),
@@ -350,6 +357,10 @@ impl App {
 
     pub fn governance(&self) -> Governance<'_> {
         Governance::new(self)
+    }
+
+    pub fn ledger(&self) -> LedgerService<'_> {
+        LedgerService::new(self)
     }
 
     pub fn attestations(&self) -> Attestations<'_> {

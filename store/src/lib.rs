@@ -25,7 +25,7 @@ mod subjects;
 mod subscription;
 
 pub use blobs::{BlobStore, MemoryBlobs, ObjectBlobs};
-pub use chain::ChainTip;
+pub use chain::{ChainTip, check_well_formed, verify_commit};
 pub use durable::{Delivery, Durable, DurableConfig};
 pub use envelope::{DecodeError, EventEnvelope, GENESIS_HASH, Metadata};
 pub use error::{AppendError, BoxError, StoreError};

@@ -6,6 +6,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use prism_domain::ledger::{Digest, leaf_hash};
 use tokio::sync::watch;
 
 use crate::chain::{ChainTip, verify_commits};
@@ -92,6 +93,38 @@ impl StoredCommit {
             events,
             bytes: payload.len(),
         })
+    }
+
+    /// The commit's leaf in the audit ledger (`prism_domain::ledger`): the RFC 6962 leaf hash of
+    ///
+    /// ```text
+    /// prism-audit-leaf-v1
+    /// <subject>
+    /// <Nats-Msg-Id, or nothing>
+    /// <request fingerprint, or nothing>
+    /// <hash of the first event>
+    /// …
+    /// ```
+    ///
+    /// each line ending in `\n`. Each event's hash covers all of that event (its data and every
+    /// attribute), so the leaf covers the whole commit once the events are checked against their
+    /// hashes ([`crate::check_well_formed`]). The stream sequence is left out: the leaf's place in a
+    /// checkpoint says where the commit stood, and a commit moved elsewhere is recognised by it.
+    pub fn leaf(&self) -> Digest {
+        let mut data = String::with_capacity(64 + self.subject.len() + 65 * (self.events.len() + 2));
+        for line in [
+            "prism-audit-leaf-v1",
+            &self.subject,
+            self.msg_id.as_deref().unwrap_or_default(),
+            self.fingerprint.as_deref().unwrap_or_default(),
+        ]
+        .into_iter()
+        .chain(self.events.iter().map(|e| e.hash.as_str()))
+        {
+            data.push_str(line);
+            data.push('\n');
+        }
+        leaf_hash(data.as_bytes())
     }
 
     /// The chain tip after this commit, as the commit itself states it.
