@@ -181,7 +181,11 @@ impl<'a> Audit<'a> {
 
 /// The stream sequence of the first commit recorded at or after `since` (`last + 1` when none
 /// is): a binary search, commit times growing with the sequence.
-pub(crate) async fn first_at_or_after(log: &dyn EventLog, last: u64, since: DateTime<Utc>) -> Result<u64, AppError> {
+pub(crate) async fn first_at_or_after(
+    log: &dyn EventLog,
+    last: u64,
+    since: DateTime<Utc>,
+) -> Result<u64, AppError> {
     let (mut low, mut high) = (1, last + 1);
     while low < high {
         let middle = low + (high - low) / 2;

@@ -33,7 +33,9 @@ use crate::{App, AppError, Caller, ErrorKind};
 const LEDGER_KEY: &str = "audit-ledger-signing-key";
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the raw 32-byte key follows.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 /// The leaf of a stream sequence whose message could not be read as a commit when it was sealed.
 pub fn unreadable_leaf() -> Digest {
@@ -252,11 +254,20 @@ impl<'a> LedgerService<'a> {
     /// continue the ledger: when another process sealed first, this is refused as a state conflict
     /// and the caller starts again from [`LedgerService::state`].
     pub async fn seal(&self, from: u64, leaves: Vec<Digest>) -> Result<Sealed, AppError> {
-        let Some(to) = from.checked_add(leaves.len() as u64).and_then(|end| end.checked_sub(1)) else {
-            return Err(AppError::new(ErrorKind::Invalid, "a checkpoint covers at least one commit"));
+        let Some(to) = from
+            .checked_add(leaves.len() as u64)
+            .and_then(|end| end.checked_sub(1))
+        else {
+            return Err(AppError::new(
+                ErrorKind::Invalid,
+                "a checkpoint covers at least one commit",
+            ));
         };
         if to < from {
-            return Err(AppError::new(ErrorKind::Invalid, "a checkpoint covers at least one commit"));
+            return Err(AppError::new(
+                ErrorKind::Invalid,
+                "a checkpoint covers at least one commit",
+            ));
         }
         let signer = self.signer().await?;
         let ledger = self.state().await?;
@@ -292,7 +303,10 @@ impl<'a> LedgerService<'a> {
     async fn checkpoints(&self) -> Result<Vec<(u64, CheckpointSealed)>, AppError> {
         let log = self.app.log();
         let subject = log.subjects().aggregate(Ledger::TYPE, LEDGER_ID)?;
-        let commits = self.app.bounded(async { Ok(log.commits_after(&subject, 0).await?) }).await?;
+        let commits = self
+            .app
+            .bounded(async { Ok(log.commits_after(&subject, 0).await?) })
+            .await?;
         let mut checkpoints = Vec::new();
         for commit in commits {
             for event in &commit.events {
@@ -316,11 +330,15 @@ impl<'a> LedgerService<'a> {
         let mut commits = log.read(1, &log.subjects().all()).await?;
         while check.next_sequence <= last {
             let Some(item) = commits.next().await else {
-                return Err(AppError::unavailable("the log's reading ended before its last commit"));
+                return Err(AppError::unavailable(
+                    "the log's reading ended before its last commit",
+                ));
             };
             match item {
                 Ok(commit) => check.commit(&commit),
-                Err(StoreError::Corrupt { sequence, source }) => check.unreadable(sequence, &source.to_string()),
+                Err(StoreError::Corrupt { sequence, source }) => {
+                    check.unreadable(sequence, &source.to_string())
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -343,7 +361,9 @@ impl<'a> LedgerService<'a> {
         if to > covered {
             return Err(AppError::new(
                 ErrorKind::StateConflict,
-                format!("sequence {to} is not covered by a checkpoint yet: the ledger covers up to {covered}"),
+                format!(
+                    "sequence {to} is not covered by a checkpoint yet: the ledger covers up to {covered}"
+                ),
             ));
         }
         let covering: Vec<CheckpointSealed> = checkpoints
@@ -359,7 +379,11 @@ impl<'a> LedgerService<'a> {
                 Some(Ok(commit)) if commit.sequence > to => break,
                 Some(Ok(commit)) => commits.push(BundleCommit::from(commit)),
                 Some(Err(e)) => return Err(e.into()),
-                None => return Err(AppError::unavailable("the log's reading ended before the range did")),
+                None => {
+                    return Err(AppError::unavailable(
+                        "the log's reading ended before the range did",
+                    ));
+                }
             }
         }
         Ok(Bundle {
@@ -367,7 +391,10 @@ impl<'a> LedgerService<'a> {
             from,
             to,
             exported_at: Utc::now(),
-            public_key: self.public_key().await?,
+            public_key: covering
+                .last()
+                .map(|c| c.public_key.clone())
+                .ok_or_else(|| AppError::internal("a covered range without its checkpoints"))?,
             subject_prefix: log.subjects().prefix().to_owned(),
             commits,
             checkpoints: covering,
@@ -411,7 +438,10 @@ pub fn verify_bundle(bundle: &Bundle, key: &PublicKey) -> LedgerReport {
     // before are outside the range.
     check.chain_from_first = true;
     for commit in &bundle.commits {
-        if commit.sequence < bundle.from || commit.sequence > bundle.to || commit.sequence < check.next_sequence {
+        if commit.sequence < bundle.from
+            || commit.sequence > bundle.to
+            || commit.sequence < check.next_sequence
+        {
             findings.push(Finding {
                 sequence: commit.sequence,
                 kind: FindingKind::Reordered,
@@ -462,14 +492,21 @@ fn trusted_leaves(
         let problem = if let Err(e) = checkpoint.check(key) {
             Some(e.to_string())
         } else if checkpoint.from != next {
-            Some(format!("it begins at {}, where {next} was expected", checkpoint.from))
+            Some(format!(
+                "it begins at {}, where {next} was expected",
+                checkpoint.from
+            ))
         } else if checkpoint.previous != previous {
             Some("it does not chain to the checkpoint before it".to_owned())
         } else {
             None
         };
         if let Some(problem) = problem {
-            let at = if *sequence == 0 { checkpoint.from } else { *sequence };
+            let at = if *sequence == 0 {
+                checkpoint.from
+            } else {
+                *sequence
+            };
             return (
                 vouched,
                 vec![Finding {
@@ -537,7 +574,11 @@ struct LogCheck {
 
 impl LogCheck {
     fn new(subjects: prism_store::Subjects, from: u64, vouched: Vouched) -> Self {
-        let covered_through = if vouched.leaves.is_empty() { from - 1 } else { vouched.last() };
+        let covered_through = if vouched.leaves.is_empty() {
+            from - 1
+        } else {
+            vouched.last()
+        };
         let ledger_subject = subjects.aggregate(Ledger::TYPE, LEDGER_ID).ok();
         Self {
             subjects,
@@ -618,7 +659,8 @@ impl LogCheck {
                         self.tips.insert(commit.subject.clone(), next);
                     }
                     Err(e) => {
-                        self.findings.push(finding(FindingKind::ChainBroken, e.to_string()));
+                        self.findings
+                            .push(finding(FindingKind::ChainBroken, e.to_string()));
                         // Follow the chain from what is there, so one break is reported once.
                         if let Some(next) = commit.tip() {
                             self.tips.insert(commit.subject.clone(), next);
@@ -654,7 +696,9 @@ impl LogCheck {
         let mut findings = std::mem::take(&mut self.findings);
         for (i, actual) in self.actual.iter().enumerate() {
             let sequence = self.actual_first + i as u64;
-            let Some(expected) = self.vouched.at(sequence) else { break };
+            let Some(expected) = self.vouched.at(sequence) else {
+                break;
+            };
             let matches = match actual {
                 Some(leaf) => *leaf == expected,
                 None => expected == absent_leaf(),
@@ -677,7 +721,9 @@ impl LogCheck {
                     ),
                     None if actual.is_none() => (
                         FindingKind::Missing,
-                        format!("the commit sealed at sequence {sequence} is gone; the sequence holds nothing"),
+                        format!(
+                            "the commit sealed at sequence {sequence} is gone; the sequence holds nothing"
+                        ),
                     ),
                     None => (
                         FindingKind::Altered,

@@ -82,8 +82,8 @@ pub use error::{AppError, ErrorKind};
 pub use governance::{ChangeOutcome, Governance, GovernanceView, HaltView, ProposalFilter, ProposalView};
 pub use identity::{Identity, IdentityConfig, Registration, Tokens};
 pub use ledger::{
-    BUNDLE_FORMAT, Bundle, BundleCommit, Finding, FindingKind, LedgerReport, LedgerService, LedgerSigner, Sealed,
-    unreadable_leaf, verify_bundle,
+    BUNDLE_FORMAT, Bundle, BundleCommit, Finding, FindingKind, LedgerReport, LedgerService, LedgerSigner,
+    Sealed, unreadable_leaf, verify_bundle,
 };
 pub use memberships::{
     INVITATION_LIFETIME, INVITATION_LIFETIME_MAX, InvitationAnswer, Invite, InviteeInput, IssuedInvitation,

@@ -15,6 +15,7 @@ use prism_domain::certificate::Certificate;
 use prism_domain::computation::Computation;
 use prism_domain::cvm::Cvm;
 use prism_domain::denial::AccessDenial;
+use prism_domain::ledger::Ledger;
 use prism_domain::reaction::Reaction;
 use prism_domain::run::Run;
 use prism_domain::session::Session;
@@ -37,6 +38,7 @@ pub const REPLAYABLE: &[&str] = &[
     Session::TYPE,
     ApiKey::TYPE,
     AccessDenial::TYPE,
+    Ledger::TYPE,
     Run::TYPE,
     Certificate::TYPE,
     Authority::TYPE,
@@ -129,6 +131,7 @@ impl Audit<'_> {
             Session::TYPE => self.fold::<Session>(id, until).await,
             ApiKey::TYPE => self.fold::<ApiKey>(id, until).await,
             AccessDenial::TYPE => self.fold::<AccessDenial>(id, until).await,
+            Ledger::TYPE => self.fold::<Ledger>(id, until).await,
             Run::TYPE => self.fold::<Run>(id, until).await,
             Certificate::TYPE => self.fold::<Certificate>(id, until).await,
             Authority::TYPE => self.fold::<Authority>(id, until).await,

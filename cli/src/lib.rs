@@ -3,6 +3,7 @@
 //! embedding Prism start the platform the same way.
 
 pub mod attestation;
+pub mod audit;
 pub mod modules;
 pub mod participant;
 mod platform;

@@ -112,6 +112,14 @@ enum Command {
         #[command(flatten)]
         servers: Servers,
     },
+    /// The audit ledger: signed checkpoints over the event log. Verify the whole log against it,
+    /// export a range as a bundle, verify a bundle offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        servers: Servers,
+    },
     /// Reactions workers gave up on: list them, retry one.
     Reactions {
         #[command(subcommand)]
@@ -328,6 +336,46 @@ impl Servers {
             ),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Checks every commit of the log against the ledger's signed checkpoints (or, with --bundle,
+    /// an exported bundle, offline) and names the first altered, missing or moved one. Exits 1 when
+    /// anything differs.
+    Verify {
+        /// The ledger's public key (PEM), as `GET /audit/public-key` gives it. Without it, the key is
+        /// read from the platform's key store (PRISM_CA_KEK and PRISM_CA_KEYS).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Verify this bundle (from `prism audit export`) instead of the log: no server needed, and
+        /// --public-key is required.
+        #[arg(long, requires = "public_key")]
+        bundle: Option<PathBuf>,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        authority: AuthorityArgs,
+    },
+    /// Writes the commits of a range with the checkpoints that vouch for them, for a third party to
+    /// verify offline (`prism audit verify --bundle`).
+    Export {
+        /// The first commit: a stream sequence, or the first commit at or after an RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// The last commit: a stream sequence, or the last commit before or at an RFC 3339 time.
+        #[arg(long)]
+        to: String,
+        /// Where to write the bundle (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prints the ledger's public key (PEM), read from the platform's key store.
+    PublicKey {
+        #[command(flatten)]
+        authority: AuthorityArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -775,6 +823,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Audit { command, servers } => audit(command, &servers).await,
         Command::Reactions { command, servers } => {
             let (nats_url, database_url) = servers.urls()?;
             reactions(command, nats_url, database_url).await
@@ -944,6 +993,15 @@ pub(crate) async fn run_until_stopped(mut platform: Platform) -> anyhow::Result<
 
 /// The application layer as operator commands use it: the log and the read models, nothing else.
 async fn operator_app(nats_url: &str, database_url: &str) -> anyhow::Result<prism_app::App> {
+    operator_app_with_keys(nats_url, database_url, None).await
+}
+
+/// [`operator_app`] with the platform's key store, for the commands that need a platform key.
+async fn operator_app_with_keys(
+    nats_url: &str,
+    database_url: &str,
+    authority: Option<CertificateAuthorityConfig>,
+) -> anyhow::Result<prism_app::App> {
     let (_, app) = prism_cli::connect(
         nats_url,
         database_url,
@@ -951,7 +1009,7 @@ async fn operator_app(nats_url: &str, database_url: &str) -> anyhow::Result<pris
         AppConfig::default(),
         None,
         None,
-        None,
+        authority,
     )
     .await?;
     Ok(app)
@@ -1002,6 +1060,111 @@ async fn replay(
         replay.steps.len(),
         if bounded { " up to --until" } else { "" }
     );
+    Ok(())
+}
+
+async fn audit(command: AuditCommand, servers: &Servers) -> anyhow::Result<()> {
+    use prism_cli::audit::{describe, read_bundle, read_public_key};
+    // The key store is opened only for the ledger key; no authority URL or renewal is involved.
+    let with_keys = |authority: &AuthorityArgs| -> anyhow::Result<Option<CertificateAuthorityConfig>> {
+        authority.config("http://127.0.0.1", RenewalPolicy::default())
+    };
+    match command {
+        AuditCommand::Verify {
+            public_key,
+            bundle: Some(bundle),
+            json,
+            ..
+        } => {
+            let key = read_public_key(public_key.as_deref().context("--bundle needs --public-key")?)?;
+            let report = prism_app::verify_bundle(&read_bundle(&bundle)?, &key);
+            print_report(
+                &report,
+                json,
+                &describe(&report, &format!("bundle {}", bundle.display())),
+            )
+        }
+        AuditCommand::Verify {
+            public_key,
+            bundle: None,
+            json,
+            authority,
+        } => {
+            let (nats_url, database_url) = servers.urls()?;
+            let app = match public_key {
+                Some(_) => operator_app(nats_url, database_url).await?,
+                None => operator_app_with_keys(nats_url, database_url, with_keys(&authority)?).await?,
+            };
+            let key = match public_key {
+                Some(path) => read_public_key(&path)?,
+                None => app.ledger().public_key().await?,
+            };
+            let report = app.ledger().verify(&key).await?;
+            print_report(&report, json, &describe(&report, "event log"))
+        }
+        AuditCommand::Export { from, to, out } => {
+            let (nats_url, database_url) = servers.urls()?;
+            let app = operator_app(nats_url, database_url).await?;
+            let ledger = app.ledger();
+            let first = match from.parse::<prism_app::ReplayUntil>()? {
+                prism_app::ReplayUntil {
+                    sequence: Some(s), ..
+                } => s,
+                prism_app::ReplayUntil { time, .. } => {
+                    ledger.first_at_or_after(time.unwrap_or_default()).await?
+                }
+            };
+            let last = match to.parse::<prism_app::ReplayUntil>()? {
+                prism_app::ReplayUntil {
+                    sequence: Some(s), ..
+                } => s,
+                prism_app::ReplayUntil { time, .. } => {
+                    let after = time.unwrap_or_default() + chrono::Duration::nanoseconds(1);
+                    ledger.first_at_or_after(after).await?.saturating_sub(1)
+                }
+            };
+            let bundle = ledger.export(first, last).await?;
+            let json = serde_json::to_vec_pretty(&bundle)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "wrote {}: sequences {}..={}, {} commit(s), {} checkpoint(s)",
+                        path.display(),
+                        bundle.from,
+                        bundle.to,
+                        bundle.commits.len(),
+                        bundle.checkpoints.len()
+                    );
+                }
+                None => println!("{}", String::from_utf8(json)?),
+            }
+            Ok(())
+        }
+        AuditCommand::PublicKey { authority } => {
+            let (nats_url, database_url) = servers.urls()?;
+            let app = operator_app_with_keys(nats_url, database_url, with_keys(&authority)?).await?;
+            print!("{}", app.ledger().public_key().await?.as_pem());
+            Ok(())
+        }
+    }
+}
+
+/// Prints a verification report; an error (exit status 1) when it found anything.
+fn print_report(report: &prism_app::LedgerReport, json: bool, text: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{text}");
+    }
+    if !report.is_intact() {
+        let first = &report.findings[0];
+        bail!(
+            "the log is not what the ledger vouches for: first at sequence {} ({:?})",
+            first.sequence,
+            first.kind
+        );
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use prism_domain::certificate::Certificate;
 use prism_domain::computation::Computation;
 use prism_domain::cvm::Cvm;
 use prism_domain::denial::AccessDenial;
+use prism_domain::ledger::Ledger;
 use prism_domain::reaction::Reaction;
 use prism_domain::run::Run;
 use prism_domain::schema::{self, EventSchema};
@@ -30,9 +31,10 @@ use prism_projections::{
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
-    Attestor, BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker, LateComputationArchiver,
-    LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor, RetiredComputationRevoker, RunConductor,
-    RunCvmWatcher, RunHaltWatcher, RunTimer, Worker, WorkerConfig, WorkspaceArchiver,
+    Attestor, Auditor, BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker,
+    LateComputationArchiver, LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor,
+    RetiredComputationRevoker, RunConductor, RunCvmWatcher, RunHaltWatcher, RunTimer, Worker, WorkerConfig,
+    WorkspaceArchiver,
 };
 use tokio::sync::watch;
 
@@ -71,6 +73,16 @@ pub fn modules() -> Vec<Module> {
             .projection(ApiKeysProjection)
             .routes(routes::api_keys::routes),
         Module::aggregate::<AccessDenial>(),
+        Module::aggregate::<Ledger>().task(Auditor::NAME, |deps| {
+            Box::pin(async move {
+                // A checkpoint within a tenth of a second of a commit, shared by the commits of
+                // that tenth: far inside the second by which every commit should be vouched for.
+                Auditor::new(deps.app, std::time::Duration::from_millis(100))
+                    .run(deps.shutdown)
+                    .await;
+                Ok(())
+            })
+        }),
         Module::aggregate::<Run>()
             .projection(RunsProjection)
             .routes(routes::runs::routes)

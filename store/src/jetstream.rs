@@ -439,7 +439,7 @@ fn check_server_version(version: &str) -> Result<(), StoreError> {
     }
 }
 
-fn stream_config(config: &StoreConfig) -> Config {
+pub(crate) fn stream_config(config: &StoreConfig) -> Config {
     Config {
         name: config.stream.clone(),
         subjects: vec![format!("{}.>", config.subject_prefix)],

@@ -23,6 +23,8 @@ mod repository;
 mod snapshot;
 mod subjects;
 mod subscription;
+#[cfg(feature = "testing")]
+pub mod tamper;
 
 pub use blobs::{BlobStore, MemoryBlobs, ObjectBlobs};
 pub use chain::{ChainTip, check_well_formed, verify_commit};

@@ -7,6 +7,7 @@
 
 mod archiver;
 mod attestor;
+mod auditor;
 mod certificates;
 mod conductor;
 mod linker;
@@ -15,6 +16,7 @@ pub mod runtime;
 
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
 pub use attestor::Attestor;
+pub use auditor::Auditor;
 pub use certificates::{CertificateRenewer, RetiredComputationRevoker};
 pub use conductor::{RunConductor, RunCvmWatcher, RunHaltWatcher, RunTimer, run_consent, run_request};
 pub use linker::{InvitationLinker, LateInvitationLinker};

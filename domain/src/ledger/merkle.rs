@@ -38,7 +38,11 @@ impl FromStr for Digest {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(format!("`{s}` is not 64 lowercase hexadecimal digits"));
         }
         let mut bytes = [0; 32];
@@ -63,7 +67,13 @@ impl From<Digest> for String {
 
 /// The leaf hash of `data`.
 pub fn leaf_hash(data: &[u8]) -> Digest {
-    Digest(Sha256::new().chain_update([0]).chain_update(data).finalize().into())
+    Digest(
+        Sha256::new()
+            .chain_update([0])
+            .chain_update(data)
+            .finalize()
+            .into(),
+    )
 }
 
 /// The leaf of a stream sequence that held no message when it was sealed (the store never deletes,
@@ -126,16 +136,27 @@ mod tests {
         ];
         let leaves: Vec<Digest> = inputs.iter().map(|data| leaf_hash(data)).collect();
         for (n, root) in roots.iter().enumerate() {
-            assert_eq!(tree_hash(&leaves[..=n]).unwrap().to_string(), *root, "{} leaves", n + 1);
+            assert_eq!(
+                tree_hash(&leaves[..=n]).unwrap().to_string(),
+                *root,
+                "{} leaves",
+                n + 1
+            );
         }
         assert_eq!(tree_hash(&[]), None);
     }
 
     #[test]
     fn digests_are_lowercase_hex() {
-        let d: Digest = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d".parse().unwrap();
+        let d: Digest = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+            .parse()
+            .unwrap();
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
-        assert!("6E340B9CFFB37A989CA544E6BB780A2C78901D3FB33738768511A30617AFA01D".parse::<Digest>().is_err());
+        assert!(
+            "6E340B9CFFB37A989CA544E6BB780A2C78901D3FB33738768511A30617AFA01D"
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("6e34".parse::<Digest>().is_err());
         assert!(serde_json::from_str::<Digest>("\"zz\"").is_err());
     }

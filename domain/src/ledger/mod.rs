@@ -97,7 +97,9 @@ impl CheckpointSealed {
         if !key.is_ed25519() {
             return Err(LedgerError::NotEd25519);
         }
-        let signature = BASE64.decode(&self.signature).map_err(|_| LedgerError::BadSignature)?;
+        let signature = BASE64
+            .decode(&self.signature)
+            .map_err(|_| LedgerError::BadSignature)?;
         key.verify(&self.statement(), &signature)
             .map_err(|_| LedgerError::BadSignature)
     }

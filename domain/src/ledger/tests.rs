@@ -6,7 +6,9 @@ use super::*;
 use crate::testing::{given, keys};
 
 fn leaves(range: std::ops::RangeInclusive<u64>) -> Vec<Digest> {
-    range.map(|seq| leaf_hash(format!("commit {seq}").as_bytes())).collect()
+    range
+        .map(|seq| leaf_hash(format!("commit {seq}").as_bytes()))
+        .collect()
 }
 
 fn at() -> DateTime<Utc> {
@@ -75,13 +77,19 @@ fn a_checkpoint_must_be_whole_and_signed_by_the_ledger_key() {
         .then_rejects(LedgerError::LeafCount { span: 3, leaves: 2 });
     let mut altered = good.clone();
     altered.leaves[1] = leaf_hash(b"something else");
-    given::<Ledger>([]).when(seal(&altered)).then_rejects(LedgerError::BadSignature);
+    given::<Ledger>([])
+        .when(seal(&altered))
+        .then_rejects(LedgerError::BadSignature);
     let mut late = good.clone();
     late.signed_at = at() + chrono::Duration::milliseconds(1);
-    given::<Ledger>([]).when(seal(&late)).then_rejects(LedgerError::BadSignature);
+    given::<Ledger>([])
+        .when(seal(&late))
+        .then_rejects(LedgerError::BadSignature);
     let mut p256 = good.clone();
     p256.public_key = PublicKey::parse(keys::P256).unwrap();
-    given::<Ledger>([]).when(seal(&p256)).then_rejects(LedgerError::NotEd25519);
+    given::<Ledger>([])
+        .when(seal(&p256))
+        .then_rejects(LedgerError::NotEd25519);
     // Once the ledger has a key, a checkpoint under any other is refused, however well signed.
     let mut foreign = sealed(4, 4, good.digest());
     foreign.public_key = PublicKey::parse(keys::P256).unwrap();
@@ -92,7 +100,9 @@ fn a_checkpoint_must_be_whole_and_signed_by_the_ledger_key() {
 
 #[test]
 fn the_statement_is_the_documented_text() {
-    let root: Digest = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d".parse().unwrap();
+    let root: Digest = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        .parse()
+        .unwrap();
     assert_eq!(
         String::from_utf8(statement(1, 3, &root, &GENESIS, at())).unwrap(),
         "prism-audit-checkpoint-v1\nfrom=1\nto=3\n\

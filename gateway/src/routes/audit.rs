@@ -5,8 +5,9 @@ use std::convert::Infallible;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse as _, Response};
 use futures::Stream;
 use prism_app::{FeedFilter, FeedItem, FeedPosition, Replay, ReplayUntil};
 use prism_domain::WorkspaceId;
@@ -28,6 +29,33 @@ pub fn routes() -> Routes {
     Routes::new()
         .routes(routes!(stream_events))
         .routes(routes!(replay))
+        .routes(routes!(ledger_public_key))
+}
+
+/// The audit ledger's public key (Ed25519, SubjectPublicKeyInfo PEM): with it alone anyone checks
+/// the ledger's signed checkpoints, and a bundle exported from it (`prism audit verify --bundle
+/// FILE --public-key KEY`; see docs/audit.md). Public. Keep a copy: a verifier trusts its own.
+#[utoipa::path(
+    get,
+    path = "/audit/public-key",
+    operation_id = "audit_public_key",
+    tag = "audit",
+    security(()),
+    responses(
+        (status = 200, description = "The ledger key", content_type = "application/x-pem-file", body = String),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn ledger_public_key(State(state): State<AppState>) -> Result<Response, Problem> {
+    let key = state.app().ledger().public_key().await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        key.as_pem().to_owned(),
+    )
+        .into_response())
 }
 
 /// What a position in the feed looks like: an event's id, `<sequence>.<index>`, or a commit's,

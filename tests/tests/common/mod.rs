@@ -281,6 +281,12 @@ impl Prism {
         .await
     }
 
+    /// Stops the platform's processes, leaving its NATS server and database up (for operator
+    /// commands, or to change the store underneath).
+    pub async fn stop_platform(&mut self) {
+        self.platform.take().unwrap().shutdown().await.unwrap();
+    }
+
     pub async fn stop(mut self) {
         self.platform.take().unwrap().shutdown().await.unwrap();
     }
