@@ -49,8 +49,8 @@ pub use run_queries::{RunDayCount, RunFilter, RunView};
 pub use runs::RunsProjection;
 pub use users::UsersProjection;
 pub use webhooks::{
-    Attempt, DELIVERY_FAILED_TYPE, DeliveryView, DueDelivery, DueHandshake, WEBHOOKS, WebhookFanOut, WebhookQueue,
-    WebhookView,
+    Attempt, DELIVERY_FAILED_TYPE, DeliveryView, DueDelivery, DueHandshake, WEBHOOKS, WebhookFanOut,
+    WebhookQueue, WebhookView,
 };
 pub use workspaces::WorkspacesProjection;
 

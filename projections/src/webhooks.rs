@@ -292,11 +292,17 @@ async fn fan_out(
     if event.ty == DELIVERY_FAILED_TYPE {
         return Ok(());
     }
-    let Some(workspace) = event.workspace.as_deref().and_then(|w| w.parse::<uuid::Uuid>().ok()) else {
+    let Some(workspace) = event
+        .workspace
+        .as_deref()
+        .and_then(|w| w.parse::<uuid::Uuid>().ok())
+    else {
         return Ok(());
     };
     let statement = tx
-        .prepare_cached("SELECT id, event_types FROM webhooks WHERE workspace_id = $1 AND status <> 'deleted'")
+        .prepare_cached(
+            "SELECT id, event_types FROM webhooks WHERE workspace_id = $1 AND status <> 'deleted'",
+        )
         .await?;
     let endpoints = tx.query(&statement, &[&workspace]).await?;
     let mut body = None;
@@ -494,7 +500,9 @@ impl ReadModels {
         let client = self.pool().get().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2"),
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2"
+                ),
                 &[&webhook.as_uuid(), &delivery],
             )
             .await?;
@@ -577,7 +585,11 @@ pub struct WebhookQueue {
 impl WebhookQueue {
     /// Claims up to `limit` pending endpoints whose handshake is due, for `lease` (another process
     /// takes them only after it).
-    pub async fn claim_handshakes(&self, limit: u32, lease: Duration) -> Result<Vec<DueHandshake>, ProjectionError> {
+    pub async fn claim_handshakes(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DueHandshake>, ProjectionError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -623,7 +635,11 @@ impl WebhookQueue {
     }
 
     /// Claims up to `limit` due deliveries of validated endpoints, oldest event first, for `lease`.
-    pub async fn claim_deliveries(&self, limit: u32, lease: Duration) -> Result<Vec<DueDelivery>, ProjectionError> {
+    pub async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, ProjectionError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -718,14 +734,16 @@ mod tests {
     #[test]
     fn the_failure_event_type_is_the_one_the_domain_records() {
         use prism_domain::DomainEvent as _;
-        let name = prism_domain::webhook::WebhookEvent::DeliveryFailed(prism_domain::webhook::WebhookDeliveryFailed {
-            delivery: uuid::Uuid::nil(),
-            event_id: "e".into(),
-            event_type: "t".into(),
-            attempts: 1,
-            last_error: "x".into(),
-            failed_at: chrono::Utc::now(),
-        })
+        let name = prism_domain::webhook::WebhookEvent::DeliveryFailed(
+            prism_domain::webhook::WebhookDeliveryFailed {
+                delivery: uuid::Uuid::nil(),
+                event_id: "e".into(),
+                event_type: "t".into(),
+                attempts: 1,
+                last_error: "x".into(),
+                failed_at: chrono::Utc::now(),
+            },
+        )
         .name();
         assert_eq!(super::DELIVERY_FAILED_TYPE, format!("io.prism.webhook.{name}.v1"));
     }
