@@ -275,6 +275,31 @@ pub struct WebhookWithSecret {
 }
 
 impl WebhookWithSecret {
+    /// The answer, once the endpoints' read model shows the commit (so that a read right after it
+    /// finds the endpoint as it is now). The body comes from the command's outcome all the same: a
+    /// read model that is slow must not cost the secret, which is shown only here.
+    async fn after(state: &AppState, caller: &Caller, issued: IssuedSecret) -> Result<Self, AppError> {
+        let answer = Self::of(issued)?;
+        let read = prism_app::ReadOptions {
+            min_sequence: Some(answer.sequence),
+            wait: Some(state.config().command_read_wait),
+        };
+        let shown = state
+            .app()
+            .webhooks()
+            .get(
+                caller,
+                WorkspaceId(answer.workspace_id),
+                WebhookId(answer.id),
+                read,
+            )
+            .await;
+        if let Err(e) = shown {
+            tracing::warn!(webhook = %answer.id, error = %e, "the endpoints' read model does not show the commit yet");
+        }
+        Ok(answer)
+    }
+
     fn of(issued: IssuedSecret) -> Result<Self, AppError> {
         let state: &WebhookState = &issued.executed.outcome.state;
         let id = state
@@ -545,7 +570,9 @@ pub async fn register(
         .register(&caller, &headers.options(WHAT)?, WorkspaceId(workspace), new)
         .await
         .map_err(refused)?;
-    Ok(WebhookWithSecret::of(issued)?.respond(StatusCode::CREATED))
+    Ok(WebhookWithSecret::after(&state, &caller, issued)
+        .await?
+        .respond(StatusCode::CREATED))
 }
 
 /// The workspace's endpoints that are not deleted, oldest first (`webhooks.manage`).
@@ -738,7 +765,9 @@ pub async fn rotate_secret(
             WebhookId(id),
         )
         .await?;
-    Ok(WebhookWithSecret::of(issued)?.respond(StatusCode::OK))
+    Ok(WebhookWithSecret::after(&state, &caller, issued)
+        .await?
+        .respond(StatusCode::OK))
 }
 
 /// The endpoint's deliveries in the log's order (`webhooks.manage`): each event queued for it, its
