@@ -429,7 +429,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 88] = [
+    const ALL: [Route; 96] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
