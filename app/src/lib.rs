@@ -56,6 +56,7 @@ mod operations;
 mod reactions;
 mod replay;
 mod runs;
+mod webhooks;
 mod workspaces;
 
 pub use accounts::{
@@ -96,6 +97,10 @@ pub use replay::{BadUntil, REPLAYABLE, Replay, ReplayStep, ReplayUntil};
 pub use runs::{
     DryRun, Lack, ManifestView, RunConnection, RunEventFilter, RunEventView, RunLogFilter, RunLogLine,
     RunPageOf, Runs, agent_host,
+};
+pub use webhooks::{
+    IssuedSecret, NewWebhook, SECRET_PREFIX, WEBHOOK_SENDER, WebhookChanges, Webhooks,
+    fingerprint as webhook_secret_fingerprint,
 };
 pub use workspaces::{NewWorkspace, WorkspaceChanges, Workspaces};
 
@@ -385,6 +390,10 @@ impl App {
 
     pub fn operations(&self) -> Operations<'_> {
         Operations::new(self)
+    }
+
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks::new(self)
     }
 
     pub fn reactions(&self) -> Reactions<'_> {

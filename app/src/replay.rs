@@ -20,6 +20,7 @@ use prism_domain::reaction::Reaction;
 use prism_domain::run::Run;
 use prism_domain::session::Session;
 use prism_domain::user::User;
+use prism_domain::webhook::Webhook;
 use prism_domain::workspace::Workspace;
 use serde::Serialize;
 use serde_json::Value;
@@ -44,6 +45,7 @@ pub const REPLAYABLE: &[&str] = &[
     Authority::TYPE,
     Backend::TYPE,
     Cvm::TYPE,
+    Webhook::TYPE,
 ];
 
 /// Where a replay stops: after the commit at stream sequence `sequence`, and after the last event
@@ -137,6 +139,7 @@ impl Audit<'_> {
             Authority::TYPE => self.fold::<Authority>(id, until).await,
             Backend::TYPE => self.fold::<Backend>(id, until).await,
             Cvm::TYPE => self.fold::<Cvm>(id, until).await,
+            Webhook::TYPE => self.fold::<Webhook>(id, until).await,
             other => Err(AppError::new(
                 ErrorKind::NotFound,
                 format!("no aggregate type `{other}`: one of {}", REPLAYABLE.join(", ")),

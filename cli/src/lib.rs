@@ -11,5 +11,5 @@ mod platform;
 pub use platform::{
     AGENTS_CERTIFICATE_ENTITY, API_CERTIFICATE_ENTITY, AgentsConfig, BootstrapAdmin, HttpsConfig,
     LOCAL_BACKEND_ID, LocalBackendConfig, PROVISIONER_CERTIFICATE_ENTITY, Platform, PlatformConfig,
-    ProvisioningSettings, authority_config, connect, mutual_tls,
+    ProvisioningSettings, authority_config, connect, mutual_tls, webhook_config,
 };

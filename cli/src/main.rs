@@ -785,7 +785,9 @@ async fn main() -> anyhow::Result<()> {
             if https.is_some() && authority.ca_kek.is_none() {
                 bail!("--tls needs the certificate authority: set PRISM_CA_KEK and PRISM_CA_KEYS");
             }
+            let webhooks = prism_cli::webhook_config(&identity.issuer.issuer);
             let config = PlatformConfig {
+                webhooks,
                 store: store.config(),
                 snapshot_key: store.snapshot_key()?,
                 certificate_authority: authority.config(&identity.issuer.issuer, renewal.policy())?,

@@ -22,19 +22,20 @@ use prism_domain::run::Run;
 use prism_domain::schema::{self, EventSchema};
 use prism_domain::session::Session;
 use prism_domain::user::User;
+use prism_domain::webhook::Webhook;
 use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
     ApiKeysProjection, AssetsProjection, BackendsProjection, CertificatesProjection, ComputationsProjection,
     CvmsProjection, Projection, Projector, ReactionsProjection, RunProjection, RunsProjection,
-    UsersProjection, WorkspacesProjection,
+    UsersProjection, WebhookFanOut, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
     Attestor, Auditor, BackendHealthChecker, CertificateRenewer, CvmReaper, InvitationLinker,
     LateComputationArchiver, LateInvitationLinker, Provisioner, ProvisioningConfig, Reactor,
-    RetiredComputationRevoker, RunConductor, RunCvmWatcher, RunHaltWatcher, RunTimer, Worker, WorkerConfig,
-    WorkspaceArchiver,
+    RetiredComputationRevoker, RunConductor, RunCvmWatcher, RunHaltWatcher, RunTimer, WebhookConfig,
+    WebhookSender, Worker, WorkerConfig, WorkspaceArchiver,
 };
 use tokio::sync::watch;
 
@@ -146,8 +147,32 @@ pub fn modules() -> Vec<Module> {
                     Ok(())
                 })
             }),
+        // Webhooks: the fan-out follows the whole log (not a projection of this aggregate: its
+        // deliveries are operational state that a rebuild must never empty), the sender sends.
+        Module::aggregate::<Webhook>()
+            .routes(routes::webhooks::routes)
+            .task(WEBHOOK_FAN_OUT, |deps| {
+                Box::pin(async move {
+                    let pool = deps.app.read_models()?.pool().clone();
+                    WebhookFanOut::new(pool, deps.app.log().clone())
+                        .run(deps.shutdown)
+                        .await;
+                    Ok(())
+                })
+            })
+            .task(WebhookSender::NAME, |deps| {
+                Box::pin(async move {
+                    WebhookSender::new(deps.app, deps.webhooks)?
+                        .run(deps.shutdown)
+                        .await;
+                    Ok(())
+                })
+            }),
     ]
 }
+
+/// The name of the task that queues webhook deliveries.
+pub const WEBHOOK_FAN_OUT: &str = "webhook-fan-out";
 
 type ProjectionFactory = Box<dyn Fn(Pool, Arc<dyn EventLog>) -> Box<dyn RunProjection> + Send + Sync>;
 type WorkerFactory = Box<dyn Fn(WorkerDeps) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
@@ -162,6 +187,8 @@ pub struct WorkerDeps {
     pub provisioning: ProvisioningConfig,
     /// The agents' channel, when the platform runs one.
     pub agents: Option<prism_agents::AgentChannel>,
+    /// How webhooks are sent.
+    pub webhooks: WebhookConfig,
 }
 
 /// One aggregate type and everything the platform runs for it.

@@ -24,7 +24,7 @@ use prism_store::{
 use prism_tls::{
     Alpn, ClientAuth, IdentityHandle, PeerAddr, RevokedSerials, ServerIdentity, TlsServerConfig,
 };
-use prism_workers::{ProvisioningConfig, WorkerConfig};
+use prism_workers::{ProvisioningConfig, WebhookConfig, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -61,6 +61,8 @@ pub struct PlatformConfig {
     pub agents: Option<AgentsConfig>,
     /// How CVMs are made: the local emulated agent, the reaper's and health checker's pace.
     pub provisioning: ProvisioningSettings,
+    /// How webhooks are sent: the origin the handshake names, timeouts and the backoff.
+    pub webhooks: WebhookConfig,
 }
 
 /// How the platform makes CVMs.
@@ -154,6 +156,7 @@ impl PlatformConfig {
             https: None,
             agents: None,
             provisioning: ProvisioningSettings::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -369,6 +372,20 @@ pub fn authority_config(
     })
 }
 
+/// How webhooks are sent by a platform reached at `public_url`: the handshake names its host as the
+/// origin of the deliveries (`WebHook-Request-Origin`).
+pub fn webhook_config(public_url: &str) -> WebhookConfig {
+    let origin = public_url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        .unwrap_or_else(|| "localhost".into());
+    WebhookConfig {
+        origin,
+        ..WebhookConfig::default()
+    }
+}
+
 /// A running platform. Dropping it does not stop it: call [`Platform::shutdown`].
 #[derive(Debug)]
 pub struct Platform {
@@ -519,6 +536,7 @@ impl Platform {
             shutdown: stopped.clone(),
             provisioning,
             agents: agents.as_ref().map(|a| a.1.clone()),
+            webhooks: config.webhooks.clone(),
         };
         for (name, worker) in modules::workers(&deps) {
             tasks.spawn(async move { worker.await.with_context(|| format!("worker {name}")) });

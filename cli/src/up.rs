@@ -137,7 +137,9 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
         &identity.issuer.issuer,
         renewal,
     )?;
+    let webhooks = prism_cli::webhook_config(&identity.issuer.issuer);
     let config = PlatformConfig {
+        webhooks,
         store,
         snapshot_key: Some(snapshot_key),
         certificate_authority: Some(authority),

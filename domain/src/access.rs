@@ -115,6 +115,9 @@ permissions! {
     /// Read the workspace's audit trail: its events as they are recorded (the live feed), from any
     /// point of the log on.
     AuditRead = "audit.read", Workspace;
+    /// Register, change and delete the workspace's webhook endpoints, rotate their signing secrets,
+    /// see their deliveries and retry a failed one.
+    WebhooksManage = "webhooks.manage", Workspace;
 }
 
 impl fmt::Display for Permission {
@@ -174,6 +177,7 @@ impl WorkspaceRole {
                 CvmsCreate,
                 CvmsDestroy,
                 AuditRead,
+                WebhooksManage,
             ],
             Self::Member => &[
                 WorkspaceRead,

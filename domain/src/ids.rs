@@ -88,6 +88,11 @@ uuid_id!(
     BackendId
 );
 
+uuid_id!(
+    /// A webhook endpoint of a workspace: where the platform delivers the workspace's events.
+    WebhookId
+);
+
 impl UserId {
     /// Namespace of the name-based (version 5) user ids; fixed forever, as ids derive from it.
     const NAMESPACE: Uuid = Uuid::from_u128(0x7d1c_9a4e_52b3_4f0e_9c61_0b8e_33a2_d5f7);

@@ -24,10 +24,11 @@ pub mod session;
 pub mod testing;
 pub mod user;
 pub mod values;
+pub mod webhook;
 pub mod workspace;
 
 pub use aggregate::{Aggregate, CommandContext, DomainEvent, Rejection, RejectionKind, UpcastError};
 pub use ids::{
     Actor, ApiKeyId, AssetId, BackendId, CertificateId, ComputationId, CvmId, InvitationId, ParticipantId,
-    RunId, SessionId, UserId, WorkspaceId,
+    RunId, SessionId, UserId, WebhookId, WorkspaceId,
 };

@@ -24,6 +24,7 @@ mod read_cache;
 mod run_queries;
 mod runs;
 mod users;
+mod webhooks;
 mod workspaces;
 
 pub use api_keys::ApiKeysProjection;
@@ -47,6 +48,10 @@ pub use reactions::ReactionsProjection;
 pub use run_queries::{RunDayCount, RunFilter, RunView};
 pub use runs::RunsProjection;
 pub use users::UsersProjection;
+pub use webhooks::{
+    Attempt, DELIVERY_FAILED_TYPE, DeliveryView, DueDelivery, DueHandshake, WEBHOOKS, WebhookFanOut,
+    WebhookQueue, WebhookView,
+};
 pub use workspaces::WorkspacesProjection;
 
 /// Name of the workspaces projection (its checkpoint row and its `prism projections rebuild` name).

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_run_limits",
         include_str!("../migrations/0015_run_limits.sql"),
     ),
+    ("0016_webhooks", include_str!("../migrations/0016_webhooks.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

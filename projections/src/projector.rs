@@ -288,7 +288,7 @@ fn ids(commit: &prism_store::StoredCommit) -> Vec<String> {
 }
 
 /// Records a commit this projection will not apply, and says so loudly; the projection goes on.
-async fn quarantine(
+pub(crate) async fn quarantine(
     tx: &Transaction<'_>,
     reader: &str,
     sequence: u64,

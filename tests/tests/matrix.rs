@@ -375,6 +375,14 @@ enum Route {
     GetAttestationPolicy,
     SetAttestationPolicy,
     DestroyCvm,
+    ListWebhooks,
+    GetWebhook,
+    RegisterWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    ListWebhookDeliveries,
+    RetryWebhookDelivery,
     // The run routes act on the [`runnable`] computation and its run that has ended.
     GetManifest,
     DryRun,
@@ -421,7 +429,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 88] = [
+    const ALL: [Route; 96] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -475,6 +483,14 @@ impl Route {
         Route::GetAttestationPolicy,
         Route::SetAttestationPolicy,
         Route::DestroyCvm,
+        Route::ListWebhooks,
+        Route::GetWebhook,
+        Route::RegisterWebhook,
+        Route::UpdateWebhook,
+        Route::DeleteWebhook,
+        Route::RotateWebhookSecret,
+        Route::ListWebhookDeliveries,
+        Route::RetryWebhookDelivery,
         Route::GetManifest,
         Route::DryRun,
         Route::ListRuns,
@@ -567,6 +583,14 @@ impl Route {
             Route::CreateCvm => "POST /{ws}/cvms",
             Route::EnrolCvm => "POST /{ws}/cvms/{cvm}/enrolment",
             Route::DestroyCvm => "DELETE /{ws}/cvms/{cvm}",
+            Route::ListWebhooks => "GET /{ws}/webhooks",
+            Route::GetWebhook => "GET /{ws}/webhooks/{wh}",
+            Route::RegisterWebhook => "POST /{ws}/webhooks",
+            Route::UpdateWebhook => "PATCH /{ws}/webhooks/{wh}",
+            Route::DeleteWebhook => "DELETE /{ws}/webhooks/{wh}",
+            Route::RotateWebhookSecret => "POST /{ws}/webhooks/{wh}/secret",
+            Route::ListWebhookDeliveries => "GET /{ws}/webhooks/{wh}/deliveries",
+            Route::RetryWebhookDelivery => "POST /{ws}/webhooks/{wh}/deliveries/{d}/retry",
             Route::GetManifest => "GET /{ws}/computations/{c}/manifest",
             Route::DryRun => "POST /{ws}/computations/{c}/dry-run",
             Route::ListRuns => "GET /{ws}/runs",
@@ -649,6 +673,14 @@ impl Route {
             Route::SetAttestationPolicy => vec![Act::Computation(P::ComputationUpdate)],
             Route::CreateCvm => vec![Act::Workspace(P::CvmsCreate)],
             Route::DestroyCvm => vec![Act::Workspace(P::CvmsDestroy)],
+            Route::ListWebhooks
+            | Route::GetWebhook
+            | Route::RegisterWebhook
+            | Route::UpdateWebhook
+            | Route::DeleteWebhook
+            | Route::RotateWebhookSecret
+            | Route::ListWebhookDeliveries
+            | Route::RetryWebhookDelivery => vec![Act::Workspace(P::WebhooksManage)],
             // A run's routes find the run first (one of another workspace is not found), then ask on
             // its computation, as the computation's own routes do.
             Route::GetManifest | Route::GetRun | Route::RunEvents | Route::RunLogs | Route::RunConnection => {
@@ -732,6 +764,11 @@ impl Route {
             // once the caller is authorised.
             Route::LinkAsset => StatusCode::UNPROCESSABLE_ENTITY,
             Route::UnlinkAsset => StatusCode::CONFLICT,
+            // The fixture's delivery is pending (its endpoint is never validated), and only a failed
+            // one is retried: a refusal that comes only once the caller is authorised.
+            Route::RetryWebhookDelivery => StatusCode::CONFLICT,
+            Route::RegisterWebhook => StatusCode::CREATED,
+            Route::DeleteWebhook => StatusCode::NO_CONTENT,
             Route::CreateWorkspace
             | Route::CreateComputation
             | Route::Invite
@@ -799,6 +836,9 @@ struct Fixture {
     started_cvm: String,
     /// A dataset asset of the workspace admin's, with a sample.
     asset: String,
+    /// A webhook endpoint of the workspace's (never validated), and one of its deliveries (pending).
+    webhook: String,
+    delivery: String,
     /// Stream sequence after it was set up, for reads (`min_sequence`).
     sequence: u64,
 }
@@ -944,6 +984,8 @@ impl Prism {
             .field("id");
         let started_cvm = self.started_cvm(&ws).await;
         let asset = self.asset(admin, &ws, "fixture").await;
+        let webhook = self.webhook(admin, &ws, "fixture").await;
+        let delivery = self.webhook_delivery(admin, &ws, &webhook).await;
         let sequence = self.platform().app().log().last_sequence().await.unwrap();
         Fixture {
             ws,
@@ -954,7 +996,44 @@ impl Prism {
             cvm,
             started_cvm,
             asset,
+            webhook,
+            delivery,
             sequence,
+        }
+    }
+
+    /// A new webhook endpoint of `ws` for every event, which no receiver ever validates.
+    async fn webhook(&self, admin: &str, ws: &str, name: &str) -> String {
+        self.call(
+            Method::POST,
+            &format!("/{ws}/webhooks"),
+            Some(admin),
+            Some(&json!({"url": format!("https://hooks.example.org/{name}"), "event_types": ["*"]})),
+        )
+        .await
+        .expect(StatusCode::CREATED, "registering a webhook endpoint")
+        .field("id")
+    }
+
+    /// A delivery queued for `webhook` (its own registration, an event of the workspace), once the
+    /// fan-out has queued it.
+    async fn webhook_delivery(&self, admin: &str, ws: &str, webhook: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = self
+                .call(
+                    Method::GET,
+                    &format!("/{ws}/webhooks/{webhook}/deliveries"),
+                    Some(admin),
+                    None,
+                )
+                .await
+                .expect(StatusCode::OK, "listing a webhook's deliveries");
+            if let Some(id) = page.body["items"][0]["id"].as_str() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no delivery queued in 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -1604,6 +1683,41 @@ async fn prepare(
         ),
         // Destroying a CVM that is being destroyed changes nothing and is answered the same.
         Route::DestroyCvm => (Method::DELETE, format!("/{ws}/cvms/{}", fx.cvm), None),
+        Route::ListWebhooks => (Method::GET, format!("/{ws}/webhooks?min_sequence={seq}"), None),
+        Route::GetWebhook => (
+            Method::GET,
+            format!("/{ws}/webhooks/{}?min_sequence={seq}", fx.webhook),
+            None,
+        ),
+        Route::RegisterWebhook => (
+            Method::POST,
+            format!("/{ws}/webhooks"),
+            Some(json!({"url": format!("https://hooks.example.org/case-{n}"), "event_types": ["*"]})),
+        ),
+        Route::UpdateWebhook => (
+            Method::PATCH,
+            format!("/{ws}/webhooks/{}", fx.webhook),
+            Some(json!({"description": format!("case {n}")})),
+        ),
+        Route::DeleteWebhook => {
+            let own = prism.webhook(admin, ws, &format!("case-{n}")).await;
+            (Method::DELETE, format!("/{ws}/webhooks/{own}"), None)
+        }
+        Route::RotateWebhookSecret => (
+            Method::POST,
+            format!("/{ws}/webhooks/{}/secret", fx.webhook),
+            None,
+        ),
+        Route::ListWebhookDeliveries => (
+            Method::GET,
+            format!("/{ws}/webhooks/{}/deliveries", fx.webhook),
+            None,
+        ),
+        Route::RetryWebhookDelivery => (
+            Method::POST,
+            format!("/{ws}/webhooks/{}/deliveries/{}/retry", fx.webhook, fx.delivery),
+            None,
+        ),
         Route::GetManifest => (
             Method::GET,
             format!("/{ws}/computations/{}/manifest", scene.runnable),

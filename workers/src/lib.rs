@@ -13,6 +13,7 @@ mod conductor;
 mod linker;
 mod provisioner;
 pub mod runtime;
+mod webhooks;
 
 pub use archiver::{LateComputationArchiver, WorkspaceArchiver};
 pub use attestor::Attestor;
@@ -22,3 +23,4 @@ pub use conductor::{RunConductor, RunCvmWatcher, RunHaltWatcher, RunTimer, run_c
 pub use linker::{InvitationLinker, LateInvitationLinker};
 pub use provisioner::{BackendHealthChecker, CvmReaper, Provisioner, ProvisioningConfig};
 pub use runtime::{ReactionError, Reactor, Worker, WorkerConfig, WorkerError, caused_by};
+pub use webhooks::{WebhookConfig, WebhookSender, sign as sign_webhook};

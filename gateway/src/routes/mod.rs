@@ -18,6 +18,7 @@ pub mod members;
 pub mod operations;
 pub mod reactions;
 pub mod runs;
+pub mod webhooks;
 pub mod workspaces;
 
 use axum::http::HeaderMap;

@@ -66,6 +66,7 @@ pub struct Builder {
     https: bool,
     provisioning: Option<prism_cli::ProvisioningSettings>,
     attestation: Option<prism_app::AttestationConfig>,
+    webhooks: Option<prism_workers::WebhookConfig>,
 }
 
 impl Builder {
@@ -99,6 +100,12 @@ impl Builder {
     /// Appraises attestation evidence as `config` says (by default: secure, no VCEK cache).
     pub fn attestation(mut self, config: prism_app::AttestationConfig) -> Self {
         self.attestation = Some(config);
+        self
+    }
+
+    /// Sends webhooks as `config` says (by default: the production backoff, origin `localhost`).
+    pub fn webhooks(mut self, config: prism_workers::WebhookConfig) -> Self {
+        self.webhooks = Some(config);
         self
     }
 
@@ -170,6 +177,9 @@ impl Builder {
         }
         if let Some(attestation) = self.attestation {
             config.app.attestation = attestation;
+        }
+        if let Some(webhooks) = self.webhooks {
+            config.webhooks = webhooks;
         }
         let platform = Platform::start(config).await.unwrap();
         if let Some(addr) = addr {
