@@ -124,6 +124,20 @@ IMPORT_RULES = [
 # it), that an algorithm says how it runs and a dataset does not (two fields), the names `.` and `..`
 # (which the file-name pattern lets through), an empty sample, and for linking, which role the caller
 # holds in the computation and whose the asset is (documented on those routes).
+# Webhook endpoints: whether a URL is usable (https, or http to a loopback host; no credentials or
+# fragment) and what an event-type pattern is are the domain's rules, checked before anything is
+# stored; the body's description states them in words.
+WEBHOOK_RULES = [
+    re.compile(pattern, re.S)
+    for pattern in (
+        r"^`.*` is not a usable endpoint URL: .+$",
+        r"^`.*` is not an event type: an exact type \(io\.prism\.<aggregate>\.<event>\.v<N>\), a prefix ending in `\*` \(io\.prism\.run\.\*\), or `\*`$",
+        r"^event type `.*` is listed twice$",
+        r"^\d+ values are invalid$",
+        r"^description (contains a control character|is \d+ characters long).*$",
+    )
+]
+
 ASSET_RULES = [
     re.compile(pattern)
     for pattern in (
@@ -212,6 +226,10 @@ def _reason(case, response):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in ASSET_RULES) for d in details):
             return "a rule of the asset routes"
+    if status == 422 and "/webhooks" in case.operation.path:
+        details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
+        if all(any(rule.match(d) for rule in WEBHOOK_RULES + DEFINITION_RULES) for d in details):
+            return "a rule of the webhook routes"
     if status == 422 and any(part in case.operation.path for part in GOVERNANCE_PATHS):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in GOVERNANCE_RULES + DEFINITION_RULES) for d in details):
