@@ -254,25 +254,14 @@ impl<'a> LedgerService<'a> {
     /// continue the ledger: when another process sealed first, this is refused as a state conflict
     /// and the caller starts again from [`LedgerService::state`].
     pub async fn seal(&self, from: u64, leaves: Vec<Digest>) -> Result<Sealed, AppError> {
-        let Some(to) = from
-            .checked_add(leaves.len() as u64)
-            .and_then(|end| end.checked_sub(1))
-        else {
-            return Err(AppError::new(
-                ErrorKind::Invalid,
-                "a checkpoint covers at least one commit",
-            ));
-        };
-        if to < from {
-            return Err(AppError::new(
-                ErrorKind::Invalid,
-                "a checkpoint covers at least one commit",
-            ));
-        }
-        let signer = self.signer().await?;
-        let ledger = self.state().await?;
+        // No leaves, no tree hash: a checkpoint covers at least one commit.
         let root = prism_domain::ledger::tree_hash(&leaves)
             .ok_or_else(|| AppError::new(ErrorKind::Invalid, "a checkpoint covers at least one commit"))?;
+        let to = from.checked_add(leaves.len() as u64 - 1).ok_or_else(|| {
+            AppError::new(ErrorKind::Invalid, "the range ends past the last stream sequence")
+        })?;
+        let signer = self.signer().await?;
+        let ledger = self.state().await?;
         // Milliseconds: the statement writes no finer, and the event must say what was signed.
         let signed_at = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
         let signature = signer.sign(&statement(from, to, &root, &ledger.last_digest, signed_at));
