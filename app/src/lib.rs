@@ -94,10 +94,7 @@ pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use replay::{BadUntil, REPLAYABLE, Replay, ReplayStep, ReplayUntil};
-pub use runs::{
-    DryRun, Lack, ManifestView, RunConnection, RunEventFilter, RunEventView, RunLogFilter, RunLogLine,
-    RunPageOf, Runs, agent_host,
-};
+pub use runs::{DryRun, Lack, ManifestView, RunConnection, Runs, agent_host};
 pub use webhooks::{
     IssuedSecret, NewWebhook, SECRET_PREFIX, WEBHOOK_SENDER, WebhookChanges, Webhooks,
     fingerprint as webhook_secret_fingerprint,

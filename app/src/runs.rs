@@ -11,10 +11,15 @@ use prism_domain::cvm::{ANY_PROVIDER, CvmSpec};
 use prism_domain::run::manifest::consent_message;
 use prism_domain::run::{Manifest, ReceiptKind, Run, RunCommand, RunStatus};
 use prism_domain::{ComputationId, ParticipantId, RunId, WorkspaceId};
-use prism_projections::{Page, PageRequest, RunDayCount, RunFilter, RunView};
+use prism_projections::{
+    ActivityFilter, ActivityView, CVM_ACTIVITY, LogFilter, LogLineView, Page, PageRequest, RUN_ACTIVITY,
+    RunDayCount, RunFilter, RunView, SequencePage,
+};
 use serde::Serialize;
 
-use crate::{Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, Target};
+use crate::{
+    Action, App, AppError, Caller, Command, CommandOptions, ErrorKind, Executed, ReadOptions, Target,
+};
 
 const WHAT: &str = "run";
 
@@ -47,90 +52,6 @@ pub struct RunConnection {
     pub server_name: String,
     pub ca_pem: String,
     pub attestation: CvmAttestationAppraised,
-}
-
-/// Which of a run's events a query shows.
-#[derive(Debug, Clone, Default)]
-pub struct RunEventFilter {
-    /// Event names (`requested`, `agent_message_received`, …); empty: all.
-    pub types: Vec<String>,
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
-    /// `user`, `platform` or `agent`.
-    pub originator: Option<String>,
-    /// Only events after this stream sequence (the last one of the previous page).
-    pub after: Option<u64>,
-    pub limit: usize,
-}
-
-/// One page of a run's events or log lines. A page ends with a whole commit (the events one
-/// command recorded share a stream sequence), so `next_after` resumes exactly after it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunPageOf<T> {
-    pub items: Vec<T>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_after: Option<u64>,
-}
-
-/// At least `limit` items (fewer only at the end), never cutting a commit in two.
-fn page_by_commit<T>(
-    items: impl Iterator<Item = T>,
-    sequence: impl Fn(&T) -> u64,
-    limit: usize,
-) -> RunPageOf<T> {
-    let mut rest = items.peekable();
-    let mut page = Vec::new();
-    while let Some(item) = rest.next() {
-        let at = sequence(&item);
-        page.push(item);
-        if page.len() >= limit && rest.peek().is_none_or(|next| sequence(next) != at) {
-            break;
-        }
-    }
-    let next_after = rest.peek().and(page.last()).map(&sequence);
-    RunPageOf {
-        items: page,
-        next_after,
-    }
-}
-
-/// One event of a run or of its CVM, as the log records it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunEventView {
-    /// The stream sequence of its commit: the order of the log, and the cursor of the next page.
-    pub sequence: u64,
-    pub id: String,
-    pub time: chrono::DateTime<chrono::Utc>,
-    /// `run` or `cvm`.
-    pub source: String,
-    /// The event's name (`requested`, `agent_message_received`, …).
-    pub event: String,
-    /// Who caused it: `user`, `platform` (a worker or service) or `agent` (a message of the CVM's agent).
-    pub originator: String,
-    pub actor: String,
-    pub data: serde_json::Value,
-}
-
-/// Which of a run's agent's log lines a query shows.
-#[derive(Debug, Clone, Default)]
-pub struct RunLogFilter {
-    /// Of this level, in any case.
-    pub level: Option<String>,
-    /// Containing this text.
-    pub contains: Option<String>,
-    /// After this stream sequence (the last of the previous page).
-    pub after: Option<u64>,
-    pub limit: usize,
-}
-
-/// One log line of a run's agent.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunLogLine {
-    pub sequence: u64,
-    pub time: chrono::DateTime<chrono::Utc>,
-    pub level: String,
-    pub message: String,
 }
 
 /// The host part of an agent's `host:port` address, without IPv6 brackets: the name its TLS
@@ -592,112 +513,62 @@ impl<'a> Runs<'a> {
             .await
     }
 
-    /// The run's events and its CVM's, in the log's order, as `filter` narrows them
-    /// (`computation.read`).
-    pub async fn events(
+    /// The events of the runs of a computation, or of one run, and of their CVMs, in the log's order,
+    /// as `filter` narrows them (`computation.read`). `filter` names the computation or the run.
+    pub async fn activity(
         &self,
         caller: &Caller,
         workspace: WorkspaceId,
-        id: RunId,
-        filter: &RunEventFilter,
-    ) -> Result<RunPageOf<RunEventView>, AppError> {
-        self.get(caller, workspace, id).await?;
-        let mut events = Vec::new();
-        for (source, aggregate) in [
-            ("run", id.to_string()),
-            ("cvm", prism_domain::run::cvm_of(id).to_string()),
-        ] {
-            let subject = self
-                .app
-                .log()
-                .subjects()
-                .aggregate(source, &aggregate)
-                .map_err(AppError::internal)?;
-            // The first page reads the whole history, its hash chain verified; a later one only the
-            // commits after its cursor (a chain is verified from its start, so those are not: the
-            // audit trail's verification is what vouches for the log).
-            let log = self.app.log();
-            let commits = self
-                .app
-                .bounded(async {
-                    Ok(match filter.after {
-                        None => log.load(&subject).await?,
-                        Some(after) => log.commits_after(&subject, after).await?,
-                    })
-                })
-                .await?;
-            for commit in commits {
-                for envelope in commit.events {
-                    let event = envelope
-                        .ty
-                        .strip_prefix(&format!("io.prism.{source}."))
-                        .and_then(|rest| rest.rsplit_once(".v"))
-                        .map_or(envelope.ty.clone(), |(name, _)| name.to_owned());
-                    // The platform's own workers and services act as `service:<name>`; anyone else
-                    // (a user, an API key of a user) is a user.
-                    let originator = if event == "agent_message_received" {
-                        "agent"
-                    } else if envelope.actor.starts_with("service:") {
-                        "platform"
-                    } else {
-                        "user"
-                    };
-                    events.push(RunEventView {
-                        sequence: commit.sequence,
-                        id: envelope.id,
-                        time: envelope.time,
-                        source: source.to_owned(),
-                        event,
-                        originator: originator.to_owned(),
-                        actor: envelope.actor,
-                        data: envelope.data,
-                    });
-                }
-            }
-        }
-        // Stable: a commit's events keep their order.
-        events.sort_by_key(|e| e.sequence);
-        let matching = events
-            .into_iter()
-            .filter(|e| filter.after.is_none_or(|after| e.sequence > after))
-            .filter(|e| filter.types.is_empty() || filter.types.contains(&e.event))
-            .filter(|e| filter.from.is_none_or(|from| e.time >= from))
-            .filter(|e| filter.to.is_none_or(|to| e.time < to))
-            .filter(|e| filter.originator.as_ref().is_none_or(|o| *o == e.originator));
-        Ok(page_by_commit(matching, |e| e.sequence, filter.limit))
+        filter: &ActivityFilter,
+        read: ReadOptions,
+    ) -> Result<SequencePage<ActivityView>, AppError> {
+        self.readable(caller, workspace, filter.computation, filter.run)
+            .await?;
+        self.app.wait_read(&[RUN_ACTIVITY, CVM_ACTIVITY], read).await?;
+        Ok(self.app.read_models()?.activity(workspace, filter).await?)
     }
 
-    /// The log lines of the run's agent (`computation.read`), oldest first: of `level` when given,
-    /// and containing `contains` when given.
-    pub async fn logs(
+    /// The log lines of the agents of a computation's runs, or of one run, oldest first
+    /// (`computation.read`).
+    pub async fn log_lines(
         &self,
         caller: &Caller,
         workspace: WorkspaceId,
-        id: RunId,
-        filter: &RunLogFilter,
-    ) -> Result<RunPageOf<RunLogLine>, AppError> {
-        let (level, contains) = (filter.level.as_deref(), filter.contains.as_deref());
-        let messages = RunEventFilter {
-            types: vec!["agent_message_received".into()],
-            after: filter.after,
-            limit: usize::MAX,
-            ..RunEventFilter::default()
-        };
-        let events = self.events(caller, workspace, id, &messages).await?.items;
-        let lines = events
-            .into_iter()
-            .filter_map(|event| {
-                let message = &event.data["message"];
-                (message["kind"] == "log").then(|| RunLogLine {
-                    sequence: event.sequence,
-                    time: event.time,
-                    level: message["level"].as_str().unwrap_or_default().to_owned(),
-                    message: message["message"].as_str().unwrap_or_default().to_owned(),
-                })
-            })
-            .filter(|line| level.is_none_or(|level| line.level.eq_ignore_ascii_case(level)))
-            .filter(|line| contains.is_none_or(|text| line.message.contains(text)));
-        Ok(page_by_commit(lines, |line| line.sequence, filter.limit))
+        filter: &LogFilter,
+        read: ReadOptions,
+    ) -> Result<SequencePage<LogLineView>, AppError> {
+        self.readable(caller, workspace, filter.computation, filter.run)
+            .await?;
+        self.app.wait_read(&[CVM_ACTIVITY], read).await?;
+        Ok(self.app.read_models()?.log_lines(workspace, filter).await?)
+    }
+
+    /// Authorises reading the activity of `run`, or of `computation`'s runs: 404 for one the caller
+    /// has no part in, as for one that does not exist, and for a run of another computation.
+    async fn readable(
+        &self,
+        caller: &Caller,
+        workspace: WorkspaceId,
+        computation: Option<ComputationId>,
+        run: Option<RunId>,
+    ) -> Result<(), AppError> {
+        match (run, computation) {
+            (Some(id), computation) => {
+                let run = self.get(caller, workspace, id).await?;
+                match computation {
+                    Some(computation) if run.computation != Some(computation) => Err(not_found(id)),
+                    _ => Ok(()),
+                }
+            }
+            (None, Some(computation)) => {
+                self.app
+                    .authorize(caller, reading(workspace, Some(computation)))
+                    .await
+            }
+            (None, None) => Err(AppError::internal(
+                "an activity query names a computation or a run",
+            )),
+        }
     }
 
     /// Records one step of a run, as its process manager decides it. `key` makes a redelivered

@@ -27,8 +27,8 @@ use prism_domain::workspace::Workspace;
 use prism_gateway::{Routes, routes};
 use prism_projections::{
     ApiKeysProjection, AssetsProjection, BackendsProjection, CertificatesProjection, ComputationsProjection,
-    CvmsProjection, Projection, Projector, ReactionsProjection, RunProjection, RunsProjection,
-    UsersProjection, WebhookFanOut, WorkspacesProjection,
+    CvmActivityProjection, CvmsProjection, Projection, Projector, ReactionsProjection, RunActivityProjection,
+    RunProjection, RunsProjection, UsersProjection, WebhookFanOut, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
@@ -86,7 +86,9 @@ pub fn modules() -> Vec<Module> {
         }),
         Module::aggregate::<Run>()
             .projection(RunsProjection)
+            .projection(RunActivityProjection)
             .routes(routes::runs::routes)
+            .routes(routes::activity::routes)
             .task(RunConductor::NAME, |deps| {
                 Box::pin(async move {
                     let conductor = RunConductor::new(deps.app.clone(), deps.agents);
@@ -128,6 +130,7 @@ pub fn modules() -> Vec<Module> {
             }),
         Module::aggregate::<Cvm>()
             .projection(CvmsProjection)
+            .projection(CvmActivityProjection)
             .routes(routes::attestation::routes)
             .worker(Attestor::new)
             .worker(RunCvmWatcher::new)

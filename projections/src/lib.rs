@@ -5,6 +5,8 @@
 //! queries and lets a caller wait until a projection has reached a given stream sequence
 //! (read-your-writes without sleeping).
 
+mod activity;
+mod activity_queries;
 mod api_keys;
 mod asset_queries;
 mod assets;
@@ -27,6 +29,8 @@ mod users;
 mod webhooks;
 mod workspaces;
 
+pub use activity::{CvmActivityProjection, RunActivityProjection, originator};
+pub use activity_queries::{ActivityFilter, ActivityView, LogFilter, LogLineView, SequencePage};
 pub use api_keys::ApiKeysProjection;
 pub use asset_queries::{AssetFilter, AssetView, SampleView};
 pub use assets::AssetsProjection;
@@ -75,3 +79,7 @@ pub const CVMS: &str = "cvms";
 pub const ASSETS: &str = "assets";
 /// Name of the runs projection (where each run of a computation is, its CVM and how it ended).
 pub const RUNS: &str = "runs";
+/// Name of the projection of every run's events (the events API of computations and runs).
+pub const RUN_ACTIVITY: &str = "run_activity";
+/// Name of the projection of the events of every run's CVM, with its agent's log lines.
+pub const CVM_ACTIVITY: &str = "cvm_activity";

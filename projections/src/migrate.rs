@@ -49,6 +49,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0015_run_limits.sql"),
     ),
     ("0016_webhooks", include_str!("../migrations/0016_webhooks.sql")),
+    ("0017_activity", include_str!("../migrations/0017_activity.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

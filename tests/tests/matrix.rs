@@ -391,6 +391,8 @@ enum Route {
     GetRun,
     RunEvents,
     RunLogs,
+    ComputationEvents,
+    ComputationLogs,
     RunConnection,
     Consent,
     RequestRun,
@@ -429,7 +431,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 96] = [
+    const ALL: [Route; 98] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -498,6 +500,8 @@ impl Route {
         Route::GetRun,
         Route::RunEvents,
         Route::RunLogs,
+        Route::ComputationEvents,
+        Route::ComputationLogs,
         Route::RunConnection,
         Route::Consent,
         Route::RequestRun,
@@ -599,6 +603,8 @@ impl Route {
             Route::RunEvents => "GET /{ws}/runs/{run}/events",
             Route::StreamEvents => "GET /{ws}/events",
             Route::RunLogs => "GET /{ws}/runs/{run}/logs",
+            Route::ComputationEvents => "GET /{ws}/computations/{c}/events",
+            Route::ComputationLogs => "GET /{ws}/computations/{c}/logs",
             Route::RunConnection => "GET /{ws}/runs/{run}/connection",
             Route::Consent => "POST /{ws}/computations/{c}/consents",
             Route::RequestRun => "POST /{ws}/computations/{c}/runs",
@@ -640,7 +646,10 @@ impl Route {
             Route::ArchiveWorkspace => vec![Act::Workspace(P::WorkspaceArchive)],
             Route::CreateComputation | Route::ImportComputation => vec![Act::Workspace(P::ComputationCreate)],
             Route::ListComputations => vec![Act::Workspace(P::ComputationRead)],
-            Route::GetComputation | Route::ExportComputation => vec![Act::Computation(P::ComputationRead)],
+            Route::GetComputation
+            | Route::ExportComputation
+            | Route::ComputationEvents
+            | Route::ComputationLogs => vec![Act::Computation(P::ComputationRead)],
             Route::UpdateComputation => vec![Act::Computation(P::ComputationUpdate)],
             Route::UpdateParticipants => vec![
                 Act::Computation(P::ComputationParticipantsManage),
@@ -1738,6 +1747,8 @@ async fn prepare(
             None,
         ),
         Route::RunLogs => (Method::GET, format!("/{ws}/runs/{}/logs", scene.run), None),
+        Route::ComputationEvents => (Method::GET, format!("/{ws}/computations/{c}/events"), None),
+        Route::ComputationLogs => (Method::GET, format!("/{ws}/computations/{c}/logs"), None),
         Route::RunConnection => (Method::GET, format!("/{ws}/runs/{}/connection", scene.run), None),
         // A well-signed consent to a manifest that is not the computation's: refused (409, naming the
         // current one) for whoever may consent, participant or not, before the signer is looked for.

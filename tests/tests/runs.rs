@@ -430,7 +430,12 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
         let client = prism.admin().clone();
         async move { json(client.get(url).send().await.unwrap(), StatusCode::OK).await }
     };
-    let ends = events("type=requested,closed").await;
+    let ends = until_events(
+        &prism,
+        &format!("/{ws}/runs/{run_id}/events?type=requested,closed"),
+        3,
+    )
+    .await;
     let named: Vec<(&str, &str)> = ends["items"]
         .as_array()
         .unwrap()
@@ -495,6 +500,43 @@ async fn three_parties_run_a_python_algorithm_over_two_csv_datasets_end_to_end()
                 .all(|l| l["message"].as_str().unwrap().contains("computation manifest")),
         "{logs:#}"
     );
+
+    // The same through the computation: its runs' events, narrowed by run, originator and state,
+    // and its agents' log lines.
+    let get = |path: String| {
+        let (client, url) = (prism.admin().clone(), prism.url(&path));
+        async move { json(client.get(url).send().await.unwrap(), StatusCode::OK).await }
+    };
+    let by_manager = get(format!("{base}/events?run={run_id}&originator=manager")).await;
+    let by_manager = by_manager["items"].as_array().unwrap();
+    assert!(
+        by_manager.iter().all(|e| e["source"] == "cvm"
+            && e["originator"] == "manager"
+            && e["run_id"] == run_id.as_str()
+            && e["cvm_id"] == cvm.to_string()),
+        "{by_manager:#?}"
+    );
+    let destroyed = by_manager.iter().find(|e| e["event"] == "destroyed").unwrap();
+    assert_eq!(destroyed["status"], "destroyed");
+    assert_eq!(destroyed["type"], "io.prism.cvm.destroyed.v1");
+    let attesting = get(format!("{base}/events?status=attesting&type=attesting_started")).await;
+    assert_eq!(attesting["items"][0]["source"], "run", "{attesting:#}");
+    assert!(
+        attesting["items"][0]["details"]["at"].is_string(),
+        "{attesting:#}"
+    );
+    let lines = get(format!("{base}/logs?level=info&contains=computation%20manifest")).await;
+    assert_eq!(
+        lines["items"], logs["items"],
+        "one run: the computation's lines are the run's"
+    );
+    // A run the computation does not have is not found.
+    let unknown = prism.url(&format!("{base}/events?run={}", uuid::Uuid::now_v7()));
+    problem(
+        prism.admin().get(unknown).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 
     // Receipts land as their senders send them, in whichever order the agent's own steps allow.
     let receipts = names.iter().filter(|name| *name == "receipt_recorded").count();
@@ -576,13 +618,33 @@ async fn a_run_past_its_computations_limit_times_out_and_is_cleaned_up() {
     let deadline: chrono::DateTime<chrono::Utc> = closed["deadline"].as_str().unwrap().parse().unwrap();
     assert_eq!(deadline - requested, chrono::Duration::seconds(12));
     assert_eq!(closed["cvm_spec"]["ttl_seconds"], 12 + 600);
-    let url = prism.url(&format!("/{ws}/runs/{run}/events?type=timed_out"));
-    let timed_out = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
-    assert_eq!(timed_out["items"].as_array().unwrap().len(), 1, "{timed_out:#}");
+    until_events(&prism, &format!("/{ws}/runs/{run}/events?type=timed_out"), 1).await;
     let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
     let machine = prism.platform().app().cvms().state(cvm).await.unwrap();
     assert_eq!(machine.status, prism_domain::cvm::CvmStatus::Destroyed);
     assert!(agent_processes(cvm).is_empty(), "the CVM's agent still runs");
+}
+
+/// The events page at `path` once it holds `count` events (the events read model follows the log),
+/// asserting that it does within 10 s.
+async fn until_events(prism: &Prism, path: &str, count: usize) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = json(
+            prism.admin().get(prism.url(path)).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        let held = page["items"].as_array().unwrap().len();
+        if held == count {
+            return page;
+        }
+        assert!(
+            held < count && std::time::Instant::now() < deadline,
+            "{path}: {page:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A computation of the administrator alone: every part, with the RFC 8410 key whose private half

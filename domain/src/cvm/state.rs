@@ -28,6 +28,17 @@ pub enum CvmStatus {
 }
 
 impl CvmStatus {
+    pub const ALL: [CvmStatus; 8] = [
+        Self::New,
+        Self::Creating,
+        Self::Starting,
+        Self::Online,
+        Self::Offline,
+        Self::Destroying,
+        Self::Destroyed,
+        Self::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",

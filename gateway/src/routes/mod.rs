@@ -2,6 +2,7 @@
 //! description, for the platform's registry.
 
 pub mod accounts;
+pub mod activity;
 pub mod api_keys;
 pub mod assets;
 pub mod attestation;
