@@ -709,7 +709,8 @@ enum TokenKeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum ProjectionsCommand {
-    /// Empties a projection and replays the event log into it from sequence 1.
+    /// Replays the event log from sequence 1 into shadow copies of a projection's tables while the
+    /// live ones go on serving, then swaps them in atomically (without downtime).
     Rebuild {
         /// A projection's name (`prism projections status` lists them) or `all`.
         name: String,

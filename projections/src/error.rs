@@ -24,4 +24,6 @@ pub enum ProjectionError {
     },
     #[error("projection `{0}` was rebuilt by another process; restarting from its checkpoint")]
     Superseded(String),
+    #[error("a rebuild of projection `{0}` is under way")]
+    RebuildUnderWay(String),
 }

@@ -44,7 +44,7 @@ pub use cvms::{BackendsProjection, CvmsProjection};
 pub use error::ProjectionError;
 pub use identity_queries::{ApiKeyView, CustomRoleView, InvitationView, MemberView, UserView};
 pub use migrate::migrate;
-pub use projector::{Projection, Projector, RunProjection, rebuild};
+pub use projector::{Projection, Projector, RunProjection, reset};
 pub use queries::{
     ComputationView, Page, PageRequest, QuarantinedView, ReactionView, ReadModels, WorkspaceView,
 };

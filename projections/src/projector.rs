@@ -69,7 +69,8 @@ pub trait RunProjection: Send + Sync + std::fmt::Debug {
     async fn run(&self, shutdown: watch::Receiver<bool>);
     /// Projects everything up to the log's current end, then returns it.
     async fn catch_up(&self) -> Result<u64, ProjectionError>;
-    /// Empties the projection, then replays the log into it up to its current end.
+    /// Replays the whole log into shadow copies of the projection's tables while the live ones go on
+    /// serving, then swaps them in atomically; returns the sequence the rebuild reached.
     async fn rebuild(&self) -> Result<u64, ProjectionError>;
 }
 
@@ -83,8 +84,8 @@ impl<P: Projection> Projector<P> {
     }
 
     /// Reads from the checkpoint on; stops after `until` if given, or when NATS reconnects.
-    async fn follow(&self, until: Option<u64>) -> Result<(), ProjectionError> {
-        let (checkpoint, generation) = self.checkpoint().await?;
+    async fn follow(&self, target: &Target, until: Option<u64>) -> Result<(), ProjectionError> {
+        let (checkpoint, generation) = self.checkpoint(target).await?;
         let mut verifier = Verifier::new(self.log.clone());
         let mut commits = self
             .log
@@ -107,17 +108,28 @@ impl<P: Projection> Projector<P> {
             for commit in batch {
                 checked.push(verifier.check(commit?).await?);
             }
-            let last = self.apply_batch(&checked, generation).await?;
+            let last = self.apply_batch(target, &checked, generation).await?;
             if until.is_some_and(|end| last >= end) {
                 return Ok(());
             }
         }
     }
 
-    async fn apply_batch(&self, batch: &[Checked], generation: i64) -> Result<u64, ProjectionError> {
-        let name = self.projection.name();
+    async fn apply_batch(
+        &self,
+        target: &Target,
+        batch: &[Checked],
+        generation: i64,
+    ) -> Result<u64, ProjectionError> {
+        let name = target.reader(&self.projection);
         let mut client = self.pool.get().await?;
         let mut tx = client.transaction().await?;
+        if let Target::Shadow { search_path, .. } = target {
+            // The projection's statements name its tables unqualified: here they find the shadow
+            // copies first, and every other table where it always is.
+            tx.batch_execute(&format!("SET LOCAL search_path TO {search_path}"))
+                .await?;
+        }
         let row = tx
             .query_one(
                 "SELECT sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
@@ -139,7 +151,7 @@ impl<P: Projection> Projector<P> {
                     if let Some(events) = commit.events::<P::Aggregate>() {
                         match events {
                             Ok(events) => {
-                                self.apply_commit(&mut tx, sequence, &commit.commit().subject, &events)
+                                self.apply_commit(&mut tx, name, sequence, &commit.commit().subject, &events)
                                     .await?
                             }
                             Err(reason) => {
@@ -176,6 +188,7 @@ impl<P: Projection> Projector<P> {
     async fn apply_commit(
         &self,
         tx: &mut Transaction<'_>,
+        reader: &str,
         sequence: u64,
         subject: &str,
         events: &[Recorded<<P::Aggregate as Aggregate>::Event>],
@@ -195,12 +208,12 @@ impl<P: Projection> Projector<P> {
             sequence,
             source: reason.into(),
         };
-        quarantine(tx, self.projection.name(), sequence, subject, &event_ids, &reason).await
+        quarantine(tx, reader, sequence, subject, &event_ids, &reason).await
     }
 
-    async fn checkpoint(&self) -> Result<(u64, i64), ProjectionError> {
+    async fn checkpoint(&self, target: &Target) -> Result<(u64, i64), ProjectionError> {
         let client = self.pool.get().await?;
-        let name = self.projection.name();
+        let name = target.reader(&self.projection);
         client
             .execute(
                 "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
@@ -227,7 +240,7 @@ impl<P: Projection> RunProjection for Projector<P> {
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = tokio::select! {
-                r = self.follow(None) => r,
+                r = self.follow(&Target::Live, None) => r,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             match result {
@@ -250,17 +263,254 @@ impl<P: Projection> RunProjection for Projector<P> {
 
     async fn catch_up(&self) -> Result<u64, ProjectionError> {
         let end = self.log.last_sequence().await?;
-        // `follow` also returns when NATS reconnects; go on until the end is really reached.
-        while self.checkpoint().await?.0 < end {
-            self.follow(Some(end)).await?;
-        }
+        self.reach(&Target::Live, end).await?;
         Ok(end)
     }
 
     async fn rebuild(&self) -> Result<u64, ProjectionError> {
-        rebuild(&self.pool, &self.projection).await?;
-        self.catch_up().await
+        let name = self.projection.name();
+        // One rebuild of a projection at a time: a session lock, which a crash releases with its
+        // connection.
+        let guard = self.pool.get().await?;
+        let key = format!("prism-rebuild:{name}");
+        let locked: bool = guard
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])
+            .await?
+            .get(0);
+        if !locked {
+            return Err(ProjectionError::RebuildUnderWay(name.into()));
+        }
+        let rebuilt = self.rebuild_aside().await;
+        guard
+            .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&key])
+            .await?;
+        rebuilt
     }
+}
+
+/// Where a projector writes: the live tables, or the shadow copies a rebuild fills.
+enum Target {
+    Live,
+    Shadow {
+        /// The checkpoint row's name and the quarantine's reader: `<name>~rebuild`.
+        reader: String,
+        /// The shadow schema, then the live one.
+        search_path: String,
+    },
+}
+
+impl Target {
+    fn reader<'a>(&'a self, projection: &'a impl Projection) -> &'a str {
+        match self {
+            Self::Live => projection.name(),
+            Self::Shadow { reader, .. } => reader,
+        }
+    }
+}
+
+/// A name quoted for SQL.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A table's name quoted for SQL, qualified by its schema.
+fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote(schema), quote(table))
+}
+
+impl<P: Projection> Projector<P> {
+    /// Applies the log to `target` up to `end`.
+    async fn reach(&self, target: &Target, end: u64) -> Result<(), ProjectionError> {
+        // `follow` also returns when NATS reconnects; go on until the end is really reached.
+        while self.checkpoint(target).await?.0 < end {
+            self.follow(target, Some(end)).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds without downtime: replays the whole log into shadow copies of the projection's
+    /// tables while the live ones go on serving and following the log, then makes the live tables
+    /// hold exactly what the copies hold, with the checkpoint, in one transaction.
+    ///
+    /// The swap applies the difference instead of renaming tables: the live tables keep their
+    /// triggers (the read cache's change announcements), the foreign keys other read models hold
+    /// to them and their index names, readers never wait for a lock, and only rows that differ
+    /// change (and are announced).
+    async fn rebuild_aside(&self) -> Result<u64, ProjectionError> {
+        let name = self.projection.name();
+        let mut client = self.pool.get().await?;
+        let live: String = client.query_one("SELECT current_schema()", &[]).await?.get(0);
+        let shadow = format!("prism_rebuild_{name}");
+        let target = Target::Shadow {
+            reader: format!("{name}~rebuild"),
+            search_path: format!("{}, {}", quote(&shadow), quote(&live)),
+        };
+        let reader = target.reader(&self.projection).to_owned();
+        let tx = client.transaction().await?;
+        let schema = quote(&shadow);
+        tx.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await?;
+        for table in self.projection.tables() {
+            // Constraints and indexes, not foreign keys: the copies are filled in log order, and
+            // checked against the live tables' keys when the difference is applied.
+            tx.batch_execute(&format!(
+                "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)",
+                qualified(&shadow, table),
+                qualified(&live, table)
+            ))
+            .await?;
+        }
+        tx.execute("DELETE FROM projection_checkpoints WHERE name = $1", &[&reader])
+            .await?;
+        tx.execute("DELETE FROM quarantine WHERE reader = $1", &[&reader])
+            .await?;
+        tx.commit().await?;
+        info!(name, "rebuilding into shadow tables from sequence 1");
+
+        let end = self.log.last_sequence().await?;
+        self.reach(&target, end).await?;
+
+        // Hold the live checkpoint: the live projector waits, and the shadow catches up with it.
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "SELECT sequence FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )
+            .await?;
+        let live_at = row.get::<_, i64>(0) as u64;
+        self.reach(&target, live_at).await?;
+        let built_at = self.checkpoint(&target).await?.0;
+        // Children first (the order of `tables()`) when deleting, parents first when inserting.
+        for table in self.projection.tables() {
+            delete_missing(&tx, &live, &shadow, table).await?;
+        }
+        for table in self.projection.tables().iter().rev() {
+            upsert_all(&tx, &live, &shadow, table).await?;
+        }
+        tx.execute(
+            "UPDATE projection_checkpoints SET sequence = $2, generation = generation + 1, updated_at = now()
+             WHERE name = $1",
+            &[&name, &(built_at as i64)],
+        )
+        .await?;
+        tx.execute("DELETE FROM quarantine WHERE reader = $1", &[&name])
+            .await?;
+        tx.execute(
+            "UPDATE quarantine SET reader = $1 WHERE reader = $2",
+            &[&name, &reader],
+        )
+        .await?;
+        tx.execute("DELETE FROM projection_checkpoints WHERE name = $1", &[&reader])
+            .await?;
+        tx.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await?;
+        tx.commit().await?;
+        info!(
+            name,
+            sequence = built_at,
+            "rebuilt; the live tables now hold the rebuild"
+        );
+        Ok(built_at)
+    }
+}
+
+/// The columns of a live table, and those of its primary key.
+async fn columns(
+    tx: &Transaction<'_>,
+    live: &str,
+    table: &str,
+) -> Result<(Vec<String>, Vec<String>), ProjectionError> {
+    let relation = qualified(live, table);
+    let all = tx
+        .query(
+            "SELECT attname::text FROM pg_attribute
+             WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+             ORDER BY attnum",
+            &[&relation],
+        )
+        .await?;
+    let key = tx
+        .query(
+            "SELECT a.attname::text FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary ORDER BY a.attnum",
+            &[&relation],
+        )
+        .await?;
+    let name = |row: &tokio_postgres::Row| quote(&row.get::<_, String>(0));
+    Ok((all.iter().map(name).collect(), key.iter().map(name).collect()))
+}
+
+/// Deletes the live rows the rebuild does not have (by primary key; all of them without one).
+async fn delete_missing(
+    tx: &Transaction<'_>,
+    live: &str,
+    shadow: &str,
+    table: &str,
+) -> Result<(), ProjectionError> {
+    let (_, key) = columns(tx, live, table).await?;
+    let statement = if key.is_empty() {
+        format!("DELETE FROM {}", qualified(live, table))
+    } else {
+        let same = key
+            .iter()
+            .map(|k| format!("s.{k} = l.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "DELETE FROM {} AS l WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {same})",
+            qualified(live, table),
+            qualified(shadow, table)
+        )
+    };
+    tx.batch_execute(&statement).await?;
+    Ok(())
+}
+
+/// Inserts the rebuild's rows, and updates the live rows that differ from them.
+async fn upsert_all(
+    tx: &Transaction<'_>,
+    live: &str,
+    shadow: &str,
+    table: &str,
+) -> Result<(), ProjectionError> {
+    let (all, key) = columns(tx, live, table).await?;
+    let list = all.join(", ");
+    let insert = format!(
+        "INSERT INTO {} AS l ({list}) SELECT {list} FROM {}",
+        qualified(live, table),
+        qualified(shadow, table)
+    );
+    let rest: Vec<&String> = all.iter().filter(|c| !key.contains(c)).collect();
+    let statement = if key.is_empty() {
+        insert
+    } else if rest.is_empty() {
+        format!("{insert} ON CONFLICT ({}) DO NOTHING", key.join(", "))
+    } else {
+        let set = rest
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let old = rest
+            .iter()
+            .map(|c| format!("l.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let new = rest
+            .iter()
+            .map(|c| format!("EXCLUDED.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{insert} ON CONFLICT ({}) DO UPDATE SET {set} WHERE ROW({old}) IS DISTINCT FROM ROW({new})",
+            key.join(", ")
+        )
+    };
+    tx.batch_execute(&statement).await?;
+    Ok(())
 }
 
 /// SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the event's content,
@@ -313,9 +563,10 @@ pub(crate) async fn quarantine(
 }
 
 /// Empties a projection's tables and resets its checkpoint (and forgets what it quarantined) in one
-/// transaction; the next projector run (or [`RunProjection::catch_up`]) replays the log from sequence
-/// 1. Projectors of the old generation notice and restart.
-pub async fn rebuild(pool: &Pool, projection: &impl Projection) -> Result<(), ProjectionError> {
+/// transaction; the next projector run (or [`RunProjection::catch_up`]) replays the log from its
+/// start. Projectors of the old generation notice and restart. Readers see the tables empty until
+/// the replay catches up: [`RunProjection::rebuild`] replays aside instead, and is what operators use.
+pub async fn reset(pool: &Pool, projection: &impl Projection) -> Result<(), ProjectionError> {
     let name = projection.name();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;

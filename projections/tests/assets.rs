@@ -12,7 +12,7 @@ use prism_domain::values::{FileName, MimeType, Sha3Digest};
 use prism_domain::{AssetId, ComputationId, UserId, WorkspaceId};
 use prism_projections::{
     ASSETS, AssetFilter, AssetView, AssetsProjection, COMPUTATIONS, ComputationsProjection, PageRequest,
-    RunProjection as _, rebuild,
+    RunProjection as _, reset,
 };
 use prism_store::Repository;
 
@@ -288,8 +288,8 @@ async fn the_row_follows_the_asset_and_the_computations_that_link_it() {
     assert_eq!(before.1.len(), 1, "{:?}", before.1);
     _a.send(true).unwrap();
     _c.send(true).unwrap();
-    rebuild(env.read.pool(), &AssetsProjection).await.unwrap();
-    rebuild(env.read.pool(), &ComputationsProjection).await.unwrap();
+    reset(env.read.pool(), &AssetsProjection).await.unwrap();
+    reset(env.read.pool(), &ComputationsProjection).await.unwrap();
     assert!(dump(&env.read, "assets").await.is_empty());
     assert!(dump(&env.read, "computation_assets").await.is_empty());
     env.projector(AssetsProjection).catch_up().await.unwrap();

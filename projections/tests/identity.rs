@@ -17,7 +17,7 @@ use prism_domain::workspace::{Invitee, MembershipCommand, WorkspaceCommand};
 use prism_domain::{ApiKeyId, InvitationId, UserId, WorkspaceId};
 use prism_projections::{
     API_KEYS, ApiKeyView, ApiKeysProjection, CustomRoleView, InvitationView, MemberView, PageRequest,
-    ReadModels, RunProjection as _, USERS, UsersProjection, WORKSPACES, WorkspacesProjection, rebuild,
+    ReadModels, RunProjection as _, USERS, UsersProjection, WORKSPACES, WorkspacesProjection, reset,
 };
 use prism_store::Repository;
 use tokio::sync::mpsc;
@@ -734,9 +734,9 @@ async fn identity_read_models_follow_the_log_and_rebuild_the_same() {
     for stop in [users, workspaces, keys] {
         stop.send(true).unwrap();
     }
-    rebuild(read.pool(), &UsersProjection).await.unwrap();
-    rebuild(read.pool(), &ApiKeysProjection).await.unwrap();
-    rebuild(read.pool(), &WorkspacesProjection).await.unwrap();
+    reset(read.pool(), &UsersProjection).await.unwrap();
+    reset(read.pool(), &ApiKeysProjection).await.unwrap();
+    reset(read.pool(), &WorkspacesProjection).await.unwrap();
     for table in IDENTITY_TABLES {
         assert!(dump(read, table).await.is_empty(), "{table} was not emptied");
     }
@@ -749,7 +749,7 @@ async fn identity_read_models_follow_the_log_and_rebuild_the_same() {
     assert_eq!(read.checkpoint(USERS).await.unwrap(), last);
     assert_eq!(read.checkpoint(API_KEYS).await.unwrap(), last);
 
-    // The same through `RunProjection::rebuild`, which resets and replays in one call.
+    // The same through `RunProjection::rebuild`, which replays aside and swaps in one call.
     assert_eq!(id.env.projector(UsersProjection).rebuild().await.unwrap(), last);
     assert_eq!(id.env.projector(ApiKeysProjection).rebuild().await.unwrap(), last);
     assert_eq!(dump_all(read).await, live);
@@ -843,8 +843,8 @@ async fn identity_tables_announce_their_changes() {
     link.catch_up().await.unwrap();
     announced(&mut received, &[format!("row users {bob}")]).await;
 
-    rebuild(id.read().pool(), &UsersProjection).await.unwrap();
-    rebuild(id.read().pool(), &ApiKeysProjection).await.unwrap();
+    reset(id.read().pool(), &UsersProjection).await.unwrap();
+    reset(id.read().pool(), &ApiKeysProjection).await.unwrap();
     announced(
         &mut received,
         &["truncate users".into(), "truncate api_keys".into()],

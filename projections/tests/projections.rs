@@ -18,7 +18,7 @@ use prism_domain::workspace::WorkspaceCommand;
 use prism_domain::{ComputationId, WorkspaceId};
 use prism_projections::{
     COMPUTATIONS, ComputationsProjection, PageRequest, Projection, ProjectionError, ReadModels,
-    RunProjection as _, WORKSPACES, WorkspacesProjection, rebuild,
+    RunProjection as _, WORKSPACES, WorkspacesProjection, reset,
 };
 use prism_store::Recorded;
 
@@ -175,8 +175,8 @@ async fn a_rebuilt_projection_equals_the_live_one() {
     w.send(true).unwrap();
     c.send(true).unwrap();
 
-    rebuild(env.read.pool(), &ComputationsProjection).await.unwrap();
-    rebuild(env.read.pool(), &WorkspacesProjection).await.unwrap();
+    reset(env.read.pool(), &ComputationsProjection).await.unwrap();
+    reset(env.read.pool(), &WorkspacesProjection).await.unwrap();
     assert!(dump(&env.read, "computations").await.is_empty());
     assert!(dump(&env.read, "participants").await.is_empty());
     assert_eq!(env.read.checkpoint(COMPUTATIONS).await.unwrap(), 0);
@@ -190,7 +190,7 @@ async fn a_rebuilt_projection_equals_the_live_one() {
     assert_eq!(live, rebuilt);
     assert_eq!(env.read.checkpoint(COMPUTATIONS).await.unwrap(), last);
 
-    // The same through `RunProjection::rebuild`, which resets and replays in one call.
+    // The same through `RunProjection::rebuild`, which replays aside and swaps in one call.
     assert_eq!(
         env.projector(ComputationsProjection).rebuild().await.unwrap(),
         last
@@ -391,7 +391,7 @@ async fn a_rebuild_never_makes_the_active_computations_as_of_a_sequence_look_emp
     .await
     .unwrap();
     let pool = env.read.pool().clone();
-    let rebuilding = tokio::spawn(async move { rebuild(&pool, &ComputationsProjection).await });
+    let rebuilding = tokio::spawn(async move { reset(&pool, &ComputationsProjection).await });
     until_waiting(&env.read, 1).await;
 
     // A reader asks meanwhile, and is let through once the rebuild has committed.
@@ -407,4 +407,132 @@ async fn a_rebuild_never_makes_the_active_computations_as_of_a_sequence_look_emp
         answer.is_none() || answer == Some(vec![ids[0], ids[2]]),
         "a rebuild in progress was read as `no active computation`: {answer:?}"
     );
+}
+
+#[tokio::test]
+async fn a_rebuild_replays_aside_while_readers_and_the_live_projector_go_on_then_swaps_at_once() {
+    let env = env().await;
+    let w = env.start(WorkspacesProjection);
+    let c = env.start(ComputationsProjection);
+    let (ws, ids, last) = history(&env, 12).await;
+    env.read.wait_for(WORKSPACES, last, WAIT).await.unwrap();
+    env.read.wait_for(COMPUTATIONS, last, WAIT).await.unwrap();
+    let live = (
+        dump(&env.read, "computations").await,
+        dump(&env.read, "participants").await,
+    );
+    // A read model gone wrong, which the log does not say: the rebuild puts it right.
+    let client = env.read.pool().get().await.unwrap();
+    client
+        .execute(
+            "UPDATE computations SET name = 'damaged' WHERE id = $1",
+            &[&ids[3].as_uuid()],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "DELETE FROM participants WHERE computation_id = $1",
+            &[&ids[4].as_uuid()],
+        )
+        .await
+        .unwrap();
+
+    // Readers meanwhile: every look sees all the workspace's computations, never an emptied or a
+    // half-replayed table.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (pool, done) = (env.read.pool().clone(), done.clone());
+        tokio::spawn(async move {
+            let client = pool.get().await.unwrap();
+            let mut looks = 0;
+            let mut fewest = i64::MAX;
+            while !done.load(Ordering::SeqCst) {
+                let row = client
+                    .query_one(
+                        "SELECT count(*) FROM computations WHERE workspace_id = $1",
+                        &[&ws.as_uuid()],
+                    )
+                    .await
+                    .unwrap();
+                fewest = fewest.min(row.get(0));
+                looks += 1;
+            }
+            (looks, fewest)
+        })
+    };
+    // A second rebuild of the same projection is refused while one is under way.
+    let holder = env.read.pool().get().await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('prism-rebuild:computations'))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = env.projector(ComputationsProjection).rebuild().await;
+    assert!(
+        matches!(refused, Err(ProjectionError::RebuildUnderWay(ref name)) if name == COMPUTATIONS),
+        "{refused:?}"
+    );
+    holder
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext('prism-rebuild:computations'))",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // Commands go on during the rebuild, and the live projector with them.
+    let rebuilding = {
+        let projector = env.projector(ComputationsProjection);
+        tokio::spawn(async move { projector.rebuild().await })
+    };
+    let later = ComputationId(uuid::Uuid::now_v7());
+    let create = ComputationCommand::Create {
+        id: later,
+        workspace_id: ws,
+        workspace: WorkspaceStanding::Active,
+        definition: definition("later"),
+    };
+    let end = env.computation(later, create).await;
+    let reached = rebuilding.await.unwrap().unwrap();
+    assert!(reached >= last, "{reached} < {last}");
+    env.read.wait_for(COMPUTATIONS, end, WAIT).await.unwrap();
+    done.store(true, Ordering::SeqCst);
+    let (looks, fewest) = reader.await.unwrap();
+    assert!(looks > 0);
+    assert_eq!(
+        fewest, 12,
+        "a reader saw {fewest} of 12 computations during the rebuild"
+    );
+
+    // What the log says, repaired, with the computation created meanwhile.
+    let rebuilt = dump(&env.read, "computations").await;
+    let without_later: Vec<_> = rebuilt
+        .iter()
+        .filter(|row| row["id"] != later.to_string())
+        .cloned()
+        .collect();
+    assert_eq!(without_later, live.0);
+    assert_eq!(rebuilt.len(), live.0.len() + 1);
+    let participants = dump(&env.read, "participants").await;
+    let without_later: Vec<_> = participants
+        .iter()
+        .filter(|row| row["computation_id"] != later.to_string())
+        .cloned()
+        .collect();
+    assert_eq!(without_later, live.1);
+    // Nothing of the rebuild is left behind.
+    let leftovers = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'prism_rebuild_%')
+                  + (SELECT count(*) FROM projection_checkpoints WHERE name LIKE '%~rebuild')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(leftovers.get::<_, i64>(0), 0);
+    w.send(true).unwrap();
+    c.send(true).unwrap();
 }

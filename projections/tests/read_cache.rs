@@ -1,5 +1,5 @@
 //! Views answered from memory stay true: every process's commits reach them, a read with a sequence it
-//! learnt from the database sees that commit, and a rebuild empties them.
+//! learnt from the database sees that commit, a reset empties them, and a rebuild's swap reaches them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use prism_domain::{ComputationId, WorkspaceId};
 use prism_embedded::{NatsServer, TestDatabase};
 use prism_projections::{
     COMPUTATIONS, ComputationsProjection, Projection, Projector, ReadModels, RunProjection as _, WORKSPACES,
-    WorkspacesProjection, rebuild,
+    WorkspacesProjection, reset,
 };
 use prism_store::{CommandRequest, EventLog, EventStore, Metadata, Repository, StoreConfig};
 use tokio::sync::watch;
@@ -225,7 +225,7 @@ async fn reads_right_after_a_write_see_the_write() {
 }
 
 #[tokio::test]
-async fn a_rebuild_empties_what_memory_holds() {
+async fn a_reset_empties_what_memory_holds() {
     let mut env = env().await;
     let read = env.read.clone();
     env.start(WorkspacesProjection, &read);
@@ -241,10 +241,10 @@ async fn a_rebuild_empties_what_memory_holds() {
 
     // Emptied by another process.
     let other = ReadModels::connect(&env.db.url).await.unwrap();
-    rebuild(other.pool(), &ComputationsProjection).await.unwrap();
+    reset(other.pool(), &ComputationsProjection).await.unwrap();
     assert_eq!(read.checkpoint(COMPUTATIONS).await.unwrap(), 0);
     assert!(read.computation(ws, id).await.unwrap().is_none());
-    // Once this process has heard of the rebuild, memory answers again, and holds nothing old.
+    // Once this process has heard of the reset, memory answers again, and holds nothing old.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(read.follows_changes());
     assert!(read.computation(ws, id).await.unwrap().is_none());
@@ -255,6 +255,46 @@ async fn a_rebuild_empties_what_memory_holds() {
         .unwrap();
     assert!(read.reached(COMPUTATIONS, last).await.unwrap());
     assert!(read.computation(ws, id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_rebuild_swapped_in_by_another_process_reaches_what_memory_holds() {
+    let mut env = env().await;
+    let read = env.read.clone();
+    env.start(WorkspacesProjection, &read);
+    let (ws, created) = env.workspace().await;
+    let (id, _) = env.computation(ws).await;
+    read.wait_for(WORKSPACES, created, WAIT).await.unwrap();
+    env.projector(ComputationsProjection, &read)
+        .catch_up()
+        .await
+        .unwrap();
+    let name = |view: Option<prism_projections::ComputationView>| view.unwrap().name;
+    let original = name(read.computation(ws, id).await.unwrap());
+    // A row gone wrong in the database, which memory hears of like any change.
+    let other = ReadModels::connect(&env.db.url).await.unwrap();
+    other
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE computations SET name = 'damaged' WHERE id = $1",
+            &[&id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(name(read.computation(ws, id).await.unwrap()), "damaged");
+
+    // Rebuilt by another process: the swap changes the row in place, and memory hears of it.
+    env.projector(ComputationsProjection, &other)
+        .rebuild()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(read.follows_changes());
+    assert_eq!(name(read.computation(ws, id).await.unwrap()), original);
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use prism_domain::{Actor, Aggregate, ComputationId, DomainEvent, WorkspaceId};
 use prism_embedded::{NatsServer, TestDatabase};
 use prism_projections::{
     COMPUTATIONS, ComputationsProjection, Projection, Projector, QuarantinedView, ReadModels,
-    RunProjection as _, WORKSPACES, WorkspaceView, WorkspacesProjection, rebuild,
+    RunProjection as _, WORKSPACES, WorkspaceView, WorkspacesProjection, reset,
 };
 use prism_store::{
     Append, ChainTip, CommandRequest, EventEnvelope, EventLog, EventStore, GENESIS_HASH, Metadata,
@@ -516,7 +516,7 @@ async fn a_rebuild_forgets_what_the_projection_quarantined_and_replays_it() {
         .await
         .unwrap();
 
-    rebuild(env.read.pool(), &WorkspacesProjection).await.unwrap();
+    reset(env.read.pool(), &WorkspacesProjection).await.unwrap();
     assert!(env.quarantined(WORKSPACES).await.is_empty());
     assert_eq!(
         env.quarantined(COMPUTATIONS).await,
