@@ -15,12 +15,16 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use prism_domain::WorkspaceId;
 use prism_domain::access::Permission;
+use prism_projections::{
+    SECURITY_ATTESTATIONS, SECURITY_DENIALS, SECURITY_SIGN_INS, SecurityEventView, SecurityFilter,
+    SequencePage,
+};
 use prism_store::{Checked, EventEnvelope, EventLog, StoredCommit, Verifier};
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::auth::Action;
-use crate::{App, AppError, Caller, ErrorKind};
+use crate::{App, AppError, Caller, ErrorKind, ReadOptions};
 
 /// How often a feed asks again whether its caller may still read the workspace's audit trail: a
 /// member removed, or whose roles no longer grant `audit.read`, loses the feed within this time.
@@ -131,6 +135,31 @@ pub struct Audit<'a> {
 impl<'a> Audit<'a> {
     pub(crate) fn new(app: &'a App) -> Self {
         Self { app }
+    }
+
+    /// The security events of `workspace` — requests refused on its resources, failed sign-ins and
+    /// lock-outs of its members, refused attestations of its CVMs (`audit.read`) — or, for `None`,
+    /// of the whole platform, refused client certificates and sign-ins of unknown accounts
+    /// included (`platform.operate`); in the log's order.
+    pub async fn security_events(
+        &self,
+        caller: &Caller,
+        workspace: Option<WorkspaceId>,
+        filter: &SecurityFilter,
+        read: ReadOptions,
+    ) -> Result<SequencePage<SecurityEventView>, AppError> {
+        let action = match workspace {
+            Some(workspace) => Action::in_workspace(Permission::AuditRead, workspace),
+            None => Action::platform(Permission::PlatformOperate),
+        };
+        self.app.authorize(caller, action).await?;
+        self.app
+            .wait_read(
+                &[SECURITY_DENIALS, SECURITY_SIGN_INS, SECURITY_ATTESTATIONS],
+                read,
+            )
+            .await?;
+        Ok(self.app.read_models()?.security_events(workspace, filter).await?)
     }
 
     /// The workspace's events after `after` (else from `filter.since`, else from now on), as they

@@ -71,7 +71,7 @@ impl Denial {
                 ErrorKind::Unauthenticated,
                 "sign in first: send `Authorization: Bearer <access token or API key>`",
             ),
-            DenialReason::InvalidCredentials => {
+            DenialReason::InvalidCredentials | DenialReason::CertificateRefused => {
                 AppError::new(ErrorKind::Unauthenticated, self.detail.clone())
             }
             DenialReason::SignInFailed => AppError::new(

@@ -28,7 +28,8 @@ use prism_gateway::{Routes, routes};
 use prism_projections::{
     ApiKeysProjection, AssetsProjection, BackendsProjection, CertificatesProjection, ComputationsProjection,
     CvmActivityProjection, CvmsProjection, Projection, Projector, ReactionsProjection, RunActivityProjection,
-    RunProjection, RunsProjection, UsersProjection, WebhookFanOut, WorkspacesProjection,
+    RunProjection, RunsProjection, SecurityAttestationsProjection, SecurityDenialsProjection,
+    SecuritySignInsProjection, UsersProjection, WebhookFanOut, WorkspacesProjection,
 };
 use prism_store::{EventLog, EventStore};
 use prism_workers::{
@@ -66,6 +67,7 @@ pub fn modules() -> Vec<Module> {
             .routes(routes::operations::routes),
         Module::aggregate::<User>()
             .projection(UsersProjection)
+            .projection(SecuritySignInsProjection)
             .routes(routes::identity::routes)
             .routes(routes::accounts::routes)
             .worker(InvitationLinker::new),
@@ -73,7 +75,7 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<ApiKey>()
             .projection(ApiKeysProjection)
             .routes(routes::api_keys::routes),
-        Module::aggregate::<AccessDenial>(),
+        Module::aggregate::<AccessDenial>().projection(SecurityDenialsProjection),
         Module::aggregate::<Ledger>().task(Auditor::NAME, |deps| {
             Box::pin(async move {
                 // A checkpoint within a tenth of a second of a commit, shared by the commits of
@@ -131,6 +133,7 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<Cvm>()
             .projection(CvmsProjection)
             .projection(CvmActivityProjection)
+            .projection(SecurityAttestationsProjection)
             .routes(routes::attestation::routes)
             .worker(Attestor::new)
             .worker(RunCvmWatcher::new)

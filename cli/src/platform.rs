@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use prism_agents::{AgentChannel, ChannelConfig};
 use prism_app::{
-    App, AppConfig, Caller, CertificateAuthorityConfig, IdentityConfig, PlatformIdentity, RenewalPolicy,
-    RoleAuthorizer,
+    App, AppConfig, Caller, CertificateAuthorityConfig, Denial, IdentityConfig, PlatformIdentity,
+    RenewalPolicy, RoleAuthorizer,
 };
 use prism_backends::{ClientIdentity, Drivers, LocalDriver};
 use prism_ca::{CaUrls, FileKeyStore, SealedKeys, Sealer};
@@ -16,6 +16,7 @@ use prism_domain::BackendId;
 use prism_domain::backend::{BackendSettings, Driver as BackendDriver};
 use prism_domain::certificate::Subject;
 use prism_domain::cvm::ConfidentialPlatform;
+use prism_domain::denial::DenialReason;
 use prism_gateway::{AppState, GatewayConfig};
 use prism_projections::ReadModels;
 use prism_store::{
@@ -502,8 +503,10 @@ impl Platform {
                 );
                 let service = channel.service();
                 let mut agents_stop = stopped.clone();
+                let on_refusal = refusals_recorded(app.clone(), "agents' channel");
                 tasks.spawn(async move {
                     prism_tls::Server::new(listener, tls)
+                        .on_refusal(on_refusal)
                         .serve(service, async move {
                             let _ = agents_stop.wait_for(|stop| *stop).await;
                         })
@@ -693,6 +696,26 @@ pub(crate) fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Records each client certificate a TLS listener refuses as an access denial (a security event),
+/// rate-bounded per source like every denial.
+fn refusals_recorded(app: App, listener: &'static str) -> prism_tls::OnRefusal {
+    std::sync::Arc::new(move |refusal: prism_tls::Refusal| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let caller = Caller {
+                source: Some(refusal.remote.ip()),
+                ..Caller::anonymous()
+            };
+            let detail = match &refusal.serial {
+                Some(serial) => format!("{} (serial {serial})", refusal.reason),
+                None => refusal.reason,
+            };
+            let denial = Denial::new(DenialReason::CertificateRefused, listener, detail);
+            app.deny(&caller, denial).await;
+        });
+    })
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ fn log_line_view(row: &Row) -> LogLineView {
 /// Reads a page through `query(count)` (the first `count` matching rows, in the log's order): at
 /// least `limit` items, never half a commit. Commits are small, so asking for twice as many rows
 /// soon reaches the end of the one the page stops in.
-async fn page_of<T, Q, F>(
+pub(crate) async fn page_of<T, Q, F>(
     limit: u32,
     sequence: impl Fn(&T) -> u64,
     query: Q,

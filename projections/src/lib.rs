@@ -25,6 +25,7 @@ mod reactions;
 mod read_cache;
 mod run_queries;
 mod runs;
+mod security;
 mod users;
 mod webhooks;
 mod workspaces;
@@ -51,6 +52,10 @@ pub use queries::{
 pub use reactions::ReactionsProjection;
 pub use run_queries::{RunDayCount, RunFilter, RunView};
 pub use runs::RunsProjection;
+pub use security::{
+    SECURITY_ATTESTATIONS, SECURITY_DENIALS, SECURITY_SIGN_INS, SecurityAttestationsProjection,
+    SecurityDenialsProjection, SecurityEventView, SecurityFilter, SecuritySignInsProjection,
+};
 pub use users::UsersProjection;
 pub use webhooks::{
     Attempt, DELIVERY_FAILED_TYPE, DeliveryView, DueDelivery, DueHandshake, WEBHOOKS, WebhookFanOut,

@@ -50,6 +50,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0016_webhooks", include_str!("../migrations/0016_webhooks.sql")),
     ("0017_activity", include_str!("../migrations/0017_activity.sql")),
+    ("0018_security", include_str!("../migrations/0018_security.sql")),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once (an advisory lock

@@ -333,6 +333,8 @@ enum Route {
     ListReactions,
     Quarantine,
     ReplayAggregate,
+    PlatformSecurityEvents,
+    SecurityEvents,
     ListUsers,
     CreateWorkspace,
     UpdateWorkspace,
@@ -431,7 +433,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 98] = [
+    const ALL: [Route; 100] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -443,6 +445,8 @@ impl Route {
         Route::ListReactions,
         Route::Quarantine,
         Route::ReplayAggregate,
+        Route::PlatformSecurityEvents,
+        Route::SecurityEvents,
         Route::ListUsers,
         Route::CreateWorkspace,
         Route::UpdateWorkspace,
@@ -545,6 +549,8 @@ impl Route {
             Route::ListReactions => "GET /operations/reactions",
             Route::Quarantine => "GET /operations/quarantine",
             Route::ReplayAggregate => "GET /operations/replay/{type}/{id}",
+            Route::PlatformSecurityEvents => "GET /operations/security-events",
+            Route::SecurityEvents => "GET /{ws}/security-events",
             Route::ListUsers => "GET /users",
             Route::CreateWorkspace => "POST /workspaces",
             Route::UpdateWorkspace => "PATCH /workspaces/{ws}",
@@ -696,7 +702,7 @@ impl Route {
                 vec![Act::Computation(P::ComputationRead)]
             }
             Route::ListRuns | Route::RunHistory => vec![Act::Workspace(P::ComputationRead)],
-            Route::StreamEvents => vec![Act::Workspace(P::AuditRead)],
+            Route::StreamEvents | Route::SecurityEvents => vec![Act::Workspace(P::AuditRead)],
             Route::DryRun | Route::RequestRun | Route::StopRun | Route::RetryRun => {
                 vec![Act::Computation(P::ComputationRun)]
             }
@@ -733,6 +739,7 @@ impl Route {
             | Route::RetryReaction
             | Route::Quarantine
             | Route::ReplayAggregate
+            | Route::PlatformSecurityEvents
             | Route::ListUsers
             | Route::ListPlatformBackends
             | Route::GetPlatformBackend
@@ -1491,6 +1498,8 @@ async fn prepare(
         Route::ListReactions => (Method::GET, "/operations/reactions".into(), None),
         Route::Quarantine => (Method::GET, "/operations/quarantine".into(), None),
         Route::ReplayAggregate => (Method::GET, format!("/operations/replay/workspace/{ws}"), None),
+        Route::PlatformSecurityEvents => (Method::GET, "/operations/security-events".into(), None),
+        Route::SecurityEvents => (Method::GET, format!("/{ws}/security-events"), None),
         Route::ListUsers => (Method::GET, "/users".into(), None),
         Route::CreateWorkspace => (
             Method::POST,

@@ -973,6 +973,27 @@ async fn a_run_whose_evidence_fails_its_computations_policy_gets_no_inputs() {
     )
     .unwrap();
     assert_eq!(claims["prism_manifest_id"], closed["manifest_id"], "{claims:#}");
+
+    // The refusal is one of the workspace's security events, naming the CVM and the failed check.
+    let cvm = prism_domain::run::cvm_of(run.parse::<RunId>().unwrap());
+    let path = format!("/{ws}/security-events?kind=attestation_refused");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refusals = loop {
+        let r = prism.admin().get(prism.url(&path)).send().await.unwrap();
+        let page = json(r, StatusCode::OK).await;
+        if !page["items"].as_array().unwrap().is_empty() {
+            break page["items"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{page:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(refusals[0]["subject"], format!("cvms/{cvm}"), "{refusals:#}");
+    assert_eq!(refusals[0]["type"], "io.prism.cvm.attestation_appraised.v1");
+    let field = fresh["verdict"]["failures"][0]["field"].as_str().unwrap();
+    assert!(
+        refusals[0]["detail"].as_str().unwrap().starts_with(field),
+        "{refusals:#}"
+    );
 }
 
 /// A participant's halt stops a run under way: it is cleaned up like any stop, its ending names the

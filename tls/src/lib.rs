@@ -28,7 +28,8 @@ mod verifier;
 pub use config::{Alpn, ClientAuth, IdentityHandle, ServerIdentity, TlsServerConfig};
 pub use revocation::{RevokedSerials, Tracked};
 pub use serve::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, PeerAddr, PeerCertificate, Server, serve,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, OnRefusal, PeerAddr, PeerCertificate, Refusal, Server,
+    serve,
 };
 pub use verifier::{RevocationCheckingVerifier, serial_of};
 

@@ -67,13 +67,38 @@ impl PeerCertificate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// A client certificate the server refused: at the handshake (unknown issuer, expired, revoked, none
+/// presented), or after it (no usable serial, revoked by the time the connection was registered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The peer that presented it.
+    pub remote: SocketAddr,
+    /// Why, as rustls or the server says it.
+    pub reason: String,
+    /// The certificate's serial, when the refusal came after the handshake.
+    pub serial: Option<Serial>,
+}
+
+/// Told of every [`Refusal`], to record it; it must not block (spawn what takes time).
+pub type OnRefusal = Arc<dyn Fn(Refusal) + Send + Sync>;
+
 /// A TLS server on a bound listener. [`serve`] is the short form with the default timeouts.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     tls: TlsServerConfig,
     handshake_timeout: Duration,
     shutdown_grace: Duration,
+    on_refusal: Option<OnRefusal>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Serves `service` over TLS on `listener` until `shutdown` resolves; see [`Server::serve`].
@@ -101,7 +126,14 @@ impl Server {
             tls,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            on_refusal: None,
         }
+    }
+
+    /// Who is told of each refused client certificate (besides the log).
+    pub fn on_refusal(mut self, on_refusal: OnRefusal) -> Self {
+        self.on_refusal = Some(on_refusal);
+        self
     }
 
     /// How long a peer has to complete its handshake.
@@ -150,6 +182,7 @@ impl Server {
             tls,
             handshake_timeout,
             shutdown_grace,
+            on_refusal,
         } = self;
         let acceptor = TlsAcceptor::from(Arc::clone(tls.rustls()));
         let builder = http_builder(tls.alpn());
@@ -182,6 +215,7 @@ impl Server {
                 shutdown_grace,
                 stop: stop.subscribe(),
                 remote,
+                on_refusal: on_refusal.clone(),
             };
             tokio::spawn(connection.run(tcp, service.clone()));
         }
@@ -214,6 +248,7 @@ struct Connection {
     shutdown_grace: Duration,
     stop: watch::Receiver<bool>,
     remote: SocketAddr,
+    on_refusal: Option<OnRefusal>,
 }
 
 /// Why a connection's serving ended early.
@@ -236,12 +271,13 @@ impl Connection {
         let remote = self.remote;
         let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp));
         let tls = tokio::select! {
-            result = handshake => match result {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => return handshake_failed(remote, &error),
-                Err(_) => return debug!(%remote, "TLS handshake timed out"),
-            },
+            result = handshake => result,
             _ = self.stop.wait_for(|stop| *stop) => return,
+        };
+        let tls = match tls {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => return self.handshake_failed(&error),
+            Err(_) => return debug!(%remote, "TLS handshake timed out"),
         };
         let peer = match tls
             .get_ref()
@@ -258,7 +294,8 @@ impl Connection {
                 None => {
                     // Verified, yet without a serial the platform can name: it could never be
                     // revoked, so it is not served.
-                    return warn!(%remote, "client certificate without a usable serial number refused");
+                    warn!(%remote, "client certificate without a usable serial number refused");
+                    return self.refused("client certificate without a usable serial number", None);
                 }
             },
         };
@@ -271,7 +308,8 @@ impl Connection {
         if let Some(tracked) = tracked.as_ref().filter(|t| t.is_revoked()) {
             // A resumed session (which skips the verifier) or a revocation during the handshake:
             // not one byte of HTTP is served.
-            return info!(%remote, serial = %tracked.serial(), "client certificate revoked: connection refused");
+            info!(%remote, serial = %tracked.serial(), "client certificate revoked: connection refused");
+            return self.refused("client certificate revoked", Some(tracked.serial().clone()));
         }
         let service = TowerToHyperService::new(WithPeer {
             inner: service,
@@ -327,16 +365,32 @@ async fn revoked(tracked: Option<&Tracked>) {
     }
 }
 
-fn handshake_failed(remote: SocketAddr, error: &io::Error) {
-    // tokio-rustls hands rustls's error over inside the I/O error.
-    let tls = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match tls {
-        Some(refusal @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)) => {
-            warn!(%remote, error = %refusal, "client certificate refused")
+impl Connection {
+    fn handshake_failed(&self, error: &io::Error) {
+        let remote = self.remote;
+        // tokio-rustls hands rustls's error over inside the I/O error.
+        let tls = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        match tls {
+            Some(
+                refusal @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
+            ) => {
+                warn!(%remote, error = %refusal, "client certificate refused");
+                self.refused(&refusal.to_string(), None);
+            }
+            _ => debug!(%remote, %error, "TLS handshake failed"),
         }
-        _ => debug!(%remote, %error, "TLS handshake failed"),
+    }
+
+    fn refused(&self, reason: &str, serial: Option<Serial>) {
+        if let Some(on_refusal) = &self.on_refusal {
+            on_refusal(Refusal {
+                remote: self.remote,
+                reason: reason.to_owned(),
+                serial,
+            });
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub enum DenialReason {
     NotVisible,
     /// The caller's roles do not grant the permission.
     MissingPermission,
+    /// A client certificate refused at the TLS handshake: unknown issuer, expired, revoked, or none
+    /// where one is required.
+    CertificateRefused,
 }
 
 /// A request was refused.

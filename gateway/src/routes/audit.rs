@@ -1,5 +1,6 @@
 //! The audit trail: a workspace's events as Server-Sent Events, each a CloudEvents 1.0 record in
-//! JSON, resumable with `Last-Event-ID`; and, for operators, one aggregate's history replayed.
+//! JSON, resumable with `Last-Event-ID`; its security events; and, for operators, one aggregate's
+//! history replayed and the platform's security events.
 
 use std::convert::Infallible;
 
@@ -11,16 +12,17 @@ use axum::response::{IntoResponse as _, Response};
 use futures::Stream;
 use prism_app::{FeedFilter, FeedItem, FeedPosition, Replay, ReplayUntil};
 use prism_domain::WorkspaceId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{parameter_problem, time};
+use super::{parameter_problem, read_options, time};
 use crate::auth::Authenticated;
 use crate::extract::{Path, Query};
+use crate::fields;
 use crate::problem::Problem;
 use crate::responses::{NotFound, QueryProblems};
 use crate::{AppState, Routes};
@@ -30,6 +32,8 @@ pub fn routes() -> Routes {
         .routes(routes!(stream_events))
         .routes(routes!(replay))
         .routes(routes!(ledger_public_key))
+        .routes(routes!(workspace_security_events))
+        .routes(routes!(platform_security_events))
 }
 
 /// The audit ledger's public key (Ed25519, SubjectPublicKeyInfo PEM): with it alone anyone checks
@@ -455,4 +459,171 @@ mod tests {
         let many = vec!["io.prism.run.closed.v1"; 33].join(",");
         assert!(!is_type_list(&many) && !regex::Regex::new(TYPES_PATTERN).unwrap().is_match(&many));
     }
+}
+
+const SECURITY_KINDS: [&str; 9] = [
+    "unauthenticated",
+    "invalid_credentials",
+    "sign_in_failed",
+    "throttled",
+    "not_visible",
+    "missing_permission",
+    "certificate_refused",
+    "locked_out",
+    "attestation_refused",
+];
+
+/// Which security events to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SecurityParams {
+    /// Kinds, comma-separated: `missing_permission`, `not_visible`, `invalid_credentials`,
+    /// `unauthenticated`, `throttled`, `sign_in_failed`, `locked_out`, `certificate_refused`,
+    /// `attestation_refused`.
+    #[param(value_type = Option<String>, pattern = "^[a-z_]{1,32}(,[a-z_]{1,32}){0,15}$")]
+    pub kind: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<String>,
+    /// Only events after this stream sequence: `next_after` of the previous page.
+    pub after: Option<u64>,
+    #[param(schema_with = fields::limit)]
+    pub limit: Option<u32>,
+    #[param(schema_with = fields::min_sequence)]
+    pub min_sequence: Option<u64>,
+}
+
+/// One security event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEvent {
+    /// The stream sequence of the event it comes from.
+    pub sequence: u64,
+    /// The CloudEvents id of that event.
+    pub id: String,
+    /// Its CloudEvents type (`io.prism.access.denied.v1`, `io.prism.user.sign_in_failed.v1`,
+    /// `io.prism.cvm.attestation_appraised.v1`).
+    pub r#type: String,
+    #[schema(example = "missing_permission")]
+    pub kind: String,
+    /// Who: `user:<id>`, `api_key:<id>`, `anonymous`, `service:<worker>`.
+    pub actor: String,
+    /// What it concerns: the resource asked for (`workspaces/<id>/computations/<id>`), `users/<id>`,
+    /// `cvms/<id>`, `agents' channel`.
+    pub subject: String,
+    pub detail: String,
+    /// The source address, when known.
+    pub source: Option<String>,
+    pub time: chrono::DateTime<chrono::Utc>,
+}
+
+/// One page of security events, in the log's order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEvents {
+    pub items: Vec<SecurityEvent>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+async fn security_events(
+    state: &AppState,
+    caller: &prism_app::Caller,
+    headers: &HeaderMap,
+    workspace: Option<WorkspaceId>,
+    params: SecurityParams,
+) -> Result<Json<SecurityEvents>, Problem> {
+    let limit = crate::cursor::limit(params.limit).map_err(|detail| parameter_problem("limit", detail))?;
+    let kinds: Vec<String> = params
+        .kind
+        .map(|kinds| kinds.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let Some(unknown) = kinds.iter().find(|k| !SECURITY_KINDS.contains(&k.as_str())) {
+        return Err(parameter_problem(
+            "kind",
+            format!("`{unknown}` is no kind of security event"),
+        ));
+    }
+    let filter = prism_projections::SecurityFilter {
+        kinds,
+        from: time("from", params.from.as_deref())?,
+        to: time("to", params.to.as_deref())?,
+        after: params.after,
+        limit,
+    };
+    let read = read_options(headers, params.min_sequence)?;
+    let page = state
+        .app()
+        .audit()
+        .security_events(caller, workspace, &filter, read)
+        .await?;
+    Ok(Json(SecurityEvents {
+        items: page
+            .items
+            .into_iter()
+            .map(|e| SecurityEvent {
+                sequence: e.sequence,
+                id: e.id,
+                r#type: e.r#type,
+                kind: e.kind,
+                actor: e.actor,
+                subject: e.subject,
+                detail: e.detail,
+                source: e.source,
+                time: e.time,
+            })
+            .collect(),
+        next_after: page.next_after,
+    }))
+}
+
+/// The workspace's security events, in the log's order (`audit.read`): requests refused on its
+/// resources, failed sign-ins and lock-outs of its members, refused attestations of its CVMs.
+#[utoipa::path(
+    get,
+    path = "/{workspace}/security-events",
+    operation_id = "list_security_events",
+    tag = "audit",
+    params(("workspace" = Uuid, Path, description = "Workspace id"), SecurityParams),
+    responses(
+        (status = 200, description = "One page of security events", body = SecurityEvents),
+        QueryProblems,
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn workspace_security_events(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    Path(workspace): Path<Uuid>,
+    Query(params): Query<SecurityParams>,
+) -> Result<Json<SecurityEvents>, Problem> {
+    let workspace = Some(WorkspaceId(workspace));
+    security_events(&state, &caller, &headers, workspace, params).await
+}
+
+/// The platform's security events, in the log's order (`platform.operate`): every workspace's, and
+/// those of no workspace — client certificates refused at the TLS handshake, failed sign-ins of
+/// unknown accounts, refused platform actions.
+#[utoipa::path(
+    get,
+    path = "/operations/security-events",
+    operation_id = "list_platform_security_events",
+    tag = "audit",
+    params(SecurityParams),
+    responses(
+        (status = 200, description = "One page of security events", body = SecurityEvents),
+        QueryProblems,
+    )
+)]
+pub async fn platform_security_events(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    Query(params): Query<SecurityParams>,
+) -> Result<Json<SecurityEvents>, Problem> {
+    security_events(&state, &caller, &headers, None, params).await
 }
