@@ -55,6 +55,7 @@ mod oidc;
 mod operations;
 mod reactions;
 mod replay;
+mod reports;
 mod runs;
 mod webhooks;
 mod workspaces;
@@ -94,6 +95,7 @@ pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use replay::{BadUntil, REPLAYABLE, Replay, ReplayStep, ReplayUntil};
+pub use reports::{ComplianceReport, REPORT_FORMAT, Reports, schema as compliance_report_schema};
 pub use runs::{
     DryRun, Lack, ManifestView, RunConnection, RunEventFilter, RunEventView, RunLogFilter, RunLogLine,
     RunPageOf, Runs, agent_host,
@@ -354,6 +356,10 @@ impl App {
 
     pub fn runs(&self) -> Runs<'_> {
         Runs::new(self)
+    }
+
+    pub fn reports(&self) -> Reports<'_> {
+        Reports::new(self)
     }
 
     pub fn audit(&self) -> Audit<'_> {
