@@ -55,7 +55,7 @@ mod oidc;
 mod operations;
 mod reactions;
 mod replay;
-mod reports;
+pub mod reports;
 mod runs;
 mod webhooks;
 mod workspaces;
@@ -95,7 +95,7 @@ pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use replay::{BadUntil, REPLAYABLE, Replay, ReplayStep, ReplayUntil};
-pub use reports::{ComplianceReport, REPORT_FORMAT, Reports, schema as compliance_report_schema};
+pub use reports::{ComplianceReport, REPORT_FORMAT, Reports};
 pub use runs::{
     DryRun, Lack, ManifestView, RunConnection, RunEventFilter, RunEventView, RunLogFilter, RunLogLine,
     RunPageOf, Runs, agent_host,

@@ -554,9 +554,7 @@ impl<'a> Reports<'a> {
     /// The position the report is built at: the log's last commit now.
     async fn position(&self) -> Result<u64, AppError> {
         let log = self.app.log().clone();
-        self.app
-            .bounded(async { Ok(log.last_sequence().await?) })
-            .await
+        self.app.bounded(async { Ok(log.last_sequence().await?) }).await
     }
 
     /// Every event of aggregate `A`/`id` up to `position`, verified as read and typed (older
@@ -644,9 +642,10 @@ impl<'a> Reports<'a> {
     async fn cvm_facts(&self, id: CvmId, run: &Run, position: u64) -> Result<CvmFacts, AppError> {
         let history = self.history::<Cvm>(&id.to_string(), position).await?;
         let state = Cvm::from_events(history.iter().map(|e| &e.event));
-        let requested = history.first().map(|e| e.stamp.clone()).ok_or_else(|| {
-            AppError::internal(format!("the CVM {id} of run {:?} has no events", run.id))
-        })?;
+        let requested = history
+            .first()
+            .map(|e| e.stamp.clone())
+            .ok_or_else(|| AppError::internal(format!("the CVM {id} of run {:?} has no events", run.id)))?;
         Ok(CvmFacts {
             id,
             status: state.status.as_str().to_owned(),
@@ -754,7 +753,9 @@ impl<'a> Reports<'a> {
         }
         let mut certificates = Vec::new();
         for lineage in lineages {
-            let history = self.history::<Certificate>(&lineage.to_string(), position).await?;
+            let history = self
+                .history::<Certificate>(&lineage.to_string(), position)
+                .await?;
             let state = Certificate::from_events(history.iter().map(|e| &e.event));
             let Some(issued) = history.first().map(|e| e.stamp.clone()) else {
                 continue;

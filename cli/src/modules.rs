@@ -87,6 +87,7 @@ pub fn modules() -> Vec<Module> {
         Module::aggregate::<Run>()
             .projection(RunsProjection)
             .routes(routes::runs::routes)
+            .routes(routes::reports::routes)
             .task(RunConductor::NAME, |deps| {
                 Box::pin(async move {
                     let conductor = RunConductor::new(deps.app.clone(), deps.agents);
