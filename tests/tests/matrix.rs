@@ -392,6 +392,8 @@ enum Route {
     RunEvents,
     RunLogs,
     RunConnection,
+    ComputationReport,
+    RunReport,
     Consent,
     RequestRun,
     GiveReceipt,
@@ -429,7 +431,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 96] = [
+    const ALL: [Route; 98] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -499,6 +501,8 @@ impl Route {
         Route::RunEvents,
         Route::RunLogs,
         Route::RunConnection,
+        Route::ComputationReport,
+        Route::RunReport,
         Route::Consent,
         Route::RequestRun,
         Route::GiveReceipt,
@@ -600,6 +604,8 @@ impl Route {
             Route::StreamEvents => "GET /{ws}/events",
             Route::RunLogs => "GET /{ws}/runs/{run}/logs",
             Route::RunConnection => "GET /{ws}/runs/{run}/connection",
+            Route::ComputationReport => "GET /{ws}/computations/{c}/report",
+            Route::RunReport => "GET /{ws}/runs/{run}/report",
             Route::Consent => "POST /{ws}/computations/{c}/consents",
             Route::RequestRun => "POST /{ws}/computations/{c}/runs",
             Route::GiveReceipt => "POST /{ws}/runs/{run}/receipts",
@@ -687,6 +693,8 @@ impl Route {
                 vec![Act::Computation(P::ComputationRead)]
             }
             Route::ListRuns | Route::RunHistory => vec![Act::Workspace(P::ComputationRead)],
+            // A compliance report is about the computation its reader takes part in.
+            Route::ComputationReport | Route::RunReport => vec![Act::Computation(P::ComputationRead)],
             Route::StreamEvents => vec![Act::Workspace(P::AuditRead)],
             Route::DryRun | Route::RequestRun | Route::StopRun | Route::RetryRun => {
                 vec![Act::Computation(P::ComputationRun)]
@@ -1739,6 +1747,12 @@ async fn prepare(
         ),
         Route::RunLogs => (Method::GET, format!("/{ws}/runs/{}/logs", scene.run), None),
         Route::RunConnection => (Method::GET, format!("/{ws}/runs/{}/connection", scene.run), None),
+        Route::ComputationReport => (
+            Method::GET,
+            format!("/{ws}/computations/{}/report", scene.runnable),
+            None,
+        ),
+        Route::RunReport => (Method::GET, format!("/{ws}/runs/{}/report", scene.run), None),
         // A well-signed consent to a manifest that is not the computation's: refused (409, naming the
         // current one) for whoever may consent, participant or not, before the signer is looked for.
         Route::Consent => {
