@@ -790,7 +790,7 @@ impl<'a> Reports<'a> {
                 revoked,
             });
         }
-        certificates.sort_by(|a, b| a.issued.recorded.sequence.cmp(&b.issued.recorded.sequence));
+        certificates.sort_by_key(|c| c.issued.recorded.sequence);
         // Whether the CRL relying parties download lists each revoked certificate.
         if certificates.iter().any(|c| c.revoked.is_some()) {
             let crl = self.app.certificates().crl().await?;

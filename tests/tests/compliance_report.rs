@@ -220,7 +220,7 @@ async fn the_reports_of_a_closed_run_and_its_computation_state_every_fact_with_i
         })
         .collect();
     delivered.sort();
-    let mut expected = vec![
+    let mut expected = [
         (alice.id.as_str(), "algorithm", "combine.py", sha3(COMBINE)),
         (bob.id.as_str(), "dataset", "a.csv", sha3(A_CSV)),
         (carol.id.as_str(), "dataset", "b.csv", sha3(B_CSV)),
