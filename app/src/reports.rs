@@ -969,3 +969,48 @@ fn summary(id: RunId, history: &[Entry<RunEvent>]) -> Option<RunSummary> {
         closed: closed(history),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use prism_domain::testing::keys;
+    use prism_domain::values::PublicKey;
+
+    use super::*;
+
+    #[test]
+    fn a_key_is_named_by_its_kind_and_the_sha256_of_its_subject_public_key_info() {
+        for (pem, algorithm) in [
+            (keys::ED25519, "Ed25519"),
+            (keys::P256, "EC P-256"),
+            (keys::P384_COMPRESSED, "EC P-384"),
+            (keys::P521, "EC P-521"),
+            (keys::RSA_2048, "RSA"),
+        ] {
+            let der = PublicKey::parse(pem).unwrap().der();
+            let facts = key_facts(&der);
+            assert_eq!(facts.algorithm, algorithm);
+            assert_eq!(facts.spki_sha256, hex::encode(Sha256::digest(&der)));
+        }
+        assert_eq!(key_facts(b"not a key").algorithm, "unknown");
+    }
+
+    #[test]
+    fn the_schema_names_itself_and_requires_the_log_position() {
+        let schema = serde_json::to_value(schema()).unwrap();
+        assert_eq!(
+            schema["$id"],
+            "https://prism.dev/schemas/prism.compliance-report.v1.json"
+        );
+        let required = schema["required"].as_array().unwrap();
+        for field in [
+            "format",
+            "scope",
+            "log_position",
+            "computation",
+            "manifest",
+            "consents",
+        ] {
+            assert!(required.contains(&field.into()), "{field}");
+        }
+    }
+}
