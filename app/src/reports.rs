@@ -303,7 +303,7 @@ pub struct CertificateFacts {
 /// One certificate of a lineage.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SerialFacts {
-    /// Hexadecimal, colon-separated.
+    /// Lower-case hexadecimal, as the certificates API and `GET /{ws}/certs/{serial}` write it.
     pub serial: String,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
@@ -805,7 +805,7 @@ impl<'a> Reports<'a> {
     }
 }
 
-/// The serials a DER CRL lists, in the colon-separated hexadecimal form.
+/// The serials a DER CRL lists, in the hexadecimal form of [`SerialFacts::serial`].
 fn crl_serials(der: &[u8]) -> Result<Vec<String>, AppError> {
     let (_, crl) = x509_parser::parse_x509_crl(der).map_err(AppError::internal)?;
     Ok(crl

@@ -26,6 +26,7 @@ code, pre { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 code { word-break: break-all; }
 pre { background: #f6f8fa; padding: 8px; white-space: pre-wrap; word-break: break-all; margin: 0; }
 .ref { color: #57606a; font-size: 12px; }
+.t { white-space: nowrap; }
 .ok { color: #1a7f37; font-weight: 600; }
 .warn { color: #9a6700; font-weight: 600; }
 .bad { color: #cf222e; font-weight: 600; }
@@ -80,8 +81,8 @@ pub fn page(report: &ComplianceReport) -> Markup {
     }
 }
 
-fn time(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+fn time(at: &DateTime<Utc>) -> Markup {
+    html! { span.t { (at.to_rfc3339_opts(SecondsFormat::Millis, true)) } }
 }
 
 /// Where a fact is in the log.
