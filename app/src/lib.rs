@@ -55,6 +55,7 @@ mod oidc;
 mod operations;
 mod reactions;
 mod replay;
+pub mod reports;
 mod runs;
 mod webhooks;
 mod workspaces;
@@ -94,6 +95,7 @@ pub use oidc::{OidcCallback, OidcRedirect, OidcSignIn, PENDING_LIFETIME};
 pub use operations::Operations;
 pub use reactions::Reactions;
 pub use replay::{BadUntil, REPLAYABLE, Replay, ReplayStep, ReplayUntil};
+pub use reports::{ComplianceReport, REPORT_FORMAT, Reports};
 pub use runs::{DryRun, Lack, ManifestView, RunConnection, Runs, agent_host};
 pub use webhooks::{
     IssuedSecret, NewWebhook, SECRET_PREFIX, WEBHOOK_SENDER, WebhookChanges, Webhooks,
@@ -351,6 +353,10 @@ impl App {
 
     pub fn runs(&self) -> Runs<'_> {
         Runs::new(self)
+    }
+
+    pub fn reports(&self) -> Reports<'_> {
+        Reports::new(self)
     }
 
     pub fn audit(&self) -> Audit<'_> {

@@ -91,6 +91,7 @@ pub fn modules() -> Vec<Module> {
             .projection(RunActivityProjection)
             .routes(routes::runs::routes)
             .routes(routes::activity::routes)
+            .routes(routes::reports::routes)
             .task(RunConductor::NAME, |deps| {
                 Box::pin(async move {
                     let conductor = RunConductor::new(deps.app.clone(), deps.agents);

@@ -1,5 +1,6 @@
 //! The checked-in JSON Schemas in `schemas/` must equal what the types of every registered aggregate
-//! generate, and no file may be left for an event that no longer exists.
+//! generate (and those of the documents the API answers with: the compliance report), and no file may
+//! be left for an event that no longer exists.
 //! Regenerate with: `PRISM_UPDATE_SCHEMAS=1 cargo test -p prism-cli --test schemas`.
 
 use std::path::PathBuf;
@@ -10,9 +11,13 @@ fn checked_in_schemas_match_the_types_of_every_registered_aggregate() {
     let update = std::env::var_os("PRISM_UPDATE_SCHEMAS").is_some();
     let mut expected_files = Vec::new();
     let mut stale = Vec::new();
-    for s in prism_cli::modules::schemas() {
-        let file = format!("{}.json", s.event_type);
-        let text = serde_json::to_string_pretty(&s.schema).unwrap() + "\n";
+    let events = prism_cli::modules::schemas()
+        .into_iter()
+        .map(|s| (s.event_type, s.schema));
+    let documents = [(prism_app::REPORT_FORMAT.to_owned(), prism_app::reports::schema())];
+    for (name, schema) in events.chain(documents) {
+        let file = format!("{name}.json");
+        let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
         let path = dir.join(&file);
         if update {
             std::fs::write(&path, &text).unwrap();

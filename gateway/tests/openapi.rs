@@ -13,6 +13,7 @@ fn document() -> Value {
         routes::governance::routes(),
         routes::assets::routes(),
         routes::operations::routes(),
+        routes::reports::routes(),
     ]);
     serde_json::to_value(api).unwrap()
 }
@@ -98,6 +99,8 @@ fn it_is_openapi_3_1_with_every_route() {
             "GET /{workspace}/computations/{computation}/governance",
             "GET /{workspace}/computations/{computation}/proposals",
             "GET /{workspace}/computations/{computation}/proposals/{proposal}",
+            "GET /{workspace}/computations/{computation}/report",
+            "GET /{workspace}/runs/{run}/report",
             "PATCH /workspaces/{workspace}",
             "PATCH /{workspace}/assets/{asset}",
             "PATCH /{workspace}/computations/{computation}",

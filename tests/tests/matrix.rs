@@ -396,6 +396,8 @@ enum Route {
     ComputationEvents,
     ComputationLogs,
     RunConnection,
+    ComputationReport,
+    RunReport,
     Consent,
     RequestRun,
     GiveReceipt,
@@ -433,7 +435,7 @@ enum Route {
 
 impl Route {
     /// Reads first, then changes, then what destroys.
-    const ALL: [Route; 100] = [
+    const ALL: [Route; 102] = [
         Route::ListWorkspaces,
         Route::GetWorkspace,
         Route::ListComputations,
@@ -507,6 +509,8 @@ impl Route {
         Route::ComputationEvents,
         Route::ComputationLogs,
         Route::RunConnection,
+        Route::ComputationReport,
+        Route::RunReport,
         Route::Consent,
         Route::RequestRun,
         Route::GiveReceipt,
@@ -612,6 +616,8 @@ impl Route {
             Route::ComputationEvents => "GET /{ws}/computations/{c}/events",
             Route::ComputationLogs => "GET /{ws}/computations/{c}/logs",
             Route::RunConnection => "GET /{ws}/runs/{run}/connection",
+            Route::ComputationReport => "GET /{ws}/computations/{c}/report",
+            Route::RunReport => "GET /{ws}/runs/{run}/report",
             Route::Consent => "POST /{ws}/computations/{c}/consents",
             Route::RequestRun => "POST /{ws}/computations/{c}/runs",
             Route::GiveReceipt => "POST /{ws}/runs/{run}/receipts",
@@ -703,6 +709,8 @@ impl Route {
             }
             Route::ListRuns | Route::RunHistory => vec![Act::Workspace(P::ComputationRead)],
             Route::StreamEvents | Route::SecurityEvents => vec![Act::Workspace(P::AuditRead)],
+            // A compliance report is about the computation its reader takes part in.
+            Route::ComputationReport | Route::RunReport => vec![Act::Computation(P::ComputationRead)],
             Route::DryRun | Route::RequestRun | Route::StopRun | Route::RetryRun => {
                 vec![Act::Computation(P::ComputationRun)]
             }
@@ -1759,6 +1767,12 @@ async fn prepare(
         Route::ComputationEvents => (Method::GET, format!("/{ws}/computations/{c}/events"), None),
         Route::ComputationLogs => (Method::GET, format!("/{ws}/computations/{c}/logs"), None),
         Route::RunConnection => (Method::GET, format!("/{ws}/runs/{}/connection", scene.run), None),
+        Route::ComputationReport => (
+            Method::GET,
+            format!("/{ws}/computations/{}/report", scene.runnable),
+            None,
+        ),
+        Route::RunReport => (Method::GET, format!("/{ws}/runs/{}/report", scene.run), None),
         // A well-signed consent to a manifest that is not the computation's: refused (409, naming the
         // current one) for whoever may consent, participant or not, before the signer is looked for.
         Route::Consent => {

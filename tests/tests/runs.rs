@@ -11,10 +11,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::agent::{admin_workspace, with_local_backend};
 use common::parties::{
-    Cli, Consortium, Party, admin_id, call, consent, receipt, request_run, sha3, until_attested, until_run,
+    Cli, Consortium, Party, admin_id, agent_of, call, consent, receipt, request_run, sha3, until_attested,
+    until_certificates_revoked, until_run,
 };
 use common::{Prism, json, problem};
-use prism_agents::AgentEndpoint;
 use prism_agents::participant::{ParticipantClient, ParticipantKey, Progress};
 use prism_attestation::Mode;
 use prism_domain::run::manifest::consent_message;
@@ -753,24 +753,6 @@ async fn fresh_appraisal(prism: &Prism, ws: WorkspaceId, run: &str) -> Value {
     }
 }
 
-/// `client`'s connection to the run's agent, from the run's connection details, once their
-/// appraisal says the agent was accepted (as insecure: the local backend has no TEE).
-async fn agent_of(prism: &Prism, client: reqwest::Client, ws: WorkspaceId, run: &str) -> ParticipantClient {
-    let url = prism.url(&format!("/{ws}/runs/{run}/connection"));
-    let connection = json(client.get(url).send().await.unwrap(), StatusCode::OK).await;
-    assert_eq!(
-        connection["attestation"]["verdict"]["outcome"],
-        "accepted_insecure"
-    );
-    let endpoint = AgentEndpoint {
-        address: connection["agent_address"].as_str().unwrap().to_owned(),
-        server_name: connection["server_name"].as_str().unwrap().to_owned(),
-        roots_pem: connection["ca_pem"].as_str().unwrap().to_owned(),
-        client: None,
-    };
-    ParticipantClient::connect(&endpoint).await.unwrap()
-}
-
 /// An algorithm that crashes fails the run, with the state it failed in and why; the run is cleaned
 /// up all the same: CVM destroyed, closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1049,24 +1031,6 @@ async fn a_halt_stops_the_run_under_way_and_holds_back_the_next_until_lifted() {
         .unwrap();
     json(lifted, StatusCode::OK).await;
     json(request().await.unwrap(), StatusCode::CREATED).await;
-}
-
-/// Waits until no certificate issued for `cvm` is left unrevoked: how many there are.
-async fn until_certificates_revoked(prism: &Prism, ws: WorkspaceId, cvm: CvmId) -> usize {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let url = prism.url(&format!("/{ws}/certs?entity_id={cvm}"));
-        let certificates = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
-        let items = certificates["items"].as_array().cloned().unwrap_or_default();
-        if items.iter().all(|c| c["status"] == "revoked") {
-            return items.len();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "certificates not revoked: {certificates:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A stop lands whenever a participant sends it: in whichever state the run is then, it ends

@@ -68,6 +68,7 @@ impl Linked for Computation {
             ("GetComputation", link("get_computation", &ids)),
             ("UpdateComputation", link("update_computation", &ids)),
             ("ArchiveComputation", link("archive_computation", &ids)),
+            ("ComputationReport", link("computation_report", &ids)),
         ]
     }
 }

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod members;
 pub mod operations;
 pub mod reactions;
+pub mod reports;
 pub mod runs;
 pub mod webhooks;
 pub mod workspaces;

@@ -359,3 +359,46 @@ pub async fn consent_all(prism: &Prism, base: &str, parties: &[&Party]) -> Strin
     }
     id
 }
+
+/// `client`'s connection to the run's agent, from the run's connection details, once their
+/// appraisal says the agent was accepted (as insecure: the local backend has no TEE).
+pub async fn agent_of(
+    prism: &Prism,
+    client: reqwest::Client,
+    ws: WorkspaceId,
+    run: &str,
+) -> prism_agents::participant::ParticipantClient {
+    let url = prism.url(&format!("/{ws}/runs/{run}/connection"));
+    let connection = json(client.get(url).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(
+        connection["attestation"]["verdict"]["outcome"],
+        "accepted_insecure"
+    );
+    let endpoint = prism_agents::AgentEndpoint {
+        address: connection["agent_address"].as_str().unwrap().to_owned(),
+        server_name: connection["server_name"].as_str().unwrap().to_owned(),
+        roots_pem: connection["ca_pem"].as_str().unwrap().to_owned(),
+        client: None,
+    };
+    prism_agents::participant::ParticipantClient::connect(&endpoint)
+        .await
+        .unwrap()
+}
+
+/// Waits until no certificate issued for `cvm` is left unrevoked: how many there are.
+pub async fn until_certificates_revoked(prism: &Prism, ws: WorkspaceId, cvm: prism_domain::CvmId) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = prism.url(&format!("/{ws}/certs?entity_id={cvm}"));
+        let certificates = json(prism.admin().get(url).send().await.unwrap(), StatusCode::OK).await;
+        let items = certificates["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().all(|c| c["status"] == "revoked") {
+            return items.len();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "certificates not revoked: {certificates:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
