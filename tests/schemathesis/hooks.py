@@ -234,6 +234,13 @@ def _reason(case, response):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in GOVERNANCE_RULES + DEFINITION_RULES) for d in details):
             return "a rule of the governance routes"
+    if (
+        status == 400
+        and case.operation.path in ("/{workspace}/runs/{run}/events", "/{workspace}/runs/{run}/logs")
+        and detail.startswith("the run is the one in the path")
+    ):
+        # Stated in the parameter's description: `run` narrows a computation's events, not a run's.
+        return "`run` given on a run's own events or logs"
     if status == 422 and ("/consents" in case.operation.path or "/runs/" in case.operation.path):
         details = [error.get("detail", "") for error in problem.get("errors") or []] or [detail]
         if all(any(rule.match(d) for rule in RUN_RULES) for d in details):

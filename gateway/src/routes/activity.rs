@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{parameter_problem, read_options, time};
+use super::{after_sequence, parameter_problem, read_options, time};
 use crate::auth::Authenticated;
 use crate::extract::{Path, Query};
 use crate::fields;
@@ -35,7 +35,7 @@ const ORIGINATORS: [&str; 4] = ["user", "platform", "manager", "agent"];
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
-    /// Only events of this run (on a computation's events; a run's are its own).
+    /// Only events of this run: on a computation's events only (on a run's, 400).
     pub run: Option<Uuid>,
     /// Event names, comma-separated (`requested,attested`, `agent_message_received`, …).
     #[param(value_type = Option<String>, pattern = "^[a-z_]{1,64}(,[a-z_]{1,64}){0,31}$")]
@@ -67,7 +67,7 @@ pub struct EventParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
-    /// Only lines of this run's agent (on a computation's logs).
+    /// Only lines of this run's agent: on a computation's logs only (on a run's, 400).
     pub run: Option<Uuid>,
     /// Only lines of this level (`debug`, `info`, `warn`, `error`), in any case.
     #[param(value_type = Option<String>, pattern = "^[A-Za-z]{1,16}$")]
@@ -223,7 +223,7 @@ fn event_filter(params: EventParams, scope: Scope) -> Result<ActivityFilter, Pro
         originator: params.originator,
         from: time("from", params.from.as_deref())?,
         to: time("to", params.to.as_deref())?,
-        after: params.after,
+        after: after_sequence(params.after)?,
         limit,
     })
 }
@@ -250,7 +250,7 @@ fn log_filter(params: LogParams, scope: Scope) -> Result<LogFilter, Problem> {
         contains: params.contains,
         from: time("from", params.from.as_deref())?,
         to: time("to", params.to.as_deref())?,
-        after: params.after,
+        after: after_sequence(params.after)?,
         limit,
     })
 }

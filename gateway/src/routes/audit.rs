@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{parameter_problem, read_options, time};
+use super::{after_sequence, parameter_problem, read_options, time};
 use crate::auth::Authenticated;
 use crate::extract::{Path, Query};
 use crate::fields;
@@ -481,7 +481,10 @@ pub struct SecurityParams {
     /// Kinds, comma-separated: `missing_permission`, `not_visible`, `invalid_credentials`,
     /// `unauthenticated`, `throttled`, `sign_in_failed`, `locked_out`, `certificate_refused`,
     /// `attestation_refused`.
-    #[param(value_type = Option<String>, pattern = "^[a-z_]{1,32}(,[a-z_]{1,32}){0,15}$")]
+    #[param(
+        value_type = Option<String>,
+        pattern = "^(unauthenticated|invalid_credentials|sign_in_failed|throttled|not_visible|missing_permission|certificate_refused|locked_out|attestation_refused)(,(unauthenticated|invalid_credentials|sign_in_failed|throttled|not_visible|missing_permission|certificate_refused|locked_out|attestation_refused)){0,15}$"
+    )]
     pub kind: Option<String>,
     /// Only events at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -541,6 +544,9 @@ async fn security_events(
         .kind
         .map(|kinds| kinds.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
+    if kinds.len() > 16 {
+        return Err(parameter_problem("kind", "at most 16 kinds".into()));
+    }
     if let Some(unknown) = kinds.iter().find(|k| !SECURITY_KINDS.contains(&k.as_str())) {
         return Err(parameter_problem(
             "kind",
@@ -551,7 +557,7 @@ async fn security_events(
         kinds,
         from: time("from", params.from.as_deref())?,
         to: time("to", params.to.as_deref())?,
-        after: params.after,
+        after: after_sequence(params.after)?,
         limit,
     };
     let read = read_options(headers, params.min_sequence)?;

@@ -65,6 +65,18 @@ pub(crate) fn time(
         .transpose()
 }
 
+/// Query parameter `after`, a stream sequence: at most `i64::MAX`, as the schema of a 64-bit integer
+/// states and the read models store it.
+pub(crate) fn after_sequence(after: Option<u64>) -> Result<Option<u64>, Problem> {
+    match after {
+        Some(after) if after > i64::MAX as u64 => Err(parameter_problem(
+            "after",
+            format!("{after} is beyond any stream sequence (at most {})", i64::MAX),
+        )),
+        after => Ok(after),
+    }
+}
+
 pub(crate) fn parameter_problem(name: &str, detail: String) -> Problem {
     Problem::bad_request(detail.clone()).with_errors(vec![FieldProblem {
         pointer: name.into(),
