@@ -366,6 +366,12 @@ impl<P: Projection> Projector<P> {
             .await?;
         tx.execute("DELETE FROM quarantine WHERE reader = $1", &[&reader])
             .await?;
+        // A projection that has never run has no live checkpoint yet: the swap moves it.
+        tx.execute(
+            "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+            &[&name],
+        )
+        .await?;
         tx.commit().await?;
         info!(name, "rebuilding into shadow tables from sequence 1");
 

@@ -18,7 +18,7 @@ use prism_domain::workspace::WorkspaceCommand;
 use prism_domain::{ComputationId, WorkspaceId};
 use prism_projections::{
     COMPUTATIONS, ComputationsProjection, PageRequest, Projection, ProjectionError, ReadModels,
-    RunProjection as _, WORKSPACES, WorkspacesProjection, reset,
+    RunProjection as _, RunsProjection, WORKSPACES, WorkspacesProjection, reset,
 };
 use prism_store::Recorded;
 
@@ -202,6 +202,9 @@ async fn a_rebuilt_projection_equals_the_live_one() {
         ),
         (live.1, live.2)
     );
+    // A projection that never ran is rebuilt too: its checkpoint is made on the way.
+    assert_eq!(env.projector(RunsProjection).rebuild().await.unwrap(), last);
+    assert_eq!(env.read.checkpoint(prism_projections::RUNS).await.unwrap(), last);
 }
 
 /// Records every computation event it applies, one row each: an event applied twice or lost shows.
