@@ -78,13 +78,10 @@ impl Projection for RunActivityProjection {
                     return Ok(());
                 };
                 let text: &str = row.get(2);
-                let current = RunStatus::ALL
-                    .into_iter()
-                    .find(|s| s.as_str() == text)
-                    .ok_or_else(|| ProjectionError::Corrupt {
-                        what: format!("the status of run {run}"),
-                        source: format!("`{text}` is not a run status").into(),
-                    })?;
+                let current = RunStatus::parse(text).ok_or_else(|| ProjectionError::Corrupt {
+                    what: format!("the status of run {run}"),
+                    source: format!("`{text}` is not a run status").into(),
+                })?;
                 (
                     row.get(0),
                     row.get(1),
@@ -123,24 +120,6 @@ impl Projection for RunActivityProjection {
 /// asked for by itself belongs to no run, and is left out).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CvmActivityProjection;
-
-/// The CVM's state after `event`, from `current`.
-fn cvm_status_after(current: CvmStatus, event: &CvmEvent) -> CvmStatus {
-    match event {
-        CvmEvent::Requested(_) => CvmStatus::Creating,
-        CvmEvent::Started(_) => CvmStatus::Starting,
-        CvmEvent::Online(_) => CvmStatus::Online,
-        CvmEvent::Offline(_) => CvmStatus::Offline,
-        CvmEvent::DestroyRequested(_) => CvmStatus::Destroying,
-        CvmEvent::Destroyed(_) => CvmStatus::Destroyed,
-        CvmEvent::Failed(_) => CvmStatus::Failed,
-        CvmEvent::BackendAssigned(_)
-        | CvmEvent::AgentMessageReceived(_)
-        | CvmEvent::Described(_)
-        | CvmEvent::AttestationRequested(_)
-        | CvmEvent::AttestationAppraised(_) => current,
-    }
-}
 
 impl Projection for CvmActivityProjection {
     type Aggregate = Cvm;
@@ -183,14 +162,11 @@ impl Projection for CvmActivityProjection {
                     return Ok(());
                 };
                 let text: &str = row.get(2);
-                let current = CvmStatus::ALL
-                    .into_iter()
-                    .find(|s| s.as_str() == text)
-                    .ok_or_else(|| ProjectionError::Corrupt {
-                        what: format!("the status of CVM {cvm}"),
-                        source: format!("`{text}` is not a CVM status").into(),
-                    })?;
-                let status = cvm_status_after(current, event);
+                let current = CvmStatus::parse(text).ok_or_else(|| ProjectionError::Corrupt {
+                    what: format!("the status of CVM {cvm}"),
+                    source: format!("`{text}` is not a CVM status").into(),
+                })?;
+                let status = event.status_after(current);
                 if status != current {
                     tx.execute(
                         "UPDATE cvm_activity_machines SET status = $2 WHERE cvm_id = $1",

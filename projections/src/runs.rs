@@ -85,13 +85,10 @@ impl Projection for RunsProjection {
             return Ok(());
         };
         let text: &str = row.get(0);
-        let current = RunStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| ProjectionError::Corrupt {
-                what: format!("the status of run {id}"),
-                source: format!("`{text}` is not a run status").into(),
-            })?;
+        let current = RunStatus::parse(text).ok_or_else(|| ProjectionError::Corrupt {
+            what: format!("the status of run {id}"),
+            source: format!("`{text}` is not a run status").into(),
+        })?;
         let status = run::next(current, recorded.event.name()).unwrap_or(current);
         // The event's time is the command's, which every run event also records as its `at`.
         tx.execute(

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::agent::{AgentMessage, AgentStream};
+use super::state::CvmStatus;
 use crate::aggregate::DomainEvent;
 use prism_attestation::{Policy, Verdict};
 
@@ -269,6 +270,27 @@ pub struct CvmDestroyed {
 pub struct CvmFailed {
     pub reason: String,
     pub at: DateTime<Utc>,
+}
+
+impl CvmEvent {
+    /// The CVM's state after this event, from `current`: the one place that says which events move
+    /// it (the aggregate's `apply` and the read models both ask).
+    pub fn status_after(&self, current: CvmStatus) -> CvmStatus {
+        match self {
+            Self::Requested(_) => CvmStatus::Creating,
+            Self::Started(_) => CvmStatus::Starting,
+            Self::Online(_) => CvmStatus::Online,
+            Self::Offline(_) => CvmStatus::Offline,
+            Self::DestroyRequested(_) => CvmStatus::Destroying,
+            Self::Destroyed(_) => CvmStatus::Destroyed,
+            Self::Failed(_) => CvmStatus::Failed,
+            Self::BackendAssigned(_)
+            | Self::AgentMessageReceived(_)
+            | Self::Described(_)
+            | Self::AttestationRequested(_)
+            | Self::AttestationAppraised(_) => current,
+        }
+    }
 }
 
 impl DomainEvent for CvmEvent {

@@ -306,9 +306,9 @@ impl Aggregate for Cvm {
     }
 
     fn apply(&mut self, event: &CvmEvent) {
+        self.status = event.status_after(self.status);
         match event {
             CvmEvent::Requested(e) => {
-                self.status = CvmStatus::Creating;
                 self.id = Some(e.id);
                 self.workspace = Some(e.workspace);
                 self.spec = Some(e.spec.clone());
@@ -320,26 +320,15 @@ impl Aggregate for Cvm {
                 self.hourly_cost_micros = e.hourly_cost_micros;
             }
             CvmEvent::Started(e) => {
-                self.status = CvmStatus::Starting;
                 self.backend_ref = Some(e.backend_ref.clone());
                 self.agent_address = e.agent_address.clone();
                 self.test_attestation_root = e.test_attestation_root.clone();
                 self.started_at = Some(e.started_at);
             }
-            CvmEvent::Online(_) => self.status = CvmStatus::Online,
-            CvmEvent::Offline(_) => self.status = CvmStatus::Offline,
-            CvmEvent::DestroyRequested(e) => {
-                self.status = CvmStatus::Destroying;
-                self.destroy_reason = Some(e.reason);
-            }
-            CvmEvent::Destroyed(e) => {
-                self.status = CvmStatus::Destroyed;
-                self.destroyed_at = Some(e.at);
-            }
-            CvmEvent::Failed(e) => {
-                self.status = CvmStatus::Failed;
-                self.failure = Some(e.reason.clone());
-            }
+            CvmEvent::Online(_) | CvmEvent::Offline(_) => {}
+            CvmEvent::DestroyRequested(e) => self.destroy_reason = Some(e.reason),
+            CvmEvent::Destroyed(e) => self.destroyed_at = Some(e.at),
+            CvmEvent::Failed(e) => self.failure = Some(e.reason.clone()),
             CvmEvent::Described(e) => self.description = Some(e.description.clone()),
             CvmEvent::AttestationRequested(e) => {
                 self.pending_nonces.insert(e.nonce.clone(), e.expires_at);

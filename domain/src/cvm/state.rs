@@ -39,6 +39,11 @@ impl CvmStatus {
         Self::Failed,
     ];
 
+    /// The state `text` names (as [`CvmStatus::as_str`] writes it).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",

@@ -64,6 +64,11 @@ impl RunStatus {
         Self::Closed,
     ];
 
+    /// The state `text` names (as [`RunStatus::as_str`] writes it).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",

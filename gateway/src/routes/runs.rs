@@ -342,9 +342,7 @@ pub async fn list_runs(
 ) -> Result<Json<RunPage>, Problem> {
     let page = page_request(params.limit, params.cursor.as_deref())?;
     if let Some(status) = &params.status
-        && !RunStatus::ALL
-            .iter()
-            .any(|s| s.as_str() == status && *s != RunStatus::New)
+        && RunStatus::parse(status).is_none_or(|s| s == RunStatus::New)
     {
         return Err(parameter_problem("status", format!("`{status}` is no run state")));
     }
