@@ -8,7 +8,7 @@ use deadpool_postgres::Transaction;
 use prism_domain::DomainEvent;
 use prism_domain::cvm::{AgentMessage, Cvm, CvmEvent, CvmStatus};
 use prism_domain::run::{self, Run, RunEvent, RunStatus};
-use prism_store::{EventMeta, Recorded};
+use prism_store::{EventMeta, Recorded, event_data};
 
 use crate::projection_support::{aggregate_uuid, version};
 use crate::{CVM_ACTIVITY, Projection, ProjectionError, RUN_ACTIVITY};
@@ -29,12 +29,12 @@ pub fn originator(aggregate: &str, event: &str, actor: &str) -> &'static str {
     }
 }
 
-/// The event's payload as the log records it (the enum's `data`).
-fn details(event: &impl DomainEvent) -> serde_json::Value {
-    match serde_json::to_value(event) {
-        Ok(serde_json::Value::Object(mut tagged)) => tagged.remove("data").unwrap_or_default(),
-        _ => serde_json::Value::Null,
-    }
+/// The event's payload as the log records it.
+fn details(event: &impl DomainEvent) -> Result<serde_json::Value, ProjectionError> {
+    event_data(event).map_err(|e| ProjectionError::Corrupt {
+        what: format!("the payload of a `{}` event", event.name()),
+        source: e.into(),
+    })
 }
 
 /// The `run_activity` table.
@@ -108,7 +108,7 @@ impl Projection for RunActivityProjection {
                 &meta.actor,
                 &status.as_str(),
                 &meta.time,
-                &details(&recorded.event),
+                &details(&recorded.event)?,
             ],
         )
         .await?;
@@ -230,7 +230,7 @@ async fn insert_cvm_row(
             &meta.actor,
             &status.as_str(),
             &meta.time,
-            &details(event),
+            &details(event)?,
             &level,
             &message,
         ],

@@ -63,6 +63,15 @@ pub enum DecodeError {
     Payload(#[from] serde_json::Error),
 }
 
+/// A domain event's payload as the log records it (`data`): the content of its enum variant, without
+/// the variant's name, which the CloudEvents type carries.
+pub fn event_data<E: DomainEvent>(event: &E) -> Result<serde_json::Value, serde_json::Error> {
+    Ok(match serde_json::to_value(event)? {
+        serde_json::Value::Object(mut tagged) => tagged.remove("data").unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    })
+}
+
 impl EventEnvelope {
     /// Builds the envelope of one domain event (without its hash; [`EventEnvelope::seal`] adds it).
     #[allow(clippy::too_many_arguments)]
@@ -75,10 +84,7 @@ impl EventEnvelope {
         meta: &Metadata,
         correlation_id: &str,
     ) -> Result<Self, serde_json::Error> {
-        let data = match serde_json::to_value(event)? {
-            serde_json::Value::Object(mut tagged) => tagged.remove("data").unwrap_or_default(),
-            _ => serde_json::Value::Null,
-        };
+        let data = event_data(event)?;
         let id = uuid::Uuid::now_v7().to_string();
         Ok(Self {
             specversion: "1.0".into(),

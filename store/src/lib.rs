@@ -29,7 +29,7 @@ pub mod tamper;
 pub use blobs::{BlobStore, MemoryBlobs, ObjectBlobs};
 pub use chain::{ChainTip, check_well_formed, verify_commit};
 pub use durable::{Delivery, Durable, DurableConfig};
-pub use envelope::{DecodeError, EventEnvelope, GENESIS_HASH, Metadata};
+pub use envelope::{DecodeError, EventEnvelope, GENESIS_HASH, Metadata, event_data};
 pub use error::{AppendError, BoxError, StoreError};
 pub use idempotency::{
     Claim, IdempotencyRecord, IdempotencyRecords, KvIdempotency, MemoryIdempotency, RecordedOutcome,
