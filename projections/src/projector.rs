@@ -389,12 +389,16 @@ impl<P: Projection> Projector<P> {
         let live_at = row.get::<_, i64>(0) as u64;
         self.reach(&target, live_at).await?;
         let built_at = self.checkpoint(&target).await?.0;
-        // Children first (the order of `tables()`) when deleting, parents first when inserting.
+        let mut shapes = Vec::new();
         for table in self.projection.tables() {
-            delete_missing(&tx, &live, &shadow, table).await?;
+            shapes.push(Shape::of(&tx, &live, &shadow, table).await?);
         }
-        for table in self.projection.tables().iter().rev() {
-            upsert_all(&tx, &live, &shadow, table).await?;
+        // Children first (the order of `tables()`) when deleting, parents first when inserting.
+        for shape in &shapes {
+            tx.batch_execute(&shape.delete_missing()).await?;
+        }
+        for shape in shapes.iter().rev() {
+            tx.batch_execute(&shape.upsert_all()).await?;
         }
         tx.execute(
             "UPDATE projection_checkpoints SET sequence = $2, generation = generation + 1, updated_at = now()
@@ -422,101 +426,90 @@ impl<P: Projection> Projector<P> {
     }
 }
 
-/// The columns of a live table, and those of its primary key.
-async fn columns(
-    tx: &Transaction<'_>,
-    live: &str,
-    table: &str,
-) -> Result<(Vec<String>, Vec<String>), ProjectionError> {
-    let relation = qualified(live, table);
-    let all = tx
-        .query(
-            "SELECT attname::text FROM pg_attribute
-             WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
-             ORDER BY attnum",
-            &[&relation],
-        )
-        .await?;
-    let key = tx
-        .query(
-            "SELECT a.attname::text FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-             WHERE i.indrelid = $1::text::regclass AND i.indisprimary ORDER BY a.attnum",
-            &[&relation],
-        )
-        .await?;
-    let name = |row: &tokio_postgres::Row| quote(&row.get::<_, String>(0));
-    Ok((all.iter().map(name).collect(), key.iter().map(name).collect()))
+/// A table of a projection as the swap needs it: its live and shadow names, its columns and those
+/// of its primary key (all quoted), read from the catalogue once.
+struct Shape {
+    live: String,
+    shadow: String,
+    columns: Vec<String>,
+    key: Vec<String>,
 }
 
-/// Deletes the live rows the rebuild does not have (by primary key; all of them without one).
-async fn delete_missing(
-    tx: &Transaction<'_>,
-    live: &str,
-    shadow: &str,
-    table: &str,
-) -> Result<(), ProjectionError> {
-    let (_, key) = columns(tx, live, table).await?;
-    let statement = if key.is_empty() {
-        format!("DELETE FROM {}", qualified(live, table))
-    } else {
-        let same = key
-            .iter()
-            .map(|k| format!("s.{k} = l.{k}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+impl Shape {
+    async fn of(
+        tx: &Transaction<'_>,
+        live: &str,
+        shadow: &str,
+        table: &str,
+    ) -> Result<Self, ProjectionError> {
+        let relation = qualified(live, table);
+        let columns = tx
+            .query(
+                "SELECT attname::text FROM pg_attribute
+                 WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+                 ORDER BY attnum",
+                &[&relation],
+            )
+            .await?;
+        let key = tx
+            .query(
+                "SELECT a.attname::text FROM pg_index i
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                 WHERE i.indrelid = $1::text::regclass AND i.indisprimary ORDER BY a.attnum",
+                &[&relation],
+            )
+            .await?;
+        let name = |row: &tokio_postgres::Row| quote(&row.get::<_, String>(0));
+        Ok(Self {
+            live: relation,
+            shadow: qualified(shadow, table),
+            columns: columns.iter().map(name).collect(),
+            key: key.iter().map(name).collect(),
+        })
+    }
+
+    /// Deletes the live rows the rebuild does not have (by primary key; all of them without one).
+    fn delete_missing(&self) -> String {
+        let Self {
+            live, shadow, key, ..
+        } = self;
+        if key.is_empty() {
+            return format!("DELETE FROM {live}");
+        }
+        let same = joined(key, " AND ", |k| format!("s.{k} = l.{k}"));
+        format!("DELETE FROM {live} AS l WHERE NOT EXISTS (SELECT 1 FROM {shadow} AS s WHERE {same})")
+    }
+
+    /// Inserts the rebuild's rows, and updates the live rows that differ from them.
+    fn upsert_all(&self) -> String {
+        let Self {
+            live,
+            shadow,
+            columns,
+            key,
+        } = self;
+        let list = columns.join(", ");
+        let insert = format!("INSERT INTO {live} AS l ({list}) SELECT {list} FROM {shadow}");
+        let rest: Vec<&String> = columns.iter().filter(|c| !key.contains(c)).collect();
+        if key.is_empty() {
+            return insert;
+        }
+        let key = key.join(", ");
+        if rest.is_empty() {
+            return format!("{insert} ON CONFLICT ({key}) DO NOTHING");
+        }
+        let set = joined(&rest, ", ", |c| format!("{c} = EXCLUDED.{c}"));
+        let old = joined(&rest, ", ", |c| format!("l.{c}"));
+        let new = joined(&rest, ", ", |c| format!("EXCLUDED.{c}"));
         format!(
-            "DELETE FROM {} AS l WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {same})",
-            qualified(live, table),
-            qualified(shadow, table)
+            "{insert} ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
         )
-    };
-    tx.batch_execute(&statement).await?;
-    Ok(())
+    }
 }
 
-/// Inserts the rebuild's rows, and updates the live rows that differ from them.
-async fn upsert_all(
-    tx: &Transaction<'_>,
-    live: &str,
-    shadow: &str,
-    table: &str,
-) -> Result<(), ProjectionError> {
-    let (all, key) = columns(tx, live, table).await?;
-    let list = all.join(", ");
-    let insert = format!(
-        "INSERT INTO {} AS l ({list}) SELECT {list} FROM {}",
-        qualified(live, table),
-        qualified(shadow, table)
-    );
-    let rest: Vec<&String> = all.iter().filter(|c| !key.contains(c)).collect();
-    let statement = if key.is_empty() {
-        insert
-    } else if rest.is_empty() {
-        format!("{insert} ON CONFLICT ({}) DO NOTHING", key.join(", "))
-    } else {
-        let set = rest
-            .iter()
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let old = rest
-            .iter()
-            .map(|c| format!("l.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let new = rest
-            .iter()
-            .map(|c| format!("EXCLUDED.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "{insert} ON CONFLICT ({}) DO UPDATE SET {set} WHERE ROW({old}) IS DISTINCT FROM ROW({new})",
-            key.join(", ")
-        )
-    };
-    tx.batch_execute(&statement).await?;
-    Ok(())
+/// Each of `items` written by `each`, separated by `separator`.
+fn joined<T>(items: &[T], separator: &str, each: impl Fn(&T) -> String) -> String {
+    items.iter().map(each).collect::<Vec<_>>().join(separator)
 }
 
 /// SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the event's content,
