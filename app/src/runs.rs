@@ -539,7 +539,8 @@ impl<'a> Runs<'a> {
     ) -> Result<SequencePage<LogLineView>, AppError> {
         self.readable(caller, workspace, filter.computation, filter.run)
             .await?;
-        self.app.wait_read(&[CVM_ACTIVITY], read).await?;
+        // The runs in scope are found in `run_activity`, the lines in `cvm_activity`.
+        self.app.wait_read(&[RUN_ACTIVITY, CVM_ACTIVITY], read).await?;
         Ok(self.app.read_models()?.log_lines(workspace, filter).await?)
     }
 

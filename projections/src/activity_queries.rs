@@ -89,9 +89,11 @@ pub struct SequencePage<T> {
     pub next_after: Option<u64>,
 }
 
-/// The runs a query covers: `$1` workspace, `$2` computation, `$3` run.
-const RUNS_IN_SCOPE: &str = "SELECT id FROM runs WHERE workspace_id = $1
-       AND ($2::uuid IS NULL OR computation_id = $2) AND ($3::uuid IS NULL OR id = $3)";
+/// The runs a query covers: `$1` workspace, `$2` computation, `$3` run. Found by their requests in
+/// `run_activity` itself, not in the `runs` read model: a query then waits for the activity
+/// projections alone to reach a sequence.
+const RUNS_IN_SCOPE: &str = "SELECT run_id FROM run_activity WHERE event = 'requested' AND workspace_id = $1
+       AND ($2::uuid IS NULL OR computation_id = $2) AND ($3::uuid IS NULL OR run_id = $3)";
 
 const EVENT_COLUMNS: &str = "sequence, version, event_id, type, event, run_id, cvm_id, status, originator, actor, time, details, source";
 
