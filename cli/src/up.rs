@@ -193,7 +193,11 @@ pub(crate) async fn up(data_dir: &Path, up: Up) -> anyhow::Result<()> {
                     .map(Postgres::cluster_dir)
                     .filter(|dir| !dir.starts_with(&data_dir)),
                 env_file: env_file.as_deref(),
-                exported: &exports.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+                exported: &exports
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .chain(KEY_STORE_VARIABLES)
+                    .collect::<Vec<_>>(),
                 admin: Admin {
                     email: &admin_email,
                     // A password the operator chose is not printed.
@@ -273,6 +277,7 @@ fn write_env_file(data_dir: &Path, exports: &[(&str, &str)]) -> anyhow::Result<P
     for (name, url) in exports {
         text.push_str(&format!("export {name}={}\n", shell_quote(url)));
     }
+    text.push_str(&key_store_exports(data_dir));
     let _ = std::fs::remove_file(&temp);
     let written = std::fs::OpenOptions::new()
         .write(true)
@@ -289,6 +294,21 @@ fn write_env_file(data_dir: &Path, exports: &[(&str, &str)]) -> anyhow::Result<P
         return Err(e).with_context(|| format!("writing {}", path.display()));
     }
     Ok(path)
+}
+
+/// The variables of the platform's key store, which operator commands need to read its keys
+/// (`prism audit verify` the ledger's public key): the directory, and the key-encryption key read
+/// from its own file when the shell loads the env file, so that the key is kept in one place.
+const KEY_STORE_VARIABLES: [&str; 2] = ["PRISM_CA_KEYS", "PRISM_CA_KEK"];
+
+fn key_store_exports(data_dir: &Path) -> String {
+    let keys = data_dir.join(CA_KEYS_DIR);
+    let kek = data_dir.join(CA_KEK_FILE);
+    format!(
+        "export PRISM_CA_KEYS={}\nexport PRISM_CA_KEK=\"$(cat {})\"\n",
+        shell_quote(&keys.to_string_lossy()),
+        shell_quote(&kek.to_string_lossy())
+    )
 }
 
 /// One word for `/bin/sh`.
@@ -367,7 +387,7 @@ fn print_banner(banner: &Banner<'_>) {
             format!(
                 "\n  Credentials    {}   (sets {}; readable only by you)",
                 env.display(),
-                banner.exported.join(" and ")
+                banner.exported.join(", ")
             ),
             format!("  . {}\n  {prism} projections status", env.display()),
         ),
@@ -429,7 +449,7 @@ Ctrl-C stops everything; the next `prism up` reuses the data.
 
 #[cfg(test)]
 mod tests {
-    use super::{redact, shell_quote};
+    use super::{CA_KEK_FILE, key_store_exports, redact, shell_quote};
 
     #[test]
     fn passwords_stay_out_of_logs() {
@@ -451,5 +471,25 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "a'b c");
+    }
+
+    #[test]
+    fn the_env_file_gives_operator_commands_the_key_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("it's data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join(CA_KEK_FILE), "00ff").unwrap();
+        let script = format!(
+            "{}printf '%s|%s' \"$PRISM_CA_KEYS\" \"$PRISM_CA_KEK\"",
+            key_store_exports(&data)
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}|00ff", data.join("ca-keys").display())
+        );
     }
 }
