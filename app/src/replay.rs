@@ -98,8 +98,10 @@ pub struct ReplayStep {
     pub event: Value,
     /// The state after the event.
     pub state: Value,
-    /// How the state changed: an RFC 6902 JSON Patch from the state before.
-    pub diff: Value,
+    /// How the state changed: an RFC 6902 JSON Patch from the state before, when asked for
+    /// (computing it costs more than the fold itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Value>,
 }
 
 /// An aggregate's history as a replay shows it.
@@ -112,7 +114,7 @@ pub struct Replay {
 
 impl Audit<'_> {
     /// The history of aggregate `aggregate_type`/`id`, each event with the state after it
-    /// (`platform.operate`), up to `until`. "Not found" for an unknown type or an aggregate with no
+    /// (`platform.operate`), up to `until`, and with `diff` how each changed it. "Not found" for an unknown type or an aggregate with no
     /// event; a history that fails verification is refused with the reason.
     pub async fn replay(
         &self,
@@ -120,26 +122,27 @@ impl Audit<'_> {
         aggregate_type: &str,
         id: &str,
         until: ReplayUntil,
+        diff: bool,
     ) -> Result<Replay, AppError> {
         self.app
             .authorize(caller, Action::platform(Permission::PlatformOperate))
             .await?;
         let steps = match aggregate_type {
-            Workspace::TYPE => self.fold::<Workspace>(id, until).await,
-            Computation::TYPE => self.fold::<Computation>(id, until).await,
-            Asset::TYPE => self.fold::<Asset>(id, until).await,
-            Reaction::TYPE => self.fold::<Reaction>(id, until).await,
-            User::TYPE => self.fold::<User>(id, until).await,
-            Session::TYPE => self.fold::<Session>(id, until).await,
-            ApiKey::TYPE => self.fold::<ApiKey>(id, until).await,
-            AccessDenial::TYPE => self.fold::<AccessDenial>(id, until).await,
-            Ledger::TYPE => self.fold::<Ledger>(id, until).await,
-            Run::TYPE => self.fold::<Run>(id, until).await,
-            Certificate::TYPE => self.fold::<Certificate>(id, until).await,
-            Authority::TYPE => self.fold::<Authority>(id, until).await,
-            Backend::TYPE => self.fold::<Backend>(id, until).await,
-            Cvm::TYPE => self.fold::<Cvm>(id, until).await,
-            Webhook::TYPE => self.fold::<Webhook>(id, until).await,
+            Workspace::TYPE => self.fold::<Workspace>(id, until, diff).await,
+            Computation::TYPE => self.fold::<Computation>(id, until, diff).await,
+            Asset::TYPE => self.fold::<Asset>(id, until, diff).await,
+            Reaction::TYPE => self.fold::<Reaction>(id, until, diff).await,
+            User::TYPE => self.fold::<User>(id, until, diff).await,
+            Session::TYPE => self.fold::<Session>(id, until, diff).await,
+            ApiKey::TYPE => self.fold::<ApiKey>(id, until, diff).await,
+            AccessDenial::TYPE => self.fold::<AccessDenial>(id, until, diff).await,
+            Ledger::TYPE => self.fold::<Ledger>(id, until, diff).await,
+            Run::TYPE => self.fold::<Run>(id, until, diff).await,
+            Certificate::TYPE => self.fold::<Certificate>(id, until, diff).await,
+            Authority::TYPE => self.fold::<Authority>(id, until, diff).await,
+            Backend::TYPE => self.fold::<Backend>(id, until, diff).await,
+            Cvm::TYPE => self.fold::<Cvm>(id, until, diff).await,
+            Webhook::TYPE => self.fold::<Webhook>(id, until, diff).await,
             other => Err(AppError::new(
                 ErrorKind::NotFound,
                 format!("no aggregate type `{other}`: one of {}", REPLAYABLE.join(", ")),
@@ -152,7 +155,12 @@ impl Audit<'_> {
         })
     }
 
-    async fn fold<A: Aggregate>(&self, id: &str, until: ReplayUntil) -> Result<Vec<ReplayStep>, AppError> {
+    async fn fold<A: Aggregate>(
+        &self,
+        id: &str,
+        until: ReplayUntil,
+        diff: bool,
+    ) -> Result<Vec<ReplayStep>, AppError> {
         let log = self.app.log().clone();
         let subject = log
             .subjects()
@@ -167,7 +175,7 @@ impl Audit<'_> {
             ));
         }
         let mut state = A::default();
-        let mut before = to_json(&state)?;
+        let mut before = if diff { Some(to_json(&state)?) } else { None };
         let mut steps = Vec::new();
         for commit in commits {
             if until.sequence.is_some_and(|last| commit.sequence > last) {
@@ -186,6 +194,14 @@ impl Audit<'_> {
                 })?;
                 state.apply(&event);
                 let after = to_json(&state)?;
+                let patch = before
+                    .as_ref()
+                    .map(|before| serde_json::to_value(json_patch::diff(before, &after)))
+                    .transpose()
+                    .map_err(AppError::internal)?;
+                if let Some(before) = before.as_mut() {
+                    before.clone_from(&after);
+                }
                 steps.push(ReplayStep {
                     sequence: commit.sequence,
                     index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -194,11 +210,9 @@ impl Audit<'_> {
                     event_type: envelope.ty,
                     actor: envelope.actor,
                     event: to_json(&event)?,
-                    diff: serde_json::to_value(json_patch::diff(&before, &after))
-                        .map_err(AppError::internal)?,
-                    state: after.clone(),
+                    diff: patch,
+                    state: after,
                 });
-                before = after;
             }
         }
         Ok(steps)

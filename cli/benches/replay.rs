@@ -1,6 +1,6 @@
 //! Replaying a long aggregate for an investigation: a workspace with 10,000 events replayed by
-//! `Audit::replay` (every event with the state after it and an RFC 6902 patch from the state
-//! before), next to the limits — reading the same 10,000 commits from JetStream without verifying
+//! `Audit::replay` (every event with the state after it; and again with an RFC 6902 patch from the
+//! state before, as `--diff` asks), next to the limits — reading the same 10,000 commits from JetStream without verifying
 //! them, and reading them verified (`EventLog::load`: the replay's own read).
 //!
 //! Run with `cargo bench -p prism-cli --bench replay`. Environment overrides:
@@ -81,19 +81,24 @@ async fn main() -> anyhow::Result<()> {
     let caller = Caller::service("benchmark");
     let aggregate = id.to_string();
 
-    let mut samples: [Vec<Duration>; 3] = Default::default();
+    let mut samples: [Vec<Duration>; 4] = Default::default();
     for round in 0..rounds {
         // Alternate the order, so that a drift in the machine hits every case alike.
-        let order: [usize; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let order: [usize; 4] = if round % 2 == 0 {
+            [0, 1, 2, 3]
+        } else {
+            [3, 2, 1, 0]
+        };
         for case in order {
             let started = Instant::now();
             let seen = match case {
                 0 => log.commits_after(&subject, 0).await?.len(),
                 1 => log.load(&subject).await?.len(),
                 _ => {
+                    let diff = case == 3;
                     let replay = app
                         .audit()
-                        .replay(&caller, "workspace", &aggregate, ReplayUntil::default())
+                        .replay(&caller, "workspace", &aggregate, ReplayUntil::default(), diff)
                         .await
                         .context("replay")?;
                     replay.steps.len()
@@ -104,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
             samples[case].push(took);
         }
     }
-    let [raw, verified, replayed] = samples.map(median);
+    let [raw, verified, replayed, diffed] = samples.map(median);
     println!();
     println!(
         "aggregate of {events} events, {rounds} rounds, median; machine: {} cores, {}",
@@ -127,11 +132,17 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:<62} {:>10} {:>12}   target < {} {}",
-        "replay (verified read, decode, fold, state + patch per event)",
+        "replay (verified read, decode, fold, state per event)",
         ms(replayed),
         ratio(replayed),
         ms(TARGET),
         if replayed < TARGET { "met" } else { "MISSED" }
+    );
+    println!(
+        "{:<62} {:>10} {:>12}",
+        "replay --diff (the same, and an RFC 6902 patch per event)",
+        ms(diffed),
+        ratio(diffed)
     );
     println!(
         "per event: raw read {:.1} µs, replay {:.1} µs",

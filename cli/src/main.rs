@@ -1035,7 +1035,7 @@ async fn replay(
     let app = operator_app(nats_url, database_url).await?;
     let replay = app
         .audit()
-        .replay(&Caller::service("cli"), aggregate_type, id, until)
+        .replay(&Caller::service("cli"), aggregate_type, id, until, diff)
         .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&replay)?);
@@ -1052,9 +1052,12 @@ async fn replay(
             step.actor
         );
         println!("  event: {}", step.event);
-        let shown = if diff { &step.diff } else { &step.state };
+        let (label, shown) = match &step.diff {
+            Some(patch) => ("diff", patch),
+            None => ("state", &step.state),
+        };
         let text = serde_json::to_string_pretty(shown)?.replace('\n', "\n    ");
-        println!("  {}: {text}", if diff { "diff" } else { "state" });
+        println!("  {label}: {text}");
     }
     println!(
         "{} {}: {} event(s){}",

@@ -31,6 +31,13 @@ pub trait Projection: Send + Sync + 'static {
         event: &'a Recorded<<Self::Aggregate as Aggregate>::Event>,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a;
 
+    /// Whether each aggregate's events change only rows of that aggregate and read none that another
+    /// aggregate's events change. A projector then applies a batch's aggregates side by side, their
+    /// statements pipelined on one connection rather than each waiting a round trip for the one
+    /// before; a projection that cannot promise it (it reads or updates rows of other aggregates)
+    /// keeps the default, log order.
+    const INDEPENDENT_AGGREGATES: bool = false;
+
     /// Applies one commit's events, in order. By default one at a time; a projection whose aggregate
     /// commits many like events at once may apply a run of them with one statement.
     fn apply_commit<'a>(
@@ -86,7 +93,11 @@ impl<P: Projection> Projector<P> {
     /// Reads from the checkpoint on; stops after `until` if given, or when NATS reconnects.
     async fn follow(&self, target: &Target, until: Option<u64>) -> Result<(), ProjectionError> {
         let (checkpoint, generation) = self.checkpoint(target).await?;
-        let mut verifier = Verifier::new(self.log.clone());
+        let mut verifier = if checkpoint == 0 {
+            Verifier::from_first(self.log.clone())
+        } else {
+            Verifier::new(self.log.clone())
+        };
         let mut commits = self
             .log
             .read(checkpoint + 1, &self.log.subjects().all())
@@ -115,11 +126,35 @@ impl<P: Projection> Projector<P> {
         }
     }
 
+    /// Applies a batch in one transaction. First without a savepoint per commit (two round trips
+    /// each, as many as the statements of a typical commit); only when a commit holds a value the read
+    /// model refuses is the batch done again with savepoints, to quarantine that commit alone.
     async fn apply_batch(
         &self,
         target: &Target,
         batch: &[Checked],
         generation: i64,
+    ) -> Result<u64, ProjectionError> {
+        match self
+            .apply_batch_with(target, batch, generation, Isolate::No)
+            .await
+        {
+            // With aggregates side by side, the statement that fails first may be one that came
+            // after the refused one in the pipeline ("transaction aborted").
+            Err(e) if refusal(&e).is_some() || is_aborted(&e) => {
+                self.apply_batch_with(target, batch, generation, Isolate::EachCommit)
+                    .await
+            }
+            applied => applied,
+        }
+    }
+
+    async fn apply_batch_with(
+        &self,
+        target: &Target,
+        batch: &[Checked],
+        generation: i64,
+        isolate: Isolate,
     ) -> Result<u64, ProjectionError> {
         let name = target.reader(&self.projection);
         let mut client = self.pool.get().await?;
@@ -136,43 +171,44 @@ impl<P: Projection> Projector<P> {
                 &[&name],
             )
             .await?;
-        let (mut applied, current_generation): (i64, i64) = (row.get(0), row.get(1));
+        let (applied, current_generation): (i64, i64) = (row.get(0), row.get(1));
         if current_generation != generation {
             return Err(ProjectionError::Superseded(name.into()));
         }
-        for checked in batch {
-            let sequence = checked.sequence();
-            // Another projector of the same generation may have got here first; never apply twice.
-            if sequence as i64 <= applied {
-                continue;
+        // Another projector of the same generation may have got here first; never apply twice.
+        let pending: Vec<&Checked> = batch.iter().filter(|c| c.sequence() as i64 > applied).collect();
+        let applied = pending.last().map_or(applied, |c| c.sequence() as i64);
+        match isolate {
+            Isolate::No if P::INDEPENDENT_AGGREGATES => {
+                // Each aggregate's commits in order, the aggregates side by side: their statements
+                // share the connection's pipeline instead of waiting for one another.
+                let (tx, lanes) = (&tx, lanes(&pending));
+                futures::future::try_join_all(lanes.into_iter().map(|lane| async move {
+                    for checked in lane {
+                        self.apply_checked(tx, name, checked).await?;
+                    }
+                    Ok::<_, ProjectionError>(())
+                }))
+                .await?;
             }
-            match checked {
-                Checked::Verified(commit) => {
-                    if let Some(events) = commit.events::<P::Aggregate>() {
-                        match events {
-                            Ok(events) => {
-                                self.apply_commit(&mut tx, name, sequence, &commit.commit().subject, &events)
-                                    .await?
-                            }
-                            Err(reason) => {
-                                quarantine(
-                                    &tx,
-                                    name,
-                                    sequence,
-                                    &commit.commit().subject,
-                                    &ids(commit.commit()),
-                                    &reason,
-                                )
-                                .await?
-                            }
-                        }
+            Isolate::No => {
+                for checked in pending {
+                    self.apply_checked(&tx, name, checked).await?;
+                }
+            }
+            Isolate::EachCommit => {
+                for checked in pending {
+                    if let Checked::Verified(commit) = checked
+                        && let Some(Ok(events)) = commit.events::<P::Aggregate>()
+                    {
+                        let subject = &commit.commit().subject;
+                        self.apply_isolated(&mut tx, name, checked.sequence(), subject, &events)
+                            .await?;
+                    } else {
+                        self.apply_checked(&tx, name, checked).await?;
                     }
                 }
-                Checked::Quarantined { commit, reason } => {
-                    quarantine(&tx, name, sequence, &commit.subject, &ids(commit), reason).await?
-                }
             }
-            applied = sequence as i64;
         }
         tx.execute(
             "UPDATE projection_checkpoints SET sequence = $2, updated_at = now() WHERE name = $1",
@@ -183,9 +219,32 @@ impl<P: Projection> Projector<P> {
         Ok(applied as u64)
     }
 
+    /// Applies one checked commit, or quarantines it when it failed verification or cannot be decoded.
+    async fn apply_checked(
+        &self,
+        tx: &Transaction<'_>,
+        reader: &str,
+        checked: &Checked,
+    ) -> Result<(), ProjectionError> {
+        let sequence = checked.sequence();
+        match checked {
+            Checked::Verified(commit) => match commit.events::<P::Aggregate>() {
+                None => Ok(()),
+                Some(Ok(events)) => self.projection.apply_commit(tx, &events).await,
+                Some(Err(reason)) => {
+                    let subject = &commit.commit().subject;
+                    quarantine(tx, reader, sequence, subject, &ids(commit.commit()), &reason).await
+                }
+            },
+            Checked::Quarantined { commit, reason } => {
+                quarantine(tx, reader, sequence, &commit.subject, &ids(commit), reason).await
+            }
+        }
+    }
+
     /// Applies one commit's events inside a savepoint: an event the read model cannot hold (a value the
     /// database refuses) is quarantined instead of stopping the projection for good.
-    async fn apply_commit(
+    async fn apply_isolated(
         &self,
         tx: &mut Transaction<'_>,
         reader: &str,
@@ -197,10 +256,7 @@ impl<P: Projection> Projector<P> {
         let outcome = self.projection.apply_commit(&savepoint, events).await;
         let reason = match outcome {
             Ok(()) => return Ok(savepoint.commit().await?),
-            Err(ProjectionError::Database(e)) if is_data_error(&e) => data_error(&e),
-            // The event itself is unusable (an aggregate id the read model cannot key on, …).
-            Err(ProjectionError::Corrupt { what, source }) => format!("{what} cannot be read: {source}"),
-            Err(e) => return Err(e),
+            Err(e) => refusal(&e).ok_or(e)?,
         };
         savepoint.rollback().await?;
         let event_ids: Vec<String> = events.iter().map(|e| e.meta.id.clone()).collect();
@@ -510,6 +566,47 @@ impl Shape {
 /// Each of `items` written by `each`, separated by `separator`.
 fn joined<T>(items: &[T], separator: &str, each: impl Fn(&T) -> String) -> String {
     items.iter().map(each).collect::<Vec<_>>().join(separator)
+}
+
+/// A batch's commits by aggregate (their subject), each aggregate's in log order.
+fn lanes<'c>(batch: &[&'c Checked]) -> Vec<Vec<&'c Checked>> {
+    let mut lanes: Vec<Vec<&Checked>> = Vec::new();
+    let mut lane_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for &checked in batch {
+        let subject = match checked {
+            Checked::Verified(commit) => commit.commit().subject.as_str(),
+            Checked::Quarantined { commit, .. } => commit.subject.as_str(),
+        };
+        let lane = *lane_of.entry(subject).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[lane].push(checked);
+    }
+    lanes
+}
+
+/// Whether a batch's commits each get a savepoint.
+#[derive(Debug, Clone, Copy)]
+enum Isolate {
+    No,
+    EachCommit,
+}
+
+/// Why a commit cannot be applied, when the commit itself is the problem (so it is quarantined, and
+/// retrying would never help): a value the database refuses, or an event the read model cannot use
+/// (an aggregate id it cannot key on, …). `None` for a failure of the infrastructure.
+fn refusal(e: &ProjectionError) -> Option<String> {
+    match e {
+        ProjectionError::Database(e) if is_data_error(e) => Some(data_error(e)),
+        ProjectionError::Corrupt { what, source } => Some(format!("{what} cannot be read: {source}")),
+        _ => None,
+    }
+}
+
+/// SQLSTATE 25P02: a statement sent after another failed in the same transaction.
+fn is_aborted(e: &ProjectionError) -> bool {
+    matches!(e, ProjectionError::Database(e) if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION))
 }
 
 /// SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the event's content,

@@ -13,6 +13,9 @@ pub struct WorkspacesProjection;
 impl Projection for WorkspacesProjection {
     type Aggregate = Workspace;
 
+    // Every statement is keyed by the workspace (invitations by their id, which is the workspace's).
+    const INDEPENDENT_AGGREGATES: bool = true;
+
     fn name(&self) -> &'static str {
         WORKSPACES
     }

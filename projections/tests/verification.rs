@@ -454,6 +454,35 @@ async fn the_quarantine_record_of_an_event_the_read_model_cannot_hold_says_why()
     assert_quarantined(&records, at_nul, &s, &nul, "invalid byte sequence");
 }
 
+/// The workspaces projection applies a batch's aggregates side by side: a value refused in the
+/// middle of the pipeline aborts the batch, which is then applied commit by commit, so that only the
+/// refused commit is quarantined and every other aggregate's commits land, in order.
+#[tokio::test]
+async fn a_refused_value_among_aggregates_applied_side_by_side_is_quarantined_alone() {
+    let env = env().await;
+    let mut workspaces = Vec::new();
+    for _ in 0..4 {
+        workspaces.push(env.workspace().await);
+    }
+    let bad = uuid::Uuid::now_v7().to_string();
+    let s = env.log.subjects().aggregate(Workspace::TYPE, &bad).unwrap();
+    let nul = created(&bad, "Hospital\u{0}s");
+    let at_nul = env.forge(&s, std::slice::from_ref(&nul)).await;
+    for (i, w) in workspaces.iter().enumerate() {
+        env.rename(*w, &format!("Renamed {i}")).await;
+        env.rename(*w, &format!("Renamed again {i}")).await;
+    }
+
+    // One batch holds it all: the projector starts after the log was written.
+    env.projector(WorkspacesProjection).catch_up().await.unwrap();
+    for (i, w) in workspaces.iter().enumerate() {
+        assert_eq!(env.row(*w).await, Some((format!("Renamed again {i}"), 3)));
+    }
+    let records = env.quarantined(WORKSPACES).await;
+    assert_eq!(records.keys().copied().collect::<Vec<_>>(), vec![at_nul]);
+    assert_quarantined(&records, at_nul, &s, &nul, "invalid byte sequence");
+}
+
 #[tokio::test]
 async fn an_event_whose_aggregate_id_is_not_a_uuid_is_quarantined_not_retried() {
     let env = env().await;

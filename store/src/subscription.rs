@@ -130,6 +130,9 @@ pub struct Verifier {
     log: Arc<dyn EventLog>,
     /// Subject → (sequence of its last verified commit, chain tip after it).
     tips: lru::LruCache<String, (u64, ChainTip)>,
+    /// Every commit of the stream so far passed through this verifier, and it forgot none: an
+    /// aggregate it has not seen has no history yet.
+    saw_everything: bool,
 }
 
 impl Verifier {
@@ -137,12 +140,34 @@ impl Verifier {
         Self {
             log,
             tips: lru::LruCache::new(NonZeroUsize::new(100_000).expect("non-zero")),
+            saw_everything: false,
+        }
+    }
+
+    /// A verifier for a reader that starts at the stream's first message and is given every commit
+    /// after it, in order (a rebuild): until its cache has to forget an aggregate, a commit of one it
+    /// has not seen needs no question to the log — that would be one round trip per aggregate, the
+    /// largest cost of a rebuild — because nothing came before it.
+    pub fn from_first(log: Arc<dyn EventLog>) -> Self {
+        Self {
+            saw_everything: true,
+            ..Self::new(log)
         }
     }
 
     /// Checks `commit`. An `Err` is an infrastructure failure (the log could not be asked about the
     /// commit before); a bad commit is `Ok(Checked::Quarantined)`.
     pub async fn check(&mut self, commit: StoredCommit) -> Result<Checked, StoreError> {
+        let checked = self.check_one(commit).await;
+        if matches!(checked, Ok(Checked::Quarantined { .. })) {
+            // What follows a bad commit is judged against the log, as without this verifier's
+            // memory, so that the reason names the first bad commit of the aggregate.
+            self.saw_everything = false;
+        }
+        checked
+    }
+
+    async fn check_one(&mut self, commit: StoredCommit) -> Result<Checked, StoreError> {
         if let Err(reason) = check_well_formed(self.log.subjects(), &commit) {
             return Ok(Checked::Quarantined { commit, reason });
         }
@@ -153,7 +178,10 @@ impl Verifier {
         };
         match verify_commit(self.log.subjects(), &tip, &commit) {
             Ok(after) => {
-                self.tips.put(commit.subject.clone(), (commit.sequence, after));
+                let evicted = self.tips.push(commit.subject.clone(), (commit.sequence, after));
+                if evicted.is_some_and(|(subject, _)| subject != commit.subject) {
+                    self.saw_everything = false;
+                }
                 Ok(Checked::Verified(VerifiedCommit(commit)))
             }
             Err(reason) => Ok(Checked::Quarantined { commit, reason }),
@@ -164,10 +192,10 @@ impl Verifier {
     /// commit, else the tip of the aggregate's history before `commit`, verified from its first event
     /// (once per aggregate: a claim to be version 1 is only believed if nothing came before it).
     async fn tip_before(&mut self, commit: &StoredCommit) -> Result<ChainTip, StoreError> {
-        if let Some((sequence, tip)) = self.tips.get(&commit.subject)
-            && *sequence < commit.sequence
-        {
-            return Ok(tip.clone());
+        match self.tips.get(&commit.subject) {
+            Some((sequence, tip)) if *sequence < commit.sequence => return Ok(tip.clone()),
+            None if self.saw_everything => return Ok(ChainTip::genesis()),
+            _ => {}
         }
         let history: Vec<StoredCommit> = self
             .log

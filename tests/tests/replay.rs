@@ -71,14 +71,18 @@ async fn an_aggregates_history_replays_with_the_state_after_each_event() {
     assert_eq!(steps[2]["state"]["status"], "archived", "{:#}", steps[2]["state"]);
     let versions: Vec<u64> = steps.iter().map(|s| s["version"].as_u64().unwrap()).collect();
     assert_eq!(versions, [1, 2, 3]);
-    // How each changed it: an RFC 6902 patch from the state before.
+    // How each changed it, when asked: an RFC 6902 patch from the state before.
+    assert!(steps.iter().all(|s| s.get("diff").is_none()), "{whole:#}");
+    let diffed = replay("?diff=true".into()).await;
+    let diffs = diffed["steps"].as_array().unwrap();
+    assert_eq!(diffs.len(), 3);
     assert!(
-        steps[1]["diff"]
+        diffs[1]["diff"]
             .as_array()
             .unwrap()
             .contains(&json!({"op": "replace", "path": "/definition/name", "value": "After"})),
         "{:#}",
-        steps[1]["diff"]
+        diffs[1]["diff"]
     );
     assert_eq!(steps[1]["event"]["event"], "updated");
 

@@ -298,6 +298,8 @@ pub struct ReplayParams {
     /// After the last event recorded at or before this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     pub until_time: Option<String>,
+    /// With `true`, each step also carries `diff`: an RFC 6902 JSON Patch from the state before.
+    pub diff: Option<bool>,
 }
 
 /// One aggregate's history (schema of [`prism_app::Replay`]).
@@ -308,7 +310,8 @@ pub struct ReplayBody {
     aggregate_id: String,
     /// Each event in the log's order: `sequence`, `index`, `version`, `time`, `event_type` (as
     /// recorded), `actor`, `event` (`{"event", "data"}` as the domain reads it today, older versions
-    /// upcast), `state` (after it) and `diff` (an RFC 6902 JSON Patch from the state before).
+    /// upcast), `state` (after it) and, with `diff=true`, `diff` (an RFC 6902 JSON Patch from the
+    /// state before).
     #[schema(value_type = Vec<Object>)]
     steps: Vec<()>,
 }
@@ -346,7 +349,7 @@ pub async fn replay(
     let replay = state
         .app()
         .audit()
-        .replay(&caller, &aggregate_type, &id, until)
+        .replay(&caller, &aggregate_type, &id, until, params.diff.unwrap_or(false))
         .await?;
     Ok(Json(replay))
 }
