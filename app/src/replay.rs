@@ -98,8 +98,8 @@ pub struct ReplayStep {
     pub event: Value,
     /// The state after the event.
     pub state: Value,
-    /// How the state changed: an RFC 6902 JSON Patch from the state before, when asked for
-    /// (computing it costs more than the fold itself).
+    /// How the state changed: an RFC 6902 JSON Patch from the state before, only when asked for
+    /// (most readers want the states; the patches double what a step holds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<Value>,
 }
@@ -114,8 +114,9 @@ pub struct Replay {
 
 impl Audit<'_> {
     /// The history of aggregate `aggregate_type`/`id`, each event with the state after it
-    /// (`platform.operate`), up to `until`, and with `diff` how each changed it. "Not found" for an unknown type or an aggregate with no
-    /// event; a history that fails verification is refused with the reason.
+    /// (`platform.operate`), up to `until`, and with `diff` how each changed it. "Not found" for an
+    /// unknown type or an aggregate with no event; a history that fails verification is refused with
+    /// the reason.
     pub async fn replay(
         &self,
         caller: &Caller,
